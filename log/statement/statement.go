@@ -1,0 +1,439 @@
+// Package statement defines attestlog's log entries: release, reproduction
+// and revocation statements, each an in-toto Statement v1
+// (https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md)
+// in a DSSE envelope signed with an Ed25519 or ECDSA P-256 key.
+//
+// Every statement has exactly one encoding. [Parse] accepts only that
+// encoding (unknown fields, non-canonical JSON, bad hex and wrong digest
+// lengths are rejected with an error naming the field), so the same
+// statement always yields the same payload bytes and a resubmission is
+// recognisable as a duplicate by [Parsed.PayloadHash].
+package statement
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// MaxEntrySize is the largest envelope, in bytes, that the log accepts
+// (Tessera's entry size limit).
+const MaxEntrySize = 64 << 10
+
+// StatementType is the in-toto Statement v1 _type.
+const StatementType = "https://in-toto.io/Statement/v1"
+
+// Predicate types of the three statement kinds.
+const (
+	PredicateRelease      = "https://attestlog.dev/release/v1"
+	PredicateReproduction = "https://attestlog.dev/reproduction/v1"
+	PredicateRevocation   = "https://attestlog.dev/revocation/v1"
+)
+
+// Kind names a statement kind.
+type Kind string
+
+const (
+	KindRelease      Kind = "release"
+	KindReproduction Kind = "reproduction"
+	KindRevocation   Kind = "revocation"
+)
+
+// Platforms.
+const (
+	PlatformSNP = "sev-snp"
+	PlatformTDX = "tdx"
+)
+
+// ErrMalformed is wrapped by every parse and validation error.
+var ErrMalformed = errors.New("malformed statement")
+
+// FieldError is a validation error about one field of a statement.
+type FieldError struct {
+	Field string // JSON path, e.g. "predicate.measurements.snp.launch_digest"
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+func (e *FieldError) Unwrap() error { return ErrMalformed }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Statement is an in-toto Statement v1 whose predicate is one of ours.
+type Statement struct {
+	Type          string          `json:"_type"`
+	Subject       []Subject       `json:"subject"`
+	PredicateType string          `json:"predicateType"`
+	Predicate     json.RawMessage `json:"predicate"`
+}
+
+// Subject is an in-toto ResourceDescriptor restricted to name + digest.
+type Subject struct {
+	Name   string `json:"name"`
+	Digest Digest `json:"digest"`
+}
+
+// Digest holds lowercase hex digests; at least one must be set.
+type Digest struct {
+	SHA256 string `json:"sha256,omitempty"`
+	SHA384 string `json:"sha384,omitempty"`
+}
+
+// Release is the predicate of a release statement: an enclave image an
+// operator deploys. The statement's subjects are its artifacts.
+type Release struct {
+	Version      string       `json:"version"`
+	Time         time.Time    `json:"time"`
+	Platform     string       `json:"platform"`
+	Measurements Measurements `json:"measurements"`
+	Source       Source       `json:"source"`
+	Recipe       Recipe       `json:"recipe"`
+	// Provenance is a Sigstore bundle (v0.3) carrying SLSA v1 provenance
+	// for the artifacts, or absent.
+	Provenance json.RawMessage `json:"provenance,omitempty"`
+}
+
+// Measurements are the launch measurements the hardware reports. Exactly
+// one of SNP and TDX is set, matching the platform. All values are
+// lowercase hex.
+type Measurements struct {
+	SNP *SNPMeasurements `json:"snp,omitempty"`
+	TDX *TDXMeasurements `json:"tdx,omitempty"`
+}
+
+// SNPMeasurements are the AMD SEV-SNP attestation report fields a release
+// fixes.
+type SNPMeasurements struct {
+	LaunchDigest string `json:"launch_digest"`          // MEASUREMENT, 48 bytes
+	GuestPolicy  string `json:"guest_policy,omitempty"` // POLICY, 8 bytes big-endian hex
+	FamilyID     string `json:"family_id,omitempty"`    // 16 bytes
+	ImageID      string `json:"image_id,omitempty"`     // 16 bytes
+}
+
+// TDXMeasurements are the Intel TDX TD report fields a release fixes.
+type TDXMeasurements struct {
+	MRTD       string `json:"mrtd"` // 48 bytes
+	RTMR0      string `json:"rtmr0,omitempty"`
+	RTMR1      string `json:"rtmr1,omitempty"`
+	RTMR2      string `json:"rtmr2,omitempty"`
+	RTMR3      string `json:"rtmr3,omitempty"`
+	MRConfigID string `json:"mrconfigid,omitempty"`
+}
+
+// Values returns every measurement value set, for indexing.
+func (m Measurements) Values() []string {
+	var v []string
+	add := func(s string) {
+		if s != "" {
+			v = append(v, s)
+		}
+	}
+	if m.SNP != nil {
+		add(m.SNP.LaunchDigest)
+	}
+	if m.TDX != nil {
+		add(m.TDX.MRTD)
+		add(m.TDX.RTMR0)
+		add(m.TDX.RTMR1)
+		add(m.TDX.RTMR2)
+		add(m.TDX.RTMR3)
+		add(m.TDX.MRConfigID)
+	}
+	return v
+}
+
+// Primary returns the measurement that identifies the release: the SNP
+// launch digest or the TDX MRTD.
+func (m Measurements) Primary() string {
+	switch {
+	case m.SNP != nil:
+		return m.SNP.LaunchDigest
+	case m.TDX != nil:
+		return m.TDX.MRTD
+	}
+	return ""
+}
+
+// Source is where the release was built from.
+type Source struct {
+	Repo   string `json:"repo"`
+	Commit string `json:"commit"` // 40 or 64 hex characters
+}
+
+// Recipe is the build an auditor can replay: argv run in an empty
+// directory holding the source at Source.Commit, with Env as the only
+// environment, producing Outputs (paths relative to that directory).
+type Recipe struct {
+	Argv    []string          `json:"argv"`
+	Env     map[string]string `json:"env,omitempty"`
+	Outputs []string          `json:"outputs,omitempty"`
+	Measure *MeasureInputs    `json:"measure,omitempty"`
+}
+
+// MeasureInputs says which outputs, and which launch settings, make the
+// measurement. Firmware, Kernel and Initrd name entries of Recipe.Outputs.
+type MeasureInputs struct {
+	Firmware string `json:"firmware,omitempty"`
+	Kernel   string `json:"kernel,omitempty"`
+	Initrd   string `json:"initrd,omitempty"`
+	Cmdline  string `json:"cmdline,omitempty"`
+	VCPUs    int    `json:"vcpus,omitempty"`
+	VCPUType string `json:"vcpu_type,omitempty"`
+	VMMType  string `json:"vmm_type,omitempty"`
+	// GuestFeatures is the SEV features word, hex with 0x prefix.
+	GuestFeatures string `json:"guest_features,omitempty"`
+	// OVMFHash is the precomputed OVMF page hash (48 bytes hex) when the
+	// firmware output is only a suffix.
+	OVMFHash string `json:"ovmf_hash,omitempty"`
+}
+
+// Reproduction is the predicate of a reproduction statement: an auditor
+// rebuilt the release that is the statement's single subject.
+type Reproduction struct {
+	Outcome      string       `json:"outcome"` // OutcomeMatch or OutcomeMismatch
+	Time         time.Time    `json:"time"`
+	Measurements Measurements `json:"measurements"`
+	Detail       string       `json:"detail,omitempty"`
+}
+
+// Reproduction outcomes.
+const (
+	OutcomeMatch    = "match"
+	OutcomeMismatch = "mismatch"
+)
+
+// Revocation is the predicate of a revocation statement: the release that
+// is the statement's single subject must no longer be trusted.
+type Revocation struct {
+	Reason   string    `json:"reason"`
+	Advisory string    `json:"advisory,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// EntryRef names a log entry: the subject of reproductions and revocations.
+// Its subject name is "entry/INDEX" and its digest the SHA-256 of the
+// entry's bytes as logged.
+type EntryRef struct {
+	Index  uint64
+	SHA256 string
+}
+
+// Subject returns r as an in-toto subject.
+func (r EntryRef) Subject() Subject {
+	return Subject{Name: fmt.Sprintf("entry/%d", r.Index), Digest: Digest{SHA256: r.SHA256}}
+}
+
+// RefOf returns the reference to the entry data logged at index.
+func RefOf(index uint64, entry []byte) EntryRef {
+	h := sha256.Sum256(entry)
+	return EntryRef{Index: index, SHA256: fmt.Sprintf("%x", h)}
+}
+
+// Parsed is a statement that passed [Parse]: well formed and canonical.
+// Its signature has not been checked against any policy.
+type Parsed struct {
+	Envelope  *Envelope
+	Statement Statement
+	Kind      Kind
+
+	Release      *Release      // set for KindRelease
+	Reproduction *Reproduction // set for KindReproduction
+	Revocation   *Revocation   // set for KindRevocation
+	Ref          EntryRef      // the subject, for reproductions and revocations
+
+	// PayloadHash is the SHA-256 of the statement payload: the identity
+	// of the statement whatever signed it.
+	PayloadHash [32]byte
+}
+
+// Entry returns the canonical bytes of the envelope, as the log stores it.
+func (p *Parsed) Entry() ([]byte, error) { return p.Envelope.Marshal() }
+
+// Parse strictly parses a DSSE envelope carrying one of our statements.
+// Errors wrap ErrMalformed and name the offending field.
+func Parse(b []byte) (*Parsed, error) {
+	if len(b) > MaxEntrySize {
+		return nil, fmt.Errorf("%w: envelope is %d bytes, the limit is %d", ErrMalformed, len(b), MaxEntrySize)
+	}
+	var env Envelope
+	if err := decodeStrict(b, &env, "envelope"); err != nil {
+		return nil, err
+	}
+	if env.PayloadType != PayloadType {
+		return nil, fieldErr("payloadType", "must be %q, got %q", PayloadType, env.PayloadType)
+	}
+	if len(env.Signatures) == 0 {
+		return nil, fieldErr("signatures", "at least one signature is required")
+	}
+	if len(env.Signatures) > 8 {
+		return nil, fieldErr("signatures", "at most 8 signatures are allowed, got %d", len(env.Signatures))
+	}
+	for i, s := range env.Signatures {
+		if len(s.Sig) == 0 || len(s.Sig) > 512 {
+			return nil, fieldErr(fmt.Sprintf("signatures[%d].sig", i), "must be 1 to 512 bytes, got %d", len(s.Sig))
+		}
+		if len(s.KeyID) > 128 {
+			return nil, fieldErr(fmt.Sprintf("signatures[%d].keyid", i), "longer than 128 characters")
+		}
+	}
+	p, err := ParseStatement(env.Payload)
+	if err != nil {
+		return nil, err
+	}
+	p.Envelope = &env
+	return p, nil
+}
+
+// ParseStatement strictly parses and validates an in-toto statement
+// payload, requiring it to be in canonical form.
+func ParseStatement(payload []byte) (*Parsed, error) {
+	var st Statement
+	if err := decodeStrict(payload, &st, "payload"); err != nil {
+		return nil, err
+	}
+	if st.Type != StatementType {
+		return nil, fieldErr("payload._type", "must be %q, got %q", StatementType, st.Type)
+	}
+	p := &Parsed{Statement: st, PayloadHash: sha256.Sum256(payload)}
+	var pred any
+	switch st.PredicateType {
+	case PredicateRelease:
+		p.Kind, p.Release = KindRelease, new(Release)
+		pred = p.Release
+	case PredicateReproduction:
+		p.Kind, p.Reproduction = KindReproduction, new(Reproduction)
+		pred = p.Reproduction
+	case PredicateRevocation:
+		p.Kind, p.Revocation = KindRevocation, new(Revocation)
+		pred = p.Revocation
+	default:
+		return nil, fieldErr("payload.predicateType", "unknown predicate type %q (want %s, %s or %s)", st.PredicateType, PredicateRelease, PredicateReproduction, PredicateRevocation)
+	}
+	if len(st.Predicate) == 0 {
+		return nil, fieldErr("payload.predicate", "missing")
+	}
+	if err := decodeStrict(st.Predicate, pred, "payload.predicate"); err != nil {
+		return nil, err
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	canon, err := p.canonicalPayload()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(canon, payload) {
+		return nil, fmt.Errorf("%w: payload is not in canonical form (sign statements with 'attestlog publish' or statement.Encode)", ErrMalformed)
+	}
+	return p, nil
+}
+
+func (p *Parsed) canonicalPayload() ([]byte, error) {
+	var pred any
+	switch p.Kind {
+	case KindRelease:
+		pred = p.Release
+	case KindReproduction:
+		pred = p.Reproduction
+	case KindRevocation:
+		pred = p.Revocation
+	}
+	return encode(p.Statement.Subject, p.Statement.PredicateType, pred)
+}
+
+func encode(subject []Subject, predicateType string, pred any) ([]byte, error) {
+	pb, err := marshal(pred)
+	if err != nil {
+		return nil, err
+	}
+	return marshal(Statement{Type: StatementType, Subject: subject, PredicateType: predicateType, Predicate: pb})
+}
+
+// marshal is json.Marshal without HTML escaping, so that statements read
+// the same in every tool.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// decodeStrict decodes exactly one JSON value into v, rejecting unknown
+// fields and trailing data, and turns encoding/json's errors into ones
+// that name the field.
+func decodeStrict(b []byte, v any, where string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			return fieldErr(where+"."+te.Field, "must be a JSON %s, got %s", te.Type.Kind(), te.Value)
+		case errors.As(err, &se):
+			return fmt.Errorf("%w: %s: invalid JSON at byte %d: %v", ErrMalformed, where, se.Offset, se)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fieldErr(where, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return fmt.Errorf("%w: %s: truncated or empty JSON", ErrMalformed, where)
+		}
+		return fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: %s: trailing data after the JSON value", ErrMalformed, where)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: %s: trailing data after the JSON value", ErrMalformed, where)
+	}
+	return nil
+}
+
+// Encode returns the canonical payload of a release with the given
+// artifacts as subjects.
+func EncodeRelease(artifacts []Subject, r *Release) ([]byte, error) {
+	return encodeChecked(artifacts, PredicateRelease, r)
+}
+
+// EncodeReproduction returns the canonical payload of a reproduction of the
+// release ref.
+func EncodeReproduction(ref EntryRef, r *Reproduction) ([]byte, error) {
+	return encodeChecked([]Subject{ref.Subject()}, PredicateReproduction, r)
+}
+
+// EncodeRevocation returns the canonical payload of a revocation of the
+// release ref.
+func EncodeRevocation(ref EntryRef, r *Revocation) ([]byte, error) {
+	return encodeChecked([]Subject{ref.Subject()}, PredicateRevocation, r)
+}
+
+// encodeChecked encodes and then parses the result, so that nothing is
+// signed that the log would reject as malformed.
+func encodeChecked(subject []Subject, predicateType string, pred any) ([]byte, error) {
+	b, err := encode(subject, predicateType, pred)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ParseStatement(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Sign encodes payload in a signed envelope and returns the entry bytes.
+func Sign(payload []byte, s *Signer) ([]byte, error) {
+	env, err := SignEnvelope(payload, s)
+	if err != nil {
+		return nil, err
+	}
+	return env.Marshal()
+}

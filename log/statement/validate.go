@@ -1,0 +1,323 @@
+package statement
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits on free-form fields, so that one entry cannot hide megabytes in a
+// version string.
+const (
+	maxNameLen     = 256
+	maxTextLen     = 4096
+	maxArtifacts   = 64
+	maxArgv        = 256
+	maxEnv         = 128
+	maxOutputs     = 64
+	maxVCPUs       = 512
+	maxProvenance  = 48 << 10
+	measurementLen = 48
+)
+
+func (p *Parsed) validate() error {
+	st := p.Statement
+	switch p.Kind {
+	case KindRelease:
+		if len(st.Subject) == 0 {
+			return fieldErr("payload.subject", "a release lists at least one artifact")
+		}
+		if len(st.Subject) > maxArtifacts {
+			return fieldErr("payload.subject", "at most %d artifacts, got %d", maxArtifacts, len(st.Subject))
+		}
+		seen := map[string]bool{}
+		for i, s := range st.Subject {
+			f := fmt.Sprintf("payload.subject[%d]", i)
+			if err := validateSubject(f, s); err != nil {
+				return err
+			}
+			if seen[s.Name] {
+				return fieldErr(f+".name", "duplicate artifact name %q", s.Name)
+			}
+			seen[s.Name] = true
+		}
+		return p.Release.validate("payload.predicate")
+	case KindReproduction, KindRevocation:
+		if len(st.Subject) != 1 {
+			return fieldErr("payload.subject", "a %s has exactly one subject, the release entry; got %d", p.Kind, len(st.Subject))
+		}
+		s := st.Subject[0]
+		idx, ok := strings.CutPrefix(s.Name, "entry/")
+		n, err := strconv.ParseUint(idx, 10, 64)
+		if !ok || err != nil || strconv.FormatUint(n, 10) != idx {
+			return fieldErr("payload.subject[0].name", "must be entry/INDEX, got %q", s.Name)
+		}
+		if err := checkHex("payload.subject[0].digest.sha256", s.Digest.SHA256, 32); err != nil {
+			return err
+		}
+		if s.Digest.SHA384 != "" {
+			return fieldErr("payload.subject[0].digest.sha384", "entry references use sha256 only")
+		}
+		p.Ref = EntryRef{Index: n, SHA256: s.Digest.SHA256}
+		if p.Kind == KindReproduction {
+			return p.Reproduction.validate("payload.predicate")
+		}
+		return p.Revocation.validate("payload.predicate")
+	}
+	return nil
+}
+
+func validateSubject(f string, s Subject) error {
+	if err := checkText(f+".name", s.Name, maxNameLen, true); err != nil {
+		return err
+	}
+	if s.Digest.SHA256 == "" && s.Digest.SHA384 == "" {
+		return fieldErr(f+".digest", "needs a sha256 or sha384 digest")
+	}
+	if s.Digest.SHA256 != "" {
+		if err := checkHex(f+".digest.sha256", s.Digest.SHA256, 32); err != nil {
+			return err
+		}
+	}
+	if s.Digest.SHA384 != "" {
+		if err := checkHex(f+".digest.sha384", s.Digest.SHA384, 48); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$`)
+
+func (r *Release) validate(f string) error {
+	if !versionRE.MatchString(r.Version) {
+		return fieldErr(f+".version", "must be 1-128 characters of letters, digits and ._+~- starting with a letter or digit, got %q", short(r.Version))
+	}
+	if err := checkTime(f+".time", r.Time); err != nil {
+		return err
+	}
+	if err := r.Measurements.validate(f+".measurements", r.Platform, true); err != nil {
+		return err
+	}
+	if err := r.Source.validate(f + ".source"); err != nil {
+		return err
+	}
+	if err := r.Recipe.validate(f + ".recipe"); err != nil {
+		return err
+	}
+	if len(r.Provenance) > maxProvenance {
+		return fieldErr(f+".provenance", "at most %d bytes, got %d", maxProvenance, len(r.Provenance))
+	}
+	if len(r.Provenance) > 0 && r.Provenance[0] != '{' {
+		return fieldErr(f+".provenance", "must be a Sigstore bundle JSON object")
+	}
+	return nil
+}
+
+func (m Measurements) validate(f, platform string, required bool) error {
+	switch platform {
+	case PlatformSNP:
+		if m.TDX != nil {
+			return fieldErr(f+".tdx", "not allowed for platform %s", platform)
+		}
+		if m.SNP == nil {
+			if required {
+				return fieldErr(f+".snp", "required for platform %s", platform)
+			}
+			return nil
+		}
+		s := m.SNP
+		if err := checkHex(f+".snp.launch_digest", s.LaunchDigest, measurementLen); err != nil {
+			return err
+		}
+		if s.GuestPolicy != "" {
+			if err := checkHex(f+".snp.guest_policy", s.GuestPolicy, 8); err != nil {
+				return err
+			}
+		}
+		if s.FamilyID != "" {
+			if err := checkHex(f+".snp.family_id", s.FamilyID, 16); err != nil {
+				return err
+			}
+		}
+		if s.ImageID != "" {
+			if err := checkHex(f+".snp.image_id", s.ImageID, 16); err != nil {
+				return err
+			}
+		}
+	case PlatformTDX:
+		if m.SNP != nil {
+			return fieldErr(f+".snp", "not allowed for platform %s", platform)
+		}
+		if m.TDX == nil {
+			if required {
+				return fieldErr(f+".tdx", "required for platform %s", platform)
+			}
+			return nil
+		}
+		t := m.TDX
+		if err := checkHex(f+".tdx.mrtd", t.MRTD, measurementLen); err != nil {
+			return err
+		}
+		for name, v := range map[string]string{"rtmr0": t.RTMR0, "rtmr1": t.RTMR1, "rtmr2": t.RTMR2, "rtmr3": t.RTMR3, "mrconfigid": t.MRConfigID} {
+			if v == "" {
+				continue
+			}
+			if err := checkHex(f+".tdx."+name, v, measurementLen); err != nil {
+				return err
+			}
+		}
+	default:
+		return fieldErr(strings.TrimSuffix(f, ".measurements")+".platform", "must be %q or %q, got %q", PlatformSNP, PlatformTDX, short(platform))
+	}
+	return nil
+}
+
+func (s Source) validate(f string) error {
+	u, err := url.Parse(s.Repo)
+	if err != nil || u.Scheme == "" || len(s.Repo) > maxNameLen || strings.ContainsAny(s.Repo, " \t\n") {
+		return fieldErr(f+".repo", "must be a repository URL (https://…, git+https://… or file://…), got %q", short(s.Repo))
+	}
+	if len(s.Commit) != 40 && len(s.Commit) != 64 {
+		return fieldErr(f+".commit", "must be a full 40- or 64-character commit id, got %d characters", len(s.Commit))
+	}
+	return checkHex(f+".commit", s.Commit, len(s.Commit)/2)
+}
+
+func (r Recipe) validate(f string) error {
+	if len(r.Argv) == 0 {
+		return fieldErr(f+".argv", "the build command is required")
+	}
+	if len(r.Argv) > maxArgv {
+		return fieldErr(f+".argv", "at most %d arguments", maxArgv)
+	}
+	for i, a := range r.Argv {
+		if err := checkText(fmt.Sprintf("%s.argv[%d]", f, i), a, maxTextLen, i == 0); err != nil {
+			return err
+		}
+	}
+	if len(r.Env) > maxEnv {
+		return fieldErr(f+".env", "at most %d variables", maxEnv)
+	}
+	for k, v := range r.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return fieldErr(f+".env", "bad variable name %q", short(k))
+		}
+		if err := checkText(f+".env."+k, v, maxTextLen, false); err != nil {
+			return err
+		}
+	}
+	if len(r.Outputs) > maxOutputs {
+		return fieldErr(f+".outputs", "at most %d outputs", maxOutputs)
+	}
+	outs := map[string]bool{}
+	for i, o := range r.Outputs {
+		fi := fmt.Sprintf("%s.outputs[%d]", f, i)
+		if err := checkText(fi, o, maxNameLen, true); err != nil {
+			return err
+		}
+		if strings.HasPrefix(o, "/") || strings.Contains("/"+o+"/", "/../") {
+			return fieldErr(fi, "must be a relative path inside the build directory, got %q", short(o))
+		}
+		outs[o] = true
+	}
+	if m := r.Measure; m != nil {
+		for name, v := range map[string]string{"firmware": m.Firmware, "kernel": m.Kernel, "initrd": m.Initrd} {
+			if v != "" && !outs[v] {
+				return fieldErr(f+".measure."+name, "%q is not one of the recipe's outputs", short(v))
+			}
+		}
+		if err := checkText(f+".measure.cmdline", m.Cmdline, maxTextLen, false); err != nil {
+			return err
+		}
+		if m.VCPUs < 0 || m.VCPUs > maxVCPUs {
+			return fieldErr(f+".measure.vcpus", "must be 0 to %d, got %d", maxVCPUs, m.VCPUs)
+		}
+		for name, v := range map[string]string{"vcpu_type": m.VCPUType, "vmm_type": m.VMMType} {
+			if err := checkText(f+".measure."+name, v, 64, false); err != nil {
+				return err
+			}
+		}
+		if m.GuestFeatures != "" {
+			if _, err := strconv.ParseUint(strings.TrimPrefix(m.GuestFeatures, "0x"), 16, 64); err != nil || !strings.HasPrefix(m.GuestFeatures, "0x") {
+				return fieldErr(f+".measure.guest_features", "must be a 0x-prefixed hex number, got %q", short(m.GuestFeatures))
+			}
+		}
+		if m.OVMFHash != "" {
+			if err := checkHex(f+".measure.ovmf_hash", m.OVMFHash, 48); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Reproduction) validate(f string) error {
+	if r.Outcome != OutcomeMatch && r.Outcome != OutcomeMismatch {
+		return fieldErr(f+".outcome", "must be %q or %q, got %q", OutcomeMatch, OutcomeMismatch, short(r.Outcome))
+	}
+	if err := checkTime(f+".time", r.Time); err != nil {
+		return err
+	}
+	platform := ""
+	switch {
+	case r.Measurements.SNP != nil:
+		platform = PlatformSNP
+	case r.Measurements.TDX != nil:
+		platform = PlatformTDX
+	default:
+		return fieldErr(f+".measurements", "the rebuilt measurement (snp or tdx) is required")
+	}
+	if err := r.Measurements.validate(f+".measurements", platform, true); err != nil {
+		return err
+	}
+	return checkText(f+".detail", r.Detail, maxTextLen, false)
+}
+
+func (r *Revocation) validate(f string) error {
+	if err := checkText(f+".reason", r.Reason, maxTextLen, true); err != nil {
+		return err
+	}
+	if err := checkText(f+".advisory", r.Advisory, maxNameLen, false); err != nil {
+		return err
+	}
+	return checkTime(f+".time", r.Time)
+}
+
+// checkHex requires s to be exactly n bytes of lowercase hex.
+func checkHex(f, s string, n int) error {
+	if len(s) != 2*n {
+		return fieldErr(f, "must be %d lowercase hex characters (%d bytes), got %d characters", 2*n, n, len(s))
+	}
+	if _, err := hex.DecodeString(s); err != nil || strings.ToLower(s) != s {
+		return fieldErr(f, "must be lowercase hex, got %q", short(s))
+	}
+	return nil
+}
+
+func checkText(f, s string, max int, required bool) error {
+	if required && s == "" {
+		return fieldErr(f, "required")
+	}
+	if len(s) > max {
+		return fieldErr(f, "at most %d bytes, got %d", max, len(s))
+	}
+	if strings.ContainsRune(s, 0) {
+		return fieldErr(f, "contains a NUL byte")
+	}
+	return nil
+}
+
+func checkTime(f string, t time.Time) error {
+	if t.IsZero() {
+		return fieldErr(f, "required (RFC 3339, UTC)")
+	}
+	if t.Location() != time.UTC || t.Nanosecond() != 0 {
+		return fieldErr(f, "must be RFC 3339 in UTC with whole seconds, e.g. 2026-11-26T12:00:00Z")
+	}
+	return nil
+}

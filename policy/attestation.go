@@ -1,8 +1,430 @@
 package policy
 
+// The attestation section of a policy: what hardware evidence a verifier
+// accepts. Every directive is one line; each single-valued directive may
+// appear at most once. Parse errors name the line (Parse wraps them).
+//
+//	platform sev-snp|tdx ...             # allowed platforms; default: both
+//	snp-min-tcb bootloader=N tee=N snp=N microcode=N
+//	                                     # SEV-SNP TCB floors on REPORTED_TCB (any subset)
+//	snp-allow-debug                      # accept SEV-SNP guests with POLICY.DEBUG set
+//	snp-policy KEY=VALUE ...             # SEV-SNP guest policy limits:
+//	                                     #   smt=allow|deny          (default allow)
+//	                                     #   migrate-ma=allow|deny   (default deny)
+//	                                     #   cxl=allow|deny          (default deny)
+//	                                     #   single-socket=require|any (default any)
+//	                                     #   abi-min=MAJOR.MINOR     (default 0.0)
+//	                                     #   vmpl=N                  (default: any VMPL)
+//	                                     #   min-guest-svn=N         (default 0)
+//	tdx-allow-debug                      # accept TDX TDs with TD_ATTRIBUTES.DEBUG set
+//	tdx-min-tee-tcb-svn HEX              # TDX TEE_TCB_SVN floor, 16 bytes, component-wise
+//	reproductions N                      # independent reproductions a release needs (default 0)
+//	max-checkpoint-age DURATION          # e.g. 24h, 90m, 7d; default: not checked
+//	trust-root sev-snp|tdx FILE          # also trust this root (test roots need this line)
+//	crl FILE                             # cached AMD CRL (DER or PEM) for offline revocation
+//	tdx-collateral DIR                   # cached Intel PCS collateral for offline TCB status
+//
+// Debug is never allowed unless the policy says so, and no test root is
+// ever trusted unless a trust-root line names its file. FILE and DIR are
+// resolved by the verifier (policy/attest), relative to the policy file's
+// directory when the verifier is told it.
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Platform names as they appear in policies, evidence and statements.
+const (
+	PlatformSEVSNP = "sev-snp"
+	PlatformTDX    = "tdx"
+)
+
+// MaxReproductions bounds the reproductions directive.
+const MaxReproductions = 100
+
 // AttestationPolicy holds the policy's requirements on attestation
 // evidence (platforms, TCB floors, guest policy, reproductions, checkpoint
 // freshness). Its directives are registered in this file.
-type AttestationPolicy struct{}
+type AttestationPolicy struct {
+	// Platforms lists the allowed platforms (PlatformSEVSNP, PlatformTDX)
+	// in the order given. Empty means both are allowed.
+	Platforms []string
 
-func defaultAttestation() AttestationPolicy { return AttestationPolicy{} }
+	SNP SNPPolicy
+	TDX TDXPolicy
+
+	// Reproductions is how many reproduction statements from distinct
+	// policy auditors, matching the release, a release needs. Default 0.
+	Reproductions int
+
+	// MaxCheckpointAge bounds how old the checkpoint under which a release
+	// is proven may be. Zero means freshness is not checked.
+	MaxCheckpointAge time.Duration
+
+	// TrustRoots are roots trusted in addition to the manufacturers'
+	// embedded ones (AMD ARK/ASK for Milan, Genoa and Turin; the Intel SGX
+	// root CA). A test root is trusted only when listed here.
+	TrustRoots []TrustRoot
+
+	// CRLs are cached AMD revocation lists (DER or PEM), one per product
+	// line at most. When set, SEV-SNP evidence must pass the revocation
+	// check against them; nothing is fetched.
+	CRLs []string
+
+	// TDXCollateral is a directory of cached Intel PCS collateral (see
+	// policy/attest); when set, TDX evidence must have an UpToDate TCB
+	// status according to it. Nothing is fetched.
+	TDXCollateral string
+
+	seen map[string]bool // single-valued directives already given
+}
+
+// SNPPolicy are the SEV-SNP requirements.
+type SNPPolicy struct {
+	// MinTCB are floors on the report's REPORTED_TCB (which must also equal
+	// the VCEK's TCB). Zero components are no floor.
+	MinTCB SNPTCB
+	// AllowDebug accepts guests whose POLICY has DEBUG set.
+	AllowDebug bool
+	// AllowSMT accepts guests whose POLICY allows SMT. Default true.
+	AllowSMT bool
+	// AllowMigrationAgent accepts guests whose POLICY allows a migration
+	// agent. Default false.
+	AllowMigrationAgent bool
+	// AllowCXL accepts guests whose POLICY allows CXL. Default false.
+	AllowCXL bool
+	// RequireSingleSocket requires POLICY.SINGLE_SOCKET.
+	RequireSingleSocket bool
+	// MinABIMajor and MinABIMinor are the lowest POLICY ABI version
+	// accepted.
+	MinABIMajor, MinABIMinor uint8
+	// VMPL, when not nil, is the VMPL the report must come from.
+	VMPL *int
+	// MinGuestSVN is the lowest GUEST_SVN accepted.
+	MinGuestSVN uint32
+}
+
+// SNPTCB are the SEV-SNP TCB components a policy can put floors on.
+type SNPTCB struct {
+	Bootloader, TEE, SNP, Microcode uint8
+}
+
+// IsZero reports whether no floor is set.
+func (t SNPTCB) IsZero() bool { return t == SNPTCB{} }
+
+func (t SNPTCB) String() string {
+	return fmt.Sprintf("bootloader=%d tee=%d snp=%d microcode=%d", t.Bootloader, t.TEE, t.SNP, t.Microcode)
+}
+
+// TDXPolicy are the Intel TDX requirements.
+type TDXPolicy struct {
+	// AllowDebug accepts TDs whose TD_ATTRIBUTES has DEBUG set.
+	AllowDebug bool
+	// MinTeeTCBSVN is a component-wise floor on TEE_TCB_SVN (16 bytes), or
+	// nil for none.
+	MinTeeTCBSVN []byte
+}
+
+// TrustRoot is a root named by a trust-root line.
+type TrustRoot struct {
+	Platform string // PlatformSEVSNP or PlatformTDX
+	// File is a PEM file: for sev-snp an ARK and its ASK and/or ASVK (the
+	// AMD KDS cert_chain format); for tdx one or more root certificates.
+	File string
+}
+
+// AllowsPlatform reports whether evidence from platform is acceptable.
+func (a *AttestationPolicy) AllowsPlatform(platform string) bool {
+	if len(a.Platforms) == 0 {
+		return platform == PlatformSEVSNP || platform == PlatformTDX
+	}
+	for _, p := range a.Platforms {
+		if p == platform {
+			return true
+		}
+	}
+	return false
+}
+
+func defaultAttestation() AttestationPolicy {
+	return AttestationPolicy{SNP: SNPPolicy{AllowSMT: true}}
+}
+
+func init() {
+	registerDirective("platform", parsePlatform)
+	registerDirective("snp-min-tcb", once(parseSNPMinTCB))
+	registerDirective("snp-allow-debug", once(noArgs(func(a *AttestationPolicy) { a.SNP.AllowDebug = true })))
+	registerDirective("snp-policy", once(parseSNPPolicy))
+	registerDirective("tdx-allow-debug", once(noArgs(func(a *AttestationPolicy) { a.TDX.AllowDebug = true })))
+	registerDirective("tdx-min-tee-tcb-svn", once(parseTDXMinTeeTCBSVN))
+	registerDirective("reproductions", once(parseReproductions))
+	registerDirective("max-checkpoint-age", once(parseMaxCheckpointAge))
+	registerDirective("trust-root", parseTrustRoot)
+	registerDirective("crl", parseCRL)
+	registerDirective("tdx-collateral", once(parseTDXCollateral))
+}
+
+// once wraps a directive that may be given at most once.
+func once(d func(a *AttestationPolicy, f []string) error) Directive {
+	return func(p *Policy, f []string) error {
+		a := &p.Attestation
+		if a.seen[f[0]] {
+			return fmt.Errorf("%s given twice", f[0])
+		}
+		if err := d(a, f); err != nil {
+			return err
+		}
+		if a.seen == nil {
+			a.seen = map[string]bool{}
+		}
+		a.seen[f[0]] = true
+		return nil
+	}
+}
+
+func noArgs(set func(a *AttestationPolicy)) func(a *AttestationPolicy, f []string) error {
+	return func(a *AttestationPolicy, f []string) error {
+		if len(f) != 1 {
+			return fmt.Errorf("want: %s (no arguments)", f[0])
+		}
+		set(a)
+		return nil
+	}
+}
+
+func parsePlatform(p *Policy, f []string) error {
+	if len(f) < 2 {
+		return errors.New("want: platform sev-snp|tdx ...")
+	}
+	a := &p.Attestation
+	for _, name := range f[1:] {
+		if name != PlatformSEVSNP && name != PlatformTDX {
+			return fmt.Errorf("platform %q: want sev-snp or tdx", name)
+		}
+		for _, have := range a.Platforms {
+			if have == name {
+				return fmt.Errorf("platform %s listed twice", name)
+			}
+		}
+		a.Platforms = append(a.Platforms, name)
+	}
+	return nil
+}
+
+// keyValues splits KEY=VALUE fields, rejecting unknown and repeated keys.
+func keyValues(f []string, known ...string) (map[string]string, error) {
+	kv := map[string]string{}
+	for _, field := range f {
+		k, v, ok := strings.Cut(field, "=")
+		if !ok || v == "" {
+			return nil, fmt.Errorf("%q: want KEY=VALUE", field)
+		}
+		found := false
+		for _, kk := range known {
+			if k == kk {
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown key %q; known keys: %s", k, strings.Join(known, ", "))
+		}
+		if _, dup := kv[k]; dup {
+			return nil, fmt.Errorf("key %s given twice", k)
+		}
+		kv[k] = v
+	}
+	return kv, nil
+}
+
+func parseSNPMinTCB(a *AttestationPolicy, f []string) error {
+	if len(f) < 2 {
+		return errors.New("want: snp-min-tcb bootloader=N tee=N snp=N microcode=N (any of them)")
+	}
+	kv, err := keyValues(f[1:], "bootloader", "tee", "snp", "microcode")
+	if err != nil {
+		return err
+	}
+	for k, v := range kv {
+		n, err := strconv.ParseUint(v, 10, 8)
+		if err != nil {
+			return fmt.Errorf("%s=%s: want a number 0-255", k, v)
+		}
+		switch k {
+		case "bootloader":
+			a.SNP.MinTCB.Bootloader = uint8(n)
+		case "tee":
+			a.SNP.MinTCB.TEE = uint8(n)
+		case "snp":
+			a.SNP.MinTCB.SNP = uint8(n)
+		case "microcode":
+			a.SNP.MinTCB.Microcode = uint8(n)
+		}
+	}
+	return nil
+}
+
+func parseSNPPolicy(a *AttestationPolicy, f []string) error {
+	if len(f) < 2 {
+		return errors.New("want: snp-policy KEY=VALUE ... (smt, migrate-ma, cxl, single-socket, abi-min, vmpl, min-guest-svn)")
+	}
+	kv, err := keyValues(f[1:], "smt", "migrate-ma", "cxl", "single-socket", "abi-min", "vmpl", "min-guest-svn")
+	if err != nil {
+		return err
+	}
+	allow := func(k, v string) (bool, error) {
+		switch v {
+		case "allow":
+			return true, nil
+		case "deny":
+			return false, nil
+		}
+		return false, fmt.Errorf("%s=%s: want allow or deny", k, v)
+	}
+	s := &a.SNP
+	for k, v := range kv {
+		switch k {
+		case "smt":
+			s.AllowSMT, err = allow(k, v)
+		case "migrate-ma":
+			s.AllowMigrationAgent, err = allow(k, v)
+		case "cxl":
+			s.AllowCXL, err = allow(k, v)
+		case "single-socket":
+			switch v {
+			case "require":
+				s.RequireSingleSocket = true
+			case "any":
+				s.RequireSingleSocket = false
+			default:
+				err = fmt.Errorf("single-socket=%s: want require or any", v)
+			}
+		case "abi-min":
+			majS, minS, ok := strings.Cut(v, ".")
+			maj, err1 := strconv.ParseUint(majS, 10, 8)
+			mnr, err2 := strconv.ParseUint(minS, 10, 8)
+			if !ok || err1 != nil || err2 != nil {
+				err = fmt.Errorf("abi-min=%s: want MAJOR.MINOR, each 0-255", v)
+			}
+			s.MinABIMajor, s.MinABIMinor = uint8(maj), uint8(mnr)
+		case "vmpl":
+			n, err1 := strconv.ParseUint(v, 10, 8)
+			if err1 != nil || n > 3 {
+				err = fmt.Errorf("vmpl=%s: want 0-3", v)
+			}
+			vmpl := int(n)
+			s.VMPL = &vmpl
+		case "min-guest-svn":
+			n, err1 := strconv.ParseUint(v, 10, 32)
+			if err1 != nil {
+				err = fmt.Errorf("min-guest-svn=%s: want a 32-bit number", v)
+			}
+			s.MinGuestSVN = uint32(n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseTDXMinTeeTCBSVN(a *AttestationPolicy, f []string) error {
+	if len(f) != 2 {
+		return errors.New("want: tdx-min-tee-tcb-svn HEX (16 bytes)")
+	}
+	b, err := hex.DecodeString(f[1])
+	if err != nil || len(b) != 16 {
+		return fmt.Errorf("tdx-min-tee-tcb-svn %q: want 32 hex characters (16 bytes)", f[1])
+	}
+	a.TDX.MinTeeTCBSVN = b
+	return nil
+}
+
+func parseReproductions(a *AttestationPolicy, f []string) error {
+	if len(f) != 2 {
+		return errors.New("want: reproductions N")
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil || n < 0 || n > MaxReproductions {
+		return fmt.Errorf("reproductions %q: want a number 0-%d", f[1], MaxReproductions)
+	}
+	a.Reproductions = n
+	return nil
+}
+
+func parseMaxCheckpointAge(a *AttestationPolicy, f []string) error {
+	if len(f) != 2 {
+		return errors.New("want: max-checkpoint-age DURATION (e.g. 24h, 7d)")
+	}
+	d, err := parseDuration(f[1])
+	if err != nil {
+		return err
+	}
+	a.MaxCheckpointAge = d
+	return nil
+}
+
+// parseDuration is time.ParseDuration plus a whole-days form ("7d").
+func parseDuration(s string) (time.Duration, error) {
+	bad := fmt.Errorf("duration %q: want a positive duration such as 90m, 24h or 7d", s)
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 16)
+		if err != nil {
+			return 0, bad
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, bad
+		}
+	}
+	if d <= 0 {
+		return 0, bad
+	}
+	return d, nil
+}
+
+func parseTrustRoot(p *Policy, f []string) error {
+	if len(f) != 3 {
+		return errors.New("want: trust-root sev-snp|tdx FILE")
+	}
+	if f[1] != PlatformSEVSNP && f[1] != PlatformTDX {
+		return fmt.Errorf("trust-root platform %q: want sev-snp or tdx", f[1])
+	}
+	a := &p.Attestation
+	for _, r := range a.TrustRoots {
+		if r == (TrustRoot{f[1], f[2]}) {
+			return fmt.Errorf("trust-root %s %s listed twice", f[1], f[2])
+		}
+	}
+	a.TrustRoots = append(a.TrustRoots, TrustRoot{Platform: f[1], File: f[2]})
+	return nil
+}
+
+func parseCRL(p *Policy, f []string) error {
+	if len(f) != 2 {
+		return errors.New("want: crl FILE")
+	}
+	a := &p.Attestation
+	for _, c := range a.CRLs {
+		if c == f[1] {
+			return fmt.Errorf("crl %s listed twice", f[1])
+		}
+	}
+	a.CRLs = append(a.CRLs, f[1])
+	return nil
+}
+
+func parseTDXCollateral(a *AttestationPolicy, f []string) error {
+	if len(f) != 2 {
+		return errors.New("want: tdx-collateral DIR")
+	}
+	a.TDXCollateral = f[1]
+	return nil
+}

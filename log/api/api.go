@@ -1,0 +1,37 @@
+// Package api holds the JSON wire types of the log's HTTP API, shared by
+// the server and its clients.
+package api
+
+import "time"
+
+// AddResponse is the JSON body of a successful POST /add.
+type AddResponse struct {
+	Index     uint64 `json:"index"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+// EntryInfo is the JSON description of an indexed entry (GET /entry/N and
+// the items of GET /lookup).
+type EntryInfo struct {
+	Index         uint64    `json:"index"`
+	Kind          string    `json:"kind"` // release, reproduction or revocation
+	Signer        string    `json:"signer"`
+	SignerKeyID   string    `json:"signer_key_id"`
+	EntrySHA256   string    `json:"entry_sha256"`
+	Platform      string    `json:"platform,omitempty"`
+	Version       string    `json:"version,omitempty"`
+	Measurement   string    `json:"measurement,omitempty"`
+	Time          time.Time `json:"time,omitzero"`
+	Release       *uint64   `json:"release,omitempty"` // of a reproduction or revocation
+	Outcome       string    `json:"outcome,omitempty"` // of a reproduction
+	HasProvenance bool      `json:"has_provenance"`
+	// Reproductions and Revocations of a release.
+	Reproductions []EntryInfo `json:"reproductions,omitempty"`
+	Revocations   []EntryInfo `json:"revocations,omitempty"`
+}
+
+// LookupResponse is the JSON body of GET /lookup.
+type LookupResponse struct {
+	Query   string      `json:"query"`
+	Entries []EntryInfo `json:"entries"`
+}

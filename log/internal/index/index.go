@@ -1,0 +1,278 @@
+// Package index is the log's measurement index: a SQLite database mapping
+// measurements and artifact digests to entries, statements to their first
+// index (for duplicate detection), and releases to their reproductions and
+// revocations. Everything in it is derived from the log and can be rebuilt
+// with 'attestlog log reindex'.
+package index
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/attestlog/attestlog/log/statement"
+)
+
+// ErrNotFound is returned when no entry matches.
+var ErrNotFound = errors.New("not found")
+
+// DB is the index database. Its methods are safe for concurrent use.
+type DB struct {
+	db *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS entries (
+	idx          INTEGER PRIMARY KEY,
+	kind         TEXT NOT NULL,
+	payload_hash BLOB NOT NULL,
+	entry_sha256 TEXT NOT NULL,
+	signer_key   TEXT NOT NULL,
+	signer_name  TEXT NOT NULL,
+	platform     TEXT NOT NULL DEFAULT '',
+	version      TEXT NOT NULL DEFAULT '',
+	primary_measurement TEXT NOT NULL DEFAULT '',
+	time         TEXT NOT NULL DEFAULT '',
+	ref_idx      INTEGER,
+	outcome      TEXT NOT NULL DEFAULT '',
+	has_provenance INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS entries_payload ON entries(payload_hash);
+CREATE INDEX IF NOT EXISTS entries_ref ON entries(ref_idx);
+CREATE TABLE IF NOT EXISTS lookup (
+	value TEXT NOT NULL,
+	what  TEXT NOT NULL,
+	idx   INTEGER NOT NULL,
+	PRIMARY KEY (value, idx, what)
+);
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+);
+`
+
+// Open opens (creating if needed) the index at path.
+func Open(path string) (*DB, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1) // one writer; SQLite serialises anyway
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index %s: %w", path, err)
+	}
+	return &DB{db: db}, nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Next returns the index of the first entry not yet indexed.
+func (d *DB) Next(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := d.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'next'`).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// Reset deletes everything, for a reindex.
+func (d *DB) Reset(ctx context.Context) error {
+	_, err := d.db.ExecContext(ctx, `DELETE FROM entries; DELETE FROM lookup; DELETE FROM meta;`)
+	return err
+}
+
+// Entry is one indexed entry.
+type Entry struct {
+	Index         uint64
+	Kind          statement.Kind
+	PayloadHash   []byte
+	EntrySHA256   string
+	SignerKey     string // key ID
+	SignerName    string // name in the log's policy when indexed, or "sigstore:…"
+	Platform      string
+	Version       string
+	Measurement   string // the primary measurement of a release
+	Time          time.Time
+	Ref           *uint64 // the release a reproduction or revocation names
+	Outcome       string  // of a reproduction
+	HasProvenance bool
+}
+
+// Record is what Add indexes for one entry.
+type Record struct {
+	Entry
+	// Lookup values: measurement values and artifact digests.
+	Measurements []string
+	Digests      []string
+}
+
+// RecordOf builds the index record of a parsed entry.
+func RecordOf(idx uint64, entry []byte, p *statement.Parsed, signerKey, signerName string) Record {
+	r := Record{Entry: Entry{
+		Index: idx, Kind: p.Kind, PayloadHash: p.PayloadHash[:],
+		EntrySHA256: statement.RefOf(idx, entry).SHA256,
+		SignerKey:   signerKey, SignerName: signerName,
+	}}
+	switch p.Kind {
+	case statement.KindRelease:
+		rel := p.Release
+		r.Platform, r.Version, r.Time = rel.Platform, rel.Version, rel.Time
+		r.Measurement = rel.Measurements.Primary()
+		r.Measurements = rel.Measurements.Values()
+		r.HasProvenance = len(rel.Provenance) > 0
+		for _, s := range p.Statement.Subject {
+			for _, d := range []string{s.Digest.SHA256, s.Digest.SHA384} {
+				if d != "" {
+					r.Digests = append(r.Digests, d)
+				}
+			}
+		}
+	case statement.KindReproduction:
+		ref := p.Ref.Index
+		r.Ref, r.Outcome, r.Time = &ref, p.Reproduction.Outcome, p.Reproduction.Time
+		r.Measurement = p.Reproduction.Measurements.Primary()
+	case statement.KindRevocation:
+		ref := p.Ref.Index
+		r.Ref, r.Time = &ref, p.Revocation.Time
+	}
+	return r
+}
+
+// Add indexes records (which must be consecutive and start at Next) and
+// advances Next past them, atomically.
+func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, r := range recs {
+		var ref any
+		if r.Ref != nil {
+			ref = int64(*r.Ref)
+		}
+		t := ""
+		if !r.Time.IsZero() {
+			t = r.Time.UTC().Format(time.RFC3339)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO entries
+			(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+			int64(r.Index), string(r.Kind), r.PayloadHash, r.EntrySHA256, r.SignerKey, r.SignerName,
+			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance); err != nil {
+			return err
+		}
+		for _, m := range r.Measurements {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES (?, 'measurement', ?)`, m, int64(r.Index)); err != nil {
+				return err
+			}
+		}
+		for _, dg := range r.Digests {
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES (?, 'artifact', ?)`, dg, int64(r.Index)); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('next', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, int64(next)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+const entryCols = `idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance`
+
+func scanEntries(rows *sql.Rows) ([]Entry, error) {
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var kind, t string
+		var ref sql.NullInt64
+		if err := rows.Scan(&e.Index, &kind, &e.PayloadHash, &e.EntrySHA256, &e.SignerKey, &e.SignerName,
+			&e.Platform, &e.Version, &e.Measurement, &t, &ref, &e.Outcome, &e.HasProvenance); err != nil {
+			return nil, err
+		}
+		e.Kind = statement.Kind(kind)
+		if t != "" {
+			e.Time, _ = time.Parse(time.RFC3339, t)
+		}
+		if ref.Valid {
+			r := uint64(ref.Int64)
+			e.Ref = &r
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Get returns the entry at idx, or ErrNotFound.
+func (d *DB) Get(ctx context.Context, idx uint64) (Entry, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx = ?`, int64(idx))
+	if err != nil {
+		return Entry{}, err
+	}
+	es, err := scanEntries(rows)
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(es) == 0 {
+		return Entry{}, ErrNotFound
+	}
+	return es[0], nil
+}
+
+// ByPayload returns the first index of the statement with this payload
+// hash, or ErrNotFound.
+func (d *DB) ByPayload(ctx context.Context, h []byte) (uint64, error) {
+	var idx uint64
+	err := d.db.QueryRowContext(ctx, `SELECT idx FROM entries WHERE payload_hash = ? ORDER BY idx LIMIT 1`, h).Scan(&idx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return idx, err
+}
+
+// Lookup returns the entries whose measurement or artifact digest is value
+// (lowercase hex), oldest first.
+func (d *DB) Lookup(ctx context.Context, value string) ([]Entry, error) {
+	if _, err := hex.DecodeString(value); err != nil {
+		return nil, fmt.Errorf("not hex: %q", value)
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx IN (SELECT idx FROM lookup WHERE value = ?) ORDER BY idx`, value)
+	if err != nil {
+		return nil, err
+	}
+	return scanEntries(rows)
+}
+
+// Related returns the reproductions and revocations of release idx.
+func (d *DB) Related(ctx context.Context, idx uint64) ([]Entry, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE ref_idx = ? ORDER BY idx`, int64(idx))
+	if err != nil {
+		return nil, err
+	}
+	return scanEntries(rows)
+}
+
+// Recent returns up to n entries, newest first, below before (all if 0).
+func (d *DB) Recent(ctx context.Context, n int, before uint64) ([]Entry, error) {
+	q := `SELECT ` + entryCols + ` FROM entries ORDER BY idx DESC LIMIT ?`
+	args := []any{n}
+	if before > 0 {
+		q = `SELECT ` + entryCols + ` FROM entries WHERE idx < ? ORDER BY idx DESC LIMIT ?`
+		args = []any{int64(before), n}
+	}
+	rows, err := d.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanEntries(rows)
+}

@@ -1,0 +1,153 @@
+package logserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/transparency-dev/tessera"
+
+	"github.com/attestlog/attestlog/log/internal/index"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy"
+)
+
+// Admission errors. Each maps to one HTTP status in statusOf.
+var (
+	// ErrForbidden: the signer is not allowed by the policy, or no
+	// signature verifies.
+	ErrForbidden = errors.New("forbidden")
+	// ErrTooLarge: the body exceeds statement.MaxEntrySize.
+	ErrTooLarge = errors.New("statement too large")
+	// ErrBadReference: a reproduction or revocation names an entry that
+	// is not a release of this log, or whose digest differs.
+	ErrBadReference = errors.New("bad entry reference")
+	// ErrRetry: the referenced entry is sequenced but not yet integrated.
+	ErrRetry = errors.New("try again shortly")
+)
+
+// Result is the outcome of a successful admission.
+type Result struct {
+	Index     uint64
+	Duplicate bool
+	Kind      statement.Kind
+}
+
+// Admit checks a submitted statement against the policy and appends it.
+// It returns the index as soon as Tessera has durably sequenced the entry.
+// A statement already in the log (same payload, whatever its signature)
+// returns the original index with Duplicate set and appends nothing.
+func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
+	if len(body) > statement.MaxEntrySize {
+		return Result{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
+	}
+	p, err := statement.Parse(body)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := l.authorize(ctx, p); err != nil {
+		return Result{Kind: p.Kind}, err
+	}
+
+	// Duplicate detection: first the index, then what is in flight. The
+	// pending check and insert are one step under pendingMu, so two
+	// concurrent submissions of one statement yield one entry.
+	if idx, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
+		return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
+	} else if !errors.Is(err, index.ErrNotFound) {
+		return Result{}, err
+	}
+	entry, err := p.Entry()
+	if err != nil {
+		return Result{}, err
+	}
+	l.pendingMu.Lock()
+	fut, dup := l.pending[p.PayloadHash]
+	if !dup {
+		// Re-check the index under the lock: the indexer may have just
+		// removed this hash from pending.
+		if idx, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
+			l.pendingMu.Unlock()
+			return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
+		}
+		fut = memoize(l.add(ctx, tessera.NewEntry(entry)))
+		l.pending[p.PayloadHash] = fut
+	}
+	l.pendingMu.Unlock()
+	i, err := fut()
+	if err != nil {
+		if !dup {
+			l.pendingMu.Lock()
+			delete(l.pending, p.PayloadHash)
+			l.pendingMu.Unlock()
+		}
+		return Result{}, fmt.Errorf("appending: %w", err)
+	}
+	return Result{Index: i.Index, Duplicate: dup || i.IsDup, Kind: p.Kind}, nil
+}
+
+func memoize(f tessera.IndexFuture) tessera.IndexFuture {
+	var (
+		once sync.Once
+		idx  tessera.Index
+		err  error
+	)
+	return func() (tessera.Index, error) {
+		once.Do(func() { idx, err = f() })
+		return idx, err
+	}
+}
+
+// authorize checks the signer against the policy and, for reproductions
+// and revocations, the release they name.
+func (l *Log) authorize(ctx context.Context, p *statement.Parsed) error {
+	pol := l.Policy()
+	switch p.Kind {
+	case statement.KindRelease:
+		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators)); !ok {
+			return fmt.Errorf("%w: the release is not signed by an operator key of the log's policy (add 'operator NAME KEY' to the policy, or sign with an operator key)", ErrForbidden)
+		}
+		return nil
+	case statement.KindReproduction:
+		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Auditors)); !ok {
+			return fmt.Errorf("%w: the reproduction is not signed by an auditor key of the log's policy", ErrForbidden)
+		}
+		_, err := l.release(ctx, p.Ref)
+		return err
+	case statement.KindRevocation:
+		rel, err := l.release(ctx, p.Ref)
+		if err != nil {
+			return err
+		}
+		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Authorities)); ok {
+			return nil
+		}
+		if k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators)); ok && k.ID() == rel.SignerKey {
+			return nil
+		}
+		return fmt.Errorf("%w: a revocation must be signed by the operator that published release %d or by an authority of the log's policy", ErrForbidden, p.Ref.Index)
+	}
+	return fmt.Errorf("%w: unknown kind", statement.ErrMalformed)
+}
+
+// release returns the indexed release ref names, checking its digest.
+func (l *Log) release(ctx context.Context, ref statement.EntryRef) (index.Entry, error) {
+	e, err := l.idx.Get(ctx, ref.Index)
+	if errors.Is(err, index.ErrNotFound) {
+		if next, nerr := l.reader.NextIndex(ctx); nerr == nil && ref.Index < next {
+			return index.Entry{}, fmt.Errorf("%w: entry %d is not yet integrated", ErrRetry, ref.Index)
+		}
+		return index.Entry{}, fmt.Errorf("%w: there is no entry %d", ErrBadReference, ref.Index)
+	}
+	if err != nil {
+		return index.Entry{}, err
+	}
+	if e.Kind != statement.KindRelease {
+		return index.Entry{}, fmt.Errorf("%w: entry %d is a %s, not a release", ErrBadReference, ref.Index, e.Kind)
+	}
+	if e.EntrySHA256 != ref.SHA256 {
+		return index.Entry{}, fmt.Errorf("%w: entry %d has SHA-256 %s, the statement names %s", ErrBadReference, ref.Index, e.EntrySHA256, ref.SHA256)
+	}
+	return e, nil
+}

@@ -1,0 +1,167 @@
+package logserver
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults for the batching and checkpoint settings.
+const (
+	DefaultBatchMaxSize       = 256
+	DefaultBatchMaxAge        = 100 * time.Millisecond
+	DefaultCheckpointInterval = time.Second
+	DefaultWitnessTimeout     = 10 * time.Second
+	DefaultPushback           = 4096
+)
+
+// Config is the log server's configuration, read from one YAML file
+// (`attestlog log serve --config log.yaml`). Unknown keys are an error.
+// Relative paths are relative to the directory of the file.
+type Config struct {
+	// Origin is the log's origin line, e.g. "example.com/attestlog". The
+	// signing key's name must equal it.
+	Origin string `yaml:"origin"`
+	// Listen is the address to serve HTTP on, e.g. "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// Key is the log's private signing key file, a note signer key as
+	// written by 'attestlog keygen --kind log' (mode 0600).
+	Key string `yaml:"key"`
+	// Storage is where Tessera keeps the tree: exactly one of posix and
+	// mysql.
+	Storage Storage `yaml:"storage"`
+	// Index is the SQLite file of the measurement index (derived data;
+	// rebuilt by 'attestlog log reindex').
+	Index string `yaml:"index"`
+	// Policy is the trust policy file naming the operator keys that may
+	// publish releases and revocations, the auditor keys that may publish
+	// reproductions and the authorities that may revoke any release.
+	Policy string `yaml:"policy"`
+	// WitnessPolicy is a c2sp.org/tlog-policy file (witness, group and
+	// quorum lines, with witness URLs). A checkpoint is published only once
+	// its quorum has cosigned it. "quorum none" publishes unwitnessed.
+	WitnessPolicy string `yaml:"witness_policy"`
+	// BatchMaxSize is the most entries sequenced together (default 256).
+	BatchMaxSize uint `yaml:"batch_max_size"`
+	// BatchMaxAge is the longest an entry waits to be sequenced (default
+	// 100ms).
+	BatchMaxAge time.Duration `yaml:"batch_max_age"`
+	// CheckpointInterval is how often a new checkpoint is signed and sent
+	// to the witnesses (default 1s; at least 1s with MySQL).
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// WitnessTimeout bounds one round of collecting cosignatures (default
+	// 10s).
+	WitnessTimeout time.Duration `yaml:"witness_timeout"`
+	// Pushback is how many entries may wait for integration before the
+	// log answers 503 (default 4096).
+	Pushback uint `yaml:"pushback"`
+}
+
+// Storage selects Tessera's storage driver.
+type Storage struct {
+	// POSIX stores tiles as files under Dir (the embedded default).
+	POSIX *POSIXStorage `yaml:"posix"`
+	// MySQL stores the tree in MySQL or MariaDB; the schema is applied on
+	// start-up.
+	MySQL *MySQLStorage `yaml:"mysql"`
+}
+
+// POSIXStorage configures Tessera's POSIX driver.
+type POSIXStorage struct {
+	// Dir is the directory holding checkpoint, tiles and entry bundles.
+	Dir string `yaml:"dir"`
+}
+
+// MySQLStorage configures Tessera's MySQL driver.
+type MySQLStorage struct {
+	// DSN is a github.com/go-sql-driver/mysql data source name, e.g.
+	// "attestlog:secret@tcp(127.0.0.1:3306)/attestlog".
+	DSN string `yaml:"dsn"`
+}
+
+// LoadConfig reads, resolves and validates a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	c.resolve(filepath.Dir(path))
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *Config) resolve(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.Key)
+	abs(&c.Index)
+	abs(&c.Policy)
+	abs(&c.WitnessPolicy)
+	if c.Storage.POSIX != nil {
+		abs(&c.Storage.POSIX.Dir)
+	}
+}
+
+// Validate fills in defaults and checks every setting.
+func (c *Config) Validate() error {
+	var errs []error
+	req := func(v, name string) {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	req(c.Origin, "origin")
+	req(c.Listen, "listen")
+	req(c.Key, "key")
+	req(c.Index, "index")
+	req(c.Policy, "policy")
+	req(c.WitnessPolicy, "witness_policy")
+	switch {
+	case c.Storage.POSIX != nil && c.Storage.MySQL != nil:
+		errs = append(errs, errors.New("storage: set exactly one of posix and mysql"))
+	case c.Storage.POSIX != nil:
+		req(c.Storage.POSIX.Dir, "storage.posix.dir")
+	case c.Storage.MySQL != nil:
+		req(c.Storage.MySQL.DSN, "storage.mysql.dsn")
+	default:
+		errs = append(errs, errors.New("storage: set posix: {dir: …} or mysql: {dsn: …}"))
+	}
+	if c.BatchMaxSize == 0 {
+		c.BatchMaxSize = DefaultBatchMaxSize
+	}
+	if c.BatchMaxAge == 0 {
+		c.BatchMaxAge = DefaultBatchMaxAge
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.WitnessTimeout == 0 {
+		c.WitnessTimeout = DefaultWitnessTimeout
+	}
+	if c.Pushback == 0 {
+		c.Pushback = DefaultPushback
+	}
+	if c.BatchMaxAge < 0 || c.CheckpointInterval < 0 || c.WitnessTimeout < 0 {
+		errs = append(errs, errors.New("durations must be positive"))
+	}
+	if c.Storage.MySQL != nil && c.CheckpointInterval < time.Second {
+		errs = append(errs, errors.New("checkpoint_interval must be at least 1s with mysql storage"))
+	}
+	return errors.Join(errs...)
+}

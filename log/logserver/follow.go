@@ -1,0 +1,128 @@
+package logserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+
+	"github.com/attestlog/attestlog/log/internal/index"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy"
+)
+
+// follow keeps the index up to date with the integrated tree until ctx
+// ends.
+func (l *Log) follow(ctx context.Context) {
+	defer close(l.done)
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if err := l.indexOnce(ctx); err != nil && ctx.Err() == nil {
+			l.logger.Warn("indexing", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// indexOnce indexes every integrated entry not yet in the index.
+func (l *Log) indexOnce(ctx context.Context) error {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return err
+	}
+	next, err := l.idx.Next(ctx)
+	if err != nil {
+		return err
+	}
+	if next > size {
+		return fmt.Errorf("index is ahead of the log (%d > %d): the index belongs to another log; run 'attestlog log reindex'", next, size)
+	}
+	for next < size {
+		bundleIdx := next / layout.EntryBundleWidth
+		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, size)
+		if err != nil {
+			return fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err)
+		}
+		first := bundleIdx * layout.EntryBundleWidth
+		var recs []index.Record
+		var hashes [][32]byte
+		end := next
+		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
+			idx := first + i
+			rec, h, err := l.recordOf(idx, b.Entries[i])
+			if err != nil {
+				// Every entry passed admission, so this is a bug or a
+				// storage fault; stop rather than skip.
+				return fmt.Errorf("entry %d: %w", idx, err)
+			}
+			recs = append(recs, rec)
+			hashes = append(hashes, h)
+			end = idx + 1
+		}
+		if end == next {
+			return fmt.Errorf("entry bundle %d holds no entry %d", bundleIdx, next)
+		}
+		if err := l.idx.Add(ctx, recs, end); err != nil {
+			return err
+		}
+		next = end
+		l.metrics.indexed.Set(float64(next))
+		l.pendingMu.Lock()
+		for _, h := range hashes {
+			delete(l.pending, h)
+		}
+		close(l.indexed)
+		l.indexed = make(chan struct{})
+		l.pendingMu.Unlock()
+	}
+	return nil
+}
+
+func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error) {
+	p, err := statement.Parse(entry)
+	if err != nil {
+		return index.Record{}, [32]byte{}, err
+	}
+	key, name := l.signerOf(p)
+	return index.RecordOf(idx, entry, p, key, name), p.PayloadHash, nil
+}
+
+// signerOf names the policy principal that signed p, as the current
+// policy knows it.
+func (l *Log) signerOf(p *statement.Parsed) (keyID, name string) {
+	pol := l.Policy()
+	var all []policy.Principal
+	all = append(all, pol.Operators...)
+	all = append(all, pol.Auditors...)
+	all = append(all, pol.Authorities...)
+	k, ok := p.Envelope.VerifiedBy(policy.Keys(all))
+	if !ok {
+		if len(p.Envelope.Signatures) > 0 {
+			return p.Envelope.Signatures[0].KeyID, "unknown"
+		}
+		return "", "unknown"
+	}
+	pr, _ := policy.Named(all, k)
+	return k.ID(), pr.Name
+}
+
+// Reindex rebuilds the index from the log.
+func (l *Log) Reindex(ctx context.Context) (uint64, error) {
+	if err := l.idx.Reset(ctx); err != nil {
+		return 0, err
+	}
+	if err := l.indexOnce(ctx); err != nil {
+		return 0, err
+	}
+	return l.idx.Next(ctx)
+}
+
+var errNotIntegrated = errors.New("not yet integrated")

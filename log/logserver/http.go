@@ -1,0 +1,383 @@
+package logserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"filippo.io/torchwood"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/attestlog/attestlog/log/api"
+	"github.com/attestlog/attestlog/log/internal/index"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/tlogproof"
+)
+
+// Errors of the read API.
+var (
+	// ErrNotFound: no such entry, measurement or tile.
+	ErrNotFound = errors.New("not found")
+	// ErrNotWitnessed: the entry exists but no published (witnessed)
+	// checkpoint covers it yet.
+	ErrNotWitnessed = errors.New("not yet covered by a witnessed checkpoint")
+	errBadRequest   = errors.New("bad request")
+)
+
+// Handler returns the log's HTTP API.
+func (l *Log) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, l.instrument(pattern, h))
+	}
+	route("POST /add", l.handleAdd)
+	route("GET /checkpoint", l.handleCheckpoint)
+	route("GET /tile/entries/{path...}", l.handleEntries)
+	route("GET /tile/{level}/{path...}", l.handleTile)
+	route("GET /proof", l.handleProof)
+	route("GET /lookup", l.handleLookup)
+	route("GET /entry/{index}", l.handleEntry)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(l.metrics.reg, promhttp.HandlerOpts{}))
+	return http.MaxBytesHandler(mux, statement.MaxEntrySize+1)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// instrument writes the error of h, if any, with the one status mapping
+// of statusOf, and logs one line per request.
+func (l *Log) instrument(route string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		err := h(sw, r)
+		if err != nil {
+			code := statusOf(err)
+			if code == http.StatusServiceUnavailable || errors.Is(err, ErrNotWitnessed) || errors.Is(err, ErrRetry) {
+				sw.Header().Set("Retry-After", "1")
+			}
+			sw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			sw.Header().Del("Cache-Control")
+			sw.WriteHeader(code)
+			msg := err.Error()
+			if code == http.StatusInternalServerError {
+				msg = "internal error"
+			}
+			fmt.Fprintln(sw, msg)
+		}
+		l.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.code, "duration", time.Since(start).Round(time.Microsecond)}
+		if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		if sw.code >= 500 {
+			l.logger.Error("request", attrs...)
+		} else if r.URL.Path == "/add" || err != nil {
+			l.logger.Info("request", attrs...)
+		} else {
+			l.logger.Debug("request", attrs...)
+		}
+	})
+}
+
+// statusOf is the one mapping from errors to HTTP status codes.
+func statusOf(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, statement.ErrMalformed), errors.Is(err, ErrBadReference), errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNotWitnessed), errors.Is(err, os.ErrNotExist):
+		return http.StatusNotFound
+	case errors.Is(err, tessera.ErrPushback), errors.Is(err, ErrRetry):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
+	start := time.Now()
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	res, err := l.Admit(r.Context(), body)
+	kind := string(res.Kind)
+	if kind == "" {
+		kind = "unknown"
+	}
+	if err != nil {
+		l.metrics.adds.WithLabelValues(kind, strconv.Itoa(statusOf(err))).Inc()
+		return err
+	}
+	l.metrics.addTime.Observe(time.Since(start).Seconds())
+	l.metrics.adds.WithLabelValues(kind, "200").Inc()
+	return writeJSON(w, api.AddResponse{Index: res.Index, Duplicate: res.Duplicate})
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+	return nil
+}
+
+func (l *Log) handleCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	cp, err := l.reader.ReadCheckpoint(r.Context())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: no checkpoint has been published yet (is the witness quorum reachable?)", ErrNotFound)
+		}
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(cp)
+	return nil
+}
+
+func (l *Log) handleTile(w http.ResponseWriter, r *http.Request) error {
+	level, idx, p, err := layout.ParseTileLevelIndexPartial(r.PathValue("level"), r.PathValue("path"))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	t, err := l.reader.ReadTile(r.Context(), level, idx, p)
+	if err != nil {
+		return notFound(err)
+	}
+	writeTile(w, t, p)
+	return nil
+}
+
+func (l *Log) handleEntries(w http.ResponseWriter, r *http.Request) error {
+	idx, p, err := layout.ParseTileIndexPartial(r.PathValue("path"))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	b, err := l.reader.ReadEntryBundle(r.Context(), idx, p)
+	if err != nil {
+		return notFound(err)
+	}
+	writeTile(w, b, p)
+	return nil
+}
+
+func notFound(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: no such tile", ErrNotFound)
+	}
+	return err
+}
+
+// writeTile serves a tile with the caching c2sp.org/tlog-tiles allows:
+// full tiles never change, partial ones only until they fill up.
+func writeTile(w http.ResponseWriter, b []byte, p uint8) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if p == 0 {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "public, max-age=60")
+	}
+	w.Write(b)
+}
+
+// Proof returns the tlog-proof of entry idx under the latest published
+// (witnessed) checkpoint.
+func (l *Log) Proof(ctx context.Context, idx uint64) (*tlogproof.Proof, error) {
+	cpRaw, err := l.reader.ReadCheckpoint(ctx)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: no witnessed checkpoint has been published yet", ErrNotWitnessed)
+		}
+		return nil, err
+	}
+	body, _, _ := bytes.Cut(cpRaw, []byte("\n\n"))
+	cp, err := torchwood.ParseCheckpoint(string(body) + "\n")
+	if err != nil {
+		return nil, fmt.Errorf("parsing our own checkpoint: %w", err)
+	}
+	size := uint64(cp.N)
+	if idx >= size {
+		if next, err := l.reader.NextIndex(ctx); err == nil && idx >= next {
+			return nil, fmt.Errorf("%w: the log has %d entries, there is no entry %d", ErrNotFound, next, idx)
+		}
+		return nil, fmt.Errorf("%w: entry %d is not yet covered by a witnessed checkpoint (the latest covers %d entries); retry shortly", ErrNotWitnessed, idx, size)
+	}
+	pb, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := pb.InclusionProof(ctx, idx)
+	if err != nil {
+		return nil, fmt.Errorf("building inclusion proof: %w", err)
+	}
+	bundle, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, idx/layout.EntryBundleWidth, size)
+	if err != nil {
+		return nil, fmt.Errorf("reading entry %d: %w", idx, err)
+	}
+	entry := bundle.Entries[idx%layout.EntryBundleWidth]
+	p := &tlogproof.Proof{Extra: entry, Index: idx, Checkpoint: cpRaw}
+	for _, h := range hashes {
+		p.Hashes = append(p.Hashes, tlog.Hash(h))
+	}
+	// Never hand out a proof that does not verify.
+	if err := p.VerifyInclusion(entry, cp.N, cp.Hash); err != nil {
+		return nil, fmt.Errorf("self-check of proof for %d: %w", idx, err)
+	}
+	return p, nil
+}
+
+func (l *Log) handleProof(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var idx uint64
+	switch {
+	case q.Has("index"):
+		n, err := strconv.ParseUint(q.Get("index"), 10, 63)
+		if err != nil {
+			return fmt.Errorf("%w: index must be a non-negative integer", errBadRequest)
+		}
+		idx = n
+	case q.Has("measurement"):
+		m, err := hexParam(q.Get("measurement"))
+		if err != nil {
+			return err
+		}
+		es, err := l.idx.Lookup(r.Context(), m)
+		if err != nil {
+			return err
+		}
+		found := false
+		for i := len(es) - 1; i >= 0; i-- { // the newest release with it
+			if es[i].Kind == statement.KindRelease {
+				idx, found = es[i].Index, true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("%w: no release with measurement %s has been logged", ErrNotFound, m)
+		}
+	default:
+		return fmt.Errorf("%w: give ?index=N or ?measurement=HEX", errBadRequest)
+	}
+	p, err := l.Proof(r.Context(), idx)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(p.Marshal())
+	return nil
+}
+
+func hexParam(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if _, err := hex.DecodeString(s); err != nil || s == "" || len(s) > 128 {
+		return "", fmt.Errorf("%w: %q is not a hex measurement or digest", errBadRequest, s)
+	}
+	return s, nil
+}
+
+func infoOf(e index.Entry) api.EntryInfo {
+	return api.EntryInfo{
+		Index: e.Index, Kind: string(e.Kind), Signer: e.SignerName, SignerKeyID: e.SignerKey,
+		EntrySHA256: e.EntrySHA256, Platform: e.Platform, Version: e.Version,
+		Measurement: e.Measurement, Time: e.Time, Release: e.Ref, Outcome: e.Outcome,
+		HasProvenance: e.HasProvenance,
+	}
+}
+
+// Describe returns the index's view of entry idx with, for a release, its
+// reproductions and revocations.
+func (l *Log) Describe(ctx context.Context, idx uint64) (api.EntryInfo, error) {
+	e, err := l.idx.Get(ctx, idx)
+	if errors.Is(err, index.ErrNotFound) {
+		return api.EntryInfo{}, fmt.Errorf("%w: no entry %d in the index", ErrNotFound, idx)
+	}
+	if err != nil {
+		return api.EntryInfo{}, err
+	}
+	info := infoOf(e)
+	if e.Kind == statement.KindRelease {
+		rel, err := l.idx.Related(ctx, idx)
+		if err != nil {
+			return api.EntryInfo{}, err
+		}
+		for _, r := range rel {
+			switch r.Kind {
+			case statement.KindReproduction:
+				info.Reproductions = append(info.Reproductions, infoOf(r))
+			case statement.KindRevocation:
+				info.Revocations = append(info.Revocations, infoOf(r))
+			}
+		}
+	}
+	return info, nil
+}
+
+func (l *Log) handleLookup(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	v := q.Get("measurement")
+	if v == "" {
+		v = q.Get("digest")
+	}
+	if v == "" {
+		return fmt.Errorf("%w: give ?measurement=HEX or ?digest=HEX", errBadRequest)
+	}
+	v, err := hexParam(v)
+	if err != nil {
+		return err
+	}
+	es, err := l.idx.Lookup(r.Context(), v)
+	if err != nil {
+		return err
+	}
+	resp := api.LookupResponse{Query: v, Entries: []api.EntryInfo{}}
+	for _, e := range es {
+		info, err := l.Describe(r.Context(), e.Index)
+		if err != nil {
+			return err
+		}
+		resp.Entries = append(resp.Entries, info)
+	}
+	return writeJSON(w, resp)
+}
+
+func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {
+	idx, err := strconv.ParseUint(r.PathValue("index"), 10, 63)
+	if err != nil {
+		return fmt.Errorf("%w: entry index must be a non-negative integer", errBadRequest)
+	}
+	info, err := l.Describe(r.Context(), idx)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, info)
+}

@@ -1,0 +1,251 @@
+// Package logserver is attestlog's log: the personality on Tessera that
+// admits signed statements (release, reproduction, revocation), appends
+// them, keeps the measurement index, and serves the c2sp.org/tlog-tiles
+// read API, proofs (c2sp.org/tlog-proof) and lookups.
+//
+// Checkpoints are published only once the witness quorum of the log's
+// witness policy has cosigned them (Tessera's witnessing), so every proof
+// the log hands out is under a witnessed checkpoint.
+package logserver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/mysql"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/log/internal/index"
+	"github.com/attestlog/attestlog/policy"
+
+	_ "github.com/go-sql-driver/mysql"
+)
+
+// Log is a running log.
+type Log struct {
+	cfg      *Config
+	logger   *slog.Logger
+	add      tessera.AddFn
+	reader   tessera.LogReader
+	shutdown func(context.Context) error
+	idx      *index.DB
+	db       *sql.DB // MySQL, when used
+	verifier note.Verifier
+	vkey     string
+
+	mu     sync.RWMutex
+	policy *policy.Policy
+
+	// pending maps the payload hash of statements added but not yet
+	// indexed to their index future, so that a resubmission before the
+	// indexer catches up still returns the original index.
+	pendingMu sync.Mutex
+	pending   map[[32]byte]tessera.IndexFuture
+
+	indexed chan struct{} // closed and replaced whenever the index advances
+	stop    context.CancelFunc
+	done    chan struct{}
+
+	metrics *metrics
+}
+
+// Open starts the log described by cfg. cfg must have passed Validate.
+// The log signs and witnesses checkpoints in the background until Close.
+func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("origin", cfg.Origin)
+	signer, vkey, err := keyfile.LoadNoteSigner(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	if signer.Name() != cfg.Origin {
+		return nil, fmt.Errorf("log key %s is named %q but the origin is %q; they must be equal", cfg.Key, signer.Name(), cfg.Origin)
+	}
+	pol, err := policy.Load(cfg.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	wpText, err := os.ReadFile(cfg.WitnessPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("witness_policy: %w", err)
+	}
+	// Parse with our parser first for line-numbered errors, then with
+	// Tessera's, which drives the witnessing.
+	if _, err := policy.Parse(wpText); err != nil {
+		return nil, fmt.Errorf("witness_policy %s: %w", cfg.WitnessPolicy, err)
+	}
+	wg, err := tessera.NewWitnessGroupFromPolicy(wpText)
+	if err != nil {
+		return nil, fmt.Errorf("witness_policy %s: %w", cfg.WitnessPolicy, err)
+	}
+
+	l := &Log{
+		cfg: cfg, logger: logger, policy: pol,
+		pending: map[[32]byte]tessera.IndexFuture{},
+		indexed: make(chan struct{}),
+		done:    make(chan struct{}),
+		metrics: newMetrics(),
+	}
+	l.vkey = vkey
+	if l.verifier, err = note.NewVerifier(vkey); err != nil {
+		return nil, err
+	}
+
+	hc := &http.Client{Timeout: cfg.WitnessTimeout}
+	var driver tessera.Driver
+	switch {
+	case cfg.Storage.POSIX != nil:
+		if err := os.MkdirAll(cfg.Storage.POSIX.Dir, 0o755); err != nil {
+			return nil, err
+		}
+		driver, err = posix.New(ctx, posix.Config{Path: cfg.Storage.POSIX.Dir, HTTPClient: hc})
+	case cfg.Storage.MySQL != nil:
+		l.db, err = openMySQL(ctx, cfg.Storage.MySQL.DSN)
+		if err != nil {
+			return nil, err
+		}
+		driver, err = mysql.New(ctx, l.db)
+	}
+	if err != nil {
+		l.closeDB()
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
+		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithPushback(cfg.Pushback).
+		WithWitnesses(wg, &tessera.WitnessOptions{Timeout: cfg.WitnessTimeout})
+	app, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
+	if err != nil {
+		l.closeDB()
+		return nil, fmt.Errorf("starting Tessera: %w", err)
+	}
+	l.add, l.reader, l.shutdown = app.Add, reader, shutdown
+
+	l.idx, err = index.Open(cfg.Index)
+	if err != nil {
+		shutdown(ctx)
+		l.closeDB()
+		return nil, err
+	}
+	// Catch the index up with what is already integrated before admitting
+	// anything, so that duplicate detection sees every earlier entry.
+	if err := l.indexOnce(ctx); err != nil {
+		l.Close(ctx)
+		return nil, fmt.Errorf("catching up the index: %w", err)
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	l.stop = cancel
+	go l.follow(fctx)
+	return l, nil
+}
+
+func (l *Log) closeDB() {
+	if l.db != nil {
+		l.db.Close()
+	}
+}
+
+// Close stops the log, flushing what Tessera has accepted.
+func (l *Log) Close(ctx context.Context) error {
+	if l.stop != nil {
+		l.stop()
+		<-l.done
+	}
+	var errs []error
+	if l.shutdown != nil {
+		errs = append(errs, l.shutdown(ctx))
+	}
+	if l.idx != nil {
+		errs = append(errs, l.idx.Close())
+	}
+	l.closeDB()
+	return errors.Join(errs...)
+}
+
+// Verifier returns the log's checkpoint verifier.
+func (l *Log) Verifier() note.Verifier { return l.verifier }
+
+// VKey returns the log's note verifier key.
+func (l *Log) VKey() string { return l.vkey }
+
+// Reader returns the Tessera reader of the log's storage.
+func (l *Log) Reader() tessera.LogReader { return l.reader }
+
+// Policy returns the policy admission uses now.
+func (l *Log) Policy() *policy.Policy {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.policy
+}
+
+// SetPolicy replaces the admission policy (for a reload).
+func (l *Log) SetPolicy(p *policy.Policy) {
+	l.mu.Lock()
+	l.policy = p
+	l.mu.Unlock()
+}
+
+type metrics struct {
+	reg      *prometheus.Registry
+	adds     *prometheus.CounterVec
+	addTime  prometheus.Histogram
+	requests *prometheus.CounterVec
+	indexed  prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.adds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "attestlog_log_add_total", Help: "Statements submitted to POST /add, by result.",
+	}, []string{"kind", "result"})
+	m.addTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "attestlog_log_add_seconds", Help: "Time to admit and sequence one statement.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "attestlog_log_http_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	m.indexed = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "attestlog_log_indexed_entries", Help: "Entries in the measurement index.",
+	})
+	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// waitIndexed blocks until the index covers idx or ctx ends.
+func (l *Log) waitIndexed(ctx context.Context, idx uint64) error {
+	for {
+		l.pendingMu.Lock()
+		ch := l.indexed
+		l.pendingMu.Unlock()
+		next, err := l.idx.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if next > idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

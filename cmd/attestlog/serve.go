@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"k8s.io/klog/v2"
 )
 
 var stderr = os.Stderr
@@ -21,7 +23,11 @@ func newLogger() *slog.Logger {
 	if os.Getenv("ATTESTLOG_DEBUG") == "1" {
 		lvl = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	// Tessera logs through klog; send that to the same place, in the same
+	// format.
+	klog.SetSlogLogger(l.With("component", "tessera"))
+	return l
 }
 
 // signalContext is cancelled on SIGINT or SIGTERM.

@@ -111,20 +111,20 @@ type Measurements struct {
 // SNPMeasurements are the AMD SEV-SNP attestation report fields a release
 // fixes.
 type SNPMeasurements struct {
-	LaunchDigest string `json:"launch_digest"`          // MEASUREMENT, 48 bytes
-	GuestPolicy  string `json:"guest_policy,omitempty"` // POLICY, 8 bytes big-endian hex
-	FamilyID     string `json:"family_id,omitempty"`    // 16 bytes
-	ImageID      string `json:"image_id,omitempty"`     // 16 bytes
+	LaunchDigest string `json:"launch_digest" yaml:"launch_digest"`         // MEASUREMENT, 48 bytes
+	GuestPolicy  string `json:"guest_policy,omitempty" yaml:"guest_policy"` // POLICY, 8 bytes big-endian hex
+	FamilyID     string `json:"family_id,omitempty" yaml:"family_id"`       // 16 bytes
+	ImageID      string `json:"image_id,omitempty" yaml:"image_id"`         // 16 bytes
 }
 
 // TDXMeasurements are the Intel TDX TD report fields a release fixes.
 type TDXMeasurements struct {
-	MRTD       string `json:"mrtd"` // 48 bytes
-	RTMR0      string `json:"rtmr0,omitempty"`
-	RTMR1      string `json:"rtmr1,omitempty"`
-	RTMR2      string `json:"rtmr2,omitempty"`
-	RTMR3      string `json:"rtmr3,omitempty"`
-	MRConfigID string `json:"mrconfigid,omitempty"`
+	MRTD       string `json:"mrtd" yaml:"mrtd"` // 48 bytes
+	RTMR0      string `json:"rtmr0,omitempty" yaml:"rtmr0"`
+	RTMR1      string `json:"rtmr1,omitempty" yaml:"rtmr1"`
+	RTMR2      string `json:"rtmr2,omitempty" yaml:"rtmr2"`
+	RTMR3      string `json:"rtmr3,omitempty" yaml:"rtmr3"`
+	MRConfigID string `json:"mrconfigid,omitempty" yaml:"mrconfigid"`
 }
 
 // Values returns every measurement value set, for indexing.
@@ -163,8 +163,8 @@ func (m Measurements) Primary() string {
 
 // Source is where the release was built from.
 type Source struct {
-	Repo   string `json:"repo"`
-	Commit string `json:"commit"` // 40 or 64 hex characters
+	Repo   string `json:"repo" yaml:"repo"`
+	Commit string `json:"commit" yaml:"commit"` // 40 or 64 hex characters
 }
 
 // Recipe is the build an auditor can replay: argv run in an empty
@@ -180,18 +180,18 @@ type Recipe struct {
 // MeasureInputs says which outputs, and which launch settings, make the
 // measurement. Firmware, Kernel and Initrd name entries of Recipe.Outputs.
 type MeasureInputs struct {
-	Firmware string `json:"firmware,omitempty"`
-	Kernel   string `json:"kernel,omitempty"`
-	Initrd   string `json:"initrd,omitempty"`
-	Cmdline  string `json:"cmdline,omitempty"`
-	VCPUs    int    `json:"vcpus,omitempty"`
-	VCPUType string `json:"vcpu_type,omitempty"`
-	VMMType  string `json:"vmm_type,omitempty"`
+	Firmware string `json:"firmware,omitempty" yaml:"firmware"`
+	Kernel   string `json:"kernel,omitempty" yaml:"kernel"`
+	Initrd   string `json:"initrd,omitempty" yaml:"initrd"`
+	Cmdline  string `json:"cmdline,omitempty" yaml:"cmdline"`
+	VCPUs    int    `json:"vcpus,omitempty" yaml:"vcpus"`
+	VCPUType string `json:"vcpu_type,omitempty" yaml:"vcpu_type"`
+	VMMType  string `json:"vmm_type,omitempty" yaml:"vmm_type"`
 	// GuestFeatures is the SEV features word, hex with 0x prefix.
-	GuestFeatures string `json:"guest_features,omitempty"`
+	GuestFeatures string `json:"guest_features,omitempty" yaml:"guest_features"`
 	// OVMFHash is the precomputed OVMF page hash (48 bytes hex) when the
 	// firmware output is only a suffix.
-	OVMFHash string `json:"ovmf_hash,omitempty"`
+	OVMFHash string `json:"ovmf_hash,omitempty" yaml:"ovmf_hash"`
 }
 
 // Reproduction is the predicate of a reproduction statement: an auditor

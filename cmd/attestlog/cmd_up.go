@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/log/logserver"
+	"github.com/attestlog/attestlog/witness"
+)
+
+func init() {
+	register("up", "run the whole system on embedded defaults (log, witness, …)", runUp)
+}
+
+// Defaults of 'attestlog up'.
+const (
+	DefaultUpDir    = "attestlog-data"
+	DefaultUpListen = "127.0.0.1:8080"
+	upOrigin        = "attestlog.localhost/log"
+	upWitnessName   = "attestlog.localhost/witness"
+)
+
+// UpInfo is DIR/up.json: what 'attestlog up' runs, for scripts.
+type UpInfo struct {
+	Dir     string `json:"dir"`
+	URL     string `json:"url"`
+	Log     UpLog  `json:"log"`
+	Witness UpWit  `json:"witness"`
+	// Operator is the demo operator trusted by the log's policy.
+	Operator UpKey `json:"operator"`
+	// Auditor is the demo auditor key trusted for reproductions.
+	Auditor UpKey `json:"auditor"`
+	// ClientPolicy is a trust policy for 'attestlog verify' that trusts
+	// this log, its witness and the demo operator.
+	ClientPolicy string `json:"client_policy"`
+	// ExampleRelease is a release YAML ready for 'attestlog publish'.
+	ExampleRelease string `json:"example_release"`
+	PID            int    `json:"pid"`
+}
+
+type UpLog struct {
+	URL    string `json:"url"`
+	Origin string `json:"origin"`
+	VKey   string `json:"vkey"`
+	Key    string `json:"key"`
+	Config string `json:"config"`
+}
+
+type UpWit struct {
+	URL  string `json:"url"`
+	Name string `json:"name"`
+	VKey string `json:"vkey"`
+	Key  string `json:"key"`
+}
+
+type UpKey struct {
+	Name   string `json:"name"`
+	Public string `json:"public"`
+	Key    string `json:"key"`
+}
+
+func runUp(args []string) error {
+	fs := newFlagSet("up", "[--dir DIR] [--listen ADDR]")
+	dir := fs.String("dir", DefaultUpDir, "directory for keys, configuration and data (reused on restart)")
+	listen := fs.String("listen", DefaultUpListen, "address to serve everything on (port 0 picks a free port)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	logger := newLogger()
+
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (use --listen to pick another address)", *listen, err)
+	}
+	base := "http://" + ln.Addr().String()
+	info := UpInfo{Dir: abs, URL: base, PID: os.Getpid()}
+	p := func(name string) string { return filepath.Join(abs, name) }
+
+	// Keys, created on first run and reused after.
+	keys := []struct {
+		kind, name, file string
+		pub              *string
+	}{
+		{keyfile.KindLog, upOrigin, "log.key", &info.Log.VKey},
+		{keyfile.KindWitness, upWitnessName, "witness.key", &info.Witness.VKey},
+		{keyfile.KindOperator, "demo-operator", "operator.key", &info.Operator.Public},
+		{keyfile.KindAuditor, "demo-auditor", "auditor.key", &info.Auditor.Public},
+	}
+	for _, k := range keys {
+		path := p(k.file)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if _, err := keyfile.Generate(k.kind, k.name, path, "ed25519"); err != nil {
+				return err
+			}
+			logger.Info("created key", "kind", k.kind, "file", path)
+		}
+		pub, err := keyfile.Public(k.kind, path)
+		if err != nil {
+			return err
+		}
+		*k.pub = pub
+	}
+	info.Log = UpLog{URL: base, Origin: upOrigin, VKey: info.Log.VKey, Key: p("log.key"), Config: p("log.yaml")}
+	info.Witness = UpWit{URL: base + "/witness", Name: upWitnessName, VKey: info.Witness.VKey, Key: p("witness.key")}
+	info.Operator = UpKey{Name: "demo-operator", Public: info.Operator.Public, Key: p("operator.key")}
+	info.Auditor = UpKey{Name: "demo-auditor", Public: info.Auditor.Public, Key: p("auditor.key")}
+	info.ClientPolicy = p("client-policy.txt")
+	info.ExampleRelease = p("example-release.yaml")
+
+	// Configuration files are derived from the keys and the address, so
+	// they are rewritten on every start.
+	files := map[string]string{
+		"policy.txt": fmt.Sprintf("# Who may publish to the log (written by 'attestlog up').\noperator %s %s\nauditor %s %s\n",
+			info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
+		"witness-policy.txt": fmt.Sprintf("# c2sp.org/tlog-policy: checkpoints are published once this quorum cosigned.\nwitness local %s %s\nquorum local\n",
+			info.Witness.VKey, info.Witness.URL),
+		"client-policy.txt": fmt.Sprintf("# A client trust policy for this local stack (written by 'attestlog up').\nlog %s %s\nwitness local %s\nquorum local\noperator %s %s\nauditor %s %s\n",
+			info.Log.VKey, base, info.Witness.VKey, info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
+		"log.yaml": fmt.Sprintf("# Log configuration (written by 'attestlog up').\norigin: %s\nlisten: %s\nkey: log.key\nstorage:\n  posix:\n    dir: tiles\nindex: index.db\npolicy: policy.txt\nwitness_policy: witness-policy.txt\ncheckpoint_interval: 1s\n",
+			upOrigin, ln.Addr().String()),
+		"witness.yaml": fmt.Sprintf("# Witness configuration (written by 'attestlog up').\nlisten: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - origin: %s\n    vkey: %s\n",
+			ln.Addr().String(), upOrigin, info.Log.VKey),
+	}
+	if _, err := os.Stat(info.ExampleRelease); errors.Is(err, os.ErrNotExist) {
+		files["example-release.yaml"] = exampleRelease(time.Now())
+	}
+	for name, content := range files {
+		if err := os.WriteFile(p(name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+
+	// One HTTP server: the witness under /witness/, the log at the root.
+	// The listener is up before the log starts, since the log's first
+	// checkpoint needs the witness's cosignature.
+	wcfg, err := witness.LoadConfig(p("witness.yaml"))
+	if err != nil {
+		return err
+	}
+	wcfg.Key, wcfg.DB = p("witness.key"), p("witness.db")
+	wit, err := witness.Open(ctx, wcfg, logger.With("component", "witness"))
+	if err != nil {
+		return err
+	}
+	defer wit.Close()
+
+	var logHandler atomic.Value
+	logHandler.Store(http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the log is starting", http.StatusServiceUnavailable)
+	})))
+	mux := http.NewServeMux()
+	mux.Handle("/witness/", http.StripPrefix("/witness", wit.Handler()))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		logHandler.Load().(http.Handler).ServeHTTP(w, r)
+	}))
+	srv := newServer(mux)
+	errc := make(chan error, 1)
+	go func() { errc <- serve(ctx, srv, ln) }()
+
+	lcfg, err := logserver.LoadConfig(p("log.yaml"))
+	if err != nil {
+		return err
+	}
+	lg, err := logserver.Open(ctx, lcfg, logger.With("component", "log"))
+	if err != nil {
+		return err
+	}
+	defer lg.Close(context.Background())
+	logHandler.Store(lg.Handler())
+
+	b, _ := json.MarshalIndent(info, "", "  ")
+	if err := os.WriteFile(p("up.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	printUp(info)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		<-errc
+		return nil
+	}
+}
+
+func printUp(info UpInfo) {
+	rel := info.ExampleRelease
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, rel); err == nil && !strings.HasPrefix(r, "..") {
+			rel = r
+		}
+	}
+	key := info.Operator.Key
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, key); err == nil && !strings.HasPrefix(r, "..") {
+			key = r
+		}
+	}
+	fmt.Printf(`attestlog is up (data in %s; details in %s)
+
+  log      %s   origin %s
+  witness  %s   cosigns every checkpoint (quorum: local)
+
+Publish the example release and get its proof:
+
+  go run ./cmd/attestlog publish --log %s --key %s --wait %s
+
+Look it up:
+
+  curl '%s/lookup?measurement=%s'
+
+Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
+`, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
+		info.Log.URL, key, rel, info.Log.URL, exampleMeasurement, info.Dir)
+}
+
+const exampleMeasurement = "329c8ce0972ae52343b64d34a434a86f245dfd74f5ed7aae15d22efc78fb9683632b9b50e4e1d7fa41179ef98a7ef198"
+
+func exampleRelease(now time.Time) string {
+	return `# An example release (written by 'attestlog up'). Publish it with
+#   attestlog publish --log URL --key operator.key --wait example-release.yaml
+# The launch digest is sev-snp-measure's published value for the AmdSev
+# OVMF with 1 EPYC-v4 vCPU, an empty kernel, initrd and command line.
+version: 0.1.0
+platform: sev-snp
+time: ` + now.UTC().Format(time.RFC3339) + `
+measurements:
+  snp:
+    launch_digest: ` + exampleMeasurement + `
+artifacts:
+  - name: OVMF.fd
+    sha256: 0000000000000000000000000000000000000000000000000000000000000000
+source:
+  repo: https://github.com/example/enclave
+  commit: 0123456789abcdef0123456789abcdef01234567
+recipe:
+  argv: [make, release]
+  env: {SOURCE_DATE_EPOCH: "0"}
+  outputs: [OVMF.fd, bzImage, initrd.img]
+  measure:
+    firmware: OVMF.fd
+    kernel: bzImage
+    initrd: initrd.img
+    cmdline: ""
+    vcpus: 1
+    vcpu_type: EPYC-v4
+    guest_features: "0x21"
+    ovmf_hash: 086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74
+`
+}
+
+// waitReady polls url until it answers 200 or ctx ends (used by tests).
+func waitReady(ctx context.Context, url string) error {
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,298 @@
+// Package attest verifies hardware attestation evidence (AMD SEV-SNP and
+// Intel TDX) against the attestation section of a trust policy and
+// extracts the measurements a verifier compares with the logged release.
+//
+// All cryptography is go-sev-guest's and go-tdx-guest's: their verify
+// packages check the hardware signature chain against the roots this
+// package hands them (never the embedded-by-default path, never the
+// network), their validate packages check the report fields. This package
+// only decides which checks to run, with which options, and spells out
+// each outcome as a [check.Check].
+//
+// Roots: the AMD ARK/ASK/ASVK of Milan, Genoa and Turin (embedded in
+// go-sev-guest) and the Intel SGX Root CA (the certificate go-tdx-guest
+// embeds, copied here as intel_sgx_root_ca.pem, SHA-256 fingerprint
+// 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3).
+// A policy's trust-root lines add roots; test roots are trusted only so.
+//
+// Nothing is fetched: a SEV-SNP report needs its VCEK/VLEK in the
+// evidence; CRLs and TDX collateral come from the files the policy names.
+package attest
+
+import (
+	"crypto/x509"
+	_ "embed"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-sev-guest/verify/trust"
+
+	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/policy/check"
+	"github.com/attestlog/attestlog/policy/evidence"
+)
+
+//go:embed intel_sgx_root_ca.pem
+var intelSGXRootCA []byte
+
+// Verifier checks evidence against an attestation policy. It is safe for
+// concurrent use.
+type Verifier struct {
+	pol      policy.AttestationPolicy
+	now      func() time.Time
+	snpRoots map[string][]*snpRoot // by product line
+	crls     []*crlFile
+	tdxRoots *x509.CertPool
+	tdxTest  bool // a trust-root tdx line added roots
+	tdxColl  *collateral
+}
+
+type snpRoot struct {
+	certs  *trust.ProductCerts
+	line   string
+	source string // "embedded AMD root" or the trust-root file
+}
+
+type crlFile struct {
+	path string
+	crl  *x509.RevocationList
+}
+
+type options struct {
+	baseDir string
+	now     func() time.Time
+}
+
+// Option configures New.
+type Option func(*options)
+
+// WithBaseDir resolves the relative file names of the policy (trust-root,
+// crl, tdx-collateral) against dir, normally the policy file's directory.
+func WithBaseDir(dir string) Option { return func(o *options) { o.baseDir = dir } }
+
+// WithTime verifies certificates, CRLs and collateral as of t instead of
+// the current time (for saved evidence and tests).
+func WithTime(t time.Time) Option { return func(o *options) { o.now = func() time.Time { return t } } }
+
+// New returns a verifier for the attestation policy, loading the files it
+// names. An error names the directive and file that could not be used.
+func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
+	o := options{now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	path := func(p string) string {
+		if filepath.IsAbs(p) || o.baseDir == "" {
+			return p
+		}
+		return filepath.Join(o.baseDir, p)
+	}
+	v := &Verifier{pol: ap, now: o.now, snpRoots: embeddedSNPRoots(), tdxRoots: x509.NewCertPool()}
+	if !v.tdxRoots.AppendCertsFromPEM(intelSGXRootCA) {
+		return nil, errors.New("internal error: embedded Intel SGX root does not parse")
+	}
+	for _, r := range ap.TrustRoots {
+		b, err := os.ReadFile(path(r.File))
+		if err != nil {
+			return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
+		}
+		switch r.Platform {
+		case policy.PlatformSEVSNP:
+			root, err := parseSNPRoot(b)
+			if err != nil {
+				return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
+			}
+			root.source = "trust-root " + r.File
+			v.snpRoots[root.line] = append(v.snpRoots[root.line], root)
+		case policy.PlatformTDX:
+			certs, err := parsePEMCerts(b)
+			if err != nil {
+				return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
+			}
+			for _, c := range certs {
+				v.tdxRoots.AddCert(c)
+			}
+			v.tdxTest = true
+		}
+	}
+	for _, p := range ap.CRLs {
+		b, err := os.ReadFile(path(p))
+		if err != nil {
+			return nil, fmt.Errorf("crl %s: %w", p, err)
+		}
+		if blk, _ := pem.Decode(b); blk != nil {
+			b = blk.Bytes
+		}
+		crl, err := x509.ParseRevocationList(b)
+		if err != nil {
+			return nil, fmt.Errorf("crl %s: %w", p, err)
+		}
+		v.crls = append(v.crls, &crlFile{path: p, crl: crl})
+	}
+	if ap.TDXCollateral != "" {
+		c, err := loadCollateral(path(ap.TDXCollateral))
+		if err != nil {
+			return nil, fmt.Errorf("tdx-collateral %s: %w", ap.TDXCollateral, err)
+		}
+		v.tdxColl = c
+	}
+	return v, nil
+}
+
+// Result is the outcome of verifying evidence.
+type Result struct {
+	Platform string     `json:"platform"`
+	Checks   check.List `json:"checks"`
+	// SNP or TDX holds the report fields, set whenever the evidence
+	// parsed, even if a check failed (look at Checks before trusting
+	// them).
+	SNP *SNPFields `json:"snp,omitempty"`
+	TDX *TDXFields `json:"tdx,omitempty"`
+}
+
+// OK reports whether every check passed.
+func (r *Result) OK() bool { return r.Checks.OK() }
+
+// Measurement returns the measurement that identifies a release: the SNP
+// launch digest or the TDX MRTD (lowercase hex), or "" when the evidence
+// did not parse.
+func (r *Result) Measurement() string {
+	switch {
+	case r.SNP != nil:
+		return r.SNP.LaunchDigest
+	case r.TDX != nil:
+		return r.TDX.MRTD
+	}
+	return ""
+}
+
+func (r *Result) add(c check.Check) { r.Checks = append(r.Checks, c) }
+
+// Verify checks evidence against the policy: format, platform allowed,
+// hardware signature chain, revocation and TCB status when the policy
+// names CRLs or collateral, report consistency, TCB floors, guest policy,
+// and that REPORT_DATA binds nonce and the bundle's channel key (see
+// evidence.ReportData). It does not look at the stapled proof.
+func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) *Result {
+	return v.run(b, nonce, true)
+}
+
+// Inspect checks only what needs no policy and no nonce: the format, the
+// hardware signature chain (plus revocation and TCB status when
+// configured) and the report's internal consistency; and extracts the
+// fields. `attestlog inspect` uses it.
+func (v *Verifier) Inspect(b *evidence.Bundle) *Result {
+	return v.run(b, nil, false)
+}
+
+func (v *Verifier) run(b *evidence.Bundle, nonce []byte, full bool) *Result {
+	r := &Result{}
+	if b == nil {
+		r.add(check.Fail(check.EvidenceFormat, "no evidence"))
+		return r
+	}
+	r.Platform = b.Platform
+	if err := b.Check(); err != nil {
+		r.add(check.Fail(check.EvidenceFormat, "%v", err))
+		return r
+	}
+	switch b.Platform {
+	case evidence.SEVSNP:
+		v.verifySNP(r, b, nonce, full)
+	case evidence.TDX:
+		v.verifyTDX(r, b, nonce, full)
+	}
+	return r
+}
+
+func (v *Verifier) platformCheck(platform string) check.Check {
+	if v.pol.AllowsPlatform(platform) {
+		return check.Pass(check.PlatformAllowed, "policy allows %s", platform)
+	}
+	return check.Fail(check.PlatformAllowed, "policy allows only %v, not %s; add a 'platform %s' line to accept it", v.pol.Platforms, platform, platform)
+}
+
+func (v *Verifier) nonceReportData(b *evidence.Bundle, nonce []byte) ([]byte, string, error) {
+	if nonce == nil {
+		return nil, "", errors.New("no nonce given: without one, stale or replayed evidence cannot be told apart")
+	}
+	rd, err := evidence.ReportData(nonce, b.ChannelKey)
+	if err != nil {
+		return nil, "", err
+	}
+	what := "the nonce"
+	if len(b.ChannelKey) > 0 {
+		what = fmt.Sprintf("the nonce and the %d-byte channel key", len(b.ChannelKey))
+	}
+	return rd[:], what, nil
+}
+
+// multiErrors splits an error combined by go.uber.org/multierr (or
+// errors.Join) into its messages.
+func multiErrors(err error) []string {
+	if err == nil {
+		return nil
+	}
+	if m, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range m.Unwrap() {
+			out = append(out, multiErrors(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
+}
+
+// beyond returns the messages of err that are not in base: the failures a
+// validate call adds to those of the baseline call.
+func beyond(err error, base []string) error {
+	seen := map[string]bool{}
+	for _, m := range base {
+		seen[m] = true
+	}
+	var extra []error
+	for _, m := range multiErrors(err) {
+		if !seen[m] {
+			extra = append(extra, errors.New(m))
+		}
+	}
+	return errors.Join(extra...)
+}
+
+// safely runs f, turning a panic in a third-party parser into an error:
+// evidence is untrusted input.
+func safely(what string, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: malformed input (%v)", what, p)
+		}
+	}()
+	return f()
+}
+
+func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM CERTIFICATE in file")
+	}
+	return certs, nil
+}

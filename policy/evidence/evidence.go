@@ -1,0 +1,322 @@
+// Package evidence is attestlog's attestation evidence bundle: what an
+// enclave serves at
+//
+//	GET /.well-known/attestlog/evidence?nonce=HEX
+//
+// so that a client can decide, offline, whether to trust it. A bundle
+// carries the raw hardware evidence (an AMD SEV-SNP report with its
+// certificates, or an Intel TDX DCAP quote v4), the channel key the
+// enclave binds into the report (optional), and a stapled
+// [c2sp.org/tlog-proof] for the release the enclave runs, so the client
+// needs no lookup that would reveal which enclave it talks to.
+//
+// # JSON format
+//
+//	{
+//	  "format":      "attestlog-evidence/v1",
+//	  "platform":    "sev-snp" | "tdx",
+//	  "report":      base64,  // sev-snp: the 1184-byte ATTESTATION_REPORT
+//	  "cert_table":  base64,  // sev-snp, optional: the GHCB extended-report certificate table
+//	  "vcek":        base64,  // sev-snp, optional: the VCEK or VLEK certificate, DER
+//	  "quote":       base64,  // tdx: the DCAP quote v4 (PCK chain inside)
+//	  "channel_key": base64,  // optional: e.g. the server's TLS key as DER SubjectPublicKeyInfo
+//	  "proof":       string   // optional: c2sp.org/tlog-proof text for the running release
+//	}
+//
+// Unknown fields are rejected; bytes are standard base64 (encoding/json's
+// []byte). An SNP bundle needs the endorsement key certificate either in
+// the certificate table or in "vcek"; the ASK/ARK come from the
+// verifier's roots, never from the bundle.
+//
+// # REPORT_DATA binding
+//
+// The enclave asks its hardware for evidence whose 64-byte REPORT_DATA is
+//
+//	REPORT_DATA = SHA-512( "attestlog-evidence-v1" || 0x00 ||
+//	                       len(nonce) as one byte || nonce || channel_key )
+//
+// where nonce is the client's nonce (16 to 64 bytes) and channel_key is
+// the bundle's channel_key (empty when absent). See [ReportData]. A
+// client checks it with the nonce it sent; a match proves the evidence is
+// fresh and, when there is a channel key, that the key belongs to the
+// attested enclave.
+//
+// [c2sp.org/tlog-proof]: https://c2sp.org/tlog-proof
+package evidence
+
+import (
+	"bytes"
+	"crypto/sha512"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Format is the value of a bundle's "format" field.
+const Format = "attestlog-evidence/v1"
+
+// Platforms.
+const (
+	SEVSNP = "sev-snp"
+	TDX    = "tdx"
+)
+
+// Size limits. Parse rejects anything larger.
+const (
+	// MaxBundleSize bounds a whole JSON bundle.
+	MaxBundleSize = 512 << 10
+	// SNPReportSize is the size of an SEV-SNP ATTESTATION_REPORT.
+	SNPReportSize = 1184
+	// MaxCertTableSize bounds an SNP certificate table.
+	MaxCertTableSize = 64 << 10
+	// MaxCertSize bounds a VCEK/VLEK certificate.
+	MaxCertSize = 16 << 10
+	// MaxQuoteSize bounds a TDX quote (a quote with its PCK chain is ~5 KiB).
+	MaxQuoteSize = 64 << 10
+	// MaxChannelKeySize bounds a channel key.
+	MaxChannelKeySize = 8 << 10
+	// MaxProofSize bounds a stapled tlog-proof (the log's own limit).
+	MaxProofSize = 128 << 10
+	// MinNonceSize and MaxNonceSize bound a client nonce.
+	MinNonceSize = 16
+	MaxNonceSize = 64
+)
+
+// ErrMalformed is wrapped by every Parse error.
+var ErrMalformed = errors.New("malformed evidence")
+
+// Bundle is attestation evidence.
+type Bundle struct {
+	Format   string `json:"format"`
+	Platform string `json:"platform"`
+	// Report is the raw SEV-SNP ATTESTATION_REPORT (sev-snp).
+	Report []byte `json:"report,omitempty"`
+	// CertTable is the SEV-SNP extended report certificate table
+	// (sev-snp, optional).
+	CertTable []byte `json:"cert_table,omitempty"`
+	// VCEK is the VCEK or VLEK certificate, DER (sev-snp, optional).
+	VCEK []byte `json:"vcek,omitempty"`
+	// Quote is the TDX DCAP quote v4 (tdx).
+	Quote []byte `json:"quote,omitempty"`
+	// ChannelKey is bound into REPORT_DATA along with the nonce.
+	ChannelKey []byte `json:"channel_key,omitempty"`
+	// Proof is the c2sp.org/tlog-proof text for the release the enclave
+	// runs (opaque here; see log/tlogproof).
+	Proof string `json:"proof,omitempty"`
+}
+
+// Kind says what raw input Parse recognised.
+type Kind string
+
+const (
+	KindBundle       Kind = "attestlog evidence bundle"
+	KindSNPReport    Kind = "SEV-SNP report"
+	KindSNPExtReport Kind = "SEV-SNP report with certificate table"
+	KindTDXQuote     Kind = "TDX quote v4"
+)
+
+// Parse reads evidence in any of the forms attestlog accepts and returns
+// it as a bundle: a JSON bundle; a raw SEV-SNP report (exactly 1184
+// bytes); an SEV-SNP report followed by its certificate table (what
+// snpguest and the extended guest request produce); or a raw TDX quote v4.
+// Raw forms carry no channel key and no proof.
+func Parse(b []byte) (*Bundle, Kind, error) {
+	if len(b) > MaxBundleSize {
+		return nil, "", fmt.Errorf("%w: %d bytes; the limit is %d", ErrMalformed, len(b), MaxBundleSize)
+	}
+	trimmed := bytes.TrimLeft(b, " \t\r\n")
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		bu, err := ParseBundle(b)
+		return bu, KindBundle, err
+	case isTDXQuote(b):
+		if len(b) > MaxQuoteSize {
+			return nil, "", fmt.Errorf("%w: TDX quote of %d bytes; the limit is %d", ErrMalformed, len(b), MaxQuoteSize)
+		}
+		return &Bundle{Format: Format, Platform: TDX, Quote: clone(b)}, KindTDXQuote, nil
+	case len(b) == SNPReportSize && isSNPReport(b):
+		return &Bundle{Format: Format, Platform: SEVSNP, Report: clone(b)}, KindSNPReport, nil
+	case len(b) > SNPReportSize && isSNPReport(b):
+		bu := &Bundle{Format: Format, Platform: SEVSNP, Report: clone(b[:SNPReportSize]), CertTable: clone(b[SNPReportSize:])}
+		if err := bu.Check(); err != nil {
+			return nil, "", err
+		}
+		return bu, KindSNPExtReport, nil
+	}
+	return nil, "", fmt.Errorf("%w: not a JSON evidence bundle, an SEV-SNP report (%d bytes, optionally followed by its certificate table) or a TDX quote v4 (%d bytes given)", ErrMalformed, SNPReportSize, len(b))
+}
+
+// ParseBundle parses a JSON bundle strictly: size limits, no unknown
+// fields, no trailing data, fields consistent with the platform.
+func ParseBundle(b []byte) (*Bundle, error) {
+	if len(b) > MaxBundleSize {
+		return nil, fmt.Errorf("%w: %d bytes; the limit is %d", ErrMalformed, len(b), MaxBundleSize)
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	var bu Bundle
+	if err := d.Decode(&bu); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
+	}
+	if err := bu.Check(); err != nil {
+		return nil, err
+	}
+	return &bu, nil
+}
+
+// Check reports whether b is well formed: known format and platform,
+// fields of that platform only, sizes within limits. It does not verify
+// anything cryptographic.
+func (b *Bundle) Check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	if b.Format != Format {
+		return bad("format %q, want %q", b.Format, Format)
+	}
+	switch b.Platform {
+	case SEVSNP:
+		if len(b.Report) != SNPReportSize {
+			return bad("sev-snp report is %d bytes, want %d", len(b.Report), SNPReportSize)
+		}
+		if !isSNPReport(b.Report) {
+			return bad("sev-snp report has an unknown version %d", binary.LittleEndian.Uint32(b.Report))
+		}
+		if len(b.Quote) != 0 {
+			return bad("sev-snp evidence with a TDX quote")
+		}
+		if len(b.CertTable) > MaxCertTableSize {
+			return bad("certificate table is %d bytes; the limit is %d", len(b.CertTable), MaxCertTableSize)
+		}
+		if err := checkCertTable(b.CertTable); err != nil {
+			return bad("certificate table: %v", err)
+		}
+		if len(b.VCEK) > MaxCertSize {
+			return bad("vcek is %d bytes; the limit is %d", len(b.VCEK), MaxCertSize)
+		}
+	case TDX:
+		if !isTDXQuote(b.Quote) {
+			return bad("tdx quote is not a TDX quote v4")
+		}
+		if len(b.Quote) > MaxQuoteSize {
+			return bad("tdx quote is %d bytes; the limit is %d", len(b.Quote), MaxQuoteSize)
+		}
+		if len(b.Report) != 0 || len(b.CertTable) != 0 || len(b.VCEK) != 0 {
+			return bad("tdx evidence with SEV-SNP fields")
+		}
+	default:
+		return bad("platform %q, want sev-snp or tdx", b.Platform)
+	}
+	if len(b.ChannelKey) > MaxChannelKeySize {
+		return bad("channel key is %d bytes; the limit is %d", len(b.ChannelKey), MaxChannelKeySize)
+	}
+	if len(b.Proof) > MaxProofSize {
+		return bad("proof is %d bytes; the limit is %d", len(b.Proof), MaxProofSize)
+	}
+	return nil
+}
+
+// Marshal returns the JSON form of b.
+func (b *Bundle) Marshal() ([]byte, error) {
+	if err := b.Check(); err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(b, "", "  ")
+}
+
+// ReportData returns the REPORT_DATA that binds nonce and channelKey:
+// SHA-512("attestlog-evidence-v1" || 0x00 || byte(len(nonce)) || nonce ||
+// channelKey). The nonce must be MinNonceSize to MaxNonceSize bytes.
+func ReportData(nonce, channelKey []byte) ([64]byte, error) {
+	if err := CheckNonce(nonce); err != nil {
+		return [64]byte{}, err
+	}
+	h := sha512.New()
+	h.Write([]byte("attestlog-evidence-v1\x00"))
+	h.Write([]byte{byte(len(nonce))})
+	h.Write(nonce)
+	h.Write(channelKey)
+	var rd [64]byte
+	h.Sum(rd[:0])
+	return rd, nil
+}
+
+// ErrNonce is returned for a nonce of the wrong size or encoding.
+var ErrNonce = fmt.Errorf("nonce must be %d to %d bytes (%d to %d hex characters)", MinNonceSize, MaxNonceSize, 2*MinNonceSize, 2*MaxNonceSize)
+
+// CheckNonce reports whether nonce has an acceptable size.
+func CheckNonce(nonce []byte) error {
+	if len(nonce) < MinNonceSize || len(nonce) > MaxNonceSize {
+		return ErrNonce
+	}
+	return nil
+}
+
+// ParseNonce decodes a hex nonce, as in the nonce query parameter.
+func ParseNonce(s string) ([]byte, error) {
+	if len(s) > 2*MaxNonceSize {
+		return nil, ErrNonce
+	}
+	n, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, ErrNonce
+	}
+	return n, CheckNonce(n)
+}
+
+// isSNPReport reports whether b starts like an SEV-SNP report: a known
+// report version (2 to 5) and the reserved policy bit 17 set.
+func isSNPReport(b []byte) bool {
+	if len(b) < SNPReportSize {
+		return false
+	}
+	v := binary.LittleEndian.Uint32(b[0:4])
+	policy := binary.LittleEndian.Uint64(b[8:16])
+	return v >= 2 && v <= 5 && policy&(1<<17) != 0
+}
+
+// isTDXQuote reports whether b starts like a TDX DCAP quote v4: version 4,
+// ECDSA-P256 attestation key type 2, TEE type 0x81.
+func isTDXQuote(b []byte) bool {
+	const minQuote = 0x3FC // go-tdx-guest abi.QuoteMinSize
+	if len(b) < minQuote {
+		return false
+	}
+	return binary.LittleEndian.Uint16(b[0:2]) == 4 &&
+		binary.LittleEndian.Uint16(b[2:4]) == 2 &&
+		binary.LittleEndian.Uint32(b[4:8]) == 0x81
+}
+
+// checkCertTable checks the GHCB certificate table layout: 24-byte entries
+// (GUID, offset, length) ending with an all-zero entry, every blob inside
+// the table. go-sev-guest's parser trusts offset+length not to overflow;
+// this check runs first so that it never sees a table that does.
+func checkCertTable(t []byte) error {
+	if len(t) == 0 {
+		return nil
+	}
+	const entry = 24
+	for i := 0; ; i++ {
+		off := i * entry
+		if off+entry > len(t) {
+			return errors.New("no terminating entry")
+		}
+		e := t[off : off+entry]
+		o := uint64(binary.LittleEndian.Uint32(e[16:20]))
+		l := uint64(binary.LittleEndian.Uint32(e[20:24]))
+		if bytes.Equal(e, make([]byte, entry)) {
+			return nil
+		}
+		if o+l > uint64(len(t)) || o < uint64(off+entry) {
+			return fmt.Errorf("entry %d (offset %d, length %d) is outside the table of %d bytes", i, o, l, len(t))
+		}
+	}
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }

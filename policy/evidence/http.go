@@ -1,0 +1,107 @@
+package evidence
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Path is where an enclave serves its evidence:
+// GET Path?nonce=HEX returns a JSON [Bundle].
+const Path = "/.well-known/attestlog/evidence"
+
+// ContentType is the media type of a JSON bundle.
+const ContentType = "application/json"
+
+// Source produces evidence for a client's nonce.
+type Source interface {
+	// Evidence returns a bundle whose REPORT_DATA is
+	// ReportData(nonce, bundle.ChannelKey). It is called once per request;
+	// nothing is retried.
+	Evidence(ctx context.Context, nonce []byte) (*Bundle, error)
+}
+
+// SourceFunc adapts a function to a Source.
+type SourceFunc func(ctx context.Context, nonce []byte) (*Bundle, error)
+
+// Evidence calls f.
+func (f SourceFunc) Evidence(ctx context.Context, nonce []byte) (*Bundle, error) {
+	return f(ctx, nonce)
+}
+
+// Handler serves GET Path?nonce=HEX from s. A missing or malformed nonce
+// is 400; a failure of s is 500. One log line per request.
+func Handler(s Source, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+Path, func(w http.ResponseWriter, r *http.Request) {
+		nonce, err := ParseNonce(r.URL.Query().Get("nonce"))
+		if err != nil {
+			logger.Info("evidence request", "status", http.StatusBadRequest, "error", err)
+			http.Error(w, "nonce query parameter: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		b, err := s.Evidence(r.Context(), nonce)
+		var body []byte
+		if err == nil {
+			body, err = b.Marshal()
+		}
+		if err != nil {
+			logger.Error("evidence request", "status", http.StatusInternalServerError, "error", err)
+			http.Error(w, "could not produce evidence", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", ContentType)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(body)
+		logger.Info("evidence request", "status", http.StatusOK, "platform", b.Platform, "nonce", hex.EncodeToString(nonce))
+	})
+	return http.MaxBytesHandler(mux, 8<<10)
+}
+
+// ErrFetch is wrapped by Fetch errors that come from the server's answer.
+var ErrFetch = errors.New("fetching evidence")
+
+// Fetch asks the enclave at baseURL (scheme and host, optionally a path
+// prefix) for evidence bound to nonce, and parses the answer strictly. It
+// does not verify it. c may be nil for http.DefaultClient.
+func Fetch(ctx context.Context, c *http.Client, baseURL string, nonce []byte) (*Bundle, error) {
+	if err := CheckNonce(nonce); err != nil {
+		return nil, err
+	}
+	if c == nil {
+		c = http.DefaultClient
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("evidence URL %q: want http(s)://host", baseURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + Path
+	u.RawQuery = url.Values{"nonce": {hex.EncodeToString(nonce)}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", ContentType)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBundleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%w: %s: %s", ErrFetch, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))
+	}
+	return ParseBundle(body)
+}

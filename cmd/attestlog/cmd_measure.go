@@ -1,0 +1,391 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/attestlog/attestlog/policy/measure/ovmf"
+	"github.com/attestlog/attestlog/policy/measure/snp"
+	"github.com/attestlog/attestlog/policy/measure/tdx"
+)
+
+func init() {
+	register("measure snp", "compute an SEV-SNP launch digest from OVMF, kernel and vCPU settings", runMeasureSNP)
+	register("measure snp-ovmf-hash", "compute the SEV-SNP launch digest of the OVMF pages alone", runMeasureSNPOVMFHash)
+	register("measure tdx", "compute a TDX MRTD from a TDVF (OVMF) image", runMeasureTDX)
+	register("measure tdx-replay", "replay a CC event log against a TDX quote's RTMRs", runMeasureTDXReplay)
+}
+
+// measureStdout is where the measure commands print; tests replace it.
+var measureStdout io.Writer = os.Stdout
+
+// optionalInt is an int flag that records whether it was set.
+type optionalInt struct {
+	v   int64
+	set bool
+}
+
+func (o *optionalInt) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.FormatInt(o.v, 10)
+}
+
+func (o *optionalInt) Set(s string) error {
+	v, err := strconv.ParseInt(s, 0, 64)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	o.v, o.set = v, true
+	return nil
+}
+
+func runMeasureSNP(args []string) error {
+	fs := newFlagSet("measure snp", "--ovmf FILE --vcpus N (--vcpu-type TYPE | --vcpu-sig SIG | --vcpu-family F --vcpu-model M --vcpu-stepping S) [flags]")
+	ovmfPath := fs.String("ovmf", "", "OVMF firmware image `FILE` (required)")
+	kernel := fs.String("kernel", "", "kernel `FILE` for measured direct boot (needs an OvmfPkg/AmdSev build)")
+	initrd := fs.String("initrd", "", "initrd `FILE` (with --kernel)")
+	appendArg := fs.String("append", "", "kernel command `LINE` (with --kernel)")
+	vcpus := fs.Int("vcpus", 0, "number of guest vCPUs (required)")
+	vcpuType := fs.String("vcpu-type", "", "guest vCPU `TYPE`, one of "+strings.Join(snp.VCPUTypeNames(), ", "))
+	var vcpuSig, family, model, stepping optionalInt
+	fs.Var(&vcpuSig, "vcpu-sig", "guest vCPU signature `VALUE` (CPUID Fn0000_0001_EAX; decimal or 0x hex)")
+	fs.Var(&family, "vcpu-family", "guest vCPU `FAMILY` (with --vcpu-model and --vcpu-stepping)")
+	fs.Var(&model, "vcpu-model", "guest vCPU `MODEL`")
+	fs.Var(&stepping, "vcpu-stepping", "guest vCPU `STEPPING`")
+	vmmType := fs.String("vmm-type", "QEMU", "`VMM` type: QEMU, ec2 or gce")
+	features := fs.String("guest-features", "0x1", "guest SEV features `VALUE` (the VMSA's SEV_FEATURES; decimal or 0x hex)")
+	ovmfHash := fs.String("snp-ovmf-hash", "", "precomputed `HEX` launch digest of the OVMF pages (from 'measure snp-ovmf-hash'); the image's pages are then not hashed")
+	format := fs.String("output-format", "hex", "output `FORMAT`: hex or base64")
+	verbose := fs.Bool("v", false, "print a label before the digest")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	usageErr := func(format string, a ...any) error {
+		fmt.Fprintf(fs.Output(), format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	switch {
+	case *ovmfPath == "":
+		return usageErr("missing --ovmf FILE")
+	case *vcpus < 1:
+		return usageErr("missing --vcpus N (at least 1)")
+	case *initrd != "" && *kernel == "":
+		return usageErr("--initrd needs --kernel")
+	case *appendArg != "" && *kernel == "":
+		return usageErr("--append needs --kernel")
+	case *format != "hex" && *format != "base64":
+		return usageErr("--output-format must be hex or base64")
+	}
+	vmm, err := snp.ParseVMMType(*vmmType)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	gf, err := strconv.ParseUint(*features, 0, 64)
+	if err != nil {
+		return usageErr("--guest-features %q is not an integer", *features)
+	}
+	// As sev-snp-measure: family/model/stepping, else the signature, else
+	// the type; QEMU needs one of them, EC2 and GCE ignore them.
+	var sig uint32
+	switch {
+	case family.set || model.set || stepping.set:
+		if !family.set || !model.set || !stepping.set {
+			return usageErr("--vcpu-family, --vcpu-model and --vcpu-stepping go together")
+		}
+		sig, err = snp.CPUSig(int(family.v), int(model.v), int(stepping.v))
+		if err != nil {
+			return usageErr("%v", err)
+		}
+	case vcpuSig.set:
+		if vcpuSig.v < 0 || vcpuSig.v > 0xffffffff {
+			return usageErr("--vcpu-sig %d out of range", vcpuSig.v)
+		}
+		sig = uint32(vcpuSig.v)
+	case *vcpuType != "":
+		s, ok := snp.VCPUTypes[*vcpuType]
+		if !ok {
+			return usageErr("unknown --vcpu-type %q (want one of %s)", *vcpuType, strings.Join(snp.VCPUTypeNames(), ", "))
+		}
+		sig = s
+	case vmm == snp.QEMU:
+		return usageErr("missing --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping (needed for VMM type QEMU)")
+	}
+
+	img, err := ovmf.ReadFile(*ovmfPath)
+	if err != nil {
+		return err
+	}
+	fw, err := snp.ParseFirmware(img)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *ovmfPath, err)
+	}
+	cfg := snp.Config{VCPUs: *vcpus, VCPUSig: sig, VMM: vmm, GuestFeatures: gf}
+	if *ovmfHash != "" {
+		cfg.OVMFHash, err = hex.DecodeString(*ovmfHash)
+		if err != nil || len(cfg.OVMFHash) != snp.DigestSize {
+			return usageErr("--snp-ovmf-hash must be %d hex digits", 2*snp.DigestSize)
+		}
+	}
+	if *kernel != "" {
+		if cfg.Kernel, err = hashKernelFiles(*kernel, *initrd, *appendArg); err != nil {
+			return err
+		}
+	}
+	ld, err := snp.LaunchDigest(fw, cfg)
+	if err != nil {
+		return err
+	}
+	out := hex.EncodeToString(ld[:])
+	if *format == "base64" {
+		out = base64.StdEncoding.EncodeToString(ld[:])
+	}
+	if *verbose {
+		fmt.Fprintf(measureStdout, "Calculated SEV-SNP guest measurement: %s\n", out)
+	} else {
+		fmt.Fprintln(measureStdout, out)
+	}
+	return nil
+}
+
+func hashKernelFiles(kernel, initrd, cmdline string) (*snp.KernelHashes, error) {
+	k, err := os.Open(kernel)
+	if err != nil {
+		return nil, err
+	}
+	defer k.Close()
+	var ir io.Reader
+	if initrd != "" {
+		f, err := os.Open(initrd)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		ir = f
+	}
+	return snp.HashKernel(k, ir, cmdline)
+}
+
+func runMeasureSNPOVMFHash(args []string) error {
+	fs := newFlagSet("measure snp-ovmf-hash", "--ovmf FILE")
+	ovmfPath := fs.String("ovmf", "", "OVMF firmware image `FILE` (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *ovmfPath == "" {
+		fmt.Fprintln(fs.Output(), "missing --ovmf FILE")
+		fs.Usage()
+		return errUsage
+	}
+	img, err := ovmf.ReadFile(*ovmfPath)
+	if err != nil {
+		return err
+	}
+	h, err := snp.OVMFHash(img)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *ovmfPath, err)
+	}
+	fmt.Fprintln(measureStdout, hex.EncodeToString(h[:]))
+	return nil
+}
+
+func runMeasureTDX(args []string) error {
+	fs := newFlagSet("measure tdx", "--firmware FILE [--page-order single-pass|two-pass] [--json]")
+	fwPath := fs.String("firmware", "", "TDVF (OVMF) firmware image `FILE` (required)")
+	order := fs.String("page-order", tdx.DefaultPageOrder.String(), "how the VMM adds and measures pages: `ORDER` single-pass (each page added then extended; upstream KVM) or two-pass (a section's pages all added, then all extended; earlier TDX trees)")
+	both := fs.Bool("both-orders", false, "print the MRTD of both page orders")
+	asJSON := fs.Bool("json", false, "print JSON")
+	var rtmrInputs []string
+	for _, name := range []string{"kernel", "initrd", "append", "acpi-tables", "memory"} {
+		fs.Func(name, "not yet supported: RTMR computation from boot inputs (use 'measure tdx-replay')", func(string) error {
+			rtmrInputs = append(rtmrInputs, "--"+name)
+			return nil
+		})
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *fwPath == "" {
+		fmt.Fprintln(fs.Output(), "missing --firmware FILE")
+		fs.Usage()
+		return errUsage
+	}
+	if len(rtmrInputs) > 0 {
+		return fmt.Errorf("%s: computing RTMR0-2 from boot inputs is not implemented yet (RTMR0 also depends on the host: TD HOB memory map, ACPI tables); replay the guest's event log with 'attestlog measure tdx-replay' and compare its per-event digests", strings.Join(rtmrInputs, ", "))
+	}
+	o, err := tdx.ParsePageOrder(*order)
+	if err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+		return errUsage
+	}
+	img, err := ovmf.ReadFile(*fwPath)
+	if err != nil {
+		return err
+	}
+	fw, err := tdx.ParseFirmware(img)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *fwPath, err)
+	}
+	orders := []tdx.PageOrder{o}
+	if *both {
+		orders = []tdx.PageOrder{tdx.SinglePass, tdx.TwoPass}
+	}
+	type result struct {
+		PageOrder string `json:"page_order"`
+		MRTD      string `json:"mrtd"`
+	}
+	var results []result
+	for _, o := range orders {
+		m, err := tdx.MRTD(fw, o)
+		if err != nil {
+			return err
+		}
+		results = append(results, result{o.String(), hex.EncodeToString(m[:])})
+	}
+	if *asJSON {
+		e := json.NewEncoder(measureStdout)
+		e.SetIndent("", "  ")
+		if *both {
+			return e.Encode(results)
+		}
+		return e.Encode(results[0])
+	}
+	for _, r := range results {
+		if *both {
+			fmt.Fprintf(measureStdout, "mrtd %s %s\n", r.MRTD, r.PageOrder)
+		} else {
+			fmt.Fprintf(measureStdout, "mrtd %s\n", r.MRTD)
+		}
+	}
+	return nil
+}
+
+func runMeasureTDXReplay(args []string) error {
+	fs := newFlagSet("measure tdx-replay", "--event-log FILE (--quote FILE | --rtmrs HEX,HEX,HEX,HEX) [--json]")
+	logPath := fs.String("event-log", "", "CC event log `FILE` (e.g. a copy of /sys/firmware/acpi/tables/data/CCEL) (required)")
+	quotePath := fs.String("quote", "", "TDX DCAP v4 quote `FILE` whose RTMRs the log must replay to (its signature is not checked here)")
+	rtmrList := fs.String("rtmrs", "", "comma-separated `HEX` RTMR0..RTMR3 to replay against instead of a quote (empty entries are not compared)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *logPath == "" || (*quotePath == "") == (*rtmrList == "") {
+		fmt.Fprintln(fs.Output(), "need --event-log FILE and exactly one of --quote FILE or --rtmrs")
+		fs.Usage()
+		return errUsage
+	}
+	var reported [][]byte
+	if *quotePath != "" {
+		q, err := os.ReadFile(*quotePath)
+		if err != nil {
+			return err
+		}
+		m, err := tdx.ParseQuoteMeasurements(q)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *quotePath, err)
+		}
+		reported = m.RTMRs
+	} else {
+		for i, s := range strings.Split(*rtmrList, ",") {
+			if s == "" {
+				reported = append(reported, nil)
+				continue
+			}
+			b, err := hex.DecodeString(s)
+			if err != nil || len(b) != tdx.DigestSize || i >= tdx.NumRTMRs {
+				fmt.Fprintf(fs.Output(), "--rtmrs entry %d is not %d hex digits (or there are more than %d)\n", i, 2*tdx.DigestSize, tdx.NumRTMRs)
+				return errUsage
+			}
+			reported = append(reported, b)
+		}
+	}
+	f, err := os.Open(*logPath)
+	if err != nil {
+		return err
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, tdx.MaxEventLogSize+1))
+	f.Close()
+	if err != nil {
+		return err
+	}
+	r, err := tdx.ReplayEventLog(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *logPath, err)
+	}
+	checkErr := r.Check(reported)
+
+	type jsonEvent struct {
+		Seq         int    `json:"seq"`
+		RTMR        int    `json:"rtmr"`
+		Type        string `json:"type"`
+		Digest      string `json:"digest"`
+		Description string `json:"description,omitempty"`
+	}
+	type jsonRTMR struct {
+		Index    int    `json:"index"`
+		Replayed string `json:"replayed"`
+		Reported string `json:"reported,omitempty"`
+		Match    *bool  `json:"match,omitempty"`
+	}
+	var events []jsonEvent
+	for _, e := range r.Events {
+		events = append(events, jsonEvent{e.Seq, e.RTMR(), e.TypeName(), hex.EncodeToString(e.Digest), e.Description()})
+	}
+	var rtmrs []jsonRTMR
+	for i := range tdx.NumRTMRs {
+		j := jsonRTMR{Index: i, Replayed: hex.EncodeToString(r.RTMRs[i][:])}
+		if i < len(reported) && reported[i] != nil {
+			j.Reported = hex.EncodeToString(reported[i])
+			m := j.Reported == j.Replayed
+			j.Match = &m
+		}
+		rtmrs = append(rtmrs, j)
+	}
+	if *asJSON {
+		e := json.NewEncoder(measureStdout)
+		e.SetIndent("", "  ")
+		if err := e.Encode(struct {
+			Events []jsonEvent `json:"events"`
+			RTMRs  []jsonRTMR  `json:"rtmrs"`
+			OK     bool        `json:"ok"`
+		}{events, rtmrs, checkErr == nil}); err != nil {
+			return err
+		}
+	} else {
+		for _, e := range events {
+			mr := "mrtd "
+			if e.RTMR >= 0 {
+				mr = fmt.Sprintf("rtmr%d", e.RTMR)
+			}
+			fmt.Fprintf(measureStdout, "%4d %s %-32s %s", e.Seq, mr, e.Type, e.Digest)
+			if e.Description != "" {
+				fmt.Fprintf(measureStdout, "  %q", e.Description)
+			}
+			fmt.Fprintln(measureStdout)
+		}
+		for _, j := range rtmrs {
+			status := "not compared"
+			if j.Match != nil {
+				status = map[bool]string{true: "matches", false: "MISMATCH, reported " + j.Reported}[*j.Match]
+			}
+			fmt.Fprintf(measureStdout, "rtmr%d %s %s\n", j.Index, j.Replayed, status)
+		}
+	}
+	if checkErr != nil {
+		return &exitError{code: 1, err: checkErr}
+	}
+	return nil
+}
+
+var _ flag.Value = (*optionalInt)(nil)

@@ -234,6 +234,30 @@ func TestReferenceDebianOVMF(t *testing.T) {
 		v.directNil = true
 		t.Run(v.name, func(t *testing.T) { v.run(t, fw) })
 	}
+	t.Run("sections", func(t *testing.T) {
+		// As sev-snp-measure's OVMF class lists them for this file
+		// (testdata/README.md).
+		f, err := ParseFirmware(fw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []Section{
+			{0x800000, 0x9000, SectionSecMem},
+			{0x80a000, 0x3000, SectionSecMem},
+			{0x80d000, 0x1000, SectionSecrets},
+			{0x80e000, 0x1000, SectionCPUID},
+			{0x80f000, 0x11000, SectionSecMem},
+		}
+		got := f.Sections()
+		if len(got) != len(want) {
+			t.Fatalf("Sections() = %v, want %v", got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("Sections()[%d] = %+v, want %+v", i, got[i], want[i])
+			}
+		}
+	})
 	t.Run("kernel_without_hashes_section", func(t *testing.T) {
 		f, err := ParseFirmware(fw)
 		if err != nil {

@@ -164,6 +164,16 @@ func TestMRTDDebianOVMF(t *testing.T) {
 	}
 }
 
+func TestDebianOVMFCode4MHasNoTDXMetadata(t *testing.T) {
+	b, err := os.ReadFile("/usr/share/OVMF/OVMF_CODE_4M.fd")
+	if err != nil {
+		testenv.Missing(t, "Debian's ovmf package (OVMF_CODE_4M.fd)", err)
+	}
+	if _, err := ParseFirmware(b); err == nil || !strings.Contains(err.Error(), "no TDX metadata") {
+		t.Errorf("ParseFirmware(OVMF_CODE_4M.fd) error = %v, want \"no TDX metadata\" (td-shim's tool rejects it too)", err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	fw, err := os.ReadFile("testdata/tdvf_synthetic.fd")
 	if err != nil {

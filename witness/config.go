@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,11 +41,13 @@ type Config struct {
 	// `attestlog keygen --kind witness`. The file MUST NOT be readable by
 	// group or others (mode 0600); the witness refuses to start otherwise.
 	// The key name is the witness name in its cosignature lines. Required.
+	// A relative path is relative to the directory of the config file.
 	Key string `yaml:"key"`
 
 	// DB is the path of the SQLite database holding the logs, their keys and
 	// the latest cosigned checkpoint of each. Created if missing. It must be
-	// on a local file system (SQLite locking, fsync). Default witness.db.
+	// on a local file system (SQLite locking, fsync). Default witness.db;
+	// a relative path is relative to the directory of the config file.
 	DB string `yaml:"db"`
 
 	// Logs are added at start-up, as `attestlog witness add-log` would: a new
@@ -93,6 +96,7 @@ func ParseConfig(data []byte) (Config, error) {
 }
 
 // LoadConfig reads and parses the YAML file at path (see ParseConfig).
+// Relative key and db paths are relative to the directory of path.
 func LoadConfig(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -101,6 +105,13 @@ func LoadConfig(path string) (Config, error) {
 	c, err := ParseConfig(data)
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if !filepath.IsAbs(c.Key) {
+		c.Key = filepath.Join(dir, c.Key)
+	}
+	if !filepath.IsAbs(c.DB) {
+		c.DB = filepath.Join(dir, c.DB)
 	}
 	return c, nil
 }

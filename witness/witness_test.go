@@ -113,21 +113,29 @@ func post(t testing.TB, tw *testWitness, body []byte) (int, string, string) {
 // transparency-dev/formats cosignature/v1 verifier built from the vkey alone.
 func verifyCosig(t testing.TB, vkey string, checkpoint []byte, cosig string) {
 	t.Helper()
+	if err := cosigError(vkey, checkpoint, cosig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cosigError is verifyCosig for goroutines other than the test's.
+func cosigError(vkey string, checkpoint []byte, cosig string) error {
 	v, err := fnote.NewVerifierForCosignatureV1(vkey)
 	if err != nil {
-		t.Fatal(err)
+		return err
+	}
+	if strings.Count(cosig, "\n") != 1 || !strings.HasPrefix(cosig, "— ") {
+		return fmt.Errorf("response %q is not one signature line", cosig)
 	}
 	n, err := note.Open(append(bytes.Clone(checkpoint), cosig...), note.VerifierList(v))
 	if err != nil {
-		t.Fatalf("cosignature %q does not verify on %q: %v", cosig, checkpoint, err)
+		return fmt.Errorf("cosignature %q does not verify on %q: %v", cosig, checkpoint, err)
 	}
 	ts, err := fnote.CoSigV1Timestamp(n.Sigs[0])
 	if err != nil || ts.Unix() == 0 {
-		t.Fatalf("cosignature timestamp = %v, %v; want non-zero", ts, err)
+		return fmt.Errorf("cosignature timestamp = %v, %v; want non-zero", ts, err)
 	}
-	if strings.Count(cosig, "\n") != 1 || !strings.HasPrefix(cosig, "— ") {
-		t.Fatalf("response %q is not one signature line", cosig)
-	}
+	return nil
 }
 
 func req(old uint64, proof [][32]byte, cp []byte) []byte {

@@ -35,7 +35,11 @@ func TestMain(m *testing.M) {
 		crashHelper(cfg)
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if peerDir != "" {
+		os.RemoveAll(peerDir)
+	}
+	os.Exit(code)
 }
 
 // crashHelper is the witness server process of the crash test.

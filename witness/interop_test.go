@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"filippo.io/torchwood"
+	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
-	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/attestlog/attestlog/internal/testenv"

@@ -58,6 +58,8 @@ type Log struct {
 	done    chan struct{}
 
 	metrics *metrics
+
+	tesseraCancel context.CancelFunc
 }
 
 // Open starts the log described by cfg. cfg must have passed Validate.
@@ -92,13 +94,24 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		return nil, fmt.Errorf("witness_policy %s: %w", cfg.WitnessPolicy, err)
 	}
 
+	// Tessera runs on a context of its own, cancelled by Close after a
+	// clean shutdown: cancelling it first would leave shutdown waiting for
+	// an integration that can no longer happen.
+	ctx, l0cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Log{
-		cfg: cfg, logger: logger, policy: pol,
+		tesseraCancel: l0cancel,
+		cfg:           cfg, logger: logger, policy: pol,
 		pending: map[[32]byte]tessera.IndexFuture{},
 		indexed: make(chan struct{}),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
 	}
+	opened := false
+	defer func() {
+		if !opened {
+			l0cancel()
+		}
+	}()
 	l.vkey = vkey
 	if l.verifier, err = note.NewVerifier(vkey); err != nil {
 		return nil, err
@@ -151,6 +164,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 	fctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
 	go l.follow(fctx)
+	opened = true
 	return l, nil
 }
 
@@ -170,6 +184,7 @@ func (l *Log) Close(ctx context.Context) error {
 	if l.shutdown != nil {
 		errs = append(errs, l.shutdown(ctx))
 	}
+	l.tesseraCancel()
 	if l.idx != nil {
 		errs = append(errs, l.idx.Close())
 	}

@@ -1,0 +1,299 @@
+package statement
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testRelease() ([]Subject, *Release) {
+	subj := []Subject{
+		{Name: "OVMF.fd", Digest: Digest{SHA256: strings.Repeat("ab", 32)}},
+		{Name: "bzImage", Digest: Digest{SHA384: strings.Repeat("cd", 48)}},
+	}
+	r := &Release{
+		Version:  "1.2.3",
+		Time:     time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC),
+		Platform: PlatformSNP,
+		Measurements: Measurements{SNP: &SNPMeasurements{
+			LaunchDigest: strings.Repeat("01", 48), GuestPolicy: "0000000000030000",
+		}},
+		Source: Source{Repo: "https://github.com/acme/enclave", Commit: strings.Repeat("a", 40)},
+		Recipe: Recipe{
+			Argv: []string{"make", "release"}, Env: map[string]string{"SOURCE_DATE_EPOCH": "0"},
+			Outputs: []string{"out/OVMF.fd", "out/bzImage"},
+			Measure: &MeasureInputs{Firmware: "out/OVMF.fd", Kernel: "out/bzImage", VCPUs: 2, VCPUType: "EPYC-v4"},
+		},
+	}
+	return subj, r
+}
+
+func TestSignParseRoundTrip(t *testing.T) {
+	for _, alg := range []string{AlgEd25519, AlgECDSAP256} {
+		s, err := GenerateSigner(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subj, rel := testRelease()
+		payload, err := EncodeRelease(subj, rel)
+		if err != nil {
+			t.Fatalf("%s: EncodeRelease = %v", alg, err)
+		}
+		entry, err := Sign(payload, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(entry)
+		if err != nil {
+			t.Fatalf("%s: Parse(Sign(x)) = %v", alg, err)
+		}
+		if p.Kind != KindRelease || p.Release.Measurements.Primary() != rel.Measurements.SNP.LaunchDigest {
+			t.Errorf("%s: parsed kind %s measurement %s", alg, p.Kind, p.Release.Measurements.Primary())
+		}
+		k, ok := p.Envelope.VerifiedBy([]PublicKey{s.Public()})
+		if !ok || k.ID() != s.Public().ID() {
+			t.Errorf("%s: VerifiedBy(own key) = %v", alg, ok)
+		}
+		other, _ := GenerateSigner(alg)
+		if _, ok := p.Envelope.VerifiedBy([]PublicKey{other.Public()}); ok {
+			t.Errorf("%s: VerifiedBy(other key) = true", alg)
+		}
+		// Canonical: the same statement encodes to the same payload, and a
+		// second signature (random for ECDSA) keeps the payload hash.
+		payload2, _ := EncodeRelease(subj, rel)
+		entry2, _ := Sign(payload2, s)
+		p2, err := Parse(entry2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p2.PayloadHash != p.PayloadHash {
+			t.Errorf("%s: payload hash differs between two encodings of one statement", alg)
+		}
+		// The public key text form round-trips.
+		pk, err := ParsePublicKey(s.Public().String())
+		if err != nil || pk.ID() != s.Public().ID() {
+			t.Errorf("%s: ParsePublicKey(String()) = %v", alg, err)
+		}
+		// The private key file form round-trips.
+		pem, _ := s.MarshalPrivateKey()
+		s2, err := ParsePrivateKey(pem)
+		if err != nil || s2.Public().ID() != s.Public().ID() {
+			t.Errorf("%s: ParsePrivateKey(MarshalPrivateKey()) = %v", alg, err)
+		}
+	}
+}
+
+func TestTamperedSignature(t *testing.T) {
+	s, _ := GenerateSigner(AlgEd25519)
+	subj, rel := testRelease()
+	payload, _ := EncodeRelease(subj, rel)
+	env, _ := SignEnvelope(payload, s)
+	env.Signatures[0].Sig[0] ^= 1
+	if _, ok := env.VerifiedBy([]PublicKey{s.Public()}); ok {
+		t.Error("VerifiedBy accepted a flipped signature bit")
+	}
+}
+
+// mutate returns a signed entry whose payload JSON was changed by f after
+// canonical encoding (so it bypasses EncodeRelease's checks).
+func mutate(t *testing.T, f func(m map[string]any)) []byte {
+	t.Helper()
+	subj, rel := testRelease()
+	payload, err := encode(subj, PredicateRelease, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	// Re-encode in the field order a struct would use is not possible
+	// with a map; encode via the Statement type for canonical order.
+	pred, _ := marshal(m["predicate"])
+	subjB, _ := json.Marshal(m["subject"])
+	var subjects []Subject
+	json.Unmarshal(subjB, &subjects)
+	st := Statement{Type: StatementType, Subject: subjects, PredicateType: m["predicateType"].(string), Predicate: pred}
+	b, _ := marshal(st)
+	s, _ := GenerateSigner(AlgEd25519)
+	e, _ := Sign(b, s)
+	return e
+}
+
+func pred(m map[string]any) map[string]any { return m["predicate"].(map[string]any) }
+
+func TestParseRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mut   func(m map[string]any)
+		field string
+	}{
+		{"unknown field", func(m map[string]any) { pred(m)["colour"] = "red" }, `unknown field "colour"`},
+		{"bad hex", func(m map[string]any) {
+			pred(m)["measurements"].(map[string]any)["snp"].(map[string]any)["launch_digest"] = strings.Repeat("zz", 48)
+		}, "launch_digest"},
+		{"short digest", func(m map[string]any) {
+			pred(m)["measurements"].(map[string]any)["snp"].(map[string]any)["launch_digest"] = strings.Repeat("01", 32)
+		}, "launch_digest: must be 96"},
+		{"uppercase hex", func(m map[string]any) {
+			pred(m)["measurements"].(map[string]any)["snp"].(map[string]any)["launch_digest"] = strings.Repeat("AB", 48)
+		}, "lowercase"},
+		{"bad platform", func(m map[string]any) { pred(m)["platform"] = "sgx" }, "platform"},
+		{"tdx for snp", func(m map[string]any) {
+			pred(m)["measurements"].(map[string]any)["tdx"] = map[string]any{"mrtd": strings.Repeat("01", 48)}
+		}, "measurements.tdx"},
+		{"artifact digest length", func(m map[string]any) {
+			m["subject"].([]any)[0].(map[string]any)["digest"] = map[string]any{"sha256": "abcd"}
+		}, "subject[0].digest.sha256"},
+		{"no commit", func(m map[string]any) { pred(m)["source"].(map[string]any)["commit"] = "main" }, "source.commit"},
+		{"output outside", func(m map[string]any) {
+			pred(m)["recipe"].(map[string]any)["outputs"] = []any{"../etc/passwd"}
+		}, "outputs[0]"},
+		{"measure not an output", func(m map[string]any) {
+			pred(m)["recipe"].(map[string]any)["outputs"] = []any{"out/bzImage"}
+		}, "measure.firmware"},
+		{"wrong type", func(m map[string]any) { pred(m)["version"] = 7 }, "version"},
+		{"non-UTC time", func(m map[string]any) { pred(m)["time"] = "2026-11-26T13:00:00+01:00" }, "time"},
+	} {
+		_, err := Parse(mutate(t, tc.mut))
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: Parse = %v, want ErrMalformed", tc.name, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: Parse = %q, want a message naming %q", tc.name, err, tc.field)
+		}
+	}
+}
+
+func TestParseRejectsEnvelopes(t *testing.T) {
+	s, _ := GenerateSigner(AlgEd25519)
+	subj, rel := testRelease()
+	payload, _ := EncodeRelease(subj, rel)
+	good, _ := Sign(payload, s)
+	var pretty bytes.Buffer
+	json.Indent(&pretty, payload, "", " ")
+	nonCanon, _ := Sign(pretty.Bytes(), s)
+	for name, in := range map[string][]byte{
+		"truncated":     good[:len(good)/2],
+		"garbage":       []byte("not json at all"),
+		"empty":         {},
+		"trailing":      append(append([]byte{}, good...), []byte(" {}")...),
+		"oversize":      append(good, bytes.Repeat([]byte(" "), MaxEntrySize)...),
+		"non-canonical": nonCanon,
+		"no signatures": []byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`),
+		"payload type":  bytes.Replace(good, []byte("vnd.in-toto+json"), []byte("vnd.other+json"), 1),
+		"unknown field": bytes.Replace(good, []byte(`{"payloadType"`), []byte(`{"x":1,"payloadType"`), 1),
+	} {
+		if _, err := Parse(in); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Parse(%s) = %v, want ErrMalformed", name, err)
+		}
+	}
+	if _, err := Parse(good); err != nil {
+		t.Errorf("Parse(good) = %v", err)
+	}
+}
+
+func TestReferences(t *testing.T) {
+	ref := RefOf(7, []byte("entry"))
+	rp, err := EncodeReproduction(ref, &Reproduction{
+		Outcome: OutcomeMatch, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		Measurements: Measurements{TDX: &TDXMeasurements{MRTD: strings.Repeat("02", 48)}},
+	})
+	if err != nil {
+		t.Fatalf("EncodeReproduction = %v", err)
+	}
+	p, err := ParseStatement(rp)
+	if err != nil || p.Ref != ref || p.Kind != KindReproduction {
+		t.Fatalf("ParseStatement(reproduction) = %+v, %v; want ref %+v", p, err, ref)
+	}
+	rv, err := EncodeRevocation(ref, &Revocation{Reason: "CVE-2026-0001", Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = ParseStatement(rv)
+	if err != nil || p.Ref != ref || p.Kind != KindRevocation {
+		t.Fatalf("ParseStatement(revocation) = %+v, %v", p, err)
+	}
+	if _, err := EncodeRevocation(ref, &Revocation{Time: time.Now().UTC().Truncate(time.Second)}); err == nil {
+		t.Error("EncodeRevocation without a reason succeeded")
+	}
+}
+
+func TestReleaseSpec(t *testing.T) {
+	y := `version: 2.0.0
+platform: tdx
+time: 2026-11-26T12:00:00Z
+measurements:
+  tdx: {mrtd: ` + strings.Repeat("ab", 48) + `, rtmr0: ` + strings.Repeat("cd", 48) + `}
+artifacts:
+  - {name: disk.img, sha256: ` + strings.Repeat("EF", 32) + `}
+source: {repo: "file:///tmp/repo", commit: ` + strings.Repeat("1", 40) + `}
+recipe:
+  argv: [./build.sh]
+  outputs: [disk.img]
+`
+	subj, r, err := ParseReleaseSpec([]byte(y), "", time.Now())
+	if err != nil {
+		t.Fatalf("ParseReleaseSpec = %v", err)
+	}
+	if r.Measurements.TDX.RTMR0 != strings.Repeat("cd", 48) || subj[0].Digest.SHA256 != strings.Repeat("ef", 32) {
+		t.Errorf("parsed %+v %+v", r.Measurements.TDX, subj)
+	}
+	for name, tc := range map[string]struct{ in, want string }{
+		"unknown key":  {strings.Replace(y, "version:", "colour: red\nversion:", 1), "colour"},
+		"bad mrtd":     {strings.Replace(y, "mrtd: ab", "mrtd: zz", 1), "measurements.tdx.mrtd"},
+		"no artifacts": {strings.Replace(y, "  - {name: disk.img", "  # - {name: disk.img", 1), "artifacts"},
+		"provenance":   {y + "provenance: x.json\n", "provenance"},
+	} {
+		_, _, err := ParseReleaseSpec([]byte(tc.in), "", time.Now())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseReleaseSpec(%s) = %v, want an error naming %q", name, err, tc.want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	s, _ := GenerateSigner(AlgEd25519)
+	subj, rel := testRelease()
+	payload, _ := EncodeRelease(subj, rel)
+	good, _ := Sign(payload, s)
+	f.Add(good)
+	f.Add([]byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"","sig":"AA=="}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := Parse(b)
+		if err != nil {
+			return
+		}
+		// Whatever parses re-encodes to a payload that parses to the same
+		// statement.
+		if _, err := ParseStatement(p.Envelope.Payload); err != nil {
+			t.Fatalf("accepted payload does not re-parse: %v", err)
+		}
+		e, err := p.Entry()
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := Parse(e)
+		if err != nil || q.PayloadHash != p.PayloadHash {
+			t.Fatalf("canonical entry does not re-parse to the same statement: %v", err)
+		}
+	})
+}
+
+func FuzzParseReleaseSpec(f *testing.F) {
+	f.Add([]byte("version: 1\nplatform: sev-snp\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		subj, r, err := ParseReleaseSpec(b, "", time.Unix(0, 0))
+		if err != nil {
+			return
+		}
+		if _, err := EncodeRelease(subj, r); err != nil {
+			t.Fatalf("accepted spec does not encode: %v", err)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/attestlog/attestlog/log/logserver"
 )
@@ -39,7 +40,11 @@ func runLogServe(args []string) error {
 		ln.Close()
 		return err
 	}
-	defer l.Close(context.Background())
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		l.Close(cctx)
+	}()
 	logger.Info("log serving", "origin", cfg.Origin, "url", "http://"+ln.Addr().String(), "vkey", l.VKey())
 	return serve(ctx, newServer(l.Handler()), ln)
 }

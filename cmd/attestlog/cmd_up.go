@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -174,8 +175,12 @@ func runUp(args []string) error {
 		logHandler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
 	srv := newServer(mux)
+	// The server outlives the signal: the log's shutdown still needs the
+	// witness to cosign its last checkpoint.
+	srvCtx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, srv, ln) }()
+	go func() { errc <- serve(srvCtx, srv, ln) }()
 
 	lcfg, err := logserver.LoadConfig(p("log.yaml"))
 	if err != nil {
@@ -185,7 +190,12 @@ func runUp(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer lg.Close(context.Background())
+	closeLog := sync.OnceValue(func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return lg.Close(cctx)
+	})
+	defer closeLog()
 	logHandler.Store(lg.Handler())
 
 	b, _ := json.MarshalIndent(info, "", "  ")
@@ -198,8 +208,10 @@ func runUp(args []string) error {
 		return err
 	case <-ctx.Done():
 		logger.Info("shutting down")
+		err := closeLog()
+		stopServer()
 		<-errc
-		return nil
+		return err
 	}
 }
 

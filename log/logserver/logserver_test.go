@@ -15,10 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"filippo.io/torchwood"
-	"golang.org/x/mod/sumdb/tlog"
-
 	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/internal/tlogcheck"
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/statement"
@@ -441,54 +439,8 @@ func TestIndependentClient(t *testing.T) {
 // filippo.io/torchwood's tlog client (not our code) for tiles and proofs.
 func checkWithTorchwood(t *testing.T, url string, pol *policy.Policy, entries [][]byte) {
 	t.Helper()
-	ctx := t.Context()
-	f, err := torchwood.NewTileFetcher(url)
-	if err != nil {
+	if _, err := tlogcheck.Log(t.Context(), url, pol, entries); err != nil {
 		t.Fatal(err)
-	}
-	c, err := torchwood.NewClient(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpRaw, err := f.ReadEndpoint(ctx, "checkpoint")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := pol.VerifyCheckpoint(cpRaw)
-	if err != nil {
-		t.Fatalf("checkpoint: %v", err)
-	}
-	if int(cp.N) < len(entries) {
-		t.Fatalf("checkpoint size %d < %d entries", cp.N, len(entries))
-	}
-	tree := tlog.Tree{N: cp.N, Hash: cp.Hash}
-	i := 0
-	// Entries may stop before a partial tile; resuming yields the rest.
-	for pass := 0; int64(i) < cp.N && pass < 3; pass++ {
-		for idx, e := range c.Entries(ctx, tree, int64(i)) {
-			if idx != int64(i) {
-				t.Fatalf("torchwood yielded entry %d, want %d", idx, i)
-			}
-			if idx < int64(len(entries)) && entries[idx] != nil && !bytes.Equal(e, entries[idx]) {
-				t.Errorf("torchwood: entry %d differs from what was added", idx)
-			}
-			i++
-		}
-		if err := c.Err(); err != nil {
-			t.Fatalf("torchwood client: %v", err)
-		}
-	}
-	if int64(i) != cp.N {
-		t.Errorf("torchwood read %d entries, checkpoint has %d", i, cp.N)
-	}
-	for _, idx := range []int64{0, cp.N / 2, cp.N - 1} {
-		e, rp, err := c.Entry(ctx, tree, idx)
-		if err != nil {
-			t.Fatalf("torchwood Entry(%d): %v", idx, err)
-		}
-		if err := tlog.CheckRecord(rp, cp.N, cp.Hash, idx, tlog.RecordHash(e)); err != nil {
-			t.Errorf("torchwood proof of %d: %v", idx, err)
-		}
 	}
 }
 

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the attestlog binary built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "attestlog-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "attestlog")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building attestlog: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runCmd runs the binary and returns stdout, failing the test on a
+// non-zero exit.
+func runCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := tryCmd(t, args...)
+	if err != nil {
+		t.Fatalf("attestlog %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func tryCmd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// upProc is a running 'attestlog up'.
+type upProc struct {
+	cmd    *exec.Cmd
+	info   UpInfo
+	dir    string
+	stderr *bytes.Buffer
+	done   chan struct{}
+}
+
+// startUp starts 'attestlog up --dir dir' on a free loopback port and waits
+// until its log has published a checkpoint.
+func startUp(t *testing.T, dir string) *upProc {
+	t.Helper()
+	os.Remove(filepath.Join(dir, "up.json"))
+	cmd := exec.Command(binary, "up", "--dir", dir, "--listen", "127.0.0.1:0")
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	u := &upProc{cmd: cmd, dir: dir, stderr: &stderr, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(u.done) }()
+	t.Cleanup(func() { u.stop(t) })
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "up.json"))
+		if err == nil && json.Unmarshal(b, &u.info) == nil && u.info.PID == cmd.Process.Pid {
+			break
+		}
+		select {
+		case <-u.done:
+			t.Fatalf("attestlog up exited: %s", stderr.String())
+		case <-ctx.Done():
+			t.Fatalf("attestlog up did not start: %s", stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err := waitReady(ctx, u.info.URL+"/checkpoint"); err != nil {
+		t.Fatalf("no checkpoint from %s: %v\n%s", u.info.URL, err, stderr.String())
+	}
+	return u
+}
+
+// stop sends SIGTERM and waits.
+func (u *upProc) stop(t *testing.T) {
+	select {
+	case <-u.done:
+		return
+	default:
+	}
+	u.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-u.done:
+	case <-time.After(30 * time.Second):
+		u.cmd.Process.Kill()
+		<-u.done
+		t.Errorf("attestlog up did not stop within 30s of SIGTERM")
+	}
+}
+
+// kill sends SIGKILL and waits.
+func (u *upProc) kill() {
+	u.cmd.Process.Kill()
+	<-u.done
+}

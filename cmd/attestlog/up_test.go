@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/attestlog/attestlog/internal/tlogcheck"
+	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/policy"
+)
+
+func writeRelease(t *testing.T, dir string, i int) (string, string) {
+	t.Helper()
+	m := fmt.Sprintf("%096x", 0xabc000+i)
+	y := fmt.Sprintf(`version: 1.0.%d
+platform: sev-snp
+time: 2026-11-26T12:00:00Z
+measurements:
+  snp: {launch_digest: %s}
+artifacts:
+  - {name: disk.img, sha256: %064x}
+source: {repo: "https://example.com/enclave", commit: %040x}
+recipe:
+  argv: [make, image]
+  outputs: [disk.img]
+`, i, m, i, i)
+	p := filepath.Join(dir, fmt.Sprintf("release-%d.yaml", i))
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, m
+}
+
+// verifyProofFile checks a proof file as a client would.
+func verifyProofFile(t *testing.T, pol *policy.Policy, path string, wantIndex uint64) *policy.Checkpoint {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tlogproof.Parse(b)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	cp, err := pol.VerifyCheckpoint(p.Checkpoint)
+	if err != nil {
+		t.Fatalf("%s: checkpoint: %v", path, err)
+	}
+	if err := p.VerifyInclusion(p.Extra, cp.N, cp.Hash); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if p.Index != wantIndex {
+		t.Fatalf("%s: proof for index %d, want %d", path, p.Index, wantIndex)
+	}
+	return cp
+}
+
+func TestUpEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	u := startUp(t, data)
+	for _, k := range []string{u.info.Log.Key, u.info.Witness.Key, u.info.Operator.Key, u.info.Auditor.Key} {
+		fi, err := os.Stat(k)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("key %s: mode %v, %v; want 0600", k, fi.Mode().Perm(), err)
+		}
+	}
+	pol, err := policy.Load(u.info.ClientPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The example release 'up' printed publishes as printed.
+	out := runCmd(t, "publish", "--log", u.info.URL, "--key", u.info.Operator.Key, "--wait", u.info.ExampleRelease)
+	if strings.TrimSpace(out) != "0" {
+		t.Errorf("publish example = %q, want index 0", out)
+	}
+	verifyProofFile(t, pol, strings.TrimSuffix(u.info.ExampleRelease, ".yaml")+".tlog-proof", 0)
+
+	var measurements []string
+	for i := 1; i <= 3; i++ {
+		rel, m := writeRelease(t, dir, i)
+		measurements = append(measurements, m)
+		proofPath := filepath.Join(dir, fmt.Sprintf("p%d", i))
+		out := runCmd(t, "publish", "--log", u.info.URL, "--key", u.info.Operator.Key, "--wait", "--proof-out", proofPath, rel)
+		idx, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+		if err != nil || idx != uint64(i) {
+			t.Fatalf("publish %d printed %q, want %d", i, out, i)
+		}
+		cp := verifyProofFile(t, pol, proofPath, idx)
+		if !cp.QuorumMet || len(cp.Cosigned) != 1 {
+			t.Errorf("proof %d: checkpoint cosigned by %v, want the local witness", i, cp.CosignerNames())
+		}
+	}
+	// attestlog proof by measurement and by index.
+	pm := filepath.Join(dir, "pm")
+	runCmd(t, "proof", "--log", u.info.URL, "--measurement", measurements[1], "-o", pm)
+	verifyProofFile(t, pol, pm, 2)
+	if out := runCmd(t, "proof", "--log", u.info.URL, "--index", "3"); !strings.HasPrefix(out, tlogproof.Header) {
+		t.Errorf("proof --index 3 printed %.40q", out)
+	}
+	if _, errOut, err := tryCmd(t, "proof", "--log", u.info.URL, "--measurement", strings.Repeat("ee", 48)); err == nil || !strings.Contains(errOut, "no release with measurement") {
+		t.Errorf("proof of an unlogged measurement: err %v, stderr %q", err, errOut)
+	}
+
+	// An independent client reads the whole log and its proofs.
+	cp1, err := tlogcheck.Log(t.Context(), u.info.URL, pol, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp1.N != 4 {
+		t.Errorf("checkpoint size %d, want 4", cp1.N)
+	}
+
+	// Revoke release 1; the index shows it.
+	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", "1", "--reason", "CVE-2026-0001 in the kernel")
+	c, _ := client.New(u.info.URL, nil)
+	waitFor(t, func() bool {
+		e, err := c.Entry(t.Context(), 1)
+		return err == nil && len(e.Revocations) == 1
+	}, "revocation of release 1 in the index")
+
+	// Restart: nothing lost, same keys, duplicates recognised, tree consistent.
+	u.stop(t)
+	u2 := startUp(t, data)
+	if u2.info.Log.VKey != u.info.Log.VKey || u2.info.Witness.VKey != u.info.Witness.VKey {
+		t.Fatalf("restart changed keys")
+	}
+	pol2, err := policy.Load(u2.info.ClientPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel2, _ := writeRelease(t, dir, 2)
+	if out := runCmd(t, "publish", "--log", u2.info.URL, "--key", u2.info.Operator.Key, rel2); strings.TrimSpace(out) != "2" {
+		t.Errorf("republishing release 2 after restart printed %q, want the original index 2", out)
+	}
+	cp2, err := tlogcheck.Log(t.Context(), u2.info.URL, pol2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlogcheck.Consistent(t.Context(), u2.info.URL, tlog.Tree{N: cp1.N, Hash: cp1.Hash}, tlog.Tree{N: cp2.N, Hash: cp2.Hash}); err != nil {
+		t.Error(err)
+	}
+}
+
+func waitFor(t *testing.T, f func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCrashLosesNothing kills the whole stack with SIGKILL while 50 writers
+// publish, restarts it, and checks that every acknowledged entry is there,
+// that the new tree is consistent with the last checkpoint seen before the
+// crash, and that reindex rebuilds the index.
+func TestCrashLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	u := startUp(t, data)
+	pol, err := policy.Load(u.info.ClientPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := statement.LoadSigner(u.info.Operator.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := client.New(u.info.URL, nil)
+
+	var (
+		mu     sync.Mutex
+		acked  = map[uint64][]byte{} // index → entry
+		lastCP *policy.Checkpoint
+		wg     sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	// Watch checkpoints until the crash.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if raw, err := c.Checkpoint(ctx); err == nil {
+				if cp, err := pol.VerifyCheckpoint(raw); err == nil {
+					mu.Lock()
+					if lastCP == nil || cp.N >= lastCP.N {
+						lastCP = cp
+					}
+					mu.Unlock()
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	for w := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200 && ctx.Err() == nil; i++ {
+				subj := []statement.Subject{{Name: "img", Digest: statement.Digest{SHA256: fmt.Sprintf("%032x%032x", w, i)}}}
+				payload, err := statement.EncodeRelease(subj, &statement.Release{
+					Version: fmt.Sprintf("%d.%d", w, i), Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+					Platform:     statement.PlatformTDX,
+					Measurements: statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: fmt.Sprintf("%048x%048x", w, i)}},
+					Source:       statement.Source{Repo: "https://example.com/e", Commit: strings.Repeat("b", 40)},
+					Recipe:       statement.Recipe{Argv: []string{"build"}},
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				entry, _ := statement.Sign(payload, signer)
+				actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+				r, err := c.Add(actx, entry)
+				acancel()
+				if err != nil {
+					return // the crash
+				}
+				mu.Lock()
+				acked[r.Index] = entry
+				mu.Unlock()
+			}
+		}()
+	}
+	// Let the writers run, then crash.
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 300 && lastCP != nil && lastCP.N > 0 }, "300 acknowledged entries")
+	u.kill()
+	cancel()
+	wg.Wait()
+	t.Logf("acknowledged %d entries before SIGKILL; last checkpoint seen: size %d", len(acked), lastCP.N)
+
+	u2 := startUp(t, data)
+	pol2, _ := policy.Load(u2.info.ClientPolicy)
+	c2, _ := client.New(u2.info.URL, nil)
+	var maxIdx uint64
+	for i := range acked {
+		maxIdx = max(maxIdx, i)
+	}
+	wctx, wcancel := context.WithTimeout(t.Context(), time.Minute)
+	defer wcancel()
+	if _, _, err := c2.WaitProof(wctx, maxIdx); err != nil {
+		t.Fatalf("after restart, entry %d never got a witnessed checkpoint: %v", maxIdx, err)
+	}
+	want := make([][]byte, maxIdx+1)
+	for i, e := range acked {
+		p, _ := statement.Parse(e)
+		want[i], _ = p.Entry()
+	}
+	cp, err := tlogcheck.Log(t.Context(), u2.info.URL, pol2, want)
+	if err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+	if err := tlogcheck.Consistent(t.Context(), u2.info.URL, tlog.Tree{N: lastCP.N, Hash: lastCP.Hash}, tlog.Tree{N: cp.N, Hash: cp.Hash}); err != nil {
+		t.Errorf("after restart: %v", err)
+	}
+	// Every acknowledged statement is a duplicate of its original index.
+	for i, e := range acked {
+		r, err := c2.Add(t.Context(), e)
+		if err != nil || r.Index != i {
+			t.Fatalf("resubmitting acknowledged entry %d = %+v, %v", i, r, err)
+		}
+		break // one is enough here; lookups below cover the index
+	}
+
+	// Reindex from scratch with the stack stopped.
+	u2.stop(t)
+	os.Remove(filepath.Join(data, "index.db"))
+	out := runCmd(t, "log", "reindex", "--config", filepath.Join(data, "log.yaml"))
+	if !strings.Contains(out, fmt.Sprintf("reindexed %d entries", cp.N)) && !strings.HasPrefix(out, "reindexed") {
+		t.Errorf("reindex printed %q", out)
+	}
+	u3 := startUp(t, data)
+	c3, _ := client.New(u3.info.URL, nil)
+	for i, e := range acked {
+		p, _ := statement.Parse(e)
+		lr, err := c3.Lookup(t.Context(), p.Release.Measurements.TDX.MRTD)
+		if err != nil || len(lr.Entries) != 1 || lr.Entries[0].Index != i {
+			t.Fatalf("after reindex, lookup of entry %d = %+v, %v", i, lr, err)
+		}
+	}
+	_ = bytes.Equal
+}

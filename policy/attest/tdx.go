@@ -250,7 +250,7 @@ func loadCollateral(dir string) (*collateral, error) {
 // PCS sends.
 func chainHeader(b []byte) []string {
 	s := strings.TrimSpace(string(b))
-	if strings.HasPrefix(s, "-----BEGIN") {
+	if strings.HasPrefix(s, "-----BEGIN ") { // plain PEM, not the URL-encoded header
 		s = url.QueryEscape(s + "\n")
 	}
 	return []string{s}

@@ -1,0 +1,222 @@
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha512"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-sev-guest/abi"
+	sevtd "github.com/google/go-sev-guest/verify/testdata"
+	tdxtd "github.com/google/go-tdx-guest/testing/testdata"
+)
+
+// certTable builds a GHCB certificate table holding blobs, with
+// go-sev-guest's own marshaller.
+func certTable(blobs ...[]byte) []byte {
+	t := &abi.CertTable{}
+	for i, b := range blobs {
+		var e abi.CertTableEntry
+		e.GUID[0] = byte(i + 1)
+		e.RawCert = b
+		t.Entries = append(t.Entries, e)
+	}
+	return t.Marshal()
+}
+
+func TestParseDetectsRawForms(t *testing.T) {
+	table := certTable([]byte("vcek der"), []byte("ask der"))
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		kind Kind
+		plat string
+	}{
+		{"Milan report", sevtd.AttestationBytes, KindSNPReport, SEVSNP},
+		{"report + cert table", append(bytes.Clone(sevtd.AttestationBytes), table...), KindSNPExtReport, SEVSNP},
+		{"SPR quote", tdxtd.RawQuote, KindTDXQuote, TDX},
+	} {
+		b, kind, err := Parse(tc.in)
+		if err != nil || kind != tc.kind || b.Platform != tc.plat {
+			t.Errorf("Parse(%s) = %v, %q, %v; want %q on %s", tc.name, b, kind, err, tc.kind, tc.plat)
+			continue
+		}
+		j, err := b.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal(Parse(%s)) = %v", tc.name, err)
+		}
+		b2, kind, err := Parse(j)
+		if err != nil || kind != KindBundle || !bytes.Equal(b2.Report, b.Report) || !bytes.Equal(b2.Quote, b.Quote) || !bytes.Equal(b2.CertTable, b.CertTable) {
+			t.Errorf("Parse(Marshal(Parse(%s))) = %v, %q, %v; want the same evidence as a bundle", tc.name, b2, kind, err)
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	snp := base64JSON(t, map[string]any{"format": Format, "platform": "sev-snp", "report": sevtd.AttestationBytes})
+	overflow := make([]byte, 48)
+	binary.LittleEndian.PutUint32(overflow[16:20], 0xffffff00) // offset
+	binary.LittleEndian.PutUint32(overflow[20:24], 0x200)      // length: offset+length wraps in uint32
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "not a JSON evidence bundle"},
+		{"short report", sevtd.AttestationBytes[:1000], "not a JSON evidence bundle"},
+		{"too big", make([]byte, MaxBundleSize+1), "the limit is"},
+		{"unknown field", []byte(strings.Replace(string(snp), `"format"`, `"extra":1,"format"`, 1)), "unknown field"},
+		{"trailing data", append(bytes.Clone(snp), []byte(` {}`)...), "trailing data"},
+		{"wrong format", []byte(strings.Replace(string(snp), Format, "attestlog-evidence/v0", 1)), "format"},
+		{"unknown platform", []byte(strings.Replace(string(snp), `"sev-snp"`, `"sgx"`, 1)), `platform "sgx"`},
+		{"snp with quote", base64JSON(t, map[string]any{"format": Format, "platform": "sev-snp", "report": sevtd.AttestationBytes, "quote": tdxtd.RawQuote}), "TDX quote"},
+		{"tdx with report", base64JSON(t, map[string]any{"format": Format, "platform": "tdx", "quote": tdxtd.RawQuote, "report": sevtd.AttestationBytes}), "SEV-SNP fields"},
+		{"tdx without quote", base64JSON(t, map[string]any{"format": Format, "platform": "tdx"}), "not a TDX quote v4"},
+		{"cert table overflow", append(bytes.Clone(sevtd.AttestationBytes), overflow...), "outside the table"},
+		{"cert table unterminated", append(bytes.Clone(sevtd.AttestationBytes), certTable([]byte("x"))[:24]...), "outside the table"},
+		{"huge proof", base64JSON(t, map[string]any{"format": Format, "platform": "sev-snp", "report": sevtd.AttestationBytes, "proof": strings.Repeat("a", MaxProofSize+1)}), "proof is"},
+	} {
+		_, _, err := Parse(tc.in)
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%s) = %v, want ErrMalformed containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func base64JSON(t *testing.T, m map[string]any) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestReportData(t *testing.T) {
+	n := bytes.Repeat([]byte{1}, 32)
+	a, err := ReportData(n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		nonce, key []byte
+	}{
+		{"other nonce", bytes.Repeat([]byte{2}, 32), nil},
+		{"with a key", n, []byte("k")},
+		// The length prefix keeps the nonce/key boundary unambiguous.
+		{"nonce byte moved into the key", n[:31], append([]byte{1}, nil...)},
+	} {
+		got, err := ReportData(tc.nonce, tc.key)
+		if err == nil && got == a {
+			t.Errorf("ReportData(%s) = ReportData(nonce, nil)", tc.name)
+		}
+	}
+	// Independent recomputation of the documented formula.
+	want := sha512Of(append(append([]byte("attestlog-evidence-v1\x00"), 32), n...))
+	if !bytes.Equal(a[:], want) {
+		t.Errorf("ReportData = %x, want SHA-512(domain || 32 || nonce) = %x", a, want)
+	}
+	for _, bad := range [][]byte{nil, make([]byte, MinNonceSize-1), make([]byte, MaxNonceSize+1)} {
+		if _, err := ReportData(bad, nil); !errors.Is(err, ErrNonce) {
+			t.Errorf("ReportData(%d-byte nonce) = %v, want ErrNonce", len(bad), err)
+		}
+	}
+	for _, s := range []string{"", "zz", strings.Repeat("ab", MaxNonceSize+1), "abc"} {
+		if _, err := ParseNonce(s); err == nil {
+			t.Errorf("ParseNonce(%q) succeeded", s)
+		}
+	}
+}
+
+func TestHandlerAndFetch(t *testing.T) {
+	var gotNonce []byte
+	src := SourceFunc(func(_ context.Context, nonce []byte) (*Bundle, error) {
+		gotNonce = nonce
+		return &Bundle{Format: Format, Platform: SEVSNP, Report: sevtd.AttestationBytes, Proof: "c2sp.org/tlog-proof@v1\n"}, nil
+	})
+	srv := httptest.NewServer(Handler(src, nil))
+	defer srv.Close()
+	nonce := bytes.Repeat([]byte{0xaa}, 16)
+	b, err := Fetch(context.Background(), srv.Client(), srv.URL, nonce)
+	if err != nil {
+		t.Fatalf("Fetch = %v", err)
+	}
+	if !bytes.Equal(gotNonce, nonce) || b.Proof != "c2sp.org/tlog-proof@v1\n" || !bytes.Equal(b.Report, sevtd.AttestationBytes) {
+		t.Errorf("Fetch = %+v, server saw nonce %x", b, gotNonce)
+	}
+	for _, tc := range []struct {
+		query string
+		code  int
+	}{
+		{"", http.StatusBadRequest},
+		{"?nonce=abc", http.StatusBadRequest},
+		{"?nonce=" + hex.EncodeToString(make([]byte, 8)), http.StatusBadRequest},
+	} {
+		resp, err := srv.Client().Get(srv.URL + Path + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("GET %s = %d, want %d", tc.query, resp.StatusCode, tc.code)
+		}
+	}
+	resp, err := srv.Client().Post(srv.URL+Path+"?nonce="+hex.EncodeToString(nonce), "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST = %d, want 405", resp.StatusCode)
+	}
+	failing := httptest.NewServer(Handler(SourceFunc(func(context.Context, []byte) (*Bundle, error) {
+		return nil, errors.New("no hardware")
+	}), nil))
+	defer failing.Close()
+	if _, err := Fetch(context.Background(), failing.Client(), failing.URL, nonce); !errors.Is(err, ErrFetch) || !strings.Contains(err.Error(), "500") {
+		t.Errorf("Fetch(failing source) = %v, want ErrFetch with 500", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(sevtd.AttestationBytes)
+	f.Add(tdxtd.RawQuote)
+	f.Add(append(bytes.Clone(sevtd.AttestationBytes), certTable([]byte("vcek"))...))
+	j, _ := (&Bundle{Format: Format, Platform: SEVSNP, Report: sevtd.AttestationBytes, ChannelKey: []byte("k"), Proof: "p"}).Marshal()
+	f.Add(j)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		b, _, err := Parse(in)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Parse error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if err := b.Check(); err != nil {
+			t.Fatalf("Parse accepted evidence that Check rejects: %v", err)
+		}
+		out, err := b.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal(Parse(x)) = %v", err)
+		}
+		b2, err := ParseBundle(out)
+		if err != nil {
+			t.Fatalf("ParseBundle(Marshal(Parse(x))) = %v", err)
+		}
+		if b2.Platform != b.Platform || !bytes.Equal(b2.Report, b.Report) || !bytes.Equal(b2.Quote, b.Quote) || b2.Proof != b.Proof {
+			t.Fatal("bundle does not survive a round trip")
+		}
+	})
+}
+
+func sha512Of(b []byte) []byte {
+	h := sha512.Sum512(b)
+	return h[:]
+}

@@ -244,7 +244,7 @@ func TestRealSapphireRapidsQuote(t *testing.T) {
 
 // fakeSetup writes e's root to a temp dir and returns a verifier for the
 // policy text plus a trust-root line naming it.
-func fakeVerifier(t *testing.T, e *fakeenclave.Enclave, text string, opts ...Option) *Verifier {
+func fakeVerifier(t testing.TB, e *fakeenclave.Enclave, text string, opts ...Option) *Verifier {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "root.pem"), e.RootPEM(), 0o644); err != nil {

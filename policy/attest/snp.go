@@ -146,14 +146,14 @@ func snpAttestation(b *evidence.Bundle) (att *spb.Attestation, certSource string
 			return fmt.Errorf("SEV-SNP report: %v", err)
 		}
 		chain := &spb.CertificateChain{Extras: map[string][]byte{}}
-		certSource = "nowhere"
+		certSource = "none: not included"
 		if len(b.CertTable) > 0 {
 			var t abi.CertTable
 			if err := t.Unmarshal(b.CertTable); err != nil {
 				return fmt.Errorf("certificate table: %v", err)
 			}
 			chain = t.Proto()
-			certSource = "the certificate table"
+			certSource = "from the certificate table"
 		}
 		info, err := abi.ParseSignerInfo(report.GetSignerInfo())
 		if err != nil {
@@ -173,7 +173,7 @@ func snpAttestation(b *evidence.Bundle) (att *spb.Attestation, certSource string
 			case abi.VlekReportSigner:
 				chain.VlekCert = der
 			}
-			certSource = "the vcek field"
+			certSource = "from the vcek field"
 		}
 		att = &spb.Attestation{Report: report, CertificateChain: chain}
 		return nil
@@ -271,7 +271,7 @@ func (v *Verifier) verifySNP(r *Result, b *evidence.Bundle, nonce []byte, full b
 	}
 	r.SNP = snpFields(att)
 	signer := snpSigner(att.GetReport())
-	r.add(check.Pass(check.EvidenceFormat, "SEV-SNP report version %d signed by its %v; endorsement key certificate from %s", r.SNP.Version, signer, certSource))
+	r.add(check.Pass(check.EvidenceFormat, "SEV-SNP report version %d signed by its %v; endorsement key certificate: %s", r.SNP.Version, signer, certSource))
 	if full {
 		r.add(v.platformCheck(evidence.SEVSNP))
 	}
@@ -308,7 +308,12 @@ func (v *Verifier) verifySNP(r *Result, b *evidence.Bundle, nonce []byte, full b
 	// Report fields: go-sev-guest's validate, first with nothing but its
 	// internal consistency rules, then once per policy concern.
 	base := &validate.Options{GuestPolicy: abi.SnpPolicy{SMT: true, MigrateMA: true, Debug: true, CXLAllowed: true}}
-	baseErr := safely("SEV-SNP validation", func() error { return validate.SnpAttestation(att, base) })
+	var baseErr error
+	if ek == nil {
+		baseErr = fmt.Errorf("not evaluated: needs the %v certificate (its TCB and chip id)", signer)
+	} else {
+		baseErr = safely("SEV-SNP validation", func() error { return validate.SnpAttestation(att, base) })
+	}
 	r.add(check.From(check.ReportConsistency, baseErr,
 		fmt.Sprintf("REPORTED_TCB (%s) matches the %v certificate and CURRENT_TCB; committed firmware equals current (%s)", r.SNP.ReportedTCB, signer, r.SNP.CurrentFirmware)))
 	if !full {

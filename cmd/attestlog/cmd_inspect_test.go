@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	sevtd "github.com/google/go-sev-guest/verify/testdata"
+	tdxtd "github.com/google/go-tdx-guest/testing/testdata"
+
+	"github.com/attestlog/attestlog/internal/fakeenclave"
+)
+
+func runInspectCmd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	old := inspectStdout
+	inspectStdout = &out
+	defer func() { inspectStdout = old }()
+	return run(append([]string{"inspect"}, args...)), out.String()
+}
+
+// The samples are go-sev-guest's verify/testdata (a Milan report and its
+// VCEK) and go-tdx-guest's testing/testdata (a Sapphire Rapids quote),
+// embedded in those modules.
+func TestInspect(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	report := write("report.bin", sevtd.AttestationBytes)
+	vcek := write("vcek.der", sevtd.VcekBytes)
+	quote := write("quote.dat", tdxtd.RawQuote)
+	flipped := bytes.Clone(sevtd.AttestationBytes)
+	flipped[0x90] ^= 1
+	bad := write("flipped.bin", flipped)
+
+	e, err := fakeenclave.NewSNP(bytes.Repeat([]byte{0xcd}, 48))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := e.Evidence(context.Background(), bytes.Repeat([]byte{1}, 32))
+	j, _ := ev.Marshal()
+	bundle := write("evidence.json", j)
+	write("root.pem", e.RootPEM())
+	pol := write("policy", []byte("trust-root sev-snp root.pem\n"))
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--vcek", vcek, "--at", "2025-01-01T00:00:00Z", report}, 0, "launch_digest         b07af962"},
+		{[]string{"--at", "2025-01-01T00:00:00Z", report}, 1, "✗ hardware signature chain: no VCEK certificate"},
+		{[]string{"--vcek", vcek, "--at", "2025-01-01T00:00:00Z", bad}, 1, "✗ hardware signature chain"},
+		{[]string{"--vcek", vcek, "--at", "2030-01-01T00:00:00Z", report}, 1, "expired"},
+		{[]string{"--at", "2023-07-01T00:00:00Z", quote}, 0, "mrtd "},
+		// Fake evidence verifies only when a policy names its test root.
+		{[]string{bundle}, 1, "✗ hardware signature chain"},
+		{[]string{"--policy", pol, bundle}, 0, "✓ hardware signature chain: report signature verified with the VCEK; VCEK certified by ARK-Milan (trust-root root.pem)"},
+		{[]string{"--json", "--policy", pol, bundle}, 0, `"launch_digest": "cdcdcd`},
+		{[]string{}, 2, ""},
+		{[]string{"--vcek", vcek, quote}, 1, ""},
+	} {
+		code, out := runInspectCmd(t, tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("attestlog inspect %v = %d\n%s\nwant %d containing %q", tc.args, code, out, tc.code, tc.want)
+		}
+	}
+	_, out := runInspectCmd(t, "--json", "--policy", pol, bundle)
+	var res struct {
+		OK  bool `json:"ok"`
+		SNP struct {
+			LaunchDigest string `json:"launch_digest"`
+		} `json:"snp"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.OK || res.SNP.LaunchDigest != strings.Repeat("cd", 48) {
+		t.Errorf("--json output %q: %+v, %v", out, res, err)
+	}
+}

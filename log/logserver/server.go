@@ -60,6 +60,8 @@ type Log struct {
 	metrics *metrics
 
 	tesseraCancel context.CancelFunc
+	closeOnce     sync.Once
+	closeErr      error
 }
 
 // Open starts the log described by cfg. cfg must have passed Validate.
@@ -174,8 +176,14 @@ func (l *Log) closeDB() {
 	}
 }
 
-// Close stops the log, flushing what Tessera has accepted.
+// Close stops the log, flushing what Tessera has accepted. Later calls
+// return the first call's result.
 func (l *Log) Close(ctx context.Context) error {
+	l.closeOnce.Do(func() { l.closeErr = l.close(ctx) })
+	return l.closeErr
+}
+
+func (l *Log) close(ctx context.Context) error {
 	if l.stop != nil {
 		l.stop()
 		<-l.done

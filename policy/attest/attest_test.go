@@ -26,7 +26,8 @@ import (
 	"github.com/attestlog/attestlog/policy/evidence"
 )
 
-// Real hardware samples, read from the modules (see testdata/README.md):
+// Real hardware samples, read from the modules themselves (their embedded
+// testdata packages; nothing is copied here):
 //   - sevtd.AttestationBytes, sevtd.VcekBytes: go-sev-guest
 //     verify/testdata/attestation.bin and vcek.testcer, a Milan report
 //     (version 2, launched without an ID block, POLICY with DEBUG set) and

@@ -49,6 +49,7 @@ type Policy struct {
 
 	// Attestation holds the requirements on evidence; see attestation.go.
 	Attestation AttestationPolicy
+	Provenance  ProvenancePolicy // build provenance and keyless operators; see provenance.go
 
 	names map[string]any // witnesses and groups by name
 }
@@ -129,6 +130,7 @@ func Load(path string) (*Policy, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	p.Provenance.resolvePaths(path)
 	return p, nil
 }
 
@@ -139,6 +141,7 @@ func Parse(b []byte) (*Policy, error) {
 	}
 	p := &Policy{names: map[string]any{}}
 	p.Attestation = defaultAttestation()
+	p.Provenance = defaultProvenance()
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 64<<10), MaxSize)
 	n := 0

@@ -126,7 +126,7 @@ func runBenchWitness(args []string) error {
 		return err
 	}
 	fmt.Println(base)
-	fmt.Printf("ratio attestlog/litewitness: throughput %.2fx, p50 %.2fx, p99 %.2fx (latency: lower is better)\n",
+	fmt.Printf("ratio attestlog/litewitness: throughput %.3gx, p50 latency %.3gx, p99 latency %.3gx (lower latency is better)\n",
 		res.PerSecond()/base.PerSecond(), ratio(res.P50, base.P50), ratio(res.P99, base.P99))
 	return nil
 }

@@ -2,6 +2,7 @@ package logserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -52,7 +53,12 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 
 	// Duplicate detection: first the index, then what is in flight. The
 	// pending check and insert are one step under pendingMu, so two
-	// concurrent submissions of one statement yield one entry.
+	// concurrent submissions of one statement yield one entry. An entry
+	// leaves pending only once it is in the index; if the indexer moved
+	// on between our index lookup and taking the lock, look again.
+	l.pendingMu.Lock()
+	gen := l.indexGen
+	l.pendingMu.Unlock()
 	if idx, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
 		return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
 	} else if !errors.Is(err, index.ErrNotFound) {
@@ -64,15 +70,18 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	}
 	l.pendingMu.Lock()
 	fut, dup := l.pending[p.PayloadHash]
-	if !dup {
-		// Re-check the index under the lock: the indexer may have just
-		// removed this hash from pending.
+	if !dup && l.indexGen != gen {
 		if idx, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
 			l.pendingMu.Unlock()
 			return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
 		}
+	}
+	if !dup {
 		fut = memoize(l.add(ctx, tessera.NewEntry(entry)))
 		l.pending[p.PayloadHash] = fut
+		// Hand the parsed statement to the indexer, which would otherwise
+		// parse the entry again.
+		l.parsed[sha256.Sum256(entry)] = p
 	}
 	l.pendingMu.Unlock()
 	i, err := fut()
@@ -80,6 +89,7 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 		if !dup {
 			l.pendingMu.Lock()
 			delete(l.pending, p.PayloadHash)
+			delete(l.parsed, sha256.Sum256(entry))
 			l.pendingMu.Unlock()
 		}
 		return Result{}, fmt.Errorf("appending: %w", err)

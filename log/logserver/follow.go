@@ -2,6 +2,7 @@ package logserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -79,6 +80,7 @@ func (l *Log) indexOnce(ctx context.Context) error {
 		for _, h := range hashes {
 			delete(l.pending, h)
 		}
+		l.indexGen++
 		close(l.indexed)
 		l.indexed = make(chan struct{})
 		l.pendingMu.Unlock()
@@ -87,31 +89,39 @@ func (l *Log) indexOnce(ctx context.Context) error {
 }
 
 func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error) {
-	p, err := statement.Parse(entry)
-	if err != nil {
-		return index.Record{}, [32]byte{}, err
+	h := sha256.Sum256(entry)
+	l.pendingMu.Lock()
+	p := l.parsed[h]
+	delete(l.parsed, h)
+	l.pendingMu.Unlock()
+	if p == nil { // added before a restart, or by another process
+		var err error
+		if p, err = statement.Parse(entry); err != nil {
+			return index.Record{}, [32]byte{}, err
+		}
 	}
 	key, name := l.signerOf(p)
 	return index.RecordOf(idx, entry, p, key, name), p.PayloadHash, nil
 }
 
 // signerOf names the policy principal that signed p, as the current
-// policy knows it.
+// policy knows it. Admission verified the signature, so the key ID is
+// enough here.
 func (l *Log) signerOf(p *statement.Parsed) (keyID, name string) {
 	pol := l.Policy()
-	var all []policy.Principal
-	all = append(all, pol.Operators...)
-	all = append(all, pol.Auditors...)
-	all = append(all, pol.Authorities...)
-	k, ok := p.Envelope.VerifiedBy(policy.Keys(all))
-	if !ok {
-		if len(p.Envelope.Signatures) > 0 {
-			return p.Envelope.Signatures[0].KeyID, "unknown"
+	for _, s := range p.Envelope.Signatures {
+		for _, ps := range [][]policy.Principal{pol.Operators, pol.Auditors, pol.Authorities} {
+			for _, pr := range ps {
+				if pr.Key.ID() == s.KeyID {
+					return s.KeyID, pr.Name
+				}
+			}
 		}
-		return "", "unknown"
 	}
-	pr, _ := policy.Named(all, k)
-	return k.ID(), pr.Name
+	if len(p.Envelope.Signatures) > 0 {
+		return p.Envelope.Signatures[0].KeyID, "unknown"
+	}
+	return "", "unknown"
 }
 
 // Reindex rebuilds the index from the log.

@@ -41,7 +41,7 @@ type testLog struct {
 
 // newTestLog starts a log with POSIX storage (or the given storage) in a
 // temp dir, with no witness quorum, served on 127.0.0.1.
-func newTestLog(t *testing.T, storage *Storage) *testLog {
+func newTestLog(t testing.TB, storage *Storage) *testLog {
 	t.Helper()
 	dir := t.TempDir()
 	g, err := keyfile.Generate(keyfile.KindLog, testOrigin, filepath.Join(dir, "log.key"), "")
@@ -80,7 +80,7 @@ func newTestLog(t *testing.T, storage *Storage) *testLog {
 	return tl
 }
 
-func (tl *testLog) start(t *testing.T) {
+func (tl *testLog) start(t testing.TB) {
 	t.Helper()
 	l, err := Open(t.Context(), tl.cfg, nil)
 	if err != nil {
@@ -95,7 +95,7 @@ func (tl *testLog) start(t *testing.T) {
 	})
 }
 
-func write(t *testing.T, path, s string) {
+func write(t testing.TB, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)

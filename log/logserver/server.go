@@ -27,6 +27,7 @@ import (
 
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/internal/index"
+	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
 
 	_ "github.com/go-sql-driver/mysql"
@@ -52,6 +53,9 @@ type Log struct {
 	// indexer catches up still returns the original index.
 	pendingMu sync.Mutex
 	pending   map[[32]byte]tessera.IndexFuture
+	indexGen  uint64 // advanced under pendingMu each time entries leave pending
+	// parsed maps the SHA-256 of entries in pending to their parse.
+	parsed map[[32]byte]*statement.Parsed
 
 	indexed chan struct{} // closed and replaced whenever the index advances
 	stop    context.CancelFunc
@@ -104,6 +108,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		tesseraCancel: l0cancel,
 		cfg:           cfg, logger: logger, policy: pol,
 		pending: map[[32]byte]tessera.IndexFuture{},
+		parsed:  map[[32]byte]*statement.Parsed{},
 		indexed: make(chan struct{}),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),

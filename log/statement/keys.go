@@ -30,17 +30,20 @@ const (
 // SubjectPublicKeyInfo DER).
 type PublicKey struct {
 	key crypto.PublicKey
+	id  string
+}
+
+func newPublicKey(k crypto.PublicKey) PublicKey {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		return PublicKey{key: k}
+	}
+	h := sha256.Sum256(der)
+	return PublicKey{key: k, id: hex.EncodeToString(h[:])}
 }
 
 // ID is the DSSE keyid of the key: lowercase hex SHA-256 of its PKIX DER.
-func (k PublicKey) ID() string {
-	der, err := x509.MarshalPKIXPublicKey(k.key)
-	if err != nil {
-		return ""
-	}
-	h := sha256.Sum256(der)
-	return hex.EncodeToString(h[:])
-}
+func (k PublicKey) ID() string { return k.id }
 
 // String returns the text form of the key.
 func (k PublicKey) String() string {
@@ -82,7 +85,7 @@ func ParsePublicKey(s string) (PublicKey, error) {
 		if len(raw) != ed25519.PublicKeySize {
 			return PublicKey{}, fmt.Errorf("public key %q: ed25519 keys are %d bytes, got %d", short(s), ed25519.PublicKeySize, len(raw))
 		}
-		return PublicKey{key: ed25519.PublicKey(raw)}, nil
+		return newPublicKey(ed25519.PublicKey(raw)), nil
 	case AlgECDSAP256:
 		pk, err := x509.ParsePKIXPublicKey(raw)
 		if err != nil {
@@ -92,7 +95,7 @@ func ParsePublicKey(s string) (PublicKey, error) {
 		if !ok || ek.Curve != elliptic.P256() {
 			return PublicKey{}, fmt.Errorf("public key %q: not an ECDSA P-256 key", short(s))
 		}
-		return PublicKey{key: ek}, nil
+		return newPublicKey(ek), nil
 	}
 	return PublicKey{}, fmt.Errorf("public key %q: unknown algorithm %q (want %s or %s)", short(s), alg, AlgEd25519, AlgECDSAP256)
 }
@@ -110,7 +113,7 @@ type Signer struct {
 }
 
 // Public returns the verification key of s.
-func (s *Signer) Public() PublicKey { return PublicKey{key: s.key.Public()} }
+func (s *Signer) Public() PublicKey { return newPublicKey(s.key.Public()) }
 
 // Sign signs msg (Ed25519: msg itself; ECDSA: SHA-256 of msg).
 func (s *Signer) Sign(msg []byte) ([]byte, error) {

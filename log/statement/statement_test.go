@@ -2,6 +2,7 @@ package statement
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -296,4 +297,20 @@ func FuzzParseReleaseSpec(f *testing.F) {
 			t.Fatalf("accepted spec does not encode: %v", err)
 		}
 	})
+}
+
+func BenchmarkParse(b *testing.B) {
+	s, _ := GenerateSigner(AlgEd25519)
+	subj, rel := testRelease()
+	for i := range 50 {
+		subj = append(subj, Subject{Name: fmt.Sprintf("layer-%03d.tar", i), Digest: Digest{SHA256: strings.Repeat("ab", 32)}})
+	}
+	payload, _ := EncodeRelease(subj, rel)
+	e, _ := Sign(payload, s)
+	b.SetBytes(int64(len(e)))
+	for b.Loop() {
+		if _, err := Parse(e); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -23,7 +23,8 @@ var ErrNotFound = errors.New("not found")
 
 // DB is the index database. Its methods are safe for concurrent use.
 type DB struct {
-	db *sql.DB
+	db *sql.DB // the one writer connection
+	ro *sql.DB // readers (WAL lets them run beside the writer)
 }
 
 const schema = `
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS meta (
 
 // Open opens (creating if needed) the index at path.
 func Open(path string) (*DB, error) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)")
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -67,16 +69,23 @@ func Open(path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("index %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	ro, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ro.SetMaxOpenConns(8)
+	ro.SetMaxIdleConns(8)
+	return &DB{db: db, ro: ro}, nil
 }
 
 // Close closes the database.
-func (d *DB) Close() error { return d.db.Close() }
+func (d *DB) Close() error { return errors.Join(d.ro.Close(), d.db.Close()) }
 
 // Next returns the index of the first entry not yet indexed.
 func (d *DB) Next(ctx context.Context) (uint64, error) {
 	var n uint64
-	err := d.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'next'`).Scan(&n)
+	err := d.ro.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'next'`).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -215,7 +224,7 @@ func scanEntries(rows *sql.Rows) ([]Entry, error) {
 
 // Get returns the entry at idx, or ErrNotFound.
 func (d *DB) Get(ctx context.Context, idx uint64) (Entry, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx = ?`, int64(idx))
+	rows, err := d.ro.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx = ?`, int64(idx))
 	if err != nil {
 		return Entry{}, err
 	}
@@ -233,7 +242,7 @@ func (d *DB) Get(ctx context.Context, idx uint64) (Entry, error) {
 // hash, or ErrNotFound.
 func (d *DB) ByPayload(ctx context.Context, h []byte) (uint64, error) {
 	var idx uint64
-	err := d.db.QueryRowContext(ctx, `SELECT idx FROM entries WHERE payload_hash = ? ORDER BY idx LIMIT 1`, h).Scan(&idx)
+	err := d.ro.QueryRowContext(ctx, `SELECT idx FROM entries WHERE payload_hash = ? ORDER BY idx LIMIT 1`, h).Scan(&idx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ErrNotFound
 	}
@@ -246,7 +255,7 @@ func (d *DB) Lookup(ctx context.Context, value string) ([]Entry, error) {
 	if _, err := hex.DecodeString(value); err != nil {
 		return nil, fmt.Errorf("not hex: %q", value)
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx IN (SELECT idx FROM lookup WHERE value = ?) ORDER BY idx`, value)
+	rows, err := d.ro.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx IN (SELECT idx FROM lookup WHERE value = ?) ORDER BY idx`, value)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +264,7 @@ func (d *DB) Lookup(ctx context.Context, value string) ([]Entry, error) {
 
 // Related returns the reproductions and revocations of release idx.
 func (d *DB) Related(ctx context.Context, idx uint64) ([]Entry, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE ref_idx = ? ORDER BY idx`, int64(idx))
+	rows, err := d.ro.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE ref_idx = ? ORDER BY idx`, int64(idx))
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +279,7 @@ func (d *DB) Recent(ctx context.Context, n int, before uint64) ([]Entry, error) 
 		q = `SELECT ` + entryCols + ` FROM entries WHERE idx < ? ORDER BY idx DESC LIMIT ?`
 		args = []any{int64(before), n}
 	}
-	rows, err := d.db.QueryContext(ctx, q, args...)
+	rows, err := d.ro.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"filippo.io/torchwood"
 	fnote "github.com/transparency-dev/formats/note"
@@ -124,6 +125,7 @@ func (w *Witness) addCheckpoint(ctx context.Context, body []byte, info *reqInfo)
 		// > match, the witness MUST respond with a "422 Unprocessable Entity"
 		// > HTTP status code.
 		if hash != tlog.Hash(lg.Hash) {
+			w.recordEvidence(ctx, "split-view", info.origin, body, lg.Checkpoint)
 			return nil, fmt.Errorf("%w: size %d was cosigned with root %s, not %s",
 				ErrInconsistent, size, b64(lg.Hash[:]), b64(hash[:]))
 		}
@@ -141,6 +143,7 @@ func (w *Witness) addCheckpoint(ctx context.Context, body []byte, info *reqInfo)
 			proof[i] = h
 		}
 		if err := tlog.CheckTree(proof, int64(size), hash, int64(req.OldSize), tlog.Hash(lg.Hash)); err != nil {
+			w.recordEvidence(ctx, "bad-proof", info.origin, body, lg.Checkpoint)
 			return nil, fmt.Errorf("%w: consistency proof from %d to %d does not verify", ErrInconsistent, req.OldSize, size)
 		}
 	}
@@ -196,3 +199,29 @@ func (w *Witness) addCheckpoint(ctx context.Context, body []byte, info *reqInfo)
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// recordEvidence keeps a validly signed checkpoint that failed a consistency
+// check, with the checkpoint the witness had cosigned, as possible proof of
+// log misbehaviour:
+//
+// > If the origin is known, and the signature is valid, the witness MAY log
+// > the request even if the checkpoint fails one of the consistency checks
+// > above (but MUST NOT cosign the checkpoint), as it might be proof of log
+// > misbehavior.
+//
+// A "split-view" record is self-contained: two checkpoints of one size with
+// different roots, both signed by the log. A "bad-proof" one is not: it may
+// be a fork, a log's bug, or anyone replaying a log's checkpoint with a bogus
+// proof (the store bounds each kind per log). Failing to record only logs an
+// error.
+func (w *Witness) recordEvidence(ctx context.Context, kind, origin string, body, cosigned []byte) {
+	w.metrics.inconsistent.WithLabelValues(kind).Inc()
+	w.log.WarnContext(ctx, "log signed an inconsistent checkpoint", "origin", origin, "kind", kind)
+	err := w.store.AddEvidence(ctx, store.Evidence{
+		Origin: origin, Received: time.Now(), Kind: kind,
+		Request: bytes.Clone(body), Cosigned: cosigned,
+	})
+	if err != nil {
+		w.log.ErrorContext(ctx, "recording evidence", "origin", origin, "error", err)
+	}
+}

@@ -188,7 +188,8 @@ func (w *Witness) serveIndex(rw http.ResponseWriter, r *http.Request) {
 		if len(l.Keys) == 0 {
 			state = "removed"
 		}
-		fmt.Fprintf(rw, "log %s\n  %s, size %d, root %s\n  checkpoint /%s/checkpoint\n",
+		// A relative link, so that it also works under a path prefix.
+		fmt.Fprintf(rw, "log %s\n  %s, size %d, root %s\n  checkpoint ./%s/checkpoint\n",
 			l.Origin, state, l.Size, l.RootHash, protocol.OriginHash(l.Origin))
 	}
 }

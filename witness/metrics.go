@@ -16,6 +16,7 @@ type metrics struct {
 	requests     *prometheus.CounterVec   // endpoint, code
 	duration     *prometheus.HistogramVec // endpoint
 	cosignatures prometheus.Counter
+	inconsistent *prometheus.CounterVec // kind
 	batch        prometheus.Histogram
 	commit       prometheus.Histogram
 }
@@ -36,6 +37,10 @@ func newMetrics(st *store.Store) *metrics {
 			Namespace: "attestlog", Subsystem: "witness", Name: "cosignatures_total",
 			Help: "Cosignatures returned (each after its tree head was persisted).",
 		}),
+		inconsistent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "attestlog", Subsystem: "witness", Name: "inconsistent_checkpoints_total",
+			Help: "Validly signed checkpoints refused as inconsistent (kind: split-view, bad-proof); kept as evidence.",
+		}, []string{"kind"}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "attestlog", Subsystem: "witness", Name: "commit_batch_size",
 			Help:    "Tree head updates per SQLite transaction (group commit).",
@@ -59,7 +64,7 @@ func newMetrics(st *store.Store) *metrics {
 		}
 		return float64(n)
 	})
-	m.reg.MustRegister(m.requests, m.duration, m.cosignatures, m.batch, m.commit, logs,
+	m.reg.MustRegister(m.requests, m.duration, m.cosignatures, m.inconsistent, m.batch, m.commit, logs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

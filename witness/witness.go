@@ -45,6 +45,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	fnote "github.com/transparency-dev/formats/note"
@@ -171,6 +172,39 @@ type LogInfo struct {
 // Logs lists the logs the witness knows, removed ones included.
 func (w *Witness) Logs(ctx context.Context) ([]LogInfo, error) { return listLogs(ctx, w.store) }
 
+// Evidence is a checkpoint, validly signed by the log, that the witness
+// refused as inconsistent with the one it had cosigned.
+type Evidence struct {
+	Origin   string    `json:"origin"`
+	Received time.Time `json:"received"`
+	// Kind is "split-view" (same size, another root: Request's checkpoint
+	// and Cosigned are both signed by the log and cannot both be true) or
+	// "bad-proof" (the consistency proof did not verify).
+	Kind string `json:"kind"`
+	// Request is the add-checkpoint body, verbatim.
+	Request string `json:"request"`
+	// Cosigned is the latest checkpoint the witness had cosigned then.
+	Cosigned string `json:"cosigned"`
+}
+
+// Evidence lists the recorded evidence, oldest first.
+func (w *Witness) Evidence(ctx context.Context) ([]Evidence, error) {
+	return listEvidence(ctx, w.store)
+}
+
+func listEvidence(ctx context.Context, st *store.Store) ([]Evidence, error) {
+	es, err := st.Evidence(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Evidence, 0, len(es))
+	for _, e := range es {
+		out = append(out, Evidence{Origin: e.Origin, Received: e.Received.UTC(), Kind: e.Kind,
+			Request: string(e.Request), Cosigned: string(e.Cosigned)})
+	}
+	return out, nil
+}
+
 // DB is a witness database opened without the key, for the management
 // commands (add-log, list-logs, remove-log) to use while a server runs.
 type DB struct {
@@ -203,6 +237,9 @@ func (d *DB) RemoveLog(ctx context.Context, origin, vkey string) error {
 
 // Logs is Witness.Logs on the database.
 func (d *DB) Logs(ctx context.Context) ([]LogInfo, error) { return listLogs(ctx, d.st) }
+
+// Evidence is Witness.Evidence on the database.
+func (d *DB) Evidence(ctx context.Context) ([]Evidence, error) { return listEvidence(ctx, d.st) }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.st.Close() }

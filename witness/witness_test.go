@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"filippo.io/torchwood"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
@@ -215,6 +216,41 @@ func TestAddCheckpointStatusCodes(t *testing.T) {
 			if !strings.Contains(body, s.wantBody) {
 				t.Fatalf("%s: %d body %q, want it to contain %q", s.name, code, body, s.wantBody)
 			}
+		}
+	}
+
+	// Validly signed but inconsistent checkpoints are kept as evidence; the
+	// split view verifies on its own: two log-signed checkpoints of one size
+	// with different roots.
+	ev, err := tw.Evidence(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, e := range ev {
+		kinds[e.Kind]++
+	}
+	if kinds["split-view"] != 1 || kinds["bad-proof"] != 3 || len(ev) != 4 {
+		t.Fatalf("evidence kinds = %v, want 1 split-view and 3 bad-proof", kinds)
+	}
+	for _, e := range ev {
+		if e.Kind != "split-view" {
+			continue
+		}
+		r, err := protocol.ParseAddCheckpointRequest([]byte(e.Request))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lv, _ := note.NewVerifier(l.VKey)
+		a, errA := note.Open(r.Checkpoint, note.VerifierList(lv))
+		b, errB := note.Open([]byte(e.Cosigned), note.VerifierList(lv))
+		if errA != nil || errB != nil {
+			t.Fatalf("split-view evidence does not verify: %v, %v", errA, errB)
+		}
+		ca, _ := torchwood.ParseCheckpoint(a.Text)
+		cb, _ := torchwood.ParseCheckpoint(b.Text)
+		if ca.N != cb.N || ca.Hash == cb.Hash || ca.Origin != l.Origin {
+			t.Fatalf("split-view evidence is not two roots for one size: %+v %+v", ca, cb)
 		}
 	}
 

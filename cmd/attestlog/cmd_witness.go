@@ -17,6 +17,7 @@ func init() {
 	register("witness add-log", "add a log to a witness database (no restart needed)", runWitnessAddLog)
 	register("witness list-logs", "list the logs of a witness database, as JSON lines", runWitnessListLogs)
 	register("witness remove-log", "stop witnessing a log (its state is kept)", runWitnessRemoveLog)
+	register("witness list-evidence", "print the inconsistent checkpoints a witness refused (possible log misbehaviour), as JSON lines", runWitnessListEvidence)
 	register("witness vkey", "print the cosignature/v1 verifier key of a witness key file", runWitnessVKey)
 }
 
@@ -116,6 +117,34 @@ func runWitnessListLogs(args []string) error {
 	enc := json.NewEncoder(os.Stdout)
 	for _, l := range logs {
 		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runWitnessListEvidence(args []string) error {
+	fs := newFlagSet("witness list-evidence", "--db witness.db")
+	db := fs.String("db", "witness.db", "witness SQLite database")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	d, err := openWitnessDB(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ev, err := d.Evidence(ctx)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	for _, e := range ev {
+		if err := enc.Encode(e); err != nil {
 			return err
 		}
 	}

@@ -108,6 +108,20 @@ func TestWitnessCommands(t *testing.T) {
 		t.Fatalf("list-logs printed %q (%v)", out, err)
 	}
 
+	// A split view: another root for the cosigned size, signed by the log.
+	if _, err := client.AddCheckpoint(ctx, &protocol.AddCheckpointRequest{OldSize: 5, Checkpoint: l.SignCheckpoint(5, l.Root(4))}); err == nil {
+		t.Fatal("split view cosigned")
+	}
+	out = captureStdout(t, func() {
+		if code := run([]string{"witness", "list-evidence", "--db", db}); code != 0 {
+			t.Fatalf("witness list-evidence exited %d", code)
+		}
+	})
+	var ev witness.Evidence
+	if err := json.Unmarshal([]byte(out), &ev); err != nil || ev.Kind != "split-view" || ev.Origin != l.Origin {
+		t.Fatalf("list-evidence printed %q (%v)", out, err)
+	}
+
 	captureStdout(t, func() {
 		if code := run([]string{"witness", "remove-log", "--db", db, "--origin", l.Origin}); code != 0 {
 			t.Fatalf("witness remove-log exited %d", code)

@@ -104,6 +104,14 @@ CREATE TABLE IF NOT EXISTS key (
 	vkey   TEXT NOT NULL,              -- note verifier key
 	PRIMARY KEY (origin, vkey)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS evidence (
+	id         INTEGER PRIMARY KEY,
+	origin     TEXT NOT NULL,
+	received   INTEGER NOT NULL,       -- unix seconds
+	kind       TEXT NOT NULL,          -- split-view, bad-proof
+	request    BLOB NOT NULL,          -- the add-checkpoint body, verbatim
+	cosigned   BLOB                    -- the latest cosigned checkpoint then
+) STRICT;
 `
 
 func dsn(path string, extra string) string {
@@ -413,4 +421,53 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 	var n int
 	err := s.read.QueryRowContext(ctx, `SELECT COUNT(DISTINCT origin) FROM key`).Scan(&n)
 	return n, err
+}
+
+// Evidence is a validly signed checkpoint the witness refused as
+// inconsistent, next to the checkpoint it had cosigned.
+type Evidence struct {
+	ID       int64
+	Origin   string
+	Received time.Time
+	Kind     string
+	Request  []byte
+	Cosigned []byte
+}
+
+// MaxEvidencePerKind bounds the evidence kept per origin and kind. A
+// split view can only come from the log's key, but anyone can replay one of
+// the log's checkpoints with a bogus proof: the bound per kind keeps that
+// from filling the disk or crowding out split-view evidence.
+const MaxEvidencePerKind = 100
+
+// AddEvidence records e, unless MaxEvidencePerKind rows exist for its origin
+// and kind.
+func (s *Store) AddEvidence(ctx context.Context, e Evidence) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO evidence (origin, received, kind, request, cosigned)
+		SELECT ?, ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM evidence WHERE origin = ? AND kind = ?) < ?`,
+		e.Origin, e.Received.Unix(), e.Kind, e.Request, e.Cosigned, e.Origin, e.Kind, MaxEvidencePerKind)
+	if err != nil {
+		return fmt.Errorf("recording evidence: %w", err)
+	}
+	return nil
+}
+
+// Evidence lists the recorded evidence, oldest first.
+func (s *Store) Evidence(ctx context.Context) ([]Evidence, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, origin, received, kind, request, cosigned FROM evidence ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing evidence: %w", err)
+	}
+	defer rows.Close()
+	var out []Evidence
+	for rows.Next() {
+		var e Evidence
+		var received int64
+		if err := rows.Scan(&e.ID, &e.Origin, &received, &e.Kind, &e.Request, &e.Cosigned); err != nil {
+			return nil, fmt.Errorf("listing evidence: %w", err)
+		}
+		e.Received = time.Unix(received, 0)
+		out = append(out, e)
+	}
+	return out, rows.Err()
 }

@@ -130,3 +130,23 @@ func TestAddRemoveLog(t *testing.T) {
 		t.Fatalf("Update after Close = %v, want ErrClosed", err)
 	}
 }
+
+func TestEvidenceBoundPerKind(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	for i := range MaxEvidencePerKind + 5 {
+		if err := s.AddEvidence(ctx, Evidence{Origin: "o", Kind: "bad-proof", Request: fmt.Append(nil, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddEvidence(ctx, Evidence{Origin: "o", Kind: "split-view", Request: []byte("x"), Cosigned: []byte("y")}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := s.Evidence(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev) != MaxEvidencePerKind+1 || ev[len(ev)-1].Kind != "split-view" {
+		t.Fatalf("%d evidence rows, last %+v; want %d, the split view kept", len(ev), ev[len(ev)-1], MaxEvidencePerKind+1)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http/httptest"
 	"runtime"
 	"sync"
 	"testing"
@@ -57,6 +58,33 @@ func checkConsistent(t testing.TB, forks [][]*witnesstest.Log, got []cosigned) {
 // pairwise for consistency. Run it with -race.
 func TestConcurrentForks(t *testing.T) {
 	tw := newTestWitness(t)
+	raceForks(t, []*testWitness{tw})
+}
+
+// TestConcurrentForksTwoServers is TestConcurrentForks with two witness
+// servers on one database (as two processes would be): the
+// compare-and-swap in SQLite, not anything in memory, keeps them from
+// cosigning a split view together.
+func TestConcurrentForksTwoServers(t *testing.T) {
+	a := newTestWitness(t)
+	w2, err := Open(context.Background(), a.cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(w2.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		w2.Close()
+	})
+	b := &testWitness{Witness: w2, srv: srv, cfg: a.cfg, logBuf: &syncBuffer{},
+		client: &protocol.Client{SubmissionPrefix: srv.URL, HTTP: srv.Client()}}
+	raceForks(t, []*testWitness{a, b})
+}
+
+// raceForks runs the fork race with clients spread over the servers, which
+// share one database and key.
+func raceForks(t *testing.T, servers []*testWitness) {
+	tw := servers[0]
 	const (
 		logs     = 4
 		forks    = 3
@@ -74,11 +102,13 @@ func TestConcurrentForks(t *testing.T) {
 		}
 	}
 	// Widen the window between the checks and the compare-and-swap.
-	tw.setHook(func(string) {
-		for range rand.IntN(3) {
-			runtime.Gosched()
-		}
-	})
+	for _, s := range servers {
+		s.setHook(func(string) {
+			for range rand.IntN(3) {
+				runtime.Gosched()
+			}
+		})
+	}
 
 	var mu sync.Mutex
 	var got []cosigned
@@ -88,7 +118,8 @@ func TestConcurrentForks(t *testing.T) {
 		for fi := range forks {
 			fl := forkLogs[li][fi]
 			var appendMu sync.Mutex
-			for range clients {
+			for c := range clients {
+				client := servers[(li+fi+c)%len(servers)].client
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -102,7 +133,7 @@ func TestConcurrentForks(t *testing.T) {
 						appendMu.Unlock()
 						cp := fl.Checkpoint(size)
 						r := &protocol.AddCheckpointRequest{OldSize: old, Proof: fl.Proof(old, size), Checkpoint: cp}
-						cosig, err := tw.client.AddCheckpoint(ctx, r)
+						cosig, err := client.AddCheckpoint(ctx, r)
 						var ce *protocol.ConflictError
 						var se *protocol.StatusError
 						switch {

@@ -5,13 +5,16 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/witness"
 	"github.com/attestlog/attestlog/witness/protocol"
 	"github.com/attestlog/attestlog/witness/witnesstest"
@@ -160,5 +163,49 @@ func TestWitnessServeRefusesBadConfig(t *testing.T) {
 	err = witnessServe(context.Background(), []string{"--config", cfg}, nil)
 	if err == nil || !strings.Contains(err.Error(), "witness key file") {
 		t.Fatalf("witness serve with a missing key file = %v", err)
+	}
+}
+
+// TestBenchWitness runs `bench witness` briefly against an in-process
+// witness, with litewitness as the baseline.
+func TestBenchWitness(t *testing.T) {
+	dir := t.TempDir()
+	skey, _, err := note.GenerateKey(rand.Reader, "witness.example/bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "witness.key")
+	os.WriteFile(key, []byte(skey), 0o600)
+	db := filepath.Join(dir, "witness.db")
+	ctx := context.Background()
+	w, err := witness.Open(ctx, witness.Config{Key: key, DB: db}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	lw, err := witnesstest.BuildPeer(bctx, dir, witnesstest.LitewitnessPkg)
+	if err != nil {
+		testenv.Missing(t, "litewitness", err)
+	}
+	for _, tool := range []string{"ssh-agent", "ssh-add"} {
+		testenv.LookPath(t, tool)
+	}
+	out := captureStdout(t, func() {
+		if code := run([]string{"bench", "witness", "--witness", srv.URL, "--witness-db", db,
+			"--logs", "3", "--duration", "300ms", "--concurrency", "2",
+			"--baseline", "litewitness", "--litewitness", lw}); code != 0 {
+			t.Errorf("bench witness exited %d", code)
+		}
+	})
+	t.Log(out)
+	for _, want := range []string{"attestlog ", "litewitness ", "cosignatures/s", "0 errors", "ratio attestlog/litewitness"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench witness output lacks %q", want)
+		}
 	}
 }

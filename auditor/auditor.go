@@ -1,0 +1,397 @@
+// Package auditor is attestlog's independent auditor: it follows logs
+// (checkpoint signatures, witness quorum, consistency with every
+// checkpoint seen before — from the log, its witnesses and peer auditors),
+// verifies every entry, rebuilds releases and recomputes their launch
+// measurements, signs reproduction statements back into the log, watches
+// deployments' attestation evidence, and raises typed, deduplicated,
+// persisted alerts delivered to slog, webhooks and Prometheus.
+//
+// State is in SQLite (modernc.org/sqlite): a restart resumes where the
+// previous process stopped and never re-raises an alert already raised.
+package auditor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/attestlog/attestlog/auditor/internal/rebuild"
+	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/policy/attest"
+)
+
+// Alert kinds, as the issue that defines the auditor lists them.
+const (
+	AlertUnloggedMeasurement  = "unlogged-measurement"
+	AlertRebuildMismatch      = "rebuild-mismatch"
+	AlertRebuildFailed        = "rebuild-failed"
+	AlertRevokedReleaseServed = "revoked-release-served"
+	AlertLogInconsistent      = "log-inconsistent"
+	AlertQuorumMissing        = "quorum-missing"
+	AlertInvalidEntry         = "invalid-entry"
+	AlertEvidenceInvalid      = "evidence-invalid"
+)
+
+// AlertKinds lists every alert kind.
+var AlertKinds = []string{AlertUnloggedMeasurement, AlertRebuildMismatch, AlertRebuildFailed, AlertRevokedReleaseServed,
+	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid}
+
+// Alert is a raised alert: its kind, subject (what it is about, e.g.
+// "deployment/chat" or "log/ORIGIN/entry/7"), time, a one-line summary and
+// machine-readable evidence. Key identifies it for deduplication.
+type Alert = store.Alert
+
+// ProvenanceCheck verifies a release's build provenance (the Sigstore
+// bundle in Release.Provenance) against the auditor's policy. It is the
+// hook for policy/provenance; without one, provenance is not checked.
+type ProvenanceCheck func(ctx context.Context, pol *policy.Policy, p *statement.Parsed) error
+
+// Option configures Open.
+type Option func(*Auditor)
+
+// WithProvenanceCheck sets the provenance check applied to every release
+// that carries provenance.
+func WithProvenanceCheck(f ProvenanceCheck) Option { return func(a *Auditor) { a.provenance = f } }
+
+// WithHTTPClient sets the HTTP client for logs, witnesses, peers,
+// deployments and webhooks.
+func WithHTTPClient(hc *http.Client) Option { return func(a *Auditor) { a.hc = hc } }
+
+// Auditor audits logs and deployments. Open one, then call Run or RunOnce.
+type Auditor struct {
+	cfg        *Config
+	logger     *slog.Logger
+	st         *store.Store
+	logs       []*followedLog
+	deps       []*deployment
+	builder    *rebuild.Builder
+	signer     *statement.Signer
+	hc         *http.Client
+	provenance ProvenanceCheck
+	metrics    *metrics
+	webhooks   map[string]WebhookConfig
+
+	passMu sync.Mutex // one follow pass per log at a time
+	wake   chan struct{}
+}
+
+type followedLog struct {
+	cfg        LogConfig
+	pol        *policy.Policy
+	verifier   note.Verifier
+	fetcher    *torchwood.TileFetcher
+	tiles      *torchwood.Client
+	client     *client.Client
+	originHash string
+	logger     *slog.Logger
+	mu         sync.Mutex
+}
+
+type deployment struct {
+	cfg      DeploymentConfig
+	log      *followedLog
+	verifier *attest.Verifier
+	logger   *slog.Logger
+
+	mu   sync.Mutex
+	last DeploymentStatus
+}
+
+// Open validates cfg (refusing to start on any problem), opens the state
+// database and prepares every log and deployment. It does no network I/O.
+func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option) (*Auditor, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	a := &Auditor{cfg: cfg, logger: logger, wake: make(chan struct{}, 1), webhooks: map[string]WebhookConfig{}}
+	for _, o := range opts {
+		o(a)
+	}
+	if a.hc == nil {
+		a.hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	for _, w := range cfg.Webhooks {
+		a.webhooks[w.URL] = w
+	}
+	if cfg.Key != "" {
+		s, err := statement.LoadSigner(cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("auditor key: %w", err)
+		}
+		a.signer = s
+	}
+	for _, lc := range cfg.Logs {
+		l, err := a.openLog(lc)
+		if err != nil {
+			return nil, err
+		}
+		a.logs = append(a.logs, l)
+	}
+	for _, dc := range cfg.Deployments {
+		d := &deployment{cfg: dc, logger: logger.With("deployment", dc.Name)}
+		for _, l := range a.logs {
+			if l.cfg.Origin == dc.Log {
+				d.log = l
+			}
+		}
+		pol, polPath := d.log.pol, d.log.cfg.Policy
+		if dc.Policy != "" {
+			p, err := policy.Load(dc.Policy)
+			if err != nil {
+				return nil, fmt.Errorf("deployment %s: %w", dc.Name, err)
+			}
+			pol, polPath = p, dc.Policy
+		}
+		v, err := attest.New(pol.Attestation, attest.WithBaseDir(filepath.Dir(polPath)))
+		if err != nil {
+			return nil, fmt.Errorf("deployment %s: attestation policy %s: %w", dc.Name, polPath, err)
+		}
+		d.verifier = v
+		a.deps = append(a.deps, d)
+	}
+	rc := cfg.Rebuild
+	a.builder = &rebuild.Builder{Sandbox: rc.Sandbox, Bwrap: rc.Bwrap, Git: rc.Git, Timeout: rc.Timeout, MaxLog: rc.MaxLog,
+		MaxOutput: rc.MaxOutput, WorkDir: rc.WorkDir, RepoSchemes: rc.RepoSchemes, Path: rc.Path, Keep: rc.Keep}
+	if *rc.Enabled {
+		sandboxed, err := a.builder.CheckSandbox(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !sandboxed {
+			logger.Warn("rebuilds run WITHOUT a sandbox: recipes can reach the network and the auditor's files", "sandbox", rc.Sandbox)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	a.st = st
+	if err := st.RequeueRunning(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := st.RetryAllNow(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.metrics = newMetrics(a)
+	return a, nil
+}
+
+func (a *Auditor) openLog(lc LogConfig) (*followedLog, error) {
+	pol, err := policy.Load(lc.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("log %s: %w", lc.Origin, err)
+	}
+	if lc.WitnessPolicy != "" {
+		wp, err := policy.Load(lc.WitnessPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: %w", lc.Origin, err)
+		}
+		pol.Witnesses, pol.Quorum = wp.Witnesses, wp.Quorum
+	}
+	if pol.Quorum == nil {
+		return nil, fmt.Errorf("log %s: the witness policy has no quorum line (add 'quorum NAME', or 'quorum none' to follow unwitnessed checkpoints)", lc.Origin)
+	}
+	v, err := note.NewVerifier(lc.VKey)
+	if err != nil {
+		return nil, err
+	}
+	if pl := pol.Log(lc.Origin); pl != nil {
+		if pl.VKey != lc.VKey {
+			return nil, fmt.Errorf("log %s: the policy %s names a different key for it", lc.Origin, lc.Policy)
+		}
+	} else {
+		pol.Logs = append(pol.Logs, &policy.Log{Origin: lc.Origin, VKey: lc.VKey, Verifier: v, URL: lc.URL})
+	}
+	f, err := torchwood.NewTileFetcher(lc.URL, torchwood.WithHTTPClient(a.hc), torchwood.WithUserAgent("attestlog-auditor"))
+	if err != nil {
+		return nil, err
+	}
+	tc, err := torchwood.NewClient(f)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(lc.URL, a.hc)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256([]byte(lc.Origin))
+	return &followedLog{cfg: lc, pol: pol, verifier: v, fetcher: f, tiles: tc, client: c,
+		originHash: hex.EncodeToString(h[:]), logger: a.logger.With("origin", lc.Origin)}, nil
+}
+
+// Close closes the state database.
+func (a *Auditor) Close() error { return a.st.Close() }
+
+// RunOnce makes one pass: follows every log to its current checkpoint and
+// verifies the new entries, rebuilds every queued release, submits
+// reproductions, polls every deployment once and attempts every due
+// webhook delivery once. The error joins the failures to reach logs and
+// deployments; alerts are not errors (see OpenAlerts).
+func (a *Auditor) RunOnce(ctx context.Context) error {
+	var errs []error
+	for _, l := range a.logs {
+		if err := a.follow(ctx, l); err != nil {
+			errs = append(errs, fmt.Errorf("log %s: %w", l.cfg.Origin, err))
+		}
+	}
+	if err := a.rebuildQueued(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.submitReproductions(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, d := range a.deps {
+		if err := a.pollDeployment(ctx, d); err != nil {
+			errs = append(errs, fmt.Errorf("deployment %s: %w", d.cfg.Name, err))
+		}
+	}
+	a.deliverWebhooks(ctx)
+	a.metrics.refresh(ctx)
+	return errors.Join(errs...)
+}
+
+// Run audits until ctx ends: logs every poll_interval, rebuilds as
+// releases arrive, each deployment at its interval, webhooks as alerts
+// are raised and retries fall due.
+func (a *Auditor) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	every := func(d time.Duration, f func()) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				f()
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+	every(a.cfg.PollInterval, func() {
+		for _, l := range a.logs {
+			if err := a.follow(ctx, l); err != nil && ctx.Err() == nil {
+				l.logger.Warn("following log", "err", err)
+			}
+		}
+		if err := a.submitReproductions(ctx); err != nil && ctx.Err() == nil {
+			a.logger.Warn("submitting reproductions", "err", err)
+		}
+		a.metrics.refresh(ctx)
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			if err := a.rebuildQueued(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Warn("rebuilding", "err", err)
+			}
+			if err := a.submitReproductions(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Warn("submitting reproductions", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.wake:
+			case <-time.After(a.cfg.PollInterval):
+			}
+		}
+	}()
+	for _, d := range a.deps {
+		every(d.cfg.Interval, func() {
+			if err := a.pollDeployment(ctx, d); err != nil && ctx.Err() == nil {
+				d.logger.Warn("polling deployment", "err", err)
+			}
+		})
+	}
+	every(time.Second, func() { a.deliverWebhooks(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// OpenAlerts returns the number of open alerts.
+func (a *Auditor) OpenAlerts(ctx context.Context) (int64, error) {
+	c, err := a.st.OpenAlertCounts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, v := range c {
+		n += v
+	}
+	return n, nil
+}
+
+// Alerts returns every alert raised, oldest first.
+func (a *Auditor) Alerts(ctx context.Context) ([]Alert, error) { return a.st.Alerts(ctx) }
+
+// ListAlerts reads the alerts of the auditor database at path (for
+// `attestlog alerts`); it may run while an auditor uses the database.
+func ListAlerts(ctx context.Context, path string) ([]Alert, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.Alerts(ctx)
+}
+
+// raise records an alert unless one with the same key exists, and then
+// logs it and counts it. Delivery to webhooks goes through the outbox.
+func (a *Auditor) raise(ctx context.Context, kind, key, subject, summary string, evidence any) error {
+	al := &Alert{Key: kind + "|" + key, Kind: kind, Subject: subject, Time: time.Now().UTC(), Summary: summary}
+	if evidence != nil {
+		b, err := json.Marshal(evidence)
+		if err != nil {
+			return err
+		}
+		al.Evidence = b
+	}
+	urls := make([]string, 0, len(a.cfg.Webhooks))
+	for _, w := range a.cfg.Webhooks {
+		urls = append(urls, w.URL)
+	}
+	isNew, err := a.st.RaiseAlert(ctx, al, urls)
+	if err != nil {
+		return fmt.Errorf("recording alert: %w", err)
+	}
+	if !isNew {
+		return nil
+	}
+	a.logger.Error("ALERT", "kind", kind, "subject", subject, "summary", summary, "alert_id", al.ID)
+	a.metrics.alerts.WithLabelValues(kind).Inc()
+	return nil
+}
+
+func (a *Auditor) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}

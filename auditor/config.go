@@ -1,0 +1,350 @@
+package auditor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"gopkg.in/yaml.v3"
+
+	"github.com/attestlog/attestlog/auditor/internal/rebuild"
+)
+
+// Defaults of the configuration.
+const (
+	DefaultDB                = "auditor.db"
+	DefaultPollInterval      = 10 * time.Second
+	DefaultDeploymentPoll    = time.Minute
+	DefaultRebuildTimeout    = 30 * time.Minute
+	DefaultRebuildMaxLog     = 1 << 20
+	DefaultRebuildMaxOutput  = 4 << 30
+	DefaultRebuildPath       = "/usr/local/bin:/usr/bin:/bin"
+	DefaultWebhookTimeout    = 10 * time.Second
+	DefaultWebhookMaxBackoff = 5 * time.Minute
+)
+
+// Config is the auditor's configuration, read from one YAML file
+// (`attestlog audit --config auditor.yaml`). Unknown keys are an error.
+// Relative paths are relative to the directory of the file.
+type Config struct {
+	// Listen is the address of the auditor's HTTP server (status JSON,
+	// alerts, Prometheus metrics and the checkpoints it verified, which
+	// peer auditors read), e.g. "127.0.0.1:8090". Empty: no server.
+	Listen string `yaml:"listen"`
+	// DB is the SQLite state file (default auditor.db): progress,
+	// checkpoints seen, releases and rebuilds, alerts, webhook outbox.
+	DB string `yaml:"db"`
+	// EvidenceDir is where misbehaviour evidence files are written
+	// (default: the directory "misbehaviour" beside DB).
+	EvidenceDir string `yaml:"evidence_dir"`
+	// Key is the auditor's private key file (PKCS #8, from 'attestlog
+	// keygen --kind auditor', mode 0600). With a key, the auditor signs a
+	// reproduction statement for each release it rebuilt (match or
+	// mismatch) and submits it to the log; the log's policy must list the
+	// key as an auditor. Empty: nothing is signed.
+	Key string `yaml:"key"`
+	// PollInterval is how often logs, witnesses and peers are polled
+	// (default 10s).
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// Logs are the logs to follow. At least one is required.
+	Logs []LogConfig `yaml:"logs"`
+	// Deployments are the enclaves whose served measurements are watched.
+	Deployments []DeploymentConfig `yaml:"deployments"`
+	// Rebuild configures rebuilding releases.
+	Rebuild RebuildConfig `yaml:"rebuild"`
+	// Webhooks receive every new alert as a JSON POST, retried with
+	// exponential backoff until a 2xx answer, across restarts.
+	Webhooks []WebhookConfig `yaml:"webhooks"`
+
+	dir string // of the config file
+}
+
+// LogConfig is one followed log.
+type LogConfig struct {
+	// Origin is the log's origin line; it must equal the name of VKey.
+	// Optional: defaults to the key's name.
+	Origin string `yaml:"origin"`
+	// VKey is the log's note verifier key (origin+hash+key).
+	VKey string `yaml:"vkey"`
+	// URL is the log's base URL (its c2sp.org/tlog-tiles endpoints and
+	// attestlog API), e.g. "https://log.example.com".
+	URL string `yaml:"url"`
+	// Policy is a trust policy file (policy.Load format) naming the
+	// operators allowed to publish releases, the auditors allowed to
+	// publish reproductions and the authorities allowed to revoke. Its
+	// witness/group/quorum lines apply unless WitnessPolicy is set. A
+	// "log" line, if any, must match VKey. Required.
+	Policy string `yaml:"policy"`
+	// WitnessPolicy is a c2sp.org/tlog-policy file (witness, group and
+	// quorum lines; witness URLs are polled for their latest cosigned
+	// checkpoint). Optional; replaces the witnesses of Policy. The
+	// quorum must be given, "quorum none" included.
+	WitnessPolicy string `yaml:"witness_policy"`
+	// Peers are base URLs of other auditors following the same log; their
+	// latest verified checkpoint of it (GET /logs/<hex SHA-256 of
+	// origin>/checkpoint) is checked for consistency too.
+	Peers []string `yaml:"peers"`
+}
+
+// DeploymentConfig is one watched deployment.
+type DeploymentConfig struct {
+	// Name identifies the deployment in alerts and metrics.
+	Name string `yaml:"name"`
+	// URL is the enclave's base URL; evidence is fetched from
+	// URL/.well-known/attestlog/evidence?nonce=HEX with a fresh nonce.
+	URL string `yaml:"url"`
+	// Log is the origin of the followed log its releases are in
+	// (default: the only log).
+	Log string `yaml:"log"`
+	// Policy is the trust policy whose attestation section the evidence
+	// is verified against (platforms, TCB floors, trust-root lines, …).
+	// Default: the log's policy.
+	Policy string `yaml:"policy"`
+	// Interval is how often it is polled (default 1m).
+	Interval time.Duration `yaml:"interval"`
+}
+
+// RebuildConfig configures rebuilds.
+type RebuildConfig struct {
+	// Enabled turns rebuilding on (default true).
+	Enabled *bool `yaml:"enabled"`
+	// Sandbox is "required" (default: refuse to build without a working
+	// bubblewrap), "auto" (bubblewrap when it works) or "off".
+	Sandbox string `yaml:"sandbox"`
+	// Bwrap is the bubblewrap binary (default "bwrap").
+	Bwrap string `yaml:"bwrap"`
+	// Git is the git binary (default "git").
+	Git string `yaml:"git"`
+	// Timeout bounds the source fetch and the build, each (default 30m).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxLog bounds the build's combined stdout and stderr, in bytes; a
+	// build writing more is stopped and fails (default 1 MiB).
+	MaxLog int64 `yaml:"max_log"`
+	// MaxOutput bounds the bytes left in the build directory (default
+	// 4 GiB).
+	MaxOutput int64 `yaml:"max_output"`
+	// WorkDir is the parent of build directories (default: "rebuild"
+	// beside DB).
+	WorkDir string `yaml:"work_dir"`
+	// RepoSchemes are the repository URL schemes fetched (default
+	// [https]; add "file" for local repositories).
+	RepoSchemes []string `yaml:"repo_schemes"`
+	// Path is the PATH of builds (default /usr/local/bin:/usr/bin:/bin).
+	Path string `yaml:"path"`
+	// Keep keeps build directories for inspection.
+	Keep bool `yaml:"keep"`
+}
+
+// WebhookConfig is one webhook.
+type WebhookConfig struct {
+	// URL receives a POST of each alert as JSON (Content-Type
+	// application/json). Any 2xx answer counts as delivered.
+	URL string `yaml:"url"`
+	// Headers are added to each request (e.g. Authorization).
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds one attempt (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxBackoff caps the exponential backoff between attempts (default
+	// 5m; the first retry is after 1s).
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// LoadConfig reads a configuration file, rejecting unknown keys, and
+// resolves relative paths against its directory. It does not validate;
+// Open does.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	c.dir = abs
+	return c, nil
+}
+
+// ParseConfig parses configuration YAML; relative paths stay relative to
+// the working directory.
+func ParseConfig(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("parsing auditor configuration: %v", err)
+	}
+	return &c, nil
+}
+
+func (c *Config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// validate fills in defaults and checks everything, resolving paths.
+func (c *Config) validate() error {
+	if c.DB == "" {
+		c.DB = DefaultDB
+	}
+	c.DB = c.path(c.DB)
+	if c.EvidenceDir == "" {
+		c.EvidenceDir = filepath.Join(filepath.Dir(c.DB), "misbehaviour")
+	}
+	c.EvidenceDir = c.path(c.EvidenceDir)
+	c.Key = c.path(c.Key)
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.PollInterval < 0 {
+		return errors.New("poll_interval must be positive")
+	}
+	if len(c.Logs) == 0 {
+		return errors.New("logs: at least one log is required")
+	}
+	origins := map[string]bool{}
+	for i := range c.Logs {
+		l := &c.Logs[i]
+		f := fmt.Sprintf("logs[%d]", i)
+		v, err := note.NewVerifier(l.VKey)
+		if err != nil {
+			return fmt.Errorf("%s.vkey: %v", f, err)
+		}
+		if l.Origin == "" {
+			l.Origin = v.Name()
+		}
+		if l.Origin != v.Name() {
+			return fmt.Errorf("%s.origin %q differs from the name of its vkey %q", f, l.Origin, v.Name())
+		}
+		if origins[l.Origin] {
+			return fmt.Errorf("%s: log %q listed twice", f, l.Origin)
+		}
+		origins[l.Origin] = true
+		if err := checkHTTPURL(l.URL); err != nil {
+			return fmt.Errorf("%s.url: %v", f, err)
+		}
+		if l.Policy == "" {
+			return fmt.Errorf("%s.policy: a trust policy file is required (operator, auditor and authority lines)", f)
+		}
+		l.Policy = c.path(l.Policy)
+		l.WitnessPolicy = c.path(l.WitnessPolicy)
+		for j, p := range l.Peers {
+			if err := checkHTTPURL(p); err != nil {
+				return fmt.Errorf("%s.peers[%d]: %v", f, j, err)
+			}
+		}
+	}
+	names := map[string]bool{}
+	for i := range c.Deployments {
+		d := &c.Deployments[i]
+		f := fmt.Sprintf("deployments[%d]", i)
+		if d.Name == "" || strings.ContainsAny(d.Name, " \t\n/") {
+			return fmt.Errorf("%s.name: required, without spaces or slashes", f)
+		}
+		if names[d.Name] {
+			return fmt.Errorf("%s.name: %q listed twice", f, d.Name)
+		}
+		names[d.Name] = true
+		if err := checkHTTPURL(d.URL); err != nil {
+			return fmt.Errorf("%s.url: %v", f, err)
+		}
+		if d.Log == "" {
+			if len(c.Logs) != 1 {
+				return fmt.Errorf("%s.log: required when more than one log is configured", f)
+			}
+			d.Log = c.Logs[0].Origin
+		}
+		if !origins[d.Log] {
+			return fmt.Errorf("%s.log: %q is not one of the configured logs", f, d.Log)
+		}
+		d.Policy = c.path(d.Policy)
+		if d.Interval == 0 {
+			d.Interval = DefaultDeploymentPoll
+		}
+		if d.Interval < 0 {
+			return fmt.Errorf("%s.interval must be positive", f)
+		}
+	}
+	r := &c.Rebuild
+	if r.Enabled == nil {
+		t := true
+		r.Enabled = &t
+	}
+	switch r.Sandbox {
+	case "":
+		r.Sandbox = rebuild.SandboxRequired
+	case rebuild.SandboxRequired, rebuild.SandboxAuto, rebuild.SandboxOff:
+	default:
+		return fmt.Errorf("rebuild.sandbox %q: want required, auto or off", r.Sandbox)
+	}
+	if r.Bwrap == "" {
+		r.Bwrap = "bwrap"
+	}
+	if r.Git == "" {
+		r.Git = "git"
+	}
+	if r.Timeout == 0 {
+		r.Timeout = DefaultRebuildTimeout
+	}
+	if r.MaxLog == 0 {
+		r.MaxLog = DefaultRebuildMaxLog
+	}
+	if r.MaxOutput == 0 {
+		r.MaxOutput = DefaultRebuildMaxOutput
+	}
+	if r.Timeout < 0 || r.MaxLog < 0 || r.MaxOutput < 0 {
+		return errors.New("rebuild: timeout, max_log and max_output must be positive")
+	}
+	if r.WorkDir == "" {
+		r.WorkDir = filepath.Join(filepath.Dir(c.DB), "rebuild")
+	}
+	r.WorkDir = c.path(r.WorkDir)
+	if len(r.RepoSchemes) == 0 {
+		r.RepoSchemes = []string{"https"}
+	}
+	for _, s := range r.RepoSchemes {
+		if !slices.Contains([]string{"https", "http", "ssh", "git", "file"}, s) {
+			return fmt.Errorf("rebuild.repo_schemes: %q is not one of https, http, ssh, git, file", s)
+		}
+	}
+	if r.Path == "" {
+		r.Path = DefaultRebuildPath
+	}
+	for i := range c.Webhooks {
+		w := &c.Webhooks[i]
+		if err := checkHTTPURL(w.URL); err != nil {
+			return fmt.Errorf("webhooks[%d].url: %v", i, err)
+		}
+		if w.Timeout == 0 {
+			w.Timeout = DefaultWebhookTimeout
+		}
+		if w.MaxBackoff == 0 {
+			w.MaxBackoff = DefaultWebhookMaxBackoff
+		}
+		if w.Timeout < 0 || w.MaxBackoff < 0 {
+			return fmt.Errorf("webhooks[%d]: timeout and max_backoff must be positive", i)
+		}
+	}
+	return nil
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q: want http(s)://host[:port][/path]", s)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package auditor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy/attest"
+	"github.com/attestlog/attestlog/policy/evidence"
+)
+
+// DeploymentStatus is the outcome of the latest poll of a deployment.
+type DeploymentStatus struct {
+	Name        string    `json:"name"`
+	URL         string    `json:"url"`
+	Polled      time.Time `json:"polled,omitzero"`
+	Measurement string    `json:"measurement,omitempty"`
+	// Verdict is "ok", "unreachable", or the kind of the alert raised.
+	Verdict  string  `json:"verdict,omitempty"`
+	Releases []int64 `json:"releases,omitempty"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// DeploymentAlert is the evidence of the alerts about a deployment.
+type DeploymentAlert struct {
+	Deployment  string          `json:"deployment"`
+	URL         string          `json:"url"`
+	Nonce       string          `json:"nonce"`
+	Measurement string          `json:"measurement,omitempty"`
+	Bundle      json.RawMessage `json:"evidence,omitempty"` // the evidence bundle as served
+	Result      *attest.Result  `json:"verification,omitempty"`
+	Releases    []store.Release `json:"releases,omitempty"`
+}
+
+func readLimited(r io.Reader, n int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, n+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > n {
+		return nil, fmt.Errorf("answer larger than %d bytes", n)
+	}
+	return b, nil
+}
+
+// pollDeployment fetches fresh evidence from d, verifies it and looks its
+// measurement up, raising unlogged-measurement, revoked-release-served,
+// rebuild-mismatch or evidence-invalid.
+func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
+	st := DeploymentStatus{Name: d.cfg.Name, URL: d.cfg.URL, Polled: time.Now().UTC()}
+	defer func() {
+		d.mu.Lock()
+		d.last = st
+		d.mu.Unlock()
+		a.metrics.polls.WithLabelValues(d.cfg.Name, st.Verdict).Inc()
+	}()
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	ev := DeploymentAlert{Deployment: d.cfg.Name, URL: d.cfg.URL, Nonce: fmt.Sprintf("%x", nonce)}
+	subject := "deployment/" + d.cfg.Name
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	b, err := evidence.Fetch(fctx, a.hc, d.cfg.URL, nonce)
+	cancel()
+	if err != nil {
+		if errors.Is(err, evidence.ErrMalformed) {
+			st.Verdict, st.Error = AlertEvidenceInvalid, err.Error()
+			return a.raise(ctx, AlertEvidenceInvalid, d.cfg.Name+"|malformed|"+short(err.Error(), 120), subject,
+				fmt.Sprintf("deployment %s served malformed evidence: %v", d.cfg.Name, err), ev)
+		}
+		st.Verdict, st.Error = "unreachable", err.Error()
+		return err
+	}
+	ev.Bundle, _ = b.Marshal()
+	res := d.verifier.Verify(b, nonce)
+	ev.Result = res
+	m := res.Measurement()
+	st.Measurement, ev.Measurement = m, m
+	if !res.OK() {
+		var failed []string
+		for _, c := range res.Checks.Failed() {
+			failed = append(failed, c.Name)
+		}
+		sort.Strings(failed)
+		st.Verdict = AlertEvidenceInvalid
+		return a.raise(ctx, AlertEvidenceInvalid, d.cfg.Name+"|"+m+"|"+strings.Join(failed, ","), subject,
+			fmt.Sprintf("deployment %s served evidence that does not verify: %s", d.cfg.Name, res.Checks.Failed()), ev)
+	}
+
+	// The releases with this measurement: those verified here, and those
+	// the log's index knows of (entries not yet under a witnessed
+	// checkpoint the auditor followed).
+	rels, err := a.st.ReleasesByMeasurement(ctx, d.log.cfg.Origin, m)
+	if err != nil {
+		return err
+	}
+	lr, err := d.log.client.Lookup(ctx, m)
+	if err != nil {
+		st.Verdict, st.Error = "unreachable", err.Error()
+		return fmt.Errorf("looking up %s in the log: %w", m, err)
+	}
+	known := map[int64]bool{}
+	for _, r := range rels {
+		known[r.Index] = true
+	}
+	logRevoked := map[int64]bool{}
+	var unverified []int64
+	for _, e := range lr.Entries {
+		if e.Kind != string(statement.KindRelease) {
+			continue
+		}
+		if len(e.Revocations) > 0 {
+			logRevoked[int64(e.Index)] = true
+		}
+		if !known[int64(e.Index)] {
+			unverified = append(unverified, int64(e.Index))
+		}
+	}
+	ev.Releases = rels
+	for _, r := range rels {
+		st.Releases = append(st.Releases, r.Index)
+	}
+	st.Releases = append(st.Releases, unverified...)
+	if len(st.Releases) == 0 {
+		st.Verdict = AlertUnloggedMeasurement
+		return a.raise(ctx, AlertUnloggedMeasurement, d.cfg.Name+"|"+m, subject,
+			fmt.Sprintf("deployment %s serves measurement %s, which no release in %s has", d.cfg.Name, m, d.log.cfg.Origin), ev)
+	}
+	allRevoked := len(unverified) == 0
+	for _, r := range rels {
+		if r.Revoked == "" && !logRevoked[r.Index] {
+			allRevoked = false
+		}
+	}
+	for _, i := range unverified {
+		if logRevoked[i] {
+			allRevoked = true
+		}
+	}
+	st.Verdict = "ok"
+	if allRevoked {
+		st.Verdict = AlertRevokedReleaseServed
+		if err := a.raise(ctx, AlertRevokedReleaseServed, d.cfg.Name+"|"+m, subject,
+			fmt.Sprintf("deployment %s serves measurement %s of revoked release(s) %v", d.cfg.Name, m, st.Releases), ev); err != nil {
+			return err
+		}
+	}
+	for _, r := range rels {
+		if r.Rebuild == store.RebuildMismatch {
+			st.Verdict = AlertRebuildMismatch
+			if err := a.raise(ctx, AlertRebuildMismatch, "deployment|"+d.cfg.Name+"|"+m, subject,
+				fmt.Sprintf("deployment %s serves measurement %s of release %d, whose rebuild did not match: %s", d.cfg.Name, m, r.Index, r.Detail), ev); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	return nil
+}
+
+func short(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,461 @@
+package auditor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/auditor/misbehaviour"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy"
+)
+
+// entryBatch is how many entries are verified and committed together.
+const entryBatch = 1024
+
+// follow brings the log up to date: its checkpoint, the checkpoints of its
+// witnesses and peers, and the entries up to the verified tree.
+func (a *Auditor) follow(ctx context.Context, l *followedLog) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	raw, err := l.client.Checkpoint(ctx)
+	if err != nil {
+		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "log", "unreachable").Inc()
+		return fmt.Errorf("fetching checkpoint: %w", err)
+	}
+	if err := a.checkpoint(ctx, l, raw, l.cfg.URL+"/checkpoint", true); err != nil {
+		return err
+	}
+	// Witnesses' and peers' views of the same log.
+	var sources []string
+	for _, w := range l.pol.Witnesses {
+		if w.URL != "" {
+			sources = append(sources, strings.TrimSuffix(w.URL, "/")+"/"+l.originHash+"/checkpoint")
+		}
+	}
+	for _, p := range l.cfg.Peers {
+		sources = append(sources, strings.TrimSuffix(p, "/")+"/logs/"+l.originHash+"/checkpoint")
+	}
+	for _, src := range sources {
+		b, err := a.get(ctx, src)
+		if err != nil {
+			if !errors.Is(err, errNotFound) {
+				l.logger.Warn("reading checkpoint", "source", src, "err", err)
+				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "other", "unreachable").Inc()
+			}
+			continue
+		}
+		if err := a.checkpoint(ctx, l, b, src, false); err != nil {
+			l.logger.Warn("checkpoint", "source", src, "err", err)
+		}
+	}
+	// Checkpoints seen earlier that were ahead of the log's tree.
+	cur, err := a.st.Log(ctx, l.cfg.Origin)
+	if err != nil {
+		return err
+	}
+	pending, err := a.st.UncheckedCheckpoints(ctx, l.cfg.Origin, cur.Size)
+	if err != nil {
+		return err
+	}
+	for _, c := range pending {
+		if err := a.compare(ctx, l, cur, c.Note, c.Source); err != nil {
+			l.logger.Warn("checkpoint", "source", c.Source, "err", err)
+		}
+	}
+	return a.followEntries(ctx, l)
+}
+
+var errNotFound = errors.New("404 not found")
+
+func (a *Auditor) get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := readLimited(resp.Body, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, errNotFound
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return b, nil
+}
+
+// checkpoint verifies a signed checkpoint of l from src and checks it
+// against the tree followed so far. fromLog says whether it is the log's
+// own checkpoint, which advances the followed tree.
+func (a *Auditor) checkpoint(ctx context.Context, l *followedLog, raw []byte, src string, fromLog bool) error {
+	kind := "other"
+	if fromLog {
+		kind = "log"
+	}
+	cp, err := l.pol.OpenCheckpoint(raw)
+	if err != nil {
+		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, kind, "bad-signature").Inc()
+		return fmt.Errorf("checkpoint from %s: %w", src, err)
+	}
+	if cp.Origin != l.cfg.Origin {
+		return fmt.Errorf("checkpoint from %s is of log %q", src, cp.Origin)
+	}
+	if fromLog && !cp.QuorumMet {
+		if err := a.raise(ctx, AlertQuorumMissing, fmt.Sprintf("%s|%d|%x", l.cfg.Origin, cp.N, cp.Hash[:8]),
+			"log/"+l.cfg.Origin, fmt.Sprintf("checkpoint of size %d from %s is cosigned by %v; the witness policy needs %s", cp.N, src, cp.CosignerNames(), l.pol.Quorum),
+			map[string]any{"checkpoint": string(raw), "source": src, "cosigned": cp.CosignerNames(), "quorum": l.pol.Quorum.String()}); err != nil {
+			return err
+		}
+	}
+	cur, err := a.st.Log(ctx, l.cfg.Origin)
+	if errors.Is(err, store.ErrNotFound) {
+		if !fromLog {
+			_, err := a.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, false)
+			return err
+		}
+		// The first tree: trust on first use, like every log client.
+		if err := a.st.SetTree(ctx, l.cfg.Origin, cp.N, cp.Hash[:], raw); err != nil {
+			return err
+		}
+		_, err := a.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, true)
+		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, kind, "ok").Inc()
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if cp.N > cur.Size && !fromLog {
+		// Ahead of the log's tree as we know it: check once the log's
+		// tree has grown past it.
+		_, err := a.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, false)
+		return err
+	}
+	return a.compare(ctx, l, cur, raw, src)
+}
+
+// compare checks a verified checkpoint against the followed tree cur,
+// advancing the tree when the checkpoint is the log's and extends it.
+func (a *Auditor) compare(ctx context.Context, l *followedLog, cur *store.LogState, raw []byte, src string) error {
+	cp, err := l.pol.OpenCheckpoint(raw)
+	if err != nil {
+		return err
+	}
+	seen := store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}
+	curTree := tlog.Tree{N: cur.Size, Hash: tlog.Hash(cur.Hash)}
+	newTree := tlog.Tree{N: cp.N, Hash: cp.Hash}
+	older, newer := curTree, newTree
+	olderNote, newerNote := cur.Checkpoint, raw
+	olderSrc, newerSrc := "the followed tree", src
+	if newTree.N < curTree.N {
+		older, newer = newTree, curTree
+		olderNote, newerNote = raw, cur.Checkpoint
+		olderSrc, newerSrc = src, "the followed tree"
+	}
+	ev, err := misbehaviour.Prove(older, newer, torchwood.TileHashReaderWithContext(ctx, newer, l.fetcher))
+	if err != nil {
+		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "unprovable").Inc()
+		return fmt.Errorf("checking consistency of tree %d (%s) with tree %d (%s): %w", older.N, olderSrc, newer.N, newerSrc, err)
+	}
+	if ev != nil {
+		ev.Origin, ev.VKey = l.cfg.Origin, l.cfg.VKey
+		ev.Checkpoints = [2]string{string(olderNote), string(newerNote)}
+		ev.Sources = [2]string{olderSrc, newerSrc}
+		if _, err := a.st.AddCheckpoint(ctx, seen, true); err != nil {
+			return err
+		}
+		if err := a.st.MarkChecked(ctx, seen.Origin, seen.Size, seen.Hash); err != nil {
+			return err
+		}
+		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "inconsistent").Inc()
+		return a.misbehaved(ctx, l, ev, older, newer)
+	}
+	if _, err := a.st.AddCheckpoint(ctx, seen, true); err != nil {
+		return err
+	}
+	if err := a.st.MarkChecked(ctx, seen.Origin, seen.Size, seen.Hash); err != nil {
+		return err
+	}
+	a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "ok").Inc()
+	if src == l.cfg.URL+"/checkpoint" && newTree.N > curTree.N {
+		return a.st.SetTree(ctx, l.cfg.Origin, cp.N, cp.Hash[:], raw)
+	}
+	return nil
+}
+
+// MisbehaviourAlert is the evidence of a log-inconsistent alert.
+type MisbehaviourAlert struct {
+	// File is the evidence file, checkable with `attestlog
+	// verify-misbehaviour FILE`.
+	File string `json:"file"`
+	// Misbehaviour is the file's content.
+	Misbehaviour *misbehaviour.Evidence `json:"misbehaviour"`
+}
+
+func (a *Auditor) misbehaved(ctx context.Context, l *followedLog, ev *misbehaviour.Evidence, older, newer tlog.Tree) error {
+	if _, err := ev.Verify(); err != nil {
+		return fmt.Errorf("internal error: evidence does not verify: %w", err)
+	}
+	b, err := ev.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(a.cfg.EvidenceDir, 0o755); err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%s-%d-%x-%d-%x.json", l.originHash[:16], older.N, older.Hash[:6], newer.N, newer.Hash[:6])
+	path := filepath.Join(a.cfg.EvidenceDir, name)
+	if err := writeFileSync(path, b); err != nil {
+		return err
+	}
+	return a.raise(ctx, AlertLogInconsistent, fmt.Sprintf("%s|%d|%x|%d|%x", l.cfg.Origin, older.N, older.Hash, newer.N, newer.Hash),
+		"log/"+l.cfg.Origin, fmt.Sprintf("the log signed inconsistent checkpoints (size %d from %s, size %d from %s); evidence in %s", older.N, ev.Sources[0], newer.N, ev.Sources[1], path),
+		MisbehaviourAlert{File: path, Misbehaviour: ev})
+}
+
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// followEntries verifies the entries of the followed tree not verified yet,
+// in order, committing progress every batch.
+func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
+	cur, err := a.st.Log(ctx, l.cfg.Origin)
+	if err != nil {
+		return err
+	}
+	tree := tlog.Tree{N: cur.Size, Hash: tlog.Hash(cur.Hash)}
+	next := cur.NextEntry
+	for stalls := 0; next < tree.N && stalls < 3; {
+		var batch []rawEntry
+		start := next
+		for idx, e := range l.tiles.Entries(ctx, tree, next) {
+			if idx != next {
+				return fmt.Errorf("tile client yielded entry %d, want %d", idx, next)
+			}
+			batch = append(batch, rawEntry{idx: idx, data: e})
+			next++
+			if len(batch) == entryBatch {
+				if err := a.verifyBatch(ctx, l, batch, next); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+		}
+		if err := l.tiles.Err(); err != nil {
+			return fmt.Errorf("reading entries from %d: %w", next, err)
+		}
+		if len(batch) > 0 {
+			if err := a.verifyBatch(ctx, l, batch, next); err != nil {
+				return err
+			}
+		}
+		if next == start {
+			stalls++
+		}
+	}
+	if next < tree.N {
+		return fmt.Errorf("read entries up to %d of %d", next, tree.N)
+	}
+	return nil
+}
+
+type rawEntry struct {
+	idx  int64
+	data []byte
+}
+
+type checkedEntry struct {
+	rawEntry
+	p       *statement.Parsed
+	signer  statement.PublicKey
+	byAuth  bool // a revocation signed by an authority
+	invalid string
+}
+
+// verifyBatch checks entries (in parallel: parsing, canonical form,
+// signature, provenance; then in order: references), raises alerts for
+// invalid ones and commits the releases, revocations and progress.
+func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, raw []rawEntry, next int64) error {
+	checked := make([]checkedEntry, len(raw))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(raw); i += workers {
+				checked[i] = a.checkEntry(ctx, l, raw[i])
+			}
+		}()
+	}
+	wg.Wait()
+
+	b := &store.Batch{Revocations: map[int64]int64{}}
+	inBatch := map[int64]*store.Release{}
+	// release returns the release ref names, or why the reference is
+	// invalid, or a store error.
+	release := func(ref statement.EntryRef, at int64) (*store.Release, string, error) {
+		if int64(ref.Index) >= at {
+			return nil, fmt.Sprintf("names entry %d, which is not before it", ref.Index), nil
+		}
+		r := inBatch[int64(ref.Index)]
+		if r == nil {
+			var err error
+			r, err = a.st.Release(ctx, l.cfg.Origin, int64(ref.Index))
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, fmt.Sprintf("names entry %d, which is not a valid release", ref.Index), nil
+			}
+			if err != nil {
+				return nil, "", err
+			}
+		}
+		if r.EntrySHA256 != ref.SHA256 {
+			return nil, fmt.Sprintf("names entry %d with SHA-256 %s, but that entry's SHA-256 is %s", ref.Index, ref.SHA256, r.EntrySHA256), nil
+		}
+		return r, "", nil
+	}
+	for i := range checked {
+		c := &checked[i]
+		if c.invalid == "" {
+			switch c.p.Kind {
+			case statement.KindRelease:
+				ref := statement.RefOf(uint64(c.idx), c.data)
+				rel := store.Release{Origin: l.cfg.Origin, Index: c.idx, EntrySHA256: ref.SHA256, Platform: c.p.Release.Platform,
+					Version: c.p.Release.Version, Measurement: c.p.Release.Measurements.Primary(), Signer: c.signer.ID(), Rebuild: store.RebuildOff}
+				if *a.cfg.Rebuild.Enabled {
+					rel.Rebuild, rel.Entry = store.RebuildQueued, c.data
+				}
+				b.Releases = append(b.Releases, rel)
+				inBatch[c.idx] = &rel
+			case statement.KindReproduction:
+				_, why, err := release(c.p.Ref, c.idx)
+				if err != nil {
+					return err
+				}
+				if why != "" {
+					c.invalid = "reproduction " + why
+				}
+			case statement.KindRevocation:
+				r, why, err := release(c.p.Ref, c.idx)
+				switch {
+				case err != nil:
+					return err
+				case why != "":
+					c.invalid = "revocation " + why
+				case !c.byAuth && r.Signer != c.signer.ID():
+					c.invalid = fmt.Sprintf("revocation of entry %d is signed by operator key %s, not by the release's operator or an authority", c.p.Ref.Index, c.signer.ID())
+				default:
+					if _, dup := b.Revocations[r.Index]; !dup && r.Revoked == "" {
+						b.Revocations[r.Index] = c.idx
+					}
+				}
+			}
+		}
+		kind := "unparsed"
+		if c.p != nil {
+			kind = string(c.p.Kind)
+		}
+		if c.invalid != "" {
+			a.metrics.entries.WithLabelValues(l.cfg.Origin, kind, "invalid").Inc()
+			if err := a.raise(ctx, AlertInvalidEntry, fmt.Sprintf("%s|%d", l.cfg.Origin, c.idx), fmt.Sprintf("log/%s/entry/%d", l.cfg.Origin, c.idx),
+				fmt.Sprintf("entry %d of %s is invalid: %s", c.idx, l.cfg.Origin, c.invalid),
+				map[string]any{"index": c.idx, "reason": c.invalid, "entry": c.data}); err != nil {
+				return err
+			}
+			continue
+		}
+		a.metrics.entries.WithLabelValues(l.cfg.Origin, kind, "ok").Inc()
+	}
+	if err := a.st.Apply(ctx, l.cfg.Origin, b, next); err != nil {
+		return err
+	}
+	if len(b.Releases) > 0 && *a.cfg.Rebuild.Enabled {
+		a.poke()
+	}
+	return nil
+}
+
+// checkEntry does the checks of one entry that need no other entry.
+func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) checkedEntry {
+	c := checkedEntry{rawEntry: e}
+	p, err := statement.Parse(e.data)
+	if err != nil {
+		c.invalid = err.Error()
+		return c
+	}
+	c.p = p
+	canon, err := p.Entry()
+	if err != nil || !bytes.Equal(canon, e.data) {
+		c.invalid = "the logged envelope is not in canonical form"
+		return c
+	}
+	pol := l.pol
+	switch p.Kind {
+	case statement.KindRelease:
+		k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators))
+		if !ok {
+			c.invalid = "release not signed by an operator key of the auditor's policy"
+			return c
+		}
+		c.signer = k
+		if len(p.Release.Provenance) > 0 && a.provenance != nil {
+			if err := a.provenance(ctx, pol, p); err != nil {
+				c.invalid = "provenance: " + err.Error()
+				return c
+			}
+		}
+	case statement.KindReproduction:
+		k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Auditors))
+		if !ok {
+			c.invalid = "reproduction not signed by an auditor key of the auditor's policy"
+			return c
+		}
+		c.signer = k
+	case statement.KindRevocation:
+		if k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Authorities)); ok {
+			c.signer, c.byAuth = k, true
+			return c
+		}
+		k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators))
+		if !ok {
+			c.invalid = "revocation not signed by an operator or authority key of the auditor's policy"
+			return c
+		}
+		c.signer = k
+	}
+	return c
+}

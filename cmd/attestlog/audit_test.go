@@ -1,0 +1,368 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/attestlog/attestlog/auditor"
+	"github.com/attestlog/attestlog/internal/fakeenclave"
+	"github.com/attestlog/attestlog/internal/testenv"
+	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/policy/evidence"
+)
+
+// auditConfig writes an auditor configuration for the log of u to
+// dir/name.yaml; extra is appended verbatim (deployments, webhooks, …).
+func auditConfig(t *testing.T, u *upProc, dir, name, rebuild, extra string) string {
+	t.Helper()
+	c := fmt.Sprintf(`db: %s.db
+key: %s
+poll_interval: 1s
+logs:
+  - vkey: %s
+    url: %s
+    policy: %s
+    witness_policy: %s
+rebuild:
+%s
+%s`, name, u.info.Auditor.Key, u.info.Log.VKey, u.info.URL, u.info.ClientPolicy, filepath.Join(u.dir, "witness-policy.txt"), rebuild, extra)
+	p := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// auditOnce runs 'attestlog audit --once' and returns its exit status and
+// output.
+func auditOnce(t *testing.T, cfg string) (int, string) {
+	t.Helper()
+	out, errOut, err := tryCmd(t, "audit", "--config", cfg, "--once")
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, out + errOut
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out + errOut
+	}
+	t.Fatalf("audit --once: %v", err)
+	return 0, ""
+}
+
+func listAlerts(t *testing.T, db string) []auditor.Alert {
+	t.Helper()
+	var al []auditor.Alert
+	if err := json.Unmarshal([]byte(runCmd(t, "alerts", "--db", db, "--json")), &al); err != nil {
+		t.Fatal(err)
+	}
+	return al
+}
+
+func summaries(al []auditor.Alert) string {
+	var s []string
+	for _, a := range al {
+		s = append(s, fmt.Sprintf("#%d %s %s: %s", a.ID, a.Kind, a.Subject, a.Summary))
+	}
+	return "[" + strings.Join(s, "; ") + "]"
+}
+
+func alertsOf(al []auditor.Alert, kind string) []auditor.Alert {
+	var out []auditor.Alert
+	for _, a := range al {
+		if a.Kind == kind {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t",
+		"GIT_COMMITTER_EMAIL=t@example.com", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+const testBuildScript = `#!/bin/sh
+# A deterministic "enclave image" build: firmware, kernel, initrd and
+# command line, all from the checked-out tree.
+set -eu
+mkdir -p out
+cp firmware/snp.fd out/OVMF-snp.fd
+cp firmware/tdx.fd out/OVMF-tdx.fd
+printf 'attestlog test kernel, built with SOURCE_DATE_EPOCH=%s\n' "$SOURCE_DATE_EPOCH" > out/bzImage
+cat src/init.txt src/init.txt > out/initrd.img
+printf '%s' 'console=ttyS0 root=/dev/vda ro' > out/cmdline
+`
+
+// enclaveRepo creates a git repository with a reproducible build and runs
+// that build once (as the operator would) in a copy, returning the
+// repository, its commit and the build's output directory.
+func enclaveRepo(t *testing.T, dir string) (repo, commit, out string) {
+	t.Helper()
+	testenv.LookPath(t, "git")
+	repo = filepath.Join(dir, "enclave-src")
+	files := map[string]string{"build.sh": testBuildScript, "src/init.txt": "#!/bin/init\necho hello from the test initrd\n"}
+	snpFW, err := os.ReadFile("../../policy/measure/snp/testdata/ovmf_AmdSev_suffix.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdxFW, err := os.ReadFile("/usr/share/ovmf/OVMF.fd")
+	if err != nil {
+		testenv.Missing(t, "Debian's ovmf (/usr/share/ovmf/OVMF.fd)", err)
+	}
+	files["firmware/snp.fd"], files["firmware/tdx.fd"] = string(snpFW), string(tdxFW)
+	for name, content := range files {
+		p := filepath.Join(repo, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "add", ".")
+	git(t, repo, "commit", "-q", "-m", "enclave")
+	commit = git(t, repo, "rev-parse", "HEAD")
+	work := filepath.Join(dir, "operator-build")
+	git(t, dir, "clone", "-q", repo, work)
+	cmd := exec.Command("sh", "build.sh")
+	cmd.Dir, cmd.Env = work, []string{"PATH=/usr/bin:/bin", "SOURCE_DATE_EPOCH=1767225600"}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("operator build: %v\n%s", err, b)
+	}
+	return repo, commit, filepath.Join(work, "out")
+}
+
+func sha256File(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// writeEnclaveRelease writes a release YAML of the test build.
+func writeEnclaveRelease(t *testing.T, dir, name, version, platform, measurement, repo, commit, out string) string {
+	t.Helper()
+	fw := "out/OVMF-snp.fd"
+	meas := "snp: {launch_digest: " + measurement + "}"
+	if platform == "tdx" {
+		fw, meas = "out/OVMF-tdx.fd", "tdx: {mrtd: "+measurement+"}"
+	}
+	y := fmt.Sprintf(`version: %s
+platform: %s
+time: 2026-11-26T12:00:00Z
+measurements:
+  %s
+artifacts:
+  - {name: %s, sha256: %s}
+  - {name: bzImage, sha256: %s}
+  - {name: initrd.img, sha256: %s}
+  - {name: cmdline, sha256: %s}
+source: {repo: "file://%s", commit: %s}
+recipe:
+  argv: [sh, build.sh]
+  env: {SOURCE_DATE_EPOCH: "1767225600"}
+  outputs: [%s, out/bzImage, out/initrd.img, out/cmdline]
+  measure:
+    firmware: %s
+    kernel: out/bzImage
+    initrd: out/initrd.img
+    cmdline: "console=ttyS0 root=/dev/vda ro"
+    vcpus: 2
+    vcpu_type: EPYC-Milan
+    guest_features: "0x1"
+`, version, platform, meas, filepath.Base(fw), sha256File(t, filepath.Join(out, filepath.Base(fw))),
+		sha256File(t, filepath.Join(out, "bzImage")), sha256File(t, filepath.Join(out, "initrd.img")), sha256File(t, filepath.Join(out, "cmdline")),
+		repo, commit, fw, fw)
+	p := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func publishIndex(t *testing.T, u *upProc, release string) uint64 {
+	t.Helper()
+	out := runCmd(t, "publish", "--log", u.info.URL, "--key", u.info.Operator.Key, "--wait", release)
+	idx, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+	if err != nil {
+		t.Fatalf("publish printed %q", out)
+	}
+	return idx
+}
+
+// TestAuditReproduces publishes releases of a reproducible build in a
+// local git repository (SEV-SNP with the AmdSev OVMF and measured direct
+// boot, TDX with Debian's OVMF) and one whose logged measurement is
+// wrong; the auditor rebuilds them in bubblewrap, logs reproduction
+// statements, and raises rebuild-mismatch for the wrong one only, once.
+func TestAuditReproduces(t *testing.T) {
+	testenv.LookPath(t, "bwrap")
+	dir := t.TempDir()
+	repo, commit, out := enclaveRepo(t, dir)
+	u := startUp(t, filepath.Join(dir, "up"))
+
+	// The expected measurements, computed from the operator's build with
+	// 'attestlog measure' (checked against sev-snp-measure in policy/measure).
+	snpLD := strings.TrimSpace(runCmd(t, "measure", "snp", "--ovmf", filepath.Join(out, "OVMF-snp.fd"), "--kernel", filepath.Join(out, "bzImage"),
+		"--initrd", filepath.Join(out, "initrd.img"), "--append", "console=ttyS0 root=/dev/vda ro", "--vcpus", "2", "--vcpu-type", "EPYC-Milan"))
+	mrtd := strings.TrimPrefix(strings.TrimSpace(runCmd(t, "measure", "tdx", "--firmware", filepath.Join(out, "OVMF-tdx.fd"))), "mrtd ")
+
+	iSNP := publishIndex(t, u, writeEnclaveRelease(t, dir, "snp", "1.0.0", "sev-snp", snpLD, repo, commit, out))
+	iBad := publishIndex(t, u, writeEnclaveRelease(t, dir, "bad", "1.0.1", "sev-snp", strings.Repeat("ab", 48), repo, commit, out))
+	iTDX := publishIndex(t, u, writeEnclaveRelease(t, dir, "tdx", "1.0.0-tdx", "tdx", mrtd, repo, commit, out))
+
+	cfg := auditConfig(t, u, dir, "auditor", "  sandbox: required\n  repo_schemes: [file]\n  timeout: 2m\n", "")
+	code, output := auditOnce(t, cfg)
+	if code != 1 {
+		t.Fatalf("audit --once = exit %d, want 1 (one rebuild mismatch)\n%s", code, output)
+	}
+	db := filepath.Join(dir, "auditor.db")
+	al := listAlerts(t, db)
+	mm := alertsOf(al, auditor.AlertRebuildMismatch)
+	if len(mm) != 1 || mm[0].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iBad) {
+		t.Fatalf("rebuild-mismatch alerts = %s, want exactly one, of entry %d\n%s", summaries(mm), iBad, output)
+	}
+	for _, a := range al {
+		for _, i := range []uint64{iSNP, iTDX} {
+			if strings.HasSuffix(a.Subject, fmt.Sprintf("/entry/%d", i)) {
+				t.Errorf("alert about reproducible entry %d: %s", i, summaries([]auditor.Alert{a}))
+			}
+		}
+	}
+	var ev auditor.RebuildAlert
+	if err := json.Unmarshal(mm[0].Evidence, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Result == nil || len(ev.Result.Differences) != 1 || ev.Result.Differences[0].Rebuilt != snpLD || !ev.Result.Sandboxed {
+		t.Errorf("mismatch evidence = %+v, want one difference (logged abab…, rebuilt %s), sandboxed", ev.Result, snpLD)
+	}
+
+	// The reproductions are in the log, signed by the auditor key.
+	c, _ := client.New(u.info.URL, nil)
+	for idx, want := range map[uint64]string{iSNP: "match", iTDX: "match", iBad: "mismatch"} {
+		waitFor(t, func() bool {
+			e, err := c.Entry(t.Context(), idx)
+			return err == nil && len(e.Reproductions) == 1
+		}, fmt.Sprintf("a reproduction of entry %d in the log", idx))
+		e, _ := c.Entry(t.Context(), idx)
+		if r := e.Reproductions[0]; r.Outcome != want || r.Signer != u.info.Auditor.Name {
+			t.Errorf("reproduction of entry %d = outcome %q by %q, want %q by %s", idx, r.Outcome, r.Signer, want, u.info.Auditor.Name)
+		}
+	}
+
+	// A second pass verifies the reproduction entries, rebuilds nothing and
+	// raises nothing new.
+	code, output = auditOnce(t, cfg)
+	if code != 1 {
+		t.Fatalf("second audit --once = exit %d, want 1\n%s", code, output)
+	}
+	if strings.Contains(output, "rebuilding release") {
+		t.Errorf("second pass rebuilt again:\n%s", output)
+	}
+	if al2 := listAlerts(t, db); len(al2) != len(al) {
+		t.Errorf("after a second pass, alerts %s, want the same as before: %s", summaries(al2), summaries(al))
+	}
+}
+
+// serveEnclave serves e's evidence on a loopback HTTP server.
+func serveEnclave(t *testing.T, e *fakeenclave.Enclave) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(evidence.Path, evidence.Handler(e, slog.New(slog.DiscardHandler)))
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
+func measurementBytes(t *testing.T, m string) []byte {
+	b, err := hex.DecodeString(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAuditDeployments watches three fake enclaves: one serving a logged
+// release (fine, until the release is revoked), one serving a measurement
+// never logged, one serving debug evidence the policy rejects.
+func TestAuditDeployments(t *testing.T) {
+	dir := t.TempDir()
+	u := startUp(t, filepath.Join(dir, "up"))
+	rel, m1 := writeRelease(t, dir, 1)
+	i1 := publishIndex(t, u, rel)
+
+	logged, err := fakeenclave.NewSNP(measurementBytes(t, m1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlogged, _ := fakeenclave.NewSNP(measurementBytes(t, strings.Repeat("5e", 48)))
+	debug, _ := fakeenclave.NewSNP(measurementBytes(t, m1), fakeenclave.WithDebug())
+	// Each enclave has its own test root; a policy per deployment trusts it.
+	depPolicy := func(name string, e *fakeenclave.Enclave) string {
+		root := filepath.Join(dir, name+"-root.pem")
+		os.WriteFile(root, e.RootPEM(), 0o644)
+		p := filepath.Join(dir, name+"-policy.txt")
+		os.WriteFile(p, []byte("platform sev-snp\ntrust-root sev-snp "+root+"\n"), 0o644)
+		return p
+	}
+	deps := "deployments:\n"
+	for _, d := range []struct {
+		name string
+		e    *fakeenclave.Enclave
+	}{{"served", logged}, {"unlogged", unlogged}, {"debug", debug}} {
+		deps += fmt.Sprintf("  - {name: %s, url: %q, policy: %s}\n", d.name, serveEnclave(t, d.e), depPolicy(d.name, d.e))
+	}
+	cfg := auditConfig(t, u, dir, "auditor", "  enabled: false\n", deps)
+	code, output := auditOnce(t, cfg)
+	if code != 1 {
+		t.Fatalf("audit --once = exit %d, want 1\n%s", code, output)
+	}
+	db := filepath.Join(dir, "auditor.db")
+	al := listAlerts(t, db)
+	if got := alertsOf(al, auditor.AlertUnloggedMeasurement); len(got) != 1 || got[0].Subject != "deployment/unlogged" {
+		t.Errorf("unlogged-measurement alerts = %s, want one about deployment/unlogged", summaries(got))
+	}
+	if got := alertsOf(al, auditor.AlertEvidenceInvalid); len(got) != 1 || got[0].Subject != "deployment/debug" {
+		t.Errorf("evidence-invalid alerts = %s, want one about deployment/debug", summaries(got))
+	}
+	if len(al) != 2 {
+		t.Errorf("alerts = %s, want 2 (nothing about deployment/served)", summaries(al))
+	}
+
+	// Revoke the served release: the next pass raises revoked-release-served,
+	// and nothing already raised again.
+	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", fmt.Sprint(i1), "--reason", "CVE-2026-0002", "--wait",
+		"--proof-out", filepath.Join(dir, "revocation.tlog-proof"))
+	code, output = auditOnce(t, cfg)
+	if code != 1 {
+		t.Fatalf("audit --once after revoke = exit %d\n%s", code, output)
+	}
+	al = listAlerts(t, db)
+	if got := alertsOf(al, auditor.AlertRevokedReleaseServed); len(got) != 1 || got[0].Subject != "deployment/served" {
+		t.Errorf("revoked-release-served alerts = %s, want one about deployment/served", summaries(got))
+	}
+	if len(al) != 3 {
+		t.Errorf("after the revocation, %d alerts, want 3: %s", len(al), summaries(al))
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,8 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/attestlog/attestlog/internal/fakeenclave"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/witness"
 )
 
@@ -46,7 +50,11 @@ type UpInfo struct {
 	ClientPolicy string `json:"client_policy"`
 	// ExampleRelease is a release YAML ready for 'attestlog publish'.
 	ExampleRelease string `json:"example_release"`
-	PID            int    `json:"pid"`
+	// Demo is a test enclave serving signed SEV-SNP evidence (test root,
+	// trusted only by the client policy above) for the example release,
+	// with its proof stapled.
+	Demo UpDemo `json:"demo"`
+	PID  int    `json:"pid"`
 }
 
 type UpLog struct {
@@ -62,6 +70,13 @@ type UpWit struct {
 	Name string `json:"name"`
 	VKey string `json:"vkey"`
 	Key  string `json:"key"`
+}
+
+type UpDemo struct {
+	URL          string `json:"url"`
+	Measurement  string `json:"measurement"`
+	ReleaseIndex uint64 `json:"release_index"`
+	TrustRoot    string `json:"trust_root"`
 }
 
 type UpKey struct {
@@ -125,6 +140,7 @@ func runUp(args []string) error {
 	info.Operator = UpKey{Name: "demo-operator", Public: info.Operator.Public, Key: p("operator.key")}
 	info.Auditor = UpKey{Name: "demo-auditor", Public: info.Auditor.Public, Key: p("auditor.key")}
 	info.ClientPolicy = p("client-policy.txt")
+	info.Demo = UpDemo{URL: base + "/demo", TrustRoot: p("demo-snp-root.pem")}
 	info.ExampleRelease = p("example-release.yaml")
 
 	// Configuration files are derived from the keys and the address, so
@@ -134,7 +150,8 @@ func runUp(args []string) error {
 			info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
 		"witness-policy.txt": fmt.Sprintf("# c2sp.org/tlog-policy: checkpoints are published once this quorum cosigned.\nwitness local %s %s\nquorum local\n",
 			info.Witness.VKey, info.Witness.URL),
-		"client-policy.txt": fmt.Sprintf("# A client trust policy for this local stack (written by 'attestlog up').\nlog %s %s\nwitness local %s\nquorum local\noperator %s %s\nauditor %s %s\n",
+		"client-policy.txt": fmt.Sprintf("# A client trust policy for this local stack (written by 'attestlog up').\nlog %s %s\nwitness local %s\nquorum local\noperator %s %s\nauditor %s %s\n"+
+			"# The demo enclave's evidence is signed by a test root: trusted here only.\ntrust-root sev-snp demo-snp-root.pem\n",
 			info.Log.VKey, base, info.Witness.VKey, info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
 		"log.yaml": fmt.Sprintf("# Log configuration (written by 'attestlog up').\norigin: %s\nlisten: %s\nkey: log.key\nstorage:\n  posix:\n    dir: tiles\nindex: index.db\npolicy: policy.txt\nwitness_policy: witness-policy.txt\ncheckpoint_interval: 1s\n",
 			upOrigin, ln.Addr().String()),
@@ -169,8 +186,13 @@ func runUp(args []string) error {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "the log is starting", http.StatusServiceUnavailable)
 	})))
+	var demoHandler atomic.Value
+	demoHandler.Store(http.Handler(http.NotFoundHandler()))
 	mux := http.NewServeMux()
 	mux.Handle("/witness/", http.StripPrefix("/witness", wit.Handler()))
+	mux.Handle("/demo/", http.StripPrefix("/demo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		demoHandler.Load().(http.Handler).ServeHTTP(w, r)
+	})))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		logHandler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
@@ -198,6 +220,14 @@ func runUp(args []string) error {
 	defer closeLog()
 	logHandler.Store(lg.Handler())
 
+	// The demo enclave runs the example release: publish it (a duplicate
+	// after the first start) and staple its proof to the evidence.
+	demo, err := startDemo(ctx, lg, &info)
+	if err != nil {
+		return fmt.Errorf("demo enclave: %w", err)
+	}
+	demoHandler.Store(evidence.Handler(demo, logger.With("component", "demo-enclave")))
+
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(p("up.json"), append(b, '\n'), 0o644); err != nil {
 		return err
@@ -213,6 +243,85 @@ func runUp(args []string) error {
 		<-errc
 		return err
 	}
+}
+
+// startDemo publishes the example release with the demo operator key,
+// waits for its witnessed proof, and returns a fake SEV-SNP enclave with
+// that measurement and proof. It writes the enclave's test root next to
+// the client policy and keeps the stapled proof fresh.
+func startDemo(ctx context.Context, lg *logserver.Log, info *UpInfo) (*fakeenclave.Enclave, error) {
+	signer, err := statement.LoadSigner(info.Operator.Key)
+	if err != nil {
+		return nil, err
+	}
+	subj, rel, err := statement.LoadReleaseSpec(info.ExampleRelease, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	payload, err := statement.EncodeRelease(subj, rel)
+	if err != nil {
+		return nil, err
+	}
+	entry, err := statement.Sign(payload, signer)
+	if err != nil {
+		return nil, err
+	}
+	res, err := lg.Admit(ctx, entry)
+	if err != nil {
+		return nil, fmt.Errorf("publishing the example release: %w", err)
+	}
+	m, err := hex.DecodeString(rel.Measurements.Primary())
+	if err != nil || rel.Platform != statement.PlatformSNP {
+		return nil, fmt.Errorf("the example release must be an SEV-SNP release")
+	}
+	enc, err := fakeenclave.NewSNP(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(info.Demo.TrustRoot, enc.RootPEM(), 0o644); err != nil {
+		return nil, err
+	}
+	info.Demo.Measurement, info.Demo.ReleaseIndex = rel.Measurements.Primary(), res.Index
+	staple := func() error {
+		p, err := lg.Proof(ctx, res.Index)
+		if err != nil {
+			return err
+		}
+		enc.SetProof(string(p.Marshal()))
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for staple() != nil {
+		select {
+		case <-wctx.Done():
+			return nil, fmt.Errorf("no witnessed checkpoint covers the example release: %w", wctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				staple()
+			}
+		}
+	}()
+	return enc, nil
+}
+
+// rel2 shortens path relative to the working directory when inside it.
+func rel2(path string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(r, "..") {
+			return r
+		}
+	}
+	return path
 }
 
 func printUp(info UpInfo) {
@@ -232,6 +341,11 @@ func printUp(info UpInfo) {
 
   log      %s   origin %s
   witness  %s   cosigns every checkpoint (quorum: local)
+  demo     %s   a test SEV-SNP enclave running release %d
+
+Verify the demo enclave as a client would (hardware, proof, witnesses, policy):
+
+  go run ./cmd/attestlog verify --policy %s --enclave %s
 
 Publish the example release and get its proof:
 
@@ -243,6 +357,7 @@ Look it up:
 
 Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
 `, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
+		info.Demo.URL, info.Demo.ReleaseIndex, rel2(info.ClientPolicy), info.Demo.URL,
 		info.Log.URL, key, rel, info.Log.URL, exampleMeasurement, info.Dir)
 }
 

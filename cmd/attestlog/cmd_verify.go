@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/verify"
+)
+
+func init() {
+	register("verify", "decide whether to trust an attested enclave: hardware, log, witnesses, policy", runVerify)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func runVerify(args []string) error {
+	fs := newFlagSet("verify", "--policy FILE (--evidence FILE [--nonce HEX] | --enclave URL) [--proof FILE | --log URL] [--related FILE]... [--json]")
+	policyPath := fs.String("policy", "", "trust policy file")
+	evPath := fs.String("evidence", "", "evidence file: an evidence bundle (JSON), a raw SEV-SNP report (+ certificate table) or a TDX quote")
+	enclave := fs.String("enclave", "", "fetch evidence from this enclave URL with a fresh nonce (GET /.well-known/attestlog/evidence)")
+	nonceHex := fs.String("nonce", "", "the nonce (hex) the evidence must bind (with --evidence)")
+	proofPath := fs.String("proof", "", "tlog-proof file of the release (default: the one stapled to the evidence)")
+	logURL := fs.String("log", "", "log URL: fetch the proof if none is stapled or given, and the release's revocations and reproductions")
+	var related stringList
+	fs.Var(&related, "related", "tlog-proof `FILE` of a revocation or reproduction seen (repeatable)")
+	asJSON := fs.Bool("json", false, "print the verdict as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *policyPath == "" || (*evPath == "") == (*enclave == "") {
+		fmt.Fprintln(fs.Output(), "--policy and exactly one of --evidence and --enclave are required")
+		fs.Usage()
+		return errUsage
+	}
+	v, err := verify.Load(*policyPath)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var in verify.Input
+	switch {
+	case *enclave != "":
+		in.Nonce = make([]byte, 32)
+		rand.Read(in.Nonce)
+		b, err := evidence.Fetch(ctx, nil, *enclave, in.Nonce)
+		if err != nil {
+			return err
+		}
+		in.Evidence = b
+	default:
+		raw, err := readLimited(*evPath, evidence.MaxBundleSize)
+		if err != nil {
+			return err
+		}
+		b, _, err := evidence.Parse(raw)
+		if err != nil {
+			return err
+		}
+		in.Evidence = b
+		if *nonceHex != "" {
+			if in.Nonce, err = evidence.ParseNonce(*nonceHex); err != nil {
+				return fmt.Errorf("--nonce: %w", err)
+			}
+		}
+	}
+	if *proofPath != "" {
+		p, err := readProof(*proofPath)
+		if err != nil {
+			return err
+		}
+		in.Proof = p
+	}
+	for _, r := range related {
+		p, err := readProof(r)
+		if err != nil {
+			return err
+		}
+		in.Related = append(in.Related, p)
+	}
+	if *logURL != "" {
+		if err := fetchFromLog(ctx, *logURL, v, &in); err != nil {
+			return err
+		}
+	}
+	vd := v.Verify(in)
+	if *asJSON {
+		b, _ := json.MarshalIndent(struct {
+			OK bool `json:"ok"`
+			*verify.Verdict
+		}{vd.OK(), vd}, "", "  ")
+		fmt.Println(string(b))
+	} else {
+		fmt.Print(vd.Checks.String())
+		if vd.OK() {
+			fmt.Printf("\nTRUSTED: %s release %s (%s), entry %d of %s\n", vd.Release.Platform, vd.Release.Version, vd.Release.Measurement, vd.Release.Index, vd.Release.Log)
+		} else {
+			fmt.Printf("\nNOT TRUSTED: %d of %d checks failed\n", len(vd.Checks.Failed()), len(vd.Checks))
+		}
+	}
+	if !vd.OK() {
+		return &exitError{code: 1, err: errors.New("verification failed")}
+	}
+	return nil
+}
+
+func readProof(path string) (*tlogproof.Proof, error) {
+	b, err := readLimited(path, tlogproof.MaxSize)
+	if err != nil {
+		return nil, err
+	}
+	p, err := tlogproof.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// fetchFromLog fills in the release proof (when none is stapled or given)
+// and the proofs of the release's revocations and reproductions. Fetching
+// by measurement tells the log which enclave the client talks to; a
+// stapled proof avoids that.
+func fetchFromLog(ctx context.Context, logURL string, v *verify.Verifier, in *verify.Input) error {
+	c, err := client.New(logURL, nil)
+	if err != nil {
+		return err
+	}
+	p := in.Proof
+	if p == nil && in.Evidence != nil && in.Evidence.Proof != "" {
+		if p, err = tlogproof.Parse([]byte(in.Evidence.Proof)); err != nil {
+			return fmt.Errorf("stapled proof: %w", err)
+		}
+	}
+	if p == nil {
+		m := ""
+		if res := v.Hardware(in.Evidence); res != nil {
+			m = res.Measurement()
+		}
+		if m == "" {
+			return errors.New("cannot fetch a proof: the evidence has no measurement")
+		}
+		if p, _, err = c.ProofByMeasurement(ctx, m); err != nil {
+			if client.IsNotFound(err) {
+				return fmt.Errorf("the log has no release with measurement %s", m)
+			}
+			return err
+		}
+		in.Proof = p
+	}
+	info, err := c.Entry(ctx, p.Index)
+	if err != nil {
+		return fmt.Errorf("looking up entry %d: %w", p.Index, err)
+	}
+	for _, r := range append(info.Revocations, info.Reproductions...) {
+		rp, _, err := c.Proof(ctx, r.Index)
+		if err != nil {
+			return fmt.Errorf("fetching proof of entry %d: %w", r.Index, err)
+		}
+		in.Related = append(in.Related, rp)
+	}
+	return nil
+}

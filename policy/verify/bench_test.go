@@ -1,0 +1,114 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"testing"
+
+	"github.com/google/go-sev-guest/abi"
+	sevverify "github.com/google/go-sev-guest/verify"
+	"github.com/google/go-sev-guest/verify/trust"
+	tabi "github.com/google/go-tdx-guest/abi"
+	tverify "github.com/google/go-tdx-guest/verify"
+
+	"github.com/attestlog/attestlog/internal/fakeenclave"
+)
+
+// The whole offline decision (hardware, proof, checkpoint, quorum of 2
+// cosignatures, operator, measurement, revocations, reproductions) next to
+// go-sev-guest's / go-tdx-guest's verification alone, in the same run:
+//
+//	go test ./policy/verify -run '^$' -bench . -benchtime 2s
+func BenchmarkVerifySNP(b *testing.B) {
+	t := &testing.T{}
+	f := newFixture(t)
+	idx := f.log.add(f.release(t, f.operator, f.m))
+	v := f.policy(t, "")
+	n := nonce()
+	ev := f.evidence(t, n)
+	ev.Proof = string(f.log.proof(idx, 2).Marshal())
+	if vd := v.Verify(Input{Evidence: ev, Nonce: n}); !vd.OK() {
+		b.Fatalf("does not verify:\n%s", vd.Checks)
+	}
+	b.Run("attestlog-full-decision", func(b *testing.B) {
+		for b.Loop() {
+			if !v.Verify(Input{Evidence: ev, Nonce: n}).OK() {
+				b.Fatal("failed")
+			}
+		}
+	})
+	ask, ark := pemCerts(b, f.enclave.RootPEM())
+	roots := map[string][]*trust.AMDRootCerts{"Milan": {{ProductLine: "Milan", ProductCerts: &trust.ProductCerts{Ask: ask, Ark: ark}}}}
+	b.Run("go-sev-guest-verify", func(b *testing.B) {
+		for b.Loop() {
+			att, err := abi.ReportCertsToProto(append(bytes.Clone(ev.Report), ev.CertTable...))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := sevverify.SnpAttestation(att, &sevverify.Options{DisableCertFetching: true, TrustedRoots: roots}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkVerifyTDX(b *testing.B) {
+	t := &testing.T{}
+	f := newFixture(t)
+	enc, err := fakeenclave.NewTDX(mustHex(f.m))
+	if err != nil {
+		b.Fatal(err)
+	}
+	root, _ := pemCerts(b, enc.RootPEM())
+	writeFile(b, f.dir, "tdxroot.pem", enc.RootPEM())
+	payload := tdxRelease(t, f)
+	idx := f.log.add(payload)
+	v := f.policy(t, "trust-root tdx tdxroot.pem\n")
+	n := nonce()
+	ev, _ := enc.Evidence(b.Context(), n)
+	ev.Proof = string(f.log.proof(idx, 2).Marshal())
+	if vd := v.Verify(Input{Evidence: ev, Nonce: n}); !vd.OK() {
+		b.Fatalf("does not verify:\n%s", vd.Checks)
+	}
+	b.Run("attestlog-full-decision", func(b *testing.B) {
+		for b.Loop() {
+			if !v.Verify(Input{Evidence: ev, Nonce: n}).OK() {
+				b.Fatal("failed")
+			}
+		}
+	})
+	pool := x509.NewCertPool()
+	pool.AddCert(root)
+	b.Run("go-tdx-guest-verify", func(b *testing.B) {
+		for b.Loop() {
+			q, err := tabi.QuoteToProto(ev.Quote)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := tverify.TdxQuote(q, &tverify.Options{TrustedRoots: pool, Now: v.now()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// pemCerts returns the first two certificates of a PEM bundle (the second
+// is nil when there is one).
+func pemCerts(b testing.TB, p []byte) (*x509.Certificate, *x509.Certificate) {
+	var cs []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, p = pem.Decode(p)
+		if blk == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	cs = append(cs, nil)
+	return cs[0], cs[1]
+}

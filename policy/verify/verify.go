@@ -1,0 +1,391 @@
+// Package verify is the client's decision: whether to trust an attested
+// enclave. It combines the hardware checks of policy/attest with the
+// transparency checks — the measurement is that of a release in a trusted
+// log, proven by an inclusion proof under a checkpoint the log signed and
+// the witness quorum cosigned, recent enough, published by a trusted
+// operator, not revoked, and reproduced as often as the policy requires —
+// into one list of named checks. The verdict is positive only when every
+// check passes; every failed check says why.
+//
+// Everything is offline: the proof is stapled to the evidence (or fetched
+// by the caller), and revocations and reproductions are what the caller
+// has seen (proofs it fetched or was given).
+package verify
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/policy/attest"
+	"github.com/attestlog/attestlog/policy/check"
+	"github.com/attestlog/attestlog/policy/evidence"
+)
+
+// Names of the checks this package adds to the hardware ones.
+const (
+	ProofPresent        = "proof bundle"
+	CheckpointSignature = "checkpoint signed by the log"
+	WitnessQuorum       = "witness quorum"
+	CheckpointFresh     = "checkpoint fresh"
+	InclusionProof      = "inclusion proof"
+	ReleaseStatement    = "release statement"
+	Operator            = "trusted operator"
+	MeasurementMatches  = "measurement matches release"
+	NotRevoked          = "not revoked"
+	Reproduced          = "reproductions"
+)
+
+// Verifier makes decisions under one policy. It is safe for concurrent use.
+type Verifier struct {
+	pol *policy.Policy
+	hw  *attest.Verifier
+	now func() time.Time
+	// Provenance, when set, checks a release's build provenance; it
+	// returns the named checks to add (see policy/provenance).
+	Provenance func(p *statement.Parsed, now time.Time) check.List
+}
+
+// Option configures New.
+type Option func(*config)
+
+type config struct {
+	baseDir string
+	now     func() time.Time
+}
+
+// WithPolicyDir resolves the policy's relative file names against dir.
+func WithPolicyDir(dir string) Option { return func(c *config) { c.baseDir = dir } }
+
+// WithTime fixes the verification time (for saved evidence and tests).
+func WithTime(t time.Time) Option { return func(c *config) { c.now = func() time.Time { return t } } }
+
+// New returns a verifier for pol.
+func New(pol *policy.Policy, opts ...Option) (*Verifier, error) {
+	c := config{now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	var aopts []attest.Option
+	if c.baseDir != "" {
+		aopts = append(aopts, attest.WithBaseDir(c.baseDir))
+	}
+	aopts = append(aopts, attest.WithTime(c.now()))
+	hw, err := attest.New(pol.Attestation, aopts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{pol: pol, hw: hw, now: c.now}, nil
+}
+
+// Load reads the policy at path and returns a verifier for it.
+func Load(path string, opts ...Option) (*Verifier, error) {
+	pol, err := policy.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return New(pol, append([]Option{WithPolicyDir(filepath.Dir(path))}, opts...)...)
+}
+
+// Policy returns the verifier's policy.
+func (v *Verifier) Policy() *policy.Policy { return v.pol }
+
+// Input is what a decision is made on.
+type Input struct {
+	// Evidence is the enclave's attestation evidence.
+	Evidence *evidence.Bundle
+	// Nonce is the client's fresh nonce that REPORT_DATA must bind.
+	Nonce []byte
+	// Proof is the proof of the release; nil means the one stapled to the
+	// evidence.
+	Proof *tlogproof.Proof
+	// Related are proofs of other entries the caller has seen: the
+	// revocations and reproductions of the release. Proofs that do not
+	// verify, or concern other releases, are ignored.
+	Related []*tlogproof.Proof
+}
+
+// Verdict is the outcome of a decision.
+type Verdict struct {
+	Checks check.List `json:"checks"`
+	// Hardware holds the fields of the evidence.
+	Hardware *attest.Result `json:"hardware,omitempty"`
+	// Release describes the logged release, when the proof held one.
+	Release *ReleaseInfo `json:"release,omitempty"`
+}
+
+// ReleaseInfo describes the release a verdict is about.
+type ReleaseInfo struct {
+	Log           string   `json:"log"`
+	Index         uint64   `json:"index"`
+	Version       string   `json:"version"`
+	Platform      string   `json:"platform"`
+	Measurement   string   `json:"measurement"`
+	Operator      string   `json:"operator,omitempty"`
+	Source        string   `json:"source"`
+	Cosigners     []string `json:"cosigners,omitempty"`
+	Reproductions []string `json:"reproduced_by,omitempty"`
+	HasProvenance bool     `json:"has_provenance"`
+}
+
+// OK reports whether every check passed.
+func (v *Verdict) OK() bool { return v.Checks.OK() }
+
+func (v *Verdict) add(c check.Check) { v.Checks = append(v.Checks, c) }
+
+// Verify makes the decision.
+func (v *Verifier) Verify(in Input) *Verdict {
+	now := v.now()
+	vd := &Verdict{}
+	hw := v.hw.Verify(in.Evidence, in.Nonce)
+	vd.Hardware = hw
+	vd.Checks = append(vd.Checks, hw.Checks...)
+
+	proof := in.Proof
+	if proof == nil && in.Evidence != nil && in.Evidence.Proof != "" {
+		p, err := tlogproof.Parse([]byte(in.Evidence.Proof))
+		if err != nil {
+			vd.add(check.Fail(ProofPresent, "the stapled proof does not parse: %v", err))
+			return v.skipRest(vd)
+		}
+		proof = p
+	}
+	if proof == nil {
+		vd.add(check.Fail(ProofPresent, "no proof: the evidence has none stapled and none was given (fetch one with 'attestlog proof --log URL --measurement HEX')"))
+		return v.skipRest(vd)
+	}
+	vd.add(check.Pass(ProofPresent, "proof of entry %d", proof.Index))
+
+	cp, ok := v.checkpoint(vd, proof.Checkpoint, now)
+	if !ok {
+		return v.skipRest(vd, CheckpointSignature)
+	}
+	if err := proof.VerifyInclusion(proof.Extra, cp.N, cp.Hash); err != nil {
+		vd.add(check.Fail(InclusionProof, "%v: the proof does not show entry %d in the tree of size %d", err, proof.Index, cp.N))
+		return v.skipRest(vd, CheckpointSignature, WitnessQuorum, CheckpointFresh, InclusionProof)
+	}
+	vd.add(check.Pass(InclusionProof, "entry %d is in %s's tree of size %d", proof.Index, cp.Log.Origin, cp.N))
+
+	st, err := statement.Parse(proof.Extra)
+	if err != nil || st.Kind != statement.KindRelease {
+		reason := "the logged entry is not a release statement"
+		if err != nil {
+			reason = fmt.Sprintf("the logged entry does not parse: %v", err)
+		}
+		vd.add(check.Fail(ReleaseStatement, "%s", reason))
+		return v.skipRest(vd, CheckpointSignature, WitnessQuorum, CheckpointFresh, InclusionProof, ReleaseStatement)
+	}
+	rel := st.Release
+	info := &ReleaseInfo{
+		Log: cp.Log.Origin, Index: proof.Index, Version: rel.Version, Platform: rel.Platform,
+		Measurement: rel.Measurements.Primary(), Source: rel.Source.Repo + "@" + rel.Source.Commit,
+		Cosigners: cp.CosignerNames(), HasProvenance: len(rel.Provenance) > 0,
+	}
+	vd.Release = info
+	vd.add(check.Pass(ReleaseStatement, "release %s for %s from %s", rel.Version, rel.Platform, info.Source))
+
+	var relKey *statement.PublicKey
+	if k, ok := st.Envelope.VerifiedBy(policy.Keys(v.pol.Operators)); ok {
+		relKey = &k
+		op, _ := policy.Named(v.pol.Operators, k)
+		info.Operator = op.Name
+		vd.add(check.Pass(Operator, "signed by operator %s", op.Name))
+	} else {
+		vd.add(check.Fail(Operator, "the release is not signed by an operator of the policy (add an 'operator NAME KEY' line to trust its signer)"))
+	}
+
+	vd.add(matchMeasurements(hw, rel))
+	if v.Provenance != nil {
+		vd.Checks = append(vd.Checks, v.Provenance(st, now)...)
+	}
+
+	entry := proof.Extra
+	ref := statement.RefOf(proof.Index, entry)
+	revoked, repros := v.related(cp.Log.Origin, ref, rel, relKey, in.Related)
+	if len(revoked) > 0 {
+		vd.add(check.Fail(NotRevoked, "release %d was revoked: %s", proof.Index, strings.Join(revoked, "; ")))
+	} else {
+		vd.add(check.Pass(NotRevoked, "no revocation of release %d among the %d related entries seen", proof.Index, len(in.Related)))
+	}
+	info.Reproductions = repros
+	need := v.pol.Attestation.Reproductions
+	switch {
+	case len(repros) >= need && need == 0:
+		vd.add(check.Pass(Reproduced, "none required by policy (%d seen)", len(repros)))
+	case len(repros) >= need:
+		vd.add(check.Pass(Reproduced, "reproduced by %s (policy requires %d)", strings.Join(repros, ", "), need))
+	default:
+		vd.add(check.Fail(Reproduced, "policy requires %d independent reproductions by its auditors, %d seen %v", need, len(repros), repros))
+	}
+	return vd
+}
+
+// checkpoint adds the checkpoint signature, quorum and freshness checks.
+func (v *Verifier) checkpoint(vd *Verdict, signed []byte, now time.Time) (*policy.Checkpoint, bool) {
+	cp, err := v.pol.OpenCheckpoint(signed)
+	if err != nil {
+		vd.add(check.Fail(CheckpointSignature, "%v", err))
+		return nil, false
+	}
+	vd.add(check.Pass(CheckpointSignature, "%s, size %d", cp.Log.Origin, cp.N))
+	switch {
+	case v.pol.Quorum == nil:
+		vd.add(check.Fail(WitnessQuorum, "the policy names no quorum (add 'quorum NAME', or 'quorum none' to trust the log alone)"))
+	case cp.QuorumMet:
+		vd.add(check.Pass(WitnessQuorum, "cosigned by %v (quorum %s)", cp.CosignerNames(), v.pol.Quorum))
+	default:
+		vd.add(check.Fail(WitnessQuorum, "cosigned by %v, short of the quorum %s", cp.CosignerNames(), v.pol.Quorum))
+	}
+	maxAge := v.pol.Attestation.MaxCheckpointAge
+	var newest time.Time
+	for _, t := range cp.Cosigned {
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	switch {
+	case maxAge == 0:
+		vd.add(check.Pass(CheckpointFresh, "not required by policy"))
+	case newest.IsZero():
+		vd.add(check.Fail(CheckpointFresh, "no witness cosignature dates the checkpoint; policy requires one newer than %v", maxAge))
+	case now.Sub(newest) > maxAge:
+		vd.add(check.Fail(CheckpointFresh, "newest cosignature is from %s, %v old; policy allows %v (fetch a fresh proof)", newest.UTC().Format(time.RFC3339), now.Sub(newest).Round(time.Second), maxAge))
+	default:
+		vd.add(check.Pass(CheckpointFresh, "cosigned %v ago (policy allows %v)", now.Sub(newest).Round(time.Second), maxAge))
+	}
+	return cp, true
+}
+
+// matchMeasurements compares the evidence with the release: the primary
+// measurement and every optional value the release fixes.
+func matchMeasurements(hw *attest.Result, rel *statement.Release) check.Check {
+	type pair struct{ name, logged, got string }
+	var pairs []pair
+	switch rel.Platform {
+	case statement.PlatformSNP:
+		if hw.SNP == nil {
+			return check.Fail(MeasurementMatches, "the release is for %s, the evidence is not", rel.Platform)
+		}
+		m := rel.Measurements.SNP
+		pairs = append(pairs, pair{"launch digest", m.LaunchDigest, hw.SNP.LaunchDigest})
+		if m.GuestPolicy != "" {
+			pairs = append(pairs, pair{"guest policy", m.GuestPolicy, hw.SNP.GuestPolicy})
+		}
+		if m.FamilyID != "" {
+			pairs = append(pairs, pair{"family id", m.FamilyID, hw.SNP.FamilyID})
+		}
+		if m.ImageID != "" {
+			pairs = append(pairs, pair{"image id", m.ImageID, hw.SNP.ImageID})
+		}
+	case statement.PlatformTDX:
+		if hw.TDX == nil {
+			return check.Fail(MeasurementMatches, "the release is for %s, the evidence is not", rel.Platform)
+		}
+		m := rel.Measurements.TDX
+		pairs = append(pairs, pair{"MRTD", m.MRTD, hw.TDX.MRTD})
+		for _, p := range []pair{{"RTMR0", m.RTMR0, hw.TDX.RTMR0}, {"RTMR1", m.RTMR1, hw.TDX.RTMR1},
+			{"RTMR2", m.RTMR2, hw.TDX.RTMR2}, {"RTMR3", m.RTMR3, hw.TDX.RTMR3}, {"MRCONFIGID", m.MRConfigID, hw.TDX.MRConfigID}} {
+			if p.logged != "" {
+				pairs = append(pairs, p)
+			}
+		}
+	}
+	var names []string
+	for _, p := range pairs {
+		if p.logged != p.got {
+			return check.Fail(MeasurementMatches, "%s %s is not the logged release's %s", p.name, short(p.got), short(p.logged))
+		}
+		names = append(names, p.name)
+	}
+	return check.Pass(MeasurementMatches, "%s %s equal the release's", strings.Join(names, ", "), short(pairs[0].got))
+}
+
+func short(h string) string {
+	if len(h) > 16 {
+		return h[:16] + "…"
+	}
+	return h
+}
+
+// related verifies the related proofs and returns the revocations and the
+// distinct auditors that reproduced the release with a matching outcome.
+//
+// A revocation counts when an authority of the policy signed it, or the
+// operator key that signed the release (relKey, nil if none did).
+func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement.Release, relKey *statement.PublicKey, rs []*tlogproof.Proof) (revoked []string, repros []string) {
+	auditors := map[string]bool{}
+	for _, p := range rs {
+		cp, err := v.pol.OpenCheckpoint(p.Checkpoint)
+		if err != nil || cp.Log.Origin != origin || p.VerifyInclusion(p.Extra, cp.N, cp.Hash) != nil {
+			continue
+		}
+		st, err := statement.Parse(p.Extra)
+		if err != nil || st.Ref != ref {
+			continue
+		}
+		switch st.Kind {
+		case statement.KindRevocation:
+			// Who may revoke: an authority, or the release's operator.
+			_, byAuthority := st.Envelope.VerifiedBy(policy.Keys(v.pol.Authorities))
+			byOperator := false
+			if relKey != nil {
+				_, byOperator = st.Envelope.VerifiedBy([]statement.PublicKey{*relKey})
+			}
+			if byAuthority || byOperator {
+				reason := st.Revocation.Reason
+				if st.Revocation.Advisory != "" {
+					reason += " (" + st.Revocation.Advisory + ")"
+				}
+				revoked = append(revoked, fmt.Sprintf("entry %d: %s", p.Index, reason))
+			}
+		case statement.KindReproduction:
+			k, ok := st.Envelope.VerifiedBy(policy.Keys(v.pol.Auditors))
+			if !ok || st.Reproduction.Outcome != statement.OutcomeMatch {
+				continue
+			}
+			if st.Reproduction.Measurements.Primary() != rel.Measurements.Primary() {
+				continue
+			}
+			a, _ := policy.Named(v.pol.Auditors, k)
+			auditors[a.Name] = true
+		}
+	}
+	for a := range auditors {
+		repros = append(repros, a)
+	}
+	sort.Strings(repros)
+	return revoked, repros
+}
+
+// skipRest marks the checks that could not run because an earlier one
+// failed, so the checklist is always complete.
+func (v *Verifier) skipRest(vd *Verdict, done ...string) *Verdict {
+	all := []string{CheckpointSignature, WitnessQuorum, CheckpointFresh, InclusionProof, ReleaseStatement, Operator, MeasurementMatches, NotRevoked, Reproduced}
+	have := map[string]bool{}
+	for _, c := range vd.Checks {
+		have[c.Name] = true
+	}
+	for _, d := range done {
+		have[d] = true
+	}
+	for _, n := range all {
+		if !have[n] {
+			vd.add(check.Fail(n, "not checked: an earlier check failed"))
+		}
+	}
+	return vd
+}
+
+// Hardware runs only the hardware checks (with no nonce), to read the
+// evidence's measurement before fetching its proof.
+func (v *Verifier) Hardware(b *evidence.Bundle) *attest.Result {
+	if b == nil {
+		return nil
+	}
+	return v.hw.Inspect(b)
+}

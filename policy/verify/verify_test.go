@@ -1,0 +1,341 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/attestlog/attestlog/internal/fakeenclave"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/policy/check"
+	"github.com/attestlog/attestlog/policy/evidence"
+)
+
+// miniLog is an in-memory log built with x/mod's tlog, signing checkpoints
+// with a note key and cosigning them with cosignature/v1 witnesses.
+type miniLog struct {
+	t         *testing.T
+	origin    string
+	signer    note.Signer
+	vkey      string
+	witnesses []note.Signer
+	wvkeys    []string
+	entries   [][]byte
+	hashes    []tlog.Hash
+}
+
+func newMiniLog(t *testing.T, nWitnesses int) *miniLog {
+	skey, vkey, err := note.GenerateKey(rand.Reader, "verify.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := note.NewSigner(skey)
+	l := &miniLog{t: t, origin: "verify.test/log", signer: s, vkey: vkey}
+	for i := range nWitnesses {
+		wskey, wvkey, _ := note.GenerateKey(rand.Reader, fmt.Sprintf("witness%d.test", i))
+		ws, err := fnote.NewSignerForCosignatureV1(wskey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cv, _ := fnote.VKeyToCosignatureV1(wvkey)
+		l.witnesses = append(l.witnesses, ws)
+		l.wvkeys = append(l.wvkeys, cv)
+	}
+	return l
+}
+
+func (l *miniLog) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		out[i] = l.hashes[x]
+	}
+	return out, nil
+}
+
+func (l *miniLog) add(entry []byte) uint64 {
+	hs, err := tlog.StoredHashes(int64(len(l.entries)), entry, l)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.hashes = append(l.hashes, hs...)
+	l.entries = append(l.entries, entry)
+	return uint64(len(l.entries) - 1)
+}
+
+// proof returns the proof of entry i under a checkpoint of the current
+// size cosigned by the first nCosign witnesses.
+func (l *miniLog) proof(i uint64, nCosign int) *tlogproof.Proof {
+	n := int64(len(l.entries))
+	root, err := tlog.TreeHash(n, l)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	rp, err := tlog.ProveRecord(n, int64(i), l)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	text := fmt.Sprintf("%s\n%d\n%s\n", l.origin, n, root)
+	signers := append([]note.Signer{l.signer}, l.witnesses[:nCosign]...)
+	cp, err := note.Sign(&note.Note{Text: text}, signers...)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return &tlogproof.Proof{Extra: l.entries[i], Index: i, Hashes: rp, Checkpoint: cp}
+}
+
+type fixture struct {
+	log      *miniLog
+	operator *statement.Signer
+	auditor  *statement.Signer
+	enclave  *fakeenclave.Enclave
+	dir      string
+	m        string
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{log: newMiniLog(t, 3), dir: t.TempDir()}
+	f.operator, _ = statement.GenerateSigner(statement.AlgEd25519)
+	f.auditor, _ = statement.GenerateSigner(statement.AlgECDSAP256)
+	mb := make([]byte, 48)
+	rand.Read(mb)
+	f.m = hex.EncodeToString(mb)
+	var err error
+	if f.enclave, err = fakeenclave.NewSNP(mb); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.dir, "root.pem"), f.enclave.RootPEM(), 0o644)
+	return f
+}
+
+func (f *fixture) policy(t *testing.T, extra string) *Verifier {
+	t.Helper()
+	text := fmt.Sprintf(`log %s
+witness w0 %s
+witness w1 %s
+witness w2 %s
+group g 2 w0 w1 w2
+quorum g
+operator acme %s
+auditor aud %s
+trust-root sev-snp root.pem
+%s`, f.log.vkey, f.log.wvkeys[0], f.log.wvkeys[1], f.log.wvkeys[2], f.operator.Public(), f.auditor.Public(), extra)
+	p := filepath.Join(f.dir, "policy.txt")
+	os.WriteFile(p, []byte(text), 0o644)
+	v, err := Load(p)
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	return v
+}
+
+func (f *fixture) release(t *testing.T, s *statement.Signer, m string) []byte {
+	t.Helper()
+	payload, err := statement.EncodeRelease(
+		[]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("ab", 32)}}},
+		&statement.Release{
+			Version: "1.0.0", Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+			Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: m}},
+			Source:       statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("c", 40)},
+			Recipe:       statement.Recipe{Argv: []string{"make"}},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := statement.Sign(payload, s)
+	return e
+}
+
+func (f *fixture) evidence(t *testing.T, nonce []byte) *evidence.Bundle {
+	b, err := f.enclave.Evidence(context.Background(), nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func nonce() []byte {
+	n := make([]byte, 32)
+	rand.Read(n)
+	return n
+}
+
+// failed returns the names of the failed checks.
+func failed(vd *Verdict) []string {
+	var n []string
+	for _, c := range vd.Checks.Failed() {
+		n = append(n, c.Name)
+	}
+	return n
+}
+
+func TestVerify(t *testing.T) {
+	f := newFixture(t)
+	relIdx := f.log.add(f.release(t, f.operator, f.m))
+	v := f.policy(t, "")
+	n := nonce()
+
+	// The good case: every check passes, with the proof stapled.
+	ev := f.evidence(t, n)
+	ev.Proof = string(f.log.proof(relIdx, 2).Marshal())
+	vd := v.Verify(Input{Evidence: ev, Nonce: n})
+	if !vd.OK() {
+		t.Fatalf("good evidence: failed %v\n%s", failed(vd), vd.Checks)
+	}
+	for _, name := range []string{check.HardwareChain, check.NonceBinding, WitnessQuorum, InclusionProof, Operator, MeasurementMatches, NotRevoked, Reproduced} {
+		if c, ok := vd.Checks.Find(name); !ok || !c.OK {
+			t.Errorf("check %q missing or failed in the good case", name)
+		}
+	}
+
+	// Each negative case fails exactly where it should, with a reason.
+	otherOp, _ := statement.GenerateSigner(statement.AlgEd25519)
+	unknownOpIdx := f.log.add(f.release(t, otherOp, f.m))
+	otherM := strings.Repeat("ee", 48)
+	otherIdx := f.log.add(f.release(t, f.operator, otherM))
+	revokeRef := statement.RefOf(relIdx, f.log.entries[relIdx])
+	revPayload, _ := statement.EncodeRevocation(revokeRef, &statement.Revocation{Reason: "CVE-2026-1", Time: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)})
+	revEntry, _ := statement.Sign(revPayload, f.operator)
+	revIdx := f.log.add(revEntry)
+	strangerRev, _ := statement.Sign(revPayload, otherOp)
+	strangerRevIdx := f.log.add(strangerRev)
+
+	flipped := f.evidence(t, n)
+	flipped.Report[0x90] ^= 1 // a bit of MEASUREMENT
+	debugEnc, _ := fakeenclave.NewSNP(mustHex(f.m), fakeenclave.WithDebug())
+	debugEv, _ := debugEnc.Evidence(context.Background(), n)
+	os.WriteFile(filepath.Join(f.dir, "root.pem"), append(f.enclave.RootPEM(), debugEnc.RootPEM()...), 0o644)
+	lowTCB := f.policy(t, "snp-min-tcb snp=250\n")
+	stale := f.policy(t, "max-checkpoint-age 1h\n")
+	needRepro := f.policy(t, "reproductions 1\n")
+	v = f.policy(t, "")
+	wrongProof := f.log.proof(relIdx, 2)
+	wrongProof.Extra = f.log.entries[otherIdx] // a proof for another entry
+
+	later, _ := New(stale.pol, WithPolicyDir(f.dir), WithTime(time.Now().Add(2*time.Hour)))
+
+	for _, tc := range []struct {
+		name string
+		v    *Verifier
+		in   Input
+		want string // the failed check
+		why  string // in its reason
+	}{
+		{"flipped bit", v, Input{Evidence: flipped, Nonce: n, Proof: f.log.proof(relIdx, 2)}, check.HardwareChain, ""},
+		{"debug policy", v, Input{Evidence: debugEv, Nonce: n, Proof: f.log.proof(relIdx, 2)}, check.GuestPolicy, "debug"},
+		{"TCB below floor", lowTCB, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2)}, check.TCBFloors, ""},
+		{"nonce mismatch", v, Input{Evidence: f.evidence(t, n), Nonce: nonce(), Proof: f.log.proof(relIdx, 2)}, check.NonceBinding, ""},
+		{"measurement never logged", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(otherIdx, 2)}, MeasurementMatches, "not the logged"},
+		{"proof for another entry", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: wrongProof}, InclusionProof, "does not"},
+		{"short of quorum", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 1)}, WitnessQuorum, "short of the quorum"},
+		{"stale checkpoint", later, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 3)}, CheckpointFresh, "old"},
+		{"revoked release", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), Related: []*tlogproof.Proof{f.log.proof(revIdx, 2)}}, NotRevoked, "CVE-2026-1"},
+		{"unknown operator", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(unknownOpIdx, 2)}, Operator, "not signed by an operator"},
+		{"reproduction required", needRepro, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2)}, Reproduced, "requires 1"},
+		{"no proof", v, Input{Evidence: f.evidence(t, n), Nonce: n}, ProofPresent, "no proof"},
+	} {
+		vd := tc.v.Verify(tc.in)
+		c, ok := vd.Checks.Find(tc.want)
+		if !ok || c.OK {
+			t.Errorf("%s: check %q did not fail; failed: %v", tc.name, tc.want, failed(vd))
+			continue
+		}
+		if !strings.Contains(c.Reason, tc.why) {
+			t.Errorf("%s: %q reason %q, want it to mention %q", tc.name, tc.want, c.Reason, tc.why)
+		}
+		if vd.OK() {
+			t.Errorf("%s: verdict OK", tc.name)
+		}
+	}
+
+	// A revocation signed by someone else than the publisher is ignored.
+	vd = v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), Related: []*tlogproof.Proof{f.log.proof(strangerRevIdx, 2)}})
+	if !vd.OK() {
+		t.Errorf("a stranger's revocation was honoured: %v", failed(vd))
+	}
+
+	// A reproduction by the policy's auditor satisfies 'reproductions 1'.
+	rpPayload, _ := statement.EncodeReproduction(revokeRef, &statement.Reproduction{
+		Outcome: statement.OutcomeMatch, Time: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: f.m}},
+	})
+	rpEntry, _ := statement.Sign(rpPayload, f.auditor)
+	rpIdx := f.log.add(rpEntry)
+	vd = needRepro.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), Related: []*tlogproof.Proof{f.log.proof(rpIdx, 2)}})
+	if !vd.OK() {
+		t.Errorf("with a matching reproduction: failed %v\n%s", failed(vd), vd.Checks)
+	}
+	// A reproduction signed by a non-auditor does not count.
+	fakeRp, _ := statement.Sign(rpPayload, otherOp)
+	fakeIdx := f.log.add(fakeRp)
+	vd = needRepro.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), Related: []*tlogproof.Proof{f.log.proof(fakeIdx, 2)}})
+	if c, _ := vd.Checks.Find(Reproduced); c.OK {
+		t.Error("a reproduction by a non-auditor was counted")
+	}
+}
+
+func TestVerifyTDX(t *testing.T) {
+	f := newFixture(t)
+	mb := mustHex(f.m)
+	enc, err := fakeenclave.NewTDX(mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.dir, "tdxroot.pem"), enc.RootPEM(), 0o644)
+	idx := f.log.add(tdxRelease(t, f))
+	v := f.policy(t, "trust-root tdx tdxroot.pem\n")
+	n := nonce()
+	ev, _ := enc.Evidence(context.Background(), n)
+	vd := v.Verify(Input{Evidence: ev, Nonce: n, Proof: f.log.proof(idx, 3)})
+	if !vd.OK() {
+		t.Fatalf("TDX: failed %v\n%s", failed(vd), vd.Checks)
+	}
+	// SNP evidence for a TDX release fails the measurement check.
+	vd = v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(idx, 3)})
+	if c, _ := vd.Checks.Find(MeasurementMatches); c.OK {
+		t.Error("SNP evidence matched a TDX release")
+	}
+}
+
+func tdxRelease(t *testing.T, f *fixture) []byte {
+	payload, err := statement.EncodeRelease(
+		[]statement.Subject{{Name: "td.img", Digest: statement.Digest{SHA384: strings.Repeat("ab", 48)}}},
+		&statement.Release{
+			Version: "2.0.0", Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformTDX,
+			Measurements: statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: f.m}},
+			Source:       statement.Source{Repo: "https://example.com/td", Commit: strings.Repeat("d", 40)},
+			Recipe:       statement.Recipe{Argv: []string{"make"}},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := statement.Sign(payload, f.operator)
+	return e
+}
+
+func writeFile(t testing.TB, dir, name string, b []byte) {
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+var _ = bytes.Equal

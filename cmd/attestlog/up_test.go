@@ -132,6 +132,22 @@ func TestUpEndToEnd(t *testing.T) {
 		return err == nil && len(e.Revocations) == 1
 	}, "revocation of release 1 in the index")
 
+	// The demo enclave verifies as a client would see it: stapled proof,
+	// then with the log's revocations; revoking its release makes it
+	// untrusted.
+	if out := runCmd(t, "verify", "--policy", u.info.ClientPolicy, "--enclave", u.info.Demo.URL); !strings.Contains(out, "TRUSTED: sev-snp release 0.1.0") {
+		t.Errorf("verify demo enclave:\n%s", out)
+	}
+	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", strconv.FormatUint(u.info.Demo.ReleaseIndex, 10), "--reason", "demo revoked")
+	waitFor(t, func() bool {
+		e, err := c.Entry(t.Context(), u.info.Demo.ReleaseIndex)
+		return err == nil && len(e.Revocations) == 1
+	}, "revocation of the demo release in the index")
+	waitFor(t, func() bool {
+		out, _, err := tryCmd(t, "verify", "--policy", u.info.ClientPolicy, "--enclave", u.info.Demo.URL, "--log", u.info.URL)
+		return err != nil && strings.Contains(out, "✗ not revoked: release 0 was revoked: entry") && strings.Contains(out, "demo revoked")
+	}, "verify --log to report the revocation")
+
 	// Restart: nothing lost, same keys, duplicates recognised, tree consistent.
 	u.stop(t)
 	u2 := startUp(t, data)

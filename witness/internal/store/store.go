@@ -68,6 +68,10 @@ type Store struct {
 	read  *sql.DB // pool of readers (WAL lets them run during a write)
 	write *sql.DB // one connection: the committer, AddLog, RemoveLog
 
+	// Prepared once: preparing is most of the cost of a small query.
+	logStmt    *sql.Stmt // on read
+	updateStmt *sql.Stmt // on write
+
 	// BeforeCommit, if set (tests only, before the first Update), is called
 	// by the committer inside the transaction after the updates and before
 	// COMMIT.
@@ -149,6 +153,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 	s := &Store{read: read, write: write, reqs: make(chan *pending, maxBatch), done: make(chan struct{})}
+	if s.logStmt, err = read.PrepareContext(ctx, logQuery); err == nil {
+		s.updateStmt, err = write.PrepareContext(ctx, updateQuery)
+	}
+	if err != nil {
+		read.Close()
+		write.Close()
+		return nil, fmt.Errorf("preparing statements: %w", err)
+	}
 	go s.committer()
 	return s, nil
 }
@@ -165,16 +177,22 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	<-s.done
-	return errors.Join(s.read.Close(), s.write.Close())
+	return errors.Join(s.logStmt.Close(), s.updateStmt.Close(), s.read.Close(), s.write.Close())
 }
+
+const logQuery = `
+	SELECT l.size, l.hash, l.checkpoint, l.added, k.vkey
+	FROM log l JOIN key k ON k.origin = l.origin
+	WHERE l.origin = ? ORDER BY k.vkey`
+
+const updateQuery = `
+	UPDATE log SET size = ?, hash = ?, checkpoint = ?
+	WHERE origin = ? AND size = ? AND hash = ?`
 
 // Log returns the state and keys of origin, or ErrUnknownLog if the log is
 // absent or has no keys. It reads committed state only.
 func (s *Store) Log(ctx context.Context, origin string) (*Log, error) {
-	rows, err := s.read.QueryContext(ctx, `
-		SELECT l.size, l.hash, l.checkpoint, l.added, k.vkey
-		FROM log l JOIN key k ON k.origin = l.origin
-		WHERE l.origin = ? ORDER BY k.vkey`, origin)
+	rows, err := s.logStmt.QueryContext(ctx, origin)
 	if err != nil {
 		return nil, fmt.Errorf("reading log %q: %w", origin, err)
 	}
@@ -362,11 +380,7 @@ func (s *Store) commit(batch []*pending) ([]error, error) {
 		return nil, fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE log SET size = ?, hash = ?, checkpoint = ?
-		WHERE origin = ? AND size = ? AND hash = ?`)
-	if err != nil {
-		return nil, fmt.Errorf("preparing update: %w", err)
-	}
+	stmt := tx.StmtContext(ctx, s.updateStmt)
 	defer stmt.Close()
 	results := make([]error, len(batch))
 	for i, p := range batch {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -365,4 +367,214 @@ func TestAuditDeployments(t *testing.T) {
 	if len(al) != 3 {
 		t.Errorf("after the revocation, %d alerts, want 3: %s", len(al), summaries(al))
 	}
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// startAudit runs 'attestlog audit --config cfg' until the test ends (or
+// kill is called).
+func startAudit(t *testing.T, cfg string) *upProc {
+	t.Helper()
+	cmd := exec.Command(binary, "audit", "--config", cfg)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &upProc{cmd: cmd, stderr: &stderr, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func auditStatus(url string) (*auditor.Status, error) {
+	resp, err := http.Get(url + "/status")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var s auditor.Status
+	return &s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// TestAuditForkedLog runs two logs with the same origin and key but
+// different trees. A peer auditor follows one; the auditor following the
+// other raises log-inconsistent with an evidence file that
+// verify-misbehaviour accepts, and rejects once tampered with.
+func TestAuditForkedLog(t *testing.T) {
+	dir := t.TempDir()
+	d1, d2 := filepath.Join(dir, "up1"), filepath.Join(dir, "up2")
+	u1 := startUp(t, d1)
+	os.MkdirAll(d2, 0o700)
+	for _, k := range []string{"log.key", "witness.key", "operator.key", "auditor.key"} {
+		b, err := os.ReadFile(filepath.Join(d1, k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d2, k), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u2 := startUp(t, d2)
+	if u1.info.Log.VKey != u2.info.Log.VKey {
+		t.Fatal("the two logs have different keys")
+	}
+	// Different entries: the fork.
+	for i := 1; i <= 3; i++ {
+		rel, _ := writeRelease(t, dir, i)
+		publishIndex(t, u1, rel)
+	}
+	rel, _ := writeRelease(t, dir, 99)
+	publishIndex(t, u2, rel)
+
+	peerAddr := freeAddr(t)
+	peerCfg := auditConfig(t, u2, dir, "peer", "  enabled: false\n", "listen: "+peerAddr+"\n")
+	startAudit(t, peerCfg)
+	waitFor(t, func() bool {
+		s, err := auditStatus("http://" + peerAddr)
+		return err == nil && len(s.Logs) == 1 && s.Logs[0].TreeSize >= 2
+	}, "the peer auditor to follow the second log")
+
+	cfg := auditConfig(t, u1, dir, "auditor", "  enabled: false\n", "")
+	b, _ := os.ReadFile(cfg)
+	b = bytes.Replace(b, []byte("rebuild:"), []byte("    peers: [\"http://"+peerAddr+"\"]\nrebuild:"), 1)
+	os.WriteFile(cfg, b, 0o644)
+	code, output := auditOnce(t, cfg)
+	if code != 1 {
+		t.Fatalf("audit --once = exit %d, want 1\n%s", code, output)
+	}
+	al := alertsOf(listAlerts(t, filepath.Join(dir, "auditor.db")), auditor.AlertLogInconsistent)
+	if len(al) != 1 {
+		t.Fatalf("log-inconsistent alerts = %s, want 1\n%s", summaries(al), output)
+	}
+	var ev auditor.MisbehaviourAlert
+	if err := json.Unmarshal(al[0].Evidence, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Misbehaviour == nil || len(ev.Misbehaviour.Proof) == 0 {
+		t.Errorf("evidence %+v: want a consistency proof (the trees differ in size)", ev.Misbehaviour)
+	}
+	out := runCmd(t, "verify-misbehaviour", "--vkey", u1.info.Log.VKey, ev.File)
+	if !strings.Contains(out, "misbehaviour proven") {
+		t.Errorf("verify-misbehaviour printed %q", out)
+	}
+
+	// Tampered copies are rejected.
+	orig, err := os.ReadFile(ev.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamper := map[string]func(e map[string]any){
+		"proof hash": func(e map[string]any) {
+			p := e["proof"].([]any)
+			p[0] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+		},
+		"checkpoint": func(e map[string]any) {
+			c := e["checkpoints"].([]any)
+			c[0] = strings.Replace(c[0].(string), "\n", "\n1", 1)
+		},
+		"same checkpoint twice": func(e map[string]any) {
+			c := e["checkpoints"].([]any)
+			c[1] = c[0]
+		},
+	}
+	for name, f := range tamper {
+		var e map[string]any
+		json.Unmarshal(orig, &e)
+		f(e)
+		b, _ := json.Marshal(e)
+		p := filepath.Join(dir, "tampered.json")
+		os.WriteFile(p, b, 0o644)
+		if out, errOut, err := tryCmd(t, "verify-misbehaviour", p); err == nil {
+			t.Errorf("verify-misbehaviour accepted evidence with a tampered %s: %s", name, out)
+		} else if !strings.Contains(errOut, "does not prove misbehaviour") {
+			t.Errorf("tampered %s: stderr %q", name, errOut)
+		}
+	}
+	if _, _, err := tryCmd(t, "verify-misbehaviour", "--vkey", "other.example/log+01234567+AQ", ev.File); err == nil {
+		t.Errorf("verify-misbehaviour accepted evidence about another log's key")
+	}
+}
+
+// TestAuditWebhookSurvivesKill raises an alert while the webhook receiver
+// is down, kills the auditor with SIGKILL, starts the receiver and the
+// auditor again, and checks the alert is delivered (and not raised twice).
+func TestAuditWebhookSurvivesKill(t *testing.T) {
+	dir := t.TempDir()
+	u := startUp(t, filepath.Join(dir, "up"))
+	e, _ := fakeenclave.NewSNP(measurementBytes(t, strings.Repeat("77", 48)))
+	root := filepath.Join(dir, "root.pem")
+	os.WriteFile(root, e.RootPEM(), 0o644)
+	pol := filepath.Join(dir, "dep-policy.txt")
+	os.WriteFile(pol, []byte("trust-root sev-snp "+root+"\n"), 0o644)
+	hookAddr := freeAddr(t)
+	extra := fmt.Sprintf("deployments:\n  - {name: chat, url: %q, policy: %s, interval: 1s}\nwebhooks:\n  - {url: \"http://%s/hook\", max_backoff: 1s, headers: {Authorization: Bearer test}}\n",
+		serveEnclave(t, e), pol, hookAddr)
+	cfg := auditConfig(t, u, dir, "auditor", "  enabled: false\n", extra)
+	db := filepath.Join(dir, "auditor.db")
+
+	a := startAudit(t, cfg)
+	waitFor(t, func() bool {
+		for _, al := range listAlertsQuiet(db) {
+			if al.Kind == auditor.AlertUnloggedMeasurement && len(al.Webhooks) == 1 && al.Webhooks[0].Attempts >= 2 && al.Webhooks[0].Delivered == "" {
+				return true
+			}
+		}
+		return false
+	}, "an unlogged-measurement alert with failed deliveries")
+	a.kill()
+
+	got := make(chan auditor.Alert, 10)
+	ln, err := net.Listen("tcp", hookAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var al auditor.Alert
+		if r.Header.Get("Authorization") != "Bearer test" || r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&al) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		got <- al
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	a2 := startAudit(t, cfg)
+	al := <-got
+	if al.Kind != auditor.AlertUnloggedMeasurement || al.Subject != "deployment/chat" {
+		t.Errorf("webhook received %s, want the unlogged-measurement alert about deployment/chat", summaries([]auditor.Alert{al}))
+	}
+	waitFor(t, func() bool {
+		for _, al := range listAlertsQuiet(db) {
+			if al.Kind == auditor.AlertUnloggedMeasurement && len(al.Webhooks) == 1 && al.Webhooks[0].Delivered != "" {
+				return true
+			}
+		}
+		return false
+	}, "the delivery to be recorded")
+	a2.stop(t)
+	if n := len(alertsOf(listAlerts(t, db), auditor.AlertUnloggedMeasurement)); n != 1 {
+		t.Errorf("%d unlogged-measurement alerts after the restart, want 1", n)
+	}
+}
+
+func listAlertsQuiet(db string) []auditor.Alert {
+	out, err := exec.Command(binary, "alerts", "--db", db, "--json").Output()
+	if err != nil {
+		return nil
+	}
+	var al []auditor.Alert
+	json.Unmarshal(out, &al)
+	return al
 }

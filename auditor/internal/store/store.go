@@ -205,7 +205,7 @@ type Release struct {
 	// Revoked is the index of the first valid revocation, or "".
 	Revoked string `json:"revoked,omitempty"`
 	// ReproIndex is the log index of our reproduction statement, or -1.
-	ReproIndex int64 `json:"reproduction_index"`
+	ReproIndex int64  `json:"reproduction_index"`
 	Entry      []byte `json:"-"` // the logged entry, kept until rebuilt
 	ReproEntry []byte `json:"-"` // our signed reproduction, kept until logged
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,14 +103,15 @@ func write(t testing.TB, path, s string) {
 	}
 }
 
-var releaseN int
+// releaseN numbers the test releases, so that each is unique.
+var releaseN atomic.Int64
 
 func release(t *testing.T, s *statement.Signer, measurement string) []byte {
 	t.Helper()
-	releaseN++
-	subj := []statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: fmt.Sprintf("%064x", releaseN)}}}
+	n := releaseN.Add(1)
+	subj := []statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: fmt.Sprintf("%064x", n)}}}
 	r := &statement.Release{
-		Version: fmt.Sprintf("1.0.%d", releaseN), Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC),
+		Version: fmt.Sprintf("1.0.%d", n), Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC),
 		Platform:     statement.PlatformSNP,
 		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: measurement}},
 		Source:       statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("a", 40)},
@@ -359,7 +361,7 @@ func TestProofsAndLookups(t *testing.T) {
 	if err != nil || len(lr.Entries) != 1 || lr.Entries[0].Index != 2 {
 		t.Errorf("Lookup(measurement 2) = %+v, %v", lr, err)
 	}
-	lr, err = tl.client.Lookup(ctx, fmt.Sprintf("%064x", releaseN))
+	lr, err = tl.client.Lookup(ctx, fmt.Sprintf("%064x", releaseN.Load()))
 	if err != nil || len(lr.Entries) != 1 || lr.Entries[0].Index != 4 {
 		t.Errorf("Lookup(artifact digest) = %+v, %v", lr, err)
 	}

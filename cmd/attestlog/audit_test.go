@@ -234,6 +234,29 @@ func TestAuditReproduces(t *testing.T) {
 	iBad := publishIndex(t, u, writeEnclaveRelease(t, dir, "bad", "1.0.1", "sev-snp", strings.Repeat("ab", 48), repo, commit, out))
 	iTDX := publishIndex(t, u, writeEnclaveRelease(t, dir, "tdx", "1.0.0-tdx", "tdx", mrtd, repo, commit, out))
 
+	// A client whose policy requires one reproduction refuses an enclave
+	// running the SNP release until the auditor has reproduced it.
+	enc, err := fakeenclave.NewSNP(measurementBytes(t, snpLD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	encURL := serveEnclave(t, enc)
+	root := filepath.Join(dir, "snp-root.pem")
+	os.WriteFile(root, enc.RootPEM(), 0o644)
+	cp, err := os.ReadFile(u.info.ClientPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := filepath.Join(u.dir, "strict-policy.txt") // beside the client policy: its trust-root paths are relative
+	os.WriteFile(strict, append(cp, []byte("trust-root sev-snp "+root+"\nreproductions 1\n")...), 0o644)
+	verify := func() (string, error) {
+		out, errOut, err := tryCmd(t, "verify", "--policy", strict, "--enclave", encURL, "--log", u.info.URL)
+		return out + errOut, err
+	}
+	if out, err := verify(); err == nil || !strings.Contains(out, "reproduction") {
+		t.Fatalf("verify with 'reproductions 1' before any reproduction: %v, want a failure about reproductions:\n%s", err, out)
+	}
+
 	cfg := auditConfig(t, u, dir, "auditor", "  sandbox: required\n  repo_schemes: [file]\n  timeout: 2m\n", "")
 	code, output := auditOnce(t, cfg)
 	if code != 1 {
@@ -271,6 +294,10 @@ func TestAuditReproduces(t *testing.T) {
 		if r := e.Reproductions[0]; r.Outcome != want || r.Signer != u.info.Auditor.Name {
 			t.Errorf("reproduction of entry %d = outcome %q by %q, want %q by %s", idx, r.Outcome, r.Signer, want, u.info.Auditor.Name)
 		}
+	}
+
+	if out, err := verify(); err != nil {
+		t.Errorf("verify with 'reproductions 1' after the audit: %v\n%s", err, out)
 	}
 
 	// A second pass verifies the reproduction entries, rebuilds nothing and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -139,6 +140,20 @@ func cosigError(vkey string, checkpoint []byte, cosig string) error {
 	return nil
 }
 
+// corruptSignature flips one bit of the (last) signature of a note, keeping
+// the key name and ID and the base64 valid.
+func corruptSignature(t testing.TB, n []byte) []byte {
+	t.Helper()
+	i := bytes.LastIndex(n[:len(n)-1], []byte("\n")) + 1
+	name, b64sig, _ := strings.Cut(strings.TrimPrefix(strings.TrimSuffix(string(n[i:]), "\n"), "— "), " ")
+	sig, err := base64.StdEncoding.DecodeString(b64sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[len(sig)-1] ^= 1
+	return fmt.Appendf(bytes.Clone(n[:i]), "— %s %s\n", name, base64.StdEncoding.EncodeToString(sig))
+}
+
 func req(old uint64, proof [][32]byte, cp []byte) []byte {
 	return (&protocol.AddCheckpointRequest{OldSize: old, Proof: proof, Checkpoint: cp}).Marshal()
 }
@@ -159,11 +174,7 @@ func TestAddCheckpointStatusCodes(t *testing.T) {
 	fork := l.Fork(5) // same first 5 leaves, then different ones
 	fork.Append(15)
 
-	badSig := l.Checkpoint(10)
-	badSig[len(badSig)-5] ^= 1 // flip a base64 character of the signature
-	if bytes.Equal(badSig, l.Checkpoint(10)) {
-		t.Fatal("corruption did nothing")
-	}
+	badSig := corruptSignature(t, l.Checkpoint(10))
 
 	badProof := l.Proof(10, 20)
 	badProof[0][0] ^= 1

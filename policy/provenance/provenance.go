@@ -173,7 +173,7 @@ func New(pp *policy.ProvenancePolicy) (*Verifier, error) {
 		if len(pp.Builders) > 0 || len(pp.KeylessOperators) > 0 || pp.Requirement == policy.ProvenanceRequired {
 			return nil, fmt.Errorf("%w: builder, keyless-operator or 'provenance required' lines need a sigstore-root line naming the trusted-root JSON", ErrConfig)
 		}
-		v.configErr = fmt.Errorf("%w: the policy has no sigstore-root line, so provenance cannot be verified (add 'sigstore-root FILE' and a builder line, or publish without provenance)", ErrConfig)
+		v.configErr = errors.New("the policy has no sigstore-root line, so provenance cannot be verified (add 'sigstore-root FILE' and a builder line to the policy, or publish without provenance)")
 		return v, nil
 	}
 	if pp.Requirement == policy.ProvenanceRequired && len(pp.Builders) == 0 {
@@ -287,8 +287,9 @@ func Rejection(cs check.List) error {
 // release "without provenance".
 //
 // The error is non-nil only for a bundle that cannot be parsed
-// (ErrMalformed; the checks then hold a failed CheckSignature too) or an
-// unusable policy (ErrConfig). now is used to explain certificate expiry;
+// (ErrMalformed; the checks then hold a failed CheckSignature too). A
+// policy without sigstore-root rejects any provenance with a failed
+// CheckSignature saying so. now is used to explain certificate expiry;
 // sigstore-go verifies at the bundle's verified timestamps (or at the
 // current time under 'sigstore-require timestamps=0').
 func (v *Verifier) Check(rel *statement.Release, subjects []statement.Subject, now time.Time) (check.List, *Identity, error) {
@@ -299,7 +300,8 @@ func (v *Verifier) Check(rel *statement.Release, subjects []statement.Subject, n
 		return check.List{check.Pass(CheckPresent, "no provenance attached; the policy allows releases without provenance (this release is unverified as to how it was built)")}, nil, nil
 	}
 	if v.configErr != nil {
-		return check.List{check.Fail(CheckSignature, "%v", v.configErr)}, nil, v.configErr
+		// Not a broken server: this policy simply cannot accept provenance.
+		return check.List{check.Fail(CheckSignature, "%v", v.configErr)}, nil, nil
 	}
 	b, err := parseBundle(rel.Provenance, MaxBundleSize)
 	if err != nil {
@@ -353,7 +355,7 @@ func (v *Verifier) Check(rel *statement.Release, subjects []statement.Subject, n
 // keyless-operator), ErrConfig.
 func (v *Verifier) VerifyKeylessStatement(b []byte, now time.Time) ([]byte, *Identity, error) {
 	if v.configErr != nil {
-		return nil, nil, v.configErr
+		return nil, nil, fmt.Errorf("%w: the policy names no keyless-operator (and no sigstore-root)", ErrUnauthorized)
 	}
 	bn, err := parseBundle(b, statement.MaxEntrySize)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,8 +225,11 @@ func TestProvenancePresence(t *testing.T) {
 	}
 	rel.Provenance = []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`)
 	cs, _, err := v.Check(rel, subj, time.Now())
-	if !errors.Is(err, provenance.ErrConfig) || cs.OK() {
-		t.Errorf("empty policy, with provenance: Check = %v, %v; want ErrConfig and a failed check", cs, err)
+	if c, _ := cs.Find(provenance.CheckSignature); err != nil || c.OK || !strings.Contains(c.Reason, "the policy has no sigstore-root line") {
+		t.Errorf("empty policy, with provenance: Check = %v, %v; want a failed %q saying the policy has no sigstore-root", cs, err, provenance.CheckSignature)
+	}
+	if _, _, err := v.VerifyKeylessStatement(rel.Provenance, time.Now()); !errors.Is(err, provenance.ErrUnauthorized) {
+		t.Errorf("empty policy: VerifyKeylessStatement = %v, want ErrUnauthorized", err)
 	}
 }
 
@@ -663,5 +667,68 @@ func TestRealBundleTampered(t *testing.T) {
 	cs, _ := mustCheck(t, v, &statement.Release{Provenance: b}, nil)
 	if c, _ := cs.Find(provenance.CheckSignature); c.OK {
 		t.Errorf("tampered real bundle: %s", cs)
+	}
+}
+
+func TestIsBundle(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`, true},
+		{" \n\t{\"mediaType\":\"application/vnd.dev.sigstore.bundle+json;version=0.1\"}", true},
+		{`{"payloadType":"application/vnd.in-toto+json","payload":"","signatures":[]}`, false},
+		{`{"mediaType":"application/json"}`, false},
+		{`["application/vnd.dev.sigstore.bundle.v0.3+json"]`, false},
+		{`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"`, false},
+		{``, false},
+	} {
+		if got := provenance.IsBundle([]byte(tc.in)); got != tc.want {
+			t.Errorf("IsBundle(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestRejection(t *testing.T) {
+	if err := provenance.Rejection(nil); !errors.Is(err, provenance.ErrRejected) {
+		t.Errorf("Rejection(no checks) = %v, want ErrRejected", err)
+	}
+	cs := check.List{check.Pass("a", "fine"), check.Fail("b", "broken"), check.Fail("c", "worse")}
+	if err := provenance.Rejection(cs); !errors.Is(err, provenance.ErrRejected) || err.Error() != "provenance rejected: b: broken; c: worse" {
+		t.Errorf("Rejection = %v", err)
+	}
+}
+
+// TestConcurrentCheck runs one verifier from several goroutines (run with
+// -race): admission shares one per policy.
+func TestConcurrentCheck(t *testing.T) {
+	ss, _ := virtualSigstore(t)
+	v := newVerifier(t, acmePolicy(t, ""))
+	subj, rel := testRelease()
+	good, err := ss.SignProvenance(releaseID, provenancetest.RecipeProvenance(subj, rel), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := *rel
+			r.Provenance = good
+			if i%2 == 1 {
+				r.Source.Commit = strings.Repeat("5", 40) // must fail, independently of the others
+			}
+			cs, _, err := v.Check(&r, subj, time.Now())
+			if err != nil || cs.OK() != (i%2 == 0) {
+				errs <- fmt.Sprintf("goroutine %d: err %v, checks:\n%s", i, err, cs)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

@@ -39,6 +39,9 @@ package witness
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +52,7 @@ import (
 	"unicode/utf8"
 
 	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/attestlog/attestlog/witness/internal/store"
 )
@@ -274,4 +278,19 @@ func listLogs(ctx context.Context, st *store.Store) ([]LogInfo, error) {
 		})
 	}
 	return out, nil
+}
+
+// SigsumLog returns the origin and note verifier key of the Sigsum log whose
+// Ed25519 public key is hexKey (64 hex digits): the origin is
+// "sigsum.org/v1/tree/" and the hex SHA-256 of the key, which is also the
+// key name.
+func SigsumLog(hexKey string) (origin, vkey string, err error) {
+	key, err := hex.DecodeString(hexKey)
+	if err != nil || len(key) != ed25519.PublicKeySize {
+		return "", "", fmt.Errorf("sigsum key %q: not 32 hex-encoded bytes", hexKey)
+	}
+	h := sha256.Sum256(key)
+	origin = "sigsum.org/v1/tree/" + hex.EncodeToString(h[:])
+	vkey, err = note.NewEd25519VerifierKey(origin, key)
+	return origin, vkey, err
 }

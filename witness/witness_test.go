@@ -3,8 +3,11 @@ package witness
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -619,4 +622,55 @@ func BenchmarkAddCheckpoint(b *testing.B) {
 			old = size
 		}
 	})
+}
+
+func TestSigsumLog(t *testing.T) {
+	// The vector of litewitness's README (filippo.io/torchwood v0.6.1,
+	// cmd/litewitness/README.md, list-logs after witnessctl add-sigsum-log
+	// -key=ffdc2d4d…): the same log, so that a Sigsum log added to both
+	// witnesses has one origin and key.
+	origin, vkey, err := SigsumLog("ffdc2d4d98e4124d3feaf788c0c2f9abfd796083d1f0495437f302ec79cf100f")
+	const (
+		wantOrigin = "sigsum.org/v1/tree/4d6d8825a6bb689d459628312889dfbb0bcd41b5211d9e1ce768b0ff0309e562"
+		wantVKey   = wantOrigin + "+5202289b+Af/cLU2Y5BJNP+r3iMDC+av9eWCD0fBJVDfzAux5zxAP"
+	)
+	if err != nil || origin != wantOrigin || vkey != wantVKey {
+		t.Errorf("SigsumLog(ffdc2d4d…) = %q, %q, %v; want %q, %q", origin, vkey, err, wantOrigin, wantVKey)
+	}
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, vkey, err = SigsumLog(hex.EncodeToString(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(pub)
+	if want := "sigsum.org/v1/tree/" + hex.EncodeToString(h[:]); origin != want {
+		t.Errorf("SigsumLog origin = %q, want %q", origin, want)
+	}
+	// A checkpoint signed with the Sigsum log key verifies with the vkey.
+	skey := "PRIVATE+KEY+" + origin + "+" + strings.SplitN(vkey, "+", 3)[1] + "+" +
+		base64.StdEncoding.EncodeToString(append([]byte{1}, priv.Seed()...))
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := note.Sign(&note.Note{Text: origin + "\n1\n" + b64(make([]byte, 32)) + "\n"}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := note.Open(msg, note.VerifierList(v)); err != nil {
+		t.Errorf("checkpoint signed by the Sigsum key does not verify with %q: %v", vkey, err)
+	}
+	for _, bad := range []string{"", "zz", hex.EncodeToString(pub[:31])} {
+		if _, _, err := SigsumLog(bad); err == nil {
+			t.Errorf("SigsumLog(%q) = nil error", bad)
+		}
+	}
 }

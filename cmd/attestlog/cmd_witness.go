@@ -65,15 +65,26 @@ func openWitnessDB(ctx context.Context, path string) (*witness.DB, error) {
 }
 
 func runWitnessAddLog(args []string) error {
-	fs := newFlagSet("witness add-log", "--db witness.db --origin ORIGIN --vkey VKEY")
+	fs := newFlagSet("witness add-log", "--db witness.db (--origin ORIGIN --vkey VKEY | --sigsum-key HEX)")
 	db := fs.String("db", "witness.db", "witness SQLite database (created if missing; may be in use by a running witness)")
 	origin := fs.String("origin", "", "the log's checkpoint origin line")
 	vkey := fs.String("vkey", "", "the log's note verifier key (name+hash+base64)")
+	sigsumKey := fs.String("sigsum-key", "", "instead of --origin and --vkey: a Sigsum log's hex Ed25519 public key")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *sigsumKey != "" {
+		if *origin != "" || *vkey != "" {
+			fmt.Fprintln(fs.Output(), "--sigsum-key replaces --origin and --vkey")
+			return errUsage
+		}
+		var err error
+		if *origin, *vkey, err = witness.SigsumLog(*sigsumKey); err != nil {
+			return err
+		}
+	}
 	if *origin == "" || *vkey == "" {
-		fmt.Fprintln(fs.Output(), "--origin and --vkey are required")
+		fmt.Fprintln(fs.Output(), "--origin and --vkey (or --sigsum-key) are required")
 		fs.Usage()
 		return errUsage
 	}

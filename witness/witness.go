@@ -13,8 +13,12 @@
 //	w, err := witness.Open(ctx, cfg, logger)      // reads the key, opens the DB, adds cfg.Logs
 //	defer w.Close()
 //	err = w.AddLog(ctx, origin, vkey)              // idempotent; no restart needed
-//	http.ListenAndServe(cfg.Listen, w.Handler())   // or witness.Serve(ctx, w, cfg)
+//	http.ListenAndServe(cfg.Listen, w.Handler())   // or witness.Serve(ctx, w, nil): timeouts, graceful stop
 //	w.VerifierKey()                                // the cosignature/v1 vkey for log policies
+//	w.RemoveLog(ctx, origin, ""); w.Logs(ctx); w.Evidence(ctx)
+//
+// OpenDB gives the same log management (and Evidence) on the database
+// alone, without the key, for the CLI while a server runs.
 //
 // Handler serves:
 //

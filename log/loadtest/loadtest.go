@@ -32,14 +32,26 @@ func NewGenerator(s *statement.Signer) *Generator {
 func (g *Generator) Next() ([]byte, error) {
 	i := g.n.Add(1)
 	r := rand.New(rand.NewPCG(g.prefix, i))
-	// 30–60 artifacts of ~130 bytes each make 4–8 KiB envelopes.
-	nArt := 30 + r.IntN(31)
+	// A release of a VM image: firmware, kernel, initrd and a few disk
+	// layers, and a long reproducible-build recipe (pinned toolchain
+	// arguments and environment) — 4–8 KiB in all, like a real one
+	// without its provenance bundle.
+	names := []string{"OVMF.fd", "bzImage", "initrd.img", "cmdline.txt", "rootfs.erofs", "model-weights.manifest", "verity.hash", "sbom.spdx.json"}
+	nArt := 4 + r.IntN(5)
 	subj := make([]statement.Subject, nArt)
 	for a := range subj {
 		subj[a] = statement.Subject{
-			Name:   fmt.Sprintf("layer-%03d.tar", a),
+			Name:   names[a],
 			Digest: statement.Digest{SHA256: fmt.Sprintf("%016x%016x%016x%016x", g.prefix, i, a, r.Uint64())},
 		}
+	}
+	env := map[string]string{"SOURCE_DATE_EPOCH": "0", "TZ": "UTC", "LC_ALL": "C"}
+	for e := range 22 + r.IntN(28) {
+		env[fmt.Sprintf("PIN_%02d", e)] = fmt.Sprintf("sha256:%016x%016x%016x%016x", g.prefix, i, e, r.Uint64())
+	}
+	argv := []string{"nix", "build", "--print-build-logs", "--option", "sandbox", "true"}
+	for a := range 10 {
+		argv = append(argv, fmt.Sprintf(".#image-%d", a))
 	}
 	rel := &statement.Release{
 		Version:  fmt.Sprintf("%d.%d.%d", g.prefix%1000, i, nArt),
@@ -49,10 +61,7 @@ func (g *Generator) Next() ([]byte, error) {
 			LaunchDigest: fmt.Sprintf("%032x%032x%032x", g.prefix, i, r.Uint64()),
 		}},
 		Source: statement.Source{Repo: "https://github.com/example/enclave", Commit: fmt.Sprintf("%040x", i)},
-		Recipe: statement.Recipe{
-			Argv: []string{"make", "-C", "image", "release"},
-			Env:  map[string]string{"SOURCE_DATE_EPOCH": "0", "TZ": "UTC"},
-		},
+		Recipe: statement.Recipe{Argv: argv, Env: env, Outputs: names[:nArt]},
 	}
 	payload, err := statement.EncodeRelease(subj, rel)
 	if err != nil {

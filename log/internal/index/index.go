@@ -158,11 +158,26 @@ func RecordOf(idx uint64, entry []byte, p *statement.Parsed, signerKey, signerNa
 // Add indexes records (which must be consecutive and start at Next) and
 // advances Next past them, atomically.
 func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
+	// A context that cannot be cancelled spares the driver a watcher
+	// goroutine per statement; the transaction is short.
+	ctx = context.WithoutCancel(ctx)
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	insEntry, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO entries
+		(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer insEntry.Close()
+	insLookup, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer insLookup.Close()
 	for _, r := range recs {
 		var ref any
 		if r.Ref != nil {
@@ -172,20 +187,18 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 		if !r.Time.IsZero() {
 			t = r.Time.UTC().Format(time.RFC3339)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO entries
-			(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		if _, err := insEntry.ExecContext(ctx,
 			int64(r.Index), string(r.Kind), r.PayloadHash, r.EntrySHA256, r.SignerKey, r.SignerName,
 			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance); err != nil {
 			return err
 		}
 		for _, m := range r.Measurements {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES (?, 'measurement', ?)`, m, int64(r.Index)); err != nil {
+			if _, err := insLookup.ExecContext(ctx, m, "measurement", int64(r.Index)); err != nil {
 				return err
 			}
 		}
 		for _, dg := range r.Digests {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES (?, 'artifact', ?)`, dg, int64(r.Index)); err != nil {
+			if _, err := insLookup.ExecContext(ctx, dg, "artifact", int64(r.Index)); err != nil {
 				return err
 			}
 		}

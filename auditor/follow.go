@@ -259,33 +259,63 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 	}
 	tree := tlog.Tree{N: cur.Size, Hash: tlog.Hash(cur.Hash)}
 	next := cur.NextEntry
-	for stalls := 0; next < tree.N && stalls < 3; {
-		var batch []rawEntry
-		start := next
-		for idx, e := range l.tiles.Entries(ctx, tree, next) {
-			if idx != next {
-				return fmt.Errorf("tile client yielded entry %d, want %d", idx, next)
-			}
-			batch = append(batch, rawEntry{idx: idx, data: e})
-			next++
-			if len(batch) == entryBatch {
-				if err := a.verifyBatch(ctx, l, batch, next); err != nil {
-					return err
+	if next >= tree.N {
+		return nil
+	}
+	// Fetching (and authenticating) tiles runs ahead of verification by a
+	// few batches, so the network and the CPU work overlap.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []rawEntry, 4)
+	fetchErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		from := next
+		for stalls := 0; from < tree.N && stalls < 3; {
+			start := from
+			batch := make([]rawEntry, 0, entryBatch)
+			for idx, e := range l.tiles.Entries(ctx, tree, from) {
+				if idx != from {
+					fetchErr <- fmt.Errorf("tile client yielded entry %d, want %d", idx, from)
+					return
 				}
-				batch = batch[:0]
+				batch = append(batch, rawEntry{idx: idx, data: e})
+				from++
+				if len(batch) == entryBatch {
+					select {
+					case batches <- batch:
+					case <-ctx.Done():
+						return
+					}
+					batch = make([]rawEntry, 0, entryBatch)
+				}
+			}
+			if err := l.tiles.Err(); err != nil {
+				fetchErr <- fmt.Errorf("reading entries from %d: %w", from, err)
+				return
+			}
+			if len(batch) > 0 {
+				select {
+				case batches <- batch:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if from == start {
+				stalls++
 			}
 		}
-		if err := l.tiles.Err(); err != nil {
-			return fmt.Errorf("reading entries from %d: %w", next, err)
+	}()
+	for batch := range batches {
+		next = batch[len(batch)-1].idx + 1
+		if err := a.verifyBatch(ctx, l, batch, next); err != nil {
+			return err
 		}
-		if len(batch) > 0 {
-			if err := a.verifyBatch(ctx, l, batch, next); err != nil {
-				return err
-			}
-		}
-		if next == start {
-			stalls++
-		}
+	}
+	select {
+	case err := <-fetchErr:
+		return err
+	default:
 	}
 	if next < tree.N {
 		return fmt.Errorf("read entries up to %d of %d", next, tree.N)

@@ -315,4 +315,3 @@ func benchLeafHasher(bundle []byte) ([][]byte, error) {
 	}
 	return r, nil
 }
-

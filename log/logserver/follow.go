@@ -1,10 +1,12 @@
 package logserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/transparency-dev/tessera/api/layout"
@@ -21,9 +23,17 @@ func (l *Log) follow(ctx context.Context) {
 	defer close(l.done)
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	var lastCP []byte
 	for {
 		if err := l.indexOnce(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn("indexing", "err", err)
+		}
+		if cp, err := l.reader.ReadCheckpoint(ctx); err == nil && !bytes.Equal(cp, lastCP) {
+			if size, err := checkpointSize(cp); err == nil {
+				if err := l.idx.AddCheckpoint(ctx, size, cp, time.Now()); err == nil {
+					lastCP = cp
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -136,3 +146,12 @@ func (l *Log) Reindex(ctx context.Context) (uint64, error) {
 }
 
 var errNotIntegrated = errors.New("not yet integrated")
+
+// checkpointSize reads the tree size line of a checkpoint note.
+func checkpointSize(cp []byte) (uint64, error) {
+	lines := bytes.SplitN(cp, []byte("\n"), 3)
+	if len(lines) < 3 {
+		return 0, errors.New("short checkpoint")
+	}
+	return strconv.ParseUint(string(lines[1]), 10, 64)
+}

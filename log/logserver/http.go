@@ -355,19 +355,11 @@ func (l *Log) handleLookup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	es, err := l.idx.Lookup(r.Context(), v)
+	es, err := l.Lookup(r.Context(), v)
 	if err != nil {
 		return err
 	}
-	resp := api.LookupResponse{Query: v, Entries: []api.EntryInfo{}}
-	for _, e := range es {
-		info, err := l.Describe(r.Context(), e.Index)
-		if err != nil {
-			return err
-		}
-		resp.Entries = append(resp.Entries, info)
-	}
-	return writeJSON(w, resp)
+	return writeJSON(w, api.LookupResponse{Query: v, Entries: append([]api.EntryInfo{}, es...)})
 }
 
 func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {
@@ -380,4 +372,72 @@ func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, info)
+}
+
+// Recent returns up to n entries, newest first, with indexes below before
+// (0: from the newest).
+func (l *Log) Recent(ctx context.Context, n int, before uint64) ([]api.EntryInfo, error) {
+	es, err := l.idx.Recent(ctx, n, before)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.EntryInfo, 0, len(es))
+	for _, e := range es {
+		out = append(out, infoOf(e))
+	}
+	return out, nil
+}
+
+// Lookup returns the entries with the measurement or artifact digest v
+// (lowercase hex), oldest first, each described as by Describe.
+func (l *Log) Lookup(ctx context.Context, v string) ([]api.EntryInfo, error) {
+	es, err := l.idx.Lookup(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.EntryInfo, 0, len(es))
+	for _, e := range es {
+		info, err := l.Describe(ctx, e.Index)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Statement returns entry idx as logged and parsed. Only integrated
+// entries are returned; ErrNotFound otherwise.
+func (l *Log) Statement(ctx context.Context, idx uint64) (*statement.Parsed, []byte, error) {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if idx >= size {
+		return nil, nil, fmt.Errorf("%w: no entry %d (the log has %d)", ErrNotFound, idx, size)
+	}
+	b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, idx/layout.EntryBundleWidth, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	entry := b.Entries[idx%layout.EntryBundleWidth]
+	p, err := statement.Parse(entry)
+	if err != nil {
+		return nil, entry, err
+	}
+	return p, entry, nil
+}
+
+// CheckpointRecord is a published checkpoint as the log saw it.
+type CheckpointRecord = index.CheckpointRecord
+
+// Checkpoints returns up to n of the checkpoints the log published,
+// newest first.
+func (l *Log) Checkpoints(ctx context.Context, n int) ([]CheckpointRecord, error) {
+	return l.idx.Checkpoints(ctx, n)
+}
+
+// Checkpoint returns the latest published checkpoint.
+func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
+	return l.reader.ReadCheckpoint(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -365,6 +366,22 @@ func TestProofsAndLookups(t *testing.T) {
 	if err != nil || len(lr.Entries) != 1 || lr.Entries[0].Index != 4 {
 		t.Errorf("Lookup(artifact digest) = %+v, %v", lr, err)
 	}
+	// The views the web explorer uses.
+	recent, err := tl.Recent(ctx, 3, 0)
+	if err != nil || len(recent) != 3 || recent[0].Index != 4 || recent[2].Index != 2 {
+		t.Errorf("Recent(3) = %+v, %v; want entries 4, 3, 2", recent, err)
+	}
+	st, raw, err := tl.Statement(ctx, 2)
+	if err != nil || st.Release.Measurements.Primary() != measurement(2) || !bytes.Equal(raw, mustEntry(t, entries[2])) {
+		t.Errorf("Statement(2) = %v, %v", st, err)
+	}
+	if _, _, err := tl.Statement(ctx, 99); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Statement(99) = %v, want ErrNotFound", err)
+	}
+	waitForCond(t, func() bool {
+		cps, err := tl.Checkpoints(ctx, 10)
+		return err == nil && len(cps) > 0 && cps[0].Size == 5
+	}, "a recorded checkpoint of size 5")
 	for _, q := range []string{"/lookup?measurement=xyz", "/proof?index=-1", "/proof", "/lookup"} {
 		resp, _ := http.Get(tl.url + q)
 		resp.Body.Close()
@@ -481,4 +498,15 @@ func TestReindex(t *testing.T) {
 	}
 	var _ = json.Marshal
 	var _ api.EntryInfo
+}
+
+func waitForCond(t *testing.T, f func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS lookup (
 	idx   INTEGER NOT NULL,
 	PRIMARY KEY (value, idx, what)
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+	size    INTEGER PRIMARY KEY,
+	note    BLOB NOT NULL,
+	seen_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
 	key   TEXT PRIMARY KEY,
 	value INTEGER NOT NULL
@@ -297,4 +302,39 @@ func (d *DB) Recent(ctx context.Context, n int, before uint64) ([]Entry, error) 
 		return nil, err
 	}
 	return scanEntries(rows)
+}
+
+// CheckpointRecord is a published checkpoint as the log saw it.
+type CheckpointRecord struct {
+	Size   uint64
+	Note   []byte // the signed note with its cosignatures
+	SeenAt time.Time
+}
+
+// AddCheckpoint records a published checkpoint (the first one seen for
+// each size).
+func (d *DB) AddCheckpoint(ctx context.Context, size uint64, signed []byte, seen time.Time) error {
+	_, err := d.db.ExecContext(context.WithoutCancel(ctx), `INSERT OR IGNORE INTO checkpoints (size, note, seen_at) VALUES (?, ?, ?)`,
+		int64(size), signed, seen.UTC().Format(time.RFC3339Nano))
+	return err
+}
+
+// Checkpoints returns up to n recorded checkpoints, newest first.
+func (d *DB) Checkpoints(ctx context.Context, n int) ([]CheckpointRecord, error) {
+	rows, err := d.ro.QueryContext(ctx, `SELECT size, note, seen_at FROM checkpoints ORDER BY size DESC LIMIT ?`, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []CheckpointRecord
+	for rows.Next() {
+		var c CheckpointRecord
+		var t string
+		if err := rows.Scan(&c.Size, &c.Note, &t); err != nil {
+			return nil, err
+		}
+		c.SeenAt, _ = time.Parse(time.RFC3339Nano, t)
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

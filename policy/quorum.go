@@ -67,6 +67,9 @@ func asQuorum(v any) Quorum {
 	panic("unreachable")
 }
 
+// MaxCheckpointSize bounds a signed checkpoint (with its cosignatures).
+const MaxCheckpointSize = 64 << 10
+
 // Errors of VerifyCheckpoint.
 var (
 	ErrUnknownLog     = errors.New("checkpoint is from a log the policy does not trust")
@@ -101,6 +104,9 @@ func (c *Checkpoint) CosignerNames() []string {
 // collects the valid cosignatures of the policy's witnesses. It does not
 // require the quorum; see [Policy.VerifyCheckpoint].
 func (p *Policy) OpenCheckpoint(signed []byte) (*Checkpoint, error) {
+	if len(signed) > MaxCheckpointSize {
+		return nil, fmt.Errorf("%w: checkpoint is %d bytes, the limit is %d", ErrLogSignature, len(signed), MaxCheckpointSize)
+	}
 	// Find the log by the origin line before verifying.
 	origin, _, _ := strings.Cut(string(signed), "\n")
 	l := p.Log(origin)

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/transparency-dev/tessera"
 
 	"github.com/attestlog/attestlog/log/internal/index"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/policy/provenance"
 )
 
 // Admission errors. Each maps to one HTTP status in statusOf.
@@ -117,6 +119,17 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed) error {
 	case statement.KindRelease:
 		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators)); !ok {
 			return fmt.Errorf("%w: the release is not signed by an operator key of the log's policy (add 'operator NAME KEY' to the policy, or sign with an operator key)", ErrForbidden)
+		}
+		// Build provenance, checked offline against the log's policy.
+		cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, time.Now())
+		if err != nil {
+			if errors.Is(err, provenance.ErrConfig) {
+				return err // the server's policy is broken: 500
+			}
+			return fmt.Errorf("%w: provenance: %v", statement.ErrMalformed, err)
+		}
+		if err := provenance.Rejection(cs); err != nil {
+			return fmt.Errorf("%w: %v", ErrForbidden, err)
 		}
 		return nil
 	case statement.KindReproduction:

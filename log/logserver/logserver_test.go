@@ -45,6 +45,13 @@ type testLog struct {
 // temp dir, with no witness quorum, served on 127.0.0.1.
 func newTestLog(t testing.TB, storage *Storage) *testLog {
 	t.Helper()
+	return newTestLogPolicy(t, storage, nil)
+}
+
+// newTestLogPolicy is newTestLog with more policy lines, returned by extra
+// (which may write files the lines name into dir).
+func newTestLogPolicy(t testing.TB, storage *Storage, extra func(dir string) string) *testLog {
+	t.Helper()
 	dir := t.TempDir()
 	g, err := keyfile.Generate(keyfile.KindLog, testOrigin, filepath.Join(dir, "log.key"), "")
 	if err != nil {
@@ -57,6 +64,9 @@ func newTestLog(t testing.TB, storage *Storage) *testLog {
 	tl.stranger, _ = statement.GenerateSigner(statement.AlgEd25519)
 	pol := fmt.Sprintf("operator acme %s\noperator beta %s\nauditor aud %s\n",
 		tl.operator.Public(), tl.operator2.Public(), tl.auditor.Public())
+	if extra != nil {
+		pol += extra(dir)
+	}
 	write(t, filepath.Join(dir, "policy.txt"), pol)
 	write(t, filepath.Join(dir, "witnesses.txt"), "quorum none\n")
 	if storage == nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/provenance"
 )
 
 // Names of the checks this package adds to the hardware ones.
@@ -46,8 +47,9 @@ type Verifier struct {
 	pol *policy.Policy
 	hw  *attest.Verifier
 	now func() time.Time
-	// Provenance, when set, checks a release's build provenance; it
-	// returns the named checks to add (see policy/provenance).
+	// Provenance checks a release's build provenance under the policy's
+	// provenance section and returns the named checks to add (see
+	// policy/provenance).
 	Provenance func(p *statement.Parsed, now time.Time) check.List
 }
 
@@ -80,7 +82,19 @@ func New(pol *policy.Policy, opts ...Option) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{pol: pol, hw: hw, now: c.now}, nil
+	v := &Verifier{pol: pol, hw: hw, now: c.now}
+	pv, err := provenance.New(&pol.Provenance)
+	if err != nil {
+		return nil, err
+	}
+	v.Provenance = func(p *statement.Parsed, now time.Time) check.List {
+		cs, _, err := pv.Check(p.Release, p.Statement.Subject, now)
+		if err != nil && len(cs) == 0 {
+			cs = check.List{check.Fail(provenance.CheckSignature, "%v", err)}
+		}
+		return cs
+	}
+	return v, nil
 }
 
 // Load reads the policy at path and returns a verifier for it.

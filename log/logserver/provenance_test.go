@@ -1,0 +1,120 @@
+package logserver
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy/provenance/provenancetest"
+)
+
+// TestProvenanceAdmission publishes releases whose SLSA provenance comes
+// from sigstore-go's virtual Sigstore (a real trusted-root file and real
+// bundles) to a log whose policy requires a builder identity.
+func TestProvenanceAdmission(t *testing.T) {
+	ss, err := provenancetest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const repo = "https://github.com/acme/enclave"
+	commit := strings.Repeat("a", 40)
+	id := provenancetest.GitHubWorkflow(repo, ".github/workflows/release.yml", "refs/tags/v1.0.0", commit)
+	tl := newTestLogPolicy(t, nil, func(dir string) string {
+		if err := ss.WriteTrustedRoot(filepath.Join(dir, "trusted_root.json")); err != nil {
+			t.Fatal(err)
+		}
+		return "sigstore-root trusted_root.json\n" + id.PolicyLine("builder", "acme-release") + "\n"
+	})
+	mk := func(mutate func(rel *statement.Release, subj []statement.Subject) []statement.Subject) []byte {
+		subj := []statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("d1", 32)}}}
+		rel := &statement.Release{
+			Version: "1.0.0", Time: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+			Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: measurement(7)}},
+			Source:       statement.Source{Repo: repo, Commit: commit},
+			Recipe:       statement.Recipe{Argv: []string{"make", "image"}, Outputs: []string{"disk.img"}},
+		}
+		provSubj := subj
+		if mutate != nil {
+			provSubj = mutate(rel, subj)
+		}
+		if rel.Provenance == nil {
+			b, err := ss.SignProvenance(id, provenancetest.RecipeProvenance(provSubj, rel), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel.Provenance = b
+		}
+		if len(rel.Provenance) == 1 {
+			rel.Provenance = nil
+		}
+		p, err := statement.EncodeRelease(subj, rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := statement.Sign(p, tl.operator)
+		return e
+	}
+	good := mk(nil)
+	if code, msg := tl.post(t, good); code != 200 {
+		t.Fatalf("release with good provenance: %d %s", code, msg)
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(rel *statement.Release, subj []statement.Subject) []statement.Subject
+		want   string
+	}{
+		{"artifact not in the provenance subject", func(rel *statement.Release, subj []statement.Subject) []statement.Subject {
+			return []statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("ff", 32)}}}
+		}, "artifact digests in provenance subject"},
+		{"commit mismatch", func(rel *statement.Release, subj []statement.Subject) []statement.Subject {
+			// The provenance is made for another commit, then the release
+			// claims this one.
+			other := *rel
+			other.Source.Commit = strings.Repeat("b", 40)
+			b, err := ss.SignProvenance(id, provenancetest.RecipeProvenance(subj, &other), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel.Provenance = b
+			return subj
+		}, "source commit"},
+		{"no provenance where the policy requires it", func(rel *statement.Release, subj []statement.Subject) []statement.Subject {
+			rel.Provenance = []byte{0} // marker: drop it
+			return subj
+		}, "provenance present"},
+		{"wrong builder identity", func(rel *statement.Release, subj []statement.Subject) []statement.Subject {
+			bad := provenancetest.GitHubWorkflow(repo, ".github/workflows/evil.yml", "refs/heads/main", commit)
+			b, err := ss.SignProvenance(bad, provenancetest.RecipeProvenance(subj, rel), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel.Provenance = b
+			return subj
+		}, "builder identity"},
+	} {
+		code, msg := tl.post(t, mk(tc.mutate))
+		if code != 403 || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: POST /add = %d %q, want 403 naming %q", tc.name, code, msg, tc.want)
+		}
+	}
+	// The admitted release is proven and marked as having provenance.
+	p, _, err := tl.client.WaitProof(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.verifyProof(t, p, good)
+	if err := tl.waitIndexed(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	info, err := tl.client.Entry(t.Context(), 0)
+	if err != nil || !info.HasProvenance {
+		t.Errorf("entry 0 = %+v, %v; want has_provenance", info, err)
+	}
+	if n := tl.size(t); n != 1 {
+		t.Errorf("log has %d entries, want 1 (rejections append nothing)", n)
+	}
+	_ = fmt.Sprint
+}

@@ -45,12 +45,24 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	if len(body) > statement.MaxEntrySize {
 		return Result{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
 	}
-	p, err := statement.Parse(body)
-	if err != nil {
-		return Result{}, err
+	var p *statement.Parsed
+	var err error
+	if statement.IsBundle(body) {
+		// A statement signed keylessly by a CI identity: the Sigstore
+		// bundle is verified against the policy's keyless operators.
+		p, err = l.keyless(body)
+	} else {
+		p, err = statement.Parse(body)
+		if err == nil {
+			err = l.authorize(ctx, p)
+		}
 	}
-	if err := l.authorize(ctx, p); err != nil {
-		return Result{Kind: p.Kind}, err
+	if err != nil {
+		var kind statement.Kind
+		if p != nil {
+			kind = p.Kind
+		}
+		return Result{Kind: kind}, err
 	}
 
 	// Duplicate detection: first the index, then what is in flight. The
@@ -173,4 +185,37 @@ func (l *Log) release(ctx context.Context, ref statement.EntryRef) (index.Entry,
 		return index.Entry{}, fmt.Errorf("%w: entry %d has SHA-256 %s, the statement names %s", ErrBadReference, ref.Index, e.EntrySHA256, ref.SHA256)
 	}
 	return e, nil
+}
+
+// keyless verifies a Sigstore bundle carrying a release statement signed by
+// a keyless operator of the policy, and its provenance.
+func (l *Log) keyless(body []byte) (*statement.Parsed, error) {
+	pol := l.Policy()
+	now := time.Now()
+	payload, id, err := provenance.VerifyKeylessStatement(body, &pol.Provenance, now)
+	switch {
+	case errors.Is(err, provenance.ErrMalformed):
+		return nil, fmt.Errorf("%w: %v", statement.ErrMalformed, err)
+	case errors.Is(err, provenance.ErrConfig):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	p, err := statement.ParseStatement(payload)
+	if err != nil {
+		return nil, err
+	}
+	if p.Kind != statement.KindRelease {
+		return nil, fmt.Errorf("%w: keyless submission is for releases; a %s must be key-signed", ErrForbidden, p.Kind)
+	}
+	p.Bundle = body
+	p.KeylessSigner = id.Name
+	cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: provenance: %v", statement.ErrMalformed, err)
+	}
+	if err := provenance.Rejection(cs); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	return p, nil
 }

@@ -106,7 +106,7 @@ func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error)
 	l.pendingMu.Unlock()
 	if p == nil { // added before a restart, or by another process
 		var err error
-		if p, err = statement.Parse(entry); err != nil {
+		if p, err = statement.ParseEntry(entry); err != nil {
 			return index.Record{}, [32]byte{}, err
 		}
 	}
@@ -118,6 +118,12 @@ func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error)
 // policy knows it. Admission verified the signature, so the key ID is
 // enough here.
 func (l *Log) signerOf(p *statement.Parsed) (keyID, name string) {
+	if p.Envelope == nil { // keyless
+		if p.KeylessSigner != "" {
+			return "keyless", p.KeylessSigner
+		}
+		return "keyless", "keyless operator"
+	}
 	pol := l.Policy()
 	for _, s := range p.Envelope.Signatures {
 		for _, ps := range [][]policy.Principal{pol.Operators, pol.Auditors, pol.Authorities} {

@@ -421,7 +421,7 @@ func (l *Log) Statement(ctx context.Context, idx uint64) (*statement.Parsed, []b
 		return nil, nil, err
 	}
 	entry := b.Entries[idx%layout.EntryBundleWidth]
-	p, err := statement.Parse(entry)
+	p, err := statement.ParseEntry(entry)
 	if err != nil {
 		return nil, entry, err
 	}

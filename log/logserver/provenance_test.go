@@ -22,11 +22,13 @@ func TestProvenanceAdmission(t *testing.T) {
 	const repo = "https://github.com/acme/enclave"
 	commit := strings.Repeat("a", 40)
 	id := provenancetest.GitHubWorkflow(repo, ".github/workflows/release.yml", "refs/tags/v1.0.0", commit)
+	ciID := provenancetest.GitHubWorkflow(repo, ".github/workflows/publish.yml", "refs/heads/main", commit)
 	tl := newTestLogPolicy(t, nil, func(dir string) string {
 		if err := ss.WriteTrustedRoot(filepath.Join(dir, "trusted_root.json")); err != nil {
 			t.Fatal(err)
 		}
-		return "sigstore-root trusted_root.json\n" + id.PolicyLine("builder", "acme-release") + "\n"
+		return "sigstore-root trusted_root.json\n" + id.PolicyLine("builder", "acme-release") + "\n" +
+			ciID.PolicyLine("keyless-operator", "acme-ci") + "\n"
 	})
 	mk := func(mutate func(rel *statement.Release, subj []statement.Subject) []statement.Subject) []byte {
 		subj := []statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("d1", 32)}}}
@@ -115,6 +117,43 @@ func TestProvenanceAdmission(t *testing.T) {
 	}
 	if n := tl.size(t); n != 1 {
 		t.Errorf("log has %d entries, want 1 (rejections append nothing)", n)
+	}
+
+	// Keyless: the CI identity signs the release statement itself; the
+	// log stores the Sigstore bundle.
+	goodP, _ := statement.Parse(mk(func(rel *statement.Release, subj []statement.Subject) []statement.Subject {
+		rel.Version = "1.0.1"
+		return subj
+	}))
+	bundle, err := ss.SignStatement(ciID, goodP.Envelope.Payload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, msg := tl.post(t, bundle)
+	if code != 200 {
+		t.Fatalf("keyless release: %d %s", code, msg)
+	}
+	if code, _ := tl.post(t, bundle); code != 200 {
+		t.Errorf("keyless resubmission: %d, want 200 (duplicate)", code)
+	}
+	stranger := provenancetest.GitHubWorkflow("https://github.com/evil/fork", ".github/workflows/publish.yml", "refs/heads/main", commit)
+	evil, _ := ss.SignStatement(stranger, goodP.Envelope.Payload, nil)
+	if code, msg := tl.post(t, evil); code != 403 || !strings.Contains(msg, "keyless") {
+		t.Errorf("keyless release by an unknown identity: %d %q, want 403", code, msg)
+	}
+	p1, _, err := tl.client.WaitProof(t.Context(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(p1.Extra) != string(bundle) {
+		t.Error("the log does not store the keyless bundle as submitted")
+	}
+	if err := tl.waitIndexed(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	info, err = tl.client.Entry(t.Context(), 1)
+	if err != nil || info.Signer != "acme-ci" || info.Kind != "release" {
+		t.Errorf("keyless entry = %+v, %v; want a release signed by acme-ci", info, err)
 	}
 	_ = fmt.Sprint
 }

@@ -239,9 +239,15 @@ func RefOf(index uint64, entry []byte) EntryRef {
 // Parsed is a statement that passed [Parse]: well formed and canonical.
 // Its signature has not been checked against any policy.
 type Parsed struct {
-	Envelope  *Envelope
-	Statement Statement
-	Kind      Kind
+	// Envelope is the DSSE envelope of a key-signed statement; nil for a
+	// keyless one, whose Sigstore bundle is Bundle.
+	Envelope *Envelope
+	Bundle   []byte
+	// KeylessSigner is the policy name of the keyless operator that
+	// signed Bundle, once verified (set by the verifier, not by parsing).
+	KeylessSigner string
+	Statement     Statement
+	Kind          Kind
 
 	Release      *Release      // set for KindRelease
 	Reproduction *Reproduction // set for KindReproduction
@@ -253,8 +259,14 @@ type Parsed struct {
 	PayloadHash [32]byte
 }
 
-// Entry returns the canonical bytes of the envelope, as the log stores it.
-func (p *Parsed) Entry() ([]byte, error) { return p.Envelope.Marshal() }
+// Entry returns the bytes the log stores: the canonical envelope, or the
+// Sigstore bundle of a keyless statement as submitted.
+func (p *Parsed) Entry() ([]byte, error) {
+	if p.Envelope == nil {
+		return p.Bundle, nil
+	}
+	return p.Envelope.Marshal()
+}
 
 // Parse strictly parses a DSSE envelope carrying one of our statements.
 // Errors wrap ErrMalformed and name the offending field.

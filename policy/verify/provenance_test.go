@@ -60,6 +60,25 @@ func TestVerifyProvenance(t *testing.T) {
 	if c, ok := vd.Checks.Find(provenance.CheckPresent); !ok || c.OK || vd.OK() {
 		t.Errorf("release without provenance under a builder policy: %+v, verdict %v", c, vd.OK())
 	}
+	// A keyless release (the Sigstore bundle is the entry) verifies under a
+	// policy naming its CI identity as keyless-operator, and fails
+	// otherwise.
+	ciID := provenancetest.GitHubWorkflow(repo, ".github/workflows/publish.yml", "refs/heads/main", commit)
+	bundle, err := ss.SignStatement(ciID, payload, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keylessIdx := f.log.add(bundle)
+	kv := f.policy(t, "sigstore-root trusted_root.json\n"+id.PolicyLine("builder", "acme-release")+"\n"+ciID.PolicyLine("keyless-operator", "acme-ci")+"\n")
+	vd = kv.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(keylessIdx, 2)})
+	if !vd.OK() || vd.Release.Operator != "acme-ci" {
+		t.Errorf("keyless release: failed %v, operator %q\n%s", failed(vd), vd.Release.Operator, vd.Checks)
+	}
+	vd = v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(keylessIdx, 2)})
+	if c, _ := vd.Checks.Find(Operator); c.OK {
+		t.Errorf("keyless release accepted without a keyless-operator line: %+v", c)
+	}
+
 	// Without builder lines, provenance is optional and its absence is
 	// shown, not failed.
 	v = f.policy(t, "")

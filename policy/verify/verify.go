@@ -13,6 +13,7 @@
 package verify
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -185,7 +186,7 @@ func (v *Verifier) Verify(in Input) *Verdict {
 	}
 	vd.add(check.Pass(InclusionProof, "entry %d is in %s's tree of size %d", proof.Index, cp.Log.Origin, cp.N))
 
-	st, err := statement.Parse(proof.Extra)
+	st, err := statement.ParseEntry(proof.Extra)
 	if err != nil || st.Kind != statement.KindRelease {
 		reason := "the logged entry is not a release statement"
 		if err != nil {
@@ -204,13 +205,27 @@ func (v *Verifier) Verify(in Input) *Verdict {
 	vd.add(check.Pass(ReleaseStatement, "release %s for %s from %s", rel.Version, rel.Platform, info.Source))
 
 	var relKey *statement.PublicKey
-	if k, ok := st.Envelope.VerifiedBy(policy.Keys(v.pol.Operators)); ok {
-		relKey = &k
-		op, _ := policy.Named(v.pol.Operators, k)
-		info.Operator = op.Name
-		vd.add(check.Pass(Operator, "signed by operator %s", op.Name))
-	} else {
-		vd.add(check.Fail(Operator, "the release is not signed by an operator of the policy (add an 'operator NAME KEY' line to trust its signer)"))
+	switch {
+	case st.Envelope == nil: // keyless: a Sigstore bundle from a CI identity
+		payload, id, err := provenance.VerifyKeylessStatement(proof.Extra, &v.pol.Provenance, now)
+		if err == nil && sha256.Sum256(payload) != st.PayloadHash {
+			err = fmt.Errorf("the verified payload is not the statement read from the bundle")
+		}
+		if err != nil {
+			vd.add(check.Fail(Operator, "keyless release: %v", err))
+		} else {
+			info.Operator = id.Name
+			vd.add(check.Pass(Operator, "signed keylessly by %s (%s, %s)", id.Name, id.Issuer, id.Subject))
+		}
+	default:
+		if k, ok := st.Envelope.VerifiedBy(policy.Keys(v.pol.Operators)); ok {
+			relKey = &k
+			op, _ := policy.Named(v.pol.Operators, k)
+			info.Operator = op.Name
+			vd.add(check.Pass(Operator, "signed by operator %s", op.Name))
+		} else {
+			vd.add(check.Fail(Operator, "the release is not signed by an operator of the policy (add an 'operator NAME KEY' line to trust its signer)"))
+		}
 	}
 
 	vd.add(matchMeasurements(hw, rel))

@@ -86,7 +86,6 @@ type Auditor struct {
 	metrics    *metrics
 	webhooks   map[string]WebhookConfig
 
-	passMu sync.Mutex // one follow pass per log at a time
 	wake   chan struct{}
 }
 

@@ -86,7 +86,7 @@ type Auditor struct {
 	metrics    *metrics
 	webhooks   map[string]WebhookConfig
 
-	wake   chan struct{}
+	wake chan struct{}
 }
 
 type followedLog struct {

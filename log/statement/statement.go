@@ -11,11 +11,15 @@
 package statement
 
 import (
+	"reflect"
+
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"io"
 	"strings"
 	"time"
@@ -381,33 +385,69 @@ func marshal(v any) ([]byte, error) {
 }
 
 // decodeStrict decodes exactly one JSON value into v, rejecting unknown
-// fields and trailing data, and turns encoding/json's errors into ones
-// that name the field.
+// fields, duplicate names, invalid UTF-8 and trailing data, and turns the
+// decoder's errors into ones that name the field. It uses the
+// encoding/json/v2 implementation (github.com/go-json-experiment/json),
+// several times faster than encoding/json on our statements and strict by
+// default.
 func decodeStrict(b []byte, v any, where string) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		var se *json.SyntaxError
-		switch {
-		case errors.As(err, &te):
-			return fieldErr(where+"."+te.Field, "must be a JSON %s, got %s", te.Type.Kind(), te.Value)
-		case errors.As(err, &se):
-			return fmt.Errorf("%w: %s: invalid JSON at byte %d: %v", ErrMalformed, where, se.Offset, se)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fieldErr(where, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	err := jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true))
+	if err == nil {
+		return nil
+	}
+	var se *jsonv2.SemanticError
+	var sx *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &se):
+		field := where + strings.ReplaceAll(string(se.JSONPointer), "/", ".")
+		if errors.Is(se.Err, jsonv2.ErrUnknownName) {
+			return fieldErr(field, "unknown field")
+		}
+		if se.Err == nil && se.GoType != nil {
+			return fieldErr(field, "must be a JSON %s, got %s", jsonKind(se.GoType.Kind()), kindName(se.JSONKind))
+		}
+		return fieldErr(field, "%v", se.Err)
+	case errors.As(err, &sx):
+		if errors.Is(sx.Err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: %s: truncated or empty JSON", ErrMalformed, where)
 		}
-		return fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
+		return fmt.Errorf("%w: %s: invalid JSON at byte %d: %v", ErrMalformed, where, sx.ByteOffset, sx.Err)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: %s: truncated or empty JSON", ErrMalformed, where)
 	}
-	if dec.More() {
-		return fmt.Errorf("%w: %s: trailing data after the JSON value", ErrMalformed, where)
+	return fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
+}
+
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: %s: trailing data after the JSON value", ErrMalformed, where)
+	return "a value of another type"
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Slice, reflect.Array:
+		return "array (or base64 string)"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Bool:
+		return "boolean"
 	}
-	return nil
+	return "number"
 }
 
 // Encode returns the canonical payload of a release with the given

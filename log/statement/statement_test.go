@@ -133,7 +133,7 @@ func TestParseRejects(t *testing.T) {
 		mut   func(m map[string]any)
 		field string
 	}{
-		{"unknown field", func(m map[string]any) { pred(m)["colour"] = "red" }, `unknown field "colour"`},
+		{"unknown field", func(m map[string]any) { pred(m)["colour"] = "red" }, "predicate.colour: unknown field"},
 		{"bad hex", func(m map[string]any) {
 			pred(m)["measurements"].(map[string]any)["snp"].(map[string]any)["launch_digest"] = strings.Repeat("zz", 48)
 		}, "launch_digest"},

@@ -57,8 +57,9 @@ var AlertKinds = []string{AlertUnloggedMeasurement, AlertRebuildMismatch, AlertR
 type Alert = store.Alert
 
 // ProvenanceCheck verifies a release's build provenance (the Sigstore
-// bundle in Release.Provenance) against the auditor's policy. It is the
-// hook for policy/provenance; without one, provenance is not checked.
+// bundle in Release.Provenance) against the auditor's policy. Without
+// one, policy/provenance.Check runs under the log's policy (its
+// sigstore-root and builder lines).
 type ProvenanceCheck func(ctx context.Context, pol *policy.Policy, p *statement.Parsed) error
 
 // Option configures Open.

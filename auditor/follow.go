@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/tlog"
@@ -19,6 +20,7 @@ import (
 	"github.com/attestlog/attestlog/auditor/misbehaviour"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/policy/provenance"
 )
 
 // entryBatch is how many entries are verified and committed together.
@@ -442,6 +444,29 @@ func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, raw []rawEntr
 // checkEntry does the checks of one entry that need no other entry.
 func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) checkedEntry {
 	c := checkedEntry{rawEntry: e}
+	pol := l.pol
+	if statement.IsBundle(e.data) {
+		// A keyless release: a Sigstore bundle signed by a CI identity
+		// the policy names as a keyless operator.
+		p, err := statement.ParseEntry(e.data)
+		if err != nil {
+			c.invalid = err.Error()
+			return c
+		}
+		c.p = p
+		if p.Kind != statement.KindRelease {
+			c.invalid = "a keyless (Sigstore bundle) entry must be a release"
+			return c
+		}
+		if _, _, err := provenance.VerifyKeylessStatement(e.data, &pol.Provenance, time.Now()); err != nil {
+			c.invalid = "keyless release: " + err.Error()
+			return c
+		}
+		if err := a.checkProvenance(ctx, pol, p); err != nil {
+			c.invalid = "provenance: " + err.Error()
+		}
+		return c
+	}
 	p, err := statement.Parse(e.data)
 	if err != nil {
 		c.invalid = err.Error()
@@ -453,7 +478,6 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 		c.invalid = "the logged envelope is not in canonical form"
 		return c
 	}
-	pol := l.pol
 	switch p.Kind {
 	case statement.KindRelease:
 		k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators))
@@ -462,8 +486,8 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 			return c
 		}
 		c.signer = k
-		if len(p.Release.Provenance) > 0 && a.provenance != nil {
-			if err := a.provenance(ctx, pol, p); err != nil {
+		if len(p.Release.Provenance) > 0 {
+			if err := a.checkProvenance(ctx, pol, p); err != nil {
 				c.invalid = "provenance: " + err.Error()
 				return c
 			}
@@ -488,4 +512,20 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 		c.signer = k
 	}
 	return c
+}
+
+// checkProvenance checks a release's provenance with the hook, or by
+// default with policy/provenance under the log's policy.
+func (a *Auditor) checkProvenance(ctx context.Context, pol *policy.Policy, p *statement.Parsed) error {
+	if a.provenance != nil {
+		return a.provenance(ctx, pol, p)
+	}
+	if len(p.Release.Provenance) == 0 {
+		return nil
+	}
+	cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, time.Now())
+	if err != nil {
+		return err
+	}
+	return provenance.Rejection(cs)
 }

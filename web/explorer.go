@@ -1,0 +1,524 @@
+package web
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/attestlog/attestlog/log/api"
+	"github.com/attestlog/attestlog/log/logserver"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/policy"
+)
+
+// Log is what the explorer reads; *logserver.Log implements it. Methods
+// return errors wrapping logserver.ErrNotFound for a missing entry and
+// logserver.ErrNotWitnessed for an entry no published checkpoint covers
+// yet; Checkpoint returns an error wrapping os.ErrNotExist before the
+// first checkpoint is published.
+type Log interface {
+	// Checkpoint returns the latest published (witnessed) checkpoint.
+	Checkpoint(ctx context.Context) ([]byte, error)
+	// Checkpoints returns up to n published checkpoints, newest first.
+	Checkpoints(ctx context.Context, n int) ([]logserver.CheckpointRecord, error)
+	// Recent returns up to n entries, newest first, with indexes below
+	// before (0: from the newest).
+	Recent(ctx context.Context, n int, before uint64) ([]api.EntryInfo, error)
+	// Describe returns the indexed view of entry idx, with a release's
+	// reproductions and revocations.
+	Describe(ctx context.Context, idx uint64) (api.EntryInfo, error)
+	// Statement returns entry idx as logged and parsed.
+	Statement(ctx context.Context, idx uint64) (*statement.Parsed, []byte, error)
+	// Lookup returns the entries with measurement or artifact digest v
+	// (lowercase hex), oldest first, each as Describe returns it.
+	Lookup(ctx context.Context, v string) ([]api.EntryInfo, error)
+	// Proof returns the tlog-proof of entry idx under the latest
+	// published checkpoint.
+	Proof(ctx context.Context, idx uint64) (*tlogproof.Proof, error)
+	// VKey returns the log's note verifier key.
+	VKey() string
+}
+
+var _ Log = (*logserver.Log)(nil)
+
+const appExplorer = "Log explorer"
+
+// Explorer is the log explorer: the latest checkpoint and its witness
+// cosignatures, recent entries, entry pages with the decoded statement,
+// its reproductions, revocations and inclusion proof, lookups by
+// measurement or artifact digest, and the checkpoint history.
+//
+// Pages, under the prefix (default [DefaultExplorerPrefix], "/ui/"):
+//
+//	GET /ui/                   latest checkpoint and recent entries (?before=N pages back)
+//	GET /ui/entry/N            entry N (permalink)
+//	GET /ui/m/HEX              entries with measurement or artifact digest HEX (permalink)
+//	GET /ui/search?q=…         an index, a measurement or a digest: redirects to the page above
+//	GET /ui/checkpoints        checkpoint history with cosignatures
+//	GET /ui/static/…           embedded CSS and JavaScript
+//
+// Each page's JSON twin is the same URL with ?format=json.
+type Explorer struct {
+	log    Log
+	o      *options
+	rd     *renderer
+	pol    *policy.Policy
+	origin string
+}
+
+// NewExplorer returns the explorer of l. It fails if an option is invalid
+// or the witness policy does not parse.
+func NewExplorer(l Log, opts ...Option) (*Explorer, error) {
+	o, err := buildOptions(DefaultExplorerPrefix, opts)
+	if err != nil {
+		return nil, err
+	}
+	v, err := note.NewVerifier(l.VKey())
+	if err != nil {
+		return nil, fmt.Errorf("web: log key: %v", err)
+	}
+	// The log's witness policy has no log line; add the log's own key so
+	// that policy.OpenCheckpoint can check the log signature too.
+	pol, err := policy.Parse([]byte("log " + l.VKey() + "\n" + string(o.witnessPolicy)))
+	if err != nil {
+		return nil, fmt.Errorf("web: witness policy: %w", err)
+	}
+	rd, err := newRenderer(o, appExplorer, "home", "entry", "lookup", "checkpoints")
+	if err != nil {
+		return nil, err
+	}
+	return &Explorer{log: l, o: o, rd: rd, pol: pol, origin: v.Name()}, nil
+}
+
+// Prefix returns the path prefix the explorer serves under.
+func (e *Explorer) Prefix() string { return e.o.prefix }
+
+// Handler returns the explorer's HTTP handler, to be mounted at Prefix.
+func (e *Explorer) Handler() http.Handler {
+	mux := http.NewServeMux()
+	p := e.o.prefix
+	mux.HandleFunc("GET "+p+"{$}", e.handleHome)
+	mux.HandleFunc("GET "+p+"entry/{index}", e.handleEntry)
+	mux.HandleFunc("GET "+p+"m/{hex}", e.handleLookup)
+	mux.HandleFunc("GET "+p+"search", e.handleSearch)
+	mux.HandleFunc("GET "+p+"checkpoints", e.handleCheckpoints)
+	mux.Handle("GET "+p+"static/", staticHandler(e.rd.static))
+	mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+		e.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, r.URL.Path),
+			"Start from the explorer's home page, or search for an entry index, a measurement or an artifact digest.", e.nav(""))
+	})
+	return mux
+}
+
+func staticHandler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w)
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (e *Explorer) nav(current string) []navLink {
+	p := e.o.prefix
+	n := []navLink{
+		{Name: "Entries", URL: p, Current: current == "home"},
+		{Name: "Checkpoints", URL: p + "checkpoints", Current: current == "checkpoints"},
+	}
+	if e.o.dashboardURL != "" {
+		n = append(n, navLink{Name: "Audit dashboard", URL: e.o.dashboardURL})
+	}
+	return n
+}
+
+// logErr turns the log's not-found errors into the explorer's.
+func logErr(err error) error {
+	if errors.Is(err, logserver.ErrNotFound) {
+		return fmt.Errorf("%w: %v", errNotFound, strings.TrimPrefix(err.Error(), "not found: "))
+	}
+	return err
+}
+
+// Cosignature is a valid cosignature of a witness named in the witness
+// policy.
+type Cosignature struct {
+	Witness string    `json:"witness"`
+	Time    time.Time `json:"time"`
+}
+
+// CheckpointView is a published checkpoint with its verified
+// cosignatures.
+type CheckpointView struct {
+	Origin   string `json:"origin"`
+	Size     uint64 `json:"size"`
+	RootHash string `json:"root_hash"` // base64, as in the checkpoint
+	// SeenAt is when the log first saw it published (history only).
+	SeenAt       time.Time     `json:"seen_at,omitzero"`
+	Cosignatures []Cosignature `json:"cosignatures"`
+	// OtherSignatures names signature lines by keys that are neither the
+	// log's nor a witness of the policy; they are not verified.
+	OtherSignatures []string `json:"other_signatures,omitempty"`
+	Quorum          string   `json:"quorum"`
+	QuorumMet       bool     `json:"quorum_met"`
+	// Note is the signed checkpoint note.
+	Note string `json:"note"`
+	// Error says why the checkpoint could not be verified, if it could
+	// not; the other fields are then empty.
+	Error string `json:"error,omitempty"`
+}
+
+func (e *Explorer) openCheckpoint(signed []byte, seen time.Time) CheckpointView {
+	v := CheckpointView{Note: string(signed), SeenAt: seen, Cosignatures: []Cosignature{}}
+	c, err := e.pol.OpenCheckpoint(signed)
+	if err != nil {
+		v.Error = err.Error()
+		return v
+	}
+	v.Origin, v.Size, v.RootHash = c.Origin, uint64(c.N), base64.StdEncoding.EncodeToString(c.Hash[:])
+	for _, name := range c.CosignerNames() {
+		v.Cosignatures = append(v.Cosignatures, Cosignature{Witness: name, Time: c.Cosigned[name].UTC()})
+	}
+	for _, s := range c.Note.UnverifiedSigs {
+		v.OtherSignatures = append(v.OtherSignatures, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+	}
+	v.Quorum = "none"
+	if e.pol.Quorum != nil {
+		v.Quorum = e.pol.Quorum.String()
+	}
+	v.QuorumMet = c.QuorumMet || e.pol.Quorum == nil
+	return v
+}
+
+// latest returns the latest published checkpoint, or nil and a message.
+func (e *Explorer) latest(ctx context.Context) (*CheckpointView, string, error) {
+	cp, err := e.log.Checkpoint(ctx)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "No checkpoint has been published yet: the log publishes one once its witness quorum has cosigned it.", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	v := e.openCheckpoint(cp, time.Time{})
+	return &v, "", nil
+}
+
+// HomeView is the data of the explorer's home page.
+type HomeView struct {
+	Origin string `json:"origin"`
+	VKey   string `json:"vkey"`
+	// Checkpoint is the latest published checkpoint; nil with
+	// CheckpointMessage saying why when there is none.
+	Checkpoint        *CheckpointView `json:"checkpoint"`
+	CheckpointMessage string          `json:"checkpoint_message,omitempty"`
+	Entries           []api.EntryInfo `json:"entries"`
+	// Before is the ?before of this page (0: the newest entries).
+	Before uint64 `json:"before,omitempty"`
+	// Older is the ?before of the next page of older entries (0: none).
+	Older uint64 `json:"older,omitempty"`
+}
+
+func (e *Explorer) handleHome(w http.ResponseWriter, r *http.Request) {
+	var before uint64
+	if s := r.URL.Query().Get("before"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 63)
+		if err != nil || n == 0 {
+			e.rd.fail(w, r, fmt.Errorf("%w: before=%q is not a positive entry index", errBadRequest, s), "Use ?before=N to list the entries below index N.", e.nav("home"))
+			return
+		}
+		before = n
+	}
+	v := HomeView{Origin: e.origin, VKey: e.log.VKey(), Before: before}
+	var err error
+	if v.Checkpoint, v.CheckpointMessage, err = e.latest(r.Context()); err != nil {
+		e.rd.fail(w, r, err, "", e.nav("home"))
+		return
+	}
+	// One more than a page tells whether there is an older page.
+	es, err := e.log.Recent(r.Context(), e.o.pageSize+1, before)
+	if err != nil {
+		e.rd.fail(w, r, err, "", e.nav("home"))
+		return
+	}
+	if len(es) > e.o.pageSize {
+		es = es[:e.o.pageSize]
+		v.Older = es[len(es)-1].Index
+	}
+	v.Entries = append([]api.EntryInfo{}, es...)
+	e.rd.render(w, r, http.StatusOK, "home", "Log explorer", v, e.nav("home"), "")
+}
+
+// NamedValue is a named measurement.
+type NamedValue struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// ReleaseView is a decoded release statement.
+type ReleaseView struct {
+	Version      string              `json:"version"`
+	Platform     string              `json:"platform"`
+	Time         time.Time           `json:"time"`
+	Measurements []NamedValue        `json:"measurements"`
+	Artifacts    []statement.Subject `json:"artifacts"`
+	Source       statement.Source    `json:"source"`
+	// SourceURL and CommitURL link the source when its repository is an
+	// http(s) URL.
+	SourceURL  string           `json:"source_url,omitempty"`
+	CommitURL  string           `json:"commit_url,omitempty"`
+	Recipe     statement.Recipe `json:"recipe"`
+	Provenance *ProvenanceView  `json:"provenance"` // nil: no provenance
+}
+
+// EntryView is the data of an entry page.
+type EntryView struct {
+	Info         api.EntryInfo           `json:"info"`
+	Release      *ReleaseView            `json:"release,omitempty"`
+	Reproduction *statement.Reproduction `json:"reproduction,omitempty"`
+	Revocation   *statement.Revocation   `json:"revocation,omitempty"`
+	// ReproductionMeasurements are the measurements a reproduction
+	// computed.
+	ReproductionMeasurements []NamedValue `json:"reproduction_measurements,omitempty"`
+	// SignatureKeyIDs are the key IDs of the envelope's signatures.
+	SignatureKeyIDs []string `json:"signature_key_ids"`
+	// Entry is the logged entry (the DSSE envelope), base64 in JSON.
+	Entry []byte `json:"entry"`
+	// Proof is the inclusion proof under the latest published
+	// checkpoint; nil with ProofMessage saying why when there is none.
+	Proof        *ProofView `json:"proof"`
+	ProofMessage string     `json:"proof_message,omitempty"`
+}
+
+// ProofView is an inclusion proof and the checkpoint it is under.
+type ProofView struct {
+	Index      uint64         `json:"index"`
+	Hashes     []string       `json:"hashes"` // base64, leaf to root
+	Checkpoint CheckpointView `json:"checkpoint"`
+	// TLogProof is the c2sp.org/tlog-proof text, verifiable offline.
+	TLogProof string `json:"tlog_proof"`
+}
+
+func measurementsOf(m statement.Measurements) []NamedValue {
+	var out []NamedValue
+	add := func(name, v string) {
+		if v != "" {
+			out = append(out, NamedValue{Name: name, Value: v})
+		}
+	}
+	if s := m.SNP; s != nil {
+		add("Launch digest (MEASUREMENT)", s.LaunchDigest)
+		add("Guest policy", s.GuestPolicy)
+		add("Family ID", s.FamilyID)
+		add("Image ID", s.ImageID)
+	}
+	if t := m.TDX; t != nil {
+		add("MRTD", t.MRTD)
+		add("RTMR0", t.RTMR0)
+		add("RTMR1", t.RTMR1)
+		add("RTMR2", t.RTMR2)
+		add("RTMR3", t.RTMR3)
+		add("MRCONFIGID", t.MRConfigID)
+	}
+	return out
+}
+
+// webURL returns s if it is an absolute http(s) URL, else "".
+func webURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return ""
+	}
+	return u.String()
+}
+
+// commitURL links a commit on the forges whose URL layout is known.
+func commitURL(repo, commit string) string {
+	u := webURL(repo)
+	if u == "" {
+		return ""
+	}
+	pu, _ := url.Parse(u)
+	switch pu.Host {
+	case "github.com", "gitlab.com", "codeberg.org":
+		return strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git") + "/commit/" + commit
+	}
+	return ""
+}
+
+func (e *Explorer) handleEntry(w http.ResponseWriter, r *http.Request) {
+	s := r.PathValue("index")
+	idx, err := strconv.ParseUint(s, 10, 63)
+	if err != nil {
+		e.rd.fail(w, r, fmt.Errorf("%w: %q is not an entry index (a non-negative integer)", errBadRequest, s), "Entry pages are "+e.o.prefix+"entry/N.", e.nav(""))
+		return
+	}
+	ctx := r.Context()
+	info, err := e.log.Describe(ctx, idx)
+	if err != nil {
+		e.rd.fail(w, r, logErr(err), "The log may not have that many entries yet; the home page lists the newest.", e.nav(""))
+		return
+	}
+	p, entry, err := e.log.Statement(ctx, idx)
+	if err != nil {
+		e.rd.fail(w, r, logErr(err), "", e.nav(""))
+		return
+	}
+	v := EntryView{Info: info, Entry: entry, SignatureKeyIDs: []string{}}
+	for _, s := range p.Envelope.Signatures {
+		v.SignatureKeyIDs = append(v.SignatureKeyIDs, s.KeyID)
+	}
+	switch p.Kind {
+	case statement.KindRelease:
+		rel := p.Release
+		rv := &ReleaseView{
+			Version: rel.Version, Platform: rel.Platform, Time: rel.Time,
+			Measurements: measurementsOf(rel.Measurements), Artifacts: p.Statement.Subject,
+			Source: rel.Source, SourceURL: webURL(rel.Source.Repo), CommitURL: commitURL(rel.Source.Repo, rel.Source.Commit),
+			Recipe: rel.Recipe,
+		}
+		if len(rel.Provenance) > 0 {
+			rv.Provenance = decodeProvenance(rel.Provenance)
+		}
+		v.Release = rv
+	case statement.KindReproduction:
+		v.Reproduction = p.Reproduction
+		v.ReproductionMeasurements = measurementsOf(p.Reproduction.Measurements)
+	case statement.KindRevocation:
+		v.Revocation = p.Revocation
+	}
+	switch pr, err := e.log.Proof(ctx, idx); {
+	case err == nil:
+		pv := &ProofView{Index: pr.Index, TLogProof: string(pr.Marshal()), Hashes: []string{}}
+		for _, h := range pr.Hashes {
+			pv.Hashes = append(pv.Hashes, base64.StdEncoding.EncodeToString(h[:]))
+		}
+		pv.Checkpoint = e.openCheckpoint(pr.Checkpoint, time.Time{})
+		v.Proof = pv
+	case errors.Is(err, logserver.ErrNotWitnessed):
+		v.ProofMessage = "Not yet covered by a witnessed checkpoint; the proof appears here once the witness quorum has cosigned a checkpoint that includes this entry."
+	default:
+		e.rd.fail(w, r, err, "", e.nav(""))
+		return
+	}
+	title := fmt.Sprintf("Entry %d: %s", idx, p.Kind)
+	if v.Release != nil {
+		title = fmt.Sprintf("Entry %d: release %s", idx, v.Release.Version)
+	}
+	e.rd.render(w, r, http.StatusOK, "entry", title, v, e.nav(""), "")
+}
+
+// LookupView is the data of a measurement or digest page.
+type LookupView struct {
+	// Query is the measurement or digest looked up (lowercase hex).
+	Query string `json:"query"`
+	// Entries are the entries with it (releases with their reproductions
+	// and revocations, and reproductions that computed it), oldest first.
+	Entries []api.EntryInfo `json:"entries"`
+	// Releases counts the releases among Entries.
+	Releases int `json:"releases"`
+}
+
+var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
+
+// MinHexLen and MaxHexLen bound what search accepts as a measurement or
+// digest: SHA-256 is 64 hex characters, SNP and TDX measurements and
+// SHA-384 are 96.
+const (
+	MinHexLen = 32
+	MaxHexLen = 128
+)
+
+func (e *Explorer) handleLookup(w http.ResponseWriter, r *http.Request) {
+	s := r.PathValue("hex")
+	h := strings.ToLower(s)
+	if !hexRE.MatchString(h) || len(h)%2 != 0 || len(h) < MinHexLen || len(h) > MaxHexLen {
+		e.rd.fail(w, r, fmt.Errorf("%w: %q is not a measurement or digest (%d to %d hex characters)", errBadRequest, s, MinHexLen, MaxHexLen), "Paste the full measurement or artifact digest in hex.", e.nav(""))
+		return
+	}
+	if h != s { // one permalink per value
+		http.Redirect(w, r, e.o.prefix+"m/"+h+keepFormat(r), http.StatusMovedPermanently)
+		return
+	}
+	es, err := e.log.Lookup(r.Context(), h)
+	if err != nil {
+		e.rd.fail(w, r, logErr(err), "", e.nav(""))
+		return
+	}
+	v := LookupView{Query: h, Entries: append([]api.EntryInfo{}, es...)}
+	for _, en := range es {
+		if en.Kind == string(statement.KindRelease) {
+			v.Releases++
+		}
+	}
+	code := http.StatusOK
+	if len(es) == 0 {
+		code = http.StatusNotFound
+	}
+	e.rd.render(w, r, code, "lookup", "Measurement "+shortHex(h), v, e.nav(""), h)
+}
+
+func keepFormat(r *http.Request) string {
+	if wantsJSON(r) {
+		return "?format=json"
+	}
+	return ""
+}
+
+func (e *Explorer) handleSearch(w http.ResponseWriter, r *http.Request) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	s := strings.TrimPrefix(strings.TrimPrefix(q, "#"), "0x")
+	hint := "Search takes an entry index (e.g. 12), or a full measurement (SNP launch digest, TDX MRTD or RTMR) or artifact digest in hex."
+	switch {
+	case q == "":
+		e.rd.fail(w, r, fmt.Errorf("%w: the search box is empty", errBadRequest), hint, e.nav(""))
+	case len(s) <= 19 && s != "" && strings.Trim(s, "0123456789") == "":
+		n, err := strconv.ParseUint(s, 10, 63)
+		if err != nil {
+			e.rd.fail(w, r, fmt.Errorf("%w: %q is too large for an entry index", errBadRequest, q), hint, e.nav(""))
+			return
+		}
+		http.Redirect(w, r, fmt.Sprintf("%sentry/%d%s", e.o.prefix, n, keepFormat(r)), http.StatusSeeOther)
+	default:
+		h := strings.ToLower(s)
+		if !hexRE.MatchString(h) {
+			e.rd.fail(w, r, fmt.Errorf("%w: %q is neither an entry index nor hex", errBadRequest, q), hint, e.nav(""))
+			return
+		}
+		if len(h)%2 != 0 || len(h) < MinHexLen || len(h) > MaxHexLen {
+			e.rd.fail(w, r, fmt.Errorf("%w: %q has %d hex characters; a measurement or digest has %d to %d (prefixes are not searched)", errBadRequest, q, len(h), MinHexLen, MaxHexLen), hint, e.nav(""))
+			return
+		}
+		http.Redirect(w, r, e.o.prefix+"m/"+h+keepFormat(r), http.StatusSeeOther)
+	}
+}
+
+// CheckpointsView is the data of the checkpoint history page.
+type CheckpointsView struct {
+	Origin      string           `json:"origin"`
+	Checkpoints []CheckpointView `json:"checkpoints"` // newest first
+}
+
+// MaxCheckpoints is how many checkpoints the history page shows.
+const MaxCheckpoints = 100
+
+func (e *Explorer) handleCheckpoints(w http.ResponseWriter, r *http.Request) {
+	cps, err := e.log.Checkpoints(r.Context(), MaxCheckpoints)
+	if err != nil {
+		e.rd.fail(w, r, err, "", e.nav("checkpoints"))
+		return
+	}
+	v := CheckpointsView{Origin: e.origin, Checkpoints: []CheckpointView{}}
+	for _, c := range cps {
+		v.Checkpoints = append(v.Checkpoints, e.openCheckpoint(c.Note, c.SeenAt.UTC()))
+	}
+	e.rd.render(w, r, http.StatusOK, "checkpoints", "Checkpoint history", v, e.nav("checkpoints"), "")
+}

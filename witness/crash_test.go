@@ -100,6 +100,7 @@ func startHelper(t *testing.T, dir, cfgPath, crash string) *helperProc {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+cfgPath, helperAddrEnv+"="+addrFile, helperCrashEnv+"="+crash)
 	cmd.Stderr = os.Stderr
+	witnesstest.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -163,6 +163,7 @@ func startOurWitness(ctx context.Context, dir string) (string, string, func(), e
 		return "", "", nil, err
 	}
 	cmd := exec.Command(self, "witness", "serve", "--config", cfg)
+	witnesstest.DieWithParent(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return "", "", nil, err

@@ -74,6 +74,7 @@ func (p *Peer) Close() {
 }
 
 func (p *Peer) start(cmd *exec.Cmd) (chan struct{}, error) {
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -181,4 +181,3 @@ func TestDashboardEmptyAndErrors(t *testing.T) {
 		t.Error("NewDashboard with a bad prefix succeeded")
 	}
 }
-

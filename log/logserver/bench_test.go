@@ -1,7 +1,11 @@
 package logserver
 
 import (
+	"net/http"
+	"sync/atomic"
 	"testing"
+
+	"github.com/attestlog/attestlog/log/client"
 
 	"github.com/attestlog/attestlog/log/loadtest"
 )
@@ -27,6 +31,30 @@ func BenchmarkAdmit(b *testing.B) {
 			i++
 			mu <- struct{}{}
 			if _, err := tl.Admit(b.Context(), e); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkAddHTTP is BenchmarkAdmit through POST /add on loopback.
+func BenchmarkAddHTTP(b *testing.B) {
+	tl := newTestLog(b, nil)
+	gen := loadtest.NewGenerator(tl.operator)
+	entries := make([][]byte, b.N)
+	for i := range entries {
+		entries[i], _ = gen.Next()
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	c, _ := client.New(tl.url, hc)
+	var next atomic.Int64
+	b.ResetTimer()
+	b.SetParallelism(128)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e := entries[next.Add(1)-1]
+			if _, err := c.Add(b.Context(), e); err != nil {
 				b.Error(err)
 				return
 			}

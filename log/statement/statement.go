@@ -369,7 +369,27 @@ func encode(subject []Subject, predicateType string, pred any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return marshal(Statement{Type: StatementType, Subject: subject, PredicateType: predicateType, Predicate: pb})
+	// The Statement struct's encoding, written out so that the predicate,
+	// already compact, is not re-compacted as a json.RawMessage would be.
+	sb, err := marshal(subject)
+	if err != nil {
+		return nil, err
+	}
+	tb, _ := marshal(StatementType)
+	ptb, err := marshal(predicateType)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(pb)+len(sb)+len(ptb)+64)
+	b = append(b, `{"_type":`...)
+	b = append(b, tb...)
+	b = append(b, `,"subject":`...)
+	b = append(b, sb...)
+	b = append(b, `,"predicateType":`...)
+	b = append(b, ptb...)
+	b = append(b, `,"predicate":`...)
+	b = append(b, pb...)
+	return append(b, '}'), nil
 }
 
 // marshal is json.Marshal without HTML escaping, so that statements read
@@ -468,17 +488,22 @@ func EncodeRevocation(ref EntryRef, r *Revocation) ([]byte, error) {
 	return encodeChecked([]Subject{ref.Subject()}, PredicateRevocation, r)
 }
 
-// encodeChecked encodes and then parses the result, so that nothing is
-// signed that the log would reject as malformed.
+// encodeChecked validates the statement as Parse would and encodes it,
+// so that nothing is signed that the log would reject as malformed.
 func encodeChecked(subject []Subject, predicateType string, pred any) ([]byte, error) {
-	b, err := encode(subject, predicateType, pred)
-	if err != nil {
+	p := &Parsed{Statement: Statement{Type: StatementType, Subject: subject, PredicateType: predicateType}}
+	switch v := pred.(type) {
+	case *Release:
+		p.Kind, p.Release = KindRelease, v
+	case *Reproduction:
+		p.Kind, p.Reproduction = KindReproduction, v
+	case *Revocation:
+		p.Kind, p.Revocation = KindRevocation, v
+	}
+	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := ParseStatement(b); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return encode(subject, predicateType, pred)
 }
 
 // Sign encodes payload in a signed envelope and returns the entry bytes.

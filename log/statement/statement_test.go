@@ -293,8 +293,13 @@ func FuzzParseReleaseSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := EncodeRelease(subj, r); err != nil {
+		enc, err := EncodeRelease(subj, r)
+		if err != nil {
 			t.Fatalf("accepted spec does not encode: %v", err)
+		}
+		// What the publisher signs, the log accepts.
+		if _, err := ParseStatement(enc); err != nil {
+			t.Fatalf("encoded release does not parse: %v", err)
 		}
 	})
 }

@@ -114,7 +114,13 @@ func (b *browser) location(t *testing.T) string {
 // screenshot saves a full-page PNG as name in the artifacts directory.
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	b.save(t, name, chromedp.FullScreenshot(100))
+}
+
+// save saves the PNG that shot takes as name in the artifacts directory.
+func (b *browser) save(t *testing.T, name string, shot chromedp.Action[[]byte]) {
+	t.Helper()
+	png, err := chromedp.Run(b.ctx, shot)
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
@@ -235,7 +241,7 @@ func TestBrowser(t *testing.T) {
 		{"10-phone-home.png", "/ui/"},
 	} {
 		b.do(t, "phone "+p.path,
-			chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+			chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
 			chromedp.Navigate(srv.URL+p.path), chromedp.WaitVisible(chromedp.CSS("main")))
 		if w := b.eval(t, `document.documentElement.scrollWidth + " " + window.innerWidth`); func() bool {
 			var sw, iw int
@@ -244,7 +250,7 @@ func TestBrowser(t *testing.T) {
 		}() {
 			t.Errorf("phone %s: page is wider than the screen (scrollWidth, innerWidth = %s)", p.path, w)
 		}
-		b.screenshot(t, p.name)
+		b.save(t, p.name, chromedp.CaptureScreenshot()) // what the phone shows first
 	}
 	b.noDialogs(t)
 }

@@ -240,6 +240,9 @@ func (d *Dashboard) handleHome(w http.ResponseWriter, r *http.Request) {
 	for _, l := range v.Logs {
 		v.Explorers[l.Origin] = l.ExplorerURL
 	}
+	if len(v.Logs) == 1 {
+		v.Explorers[""] = v.Logs[0].ExplorerURL
+	}
 	if v.Deployments == nil {
 		v.Deployments = []AuditDeployment{}
 	}
@@ -260,6 +263,8 @@ func sortAlerts(a []AuditAlert) {
 type AlertsView struct {
 	Open []AuditAlert `json:"open"`
 	Past []AuditAlert `json:"past"`
+	// Explorers maps log origins to their explorer URL.
+	Explorers map[string]string `json:"-"`
 }
 
 func (d *Dashboard) handleAlerts(w http.ResponseWriter, r *http.Request) {
@@ -268,7 +273,7 @@ func (d *Dashboard) handleAlerts(w http.ResponseWriter, r *http.Request) {
 		d.rd.fail(w, r, err, "", d.nav("alerts"))
 		return
 	}
-	v := AlertsView{Open: []AuditAlert{}, Past: []AuditAlert{}}
+	v := AlertsView{Open: []AuditAlert{}, Past: []AuditAlert{}, Explorers: d.explorers(r.Context())}
 	for _, a := range alerts {
 		if a.Open {
 			v.Open = append(v.Open, a)
@@ -279,6 +284,23 @@ func (d *Dashboard) handleAlerts(w http.ResponseWriter, r *http.Request) {
 	sortAlerts(v.Open)
 	sortAlerts(v.Past)
 	d.rd.render(w, r, http.StatusOK, "alerts", "Alerts", v, d.nav("alerts"), "")
+}
+
+// explorers maps log origins to their explorer URL; an alert without an
+// origin uses the only log's.
+func (d *Dashboard) explorers(ctx context.Context) map[string]string {
+	m := map[string]string{}
+	logs, err := d.src.Logs(ctx)
+	if err != nil {
+		return m
+	}
+	for _, l := range logs {
+		m[l.Origin] = l.ExplorerURL
+	}
+	if len(logs) == 1 {
+		m[""] = logs[0].ExplorerURL
+	}
+	return m
 }
 
 // AlertView is the data of an alert page.
@@ -315,13 +337,7 @@ func (d *Dashboard) handleAlert(w http.ResponseWriter, r *http.Request) {
 				v.EvidenceText = string(a.Evidence)
 			}
 		}
-		if logs, err := d.src.Logs(r.Context()); err == nil {
-			for _, l := range logs {
-				if l.Origin == a.Origin || (a.Origin == "" && len(logs) == 1) {
-					v.ExplorerURL = l.ExplorerURL
-				}
-			}
-		}
+		v.ExplorerURL = d.explorers(r.Context())[a.Origin]
 		d.rd.render(w, r, http.StatusOK, "alert", fmt.Sprintf("Alert %d: %s", a.ID, a.Kind), v, d.nav(""), "")
 		return
 	}

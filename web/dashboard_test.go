@@ -90,7 +90,7 @@ func TestDashboardPages(t *testing.T) {
 			"reproduced", "reproduction #1", "failed", "make: exit 2", "revoked", "queued",
 			"&lt;script&gt;alert(1)&lt;/script&gt;", "connection refused",
 			"<strong>6</strong> entries", "1 to verify", "slow-witness", "4 entries behind", "up to date", "timeout"}, []string{"rebuild-failed"}},
-		{"/audit/alerts", 200, []string{"Open (1)", "Past (1)", "unlogged-measurement", "rebuild-failed", `href="/audit/alert/3"`}, nil},
+		{"/audit/alerts", 200, []string{"Open (1)", "Past (1)", "unlogged-measurement", "rebuild-failed", `href="/audit/alert/3"`, `href="/ui/m/` + unlogged + `"`}, nil},
 		{"/audit/alert/7", 200, []string{"Alert 7: unlogged-measurement", "Open.", unlogged, `href="/ui/m/` + unlogged + `"`, "&#34;nonce&#34;: &#34;00ff&#34;"}, nil},
 		{"/audit/alert/3", 200, []string{"Past", "&lt;b&gt;boom&lt;/b&gt;", "&lt;script&gt;"}, nil},
 		{"/audit/alert/8", 404, []string{"no alert 8"}, nil},

@@ -220,7 +220,9 @@ type HomeView struct {
 	// CheckpointMessage saying why when there is none.
 	Checkpoint        *CheckpointView `json:"checkpoint"`
 	CheckpointMessage string          `json:"checkpoint_message,omitempty"`
-	Entries           []api.EntryInfo `json:"entries"`
+	// Entries are the newest entries (releases with their
+	// reproductions and revocations), newest first.
+	Entries []api.EntryInfo `json:"entries"`
 	// Before is the ?before of this page (0: the newest entries).
 	Before uint64 `json:"before,omitempty"`
 	// Older is the ?before of the next page of older entries (0: none).
@@ -253,6 +255,19 @@ func (e *Explorer) handleHome(w http.ResponseWriter, r *http.Request) {
 		es = es[:e.o.pageSize]
 		v.Older = es[len(es)-1].Index
 	}
+	// Releases with their reproductions and revocations, so that the list
+	// shows which are reproduced or revoked.
+	for i, en := range es {
+		if en.Kind != string(statement.KindRelease) {
+			continue
+		}
+		if d, err := e.log.Describe(r.Context(), en.Index); err == nil {
+			es[i] = d
+		} else if !errors.Is(err, logserver.ErrNotFound) {
+			e.rd.fail(w, r, err, "", e.nav("home"))
+			return
+		}
+	}
 	v.Entries = append([]api.EntryInfo{}, es...)
 	e.rd.render(w, r, http.StatusOK, "home", "Log explorer", v, e.nav("home"), "")
 }
@@ -261,6 +276,9 @@ func (e *Explorer) handleHome(w http.ResponseWriter, r *http.Request) {
 type NamedValue struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+	// Indexed reports whether the log's index can look the value up
+	// (launch digest, MRTD, RTMRs, MRCONFIGID; not guest policy or IDs).
+	Indexed bool `json:"indexed"`
 }
 
 // ReleaseView is a decoded release statement.
@@ -309,9 +327,13 @@ type ProofView struct {
 
 func measurementsOf(m statement.Measurements) []NamedValue {
 	var out []NamedValue
+	indexed := map[string]bool{}
+	for _, v := range m.Values() {
+		indexed[v] = true
+	}
 	add := func(name, v string) {
 		if v != "" {
-			out = append(out, NamedValue{Name: name, Value: v})
+			out = append(out, NamedValue{Name: name, Value: v, Indexed: indexed[v]})
 		}
 	}
 	if s := m.SNP; s != nil {

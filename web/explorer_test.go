@@ -101,9 +101,9 @@ func TestExplorerPages(t *testing.T) {
 		want    []string
 		notWant []string
 	}{
-		{"/ui/", 200, []string{testOrigin, "local-witness", "Newest entries", `href="/ui/entry/0"`, "2.0.0", "no provenance", "revokes", "/audit/"}, nil},
+		{"/ui/", 200, []string{testOrigin, "local-witness", "Newest entries", `href="/ui/entry/0"`, "2.0.0", "no provenance", "revokes", "/audit/", "✓ reproduced ×1", `<span class="badge bad">revoked</span>`}, nil},
 		{e(tl.provRelease), 200, []string{"release 2.0.0", ci.Subject, provenancetest.GitHubHostedRunner, "token.actions.githubusercontent.com",
-			"independent-auditor", "✓ match", "local-witness", "c2sp.org/tlog-proof@v1", `href="https://github.com/acme/enclave/commit/` + tl.commit + `"`, tl.provMeasurement}, []string{"No provenance"}},
+			"independent-auditor", "✓ match", "local-witness", "c2sp.org/tlog-proof@v1", `href="https://github.com/acme/enclave/commit/` + tl.commit + `"`, tl.provMeasurement, "same as the release"}, []string{"No provenance", `href="/ui/m/0000000000030000"`}},
 		{e(tl.plainRelease), 200, []string{"release 1.9.0", "No provenance", "none yet"}, []string{"Sigstore bundle"}},
 		{e(tl.hostileRelease), 200, []string{"&lt;script&gt;alert(1)&lt;/script&gt;", `<span class="ctl" title="invisible or control character">U&#43;202E</span>`, "javascript:alert(2)", "&lt;img src=x onerror=alert(3)&gt;"}, nil},
 		{e(tl.revokedRelease), 200, []string{"Revoked", fmt.Sprintf(`href="/ui/entry/%d"`, tl.revocation)}, nil},

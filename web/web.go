@@ -268,6 +268,13 @@ var funcs = template.FuncMap{
 	"lower":  strings.ToLower,
 	"plural": plural,
 	"kv":     func(p string, v any) map[string]any { return map[string]any{"P": p, "V": v} },
+	"dict": func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	},
 	"deref": func(p *uint64) uint64 {
 		if p == nil {
 			return 0

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/attestlog/attestlog/auditor"
 	"github.com/attestlog/attestlog/internal/fakeenclave"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
@@ -24,7 +25,7 @@ import (
 )
 
 func init() {
-	register("up", "run the whole system on embedded defaults (log, witness, …)", runUp)
+	register("up", "run the whole system on embedded defaults (log, witness, auditor, demo enclave)", runUp)
 }
 
 // Defaults of 'attestlog up'.
@@ -54,7 +55,11 @@ type UpInfo struct {
 	// trusted only by the client policy above) for the example release,
 	// with its proof stapled.
 	Demo UpDemo `json:"demo"`
-	PID  int    `json:"pid"`
+	// Auditor follows the log and watches the demo enclave.
+	AuditorURL    string `json:"auditor_url"`
+	AuditorConfig string `json:"auditor_config"`
+	AuditorDB     string `json:"auditor_db"`
+	PID           int    `json:"pid"`
 }
 
 type UpLog struct {
@@ -141,6 +146,7 @@ func runUp(args []string) error {
 	info.Auditor = UpKey{Name: "demo-auditor", Public: info.Auditor.Public, Key: p("auditor.key")}
 	info.ClientPolicy = p("client-policy.txt")
 	info.Demo = UpDemo{URL: base + "/demo", TrustRoot: p("demo-snp-root.pem")}
+	info.AuditorURL, info.AuditorConfig, info.AuditorDB = base+"/auditor", p("auditor.yaml"), p("auditor.db")
 	info.ExampleRelease = p("example-release.yaml")
 
 	// Configuration files are derived from the keys and the address, so
@@ -155,6 +161,12 @@ func runUp(args []string) error {
 			info.Log.VKey, base, info.Witness.VKey, info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
 		"log.yaml": fmt.Sprintf("# Log configuration (written by 'attestlog up').\norigin: %s\nlisten: %s\nkey: log.key\nstorage:\n  posix:\n    dir: tiles\nindex: index.db\npolicy: policy.txt\nwitness_policy: witness-policy.txt\ncheckpoint_interval: 1s\n",
 			upOrigin, ln.Addr().String()),
+		"auditor.yaml": fmt.Sprintf("# Auditor configuration (written by 'attestlog up').\n"+
+			"# Rebuilds are off here: the example release's source is not a real repository.\n"+
+			"# Run 'attestlog audit --config' with rebuild enabled for releases you can rebuild.\n"+
+			"db: auditor.db\nkey: auditor.key\npoll_interval: 2s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: client-policy.txt\n    witness_policy: witness-policy.txt\n"+
+			"deployments:\n  - {name: demo, url: %q, policy: client-policy.txt, interval: 5s}\nrebuild:\n  enabled: false\n",
+			info.Log.VKey, base, info.Demo.URL),
 		"witness.yaml": fmt.Sprintf("# Witness configuration (written by 'attestlog up').\nlisten: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - origin: %s\n    vkey: %s\n",
 			ln.Addr().String(), upOrigin, info.Log.VKey),
 	}
@@ -186,12 +198,16 @@ func runUp(args []string) error {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "the log is starting", http.StatusServiceUnavailable)
 	})))
-	var demoHandler atomic.Value
+	var demoHandler, auditorHandler atomic.Value
 	demoHandler.Store(http.Handler(http.NotFoundHandler()))
+	auditorHandler.Store(http.Handler(http.NotFoundHandler()))
 	mux := http.NewServeMux()
 	mux.Handle("/witness/", http.StripPrefix("/witness", wit.Handler()))
 	mux.Handle("/demo/", http.StripPrefix("/demo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		demoHandler.Load().(http.Handler).ServeHTTP(w, r)
+	})))
+	mux.Handle("/auditor/", http.StripPrefix("/auditor", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auditorHandler.Load().(http.Handler).ServeHTTP(w, r)
 	})))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		logHandler.Load().(http.Handler).ServeHTTP(w, r)
@@ -227,6 +243,26 @@ func runUp(args []string) error {
 		return fmt.Errorf("demo enclave: %w", err)
 	}
 	demoHandler.Store(evidence.Handler(demo, logger.With("component", "demo-enclave")))
+
+	// The auditor follows the log and watches the demo enclave.
+	acfg, err := auditor.LoadConfig(p("auditor.yaml"))
+	if err != nil {
+		return err
+	}
+	aud, err := auditor.Open(ctx, acfg, logger.With("component", "auditor"))
+	if err != nil {
+		return fmt.Errorf("auditor: %w", err)
+	}
+	defer aud.Close()
+	auditorHandler.Store(aud.Handler())
+	audDone := make(chan struct{})
+	go func() {
+		defer close(audDone)
+		if err := aud.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("auditor stopped", "err", err)
+		}
+	}()
+	defer func() { <-audDone }()
 
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(p("up.json"), append(b, '\n'), 0o644); err != nil {
@@ -342,6 +378,7 @@ func printUp(info UpInfo) {
   log      %s   origin %s
   witness  %s   cosigns every checkpoint (quorum: local)
   demo     %s   a test SEV-SNP enclave running release %d
+  auditor  %s/status   follows the log, watches the demo enclave (alerts: attestlog alerts --db %s)
 
 Verify the demo enclave as a client would (hardware, proof, witnesses, policy):
 
@@ -357,7 +394,7 @@ Look it up:
 
 Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
 `, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
-		info.Demo.URL, info.Demo.ReleaseIndex, rel2(info.ClientPolicy), info.Demo.URL,
+		info.Demo.URL, info.Demo.ReleaseIndex, info.AuditorURL, rel2(info.AuditorDB), rel2(info.ClientPolicy), info.Demo.URL,
 		info.Log.URL, key, rel, info.Log.URL, exampleMeasurement, info.Dir)
 }
 

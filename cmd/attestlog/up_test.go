@@ -148,6 +148,12 @@ func TestUpEndToEnd(t *testing.T) {
 		return err != nil && strings.Contains(out, "✗ not revoked: release 0 was revoked: entry") && strings.Contains(out, "demo revoked")
 	}, "verify --log to report the revocation")
 
+	// The auditor 'up' runs sees the demo enclave serve a revoked release.
+	waitFor(t, func() bool {
+		out, _, _ := tryCmd(t, "alerts", "--db", u.info.AuditorDB)
+		return strings.Contains(out, "revoked-release-served")
+	}, "the auditor's revoked-release-served alert")
+
 	// Restart: nothing lost, same keys, duplicates recognised, tree consistent.
 	u.stop(t)
 	u2 := startUp(t, data)

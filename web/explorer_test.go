@@ -123,6 +123,7 @@ func TestExplorerPages(t *testing.T) {
 		{"/ui/search?q=hello", 400, []string{"neither an entry index nor hex"}, nil},
 		{"/ui/search?q=abcd", 400, []string{"prefixes are not searched"}, nil},
 		{"/ui/search?q=" + url.QueryEscape(hostile), 400, []string{"&lt;script&gt;"}, nil},
+		{"/ui/search?q=" + url.QueryEscape(`"><script>alert(1)</script>`), 400, []string{`value="&#34;&gt;&lt;script&gt;`}, nil},
 		{"/ui/nope", 404, []string{"no page /ui/nope"}, nil},
 		{"/ui/entry/1/extra", 404, []string{"no page"}, nil},
 		{"/ui/?before=0", 400, []string{"not a positive entry index"}, nil},

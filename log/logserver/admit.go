@@ -90,6 +90,12 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 			return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
 		}
 	}
+	if !dup && len(l.pending) >= int(l.cfg.Pushback) {
+		// Tessera's POSIX and MySQL drivers do not push back themselves;
+		// bound what waits for integration and indexing here.
+		l.pendingMu.Unlock()
+		return Result{Kind: p.Kind}, fmt.Errorf("%w: %d entries are waiting to be integrated; retry shortly", tessera.ErrPushback, l.cfg.Pushback)
+	}
 	if !dup {
 		fut = memoize(l.add(ctx, tessera.NewEntry(entry)))
 		l.pending[p.PayloadHash] = fut

@@ -57,8 +57,9 @@ type Config struct {
 	// WitnessTimeout bounds one round of collecting cosignatures (default
 	// 10s).
 	WitnessTimeout time.Duration `yaml:"witness_timeout"`
-	// Pushback is how many entries may wait for integration before the
-	// log answers 503 (default 4096).
+	// Pushback is how many accepted entries may wait to be integrated and
+	// indexed before POST /add answers 503 with Retry-After (default
+	// 4096).
 	Pushback uint `yaml:"pushback"`
 }
 

@@ -52,11 +52,36 @@ func newTestLog(t testing.TB, storage *Storage) *testLog {
 // (which may write files the lines name into dir).
 func newTestLogPolicy(t testing.TB, storage *Storage, extra func(dir string) string) *testLog {
 	t.Helper()
+	return newTestLogWitnessed(t, storage, extra, "quorum none\n")
+}
+
+// newTestLogWitnessed is newTestLogPolicy with a witness policy.
+func newTestLogWitnessed(t testing.TB, storage *Storage, extra func(dir string) string, witnessPolicy string) *testLog {
+	t.Helper()
+	return newTestLogFull(t, storage, extra, witnessPolicy, "")
+}
+
+// newTestLogWitnessedKey is newTestLogWitnessed with an existing log key.
+func newTestLogWitnessedKey(t testing.TB, keyPath, witnessPolicy string) *testLog {
+	t.Helper()
+	return newTestLogFull(t, nil, nil, witnessPolicy, keyPath)
+}
+
+func newTestLogFull(t testing.TB, storage *Storage, extra func(dir string) string, witnessPolicy, keyPathOverride string) *testLog {
+	t.Helper()
 	dir := t.TempDir()
-	g, err := keyfile.Generate(keyfile.KindLog, testOrigin, filepath.Join(dir, "log.key"), "")
+	keyPath := keyPathOverride
+	if keyPath == "" {
+		keyPath = filepath.Join(dir, "log.key")
+		if _, err := keyfile.Generate(keyfile.KindLog, testOrigin, keyPath, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, err := keyfile.Public(keyfile.KindLog, keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := struct{ Path, Public string }{keyPath, pub}
 	tl := &testLog{dir: dir}
 	tl.operator, _ = statement.GenerateSigner(statement.AlgEd25519)
 	tl.operator2, _ = statement.GenerateSigner(statement.AlgECDSAP256)
@@ -68,7 +93,7 @@ func newTestLogPolicy(t testing.TB, storage *Storage, extra func(dir string) str
 		pol += extra(dir)
 	}
 	write(t, filepath.Join(dir, "policy.txt"), pol)
-	write(t, filepath.Join(dir, "witnesses.txt"), "quorum none\n")
+	write(t, filepath.Join(dir, "witnesses.txt"), witnessPolicy)
 	if storage == nil {
 		storage = &Storage{POSIX: &POSIXStorage{Dir: filepath.Join(dir, "tiles")}}
 	}
@@ -85,7 +110,7 @@ func newTestLogPolicy(t testing.TB, storage *Storage, extra func(dir string) str
 		t.Fatal(err)
 	}
 	tl.start(t)
-	tl.policy, err = policy.Parse([]byte(fmt.Sprintf("log %s\nquorum none\n%s", g.Public, pol)))
+	tl.policy, err = policy.Parse([]byte(fmt.Sprintf("log %s\n%s%s", g.Public, witnessPolicy, pol)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,5 +543,51 @@ func waitForCond(t *testing.T, f func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPushback: when more entries wait for integration than the pushback
+// setting allows, POST /add answers 503 with Retry-After, and the client
+// retries until it gets an index.
+func TestPushback(t *testing.T) {
+	tl := newTestLog(t, nil)
+	tl.Log.Close(t.Context())
+	tl.cfg.Pushback = 1
+	tl.cfg.BatchMaxAge = 500 * time.Millisecond
+	tl.start(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var retryAfter []string
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(tl.url+"/add", "application/json", bytes.NewReader(release(t, tl.operator, measurement(900+i))))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			if resp.StatusCode == 503 {
+				retryAfter = append(retryAfter, resp.Header.Get("Retry-After"))
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if codes[503] == 0 || codes[200] == 0 || codes[200]+codes[503] != 16 {
+		t.Fatalf("status codes %v, want some 200 and some 503", codes)
+	}
+	for _, ra := range retryAfter {
+		if ra == "" {
+			t.Error("503 without Retry-After")
+		}
+	}
+	// The client's Add retries through pushback.
+	if _, err := tl.client.Add(t.Context(), release(t, tl.operator, measurement(999))); err != nil {
+		t.Errorf("client.Add under pushback = %v", err)
 	}
 }

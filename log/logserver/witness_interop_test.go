@@ -1,0 +1,125 @@
+package logserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/internal/testenv"
+	"github.com/attestlog/attestlog/witness"
+	"github.com/attestlog/attestlog/witness/witnesstest"
+)
+
+// syncBuffer collects peers' output for failure messages.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// TestLogWithThreeWitnesses runs attestlog's log with a 'group … all'
+// quorum of attestlog's witness, litewitness and omniwitness (the real
+// peers, built from the module cache and started on loopback): every
+// checkpoint the log publishes carries all three cosignatures.
+func TestLogWithThreeWitnesses(t *testing.T) {
+	testenv.LookPath(t, "go")
+	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+	defer cancel()
+	binDir := t.TempDir()
+	lwBin, err := witnesstest.BuildPeer(ctx, binDir, witnesstest.LitewitnessPkg)
+	if err != nil {
+		testenv.Missing(t, "litewitness", err)
+	}
+	owBin, err := witnesstest.BuildPeer(ctx, binDir, witnesstest.OmniwitnessPkg)
+	if err != nil {
+		testenv.Missing(t, "omniwitness", err)
+	}
+
+	// The log's key first: the witnesses must know it.
+	keyDir := t.TempDir()
+	skeyPath := filepath.Join(keyDir, "log.key")
+	g, err := keyfile.Generate(keyfile.KindLog, testOrigin, skeyPath, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// attestlog's witness, in process.
+	wskey, _, _ := note.GenerateKey(rand.Reader, "ours.witness.test")
+	wkey := filepath.Join(keyDir, "witness.key")
+	if err := keyfile.WritePrivate(wkey, []byte(wskey)); err != nil {
+		t.Fatal(err)
+	}
+	ours, err := witness.Open(ctx, witness.Config{Key: wkey, DB: filepath.Join(keyDir, "witness.db"),
+		Logs: []witness.LogConfig{{Origin: testOrigin, VKey: g.Public}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ours.Close()
+	oursSrv := httptest.NewServer(ours.Handler())
+	defer oursSrv.Close()
+
+	out := &syncBuffer{}
+	lwDir, err := os.MkdirTemp("", "lw") // short: the agent socket path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(lwDir)
+	lite, err := witnesstest.StartLitewitness(ctx, lwBin, lwDir, "litewitness.test/w", out)
+	if err != nil {
+		testenv.Missing(t, "litewitness with an ssh-agent", err)
+	}
+	defer lite.Close()
+	if err := lite.AddLog(ctx, testOrigin, g.Public); err != nil {
+		t.Fatal(err)
+	}
+	omni, err := witnesstest.StartOmniwitness(ctx, owBin, t.TempDir(), "omniwitness.test/w", "", map[string]string{testOrigin: g.Public}, out)
+	if err != nil {
+		testenv.Missing(t, "omniwitness", err)
+	}
+	defer omni.Close()
+	defer func() {
+		if t.Failed() {
+			t.Logf("peer output:\n%s", out.b.String())
+		}
+	}()
+
+	wp := fmt.Sprintf("witness ours %s %s\nwitness lite %s %s\nwitness omni %s %s\ngroup all-three all ours lite omni\nquorum all-three\n",
+		ours.VerifierKey(), oursSrv.URL, lite.VKey, lite.URL, omni.VKey, omni.URL)
+	tl := newTestLogWitnessedKey(t, skeyPath, wp)
+
+	var entries [][]byte
+	for i := range 5 {
+		e := release(t, tl.operator, measurement(500+i))
+		tl.add(t, e)
+		entries = append(entries, mustEntry(t, e))
+	}
+	p, _, err := tl.client.WaitProof(ctx, 4)
+	if err != nil {
+		t.Fatalf("no witnessed checkpoint: %v\n%s", err, out.b.String())
+	}
+	cp, err := tl.policy.VerifyCheckpoint(p.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cp.CosignerNames(), ","); got != "lite,omni,ours" {
+		t.Errorf("checkpoint cosigned by %s, want lite,omni,ours", got)
+	}
+	tl.verifyProof(t, p, entries[4])
+	checkWithTorchwood(t, tl.url, tl.policy, entries)
+}

@@ -180,6 +180,21 @@ func TestBrowser(t *testing.T) {
 	}
 	b.screenshot(t, "01-explorer-home.png")
 
+	// Keyboard: the first Tab shows the skip link, Enter moves to the
+	// content, the next Tab focuses a control with a visible outline.
+	b.do(t, "tab", chromedp.KeyEvent("\t"))
+	if got := b.eval(t, `document.activeElement.className + " " + (document.activeElement.getBoundingClientRect().left >= 0)`); got != "skip true" {
+		t.Errorf("first Tab focuses %q, want the visible skip link", got)
+	}
+	b.do(t, "enter", chromedp.KeyEvent("\r"))
+	if got := b.eval(t, `document.activeElement.id`); got != "main" {
+		t.Errorf("the skip link moves focus to %q, want main", got)
+	}
+	b.do(t, "tab", chromedp.KeyEvent("\t"))
+	if got := b.eval(t, `document.activeElement.tagName + " " + getComputedStyle(document.activeElement).outlineStyle`); !strings.HasSuffix(got, " solid") || strings.HasPrefix(got, "BODY") {
+		t.Errorf("Tab after the skip link focuses %q, want a control with a solid focus outline", got)
+	}
+
 	// Search for the measurement from the search box.
 	b.do(t, "search",
 		chromedp.SendKeys(chromedp.CSS("#q"), tl.provMeasurement),

@@ -176,7 +176,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"alerts", d.handleAlerts)
 	mux.HandleFunc("GET "+p+"alert/{id}", d.handleAlert)
 	mux.Handle("GET "+p+"static/", staticHandler(d.rd.static))
-	mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
 		d.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, r.URL.Path), "Start from the dashboard's overview.", d.nav(""))
 	})
 	return mux

@@ -114,7 +114,7 @@ func (e *Explorer) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"search", e.handleSearch)
 	mux.HandleFunc("GET "+p+"checkpoints", e.handleCheckpoints)
 	mux.Handle("GET "+p+"static/", staticHandler(e.rd.static))
-	mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
 		e.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, r.URL.Path),
 			"Start from the explorer's home page, or search for an entry index, a measurement or an artifact digest.", e.nav(""))
 	})

@@ -288,6 +288,29 @@ func TestExplorerSearchAndPaging(t *testing.T) {
 	}
 }
 
+func TestExplorerMethods(t *testing.T) {
+	tl := newTestLog(t)
+	srv := explorerServer(t, tl)
+	for _, p := range []string{"/ui/", "/ui/entry/0", "/ui/search?q=1", "/ui/nope"} {
+		resp, err := http.Post(srv.URL+p, "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("POST %s = %d, want 405", p, resp.StatusCode)
+		}
+	}
+	resp, err := http.Head(srv.URL + "/ui/entry/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("HEAD /ui/entry/0 = %d, want 200", resp.StatusCode)
+	}
+}
+
 func TestExplorerStatic(t *testing.T) {
 	tl := newTestLog(t)
 	srv := explorerServer(t, tl)

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/attestlog/attestlog/auditor"
 	"github.com/attestlog/attestlog/auditor/misbehaviour"
+	"github.com/attestlog/attestlog/web"
 )
 
 func init() {
@@ -79,7 +81,15 @@ func runAudit(args []string) error {
 			return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 		}
 		logger.Info("serving status and metrics", "addr", "http://"+ln.Addr().String())
-		go func() { errc <- serve(ctx, newServer(a.Handler()), ln) }()
+		d, err := web.NewDashboard(a.DashboardSource())
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle(d.Prefix(), d.Handler())
+		mux.Handle("GET /{$}", http.RedirectHandler(d.Prefix(), http.StatusFound))
+		mux.Handle("/", a.Handler())
+		go func() { errc <- serve(ctx, newServer(mux), ln) }()
 	}
 	runErr := a.Run(ctx)
 	if cfg.Listen != "" {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"os"
 	"time"
 
 	"github.com/attestlog/attestlog/log/logserver"
+	"github.com/attestlog/attestlog/web"
 )
 
 func init() {
@@ -45,8 +48,35 @@ func runLogServe(args []string) error {
 		defer cancel()
 		l.Close(cctx)
 	}()
-	logger.Info("log serving", "origin", cfg.Origin, "url", "http://"+ln.Addr().String(), "vkey", l.VKey())
-	return serve(ctx, newServer(l.Handler()), ln)
+	h, err := withExplorer(l, cfg.WitnessPolicy, "")
+	if err != nil {
+		return err
+	}
+	logger.Info("log serving", "origin", cfg.Origin, "url", "http://"+ln.Addr().String(), "explorer", "http://"+ln.Addr().String()+web.DefaultExplorerPrefix, "vkey", l.VKey())
+	return serve(ctx, newServer(h), ln)
+}
+
+// withExplorer serves the log's API with the web explorer beside it (and
+// the root redirecting to it). dashboardURL links the explorer to an audit
+// dashboard when one is served too.
+func withExplorer(l *logserver.Log, witnessPolicy, dashboardURL string) (http.Handler, error) {
+	wp, err := os.ReadFile(witnessPolicy)
+	if err != nil {
+		return nil, err
+	}
+	opts := []web.Option{web.WithWitnessPolicy(wp)}
+	if dashboardURL != "" {
+		opts = append(opts, web.WithDashboardURL(dashboardURL))
+	}
+	ex, err := web.NewExplorer(l, opts...)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(ex.Prefix(), ex.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler(ex.Prefix(), http.StatusFound))
+	mux.Handle("/", l.Handler())
+	return mux, nil
 }
 
 func runLogReindex(args []string) error {

@@ -21,6 +21,7 @@ import (
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/web"
 	"github.com/attestlog/attestlog/witness"
 )
 
@@ -193,25 +194,19 @@ func runUp(args []string) error {
 	}
 	defer wit.Close()
 
-	var logHandler atomic.Value
-	logHandler.Store(http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	logHandler := newSwappable(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "the log is starting", http.StatusServiceUnavailable)
-	})))
-	var demoHandler, auditorHandler atomic.Value
-	demoHandler.Store(http.Handler(http.NotFoundHandler()))
-	auditorHandler.Store(http.Handler(http.NotFoundHandler()))
+	}))
+	demoHandler := newSwappable(http.NotFoundHandler())
+	auditorHandler := newSwappable(http.NotFoundHandler())
+	dashHandler := newSwappable(http.NotFoundHandler())
 	mux := http.NewServeMux()
 	mux.Handle("/witness/", http.StripPrefix("/witness", wit.Handler()))
-	mux.Handle("/demo/", http.StripPrefix("/demo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		demoHandler.Load().(http.Handler).ServeHTTP(w, r)
-	})))
-	mux.Handle("/auditor/", http.StripPrefix("/auditor", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auditorHandler.Load().(http.Handler).ServeHTTP(w, r)
-	})))
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		logHandler.Load().(http.Handler).ServeHTTP(w, r)
-	}))
+	mux.Handle("/demo/", http.StripPrefix("/demo", demoHandler))
+	mux.Handle("/auditor/", http.StripPrefix("/auditor", auditorHandler))
+	mux.Handle(web.DefaultDashboardPrefix, dashHandler)
+	mux.Handle("/", logHandler)
 	srv := newServer(mux)
 	// The server outlives the signal: the log's shutdown still needs the
 	// witness to cosign its last checkpoint.
@@ -234,7 +229,11 @@ func runUp(args []string) error {
 		return lg.Close(cctx)
 	})
 	defer closeLog()
-	logHandler.Store(lg.Handler())
+	lh, err := withExplorer(lg, p("witness-policy.txt"), web.DefaultDashboardPrefix)
+	if err != nil {
+		return err
+	}
+	logHandler.Set(lh)
 
 	// The demo enclave runs the example release: publish it (a duplicate
 	// after the first start) and staple its proof to the evidence.
@@ -242,7 +241,7 @@ func runUp(args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo enclave: %w", err)
 	}
-	demoHandler.Store(evidence.Handler(demo, logger.With("component", "demo-enclave")))
+	demoHandler.Set(evidence.Handler(demo, logger.With("component", "demo-enclave")))
 
 	// The auditor follows the log and watches the demo enclave.
 	acfg, err := auditor.LoadConfig(p("auditor.yaml"))
@@ -254,7 +253,12 @@ func runUp(args []string) error {
 		return fmt.Errorf("auditor: %w", err)
 	}
 	defer aud.Close()
-	auditorHandler.Store(aud.Handler())
+	auditorHandler.Set(aud.Handler())
+	dash, err := web.NewDashboard(aud.DashboardSource(), web.WithExplorerURL(web.DefaultExplorerPrefix))
+	if err != nil {
+		return err
+	}
+	dashHandler.Set(dash.Handler())
 	audDone := make(chan struct{})
 	go func() {
 		defer close(audDone)
@@ -280,6 +284,20 @@ func runUp(args []string) error {
 		return err
 	}
 }
+
+// swappable is an http.Handler whose handler is set once the service
+// behind it has started.
+type swappable struct{ p atomic.Pointer[http.Handler] }
+
+func newSwappable(h http.Handler) *swappable {
+	s := &swappable{}
+	s.Set(h)
+	return s
+}
+
+func (s *swappable) Set(h http.Handler) { s.p.Store(&h) }
+
+func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.p.Load()).ServeHTTP(w, r) }
 
 // startDemo publishes the example release with the demo operator key,
 // waits for its witnessed proof, and returns a fake SEV-SNP enclave with
@@ -380,6 +398,8 @@ func printUp(info UpInfo) {
   demo     %s   a test SEV-SNP enclave running release %d
   auditor  %s/status   follows the log, watches the demo enclave (alerts: attestlog alerts --db %s)
 
+In a browser: the explorer at %s/ui/ and the audit dashboard at %s/audit/
+
 Verify the demo enclave as a client would (hardware, proof, witnesses, policy):
 
   go run ./cmd/attestlog verify --policy %s --enclave %s
@@ -394,7 +414,7 @@ Look it up:
 
 Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
 `, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
-		info.Demo.URL, info.Demo.ReleaseIndex, info.AuditorURL, rel2(info.AuditorDB), rel2(info.ClientPolicy), info.Demo.URL,
+		info.Demo.URL, info.Demo.ReleaseIndex, info.AuditorURL, rel2(info.AuditorDB), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
 		info.Log.URL, key, rel, info.Log.URL, exampleMeasurement, info.Dir)
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"context"
 	"fmt"
 	"os"
@@ -148,11 +150,18 @@ func TestUpEndToEnd(t *testing.T) {
 		return err != nil && strings.Contains(out, "✗ not revoked: release 0 was revoked: entry") && strings.Contains(out, "demo revoked")
 	}, "verify --log to report the revocation")
 
-	// The auditor 'up' runs sees the demo enclave serve a revoked release.
+	// The auditor 'up' runs sees the demo enclave serve a revoked release,
+	// and so does its dashboard; the explorer shows the revocation.
 	waitFor(t, func() bool {
 		out, _, _ := tryCmd(t, "alerts", "--db", u.info.AuditorDB)
 		return strings.Contains(out, "revoked-release-served")
 	}, "the auditor's revoked-release-served alert")
+	if body := httpGet(t, u.info.URL+"/audit/?format=json"); !strings.Contains(body, "revoked-release-served") {
+		t.Errorf("dashboard JSON lacks the alert: %.300s", body)
+	}
+	if body := httpGet(t, u.info.URL+"/ui/entry/"+strconv.FormatUint(u.info.Demo.ReleaseIndex, 10)); !strings.Contains(body, "Revoked") {
+		t.Errorf("explorer entry page does not show the revocation")
+	}
 
 	// Restart: nothing lost, same keys, duplicates recognised, tree consistent.
 	u.stop(t)
@@ -318,4 +327,18 @@ func TestCrashLosesNothing(t *testing.T) {
 		}
 	}
 	_ = bytes.Equal
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s = %d: %.200s", url, resp.StatusCode, b)
+	}
+	return string(b)
 }

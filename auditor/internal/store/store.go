@@ -545,3 +545,8 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE delivered = ''`).Scan(&n)
 	return n, err
 }
+
+// Releases returns every release known, by origin and index.
+func (s *Store) Releases(ctx context.Context) ([]Release, error) {
+	return s.releases(ctx, `1 = 1 ORDER BY origin, idx`)
+}

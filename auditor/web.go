@@ -1,0 +1,137 @@
+package auditor
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/attestlog/attestlog/web"
+)
+
+// DashboardSource returns the auditor's state as the audit dashboard
+// (web.NewDashboard) reads it.
+func (a *Auditor) DashboardSource() web.AuditSource { return dashboardSource{a} }
+
+type dashboardSource struct{ a *Auditor }
+
+// Alerts returns every alert, newest first.
+func (d dashboardSource) Alerts(ctx context.Context) ([]web.AuditAlert, error) {
+	a := d.a
+	als, err := a.st.Alerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.AuditAlert, 0, len(als))
+	for _, al := range als {
+		wa := web.AuditAlert{ID: al.ID, Kind: al.Kind, Subject: al.Subject, Time: al.Time,
+			Summary: al.Summary, Evidence: al.Evidence, Open: al.Open}
+		// The evidence of deployment and rebuild alerts names the
+		// measurement and the log; the dashboard links them.
+		var ev struct {
+			Measurement string `json:"measurement"`
+			Origin      string `json:"origin"`
+			Log         string `json:"log"`
+		}
+		if json.Unmarshal(al.Evidence, &ev) == nil {
+			wa.Measurement = ev.Measurement
+			wa.Origin = ev.Origin
+			if wa.Origin == "" {
+				wa.Origin = ev.Log
+			}
+		}
+		if wa.Origin == "" && len(a.logs) == 1 {
+			wa.Origin = a.logs[0].cfg.Origin
+		}
+		out = append(out, wa)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	return out, nil
+}
+
+// Releases returns every release with its reproducibility status.
+func (d dashboardSource) Releases(ctx context.Context) ([]web.AuditRelease, error) {
+	a := d.a
+	rs, err := a.st.Releases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.AuditRelease, 0, len(rs))
+	for _, r := range rs {
+		wr := web.AuditRelease{Origin: r.Origin, Index: uint64(r.Index), Version: r.Version, Platform: r.Platform,
+			Measurement: r.Measurement, Signer: r.Signer, Status: r.Rebuild, Detail: r.Detail, Rebuilt: r.Rebuilt}
+		if r.ReproIndex >= 0 {
+			i := uint64(r.ReproIndex)
+			wr.Reproduction = &i
+		}
+		if r.Revoked != "" {
+			if i, err := strconv.ParseUint(r.Revoked, 10, 64); err == nil {
+				wr.Revocation = &i
+			}
+		}
+		out = append(out, wr)
+	}
+	// Newest first.
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Index > out[j].Index })
+	return out, nil
+}
+
+// Deployments returns the latest observation of each watched deployment.
+func (d dashboardSource) Deployments(ctx context.Context) ([]web.AuditDeployment, error) {
+	a := d.a
+	st, err := a.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	origins := map[string]string{}
+	for _, dep := range a.deps {
+		origins[dep.cfg.Name] = dep.log.cfg.Origin
+	}
+	out := make([]web.AuditDeployment, 0, len(st.Deployments))
+	for _, ds := range st.Deployments {
+		wd := web.AuditDeployment{Name: ds.Name, URL: ds.URL, Origin: origins[ds.Name], Polled: ds.Polled,
+			Measurement: ds.Measurement, Verdict: ds.Verdict, Error: ds.Error}
+		for _, r := range ds.Releases {
+			wd.Releases = append(wd.Releases, uint64(r))
+		}
+		out = append(out, wd)
+	}
+	return out, nil
+}
+
+// Logs returns how far each log is followed, and what its witnesses
+// cosigned in the latest verified checkpoint.
+func (d dashboardSource) Logs(ctx context.Context) ([]web.AuditLog, error) {
+	a := d.a
+	st, err := a.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.AuditLog, 0, len(a.logs))
+	for i, l := range a.logs {
+		wl := web.AuditLog{Origin: l.cfg.Origin, URL: l.cfg.URL, ExplorerURL: strings.TrimSuffix(l.cfg.URL, "/") + web.DefaultExplorerPrefix}
+		if i < len(st.Logs) {
+			wl.TreeSize, wl.Verified, wl.Updated = uint64(st.Logs[i].TreeSize), uint64(st.Logs[i].Verified), st.Logs[i].Updated
+		}
+		if l.pol.Quorum != nil {
+			wl.Quorum = l.pol.Quorum.String()
+		}
+		var cosigned map[string]web.AuditWitness
+		if ls, err := a.st.Log(ctx, l.cfg.Origin); err == nil && len(ls.Checkpoint) > 0 {
+			if cp, err := l.pol.OpenCheckpoint(ls.Checkpoint); err == nil {
+				cosigned = map[string]web.AuditWitness{}
+				for name, t := range cp.Cosigned {
+					cosigned[name] = web.AuditWitness{CosignedSize: uint64(cp.N), CosignedAt: t}
+				}
+			}
+		}
+		for _, w := range l.pol.Witnesses {
+			aw := cosigned[w.Name]
+			aw.Name, aw.URL = w.Name, w.URL
+			wl.Witnesses = append(wl.Witnesses, aw)
+		}
+		out = append(out, wl)
+	}
+	return out, nil
+}

@@ -2,10 +2,10 @@ package main
 
 import (
 	"bytes"
-	"io"
-	"net/http"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"

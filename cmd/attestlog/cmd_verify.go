@@ -165,7 +165,9 @@ func fetchFromLog(ctx context.Context, logURL string, v *verify.Verifier, in *ve
 		return fmt.Errorf("looking up entry %d: %w", p.Index, err)
 	}
 	for _, r := range append(info.Revocations, info.Reproductions...) {
-		rp, _, err := c.Proof(ctx, r.Index)
+		// An entry the index already lists may not be under a witnessed
+		// checkpoint yet: wait for one (bounded by ctx).
+		rp, _, err := c.WaitProof(ctx, r.Index)
 		if err != nil {
 			return fmt.Errorf("fetching proof of entry %d: %w", r.Index, err)
 		}

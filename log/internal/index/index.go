@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite"
@@ -25,6 +27,9 @@ var ErrNotFound = errors.New("not found")
 type DB struct {
 	db *sql.DB // the one writer connection
 	ro *sql.DB // readers (WAL lets them run beside the writer)
+
+	filterMu sync.Mutex // serialises rebuilds of filter
+	filter   atomic.Pointer[payloadFilter]
 }
 
 const schema = `
@@ -81,7 +86,14 @@ func Open(path string) (*DB, error) {
 	}
 	ro.SetMaxOpenConns(8)
 	ro.SetMaxIdleConns(8)
-	return &DB{db: db, ro: ro}, nil
+	d := &DB{db: db, ro: ro}
+	f, err := d.loadFilter(context.Background())
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("index %s: %w", path, err)
+	}
+	d.filter.Store(f)
+	return d, nil
 }
 
 // Close closes the database.
@@ -100,6 +112,9 @@ func (d *DB) Next(ctx context.Context) (uint64, error) {
 // Reset deletes everything, for a reindex.
 func (d *DB) Reset(ctx context.Context) error {
 	_, err := d.db.ExecContext(ctx, `DELETE FROM entries; DELETE FROM lookup; DELETE FROM meta;`)
+	if err == nil {
+		d.filter.Store(newPayloadFilter(0))
+	}
 	return err
 }
 
@@ -211,7 +226,23 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('next', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, int64(next)); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	f := d.filter.Load()
+	for _, r := range recs {
+		f.add(r.PayloadHash)
+	}
+	if f.full() {
+		// Rebuild twice as large; until it is stored, the old one (more
+		// false positives, never false negatives) answers.
+		d.filterMu.Lock()
+		if nf, err := d.loadFilter(ctx); err == nil {
+			d.filter.Store(nf)
+		}
+		d.filterMu.Unlock()
+	}
+	return nil
 }
 
 const entryCols = `idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance`
@@ -259,6 +290,9 @@ func (d *DB) Get(ctx context.Context, idx uint64) (Entry, error) {
 // ByPayload returns the first index of the statement with this payload
 // hash, or ErrNotFound.
 func (d *DB) ByPayload(ctx context.Context, h []byte) (uint64, error) {
+	if !d.filter.Load().mayContain(h) {
+		return 0, ErrNotFound
+	}
 	var idx uint64
 	err := d.ro.QueryRowContext(ctx, `SELECT idx FROM entries WHERE payload_hash = ? ORDER BY idx LIMIT 1`, h).Scan(&idx)
 	if errors.Is(err, sql.ErrNoRows) {

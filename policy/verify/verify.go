@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/attestlog/attestlog/log/statement"
@@ -45,6 +46,11 @@ const (
 
 // Verifier makes decisions under one policy. It is safe for concurrent use.
 type Verifier struct {
+	// cache holds checkpoints and release signatures already verified:
+	// a client checks many enclaves of one fleet against the same
+	// checkpoint and release.
+	cache verifiedCache
+
 	pol *policy.Policy
 	hw  *attest.Verifier
 	now func() time.Time
@@ -218,7 +224,7 @@ func (v *Verifier) Verify(in Input) *Verdict {
 			vd.add(check.Pass(Operator, "signed keylessly by %s (%s, %s)", id.Name, id.Issuer, id.Subject))
 		}
 	default:
-		if k, ok := st.Envelope.VerifiedBy(policy.Keys(v.pol.Operators)); ok {
+		if k, ok := v.operatorOf(proof.Extra, st); ok {
 			relKey = &k
 			op, _ := policy.Named(v.pol.Operators, k)
 			info.Operator = op.Name
@@ -256,7 +262,7 @@ func (v *Verifier) Verify(in Input) *Verdict {
 
 // checkpoint adds the checkpoint signature, quorum and freshness checks.
 func (v *Verifier) checkpoint(vd *Verdict, signed []byte, now time.Time) (*policy.Checkpoint, bool) {
-	cp, err := v.pol.OpenCheckpoint(signed)
+	cp, err := v.openCheckpoint(signed)
 	if err != nil {
 		vd.add(check.Fail(CheckpointSignature, "%v", err))
 		return nil, false
@@ -349,7 +355,7 @@ func short(h string) string {
 func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement.Release, relKey *statement.PublicKey, rs []*tlogproof.Proof) (revoked []string, repros []string) {
 	auditors := map[string]bool{}
 	for _, p := range rs {
-		cp, err := v.pol.OpenCheckpoint(p.Checkpoint)
+		cp, err := v.openCheckpoint(p.Checkpoint)
 		if err != nil || cp.Log.Origin != origin || p.VerifyInclusion(p.Extra, cp.N, cp.Hash) != nil {
 			continue
 		}
@@ -417,4 +423,66 @@ func (v *Verifier) Hardware(b *evidence.Bundle) *attest.Result {
 		return nil
 	}
 	return v.hw.Inspect(b)
+}
+
+// verifiedCache remembers successful signature verifications, keyed by
+// the SHA-256 of the signed bytes. It is small and bounded: it is cleared
+// when full.
+type verifiedCache struct {
+	mu          sync.Mutex
+	checkpoints map[[32]byte]*policy.Checkpoint
+	operators   map[[32]byte]statement.PublicKey
+}
+
+const maxCached = 256
+
+// openCheckpoint is v.pol.OpenCheckpoint, remembered.
+func (v *Verifier) openCheckpoint(signed []byte) (*policy.Checkpoint, error) {
+	h := sha256.Sum256(signed)
+	v.cache.mu.Lock()
+	cp := v.cache.checkpoints[h]
+	v.cache.mu.Unlock()
+	if cp != nil {
+		return cp, nil
+	}
+	cp, err := v.pol.OpenCheckpoint(signed)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.mu.Lock()
+	if v.cache.checkpoints == nil || len(v.cache.checkpoints) >= maxCached {
+		v.cache.checkpoints = map[[32]byte]*policy.Checkpoint{}
+	}
+	v.cache.checkpoints[h] = cp
+	v.cache.mu.Unlock()
+	return cp, nil
+}
+
+// operatorOf returns the policy operator key that signed the release
+// entry, remembered.
+func (v *Verifier) operatorOf(entry []byte, st *statement.Parsed) (statement.PublicKey, bool) {
+	h := sha256.Sum256(entry)
+	v.cache.mu.Lock()
+	k, ok := v.cache.operators[h]
+	v.cache.mu.Unlock()
+	if ok {
+		return k, true
+	}
+	k, ok = st.Envelope.VerifiedBy(policy.Keys(v.pol.Operators))
+	if !ok {
+		return k, false
+	}
+	v.cache.mu.Lock()
+	if v.cache.operators == nil || len(v.cache.operators) >= maxCached {
+		v.cache.operators = map[[32]byte]statement.PublicKey{}
+	}
+	v.cache.operators[h] = k
+	v.cache.mu.Unlock()
+	return k, true
+}
+
+func (c *verifiedCache) reset() {
+	c.mu.Lock()
+	c.checkpoints, c.operators = nil, nil
+	c.mu.Unlock()
 }

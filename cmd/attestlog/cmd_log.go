@@ -17,17 +17,23 @@ func init() {
 	register("log reindex", "rebuild the log's measurement index from the log", runLogReindex)
 }
 
-func runLogServe(args []string) error {
-	fs := newFlagSet("log serve", "--config log.yaml")
+// logConfigFlag parses the one flag of the log subcommands and loads the
+// configuration it names.
+func logConfigFlag(name string, args []string) (*logserver.Config, error) {
+	fs := newFlagSet(name, "--config log.yaml")
 	cfgPath := fs.String("config", "", "log configuration file (YAML)")
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	if *cfgPath == "" {
 		fs.Usage()
-		return errUsage
+		return nil, errUsage
 	}
-	cfg, err := logserver.LoadConfig(*cfgPath)
+	return logserver.LoadConfig(*cfgPath)
+}
+
+func runLogServe(args []string) error {
+	cfg, err := logConfigFlag("log serve", args)
 	if err != nil {
 		return err
 	}
@@ -80,16 +86,7 @@ func withExplorer(l *logserver.Log, witnessPolicy, dashboardURL string) (http.Ha
 }
 
 func runLogReindex(args []string) error {
-	fs := newFlagSet("log reindex", "--config log.yaml")
-	cfgPath := fs.String("config", "", "log configuration file (YAML)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		fs.Usage()
-		return errUsage
-	}
-	cfg, err := logserver.LoadConfig(*cfgPath)
+	cfg, err := logConfigFlag("log reindex", args)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -95,6 +96,7 @@ func runUp(args []string) error {
 	fs := newFlagSet("up", "[--dir DIR] [--listen ADDR]")
 	dir := fs.String("dir", DefaultUpDir, "directory for keys, configuration and data (reused on restart)")
 	listen := fs.String("listen", DefaultUpListen, "address to serve everything on (port 0 picks a free port)")
+	withAuditor := fs.Bool("auditor", true, "run the auditor (an independent party by design, in this process for the demo; --auditor=false to benchmark the log alone)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -244,29 +246,13 @@ func runUp(args []string) error {
 	demoHandler.Set(evidence.Handler(demo, logger.With("component", "demo-enclave")))
 
 	// The auditor follows the log and watches the demo enclave.
-	acfg, err := auditor.LoadConfig(p("auditor.yaml"))
-	if err != nil {
-		return err
-	}
-	aud, err := auditor.Open(ctx, acfg, logger.With("component", "auditor"))
-	if err != nil {
-		return fmt.Errorf("auditor: %w", err)
-	}
-	defer aud.Close()
-	auditorHandler.Set(aud.Handler())
-	dash, err := web.NewDashboard(aud.DashboardSource(), web.WithExplorerURL(web.DefaultExplorerPrefix))
-	if err != nil {
-		return err
-	}
-	dashHandler.Set(dash.Handler())
-	audDone := make(chan struct{})
-	go func() {
-		defer close(audDone)
-		if err := aud.Run(ctx); err != nil && ctx.Err() == nil {
-			logger.Error("auditor stopped", "err", err)
+	if *withAuditor {
+		stop, err := startUpAuditor(ctx, p("auditor.yaml"), logger, auditorHandler, dashHandler)
+		if err != nil {
+			return err
 		}
-	}()
-	defer func() { <-audDone }()
+		defer stop()
+	}
 
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(p("up.json"), append(b, '\n'), 0o644); err != nil {
@@ -283,6 +269,34 @@ func runUp(args []string) error {
 		<-errc
 		return err
 	}
+}
+
+// startUpAuditor runs the auditor of cfgPath until ctx ends, serving its
+// status and dashboard through the given handlers. stop waits for it.
+func startUpAuditor(ctx context.Context, cfgPath string, logger *slog.Logger, auditorHandler, dashHandler *swappable) (stop func(), err error) {
+	acfg, err := auditor.LoadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	aud, err := auditor.Open(ctx, acfg, logger.With("component", "auditor"))
+	if err != nil {
+		return nil, fmt.Errorf("auditor: %w", err)
+	}
+	dash, err := web.NewDashboard(aud.DashboardSource(), web.WithExplorerURL(web.DefaultExplorerPrefix))
+	if err != nil {
+		aud.Close()
+		return nil, err
+	}
+	auditorHandler.Set(aud.Handler())
+	dashHandler.Set(dash.Handler())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := aud.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("auditor stopped", "err", err)
+		}
+	}()
+	return func() { <-done; aud.Close() }, nil
 }
 
 // swappable is an http.Handler whose handler is set once the service

@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS lookup (
 	what  TEXT NOT NULL,
 	idx   INTEGER NOT NULL,
 	PRIMARY KEY (value, idx, what)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
 	size    INTEGER PRIMARY KEY,
 	note    BLOB NOT NULL,

@@ -466,21 +466,3 @@ recipe:
     ovmf_hash: 086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74
 `
 }
-
-// waitReady polls url until it answers 200 or ctx ends (used by tests).
-func waitReady(ctx context.Context, url string) error {
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}

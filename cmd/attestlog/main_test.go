@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,4 +121,22 @@ func (u *upProc) stop(t *testing.T) {
 func (u *upProc) kill() {
 	u.cmd.Process.Kill()
 	<-u.done
+}
+
+// waitReady polls url until it answers 200 or ctx ends (used by tests).
+func waitReady(ctx context.Context, url string) error {
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -326,7 +325,6 @@ func TestCrashLosesNothing(t *testing.T) {
 			t.Fatalf("after reindex, lookup of entry %d = %+v, %v", i, lr, err)
 		}
 	}
-	_ = bytes.Equal
 }
 
 func httpGet(t *testing.T, url string) string {

@@ -151,8 +151,6 @@ func (l *Log) Reindex(ctx context.Context) (uint64, error) {
 	return l.idx.Next(ctx)
 }
 
-var errNotIntegrated = errors.New("not yet integrated")
-
 // checkpointSize reads the tree size line of a checkpoint note.
 func checkpointSize(cp []byte) (uint64, error) {
 	lines := bytes.SplitN(cp, []byte("\n"), 3)

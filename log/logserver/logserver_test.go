@@ -3,7 +3,6 @@ package logserver
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/internal/tlogcheck"
-	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
@@ -531,8 +529,6 @@ func TestReindex(t *testing.T) {
 	if err != nil || len(lr.Entries) != 1 || lr.Entries[0].Index != 7 {
 		t.Errorf("after reindex, Lookup(7) = %+v, %v", lr, err)
 	}
-	var _ = json.Marshal
-	var _ api.EntryInfo
 }
 
 func waitForCond(t *testing.T, f func() bool, what string) {

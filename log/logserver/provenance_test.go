@@ -1,7 +1,6 @@
 package logserver
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,5 +154,4 @@ func TestProvenanceAdmission(t *testing.T) {
 	if err != nil || info.Signer != "acme-ci" || info.Kind != "release" {
 		t.Errorf("keyless entry = %+v, %v; want a release signed by acme-ci", info, err)
 	}
-	_ = fmt.Sprint
 }

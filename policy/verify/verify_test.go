@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -337,5 +336,3 @@ func mustHex(s string) []byte {
 	}
 	return b
 }
-
-var _ = bytes.Equal

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/attestlog/attestlog/log/client"
@@ -92,15 +93,10 @@ func waitAndWriteProof(ctx context.Context, c *client.Client, idx uint64, out st
 }
 
 func cpSummary(p *tlogproof.Proof) string {
-	lines := 0
-	for _, b := range p.Checkpoint {
-		if b == '\n' {
-			lines++
-		}
-	}
-	// The checkpoint body has 3 lines, a blank line, then one line per
-	// signature.
-	return fmt.Sprintf("checkpoint with %d signature(s)", max(lines-4, 0))
+	// A signed note: the body, a blank line, then one "— name sig" line
+	// per signature.
+	_, sigs, _ := strings.Cut(string(p.Checkpoint), "\n\n")
+	return fmt.Sprintf("checkpoint with %d signature(s)", strings.Count(sigs, "\u2014 "))
 }
 
 func trimExt(p string) string {

@@ -45,17 +45,15 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	if len(body) > statement.MaxEntrySize {
 		return Result{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
 	}
-	var p *statement.Parsed
-	var err error
-	if statement.IsBundle(body) {
-		// A statement signed keylessly by a CI identity: the Sigstore
-		// bundle is verified against the policy's keyless operators.
+	p, err := statement.Parse(body)
+	switch {
+	case err == nil:
+		err = l.authorize(ctx, p)
+	case statement.IsBundle(body):
+		// Not a DSSE envelope but a statement signed keylessly by a CI
+		// identity: the Sigstore bundle is verified against the policy's
+		// keyless operators.
 		p, err = l.keyless(body)
-	} else {
-		p, err = statement.Parse(body)
-		if err == nil {
-			err = l.authorize(ctx, p)
-		}
 	}
 	if err != nil {
 		var kind statement.Kind

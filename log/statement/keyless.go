@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
 	"strings"
 )
 
@@ -21,7 +22,8 @@ func IsBundle(entry []byte) bool {
 	var probe struct {
 		MediaType string `json:"mediaType"`
 	}
-	return json.Unmarshal(b, &probe) == nil && strings.HasPrefix(probe.MediaType, BundleMediaTypePrefix)
+	// Unknown members are skipped, not decoded.
+	return jsonv2.Unmarshal(b, &probe) == nil && strings.HasPrefix(probe.MediaType, BundleMediaTypePrefix)
 }
 
 // ParseEntry parses a log entry: a DSSE envelope (see Parse) or a Sigstore
@@ -29,8 +31,9 @@ func IsBundle(entry []byte) bool {
 // the statement is parsed; its Sigstore signature is NOT verified here
 // (policy/provenance.VerifyKeylessStatement does that) and Envelope is nil.
 func ParseEntry(entry []byte) (*Parsed, error) {
-	if !IsBundle(entry) {
-		return Parse(entry)
+	p, err := Parse(entry)
+	if err == nil || !IsBundle(entry) {
+		return p, err
 	}
 	if len(entry) > MaxEntrySize {
 		return nil, fmt.Errorf("%w: bundle is %d bytes, the limit is %d", ErrMalformed, len(entry), MaxEntrySize)
@@ -51,7 +54,7 @@ func ParseEntry(entry []byte) (*Parsed, error) {
 	if err != nil {
 		return nil, fieldErr("dsseEnvelope.payload", "bad base64: %v", err)
 	}
-	p, err := ParseStatement(payload)
+	p, err = ParseStatement(payload)
 	if err != nil {
 		return nil, err
 	}

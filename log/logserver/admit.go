@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -80,8 +79,9 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	entryHash := sha256.Sum256(entry)
 	l.pendingMu.Lock()
-	fut, dup := l.pending[p.PayloadHash]
+	pa, dup := l.pending[p.PayloadHash]
 	if !dup && l.indexGen != gen {
 		if idx, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
 			l.pendingMu.Unlock()
@@ -95,19 +95,32 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 		return Result{Kind: p.Kind}, fmt.Errorf("%w: %d entries are waiting to be integrated; retry shortly", tessera.ErrPushback, l.cfg.Pushback)
 	}
 	if !dup {
-		fut = memoize(l.add(ctx, tessera.NewEntry(entry)))
-		l.pending[p.PayloadHash] = fut
+		pa = &pendingAdd{done: make(chan struct{})}
+		l.pending[p.PayloadHash] = pa
 		// Hand the parsed statement to the indexer, which would otherwise
 		// parse the entry again.
-		l.parsed[sha256.Sum256(entry)] = p
+		l.parsed[entryHash] = p
 	}
 	l.pendingMu.Unlock()
-	i, err := fut()
+
+	if dup {
+		select {
+		case <-pa.done:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	} else {
+		// Outside the lock: Tessera's Add blocks while its previous batch
+		// is being written.
+		pa.idx, pa.err = l.add(ctx, tessera.NewEntry(entry))()
+		close(pa.done)
+	}
+	i, err := pa.idx, pa.err
 	if err != nil {
 		if !dup {
 			l.pendingMu.Lock()
 			delete(l.pending, p.PayloadHash)
-			delete(l.parsed, sha256.Sum256(entry))
+			delete(l.parsed, entryHash)
 			l.pendingMu.Unlock()
 		}
 		return Result{}, fmt.Errorf("appending: %w", err)
@@ -115,16 +128,12 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	return Result{Index: i.Index, Duplicate: dup || i.IsDup, Kind: p.Kind}, nil
 }
 
-func memoize(f tessera.IndexFuture) tessera.IndexFuture {
-	var (
-		once sync.Once
-		idx  tessera.Index
-		err  error
-	)
-	return func() (tessera.Index, error) {
-		once.Do(func() { idx, err = f() })
-		return idx, err
-	}
+// pendingAdd is a statement being appended; done is closed once idx and
+// err are set.
+type pendingAdd struct {
+	done chan struct{}
+	idx  tessera.Index
+	err  error
 }
 
 // authorize checks the signer against the policy and, for reproductions

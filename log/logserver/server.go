@@ -52,7 +52,7 @@ type Log struct {
 	// indexed to their index future, so that a resubmission before the
 	// indexer catches up still returns the original index.
 	pendingMu sync.Mutex
-	pending   map[[32]byte]tessera.IndexFuture
+	pending   map[[32]byte]*pendingAdd
 	indexGen  uint64 // advanced under pendingMu each time entries leave pending
 	// parsed maps the SHA-256 of entries in pending to their parse.
 	parsed map[[32]byte]*statement.Parsed
@@ -107,7 +107,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 	l := &Log{
 		tesseraCancel: l0cancel,
 		cfg:           cfg, logger: logger, policy: pol,
-		pending: map[[32]byte]tessera.IndexFuture{},
+		pending: map[[32]byte]*pendingAdd{},
 		parsed:  map[[32]byte]*statement.Parsed{},
 		indexed: make(chan struct{}),
 		done:    make(chan struct{}),

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,6 +210,11 @@ func runUp(args []string) error {
 	mux.Handle("/auditor/", http.StripPrefix("/auditor", auditorHandler))
 	mux.Handle(web.DefaultDashboardPrefix, dashHandler)
 	mux.Handle("/", logHandler)
+	if os.Getenv("ATTESTLOG_PPROF") == "1" {
+		// Profiling for developers, on the loopback address 'up' serves.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	srv := newServer(mux)
 	// The server outlives the signal: the log's shutdown still needs the
 	// witness to cosign its last checkpoint.

@@ -107,7 +107,17 @@ func runWitnessAddLog(args []string) error {
 }
 
 func runWitnessListLogs(args []string) error {
-	fs := newFlagSet("witness list-logs", "--db witness.db")
+	return listWitnessDB(args, "witness list-logs", (*witness.DB).Logs)
+}
+
+func runWitnessListEvidence(args []string) error {
+	return listWitnessDB(args, "witness list-evidence", (*witness.DB).Evidence)
+}
+
+// listWitnessDB prints what list returns from an existing witness database,
+// one JSON object per line.
+func listWitnessDB[T any](args []string, name string, list func(*witness.DB, context.Context) ([]T, error)) error {
+	fs := newFlagSet(name, "--db witness.db")
 	db := fs.String("db", "witness.db", "witness SQLite database")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -121,41 +131,13 @@ func runWitnessListLogs(args []string) error {
 		return err
 	}
 	defer d.Close()
-	logs, err := d.Logs(ctx)
+	items, err := list(d, ctx)
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(os.Stdout)
-	for _, l := range logs {
-		if err := enc.Encode(l); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func runWitnessListEvidence(args []string) error {
-	fs := newFlagSet("witness list-evidence", "--db witness.db")
-	db := fs.String("db", "witness.db", "witness SQLite database")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if _, err := os.Stat(*db); err != nil {
-		return err
-	}
-	ctx := context.Background()
-	d, err := openWitnessDB(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	ev, err := d.Evidence(ctx)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(os.Stdout)
-	for _, e := range ev {
-		if err := enc.Encode(e); err != nil {
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -54,14 +55,30 @@ func runBenchAppend(args []string) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "loading %s with %d writers for %v…\n", *logURL, *writers, *duration)
+	var maxIdx atomic.Uint64
 	ours := loadtest.Run(ctx, "attestlog", *writers, *duration, loadtest.NewGenerator(signer), func(ctx context.Context, e []byte) error {
-		_, err := c.Add(ctx, e)
+		r, err := c.Add(ctx, e)
+		if err == nil {
+			for old := maxIdx.Load(); r.Index > old && !maxIdx.CompareAndSwap(old, r.Index); old = maxIdx.Load() {
+			}
+		}
 		return err
 	})
 	fmt.Println(ours)
 	if *baseline == "" {
 		return nil
 	}
+	// Let the log finish integrating and indexing what it acknowledged
+	// before the baseline runs on the same cores.
+	fmt.Fprintf(stderr, "waiting for the log to index entry %d…\n", maxIdx.Load())
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	for {
+		if _, err := c.Entry(wctx, maxIdx.Load()); err == nil || wctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wcancel()
 
 	dir, err := os.MkdirTemp("", "attestlog-bench-tessera-")
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,18 +187,9 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 		return err
 	}
 	defer tx.Rollback()
-	insEntry, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO entries
-		(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return err
-	}
-	defer insEntry.Close()
-	insLookup, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES (?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer insLookup.Close()
+	// Multi-row INSERTs: the driver's per-statement cost, not SQLite's
+	// B-tree work, dominates single-row ones.
+	var entryRows, lookupRows [][]any
 	for _, r := range recs {
 		var ref any
 		if r.Ref != nil {
@@ -207,21 +199,21 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 		if !r.Time.IsZero() {
 			t = r.Time.UTC().Format(time.RFC3339)
 		}
-		if _, err := insEntry.ExecContext(ctx,
-			int64(r.Index), string(r.Kind), r.PayloadHash, r.EntrySHA256, r.SignerKey, r.SignerName,
-			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance); err != nil {
-			return err
-		}
+		entryRows = append(entryRows, []any{int64(r.Index), string(r.Kind), r.PayloadHash, r.EntrySHA256, r.SignerKey, r.SignerName,
+			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance})
 		for _, m := range r.Measurements {
-			if _, err := insLookup.ExecContext(ctx, m, "measurement", int64(r.Index)); err != nil {
-				return err
-			}
+			lookupRows = append(lookupRows, []any{m, "measurement", int64(r.Index)})
 		}
 		for _, dg := range r.Digests {
-			if _, err := insLookup.ExecContext(ctx, dg, "artifact", int64(r.Index)); err != nil {
-				return err
-			}
+			lookupRows = append(lookupRows, []any{dg, "artifact", int64(r.Index)})
 		}
+	}
+	if err := insertRows(ctx, tx, `INSERT OR REPLACE INTO entries
+		(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance) VALUES `, entryRows); err != nil {
+		return err
+	}
+	if err := insertRows(ctx, tx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES `, lookupRows); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('next', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, int64(next)); err != nil {
 		return err
@@ -371,4 +363,33 @@ func (d *DB) Checkpoints(ctx context.Context, n int) ([]CheckpointRecord, error)
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// insertRows runs prefix + "(?,…),(?,…)…" over rows, in chunks that stay
+// under SQLite's limit on bound parameters.
+func insertRows(ctx context.Context, tx *sql.Tx, prefix string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	width := len(rows[0])
+	chunk := max(1, 30000/width)
+	tuple := "(?" + strings.Repeat(",?", width-1) + ")"
+	for len(rows) > 0 {
+		n := min(chunk, len(rows))
+		var q strings.Builder
+		q.WriteString(prefix)
+		args := make([]any, 0, n*width)
+		for i, r := range rows[:n] {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString(tuple)
+			args = append(args, r...)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
 }

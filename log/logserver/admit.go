@@ -111,8 +111,9 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 		}
 	} else {
 		// Outside the lock: Tessera's Add blocks while its previous batch
-		// is being written.
-		pa.idx, pa.err = l.add(ctx, tessera.NewEntry(entry))()
+		// is being written. Once started, an append completes even if the
+		// client goes away, so that pending stays truthful.
+		pa.idx, pa.err = l.add(context.WithoutCancel(ctx), tessera.NewEntry(entry))()
 		close(pa.done)
 	}
 	i, err := pa.idx, pa.err

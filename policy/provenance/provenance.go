@@ -34,10 +34,8 @@
 package provenance
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -390,17 +388,7 @@ func (v *Verifier) VerifyKeylessStatement(b []byte, now time.Time) ([]byte, *Ide
 // whose mediaType is application/vnd.dev.sigstore.bundle…) rather than
 // our DSSE envelope (which has no mediaType). It does not validate b.
 func IsBundle(b []byte) bool {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	if len(b) == 0 || b[0] != '{' || len(b) > statement.MaxEntrySize {
-		return false
-	}
-	var probe struct {
-		MediaType string `json:"mediaType"`
-	}
-	if json.Unmarshal(b, &probe) != nil {
-		return false
-	}
-	return strings.HasPrefix(probe.MediaType, "application/vnd.dev.sigstore.bundle")
+	return len(b) <= statement.MaxEntrySize && statement.IsBundle(b)
 }
 
 // parseBundle parses and bounds a bundle before any verification.

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
@@ -86,11 +87,17 @@ func tdxFields(q *tpb.QuoteV4) *TDXFields {
 // pckCert returns the leaf of the quote's PCK chain, or nil.
 func pckCert(q *tpb.QuoteV4) *x509.Certificate {
 	chain := q.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
-	certs, err := parsePEMCerts(chain)
+	// The PCK certificate comes first; the rest of the chain is verified
+	// by go-tdx-guest and not needed here.
+	blk, _ := pem.Decode(chain)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
 		return nil
 	}
-	return certs[0]
+	return c
 }
 
 func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full bool) {

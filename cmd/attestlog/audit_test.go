@@ -222,7 +222,7 @@ func TestAuditReproduces(t *testing.T) {
 	testenv.LookPath(t, "bwrap")
 	dir := t.TempDir()
 	repo, commit, out := enclaveRepo(t, dir)
-	u := startUp(t, filepath.Join(dir, "up"))
+	u := startUp(t, filepath.Join(dir, "up"), "--auditor=false") // these tests run their own auditor
 
 	// The expected measurements, computed from the operator's build with
 	// 'attestlog measure' (checked against sev-snp-measure in policy/measure).
@@ -337,7 +337,7 @@ func measurementBytes(t *testing.T, m string) []byte {
 // never logged, one serving debug evidence the policy rejects.
 func TestAuditDeployments(t *testing.T) {
 	dir := t.TempDir()
-	u := startUp(t, filepath.Join(dir, "up"))
+	u := startUp(t, filepath.Join(dir, "up"), "--auditor=false") // these tests run their own auditor
 	rel, m1 := writeRelease(t, dir, 1)
 	i1 := publishIndex(t, u, rel)
 
@@ -441,7 +441,7 @@ func auditStatus(url string) (*auditor.Status, error) {
 func TestAuditForkedLog(t *testing.T) {
 	dir := t.TempDir()
 	d1, d2 := filepath.Join(dir, "up1"), filepath.Join(dir, "up2")
-	u1 := startUp(t, d1)
+	u1 := startUp(t, d1, "--auditor=false")
 	os.MkdirAll(d2, 0o700)
 	for _, k := range []string{"log.key", "witness.key", "operator.key", "auditor.key"} {
 		b, err := os.ReadFile(filepath.Join(d1, k))
@@ -452,7 +452,7 @@ func TestAuditForkedLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	u2 := startUp(t, d2)
+	u2 := startUp(t, d2, "--auditor=false")
 	if u1.info.Log.VKey != u2.info.Log.VKey {
 		t.Fatal("the two logs have different keys")
 	}
@@ -538,7 +538,7 @@ func TestAuditForkedLog(t *testing.T) {
 // auditor again, and checks the alert is delivered (and not raised twice).
 func TestAuditWebhookSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
-	u := startUp(t, filepath.Join(dir, "up"))
+	u := startUp(t, filepath.Join(dir, "up"), "--auditor=false") // these tests run their own auditor
 	e, _ := fakeenclave.NewSNP(measurementBytes(t, strings.Repeat("77", 48)))
 	root := filepath.Join(dir, "root.pem")
 	os.WriteFile(root, e.RootPEM(), 0o644)

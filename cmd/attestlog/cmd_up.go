@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/auditor"
+	"github.com/attestlog/attestlog/internal/demo"
 	"github.com/attestlog/attestlog/internal/fakeenclave"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
@@ -153,6 +154,20 @@ func runUp(args []string) error {
 	info.AuditorURL, info.AuditorConfig, info.AuditorDB = base+"/auditor", p("auditor.yaml"), p("auditor.db")
 	info.ExampleRelease = p("example-release.yaml")
 
+	// The example release, written once: a release the auditor can
+	// rebuild (a local repository with a reproducible build), or, without
+	// git, one of fictitious source.
+	var example string
+	if _, err := os.Stat(info.ExampleRelease); errors.Is(err, os.ErrNotExist) {
+		now := time.Now().UTC().Format(time.RFC3339)
+		if r, err := demo.Create(abs); err == nil {
+			example = r.YAML("0.1.0", now)
+		} else {
+			logger.Warn("no reproducible demo release; the auditor will not rebuild the example", "err", err)
+			example = exampleRelease(now)
+		}
+	}
+
 	// Configuration files are derived from the keys and the address, so
 	// they are rewritten on every start.
 	files := map[string]string{
@@ -166,16 +181,15 @@ func runUp(args []string) error {
 		"log.yaml": fmt.Sprintf("# Log configuration (written by 'attestlog up').\norigin: %s\nlisten: %s\nkey: log.key\nstorage:\n  posix:\n    dir: tiles\nindex: index.db\npolicy: policy.txt\nwitness_policy: witness-policy.txt\ncheckpoint_interval: 1s\n",
 			upOrigin, ln.Addr().String()),
 		"auditor.yaml": fmt.Sprintf("# Auditor configuration (written by 'attestlog up').\n"+
-			"# Rebuilds are off here: the example release's source is not a real repository.\n"+
-			"# Run 'attestlog audit --config' with rebuild enabled for releases you can rebuild.\n"+
 			"db: auditor.db\nkey: auditor.key\npoll_interval: 2s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: client-policy.txt\n    witness_policy: witness-policy.txt\n"+
-			"deployments:\n  - {name: demo, url: %q, policy: client-policy.txt, interval: 5s}\nrebuild:\n  enabled: false\n",
-			info.Log.VKey, base, info.Demo.URL),
+			"deployments:\n  - {name: demo, url: %q, policy: client-policy.txt, interval: 5s}\n%s",
+			info.Log.VKey, base, info.Demo.URL, rebuildConfig(p("demo-src"))),
 		"witness.yaml": fmt.Sprintf("# Witness configuration (written by 'attestlog up').\nlisten: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - origin: %s\n    vkey: %s\n",
 			ln.Addr().String(), upOrigin, info.Log.VKey),
 	}
-	if _, err := os.Stat(info.ExampleRelease); errors.Is(err, os.ErrNotExist) {
-		files["example-release.yaml"] = exampleRelease(time.Now())
+
+	if example != "" {
+		files["example-release.yaml"] = example
 	}
 	for name, content := range files {
 		if err := os.WriteFile(p(name), []byte(content), 0o644); err != nil {
@@ -435,19 +449,28 @@ Look it up:
 Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
 `, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
 		info.Demo.URL, info.Demo.ReleaseIndex, info.AuditorURL, rel2(info.AuditorDB), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
-		info.Log.URL, key, rel, info.Log.URL, exampleMeasurement, info.Dir)
+		info.Log.URL, key, rel, info.Log.URL, info.Demo.Measurement, info.Dir)
 }
 
 const exampleMeasurement = "329c8ce0972ae52343b64d34a434a86f245dfd74f5ed7aae15d22efc78fb9683632b9b50e4e1d7fa41179ef98a7ef198"
 
-func exampleRelease(now time.Time) string {
+// rebuildConfig is the rebuild section of up's auditor: on, in a
+// bubblewrap sandbox when available, when the demo repository exists.
+func rebuildConfig(demoSrc string) string {
+	if _, err := os.Stat(filepath.Join(demoSrc, ".git")); err != nil {
+		return "rebuild:\n  enabled: false   # no local demo repository to rebuild from\n"
+	}
+	return "rebuild:\n  enabled: true\n  sandbox: auto\n  repo_schemes: [file, https]\n  timeout: 2m\n"
+}
+
+func exampleRelease(now string) string {
 	return `# An example release (written by 'attestlog up'). Publish it with
 #   attestlog publish --log URL --key operator.key --wait example-release.yaml
 # The launch digest is sev-snp-measure's published value for the AmdSev
 # OVMF with 1 EPYC-v4 vCPU, an empty kernel, initrd and command line.
 version: 0.1.0
 platform: sev-snp
-time: ` + now.UTC().Format(time.RFC3339) + `
+time: ` + now + `
 measurements:
   snp:
     launch_digest: ` + exampleMeasurement + `

@@ -65,12 +65,12 @@ type upProc struct {
 	done   chan struct{}
 }
 
-// startUp starts 'attestlog up --dir dir' on a free loopback port and waits
-// until its log has published a checkpoint.
-func startUp(t *testing.T, dir string) *upProc {
+// startUp starts 'attestlog up --dir dir' (with extra flags) on a free
+// loopback port and waits until its log has published a checkpoint.
+func startUp(t *testing.T, dir string, extra ...string) *upProc {
 	t.Helper()
 	os.Remove(filepath.Join(dir, "up.json"))
-	cmd := exec.Command(binary, "up", "--dir", dir, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(binary, append([]string{"up", "--dir", dir, "--listen", "127.0.0.1:0"}, extra...)...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {

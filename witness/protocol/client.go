@@ -57,18 +57,9 @@ func (c *Client) http() *http.Client {
 // A 409 is a *ConflictError, any other status a *StatusError.
 func (c *Client) AddCheckpoint(ctx context.Context, req *AddCheckpointRequest) ([]byte, error) {
 	u := strings.TrimSuffix(c.SubmissionPrefix, "/") + "/add-checkpoint"
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(req.Marshal()))
+	resp, body, err := c.do(ctx, http.MethodPost, u, bytes.NewReader(req.Marshal()))
 	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http().Do(hr)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxRequestBytes))
-	if err != nil {
-		return nil, fmt.Errorf("reading add-checkpoint response: %w", err)
+		return nil, fmt.Errorf("add-checkpoint: %w", err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -98,18 +89,9 @@ func (c *Client) Checkpoint(ctx context.Context, origin string) ([]byte, error) 
 		prefix = c.SubmissionPrefix
 	}
 	u := strings.TrimSuffix(prefix, "/") + "/" + OriginHash(origin) + "/checkpoint"
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, body, err := c.do(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http().Do(hr)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxRequestBytes))
-	if err != nil {
-		return nil, fmt.Errorf("reading checkpoint: %w", err)
+		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -119,4 +101,23 @@ func (c *Client) Checkpoint(ctx context.Context, origin string) ([]byte, error) 
 	default:
 		return nil, &StatusError{Code: resp.StatusCode, Body: string(body)}
 	}
+}
+
+// do sends one request and reads the answer, at most
+// DefaultMaxRequestBytes of it.
+func (c *Client) do(ctx context.Context, method, url string, body io.Reader) (*http.Response, []byte, error) {
+	hr, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := c.http().Do(hr)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxRequestBytes))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	return resp, b, nil
 }

@@ -351,7 +351,12 @@ func (s *Store) SetReproIndex(ctx context.Context, origin string, idx, reproIdx 
 
 // RebuildCounts returns the number of releases in each rebuild state.
 func (s *Store) RebuildCounts(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT rebuild, COUNT(*) FROM releases GROUP BY rebuild`)
+	return s.countBy(ctx, `SELECT rebuild, COUNT(*) FROM releases GROUP BY rebuild`)
+}
+
+// countBy runs a "SELECT key, COUNT(*) … GROUP BY key" query.
+func (s *Store) countBy(ctx context.Context, query string) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -469,21 +474,7 @@ func (s *Store) Alerts(ctx context.Context) ([]Alert, error) {
 
 // OpenAlertCounts returns the number of open alerts of each kind.
 func (s *Store) OpenAlertCounts(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT kind, COUNT(*) FROM alerts WHERE open = 1 GROUP BY kind`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var k string
-		var n int64
-		if err := rows.Scan(&k, &n); err != nil {
-			return nil, err
-		}
-		out[k] = n
-	}
-	return out, rows.Err()
+	return s.countBy(ctx, `SELECT kind, COUNT(*) FROM alerts WHERE open = 1 GROUP BY kind`)
 }
 
 // --- Webhook outbox

@@ -20,7 +20,7 @@ import (
 func init() {
 	register("measure snp", "compute an SEV-SNP launch digest from OVMF, kernel and vCPU settings", runMeasureSNP)
 	register("measure snp-ovmf-hash", "compute the SEV-SNP launch digest of the OVMF pages alone", runMeasureSNPOVMFHash)
-	register("measure tdx", "compute a TDX MRTD from a TDVF (OVMF) image", runMeasureTDX)
+	register("measure tdx", "compute a TDX MRTD from a TDVF (OVMF) image, and RTMR0-2 from QEMU direct-boot inputs", runMeasureTDX)
 	register("measure tdx-replay", "replay a CC event log against a TDX quote's RTMRs", runMeasureTDXReplay)
 }
 
@@ -200,34 +200,46 @@ func runMeasureSNPOVMFHash(args []string) error {
 }
 
 func runMeasureTDX(args []string) error {
-	fs := newFlagSet("measure tdx", "--firmware FILE [--page-order single-pass|two-pass] [--json]")
+	fs := newFlagSet("measure tdx", "--firmware FILE [--page-order single-pass|two-pass] [--kernel FILE [--initrd FILE --memory SIZE] [--append CMDLINE]] [--json]")
 	fwPath := fs.String("firmware", "", "TDVF (OVMF) firmware image `FILE` (required)")
 	order := fs.String("page-order", tdx.DefaultPageOrder.String(), "how the VMM adds and measures pages: `ORDER` single-pass (each page added then extended; upstream KVM) or two-pass (a section's pages all added, then all extended; earlier TDX trees)")
-	both := fs.Bool("both-orders", false, "print the MRTD of both page orders")
-	asJSON := fs.Bool("json", false, "print JSON")
-	var rtmrInputs []string
-	for _, name := range []string{"kernel", "initrd", "append", "acpi-tables", "memory"} {
-		fs.Func(name, "not yet supported: RTMR computation from boot inputs (use 'measure tdx-replay')", func(string) error {
-			rtmrInputs = append(rtmrInputs, "--"+name)
-			return nil
-		})
-	}
+	both := fs.Bool("both-orders", false, "print the MRTD of both page orders (not with boot inputs)")
+	asJSON := fs.Bool("json", false, "print JSON (with the computed RTMR events)")
+	kernel := fs.String("kernel", "", "bzImage `FILE` given to QEMU's -kernel (direct boot; must have an EFI stub): computes RTMR1 and RTMR2")
+	initrd := fs.String("initrd", "", "initrd `FILE` given to QEMU's -initrd (with --kernel and --memory)")
+	appendArg := fs.String("append", "", "kernel command `LINE` given to QEMU's -append (with --kernel)")
+	memory := fs.String("memory", "", "guest RAM `SIZE` as QEMU's -m takes it (a bare number is MiB; suffixes K, M, G, T); needed with --initrd, whose load address QEMU derives from it and patches into the measured kernel")
+	acpiDir := fs.String("acpi-tables", "", "`DIR` holding QEMU's ACPI fw_cfg files table-loader, acpi/rsdp, acpi/tables (a copy of a guest's /sys/firmware/qemu_fw_cfg/by_name/etc/*/raw): computes RTMR0 with --memory")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *fwPath == "" {
-		fmt.Fprintln(fs.Output(), "missing --firmware FILE")
+	usageErr := func(format string, a ...any) error {
+		fmt.Fprintf(fs.Output(), format+"\n", a...)
 		fs.Usage()
 		return errUsage
 	}
-	if len(rtmrInputs) > 0 {
-		return fmt.Errorf("%s: computing RTMR0-2 from boot inputs is not implemented yet (RTMR0 also depends on the host: TD HOB memory map, ACPI tables); replay the guest's event log with 'attestlog measure tdx-replay' and compare its per-event digests", strings.Join(rtmrInputs, ", "))
+	bootInputs := *kernel != "" || *initrd != "" || *appendArg != "" || *acpiDir != "" || *memory != ""
+	switch {
+	case *fwPath == "":
+		return usageErr("missing --firmware FILE")
+	case *initrd != "" && *kernel == "":
+		return usageErr("--initrd needs --kernel")
+	case *appendArg != "" && *kernel == "":
+		return usageErr("--append needs --kernel")
+	case *initrd != "" && *memory == "":
+		return usageErr("--initrd needs --memory: QEMU patches the initrd's load address, derived from the guest memory size, into the kernel that TDVF measures into RTMR1")
+	case *both && bootInputs:
+		return usageErr("--both-orders prints MRTDs only; leave out the boot inputs")
 	}
 	o, err := tdx.ParsePageOrder(*order)
 	if err != nil {
-		fmt.Fprintln(fs.Output(), err)
-		fs.Usage()
-		return errUsage
+		return usageErr("%v", err)
+	}
+	var memSize uint64
+	if *memory != "" {
+		if memSize, err = parseMemorySize(*memory); err != nil {
+			return usageErr("--memory %q: %v", *memory, err)
+		}
 	}
 	img, err := ovmf.ReadFile(*fwPath)
 	if err != nil {
@@ -253,22 +265,155 @@ func runMeasureTDX(args []string) error {
 		}
 		results = append(results, result{o.String(), hex.EncodeToString(m[:])})
 	}
+	if !bootInputs {
+		if *asJSON {
+			e := json.NewEncoder(measureStdout)
+			e.SetIndent("", "  ")
+			if *both {
+				return e.Encode(results)
+			}
+			return e.Encode(results[0])
+		}
+		for _, r := range results {
+			if *both {
+				fmt.Fprintf(measureStdout, "mrtd %s %s\n", r.MRTD, r.PageOrder)
+			} else {
+				fmt.Fprintf(measureStdout, "mrtd %s\n", r.MRTD)
+			}
+		}
+		return nil
+	}
+
+	rm, err := measureTDXRTMRs(fw, *kernel, *initrd, *appendArg, memSize, *memory != "", *acpiDir)
+	if err != nil {
+		return err
+	}
 	if *asJSON {
+		type jsonEvent struct {
+			RTMR        int    `json:"rtmr"`
+			Type        string `json:"type"`
+			Digest      string `json:"digest"`
+			Description string `json:"description"`
+		}
+		out := struct {
+			result
+			RTMR0  string      `json:"rtmr0,omitempty"`
+			RTMR1  string      `json:"rtmr1,omitempty"`
+			RTMR2  string      `json:"rtmr2,omitempty"`
+			Notes  []string    `json:"notes,omitempty"`
+			Events []jsonEvent `json:"events"`
+		}{result: results[0], Notes: rm.notes}
+		for i, p := range []*string{&out.RTMR0, &out.RTMR1, &out.RTMR2} {
+			if rm.have[i] {
+				*p = hex.EncodeToString(rm.rtmrs[i][:])
+			}
+		}
+		for _, e := range rm.events {
+			out.Events = append(out.Events, jsonEvent{e.RTMR, e.TypeName(), hex.EncodeToString(e.Digest[:]), e.Description})
+		}
 		e := json.NewEncoder(measureStdout)
 		e.SetIndent("", "  ")
-		if *both {
-			return e.Encode(results)
-		}
-		return e.Encode(results[0])
+		return e.Encode(out)
 	}
-	for _, r := range results {
-		if *both {
-			fmt.Fprintf(measureStdout, "mrtd %s %s\n", r.MRTD, r.PageOrder)
-		} else {
-			fmt.Fprintf(measureStdout, "mrtd %s\n", r.MRTD)
+	fmt.Fprintf(measureStdout, "mrtd %s\n", results[0].MRTD)
+	for i := range 3 {
+		if rm.have[i] {
+			fmt.Fprintf(measureStdout, "rtmr%d %x\n", i, rm.rtmrs[i])
 		}
+	}
+	for _, n := range rm.notes {
+		fmt.Fprintf(measureStdout, "note: %s\n", n)
 	}
 	return nil
+}
+
+// tdxRTMRs are the RTMRs computed from boot inputs.
+type tdxRTMRs struct {
+	events []tdx.BootEvent
+	rtmrs  [tdx.NumRTMRs][tdx.DigestSize]byte
+	have   [3]bool // which of RTMR0..2 were computed
+	notes  []string
+}
+
+func measureTDXRTMRs(fw *tdx.Firmware, kernelPath, initrdPath, cmdline string, memSize uint64, memSet bool, acpiDir string) (*tdxRTMRs, error) {
+	rm := &tdxRTMRs{}
+	if kernelPath != "" {
+		b := tdx.DirectBoot{Cmdline: cmdline, MemorySize: memSize}
+		var err error
+		if b.Kernel, err = readFileLimit(kernelPath, tdx.MaxKernelSize); err != nil {
+			return nil, err
+		}
+		if initrdPath != "" {
+			if b.Initrd, err = readFileLimit(initrdPath, tdx.MaxInitrdSize); err != nil {
+				return nil, err
+			}
+		}
+		ev, err := b.Events()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kernelPath, err)
+		}
+		rm.events = append(rm.events, ev...)
+		rm.have[1], rm.have[2] = true, true
+		if n := stubNote(tdx.KernelVersion(b.Kernel)); n != "" {
+			rm.notes = append(rm.notes, n)
+		}
+	}
+	if acpiDir == "" || !memSet {
+		rm.notes = append(rm.notes, "rtmr0 not computed: it needs --acpi-tables and --memory (RTMR0 measures the TD HOB memory map and QEMU's ACPI tables, which depend on the host's QEMU version and VM configuration)")
+	}
+	rm.rtmrs = tdx.FoldRTMRs(rm.events)
+	return rm, nil
+}
+
+// stubNote warns when the kernel's version predates the EFI stub's use of
+// the CC measurement protocol (Linux 6.9): without a backport, such a stub
+// measures nothing in a TD without a vTPM and RTMR2 stays zero.
+func stubNote(version string) string {
+	var major, minor int
+	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil {
+		return "rtmr2 assumes the kernel's EFI stub measures its command line and initrd through the CC measurement protocol (Linux 6.9 and later); the kernel's version could not be read"
+	}
+	if major < 6 || (major == 6 && minor < 9) {
+		return fmt.Sprintf("rtmr2 assumes the kernel's EFI stub measures its command line and initrd through the CC measurement protocol, which Linux has done since 6.9; this kernel is %d.%d, so unless it has that change backported its RTMR2 stays zero", major, minor)
+	}
+	return ""
+}
+
+// readFileLimit reads a file of at most limit bytes.
+func readFileLimit(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: larger than the %d-byte limit", path, limit)
+	}
+	return b, nil
+}
+
+// parseMemorySize parses a size as QEMU's -m does: a bare number is MiB,
+// suffixes K, M, G and T (optionally followed by B or iB) are powers of 1024.
+func parseMemorySize(s string) (uint64, error) {
+	num := strings.TrimRight(s, "KMGTBkmgtbi")
+	unit := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s[len(num):], "B"), "i"))
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n == 0 {
+		return 0, errors.New("not a positive size (e.g. 4G, 4096M, 4096)")
+	}
+	shift := map[string]uint{"": 20, "K": 10, "M": 20, "G": 30, "T": 40}
+	sh, ok := shift[unit]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q (want K, M, G or T)", s[len(num):])
+	}
+	if n > (1<<44)>>sh { // 16 TiB
+		return 0, errors.New("larger than 16 TiB")
+	}
+	return n << sh, nil
 }
 
 func runMeasureTDXReplay(args []string) error {

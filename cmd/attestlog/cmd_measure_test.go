@@ -2,8 +2,15 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/attestlog/attestlog/internal/testenv"
+	"github.com/attestlog/attestlog/policy/measure/tdx"
 )
 
 // runMeasure runs an attestlog command line and returns its exit status and
@@ -45,7 +52,13 @@ func TestMeasureCommands(t *testing.T) {
 		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd"},
 			0, "mrtd 0872a724616aa6e8357b953e7d1ab70f75f183e2ff7e1f4d63fc3e3cd05f37681449f791f1b4aef8d4b87544bd4468b7\n"},
 		{[]string{"measure", "tdx", "--firmware", snpTD + "ovmf_AmdSev_suffix.bin"}, 1, ""},
-		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd", "--kernel", "x"}, 1, ""},
+		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd", "--kernel", "no-such-file"}, 1, ""},
+		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd", "--kernel", tdxTD + "tdvf_synthetic.fd"}, 1, ""}, // not a bzImage
+		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd", "--initrd", "x", "--memory", "4G"}, 2, ""},
+		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd", "--append", "quiet"}, 2, ""},
+		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd", "--kernel", "k", "--initrd", "i"}, 2, ""},
+		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd", "--kernel", "k", "--memory", "4X"}, 2, ""},
+		{[]string{"measure", "tdx", "--firmware", tdxTD + "tdvf_synthetic.fd", "--kernel", "k", "--both-orders"}, 2, ""},
 		{[]string{"measure", "tdx-replay", "--event-log", tdxTD + "ccel_cos113_tdx.bin", "--rtmrs",
 			"3fa2f61f395b7f5feefb4ec2df61297f109ad8abcd6410c1b7df60f21f37b19297fc35e544039c7e1edece752afd17f6,,4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1"},
 			0, "rtmr1 f62dbc072bd5d3f3438b7b35c39a727f5aea2ffc2473f43723953f530daf62504f0a7944aa62c41a86e8a878c2b122c1 not compared\n"},
@@ -55,5 +68,67 @@ func TestMeasureCommands(t *testing.T) {
 		if code != tc.code || !strings.Contains(out, tc.want) {
 			t.Errorf("attestlog %s = exit %d, output %q; want exit %d, output containing %q", strings.Join(tc.args, " "), code, out, tc.code, tc.want)
 		}
+	}
+}
+
+func TestParseMemorySize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+	}{
+		{"4096", 4 << 30}, {"4G", 4 << 30}, {"4g", 4 << 30}, {"4GiB", 4 << 30}, {"2048M", 2 << 30},
+		{"512K", 512 << 10}, {"1T", 1 << 40}, {"", 0}, {"0", 0}, {"4X", 0}, {"-1G", 0}, {"G", 0}, {"17T", 0},
+	} {
+		got, err := parseMemorySize(tc.in)
+		if got != tc.want || (err == nil) != (tc.want != 0) {
+			t.Errorf("parseMemorySize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// measure tdx with boot inputs prints what the tdx package computes for
+// them (whose expected values are checked in policy/measure/tdx), after the
+// unchanged mrtd line, and says what RTMR0 needs.
+func TestMeasureTDXRTMRs(t *testing.T) {
+	kernels, _ := filepath.Glob("/boot/vmlinuz-*")
+	if len(kernels) == 0 {
+		testenv.Missing(t, "a Debian kernel in /boot (Debian package linux-image-amd64)", os.ErrNotExist)
+	}
+	const fw = "../../policy/measure/tdx/testdata/tdvf_synthetic.fd"
+	kernel, err := os.ReadFile(kernels[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(t.TempDir(), "initrd")
+	if err := os.WriteFile(initrd, []byte("an initrd"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	events, err := tdx.DirectBoot{Kernel: kernel, Initrd: []byte("an initrd"), Cmdline: "console=ttyS0", MemorySize: 3 << 30}.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tdx.FoldRTMRs(events)
+
+	args := []string{"measure", "tdx", "--firmware", fw, "--kernel", kernels[0], "--initrd", initrd, "--memory", "3072", "--append", "console=ttyS0"}
+	code, out := runMeasure(t, args...)
+	lines := strings.Split(out, "\n")
+	if code != 0 || len(lines) < 4 ||
+		lines[0] != "mrtd 0872a724616aa6e8357b953e7d1ab70f75f183e2ff7e1f4d63fc3e3cd05f37681449f791f1b4aef8d4b87544bd4468b7" ||
+		lines[1] != "rtmr1 "+hex.EncodeToString(want[1][:]) || lines[2] != "rtmr2 "+hex.EncodeToString(want[2][:]) ||
+		!strings.Contains(out, "note: rtmr0 not computed: it needs --acpi-tables and --memory") {
+		t.Errorf("attestlog %s = exit %d, output:\n%s\nwant mrtd, rtmr1 %x, rtmr2 %x and a note on RTMR0", strings.Join(args, " "), code, out, want[1], want[2])
+	}
+
+	code, out = runMeasure(t, append(args, "--json")...)
+	var j struct {
+		MRTD, RTMR0, RTMR1, RTMR2 string
+		Notes                     []string
+		Events                    []struct{ RTMR int }
+	}
+	if err := json.Unmarshal([]byte(out), &j); code != 0 || err != nil {
+		t.Fatalf("--json: exit %d, %v:\n%s", code, err, out)
+	}
+	if j.RTMR0 != "" || j.RTMR1 != hex.EncodeToString(want[1][:]) || j.RTMR2 != hex.EncodeToString(want[2][:]) || len(j.Events) != len(events) || len(j.Notes) == 0 {
+		t.Errorf("--json = %+v; want rtmr1 %x, rtmr2 %x, %d events, notes", j, want[1], want[2], len(events))
 	}
 }

@@ -205,11 +205,11 @@ func runMeasureTDX(args []string) error {
 	order := fs.String("page-order", tdx.DefaultPageOrder.String(), "how the VMM adds and measures pages: `ORDER` single-pass (each page added then extended; upstream KVM) or two-pass (a section's pages all added, then all extended; earlier TDX trees)")
 	both := fs.Bool("both-orders", false, "print the MRTD of both page orders (not with boot inputs)")
 	asJSON := fs.Bool("json", false, "print JSON (with the computed RTMR events)")
-	kernel := fs.String("kernel", "", "bzImage `FILE` given to QEMU's -kernel (direct boot; must have an EFI stub): computes RTMR1 and RTMR2")
+	kernel := fs.String("kernel", "", "bzImage `FILE` given to QEMU's -kernel (direct boot; must have an EFI stub): computes RTMR1, and RTMR2 as a Linux 6.9 or later EFI stub measures the command line and initrd")
 	initrd := fs.String("initrd", "", "initrd `FILE` given to QEMU's -initrd (with --kernel and --memory)")
 	appendArg := fs.String("append", "", "kernel command `LINE` given to QEMU's -append (with --kernel)")
 	memory := fs.String("memory", "", "guest RAM `SIZE` as QEMU's -m takes it (a bare number is MiB; suffixes K, M, G, T); needed with --initrd, whose load address QEMU derives from it and patches into the measured kernel")
-	acpiDir := fs.String("acpi-tables", "", "`DIR` holding QEMU's ACPI fw_cfg files table-loader, acpi/rsdp, acpi/tables (a copy of a guest's /sys/firmware/qemu_fw_cfg/by_name/etc/*/raw): computes RTMR0 with --memory")
+	acpiTables := fs.String("acpi-tables", "", "not supported yet: RTMR0 (TD HOB, ACPI tables, UEFI variables) depends on the host's QEMU and OVMF versions and is not computed; compare its events with 'measure tdx-replay'")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -218,10 +218,12 @@ func runMeasureTDX(args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	bootInputs := *kernel != "" || *initrd != "" || *appendArg != "" || *acpiDir != "" || *memory != ""
+	bootInputs := *kernel != "" || *initrd != "" || *appendArg != "" || *memory != ""
 	switch {
 	case *fwPath == "":
 		return usageErr("missing --firmware FILE")
+	case *acpiTables != "":
+		return fmt.Errorf("--acpi-tables: computing RTMR0 is not implemented: it measures the TD HOB QEMU builds from the memory size, QEMU's ACPI tables and the firmware's variable store, whose layout differs between QEMU and OVMF versions and has not been verified against a real TD here; replay the guest's event log with 'attestlog measure tdx-replay' and compare its RTMR0 events")
 	case *initrd != "" && *kernel == "":
 		return usageErr("--initrd needs --kernel")
 	case *appendArg != "" && *kernel == "":
@@ -284,7 +286,7 @@ func runMeasureTDX(args []string) error {
 		return nil
 	}
 
-	rm, err := measureTDXRTMRs(fw, *kernel, *initrd, *appendArg, memSize, *memory != "", *acpiDir)
+	rm, err := measureTDXRTMRs(*kernel, *initrd, *appendArg, memSize)
 	if err != nil {
 		return err
 	}
@@ -331,11 +333,11 @@ func runMeasureTDX(args []string) error {
 type tdxRTMRs struct {
 	events []tdx.BootEvent
 	rtmrs  [tdx.NumRTMRs][tdx.DigestSize]byte
-	have   [3]bool // which of RTMR0..2 were computed
+	have   [3]bool // which of RTMR0..2 were computed (RTMR0 never, yet)
 	notes  []string
 }
 
-func measureTDXRTMRs(fw *tdx.Firmware, kernelPath, initrdPath, cmdline string, memSize uint64, memSet bool, acpiDir string) (*tdxRTMRs, error) {
+func measureTDXRTMRs(kernelPath, initrdPath, cmdline string, memSize uint64) (*tdxRTMRs, error) {
 	rm := &tdxRTMRs{}
 	if kernelPath != "" {
 		b := tdx.DirectBoot{Cmdline: cmdline, MemorySize: memSize}
@@ -358,9 +360,7 @@ func measureTDXRTMRs(fw *tdx.Firmware, kernelPath, initrdPath, cmdline string, m
 			rm.notes = append(rm.notes, n)
 		}
 	}
-	if acpiDir == "" || !memSet {
-		rm.notes = append(rm.notes, "rtmr0 not computed: it needs --acpi-tables and --memory (RTMR0 measures the TD HOB memory map and QEMU's ACPI tables, which depend on the host's QEMU version and VM configuration)")
-	}
+	rm.notes = append(rm.notes, "rtmr0 not computed: it measures the TD HOB (from the guest memory size), QEMU's ACPI tables and the firmware's UEFI variables, which depend on the host's QEMU and OVMF versions and VM configuration; attestlog does not compute it yet, so compare the guest's RTMR0 events with 'attestlog measure tdx-replay'")
 	rm.rtmrs = tdx.FoldRTMRs(rm.events)
 	return rm, nil
 }

@@ -276,3 +276,26 @@ func TestDirectBootErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDirectBootEvents feeds arbitrary kernels (setup header and PE/COFF
+// parsing) through the whole RTMR1/RTMR2 computation: errors, never panics.
+func FuzzDirectBootEvents(f *testing.F) {
+	pe := synthPE([][3]int{{'a', 0x200, 0x1000}}, 0, 8)
+	copy(pe[0x202:], "HdrS")
+	binary.LittleEndian.PutUint16(pe[0x206:], 0x020f)
+	pe[0x211] = 1
+	f.Add(pe, int64(-1), uint64(0))
+	f.Add(pe, int64(4096), uint64(1<<30))
+	f.Add(bzHeader(0x7f), int64(10), uint64(3<<30))
+	f.Fuzz(func(t *testing.T, kernel []byte, initrdSize int64, mem uint64) {
+		if _, err := PatchKernelSetup(kernel, initrdSize%(1<<33), mem); err != nil {
+			return
+		}
+		var initrd []byte
+		if initrdSize >= 0 {
+			initrd = make([]byte, initrdSize%4096)
+		}
+		DirectBoot{Kernel: kernel, Initrd: initrd, Cmdline: "x", MemorySize: mem}.Events() //nolint:errcheck
+		KernelVersion(kernel)
+	})
+}

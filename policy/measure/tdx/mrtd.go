@@ -20,7 +20,8 @@
 // SHA-384 of the concatenated blocks, finalized by TDH.MR.FINALIZE.
 //
 // The RTMRs are extended by the firmware and the OS during boot; see
-// Extend, the event-digest helpers and Replay.
+// DirectBoot (RTMR1 and RTMR2 of a QEMU direct kernel boot), Extend and
+// ReplayEventLog.
 package tdx
 
 import (

@@ -28,3 +28,26 @@ func TestGeneratorSizesAndUniqueness(t *testing.T) {
 		seen[p.PayloadHash] = true
 	}
 }
+
+// BenchmarkParseGenerated is the log's admission parse (decode, validate,
+// canonical-form check; no signature check) of the entries 'bench append'
+// sends.
+func BenchmarkParseGenerated(b *testing.B) {
+	s, _ := statement.GenerateSigner(statement.AlgEd25519)
+	g := NewGenerator(s)
+	entries := make([][]byte, 64)
+	var n int64
+	for i := range entries {
+		entries[i], _ = g.Next()
+		n += int64(len(entries[i]))
+	}
+	b.SetBytes(n / int64(len(entries)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := statement.Parse(entries[i%len(entries)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -310,90 +311,155 @@ func Parse(b []byte) (*Parsed, error) {
 // ParseStatement strictly parses and validates an in-toto statement
 // payload, requiring it to be in canonical form.
 func ParseStatement(payload []byte) (*Parsed, error) {
-	var st Statement
-	if err := decodeStrict(payload, &st, "payload"); err != nil {
+	p := &Parsed{PayloadHash: sha256.Sum256(payload)}
+	in := statementIn{p: p}
+	in.Predicate.in = &in
+	if err := decodeStrict(payload, &in, "payload"); err != nil {
 		return nil, err
 	}
-	if st.Type != StatementType {
-		return nil, fieldErr("payload._type", "must be %q, got %q", StatementType, st.Type)
+	if in.Type != StatementType {
+		return nil, fieldErr("payload._type", "must be %q, got %q", StatementType, in.Type)
 	}
-	p := &Parsed{Statement: st, PayloadHash: sha256.Sum256(payload)}
-	var pred any
-	switch st.PredicateType {
-	case PredicateRelease:
-		p.Kind, p.Release = KindRelease, new(Release)
-		pred = p.Release
-	case PredicateReproduction:
-		p.Kind, p.Reproduction = KindReproduction, new(Reproduction)
-		pred = p.Reproduction
-	case PredicateRevocation:
-		p.Kind, p.Revocation = KindRevocation, new(Revocation)
-		pred = p.Revocation
-	default:
-		return nil, fieldErr("payload.predicateType", "unknown predicate type %q (want %s, %s or %s)", st.PredicateType, PredicateRelease, PredicateReproduction, PredicateRevocation)
+	p.Statement = Statement{Type: in.Type, Subject: in.Subject, PredicateType: in.PredicateType}
+	pred, err := p.choosePredicate(in.PredicateType)
+	if err != nil {
+		return nil, err
 	}
-	if len(st.Predicate) == 0 {
+	switch {
+	case in.Predicate.decoded:
+		// Decoded in the same pass: predicateType came first, as in
+		// canonical form.
+	case in.Predicate.raw == nil:
 		return nil, fieldErr("payload.predicate", "missing")
-	}
-	if err := decodeStrict(st.Predicate, pred, "payload.predicate"); err != nil {
-		return nil, err
+	default:
+		// predicateType came after the predicate; the payload cannot be
+		// canonical, but decode it for the more useful error.
+		if err := decodeStrict(in.Predicate.raw, pred, "payload.predicate"); err != nil {
+			return nil, err
+		}
 	}
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	canon, err := p.canonicalPayload()
-	if err != nil {
+	if ok, err := p.isCanonical(payload); err != nil {
 		return nil, err
-	}
-	if !bytes.Equal(canon, payload) {
+	} else if !ok {
 		return nil, fmt.Errorf("%w: payload is not in canonical form (sign statements with 'attestlog publish' or statement.Encode)", ErrMalformed)
 	}
 	return p, nil
 }
 
-func (p *Parsed) canonicalPayload() ([]byte, error) {
-	var pred any
+// statementIn is what ParseStatement decodes: a Statement whose predicate
+// is decoded straight into its typed value when predicateType precedes it.
+type statementIn struct {
+	p             *Parsed
+	Type          string      `json:"_type"`
+	Subject       []Subject   `json:"subject"`
+	PredicateType string      `json:"predicateType"`
+	Predicate     predicateIn `json:"predicate"`
+}
+
+type predicateIn struct {
+	in      *statementIn
+	decoded bool           // decoded into in.p's typed predicate
+	raw     jsontext.Value // kept for later when predicateType was not yet known
+}
+
+func (pi *predicateIn) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	if pi.in.PredicateType != "" {
+		if pred, err := pi.in.p.choosePredicate(pi.in.PredicateType); err == nil {
+			pi.decoded = true
+			return jsonv2.UnmarshalDecode(dec, pred)
+		}
+	}
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	pi.raw = v.Clone()
+	return nil
+}
+
+// choosePredicate sets p's kind from a predicate type and returns the value
+// to decode the predicate into (the same one on every call).
+func (p *Parsed) choosePredicate(predicateType string) (any, error) {
+	switch predicateType {
+	case PredicateRelease:
+		if p.Release == nil {
+			p.Kind, p.Release = KindRelease, new(Release)
+		}
+		return p.Release, nil
+	case PredicateReproduction:
+		if p.Reproduction == nil {
+			p.Kind, p.Reproduction = KindReproduction, new(Reproduction)
+		}
+		return p.Reproduction, nil
+	case PredicateRevocation:
+		if p.Revocation == nil {
+			p.Kind, p.Revocation = KindRevocation, new(Revocation)
+		}
+		return p.Revocation, nil
+	}
+	return nil, fieldErr("payload.predicateType", "unknown predicate type %q (want %s, %s or %s)", predicateType, PredicateRelease, PredicateReproduction, PredicateRevocation)
+}
+
+// isCanonical reports whether payload is the canonical encoding of p.
+func (p *Parsed) isCanonical(payload []byte) (bool, error) {
+	b := encPool.Get().(*bytes.Buffer)
+	defer encPool.Put(b)
+	b.Reset()
+	if err := appendEncoded(b, p.Statement.Subject, p.Statement.PredicateType, p.predicate()); err != nil {
+		return false, err
+	}
+	return bytes.Equal(b.Bytes(), payload), nil
+}
+
+func (p *Parsed) predicate() any {
 	switch p.Kind {
 	case KindRelease:
-		pred = p.Release
+		return p.Release
 	case KindReproduction:
-		pred = p.Reproduction
+		return p.Reproduction
 	case KindRevocation:
-		pred = p.Revocation
+		return p.Revocation
 	}
-	return encode(p.Statement.Subject, p.Statement.PredicateType, pred)
+	return nil
 }
 
+// encPool holds buffers for canonical encodings; admission re-encodes
+// every submission to check its form.
+var encPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// encode returns the canonical encoding of a statement.
 func encode(subject []Subject, predicateType string, pred any) ([]byte, error) {
-	pb, err := marshal(pred)
-	if err != nil {
+	var b bytes.Buffer
+	if err := appendEncoded(&b, subject, predicateType, pred); err != nil {
 		return nil, err
 	}
-	// The Statement struct's encoding, written out so that the predicate,
-	// already compact, is not re-compacted as a json.RawMessage would be.
-	sb, err := marshal(subject)
-	if err != nil {
-		return nil, err
-	}
-	tb, _ := marshal(StatementType)
-	ptb, err := marshal(predicateType)
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, 0, len(pb)+len(sb)+len(ptb)+64)
-	b = append(b, `{"_type":`...)
-	b = append(b, tb...)
-	b = append(b, `,"subject":`...)
-	b = append(b, sb...)
-	b = append(b, `,"predicateType":`...)
-	b = append(b, ptb...)
-	b = append(b, `,"predicate":`...)
-	b = append(b, pb...)
-	return append(b, '}'), nil
+	return b.Bytes(), nil
 }
 
-// marshal is json.Marshal without HTML escaping, so that statements read
-// the same in every tool.
+// appendEncoded writes the canonical encoding of a statement to b: the
+// Statement struct's encoding/json encoding (no HTML escaping), written
+// out field by field so that the predicate is not re-compacted as a
+// json.RawMessage would be.
+func appendEncoded(b *bytes.Buffer, subject []Subject, predicateType string, pred any) error {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	for _, part := range []struct {
+		prefix string
+		v      any
+	}{{`{"_type":`, StatementType}, {`,"subject":`, subject}, {`,"predicateType":`, predicateType}, {`,"predicate":`, pred}} {
+		b.WriteString(part.prefix)
+		if err := enc.Encode(part.v); err != nil {
+			return err
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
+	}
+	b.WriteByte('}')
+	return nil
+}
+
 func marshal(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

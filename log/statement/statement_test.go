@@ -154,6 +154,15 @@ func TestParseRejects(t *testing.T) {
 		{"output outside", func(m map[string]any) {
 			pred(m)["recipe"].(map[string]any)["outputs"] = []any{"../etc/passwd"}
 		}, "outputs[0]"},
+		{"output is ..", func(m map[string]any) {
+			pred(m)["recipe"].(map[string]any)["outputs"] = []any{"out/.."}
+		}, "outputs[0]: must be a relative path"},
+		{"output absolute", func(m map[string]any) {
+			pred(m)["recipe"].(map[string]any)["outputs"] = []any{"ok", "/etc/passwd"}
+		}, "outputs[1]: must be a relative path"},
+		{"env NUL", func(m map[string]any) {
+			pred(m)["recipe"].(map[string]any)["env"] = map[string]any{"X": "a\x00b"}
+		}, "recipe.env.X: contains a NUL"},
 		{"measure not an output", func(m map[string]any) {
 			pred(m)["recipe"].(map[string]any)["outputs"] = []any{"out/bzImage"}
 		}, "measure.firmware"},
@@ -168,6 +177,38 @@ func TestParseRejects(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: Parse = %q, want a message naming %q", tc.name, err, tc.field)
 		}
+	}
+}
+
+// The predicate is decoded in the same pass as the statement when
+// predicateType precedes it (canonical order); in the other order it is
+// still decoded strictly, so errors name the same fields, and the statement
+// is then refused as non-canonical.
+func TestParsePredicateOrder(t *testing.T) {
+	subj, rel := testRelease()
+	payload, err := EncodeRelease(subj, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, predicate, ok := bytes.Cut(payload, []byte(`,"predicate":`))
+	if !ok {
+		t.Fatalf("no predicate in %s", payload)
+	}
+	head, predType, _ := bytes.Cut(head, []byte(`,"predicateType":`))
+	predicate = predicate[:len(predicate)-1]
+	swapped := fmt.Appendf(nil, `%s,"predicate":%s,"predicateType":%s}`, head, predicate, predType)
+	if _, err := ParseStatement(swapped); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "canonical") {
+		t.Errorf("predicate before predicateType: %v, want a non-canonical error", err)
+	}
+	bad := bytes.Replace(swapped, []byte(`"version":`), []byte(`"colour":"red","version":`), 1)
+	if _, err := ParseStatement(bad); err == nil || !strings.Contains(err.Error(), "payload.predicate.colour: unknown field") {
+		t.Errorf("unknown predicate field before predicateType: %v", err)
+	}
+	if _, err := ParseStatement(fmt.Appendf(nil, `%s,"predicateType":%s}`, head, predType)); err == nil || !strings.Contains(err.Error(), "payload.predicate: missing") {
+		t.Errorf("no predicate: %v", err)
+	}
+	if _, err := ParseStatement(payload); err != nil {
+		t.Errorf("canonical payload: %v", err)
 	}
 }
 

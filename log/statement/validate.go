@@ -1,10 +1,10 @@
 package statement
 
 import (
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,14 +34,13 @@ func (p *Parsed) validate() error {
 		if len(st.Subject) > maxArtifacts {
 			return fieldErr("payload.subject", "at most %d artifacts, got %d", maxArtifacts, len(st.Subject))
 		}
-		seen := map[string]bool{}
+		seen := make(map[string]bool, len(st.Subject))
 		for i, s := range st.Subject {
-			f := fmt.Sprintf("payload.subject[%d]", i)
-			if err := validateSubject(f, s); err != nil {
+			if err := validateSubject(i, s); err != nil {
 				return err
 			}
 			if seen[s.Name] {
-				return fieldErr(f+".name", "duplicate artifact name %q", s.Name)
+				return fieldErr(fmt.Sprintf("payload.subject[%d].name", i), "duplicate artifact name %q", s.Name)
 			}
 			seen[s.Name] = true
 		}
@@ -71,21 +70,24 @@ func (p *Parsed) validate() error {
 	return nil
 }
 
-func validateSubject(f string, s Subject) error {
-	if err := checkText(f+".name", s.Name, maxNameLen, true); err != nil {
-		return err
+// validateSubject checks artifact i. Field names are built only for an
+// error: admission validates every subject of every submission.
+func validateSubject(i int, s Subject) error {
+	f := func(sub string) string { return fmt.Sprintf("payload.subject[%d]%s", i, sub) }
+	if msg := textProblem(s.Name, maxNameLen, true); msg != "" {
+		return fieldErr(f(".name"), "%s", msg)
 	}
 	if s.Digest.SHA256 == "" && s.Digest.SHA384 == "" {
-		return fieldErr(f+".digest", "needs a sha256 or sha384 digest")
+		return fieldErr(f(".digest"), "needs a sha256 or sha384 digest")
 	}
 	if s.Digest.SHA256 != "" {
-		if err := checkHex(f+".digest.sha256", s.Digest.SHA256, 32); err != nil {
-			return err
+		if msg := hexProblem(s.Digest.SHA256, 32); msg != "" {
+			return fieldErr(f(".digest.sha256"), "%s", msg)
 		}
 	}
 	if s.Digest.SHA384 != "" {
-		if err := checkHex(f+".digest.sha384", s.Digest.SHA384, 48); err != nil {
-			return err
+		if msg := hexProblem(s.Digest.SHA384, 48); msg != "" {
+			return fieldErr(f(".digest.sha384"), "%s", msg)
 		}
 	}
 	return nil
@@ -163,11 +165,11 @@ func (m Measurements) validate(f, platform string, required bool) error {
 		if err := checkHex(f+".tdx.mrtd", t.MRTD, measurementLen); err != nil {
 			return err
 		}
-		for name, v := range map[string]string{"rtmr0": t.RTMR0, "rtmr1": t.RTMR1, "rtmr2": t.RTMR2, "rtmr3": t.RTMR3, "mrconfigid": t.MRConfigID} {
-			if v == "" {
+		for _, v := range []struct{ name, v string }{{"rtmr0", t.RTMR0}, {"rtmr1", t.RTMR1}, {"rtmr2", t.RTMR2}, {"rtmr3", t.RTMR3}, {"mrconfigid", t.MRConfigID}} {
+			if v.v == "" {
 				continue
 			}
-			if err := checkHex(f+".tdx."+name, v, measurementLen); err != nil {
+			if err := checkHex(f+".tdx."+v.name, v.v, measurementLen); err != nil {
 				return err
 			}
 		}
@@ -196,8 +198,8 @@ func (r Recipe) validate(f string) error {
 		return fieldErr(f+".argv", "at most %d arguments", maxArgv)
 	}
 	for i, a := range r.Argv {
-		if err := checkText(fmt.Sprintf("%s.argv[%d]", f, i), a, maxTextLen, i == 0); err != nil {
-			return err
+		if msg := textProblem(a, maxTextLen, i == 0); msg != "" {
+			return fieldErr(fmt.Sprintf("%s.argv[%d]", f, i), "%s", msg)
 		}
 	}
 	if len(r.Env) > maxEnv {
@@ -207,28 +209,26 @@ func (r Recipe) validate(f string) error {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return fieldErr(f+".env", "bad variable name %q", short(k))
 		}
-		if err := checkText(f+".env."+k, v, maxTextLen, false); err != nil {
-			return err
+		if msg := textProblem(v, maxTextLen, false); msg != "" {
+			return fieldErr(f+".env."+k, "%s", msg)
 		}
 	}
 	if len(r.Outputs) > maxOutputs {
 		return fieldErr(f+".outputs", "at most %d outputs", maxOutputs)
 	}
-	outs := map[string]bool{}
 	for i, o := range r.Outputs {
-		fi := fmt.Sprintf("%s.outputs[%d]", f, i)
-		if err := checkText(fi, o, maxNameLen, true); err != nil {
-			return err
+		msg := textProblem(o, maxNameLen, true)
+		if msg == "" && (strings.HasPrefix(o, "/") || o == ".." || strings.HasPrefix(o, "../") || strings.HasSuffix(o, "/..") || strings.Contains(o, "/../")) {
+			msg = fmt.Sprintf("must be a relative path inside the build directory, got %q", short(o))
 		}
-		if strings.HasPrefix(o, "/") || strings.Contains("/"+o+"/", "/../") {
-			return fieldErr(fi, "must be a relative path inside the build directory, got %q", short(o))
+		if msg != "" {
+			return fieldErr(fmt.Sprintf("%s.outputs[%d]", f, i), "%s", msg)
 		}
-		outs[o] = true
 	}
 	if m := r.Measure; m != nil {
-		for name, v := range map[string]string{"firmware": m.Firmware, "kernel": m.Kernel, "initrd": m.Initrd} {
-			if v != "" && !outs[v] {
-				return fieldErr(f+".measure."+name, "%q is not one of the recipe's outputs", short(v))
+		for _, v := range []struct{ name, v string }{{"firmware", m.Firmware}, {"kernel", m.Kernel}, {"initrd", m.Initrd}} {
+			if v.v != "" && !slices.Contains(r.Outputs, v.v) {
+				return fieldErr(f+".measure."+v.name, "%q is not one of the recipe's outputs", short(v.v))
 			}
 		}
 		if err := checkText(f+".measure.cmdline", m.Cmdline, maxTextLen, false); err != nil {
@@ -237,8 +237,8 @@ func (r Recipe) validate(f string) error {
 		if m.VCPUs < 0 || m.VCPUs > maxVCPUs {
 			return fieldErr(f+".measure.vcpus", "must be 0 to %d, got %d", maxVCPUs, m.VCPUs)
 		}
-		for name, v := range map[string]string{"vcpu_type": m.VCPUType, "vmm_type": m.VMMType} {
-			if err := checkText(f+".measure."+name, v, 64, false); err != nil {
+		for _, v := range []struct{ name, v string }{{"vcpu_type", m.VCPUType}, {"vmm_type", m.VMMType}} {
+			if err := checkText(f+".measure."+v.name, v.v, 64, false); err != nil {
 				return err
 			}
 		}
@@ -290,26 +290,46 @@ func (r *Revocation) validate(f string) error {
 
 // checkHex requires s to be exactly n bytes of lowercase hex.
 func checkHex(f, s string, n int) error {
-	if len(s) != 2*n {
-		return fieldErr(f, "must be %d lowercase hex characters (%d bytes), got %d characters", 2*n, n, len(s))
-	}
-	if _, err := hex.DecodeString(s); err != nil || strings.ToLower(s) != s {
-		return fieldErr(f, "must be lowercase hex, got %q", short(s))
+	if msg := hexProblem(s, n); msg != "" {
+		return fieldErr(f, "%s", msg)
 	}
 	return nil
 }
 
+// hexProblem says what is wrong with s as n bytes of lowercase hex, or
+// returns "".
+func hexProblem(s string, n int) string {
+	if len(s) != 2*n {
+		return fmt.Sprintf("must be %d lowercase hex characters (%d bytes), got %d characters", 2*n, n, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Sprintf("must be lowercase hex, got %q", short(s))
+		}
+	}
+	return ""
+}
+
 func checkText(f, s string, max int, required bool) error {
-	if required && s == "" {
-		return fieldErr(f, "required")
-	}
-	if len(s) > max {
-		return fieldErr(f, "at most %d bytes, got %d", max, len(s))
-	}
-	if strings.ContainsRune(s, 0) {
-		return fieldErr(f, "contains a NUL byte")
+	if msg := textProblem(s, max, required); msg != "" {
+		return fieldErr(f, "%s", msg)
 	}
 	return nil
+}
+
+// textProblem says what is wrong with s as a free-form field of at most
+// max bytes, or returns "".
+func textProblem(s string, max int, required bool) string {
+	if required && s == "" {
+		return "required"
+	}
+	if len(s) > max {
+		return fmt.Sprintf("at most %d bytes, got %d", max, len(s))
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return "contains a NUL byte"
+	}
+	return ""
 }
 
 func checkTime(f string, t time.Time) error {

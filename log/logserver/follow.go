@@ -111,7 +111,7 @@ func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error)
 		}
 	}
 	key, name := l.signerOf(p)
-	return index.RecordOf(idx, entry, p, key, name), p.PayloadHash, nil
+	return index.RecordOf(idx, h, p, key, name), p.PayloadHash, nil
 }
 
 // signerOf names the policy principal that signed p, as the current

@@ -52,8 +52,8 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_payload ON entries(payload_hash);
 CREATE INDEX IF NOT EXISTS entries_ref ON entries(ref_idx);
 CREATE TABLE IF NOT EXISTS lookup (
-	value TEXT NOT NULL,
-	what  TEXT NOT NULL,
+	value BLOB NOT NULL,    -- measurement or digest bytes
+	what  INTEGER NOT NULL, -- lookupMeasurement or lookupArtifact
 	idx   INTEGER NOT NULL,
 	PRIMARY KEY (value, idx, what)
 ) WITHOUT ROWID;
@@ -62,21 +62,30 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 	note    BLOB NOT NULL,
 	seen_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS meta (
-	key   TEXT PRIMARY KEY,
-	value INTEGER NOT NULL
-);
 `
 
-// Open opens (creating if needed) the index at path.
+// schemaVersion is stored in meta; an index written with another version is
+// dropped and rebuilt from the log (everything but the checkpoint history
+// is derived from it).
+const schemaVersion = 2
+
+// What a lookup row's value is.
+const (
+	lookupMeasurement = 1
+	lookupArtifact    = 2
+)
+
+// Open opens (creating if needed) the index at path. An index written by an
+// earlier version of the schema is emptied, and the log rebuilds it from
+// its entries before it serves.
 func Open(path string) (*DB, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(16384)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1) // one writer; SQLite serialises anyway
-	if _, err := db.Exec(schema); err != nil {
+	if err := migrate(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("index %s: %w", path, err)
 	}
@@ -97,6 +106,32 @@ func Open(path string) (*DB, error) {
 	return d, nil
 }
 
+// migrate creates the schema, first dropping the derived tables of an index
+// written with another schema version.
+func migrate(db *sql.DB) error {
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var v, entries int
+	err := db.QueryRow(`SELECT value FROM meta WHERE key = 'schema'`).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'entries'`).Scan(&entries); err != nil {
+		return err
+	}
+	if v != schemaVersion && entries > 0 {
+		if _, err := db.Exec(`DROP TABLE IF EXISTS entries; DROP TABLE IF EXISTS lookup; DELETE FROM meta;`); err != nil {
+			return err
+		}
+	}
+	if _, err := db.Exec(schema); err != nil {
+		return err
+	}
+	_, err = db.Exec(`INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, schemaVersion)
+	return err
+}
+
 // Close closes the database.
 func (d *DB) Close() error { return errors.Join(d.ro.Close(), d.db.Close()) }
 
@@ -112,7 +147,7 @@ func (d *DB) Next(ctx context.Context) (uint64, error) {
 
 // Reset deletes everything, for a reindex.
 func (d *DB) Reset(ctx context.Context) error {
-	_, err := d.db.ExecContext(ctx, `DELETE FROM entries; DELETE FROM lookup; DELETE FROM meta;`)
+	_, err := d.db.ExecContext(ctx, `DELETE FROM entries; DELETE FROM lookup; DELETE FROM meta WHERE key = 'next';`)
 	if err == nil {
 		d.filter.Store(newPayloadFilter(0))
 	}
@@ -144,11 +179,12 @@ type Record struct {
 	Digests      []string
 }
 
-// RecordOf builds the index record of a parsed entry.
-func RecordOf(idx uint64, entry []byte, p *statement.Parsed, signerKey, signerName string) Record {
+// RecordOf builds the index record of a parsed entry whose bytes have
+// SHA-256 entryHash.
+func RecordOf(idx uint64, entryHash [32]byte, p *statement.Parsed, signerKey, signerName string) Record {
 	r := Record{Entry: Entry{
 		Index: idx, Kind: p.Kind, PayloadHash: p.PayloadHash[:],
-		EntrySHA256: statement.RefOf(idx, entry).SHA256,
+		EntrySHA256: hex.EncodeToString(entryHash[:]),
 		SignerKey:   signerKey, SignerName: signerName,
 	}}
 	switch p.Kind {
@@ -202,10 +238,14 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 		entryRows = append(entryRows, []any{int64(r.Index), string(r.Kind), r.PayloadHash, r.EntrySHA256, r.SignerKey, r.SignerName,
 			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance})
 		for _, m := range r.Measurements {
-			lookupRows = append(lookupRows, []any{m, "measurement", int64(r.Index)})
+			if b, err := hex.DecodeString(m); err == nil {
+				lookupRows = append(lookupRows, []any{b, lookupMeasurement, int64(r.Index)})
+			}
 		}
 		for _, dg := range r.Digests {
-			lookupRows = append(lookupRows, []any{dg, "artifact", int64(r.Index)})
+			if b, err := hex.DecodeString(dg); err == nil {
+				lookupRows = append(lookupRows, []any{b, lookupArtifact, int64(r.Index)})
+			}
 		}
 	}
 	if err := insertRows(ctx, tx, `INSERT OR REPLACE INTO entries
@@ -296,10 +336,11 @@ func (d *DB) ByPayload(ctx context.Context, h []byte) (uint64, error) {
 // Lookup returns the entries whose measurement or artifact digest is value
 // (lowercase hex), oldest first.
 func (d *DB) Lookup(ctx context.Context, value string) ([]Entry, error) {
-	if _, err := hex.DecodeString(value); err != nil {
+	b, err := hex.DecodeString(value)
+	if err != nil {
 		return nil, fmt.Errorf("not hex: %q", value)
 	}
-	rows, err := d.ro.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx IN (SELECT idx FROM lookup WHERE value = ?) ORDER BY idx`, value)
+	rows, err := d.ro.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx IN (SELECT idx FROM lookup WHERE value = ?) ORDER BY idx`, b)
 	if err != nil {
 		return nil, err
 	}

@@ -4,9 +4,11 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -70,6 +72,47 @@ func (g *Generator) Next() ([]byte, error) {
 	return statement.Sign(payload, g.signer)
 }
 
+// Pregenerate returns n entries from gen, signed on every core, calling
+// progress (if not nil) now and then with the number made so far.
+func Pregenerate(ctx context.Context, gen *Generator, n int, progress func(done int)) ([][]byte, error) {
+	out := make([][]byte, n)
+	var (
+		next  atomic.Int64
+		done  atomic.Int64
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				e, err := gen.Next()
+				if err != nil {
+					errMu.Lock()
+					first = cmp.Or(first, err)
+					errMu.Unlock()
+					return
+				}
+				out[i] = e
+				if d := done.Add(1); progress != nil && d%10000 == 0 {
+					progress(int(d))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
+	}
+	return out, ctx.Err()
+}
+
 // Result is the outcome of a load run.
 type Result struct {
 	Name     string
@@ -78,22 +121,28 @@ type Result struct {
 	Duration time.Duration
 	P50, P99 time.Duration
 	Bytes    int64
+	// RanOut is set when every entry was sent before the duration ended.
+	RanOut bool
 }
 
 // Rate is entries per second.
 func (r Result) Rate() float64 { return float64(r.Entries) / r.Duration.Seconds() }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%-10s %8d entries in %5.1fs = %8.1f entries/s  p50 %8v  p99 %8v  (%d errors, avg entry %d B)",
+	s := fmt.Sprintf("%-10s %8d entries in %5.1fs = %8.1f entries/s  p50 %8v  p99 %8v  (%d errors, avg entry %d B)",
 		r.Name, r.Entries, r.Duration.Seconds(), r.Rate(), r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond),
 		r.Errors, r.Bytes/int64(max(r.Entries, 1)))
+	if r.RanOut {
+		s += " (ran out of entries before the duration; give more with --entries)"
+	}
+	return s
 }
 
-// Run calls add with entries from gen from writers goroutines for d and
-// measures each call's latency. Entries are generated before each timed
-// call, so generation is not in the latency but is in the throughput for
-// every target alike.
-func Run(ctx context.Context, name string, writers int, d time.Duration, gen *Generator, add func(context.Context, []byte) error) Result {
+// Run sends entries, in order, with add from writers goroutines until d
+// has passed or every entry was sent, and measures each call's latency.
+// The entries are made beforehand (Pregenerate), so the load generator's
+// signing does not compete with the target for the CPU.
+func Run(ctx context.Context, name string, writers int, d time.Duration, entries [][]byte, add func(context.Context, []byte) error) Result {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -101,6 +150,8 @@ func Run(ctx context.Context, name string, writers int, d time.Duration, gen *Ge
 		lats   []time.Duration
 		errs   int
 		nbytes int64
+		next   atomic.Int64
+		ranOut atomic.Bool
 		wg     sync.WaitGroup
 	)
 	start := time.Now()
@@ -112,13 +163,14 @@ func Run(ctx context.Context, name string, writers int, d time.Duration, gen *Ge
 			var localErrs int
 			var localBytes int64
 			for ctx.Err() == nil {
-				e, err := gen.Next()
-				if err != nil {
-					localErrs++
-					continue
+				i := int(next.Add(1) - 1)
+				if i >= len(entries) {
+					ranOut.Store(true)
+					break
 				}
+				e := entries[i]
 				t0 := time.Now()
-				err = add(ctx, e)
+				err := add(ctx, e)
 				if ctx.Err() != nil {
 					break // cut off by the deadline: not counted
 				}
@@ -137,7 +189,7 @@ func Run(ctx context.Context, name string, writers int, d time.Duration, gen *Ge
 		}()
 	}
 	wg.Wait()
-	res := Result{Name: name, Entries: len(lats), Errors: errs, Duration: time.Since(start), Bytes: nbytes}
+	res := Result{Name: name, Entries: len(lats), Errors: errs, Duration: time.Since(start), Bytes: nbytes, RanOut: ranOut.Load()}
 	slices.Sort(lats)
 	if len(lats) > 0 {
 		res.P50 = lats[len(lats)*50/100]

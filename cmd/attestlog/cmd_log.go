@@ -37,6 +37,7 @@ func runLogServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	serverGC()
 	ctx, cancel := signalContext()
 	defer cancel()
 	logger := newLogger()

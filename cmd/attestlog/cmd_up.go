@@ -102,6 +102,7 @@ func runUp(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	serverGC()
 	ctx, cancel := signalContext()
 	defer cancel()
 	logger := newLogger()

@@ -36,7 +36,7 @@ func runBenchAppend(args []string) error {
 	keyPath := fs.String("key", "", "operator key the log trusts (e.g. attestlog-data/operator.key)")
 	writers := fs.Int("writers", 256, "concurrent writers")
 	duration := fs.Duration("duration", 10*time.Second, "length of each run")
-	nEntries := fs.Int("entries", 60000, "releases to sign before the runs (about 6 KB each in memory); each run sends them in order until --duration ends, and the baseline sends the same ones")
+	nEntries := fs.Int("entries", 60000, "releases to sign before the runs (about 6 KB each in memory); the log gets each once, in order, until --duration ends; the baselines, which do not detect duplicates, get the same ones, cycling through them")
 	baseline := fs.String("baseline", "", "`LIST` of baselines to run after the log, on the same entries, printing the ratio to each: \"tessera\" (a bare Tessera POSIX appender in this process) and/or \"floor\" (HTTP + envelope decode + one signature check + bare Tessera), e.g. tessera,floor")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this (client) process's load run against the log to `FILE`")
 	if err := parseFlags(fs, args); err != nil {
@@ -90,7 +90,7 @@ func runBenchAppend(args []string) error {
 			return err
 		}
 	}
-	ours := loadtest.Run(ctx, "attestlog", *writers, *duration, entries, func(ctx context.Context, e []byte) error {
+	ours := loadtest.Run(ctx, "attestlog", *writers, *duration, entries, false, func(ctx context.Context, e []byte) error {
 		r, err := c.Add(ctx, e)
 		if err == nil {
 			for old := maxIdx.Load(); r.Index > old && !maxIdx.CompareAndSwap(old, r.Index); old = maxIdx.Load() {
@@ -194,7 +194,7 @@ func runTesseraBaseline(ctx context.Context, dir string, writers int, d time.Dur
 	}
 	defer stop()
 	fmt.Fprintf(stderr, "loading a bare Tessera POSIX appender with %d writers for %v…\n", writers, d)
-	return loadtest.Run(ctx, "tessera", writers, d, entries, func(ctx context.Context, e []byte) error {
+	return loadtest.Run(ctx, "tessera", writers, d, entries, true, func(ctx context.Context, e []byte) error {
 		_, err := addRetrying(ctx, app, e)
 		return err
 	}), nil
@@ -248,7 +248,7 @@ func runFloorBaseline(ctx context.Context, dir string, writers int, d time.Durat
 		return loadtest.Result{}, err
 	}
 	fmt.Fprintf(stderr, "loading the floor (HTTP + envelope decode + one signature check + bare Tessera) with %d writers for %v…\n", writers, d)
-	return loadtest.Run(ctx, "floor", writers, d, entries, func(ctx context.Context, e []byte) error {
+	return loadtest.Run(ctx, "floor", writers, d, entries, true, func(ctx context.Context, e []byte) error {
 		_, err := c.Add(ctx, e)
 		return err
 	}), nil

@@ -141,8 +141,10 @@ func (r Result) String() string {
 // Run sends entries, in order, with add from writers goroutines until d
 // has passed or every entry was sent, and measures each call's latency.
 // The entries are made beforehand (Pregenerate), so the load generator's
-// signing does not compete with the target for the CPU.
-func Run(ctx context.Context, name string, writers int, d time.Duration, entries [][]byte, add func(context.Context, []byte) error) Result {
+// signing does not compete with the target for the CPU. With cycle, Run
+// starts over from the first entry instead of stopping (for targets that
+// do not detect duplicates, such as a bare Tessera appender).
+func Run(ctx context.Context, name string, writers int, d time.Duration, entries [][]byte, cycle bool, add func(context.Context, []byte) error) Result {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -164,7 +166,9 @@ func Run(ctx context.Context, name string, writers int, d time.Duration, entries
 			var localBytes int64
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
-				if i >= len(entries) {
+				if i >= len(entries) && cycle {
+					i %= len(entries)
+				} else if i >= len(entries) {
 					ranOut.Store(true)
 					break
 				}

@@ -17,11 +17,16 @@ import (
 	"github.com/attestlog/attestlog/policy"
 )
 
+// indexInterval is how often the follower looks for newly integrated
+// entries. Until indexed, an entry is found by duplicate detection through
+// the pending set, but not by lookups.
+const indexInterval = 200 * time.Millisecond
+
 // follow keeps the index up to date with the integrated tree until ctx
 // ends.
 func (l *Log) follow(ctx context.Context) {
 	defer close(l.done)
-	t := time.NewTicker(50 * time.Millisecond)
+	t := time.NewTicker(indexInterval)
 	defer t.Stop()
 	var lastCP []byte
 	for {
@@ -56,36 +61,19 @@ func (l *Log) indexOnce(ctx context.Context) error {
 	if next > size {
 		return fmt.Errorf("index is ahead of the log (%d > %d): the index belongs to another log; run 'attestlog log reindex'", next, size)
 	}
-	for next < size {
-		bundleIdx := next / layout.EntryBundleWidth
-		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, size)
-		if err != nil {
-			return fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err)
-		}
-		first := bundleIdx * layout.EntryBundleWidth
-		var recs []index.Record
-		var hashes [][32]byte
-		end := next
-		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
-			idx := first + i
-			rec, h, err := l.recordOf(idx, b.Entries[i])
-			if err != nil {
-				// Every entry passed admission, so this is a bug or a
-				// storage fault; stop rather than skip.
-				return fmt.Errorf("entry %d: %w", idx, err)
-			}
-			recs = append(recs, rec)
-			hashes = append(hashes, h)
-			end = idx + 1
-		}
-		if end == next {
-			return fmt.Errorf("entry bundle %d holds no entry %d", bundleIdx, next)
+	// Commit in chunks of up to maxIndexBatch entries: each transaction
+	// rewrites the B-tree pages its random keys land on, so fewer, larger
+	// ones cost less per entry.
+	var recs []index.Record
+	var hashes [][32]byte
+	flush := func(end uint64) error {
+		if len(recs) == 0 {
+			return nil
 		}
 		if err := l.idx.Add(ctx, recs, end); err != nil {
 			return err
 		}
-		next = end
-		l.metrics.indexed.Set(float64(next))
+		l.metrics.indexed.Set(float64(end))
 		l.pendingMu.Lock()
 		for _, h := range hashes {
 			delete(l.pending, h)
@@ -94,9 +82,48 @@ func (l *Log) indexOnce(ctx context.Context) error {
 		close(l.indexed)
 		l.indexed = make(chan struct{})
 		l.pendingMu.Unlock()
+		recs, hashes = recs[:0], hashes[:0]
+		return nil
 	}
-	return nil
+	for next < size {
+		bundleIdx := next / layout.EntryBundleWidth
+		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, size)
+		if err != nil {
+			return errors.Join(fmt.Errorf("reading entry bundle %d: %w", bundleIdx, err), flush(next))
+		}
+		first := bundleIdx * layout.EntryBundleWidth
+		end := next
+		// On an error, what this bundle added is dropped and the whole
+		// bundles before it are still indexed.
+		keep := len(recs)
+		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
+			idx := first + i
+			rec, h, err := l.recordOf(idx, b.Entries[i])
+			if err != nil {
+				// Every entry passed admission, so this is a bug or a
+				// storage fault; stop rather than skip.
+				recs, hashes = recs[:keep], hashes[:keep]
+				return errors.Join(fmt.Errorf("entry %d: %w", idx, err), flush(next))
+			}
+			recs = append(recs, rec)
+			hashes = append(hashes, h)
+			end = idx + 1
+		}
+		if end == next {
+			return errors.Join(fmt.Errorf("entry bundle %d holds no entry %d", bundleIdx, next), flush(next))
+		}
+		next = end
+		if len(recs) >= maxIndexBatch {
+			if err := flush(next); err != nil {
+				return err
+			}
+		}
+	}
+	return flush(next)
 }
+
+// maxIndexBatch is the most entries indexed in one transaction.
+const maxIndexBatch = 4096
 
 func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error) {
 	h := sha256.Sum256(entry)

@@ -342,11 +342,11 @@ func measureTDXRTMRs(kernelPath, initrdPath, cmdline string, memSize uint64) (*t
 	if kernelPath != "" {
 		b := tdx.DirectBoot{Cmdline: cmdline, MemorySize: memSize}
 		var err error
-		if b.Kernel, err = readFileLimit(kernelPath, tdx.MaxKernelSize); err != nil {
+		if b.Kernel, err = readLimited(kernelPath, tdx.MaxKernelSize); err != nil {
 			return nil, err
 		}
 		if initrdPath != "" {
-			if b.Initrd, err = readFileLimit(initrdPath, tdx.MaxInitrdSize); err != nil {
+			if b.Initrd, err = readLimited(initrdPath, tdx.MaxInitrdSize); err != nil {
 				return nil, err
 			}
 		}
@@ -377,23 +377,6 @@ func stubNote(version string) string {
 		return fmt.Sprintf("rtmr2 assumes the kernel's EFI stub measures its command line and initrd through the CC measurement protocol, which Linux has done since 6.9; this kernel is %d.%d, so unless it has that change backported its RTMR2 stays zero", major, minor)
 	}
 	return ""
-}
-
-// readFileLimit reads a file of at most limit bytes.
-func readFileLimit(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than the %d-byte limit", path, limit)
-	}
-	return b, nil
 }
 
 // parseMemorySize parses a size as QEMU's -m does: a bare number is MiB,

@@ -27,7 +27,10 @@ func unhex(t *testing.T, s string) []byte {
 	return b
 }
 
-func TestReplayCOS(t *testing.T) {
+// replayCOS replays testdata/ccel_cos113_tdx.bin, a real TDVF event log
+// (COS 113 on TDX), and returns the replay and the log.
+func replayCOS(t *testing.T) (*Replay, []byte) {
+	t.Helper()
 	raw, err := os.ReadFile("testdata/ccel_cos113_tdx.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +39,11 @@ func TestReplayCOS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, raw
+}
+
+func TestReplayCOS(t *testing.T) {
+	r, raw := replayCOS(t)
 	var reported [][]byte
 	for i, s := range cosRTMRs {
 		reported = append(reported, unhex(t, s))

@@ -351,15 +351,39 @@ func (a *Auditor) Alerts(ctx context.Context) ([]Alert, error) { return a.st.Ale
 // ListAlerts reads the alerts of the auditor database at path (for
 // `attestlog alerts`); it may run while an auditor uses the database.
 func ListAlerts(ctx context.Context, path string) ([]Alert, error) {
+	var al []Alert
+	err := withStore(ctx, path, func(st *store.Store) (err error) {
+		al, err = st.Alerts(ctx)
+		return err
+	})
+	return al, err
+}
+
+// CloseAlert closes open alert id of the auditor database at path with a
+// note saying why (for `attestlog alerts --close`); it may run while an
+// auditor uses the database. The same condition is not raised again.
+func CloseAlert(ctx context.Context, path string, id int64, note string) error {
+	return withStore(ctx, path, func(st *store.Store) error { return st.CloseAlert(ctx, id, note) })
+}
+
+// ErrAlreadyClosed is returned by CloseAlert for an alert closed before;
+// ErrNoSuchAlert for an id with no alert.
+var (
+	ErrAlreadyClosed = store.ErrAlreadyClosed
+	ErrNoSuchAlert   = store.ErrNotFound
+)
+
+// withStore runs f on the existing auditor database at path.
+func withStore(ctx context.Context, path string, f func(*store.Store) error) error {
 	if _, err := os.Stat(path); err != nil {
-		return nil, err
+		return err
 	}
 	st, err := store.Open(ctx, path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer st.Close()
-	return st.Alerts(ctx)
+	return f(st)
 }
 
 // raise records an alert unless one with the same key exists, and then

@@ -26,7 +26,7 @@ func (d dashboardSource) Alerts(ctx context.Context) ([]web.AuditAlert, error) {
 	out := make([]web.AuditAlert, 0, len(als))
 	for _, al := range als {
 		wa := web.AuditAlert{ID: al.ID, Kind: al.Kind, Subject: al.Subject, Time: al.Time,
-			Summary: al.Summary, Evidence: al.Evidence, Open: al.Open}
+			Summary: al.Summary, Evidence: al.Evidence, Open: al.Open, Closed: al.Closed, CloseNote: al.CloseNote}
 		// The evidence of deployment and rebuild alerts names the
 		// measurement and the log; the dashboard links them.
 		var ev struct {

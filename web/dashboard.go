@@ -52,6 +52,10 @@ type AuditAlert struct {
 	Evidence json.RawMessage `json:"evidence,omitempty"`
 	// Open is false once the alert was resolved or acknowledged.
 	Open bool `json:"open"`
+	// Closed is when it was closed (RFC 3339) and CloseNote why, when
+	// someone closed it.
+	Closed    string `json:"closed,omitempty"`
+	CloseNote string `json:"close_note,omitempty"`
 }
 
 // Reproducibility states of an AuditRelease.

@@ -40,6 +40,7 @@ func auditState(explorer string, logged, unlogged string) *memAudit {
 			{ID: 7, Kind: "unlogged-measurement", Subject: "deployment/chat-eu", Time: t0.Add(time.Hour), Open: true,
 				Summary: "chat-eu serves a measurement no logged release has", Measurement: unlogged, Origin: testOrigin, Evidence: ev},
 			{ID: 3, Kind: "rebuild-failed", Subject: "log/" + testOrigin + "/entry/2", Time: t0, Open: false,
+				Closed: "2026-11-26T12:00:00Z", CloseNote: "builder disk full <retried>",
 				Summary: "rebuild of entry 2 failed: " + hostile, Origin: testOrigin, Evidence: json.RawMessage(`{"exit":2,"stderr":"<b>boom</b>"}`)},
 		},
 		releases: []AuditRelease{
@@ -92,7 +93,7 @@ func TestDashboardPages(t *testing.T) {
 			"<strong>6</strong> entries", "1 to verify", "slow-witness", "4 entries behind", "up to date", "timeout"}, []string{"rebuild-failed"}},
 		{"/audit/alerts", 200, []string{"Open (1)", "Past (1)", "unlogged-measurement", "rebuild-failed", `href="/audit/alert/3"`, `href="/ui/m/` + unlogged + `"`}, nil},
 		{"/audit/alert/7", 200, []string{"Alert 7: unlogged-measurement", "Open.", unlogged, `href="/ui/m/` + unlogged + `"`, "&#34;nonce&#34;: &#34;00ff&#34;"}, nil},
-		{"/audit/alert/3", 200, []string{"Past", "&lt;b&gt;boom&lt;/b&gt;", "&lt;script&gt;"}, nil},
+		{"/audit/alert/3", 200, []string{"Past", "&lt;b&gt;boom&lt;/b&gt;", "&lt;script&gt;", "Closed", "2026-11-26T12:00:00Z: builder disk full &lt;retried&gt;"}, nil},
 		{"/audit/alert/8", 404, []string{"no alert 8"}, nil},
 		{"/audit/alert/x", 400, []string{"not an alert id"}, nil},
 		{"/audit/nope", 404, []string{"no page /audit/nope"}, nil},

@@ -394,6 +394,48 @@ func TestAuditDeployments(t *testing.T) {
 	if len(al) != 3 {
 		t.Errorf("after the revocation, %d alerts, want 3: %s", len(al), summaries(al))
 	}
+
+	// A researcher acknowledges each alert: it is closed with the note,
+	// not raised again though its condition remains, and 'audit --once'
+	// passes once none is open.
+	for i, a := range al {
+		if i == len(al)-1 {
+			if code, output := auditOnce(t, cfg); code != 1 {
+				t.Errorf("audit --once with one alert still open = exit %d\n%s", code, output)
+			}
+		}
+		if out := runCmd(t, "alerts", "--db", db, "--close", fmt.Sprint(a.ID), "--note", "checked by test: "+a.Kind); !strings.Contains(out, fmt.Sprintf("closed alert %d", a.ID)) {
+			t.Errorf("alerts --close %d printed %q", a.ID, out)
+		}
+	}
+	if code, output := auditOnce(t, cfg); code != 0 {
+		t.Errorf("audit --once with every alert closed = exit %d, want 0\n%s", code, output)
+	}
+	al = listAlerts(t, db)
+	if len(al) != 3 {
+		t.Errorf("after closing, %d alerts, want the same 3: %s", len(al), summaries(al))
+	}
+	for _, a := range al {
+		if a.Open || a.Closed == "" || a.CloseNote != "checked by test: "+a.Kind {
+			t.Errorf("alert %d after closing: open %v, closed %q, note %q", a.ID, a.Open, a.Closed, a.CloseNote)
+		}
+	}
+	if out := runCmd(t, "alerts", "--db", db, "--open", "--json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("alerts --open after closing all = %s", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--close", fmt.Sprint(al[0].ID), "--note", "again"}, "already closed"},
+		{[]string{"--close", "999", "--note", "x"}, "not found"},
+		{[]string{"--close", fmt.Sprint(al[0].ID)}, "needs --note"},
+	} {
+		_, stderr, err := tryCmd(t, append([]string{"alerts", "--db", db}, tc.args...)...)
+		if err == nil || !strings.Contains(stderr, tc.want) {
+			t.Errorf("alerts %v: err %v, stderr %q, want %q", tc.args, err, stderr, tc.want)
+		}
+	}
 }
 
 // freeAddr returns a loopback address nothing listens on.

@@ -101,12 +101,26 @@ func runAudit(args []string) error {
 }
 
 func runAlerts(args []string) error {
-	fs := newFlagSet("alerts", "--db FILE [--json] [--open]")
+	fs := newFlagSet("alerts", "--db FILE [--json] [--open] | --db FILE --close ID --note TEXT")
 	db := fs.String("db", "auditor.db", "auditor database `FILE`")
 	asJSON := fs.Bool("json", false, "print the alerts as a JSON array, with their evidence")
 	openOnly := fs.Bool("open", false, "only open alerts")
+	closeID := fs.Int64("close", 0, "close (acknowledge) the open alert with this `ID`; its condition is not raised again, and 'audit --once' no longer counts it")
+	note := fs.String("note", "", "with --close: why, e.g. who checked what (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *closeID != 0 || *note != "" {
+		if *closeID <= 0 || strings.TrimSpace(*note) == "" {
+			fmt.Fprintln(fs.Output(), "--close takes an alert ID (see 'attestlog alerts --open') and needs --note saying why")
+			fs.Usage()
+			return errUsage
+		}
+		if err := auditor.CloseAlert(context.Background(), *db, *closeID, *note); err != nil {
+			return err
+		}
+		fmt.Fprintf(auditStdout, "closed alert %d\n", *closeID)
+		return nil
 	}
 	al, err := auditor.ListAlerts(context.Background(), *db)
 	if err != nil {
@@ -132,6 +146,9 @@ func runAlerts(args []string) error {
 		state := "open"
 		if !a.Open {
 			state = "closed"
+			if a.CloseNote != "" {
+				state = fmt.Sprintf("closed %s (%s)", a.Closed, strings.ReplaceAll(a.CloseNote, "\n", " "))
+			}
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Time.Format("2006-01-02T15:04:05Z"), a.Kind, a.Subject, state, strings.ReplaceAll(a.Summary, "\n", " "))
 	}

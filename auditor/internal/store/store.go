@@ -70,7 +70,9 @@ CREATE TABLE IF NOT EXISTS alerts (
 	time     TEXT NOT NULL,
 	summary  TEXT NOT NULL,
 	evidence TEXT NOT NULL DEFAULT '',
-	open     INTEGER NOT NULL DEFAULT 1
+	open     INTEGER NOT NULL DEFAULT 1,
+	closed   TEXT NOT NULL DEFAULT '',  -- when it was closed (RFC 3339)
+	close_note TEXT NOT NULL DEFAULT '' -- why, as the closer said
 );
 CREATE TABLE IF NOT EXISTS outbox (
 	alert_id     INTEGER NOT NULL,
@@ -94,7 +96,23 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening auditor database %s: %w", path, err)
 	}
+	if err := addAlertCloseColumns(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening auditor database %s: %w", path, err)
+	}
 	return &Store{db: db}, nil
+}
+
+// addAlertCloseColumns adds the columns for closing alerts to a database
+// made before alerts could be closed.
+func addAlertCloseColumns(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('alerts') WHERE name = 'closed'`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	_, err := db.ExecContext(ctx, `ALTER TABLE alerts ADD COLUMN closed TEXT NOT NULL DEFAULT '';
+		ALTER TABLE alerts ADD COLUMN close_note TEXT NOT NULL DEFAULT '';`)
+	return err
 }
 
 // Close closes the database.
@@ -385,6 +403,9 @@ type Alert struct {
 	Summary  string          `json:"summary"`
 	Evidence json.RawMessage `json:"evidence,omitempty"`
 	Open     bool            `json:"open"`
+	// Closed is when the alert was closed (RFC 3339), and CloseNote why.
+	Closed    string `json:"closed,omitempty"`
+	CloseNote string `json:"close_note,omitempty"`
 	// Webhooks is the delivery state per webhook URL.
 	Webhooks []Delivery `json:"webhooks,omitempty"`
 }
@@ -428,9 +449,34 @@ func (s *Store) RaiseAlert(ctx context.Context, a *Alert, webhooks []string) (bo
 	return true, tx.Commit()
 }
 
+// ErrAlreadyClosed is returned by CloseAlert for an alert closed before.
+var ErrAlreadyClosed = errors.New("alert already closed")
+
+// CloseAlert closes open alert id with a note saying why. The alert's
+// condition is not raised again (alerts are unique by key); a new one,
+// such as another measurement, raises a new alert.
+func (s *Store) CloseAlert(ctx context.Context, id int64, note string) error {
+	r, err := s.db.ExecContext(ctx, `UPDATE alerts SET open = 0, closed = ?, close_note = ? WHERE id = ? AND open = 1`, now(), note, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 1 {
+		return nil
+	}
+	var open bool
+	err = s.db.QueryRowContext(ctx, `SELECT open FROM alerts WHERE id = ?`, id).Scan(&open)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("alert %d: %w", id, ErrNotFound)
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("alert %d: %w", id, ErrAlreadyClosed)
+}
+
 // Alerts returns every alert, oldest first, with its deliveries.
 func (s *Store) Alerts(ctx context.Context) ([]Alert, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, key, kind, subject, time, summary, evidence, open FROM alerts ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, key, kind, subject, time, summary, evidence, open, closed, close_note FROM alerts ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +485,7 @@ func (s *Store) Alerts(ctx context.Context) ([]Alert, error) {
 	for rows.Next() {
 		var a Alert
 		var t, ev string
-		if err := rows.Scan(&a.ID, &a.Key, &a.Kind, &a.Subject, &t, &a.Summary, &ev, &a.Open); err != nil {
+		if err := rows.Scan(&a.ID, &a.Key, &a.Kind, &a.Subject, &t, &a.Summary, &ev, &a.Open, &a.Closed, &a.CloseNote); err != nil {
 			rows.Close()
 			return nil, err
 		}

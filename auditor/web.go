@@ -50,6 +50,25 @@ func (d dashboardSource) Alerts(ctx context.Context) ([]web.AuditAlert, error) {
 	return out, nil
 }
 
+// signerName names the operator whose key keyID signed a release of the
+// log origin, as that log's policy calls it.
+func (a *Auditor) signerName(origin, keyID string) string {
+	if keyID == "" {
+		return "keyless operator (Sigstore)"
+	}
+	for _, l := range a.logs {
+		if l.cfg.Origin != origin {
+			continue
+		}
+		for _, p := range l.pol.Operators {
+			if p.Key.ID() == keyID {
+				return p.Name
+			}
+		}
+	}
+	return "key " + keyID
+}
+
 // Releases returns every release with its reproducibility status.
 func (d dashboardSource) Releases(ctx context.Context) ([]web.AuditRelease, error) {
 	a := d.a
@@ -60,7 +79,7 @@ func (d dashboardSource) Releases(ctx context.Context) ([]web.AuditRelease, erro
 	out := make([]web.AuditRelease, 0, len(rs))
 	for _, r := range rs {
 		wr := web.AuditRelease{Origin: r.Origin, Index: uint64(r.Index), Version: r.Version, Platform: r.Platform,
-			Measurement: r.Measurement, Signer: r.Signer, Status: r.Rebuild, Detail: r.Detail, Rebuilt: r.Rebuilt}
+			Measurement: r.Measurement, Signer: a.signerName(r.Origin, r.Signer), Status: r.Rebuild, Detail: r.Detail, Rebuilt: r.Rebuilt}
 		if r.ReproIndex >= 0 {
 			i := uint64(r.ReproIndex)
 			wr.Reproduction = &i

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/web"
 )
 
 func writeRelease(t *testing.T, dir string, i int) (string, string) {
@@ -169,8 +171,22 @@ func TestUpEndToEnd(t *testing.T) {
 		out, _, _ := tryCmd(t, "alerts", "--db", u.info.AuditorDB)
 		return strings.Contains(out, "revoked-release-served")
 	}, "the auditor's revoked-release-served alert")
-	if body := httpGet(t, u.info.URL+"/audit/?format=json"); !strings.Contains(body, "revoked-release-served") {
+	body := httpGet(t, u.info.URL+"/audit/?format=json")
+	if !strings.Contains(body, "revoked-release-served") {
 		t.Errorf("dashboard JSON lacks the alert: %.300s", body)
+	}
+	// Releases are attributed to the operator by its policy name.
+	var dash web.DashboardView
+	if err := json.Unmarshal([]byte(body), &dash); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range dash.Releases {
+		if r.Signer != u.info.Operator.Name {
+			t.Errorf("dashboard release %d signed by %q, want the operator's policy name %q", r.Index, r.Signer, u.info.Operator.Name)
+		}
+	}
+	if len(dash.Releases) == 0 {
+		t.Error("dashboard lists no releases")
 	}
 	if body := httpGet(t, u.info.URL+"/ui/entry/"+strconv.FormatUint(u.info.Demo.ReleaseIndex, 10)); !strings.Contains(body, "Revoked") {
 		t.Errorf("explorer entry page does not show the revocation")

@@ -164,9 +164,18 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 	}
 	// Catch the index up with what is already integrated before admitting
 	// anything, so that duplicate detection sees every earlier entry.
+	next, nerr := l.idx.Next(ctx)
+	size, serr := l.reader.IntegratedSize(ctx)
+	behind := nerr == nil && serr == nil && size > next
+	if behind {
+		l.logger.Info("indexing entries before serving", "from", next, "to", size)
+	}
 	if err := l.indexOnce(ctx); err != nil {
 		l.Close(ctx)
 		return nil, fmt.Errorf("catching up the index: %w", err)
+	}
+	if behind {
+		l.logger.Info("index caught up", "entries", size)
 	}
 	fctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel

@@ -50,6 +50,13 @@ func (l *Log) follow(ctx context.Context) {
 
 // indexOnce indexes every integrated entry not yet in the index.
 func (l *Log) indexOnce(ctx context.Context) error {
+	l.indexMu.Lock()
+	defer l.indexMu.Unlock()
+	return l.indexLocked(ctx)
+}
+
+// indexLocked is indexOnce with indexMu held.
+func (l *Log) indexLocked(ctx context.Context) error {
 	size, err := l.reader.IntegratedSize(ctx)
 	if err != nil {
 		return err
@@ -66,12 +73,19 @@ func (l *Log) indexOnce(ctx context.Context) error {
 	// ones cost less per entry.
 	var recs []index.Record
 	var hashes [][32]byte
+	// Long catch-ups (a rebuild, a restart far behind) report progress.
+	start, lastReport, from := time.Now(), time.Now(), next
+	long := size-next > 10*maxIndexBatch
 	flush := func(end uint64) error {
 		if len(recs) == 0 {
 			return nil
 		}
 		if err := l.idx.Add(ctx, recs, end); err != nil {
 			return err
+		}
+		if long && time.Since(lastReport) > 2*time.Second {
+			lastReport = time.Now()
+			l.logger.Info("indexing", "indexed", end, "of", size, "per_second", int(float64(end-from)/time.Since(start).Seconds()))
 		}
 		l.metrics.indexed.Set(float64(end))
 		l.pendingMu.Lock()
@@ -169,10 +183,13 @@ func (l *Log) signerOf(p *statement.Parsed) (keyID, name string) {
 
 // Reindex rebuilds the index from the log.
 func (l *Log) Reindex(ctx context.Context) (uint64, error) {
+	// The follower waits meanwhile, rather than indexing the same entries.
+	l.indexMu.Lock()
+	defer l.indexMu.Unlock()
 	if err := l.idx.Reset(ctx); err != nil {
 		return 0, err
 	}
-	if err := l.indexOnce(ctx); err != nil {
+	if err := l.indexLocked(ctx); err != nil {
 		return 0, err
 	}
 	return l.idx.Next(ctx)

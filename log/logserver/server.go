@@ -35,6 +35,7 @@ import (
 
 // Log is a running log.
 type Log struct {
+	indexMu  sync.Mutex // one indexing pass at a time (follower, catch-up, reindex)
 	cfg      *Config
 	logger   *slog.Logger
 	add      tessera.AddFn

@@ -113,6 +113,7 @@ cp firmware/tdx.fd out/OVMF-tdx.fd
 printf 'attestlog test kernel, built with SOURCE_DATE_EPOCH=%s\n' "$SOURCE_DATE_EPOCH" > out/bzImage
 cat src/init.txt src/init.txt > out/initrd.img
 printf '%s' 'console=ttyS0 root=/dev/vda ro' > out/cmdline
+if [ -f firmware/vmlinuz ]; then cp firmware/vmlinuz out/vmlinuz; fi
 `
 
 // enclaveRepo creates a git repository with a reproducible build and runs
@@ -132,6 +133,15 @@ func enclaveRepo(t *testing.T, dir string) (repo, commit, out string) {
 		testenv.Missing(t, "Debian's ovmf (/usr/share/ovmf/OVMF.fd)", err)
 	}
 	files["firmware/snp.fd"], files["firmware/tdx.fd"] = string(snpFW), string(tdxFW)
+	// A real kernel with an EFI stub, for TDX RTMR1/RTMR2 (Debian's, when
+	// installed; TestAuditReproduces requires it).
+	if kernels, _ := filepath.Glob("/boot/vmlinuz-*"); len(kernels) > 0 {
+		k, err := os.ReadFile(kernels[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["firmware/vmlinuz"] = string(k)
+	}
 	for name, content := range files {
 		p := filepath.Join(repo, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -234,6 +244,50 @@ func TestAuditReproduces(t *testing.T) {
 	iBad := publishIndex(t, u, writeEnclaveRelease(t, dir, "bad", "1.0.1", "sev-snp", strings.Repeat("ab", 48), repo, commit, out))
 	iTDX := publishIndex(t, u, writeEnclaveRelease(t, dir, "tdx", "1.0.0-tdx", "tdx", mrtd, repo, commit, out))
 
+	// A TDX direct boot with a real kernel logs RTMR1 and RTMR2 too; the
+	// auditor recomputes and compares them. A copy with a wrong RTMR2 must
+	// be a mismatch naming tdx.rtmr2.
+	if _, err := os.Stat(filepath.Join(out, "vmlinuz")); err != nil {
+		testenv.Missing(t, "a Debian kernel in /boot (Debian package linux-image-amd64)", err)
+	}
+	const cmdline = "console=ttyS0 root=/dev/vda ro"
+	rtmrs := map[string]string{}
+	for _, line := range strings.Split(runCmd(t, "measure", "tdx", "--firmware", filepath.Join(out, "OVMF-tdx.fd"), "--kernel", filepath.Join(out, "vmlinuz"),
+		"--initrd", filepath.Join(out, "initrd.img"), "--memory", "2G", "--append", cmdline), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(k, "rtmr") {
+			rtmrs[k] = v
+		}
+	}
+	if len(rtmrs["rtmr1"]) != 96 || len(rtmrs["rtmr2"]) != 96 {
+		t.Fatalf("measure tdx printed %v, want rtmr1 and rtmr2", rtmrs)
+	}
+	tdxRTMR := func(name, version, rtmr2 string) uint64 {
+		y := fmt.Sprintf(`version: %s
+platform: tdx
+time: 2026-11-26T12:00:00Z
+measurements:
+  tdx: {mrtd: %s, rtmr1: %s, rtmr2: %s}
+artifacts:
+  - {name: OVMF-tdx.fd, sha256: %s}
+  - {name: vmlinuz, sha256: %s}
+  - {name: initrd.img, sha256: %s}
+source: {repo: "file://%s", commit: %s}
+recipe:
+  argv: [sh, build.sh]
+  env: {SOURCE_DATE_EPOCH: "1767225600"}
+  outputs: [out/OVMF-tdx.fd, out/vmlinuz, out/initrd.img]
+  measure: {firmware: out/OVMF-tdx.fd, kernel: out/vmlinuz, initrd: out/initrd.img, cmdline: %q, memory: 2G}
+`, version, mrtd, rtmrs["rtmr1"], rtmr2, sha256File(t, filepath.Join(out, "OVMF-tdx.fd")), sha256File(t, filepath.Join(out, "vmlinuz")),
+			sha256File(t, filepath.Join(out, "initrd.img")), repo, commit, cmdline)
+		p := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return publishIndex(t, u, p)
+	}
+	iTDXBoot := tdxRTMR("tdx-boot", "1.1.0-tdx", rtmrs["rtmr2"])
+	iTDXBad := tdxRTMR("tdx-bad", "1.1.1-tdx", strings.Repeat("cd", 48))
+
 	// A client whose policy requires one reproduction refuses an enclave
 	// running the SNP release until the auditor has reproduced it.
 	enc, err := fakeenclave.NewSNP(measurementBytes(t, snpLD))
@@ -265,11 +319,19 @@ func TestAuditReproduces(t *testing.T) {
 	db := filepath.Join(dir, "auditor.db")
 	al := listAlerts(t, db)
 	mm := alertsOf(al, auditor.AlertRebuildMismatch)
-	if len(mm) != 1 || mm[0].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iBad) {
-		t.Fatalf("rebuild-mismatch alerts = %s, want exactly one, of entry %d\n%s", summaries(mm), iBad, output)
+	if len(mm) != 2 || mm[0].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iBad) ||
+		mm[1].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iTDXBad) {
+		t.Fatalf("rebuild-mismatch alerts = %s, want exactly two, of entries %d and %d\n%s", summaries(mm), iBad, iTDXBad, output)
+	}
+	var tdxEv auditor.RebuildAlert
+	if err := json.Unmarshal(mm[1].Evidence, &tdxEv); err != nil {
+		t.Fatal(err)
+	}
+	if d := tdxEv.Result.Differences; len(d) != 1 || d[0].What != "tdx.rtmr2" || d[0].Rebuilt != rtmrs["rtmr2"] {
+		t.Errorf("TDX mismatch differences = %+v, want only tdx.rtmr2 (rebuilt %s)", d, rtmrs["rtmr2"])
 	}
 	for _, a := range al {
-		for _, i := range []uint64{iSNP, iTDX} {
+		for _, i := range []uint64{iSNP, iTDX, iTDXBoot} {
 			if strings.HasSuffix(a.Subject, fmt.Sprintf("/entry/%d", i)) {
 				t.Errorf("alert about reproducible entry %d: %s", i, summaries([]auditor.Alert{a}))
 			}
@@ -285,7 +347,7 @@ func TestAuditReproduces(t *testing.T) {
 
 	// The reproductions are in the log, signed by the auditor key.
 	c, _ := client.New(u.info.URL, nil)
-	for idx, want := range map[uint64]string{iSNP: "match", iTDX: "match", iBad: "mismatch"} {
+	for idx, want := range map[uint64]string{iSNP: "match", iTDX: "match", iBad: "mismatch", iTDXBoot: "match", iTDXBad: "mismatch"} {
 		waitFor(t, func() bool {
 			e, err := c.Entry(t.Context(), idx)
 			return err == nil && len(e.Reproductions) == 1

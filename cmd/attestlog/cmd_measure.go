@@ -239,7 +239,7 @@ func runMeasureTDX(args []string) error {
 	}
 	var memSize uint64
 	if *memory != "" {
-		if memSize, err = parseMemorySize(*memory); err != nil {
+		if memSize, err = tdx.ParseMemorySize(*memory); err != nil {
 			return usageErr("--memory %q: %v", *memory, err)
 		}
 	}
@@ -377,26 +377,6 @@ func stubNote(version string) string {
 		return fmt.Sprintf("rtmr2 assumes the kernel's EFI stub measures its command line and initrd through the CC measurement protocol, which Linux has done since 6.9; this kernel is %d.%d, so unless it has that change backported its RTMR2 stays zero", major, minor)
 	}
 	return ""
-}
-
-// parseMemorySize parses a size as QEMU's -m does: a bare number is MiB,
-// suffixes K, M, G and T (optionally followed by B or iB) are powers of 1024.
-func parseMemorySize(s string) (uint64, error) {
-	num := strings.TrimRight(s, "KMGTBkmgtbi")
-	unit := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s[len(num):], "B"), "i"))
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n == 0 {
-		return 0, errors.New("not a positive size (e.g. 4G, 4096M, 4096)")
-	}
-	shift := map[string]uint{"": 20, "K": 10, "M": 20, "G": 30, "T": 40}
-	sh, ok := shift[unit]
-	if !ok {
-		return 0, fmt.Errorf("unknown unit %q (want K, M, G or T)", s[len(num):])
-	}
-	if n > (1<<44)>>sh { // 16 TiB
-		return 0, errors.New("larger than 16 TiB")
-	}
-	return n << sh, nil
 }
 
 func runMeasureTDXReplay(args []string) error {

@@ -72,21 +72,6 @@ func TestMeasureCommands(t *testing.T) {
 	}
 }
 
-func TestParseMemorySize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-	}{
-		{"4096", 4 << 30}, {"4G", 4 << 30}, {"4g", 4 << 30}, {"4GiB", 4 << 30}, {"2048M", 2 << 30},
-		{"512K", 512 << 10}, {"1T", 1 << 40}, {"", 0}, {"0", 0}, {"4X", 0}, {"-1G", 0}, {"G", 0}, {"17T", 0},
-	} {
-		got, err := parseMemorySize(tc.in)
-		if got != tc.want || (err == nil) != (tc.want != 0) {
-			t.Errorf("parseMemorySize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
-		}
-	}
-}
-
 // measure tdx with boot inputs prints what the tdx package computes for
 // them (whose expected values are checked in policy/measure/tdx), after the
 // unchanged mrtd line, and says what RTMR0 needs.

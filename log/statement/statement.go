@@ -197,6 +197,10 @@ type MeasureInputs struct {
 	// OVMFHash is the precomputed OVMF page hash (48 bytes hex) when the
 	// firmware output is only a suffix.
 	OVMFHash string `json:"ovmf_hash,omitempty" yaml:"ovmf_hash"`
+	// Memory is the guest RAM as QEMU's -m takes it (e.g. "4G"): a TDX
+	// direct boot with an initrd measures the initrd's load address,
+	// which QEMU derives from it, into RTMR1.
+	Memory string `json:"memory,omitempty" yaml:"memory"`
 }
 
 // Reproduction is the predicate of a reproduction statement: an auditor

@@ -163,6 +163,9 @@ func TestParseRejects(t *testing.T) {
 		{"env NUL", func(m map[string]any) {
 			pred(m)["recipe"].(map[string]any)["env"] = map[string]any{"X": "a\x00b"}
 		}, "recipe.env.X: contains a NUL"},
+		{"bad memory", func(m map[string]any) {
+			pred(m)["recipe"].(map[string]any)["measure"].(map[string]any)["memory"] = "lots"
+		}, "measure.memory: must be a size"},
 		{"measure not an output", func(m map[string]any) {
 			pred(m)["recipe"].(map[string]any)["outputs"] = []any{"out/bzImage"}
 		}, "measure.firmware"},

@@ -93,6 +93,8 @@ func validateSubject(i int, s Subject) error {
 	return nil
 }
 
+var memoryRE = regexp.MustCompile(`^[1-9][0-9]{0,12}([KMGTkmgt](iB|B)?)?$`)
+
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$`)
 
 func (r *Release) validate(f string) error {
@@ -251,6 +253,9 @@ func (r Recipe) validate(f string) error {
 			if err := checkHex(f+".measure.ovmf_hash", m.OVMFHash, 48); err != nil {
 				return err
 			}
+		}
+		if m.Memory != "" && !memoryRE.MatchString(m.Memory) {
+			return fieldErr(f+".measure.memory", "must be a size as QEMU's -m takes it (e.g. 4G, 4096M, 4096), got %q", short(m.Memory))
 		}
 	}
 	return nil

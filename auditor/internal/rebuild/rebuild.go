@@ -235,6 +235,14 @@ func (b *Builder) Rebuild(ctx context.Context, name string, rel *statement.Relea
 		}
 		r.Differences = append(r.Differences, Difference{What: what, Logged: logged, Rebuilt: rebuilt})
 	}
+	if l, b := rel.Measurements.TDX, m.TDX; l != nil && b != nil {
+		for _, v := range []struct{ what, logged, rebuilt string }{{"tdx.rtmr1", l.RTMR1, b.RTMR1}, {"tdx.rtmr2", l.RTMR2, b.RTMR2}} {
+			if v.logged != "" && v.logged != v.rebuilt {
+				mismatch = true
+				r.Differences = append(r.Differences, Difference{What: v.what, Logged: v.logged, Rebuilt: v.rebuilt})
+			}
+		}
+	}
 	r.Outcome = Reproduced
 	if mismatch {
 		r.Outcome = Mismatch
@@ -488,6 +496,19 @@ func Measure(root *os.Root, platform string, m *statement.MeasureInputs, logged 
 		defer f.Close()
 		return ovmf.ReadAll(f, name)
 	}
+	// readLimited reads a kernel or initrd output of at most limit bytes.
+	readLimited := func(name string, limit int64) ([]byte, error) {
+		f, err := root.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, limit+1))
+		if err == nil && int64(len(b)) > limit {
+			err = fmt.Errorf("%s: larger than %d bytes", name, limit)
+		}
+		return b, err
+	}
 	img, err := readAll(m.Firmware)
 	if err != nil {
 		return statement.Measurements{}, nil, fmt.Errorf("firmware: %w", err)
@@ -559,10 +580,43 @@ func Measure(root *os.Root, platform string, m *statement.MeasureInputs, logged 
 		if err != nil {
 			return statement.Measurements{}, nil, err
 		}
-		if l := logged.TDX; l != nil && (l.RTMR0 != "" || l.RTMR1 != "" || l.RTMR2 != "" || l.RTMR3 != "" || l.MRConfigID != "") {
-			notes = append(notes, "RTMRs and MRCONFIGID are not recomputed from build outputs (see policy/measure/README.md); only MRTD is compared")
+		out := &statement.TDXMeasurements{MRTD: hex.EncodeToString(mrtd[:])}
+		l := logged.TDX
+		if l == nil {
+			l = &statement.TDXMeasurements{}
 		}
-		return statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: hex.EncodeToString(mrtd[:])}}, notes, nil
+		// RTMR1 and RTMR2 of a direct kernel boot, when the release logs
+		// them (its measure inputs then name the kernel).
+		if l.RTMR1 != "" || l.RTMR2 != "" {
+			if m.Kernel == "" {
+				return statement.Measurements{}, nil, errors.New("the release logs rtmr1/rtmr2 but its recipe's measure inputs name no kernel")
+			}
+			b := tdx.DirectBoot{Cmdline: m.Cmdline}
+			if b.Kernel, err = readLimited(m.Kernel, tdx.MaxKernelSize); err != nil {
+				return statement.Measurements{}, nil, fmt.Errorf("kernel: %w", err)
+			}
+			if m.Initrd != "" {
+				if b.Initrd, err = readLimited(m.Initrd, tdx.MaxInitrdSize); err != nil {
+					return statement.Measurements{}, nil, fmt.Errorf("initrd: %w", err)
+				}
+				if m.Memory == "" {
+					return statement.Measurements{}, nil, errors.New("recipe.measure.memory is required to compute rtmr1 with an initrd (QEMU patches the initrd's load address, derived from -m, into the measured kernel)")
+				}
+				if b.MemorySize, err = tdx.ParseMemorySize(m.Memory); err != nil {
+					return statement.Measurements{}, nil, fmt.Errorf("recipe.measure.memory: %v", err)
+				}
+			}
+			ev, err := b.Events()
+			if err != nil {
+				return statement.Measurements{}, nil, err
+			}
+			r := tdx.FoldRTMRs(ev)
+			out.RTMR1, out.RTMR2 = hex.EncodeToString(r[1][:]), hex.EncodeToString(r[2][:])
+		}
+		if l.RTMR0 != "" || l.RTMR3 != "" || l.MRConfigID != "" {
+			notes = append(notes, "RTMR0 (host-dependent), RTMR3 (runtime) and MRCONFIGID (a launch parameter) are not recomputed from build outputs; not compared")
+		}
+		return statement.Measurements{TDX: out}, notes, nil
 	}
 	return statement.Measurements{}, nil, fmt.Errorf("unknown platform %q", platform)
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/google/go-eventlog/tcg"
 )
@@ -222,3 +224,23 @@ func (b DirectBoot) Events() ([]BootEvent, error) {
 
 // MaxInitrdSize bounds the initrds accepted (QEMU's limit is below 4 GiB).
 const MaxInitrdSize = 1 << 32
+
+// ParseMemorySize parses a size as QEMU's -m does: a bare number is MiB,
+// suffixes K, M, G and T (optionally followed by B or iB) are powers of 1024.
+func ParseMemorySize(s string) (uint64, error) {
+	num := strings.TrimRight(s, "KMGTBkmgtbi")
+	unit := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s[len(num):], "B"), "i"))
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n == 0 {
+		return 0, errors.New("not a positive size (e.g. 4G, 4096M, 4096)")
+	}
+	shift := map[string]uint{"": 20, "K": 10, "M": 20, "G": 30, "T": 40}
+	sh, ok := shift[unit]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q (want K, M, G or T)", s[len(num):])
+	}
+	if n > (1<<44)>>sh { // 16 TiB
+		return 0, errors.New("larger than 16 TiB")
+	}
+	return n << sh, nil
+}

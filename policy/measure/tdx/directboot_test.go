@@ -292,3 +292,18 @@ func FuzzDirectBootEvents(f *testing.F) {
 		KernelVersion(kernel)
 	})
 }
+
+func TestParseMemorySize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+	}{
+		{"4096", 4 << 30}, {"4G", 4 << 30}, {"4g", 4 << 30}, {"4GiB", 4 << 30}, {"2048M", 2 << 30},
+		{"512K", 512 << 10}, {"1T", 1 << 40}, {"", 0}, {"0", 0}, {"4X", 0}, {"-1G", 0}, {"G", 0}, {"17T", 0},
+	} {
+		got, err := ParseMemorySize(tc.in)
+		if got != tc.want || (err == nil) != (tc.want != 0) {
+			t.Errorf("ParseMemorySize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}

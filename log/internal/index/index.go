@@ -337,7 +337,7 @@ func (d *DB) ByPayload(ctx context.Context, h []byte) (uint64, error) {
 }
 
 // Lookup returns the entries whose measurement or artifact digest is value
-// (lowercase hex), oldest first.
+// (hex, either case), oldest first.
 func (d *DB) Lookup(ctx context.Context, value string) ([]Entry, error) {
 	b, err := hex.DecodeString(value)
 	if err != nil {

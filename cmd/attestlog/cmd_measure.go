@@ -70,30 +70,25 @@ func runMeasureSNP(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	usageErr := func(format string, a ...any) error {
-		fmt.Fprintf(fs.Output(), format+"\n", a...)
-		fs.Usage()
-		return errUsage
-	}
 	switch {
 	case *ovmfPath == "":
-		return usageErr("missing --ovmf FILE")
+		return usageError(fs, "missing --ovmf FILE")
 	case *vcpus < 1:
-		return usageErr("missing --vcpus N (at least 1)")
+		return usageError(fs, "missing --vcpus N (at least 1)")
 	case *initrd != "" && *kernel == "":
-		return usageErr("--initrd needs --kernel")
+		return usageError(fs, "--initrd needs --kernel")
 	case *appendArg != "" && *kernel == "":
-		return usageErr("--append needs --kernel")
+		return usageError(fs, "--append needs --kernel")
 	case *format != "hex" && *format != "base64":
-		return usageErr("--output-format must be hex or base64")
+		return usageError(fs, "--output-format must be hex or base64")
 	}
 	vmm, err := snp.ParseVMMType(*vmmType)
 	if err != nil {
-		return usageErr("%v", err)
+		return usageError(fs, "%v", err)
 	}
 	gf, err := strconv.ParseUint(*features, 0, 64)
 	if err != nil {
-		return usageErr("--guest-features %q is not an integer", *features)
+		return usageError(fs, "--guest-features %q is not an integer", *features)
 	}
 	// As sev-snp-measure: family/model/stepping, else the signature, else
 	// the type; QEMU needs one of them, EC2 and GCE ignore them.
@@ -101,25 +96,25 @@ func runMeasureSNP(args []string) error {
 	switch {
 	case family.set || model.set || stepping.set:
 		if !family.set || !model.set || !stepping.set {
-			return usageErr("--vcpu-family, --vcpu-model and --vcpu-stepping go together")
+			return usageError(fs, "--vcpu-family, --vcpu-model and --vcpu-stepping go together")
 		}
 		sig, err = snp.CPUSig(int(family.v), int(model.v), int(stepping.v))
 		if err != nil {
-			return usageErr("%v", err)
+			return usageError(fs, "%v", err)
 		}
 	case vcpuSig.set:
 		if vcpuSig.v < 0 || vcpuSig.v > 0xffffffff {
-			return usageErr("--vcpu-sig %d out of range", vcpuSig.v)
+			return usageError(fs, "--vcpu-sig %d out of range", vcpuSig.v)
 		}
 		sig = uint32(vcpuSig.v)
 	case *vcpuType != "":
 		s, ok := snp.VCPUTypes[*vcpuType]
 		if !ok {
-			return usageErr("unknown --vcpu-type %q (want one of %s)", *vcpuType, strings.Join(snp.VCPUTypeNames(), ", "))
+			return usageError(fs, "unknown --vcpu-type %q (want one of %s)", *vcpuType, strings.Join(snp.VCPUTypeNames(), ", "))
 		}
 		sig = s
 	case vmm == snp.QEMU:
-		return usageErr("missing --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping (needed for VMM type QEMU)")
+		return usageError(fs, "missing --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping (needed for VMM type QEMU)")
 	}
 
 	img, err := ovmf.ReadFile(*ovmfPath)
@@ -134,7 +129,7 @@ func runMeasureSNP(args []string) error {
 	if *ovmfHash != "" {
 		cfg.OVMFHash, err = hex.DecodeString(*ovmfHash)
 		if err != nil || len(cfg.OVMFHash) != snp.DigestSize {
-			return usageErr("--snp-ovmf-hash must be %d hex digits", 2*snp.DigestSize)
+			return usageError(fs, "--snp-ovmf-hash must be %d hex digits", 2*snp.DigestSize)
 		}
 	}
 	if *kernel != "" {
@@ -213,34 +208,29 @@ func runMeasureTDX(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	usageErr := func(format string, a ...any) error {
-		fmt.Fprintf(fs.Output(), format+"\n", a...)
-		fs.Usage()
-		return errUsage
-	}
 	bootInputs := *kernel != "" || *initrd != "" || *appendArg != "" || *memory != ""
 	switch {
 	case *fwPath == "":
-		return usageErr("missing --firmware FILE")
+		return usageError(fs, "missing --firmware FILE")
 	case *acpiTables != "":
 		return fmt.Errorf("--acpi-tables: computing RTMR0 is not implemented: it measures the TD HOB QEMU builds from the memory size, QEMU's ACPI tables and the firmware's variable store, whose layout differs between QEMU and OVMF versions and has not been verified against a real TD here; replay the guest's event log with 'attestlog measure tdx-replay' and compare its RTMR0 events")
 	case *initrd != "" && *kernel == "":
-		return usageErr("--initrd needs --kernel")
+		return usageError(fs, "--initrd needs --kernel")
 	case *appendArg != "" && *kernel == "":
-		return usageErr("--append needs --kernel")
+		return usageError(fs, "--append needs --kernel")
 	case *initrd != "" && *memory == "":
-		return usageErr("--initrd needs --memory: QEMU patches the initrd's load address, derived from the guest memory size, into the kernel that TDVF measures into RTMR1")
+		return usageError(fs, "--initrd needs --memory: QEMU patches the initrd's load address, derived from the guest memory size, into the kernel that TDVF measures into RTMR1")
 	case *both && bootInputs:
-		return usageErr("--both-orders prints MRTDs only; leave out the boot inputs")
+		return usageError(fs, "--both-orders prints MRTDs only; leave out the boot inputs")
 	}
 	o, err := tdx.ParsePageOrder(*order)
 	if err != nil {
-		return usageErr("%v", err)
+		return usageError(fs, "%v", err)
 	}
 	var memSize uint64
 	if *memory != "" {
 		if memSize, err = tdx.ParseMemorySize(*memory); err != nil {
-			return usageErr("--memory %q: %v", *memory, err)
+			return usageError(fs, "--memory %q: %v", *memory, err)
 		}
 	}
 	img, err := ovmf.ReadFile(*fwPath)

@@ -113,6 +113,13 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
+// usageError prints a message and the usage of fs, and returns errUsage.
+func usageError(fs *flag.FlagSet, format string, a ...any) error {
+	fmt.Fprintf(fs.Output(), format+"\n", a...)
+	fs.Usage()
+	return errUsage
+}
+
 // parseFlags parses args and maps flag errors to errUsage.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {

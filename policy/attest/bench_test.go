@@ -13,6 +13,7 @@ import (
 	tverify "github.com/google/go-tdx-guest/verify"
 
 	"github.com/attestlog/attestlog/internal/fakeenclave"
+	"github.com/attestlog/attestlog/policy/evidence"
 )
 
 // Our whole attestation decision (parse, chain, consistency, TCB floors,
@@ -21,25 +22,13 @@ import (
 //
 //	go test ./policy/attest -run '^$' -bench . -benchtime 2s
 func BenchmarkSNP(b *testing.B) {
-	nonce := bytes.Repeat([]byte{1}, 32)
 	e, err := fakeenclave.NewSNP(measurement(1))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ev, _ := e.Evidence(context.Background(), nonce)
-	v := fakeVerifier(b, e, "snp-min-tcb snp=1")
-	if r := v.Verify(ev, nonce); !r.OK() {
-		b.Fatalf("evidence does not verify:\n%s", r.Checks)
-	}
-	b.Run("attestlog", func(b *testing.B) {
-		for b.Loop() {
-			if !v.Verify(ev, nonce).OK() {
-				b.Fatal("failed")
-			}
-		}
-	})
-	b.Run("go-sev-guest-verify", func(b *testing.B) {
-		roots := v.amdRoots()
+	v, ev, nonce := benchSetup(b, e, "snp-min-tcb snp=1")
+	roots := v.amdRoots()
+	snp := func(b *testing.B, validateToo bool) {
 		for b.Loop() {
 			att, err := abi.ReportCertsToProto(append(bytes.Clone(ev.Report), ev.CertTable...))
 			if err != nil {
@@ -48,44 +37,26 @@ func BenchmarkSNP(b *testing.B) {
 			if err := verify.SnpAttestation(att, &verify.Options{DisableCertFetching: true, TrustedRoots: roots}); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("go-sev-guest-verify+validate", func(b *testing.B) {
-		roots := v.amdRoots()
-		for b.Loop() {
-			att, err := abi.ReportCertsToProto(append(bytes.Clone(ev.Report), ev.CertTable...))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := verify.SnpAttestation(att, &verify.Options{DisableCertFetching: true, TrustedRoots: roots}); err != nil {
-				b.Fatal(err)
+			if !validateToo {
+				continue
 			}
 			if err := validate.SnpAttestation(att, &validate.Options{GuestPolicy: abi.SnpPolicy{SMT: true}}); err != nil {
 				b.Fatal(err)
 			}
 		}
-	})
+	}
+	b.Run("attestlog", func(b *testing.B) { benchVerify(b, v, ev, nonce) })
+	b.Run("go-sev-guest-verify", func(b *testing.B) { snp(b, false) })
+	b.Run("go-sev-guest-verify+validate", func(b *testing.B) { snp(b, true) })
 }
 
 func BenchmarkTDX(b *testing.B) {
-	nonce := bytes.Repeat([]byte{1}, 32)
 	e, err := fakeenclave.NewTDX(measurement(2))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ev, _ := e.Evidence(context.Background(), nonce)
-	v := fakeVerifier(b, e, "tdx-min-tee-tcb-svn 03000000000000000000000000000000")
-	if r := v.Verify(ev, nonce); !r.OK() {
-		b.Fatalf("evidence does not verify:\n%s", r.Checks)
-	}
-	b.Run("attestlog", func(b *testing.B) {
-		for b.Loop() {
-			if !v.Verify(ev, nonce).OK() {
-				b.Fatal("failed")
-			}
-		}
-	})
-	b.Run("go-tdx-guest-verify", func(b *testing.B) {
+	v, ev, nonce := benchSetup(b, e, "tdx-min-tee-tcb-svn 03000000000000000000000000000000")
+	tdx := func(b *testing.B, validateToo bool) {
 		for b.Loop() {
 			q, err := tabi.QuoteToProto(ev.Quote)
 			if err != nil {
@@ -94,20 +65,38 @@ func BenchmarkTDX(b *testing.B) {
 			if err := tverify.TdxQuote(q, &tverify.Options{TrustedRoots: v.tdxRoots}); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("go-tdx-guest-verify+validate", func(b *testing.B) {
-		for b.Loop() {
-			q, err := tabi.QuoteToProto(ev.Quote)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := tverify.TdxQuote(q, &tverify.Options{TrustedRoots: v.tdxRoots}); err != nil {
-				b.Fatal(err)
+			if !validateToo {
+				continue
 			}
 			if err := tvalidate.TdxQuote(q, &tvalidate.Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}
-	})
+	}
+	b.Run("attestlog", func(b *testing.B) { benchVerify(b, v, ev, nonce) })
+	b.Run("go-tdx-guest-verify", func(b *testing.B) { tdx(b, false) })
+	b.Run("go-tdx-guest-verify+validate", func(b *testing.B) { tdx(b, true) })
+}
+
+// benchSetup returns a verifier with policy text for e's evidence, the
+// evidence and its nonce, checking once that it verifies.
+func benchSetup(b *testing.B, e *fakeenclave.Enclave, text string) (*Verifier, *evidence.Bundle, []byte) {
+	nonce := bytes.Repeat([]byte{1}, 32)
+	ev, err := e.Evidence(context.Background(), nonce)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := fakeVerifier(b, e, text)
+	if r := v.Verify(ev, nonce); !r.OK() {
+		b.Fatalf("evidence does not verify:\n%s", r.Checks)
+	}
+	return v, ev, nonce
+}
+
+func benchVerify(b *testing.B, v *Verifier, ev *evidence.Bundle, nonce []byte) {
+	for b.Loop() {
+		if !v.Verify(ev, nonce).OK() {
+			b.Fatal("failed")
+		}
+	}
 }

@@ -7,6 +7,9 @@
 package testenv
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -33,4 +36,20 @@ func LookPath(t testing.TB, name string) string {
 		Missing(t, name, err)
 	}
 	return p
+}
+
+// ReadDebianFile returns the file at path from the Debian package pkg
+// (e.g. "ovmf 2022.11-6+deb12u2"), whose SHA-256 must be wantSHA256: the
+// expected values of the test were computed for that build. A missing file
+// or another build calls Missing.
+func ReadDebianFile(t testing.TB, pkg, path, wantSHA256 string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		Missing(t, "Debian's "+pkg+" ("+path+")", err)
+	}
+	if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != wantSHA256 {
+		Missing(t, pkg+"'s "+path, fmt.Errorf("installed file has SHA-256 %x; regenerate the vectors as testdata/README.md says", h))
+	}
+	return b
 }

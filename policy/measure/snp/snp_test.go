@@ -2,7 +2,6 @@ package snp
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -172,22 +171,9 @@ const (
 	debianOVMFSHA256  = "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773" // ovmf 2022.11-6+deb12u2
 	debianCode4MPath  = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	debianCode4MSHA25 = "b157d97b1f69729514feb7f201d2cbe4957f23ab77920e361fe9f822ba49ca4c"
+	// The build the vectors were computed for.
+	debianOVMFPackage = "ovmf 2022.11-6+deb12u2"
 )
-
-// readDebian reads a firmware file of Debian's ovmf package and checks it is
-// the build the vectors were computed for.
-func readDebian(t testing.TB, path, wantSHA256 string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		testenv.Missing(t, "Debian's ovmf package ("+path+")", err)
-	}
-	if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != wantSHA256 {
-		testenv.Missing(t, "ovmf 2022.11-6+deb12u2's "+path,
-			errors.New("installed file has SHA-256 "+hex.EncodeToString(h[:])+"; regenerate the vectors as testdata/README.md says"))
-	}
-	return b
-}
 
 // Computed by sev-snp-measure v0.0.13 on Debian's OVMF.fd; commands in
 // testdata/README.md.
@@ -218,7 +204,7 @@ var debianVectors = []vector{
 }
 
 func TestReferenceDebianOVMF(t *testing.T) {
-	fw := readDebian(t, debianOVMFPath, debianOVMFSHA256)
+	fw := testenv.ReadDebianFile(t, debianOVMFPackage, debianOVMFPath, debianOVMFSHA256)
 	t.Run("ovmf-hash", func(t *testing.T) {
 		const want = "ba2c811512ef868474f239a21f7d7057d65a20de87a003c4f116e4fb1573183bfbcd75c3e99b2f558575a5d0094f73c6"
 		got, err := OVMFHash(fw)
@@ -272,7 +258,7 @@ func TestReferenceDebianOVMF(t *testing.T) {
 }
 
 func TestReferenceDebianOVMFCode4M(t *testing.T) {
-	fw := readDebian(t, debianCode4MPath, debianCode4MSHA25)
+	fw := testenv.ReadDebianFile(t, debianOVMFPackage, debianCode4MPath, debianCode4MSHA25)
 	v := vector{name: "epyc-genoa_2", ovmf: debianCode4MPath, vcpus: 2, sig: sig("EPYC-Genoa"), features: 0x1, directNil: true,
 		want: "f85ad0ee5a0ed682c2a3b30efddb8e7024cf76cca8bc54cafc9506515b6c02bd610628bb959e2c27d25d5ab89c56a60c"}
 	v.run(t, fw)

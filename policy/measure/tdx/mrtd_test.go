@@ -4,7 +4,6 @@ package tdx
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
@@ -133,21 +132,9 @@ const (
 	debianOVMFSHA256 = "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773" // ovmf 2022.11-6+deb12u2
 )
 
-func readDebianOVMF(t *testing.T) []byte {
-	t.Helper()
-	b, err := os.ReadFile(debianOVMFPath)
-	if err != nil {
-		testenv.Missing(t, "Debian's ovmf package ("+debianOVMFPath+")", err)
-	}
-	if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != debianOVMFSHA256 {
-		testenv.Missing(t, "ovmf 2022.11-6+deb12u2's "+debianOVMFPath,
-			errors.New("installed file has SHA-256 "+hex.EncodeToString(h[:])+"; regenerate the vectors as testdata/README.md says"))
-	}
-	return b
-}
 
 func TestMRTDDebianOVMF(t *testing.T) {
-	fw := readDebianOVMF(t)
+	fw := testenv.ReadDebianFile(t, "ovmf 2022.11-6+deb12u2", debianOVMFPath, debianOVMFSHA256)
 	if got := mustMRTD(t, fw, SinglePass); got != debianMRTDTdShim {
 		t.Errorf("MRTD(OVMF.fd, single-pass) = %s, want %s (td-shim)", got, debianMRTDTdShim)
 	}

@@ -132,7 +132,6 @@ const (
 	debianOVMFSHA256 = "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773" // ovmf 2022.11-6+deb12u2
 )
 
-
 func TestMRTDDebianOVMF(t *testing.T) {
 	fw := testenv.ReadDebianFile(t, "ovmf 2022.11-6+deb12u2", debianOVMFPath, debianOVMFSHA256)
 	if got := mustMRTD(t, fw, SinglePass); got != debianMRTDTdShim {

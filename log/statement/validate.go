@@ -204,16 +204,8 @@ func (r Recipe) validate(f string) error {
 			return fieldErr(fmt.Sprintf("%s.argv[%d]", f, i), "%s", msg)
 		}
 	}
-	if len(r.Env) > maxEnv {
-		return fieldErr(f+".env", "at most %d variables", maxEnv)
-	}
-	for k, v := range r.Env {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return fieldErr(f+".env", "bad variable name %q", short(k))
-		}
-		if msg := textProblem(v, maxTextLen, false); msg != "" {
-			return fieldErr(f+".env."+k, "%s", msg)
-		}
+	if err := CheckRecipeEnv(f+".env", r.Env); err != nil {
+		return err
 	}
 	if len(r.Outputs) > maxOutputs {
 		return fieldErr(f+".outputs", "at most %d outputs", maxOutputs)
@@ -343,6 +335,57 @@ func checkTime(f string, t time.Time) error {
 	}
 	if t.Location() != time.UTC || t.Nanosecond() != 0 {
 		return fieldErr(f, "must be RFC 3339 in UTC with whole seconds, e.g. 2026-11-26T12:00:00Z")
+	}
+	return nil
+}
+
+// envName is a portable environment variable name (POSIX: letters,
+// digits and underscores, not starting with a digit).
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// reservedEnv are the variables a recipe may not set: those that change
+// how programs are loaded or libraries behave (glibc's list of variables
+// it ignores in set-user-ID programs, for the same reason), and those
+// the rebuild sandbox sets itself.
+var reservedEnv = map[string]string{
+	"GCONV_PATH": "loads code", "GETCONF_DIR": "changes the C library", "GLIBC_TUNABLES": "changes the C library",
+	"HOSTALIASES": "changes the C library", "LOCALDOMAIN": "changes the C library", "LOCPATH": "loads locale data",
+	"NIS_PATH": "changes the C library", "NLSPATH": "loads message catalogs", "RESOLV_HOST_CONF": "changes the C library",
+	"RES_OPTIONS": "changes the C library", "TZDIR": "loads time zone data",
+	"HOME": "is set by the rebuild sandbox", "TMPDIR": "is set by the rebuild sandbox", "PATH": "is set by the auditor (rebuild.path)",
+}
+
+// CheckRecipeEnv checks a recipe's environment (field f): at most maxEnv
+// portable names, none that changes loading (LD_*, MALLOC_*, GCONV_PATH,
+// GLIBC_TUNABLES, …) or that the sandbox sets (PATH, HOME, TMPDIR), and
+// values of plain text. A release that only builds with them is not
+// reproducible by an auditor anyway.
+func CheckRecipeEnv(f string, env map[string]string) error {
+	if len(env) > maxEnv {
+		return fieldErr(f, "at most %d variables", maxEnv)
+	}
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if !envName.MatchString(k) || len(k) > maxNameLen {
+			return fieldErr(f, "bad variable name %q (want letters, digits and underscores, not starting with a digit)", short(k))
+		}
+		why, reserved := reservedEnv[k]
+		switch {
+		case strings.HasPrefix(k, "LD_"):
+			why, reserved = "changes how programs are loaded", true
+		case strings.HasPrefix(k, "MALLOC_"):
+			why, reserved = "changes the C library", true
+		}
+		if reserved {
+			return fieldErr(f+"."+k, "a recipe may not set %s: it %s; a release that builds only with it is not reproducible", k, why)
+		}
+		if msg := textProblem(env[k], maxTextLen, false); msg != "" {
+			return fieldErr(f+"."+k, "%s", msg)
+		}
 	}
 	return nil
 }

@@ -1,9 +1,16 @@
 // Package rebuild replays a release's build recipe and recomputes its
-// launch measurement: it fetches the source at the logged commit with git,
-// runs the recipe's argv in the checked-out tree with a scrubbed
-// environment, no network, a time limit and an output-size limit (inside
-// bubblewrap when available or required), hashes the outputs and feeds
+// launch measurement: it fetches the source at the logged commit with git
+// (outside the build, with no hooks, filters or configuration the
+// repository could bring), runs the recipe's argv in the checked-out tree
+// inside bubblewrap (see bwrapArgs) as an unprivileged user with the
+// recipe's environment applied inside the sandbox only, bounded while it
+// runs by Limits (cgroups where the auditor may make one, else rlimits and
+// polling), a time limit and an output limit, hashes the outputs and feeds
 // them to policy/measure.
+//
+// Without a working sandbox there is no sandboxed result: SandboxAuto
+// refuses to build (Outcome Unsandboxed), and only SandboxOff, said
+// explicitly, builds on the host and marks the result unsandboxed.
 package rebuild
 
 import (
@@ -22,12 +29,11 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy/measure/ovmf"
@@ -37,9 +43,9 @@ import (
 
 // Sandbox modes.
 const (
-	SandboxRequired = "required" // refuse to build without bubblewrap
-	SandboxAuto     = "auto"     // bubblewrap when it works, else unsandboxed
-	SandboxOff      = "off"      // never use bubblewrap
+	SandboxRequired = "required" // refuse to start without a working bubblewrap
+	SandboxAuto     = "auto"     // bubblewrap when it works, else refuse each rebuild
+	SandboxOff      = "off"      // build on the host, results marked unsandboxed
 )
 
 // Outcomes.
@@ -47,7 +53,13 @@ const (
 	Reproduced = "reproduced"
 	Mismatch   = "mismatch"
 	Failed     = "failed"
+	// Unsandboxed: no rebuild ran, because no sandbox works here and the
+	// auditor's operator did not say sandbox: off.
+	Unsandboxed = "unsandboxed"
 )
+
+// MaxOutputTail bounds the build output a failed result carries.
+const MaxOutputTail = 4096
 
 // Builder runs rebuilds. Its fields are set by the caller before use.
 type Builder struct {
@@ -57,41 +69,73 @@ type Builder struct {
 	Timeout     time.Duration // for the clone and for the build, each
 	MaxLog      int64         // build log bytes; the build is stopped beyond
 	MaxOutput   int64         // bytes in the build tree after the build
+	Limits      Limits        // bounds while the build runs
 	WorkDir     string        // parent of the per-build directories
 	RepoSchemes []string      // URL schemes git may fetch from
 	Path        string        // PATH of the build
 	Keep        bool          // keep build directories
+	// User is who sandboxed builds run as when the auditor runs as root
+	// (default DefaultUser); an auditor that is not root builds as itself.
+	User *Credential
 
-	once      sync.Once
-	useBwrap  bool
-	bwrapErr  error
-	bwrapPath string
+	once        sync.Once
+	mu          sync.Mutex
+	useBwrap    bool
+	bwrapErr    error
+	bwrapPath   string
+	prlimitPath string
+	enforcement string
 }
 
-// CheckSandbox decides whether builds run in bubblewrap, trying it once.
-// In SandboxRequired mode an unusable bubblewrap is an error.
+// CheckSandbox decides, once, whether builds run in bubblewrap, by running
+// one as a build would. In SandboxRequired mode an unusable sandbox is an
+// error; in SandboxAuto mode it makes every Rebuild refuse.
 func (b *Builder) CheckSandbox(ctx context.Context) (sandboxed bool, err error) {
 	b.once.Do(func() {
+		if b.User == nil && os.Geteuid() == 0 {
+			u := DefaultUser
+			b.User = &u
+		}
+		if p, err := exec.LookPath("prlimit"); err == nil {
+			b.prlimitPath = p
+		} else {
+			b.bwrapErr = fmt.Errorf("prlimit (Debian's util-linux) sets the builds' rlimits: %w", err)
+			b.enforcement = "no build can run: " + b.bwrapErr.Error()
+			b.Sandbox = SandboxRequired // nothing runs without limits
+			return
+		}
+		how := "rlimits and /proc polling"
+		if cg, err := newCgroup(b.Limits); err == nil {
+			how = cg.String()
+			cg.remove()
+		} else {
+			how += " (no cgroup: " + err.Error() + ")"
+		}
 		if b.Sandbox == SandboxOff {
+			b.enforcement = "no sandbox (rebuild.sandbox: off), limits by " + how
 			return
 		}
 		p, err := exec.LookPath(b.Bwrap)
 		if err == nil {
 			b.bwrapPath = p
-			cmd := exec.CommandContext(ctx, p, append(b.bwrapArgs(os.TempDir()), "--", "true")...)
-			cmd.Env = []string{"PATH=" + b.Path}
-			if out, rerr := cmd.CombinedOutput(); rerr != nil {
-				err = fmt.Errorf("%s does not work here: %v: %s", p, rerr, bytes.TrimSpace(out))
+			if perr := b.probe(ctx, true); perr != nil {
+				err = fmt.Errorf("%s does not work here: %v", p, perr)
 			}
 		}
 		if err != nil {
 			b.bwrapErr = err
+			b.enforcement = "no working sandbox: " + err.Error()
 			return
 		}
 		b.useBwrap = true
+		user := "the auditor's user"
+		if b.User != nil {
+			user = fmt.Sprintf("uid %d", b.User.UID)
+		}
+		b.enforcement = fmt.Sprintf("bubblewrap as %s, limits by %s", user, how)
 	})
 	if b.Sandbox == SandboxRequired && !b.useBwrap {
-		return false, fmt.Errorf("rebuild sandbox is required but bubblewrap is unusable: %v (install Debian's bubblewrap, or set rebuild.sandbox to auto or off)", b.bwrapErr)
+		return false, fmt.Errorf("rebuild sandbox is required but bubblewrap is unusable: %v (install Debian's bubblewrap; or set rebuild.sandbox to off to build on the host, marking reproductions unsandboxed)", b.bwrapErr)
 	}
 	return b.useBwrap, nil
 }
@@ -122,8 +166,14 @@ type Result struct {
 	Artifacts    []Artifact             `json:"artifacts,omitempty"`
 	Notes        []string               `json:"notes,omitempty"`
 	Sandboxed    bool                   `json:"sandboxed"`
-	Log          string                 `json:"log,omitempty"` // the build log (bounded), for failures
-	Duration     time.Duration          `json:"duration"`
+	// Limit names the limit (a key of rebuild.limits) that stopped a
+	// failed build.
+	Limit string `json:"limit,omitempty"`
+	// BuildOutput is the last MaxOutputTail bytes of a failed build's
+	// output, with control characters escaped: text the release's
+	// operator controls, never the auditor's.
+	BuildOutput string        `json:"untrusted_build_output_tail,omitempty"`
+	Duration    time.Duration `json:"duration"`
 }
 
 func failed(r *Result, format string, args ...any) *Result {
@@ -142,14 +192,21 @@ func (b *Builder) Rebuild(ctx context.Context, name string, rel *statement.Relea
 	if err != nil {
 		return failed(r, "%v", err)
 	}
+	if !sandboxed && b.Sandbox != SandboxOff {
+		r.Outcome = Unsandboxed
+		r.Reason = fmt.Sprintf("not rebuilt: no working sandbox (%v); install bubblewrap and restart the auditor, or set rebuild.sandbox: off to build on the host with reproductions marked unsandboxed", b.bwrapErr)
+		return r
+	}
 	r.Sandboxed = sandboxed
+	// Admission refuses these; a statement that did not pass admission
+	// must not change how anything is loaded either.
+	if err := statement.CheckRecipeEnv("recipe.env", rel.Recipe.Env); err != nil {
+		return failed(r, "%v", err)
+	}
 	if rel.Recipe.Measure == nil || rel.Recipe.Measure.Firmware == "" {
 		return failed(r, "the recipe has no measure section naming the firmware output, so no measurement can be recomputed")
 	}
-	if err := os.MkdirAll(b.WorkDir, 0o700); err != nil {
-		return failed(r, "%v", err)
-	}
-	work, err := os.MkdirTemp(b.WorkDir, safeName(name)+"-")
+	work, err := b.workDir(safeName(name))
 	if err != nil {
 		return failed(r, "%v", err)
 	}
@@ -165,9 +222,13 @@ func (b *Builder) Rebuild(ctx context.Context, name string, rel *statement.Relea
 		return failed(r, "fetching source: %v", err)
 	}
 
-	log, err := b.run(ctx, rel.Recipe, work, src)
-	r.Log = log
+	log, err := b.exec(ctx, sandboxed, rel.Recipe.Argv, rel.Recipe.Env, work, src)
 	if err != nil {
+		r.BuildOutput = OutputTail(log, MaxOutputTail)
+		var le *LimitError
+		if errors.As(err, &le) {
+			r.Limit = le.Limit
+		}
 		return failed(r, "build: %v", err)
 	}
 	if n, err := treeSize(src, b.MaxOutput); err != nil {
@@ -189,7 +250,6 @@ func (b *Builder) Rebuild(ctx context.Context, name string, rel *statement.Relea
 		}
 		digests[o] = d
 	}
-	r.Log = "" // keep logs of failures only
 
 	mismatch := false
 	for _, a := range artifacts {
@@ -263,8 +323,10 @@ func (r *Result) Summary() string {
 		}
 	case Failed:
 		b.WriteString("rebuild failed: " + r.Reason)
+	case Unsandboxed:
+		b.WriteString(r.Reason)
 	}
-	if !r.Sandboxed {
+	if !r.Sandboxed && r.Outcome != Unsandboxed {
 		b.WriteString(" (built without sandbox)")
 	}
 	s := b.String()
@@ -283,6 +345,12 @@ func safeName(s string) string {
 	}, s)
 }
 
+// fetch clones the source at s.Commit into dst, outside any build and
+// before it. Nothing of the repository configures git: no system or
+// global configuration, no templates (so no hooks), hooks and fsmonitor
+// off, no filter drivers defined (so .gitattributes can name none), no
+// submodules, object checks on, and only the schemes of rebuild.repo_schemes
+// for every transport git might use (protocol.allow).
 func (b *Builder) fetch(ctx context.Context, s statement.Source, dst, home string) error {
 	repo := strings.TrimPrefix(s.Repo, "git+")
 	u, err := url.Parse(repo)
@@ -294,26 +362,36 @@ func (b *Builder) fetch(ctx context.Context, s statement.Source, dst, home strin
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.Timeout)
 	defer cancel()
-	git := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, b.Git, args...)
-		cmd.Env = []string{"PATH=" + b.Path, "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1", "GIT_TERMINAL_PROMPT=0", "LC_ALL=C"}
-		out, err := cmd.CombinedOutput()
+	env := []string{"PATH=" + b.Path, "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_TERMINAL_PROMPT=0", "GIT_ATTR_NOSYSTEM=1", "GIT_NO_REPLACE_OBJECTS=1", "LC_ALL=C",
+		"GIT_ALLOW_PROTOCOL=" + strings.Join(b.RepoSchemes, ":")}
+	safe := []string{"-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "protocol.allow=never",
+		"-c", "submodule.recurse=false", "-c", "transfer.fsckObjects=true", "-c", "core.symlinks=true",
+		"-c", "init.templateDir=", "-c", "advice.detachedHead=false"}
+	for _, sc := range b.RepoSchemes {
+		safe = append(safe, "-c", "protocol."+sc+".allow=always")
+	}
+	git := func(args ...string) ([]byte, error) {
+		cmd := exec.CommandContext(ctx, b.Git, append(slices.Clone(safe), args...)...)
+		cmd.Env = env
+		cmd.Dir = home
+		stderr := &limitWriter{max: 4096, cancel: func() {}}
+		cmd.Stderr = stderr
+		out, err := cmd.Output()
 		if err != nil {
-			return fmt.Errorf("git %s: %v: %s", args[0], err, bytes.TrimSpace(out))
+			return nil, fmt.Errorf("git %s: %v: %s", args[0], err, OutputTail(strings.TrimSpace(stderr.String()), 1024))
 		}
-		return nil
+		return out, nil
 	}
-	if err := git("clone", "--quiet", "--no-checkout", "--", repo, dst); err != nil {
+	if _, err := git("clone", "--quiet", "--no-checkout", "--template=", "--", repo, dst); err != nil {
 		return err
 	}
-	if err := git("-C", dst, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", s.Commit+"^{commit}"); err != nil {
+	if _, err := git("-C", dst, "checkout", "--quiet", "--detach", s.Commit+"^{commit}"); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, b.Git, "-C", dst, "rev-parse", "HEAD")
-	cmd.Env = []string{"PATH=" + b.Path, "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1"}
-	out, err := cmd.Output()
+	out, err := git("-C", dst, "rev-parse", "HEAD")
 	if err != nil {
-		return fmt.Errorf("git rev-parse: %v", err)
+		return err
 	}
 	if got := strings.TrimSpace(string(out)); got != s.Commit {
 		return fmt.Errorf("checked out %s, want %s", got, s.Commit)
@@ -321,86 +399,37 @@ func (b *Builder) fetch(ctx context.Context, s statement.Source, dst, home strin
 	return nil
 }
 
-// bwrapArgs isolates a build in dir (bound at /build): a read-only system,
-// fresh /proc, /dev and /tmp, and every namespace unshared, the network
-// among them.
-func (b *Builder) bwrapArgs(dir string) []string {
-	args := []string{"--unshare-all", "--die-with-parent", "--new-session",
-		"--ro-bind", "/usr", "/usr"}
-	for _, d := range []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"} {
-		fi, err := os.Lstat(d)
+// OutputTail is the last max bytes of text (at a UTF-8 boundary), with
+// every control character but newline and tab escaped as \xNN and
+// invalid UTF-8 as \ufffd, so that build output shown in a terminal or
+// page cannot pose as anything else.
+func OutputTail(text string, max int) string {
+	cut := false
+	if len(text) > max {
+		text, cut = text[len(text)-max:], true
+		for i := 0; i < 4 && len(text) > 0 && !utf8.RuneStart(text[0]); i++ {
+			text = text[1:]
+		}
+	}
+	var b strings.Builder
+	if cut {
+		b.WriteString("[…]")
+	}
+	for i := 0; i < len(text); {
+		r, n := utf8.DecodeRuneInString(text[i:])
 		switch {
-		case err != nil:
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if t, err := os.Readlink(d); err == nil {
-				args = append(args, "--symlink", t, d)
-			}
-		case fi.IsDir():
-			args = append(args, "--ro-bind", d, d)
+		case r == utf8.RuneError && n <= 1:
+			b.WriteString("\\ufffd")
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
 		}
+		i += n
 	}
-	for _, f := range []string{"/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf"} {
-		args = append(args, "--ro-bind-try", f, f)
-	}
-	return append(args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-		"--bind", dir, "/build", "--chdir", "/build")
-}
-
-// run runs the recipe in src and returns the (bounded) build log.
-func (b *Builder) run(ctx context.Context, rc statement.Recipe, work, src string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.Timeout)
-	defer cancel()
-	env := map[string]string{"PATH": b.Path, "HOME": "/tmp", "TMPDIR": "/tmp", "LC_ALL": "C"}
-	if !b.useBwrap {
-		tmp := filepath.Join(work, "tmp")
-		if err := os.Mkdir(tmp, 0o700); err != nil {
-			return "", err
-		}
-		env["HOME"], env["TMPDIR"] = filepath.Join(work, "home"), tmp
-	}
-	for k, v := range rc.Env {
-		env[k] = v
-	}
-	var envList []string
-	for k, v := range env {
-		envList = append(envList, k+"="+v)
-	}
-	sort.Strings(envList)
-
-	var cmd *exec.Cmd
-	if b.useBwrap {
-		cmd = exec.CommandContext(ctx, b.bwrapPath, append(append(b.bwrapArgs(src), "--"), rc.Argv...)...)
-	} else {
-		argv0 := rc.Argv[0]
-		if !strings.Contains(argv0, "/") {
-			p, err := lookPath(argv0, b.Path)
-			if err != nil {
-				return "", err
-			}
-			argv0 = p
-		}
-		cmd = exec.CommandContext(ctx, argv0, rc.Argv[1:]...)
-		cmd.Args[0] = rc.Argv[0]
-	}
-	cmd.Dir = src
-	cmd.Env = envList
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	lw := &limitWriter{max: b.MaxLog, cancel: cancel}
-	cmd.Stdout, cmd.Stderr = lw, lw
-	cmd.Stdin = nil
-	err := cmd.Run()
-	log := lw.String()
-	switch {
-	case lw.exceeded:
-		return log, fmt.Errorf("the build wrote more than %d bytes of output and was stopped", b.MaxLog)
-	case ctx.Err() == context.DeadlineExceeded:
-		return log, fmt.Errorf("the build did not finish within %v and was stopped", b.Timeout)
-	case err != nil:
-		return log, fmt.Errorf("%s: %v", strings.Join(rc.Argv, " "), err)
-	}
-	return log, nil
+	return b.String()
 }
 
 func lookPath(name, pathList string) (string, error) {

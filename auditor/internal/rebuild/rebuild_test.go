@@ -1,7 +1,13 @@
 package rebuild
 
 import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,7 +15,18 @@ import (
 
 	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy/measure/snp"
 )
+
+// workDir is a directory for builds that the build user can reach (as
+// rebuild.work_dir must be when the auditor runs as root).
+func workDir(t *testing.T) string {
+	d := t.TempDir()
+	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		os.Chmod(p, 0o711)
+	}
+	return d
+}
 
 func builder(t *testing.T, sandbox string) *Builder {
 	t.Helper()
@@ -17,20 +34,23 @@ func builder(t *testing.T, sandbox string) *Builder {
 		testenv.LookPath(t, "bwrap")
 	}
 	b := &Builder{Sandbox: sandbox, Bwrap: "bwrap", Git: "git", Timeout: time.Minute, MaxLog: 1 << 20, MaxOutput: 1 << 30,
-		WorkDir: t.TempDir(), RepoSchemes: []string{"file"}, Path: "/usr/local/bin:/usr/bin:/bin"}
+		Limits:  Limits{Memory: 1 << 30, Processes: 1024, Disk: 1 << 30, CPUTime: time.Minute},
+		WorkDir: workDir(t), RepoSchemes: []string{"file"}, Path: "/usr/local/bin:/usr/bin:/bin"}
 	if _, err := b.CheckSandbox(t.Context()); err != nil {
 		testenv.Missing(t, "a working bubblewrap", err)
 	}
+	t.Logf("sandbox: %s", b.Enforcement())
 	return b
 }
 
-func runIn(t *testing.T, b *Builder, argv ...string) (string, error) {
+// runIn runs argv as a build of b in a fresh directory, with env as the
+// recipe's environment, and returns its log.
+func runIn(t *testing.T, b *Builder, env map[string]string, argv ...string) (string, error) {
 	t.Helper()
 	work := t.TempDir()
 	src := filepath.Join(work, "src")
-	os.MkdirAll(filepath.Join(work, "home"), 0o700)
 	os.Mkdir(src, 0o755)
-	return b.run(t.Context(), statement.Recipe{Argv: argv, Env: map[string]string{"RECIPE_VAR": "1"}}, work, src)
+	return b.exec(t.Context(), b.useBwrap, argv, env, work, src)
 }
 
 func TestSandbox(t *testing.T) {
@@ -38,7 +58,7 @@ func TestSandbox(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			b := builder(t, mode)
 			t.Setenv("AUDITOR_SECRET", "leak")
-			out, err := runIn(t, b, "sh", "-c", "env")
+			out, err := runIn(t, b, map[string]string{"RECIPE_VAR": "1"}, "sh", "-c", "env")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,32 +74,367 @@ func TestSandbox(t *testing.T) {
 					t.Errorf("build environment has %s (all: %v)", n, names)
 				}
 			}
-			if _, err := runIn(t, b, "sh", "-c", "yes | head -c 100000"); err != nil {
+			if !strings.Contains(out, "RECIPE_VAR=1") {
+				t.Errorf("the recipe's variable did not reach the build: %v", names)
+			}
+			if _, err := runIn(t, b, nil, "sh", "-c", "yes | head -c 100000"); err != nil {
 				t.Errorf("100000 bytes of output with max_log %d: %v", b.MaxLog, err)
 			}
 			b.MaxLog = 1000
-			if _, err := runIn(t, b, "sh", "-c", "yes | head -c 100000"); err == nil || !strings.Contains(err.Error(), "more than 1000 bytes") {
+			if _, err := runIn(t, b, nil, "sh", "-c", "yes | head -c 100000"); err == nil || !strings.Contains(err.Error(), "more than 1000 bytes") {
 				t.Errorf("output beyond max_log: err = %v, want the limit", err)
 			}
 			b.Timeout = time.Second
-			if _, err := runIn(t, b, "sleep", "60"); err == nil || !strings.Contains(err.Error(), "did not finish") {
+			if _, err := runIn(t, b, nil, "sleep", "60"); err == nil || !strings.Contains(err.Error(), "did not finish") {
 				t.Errorf("sleep 60 with a 1s timeout: err = %v", err)
 			}
 		})
 	}
-	t.Run("no network", func(t *testing.T) {
+	t.Run("isolation", func(t *testing.T) {
 		b := builder(t, SandboxRequired)
-		out, err := runIn(t, b, "cat", "/proc/net/dev")
+		out, err := runIn(t, b, nil, "sh", "-c", "cat /proc/net/dev; echo; id -u; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; ls /etc | sort | tr '\\n' ' '")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, l := range strings.Split(out, "\n")[2:] {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "lo:") {
+		lines := strings.Split(out, "\n")
+		for _, l := range lines[2:] {
+			if l = strings.TrimSpace(l); strings.Contains(l, ":") && !strings.HasPrefix(l, "lo:") && !strings.HasPrefix(l, "Cap") {
 				t.Errorf("network interface in the sandbox: %s", l)
 			}
 		}
-		if _, err := runIn(t, b, "sh", "-c", "ls /root /etc/shadow"); err == nil {
+		if !strings.Contains(out, "\n"+sandboxUID+"\n") {
+			t.Errorf("the build does not run as uid %s:\n%s", sandboxUID, out)
+		}
+		for _, c := range []string{"CapEff", "CapPrm", "CapBnd"} {
+			if !strings.Contains(out, c+":\t0000000000000000") {
+				t.Errorf("the build has capabilities (%s):\n%s", c, out)
+			}
+		}
+		for _, f := range []string{"shadow", "hostname", "ssh", "hosts "} {
+			if strings.Contains(out, " "+f) {
+				t.Errorf("/etc/%s is visible in the sandbox:\n%s", f, out)
+			}
+		}
+		if _, err := runIn(t, b, nil, "sh", "-c", "ls /root /etc/shadow"); err == nil {
 			t.Errorf("the sandbox can read /root and /etc/shadow")
 		}
+		// A nested user namespace would give the build capabilities over
+		// its own mounts.
+		if out, err := runIn(t, b, nil, "sh", "-c", "unshare -U -r true && echo NESTED"); err == nil || strings.Contains(out, "NESTED") {
+			t.Errorf("the build can make a user namespace: %v\n%s", err, out)
+		}
 	})
+}
+
+// TestRecipeEnvRefused: a recipe may not set what changes loading or the
+// sandbox, at admission (statement validation) and in the builder.
+func TestRecipeEnvRefused(t *testing.T) {
+	for _, k := range []string{"LD_PRELOAD", "LD_LIBRARY_PATH", "GCONV_PATH", "GLIBC_TUNABLES", "MALLOC_CHECK_", "PATH", "HOME", "TMPDIR", "1BAD", "A-B"} {
+		err := statement.CheckRecipeEnv("recipe.env", map[string]string{"SOURCE_DATE_EPOCH": "1", k: "x"})
+		if err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("CheckRecipeEnv(%s) = %v, want an error naming it", k, err)
+		}
+	}
+	if err := statement.CheckRecipeEnv("recipe.env", map[string]string{"SOURCE_DATE_EPOCH": "1", "CFLAGS": "-O2"}); err != nil {
+		t.Errorf("CheckRecipeEnv(SOURCE_DATE_EPOCH, CFLAGS) = %v, want nil", err)
+	}
+}
+
+// hostileRepo is a git repository of a release whose build.sh is script,
+// with a benign build (build-ok.sh) beside it that reproduces rel.
+type hostileRepo struct {
+	dir, commit string
+	rel         *statement.Release
+	subjects    []statement.Subject
+}
+
+func newRepo(t *testing.T, files map[string]string) *hostileRepo {
+	t.Helper()
+	testenv.LookPath(t, "git")
+	fw, err := os.ReadFile("../../../policy/measure/snp/testdata/ovmf_AmdSev_suffix.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "repo")
+	files["fw.bin"] = string(fw)
+	files["build-ok.sh"] = "set -eu\nmkdir -p out\ncp fw.bin out/fw.fd\n"
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(args ...string) string {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
+			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("init", "-q", "-b", "main")
+	run("add", ".")
+	run("commit", "-q", "-m", "release")
+	parsed, err := snp.ParseFirmware(fw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := snp.LaunchDigest(parsed, snp.Config{VCPUs: 1, GuestFeatures: snp.DefaultGuestFeatures})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &hostileRepo{dir: dir, commit: run("rev-parse", "HEAD")}
+	r.rel = &statement.Release{
+		Platform:     statement.PlatformSNP,
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: hex.EncodeToString(ld[:])}},
+		Source:       statement.Source{Repo: "file://" + dir, Commit: r.commit},
+		Recipe:       statement.Recipe{Argv: []string{"sh", "build-ok.sh"}, Outputs: []string{"out/fw.fd"}, Measure: &statement.MeasureInputs{Firmware: "out/fw.fd"}},
+	}
+	return r
+}
+
+// with is rel building with argv instead.
+func (r *hostileRepo) with(argv ...string) *statement.Release {
+	rel := *r.rel
+	rel.Recipe.Argv = argv
+	return &rel
+}
+
+// auditorState is a directory like an auditor's: its key and database.
+func auditorState(t *testing.T) (dir string, key []byte) {
+	dir = t.TempDir()
+	key = []byte("AUDITOR-PRIVATE-KEY-" + hex.EncodeToString([]byte(t.Name())))
+	if err := os.WriteFile(filepath.Join(dir, "auditor.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "auditor.db"), []byte("db"), 0o600)
+	return dir, key
+}
+
+// TestHostileRecipes rebuilds releases whose recipes attack the auditor,
+// each from a real git repository in real bubblewrap, and checks that
+// nothing reaches the host and every limit stops its build and is named.
+// As root it also runs itself as an unprivileged user with a delegated
+// cgroup (TestHostileRecipesUnprivileged).
+func TestHostileRecipes(t *testing.T) {
+	hostileRecipes(t, builder(t, SandboxRequired))
+}
+
+func hostileRecipes(t *testing.T, b *Builder) {
+	state, key := auditorState(t)
+	hostMarker := filepath.Join(t.TempDir(), "ran-on-host")
+	files := map[string]string{
+		"escape.sh": fmt.Sprintf(`
+mount -o remount,bind,rw /usr 2>&1 && echo REMOUNTED
+touch /usr/attestlog-pwned 2>&1 && echo WROTE-USR
+touch /etc/attestlog-pwned 2>&1 && echo WROTE-ETC
+touch %[1]s/pwned 2>&1 && echo WROTE-STATE
+cat %[1]s/auditor.key 2>&1
+cat ../../../auditor.key ../../../../auditor.key ../auditor.key 2>&1
+for d in /proc/1/root /proc/self/root/..; do cat $d%[1]s/auditor.key 2>&1; done
+ls -la / /proc/self/fd 2>&1
+exit 1
+`, state),
+		"net.sh":    "bash -c 'echo hello > /dev/tcp/127.0.0.1/$1' 2>&1 && echo CONNECTED\nexit 1\n",
+		"fork.sh":   "i=0; while [ $i -lt 5000 ]; do sleep 60 & i=$((i+1)); done; wait\n",
+		"memory.sh": "head -c $1 /dev/zero | tail\n",
+		"disk.sh":   "head -c $1 /dev/zero > big\n",
+		"tmp.sh":    "head -c $1 /dev/zero > /tmp/a; head -c $1 /dev/zero > b\n",
+		"spin.sh":   "while :; do :; done\n",
+		"preload.c": fmt.Sprintf(`#include <stdio.h>
+__attribute__((constructor)) static void pwn(void) {
+	FILE *f = fopen(%q, "w"); if (f) { fputs("host", f); fclose(f); }
+	f = fopen("/build/ran-inside", "w"); if (f) { fputs("inside", f); fclose(f); }
+}
+`, hostMarker),
+	}
+	// The release commits a preload library built from preload.c.
+	cc := testenv.LookPath(t, "cc")
+	so := filepath.Join(t.TempDir(), "x.so")
+	cmd := exec.Command(cc, "-shared", "-fPIC", "-o", so, "-x", "c", "-")
+	cmd.Stdin = strings.NewReader(files["preload.c"])
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	soBytes, _ := os.ReadFile(so)
+	files["x.so"] = string(soBytes)
+	repo := newRepo(t, files)
+
+	check := func(t *testing.T, res *Result) {
+		t.Helper()
+		j, _ := json.Marshal(res)
+		if bytes.Contains(j, key) {
+			t.Errorf("the auditor's key is in the result: %s", j)
+		}
+	}
+
+	t.Run("benign", func(t *testing.T) {
+		res := b.Rebuild(t.Context(), "benign", repo.rel, nil)
+		if res.Outcome != Reproduced || !res.Sandboxed {
+			t.Fatalf("benign rebuild = %s (sandboxed %v): %s\n%s", res.Outcome, res.Sandboxed, res.Summary(), res.BuildOutput)
+		}
+	})
+
+	t.Run("LD_PRELOAD", func(t *testing.T) {
+		rel := repo.with("sh", "-c", "cat ran-inside")
+		rel.Recipe.Env = map[string]string{"LD_PRELOAD": "/build/x.so"}
+		res := b.Rebuild(t.Context(), "preload", rel, nil)
+		if res.Outcome != Failed || !strings.Contains(res.Reason, "LD_PRELOAD") {
+			t.Errorf("Rebuild with LD_PRELOAD = %s: %s, want a failure naming LD_PRELOAD", res.Outcome, res.Reason)
+		}
+		// Forced past admission and the builder's own check: the library
+		// loads inside the sandbox only.
+		for _, env := range []map[string]string{{"LD_PRELOAD": "/build/x.so"}, {"LD_PRELOAD": "x.so", "LD_LIBRARY_PATH": "/build"}} {
+			work, err := b.workDir("forced")
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := filepath.Join(work, "src")
+			if err := b.fetch(t.Context(), rel.Source, src, t.TempDir()); err != nil {
+				t.Fatal(err)
+			}
+			out, err := b.exec(t.Context(), true, []string{"sh", "-c", "cat /build/ran-inside"}, env, work, src)
+			if _, serr := os.Stat(hostMarker); serr == nil {
+				t.Fatalf("%v: the release's library ran on the host (marker %s exists)", env, hostMarker)
+			}
+			if err != nil || !strings.Contains(out, "inside") {
+				t.Errorf("%v: the library did not even run inside the sandbox (%v): %s", env, err, out)
+			}
+		}
+	})
+
+	t.Run("escape", func(t *testing.T) {
+		res := b.Rebuild(t.Context(), "escape", repo.with("sh", "escape.sh"), nil)
+		check(t, res)
+		if res.Outcome != Failed {
+			t.Fatalf("escape.sh: %s", res.Outcome)
+		}
+		for _, s := range []string{"REMOUNTED", "WROTE-USR", "WROTE-ETC", "WROTE-STATE"} {
+			if strings.Contains(res.BuildOutput, s) {
+				t.Errorf("the build could %s:\n%s", s, res.BuildOutput)
+			}
+		}
+		for _, p := range []string{"/usr/attestlog-pwned", "/etc/attestlog-pwned", filepath.Join(state, "pwned")} {
+			if _, err := os.Stat(p); err == nil {
+				os.Remove(p)
+				t.Errorf("the build wrote %s on the host", p)
+			}
+		}
+		if !strings.Contains(res.BuildOutput, "No such file") {
+			t.Errorf("build output has no sign the reads were tried:\n%s", res.BuildOutput)
+		}
+	})
+
+	t.Run("network", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		conns := make(chan net.Conn, 1)
+		go func() {
+			if c, err := ln.Accept(); err == nil {
+				conns <- c
+			}
+		}()
+		port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+		res := b.Rebuild(t.Context(), "net", repo.with("sh", "net.sh", port), nil)
+		if strings.Contains(res.BuildOutput, "CONNECTED") {
+			t.Errorf("the build connected to 127.0.0.1:%s:\n%s", port, res.BuildOutput)
+		}
+		select {
+		case c := <-conns:
+			c.Close()
+			t.Errorf("a connection from the build arrived at the test's listener")
+		case <-time.After(200 * time.Millisecond):
+		}
+		// The same command does connect from the host, so the test can fail.
+		out, err := exec.Command("bash", "-c", "echo hello > /dev/tcp/127.0.0.1/"+port).CombinedOutput()
+		if err != nil {
+			t.Fatalf("from the host: %v %s", err, out)
+		}
+		select {
+		case c := <-conns:
+			c.Close()
+		case <-time.After(5 * time.Second):
+			t.Errorf("the listener accepts nothing even from the host")
+		}
+	})
+
+	limits := []struct {
+		name, limit string
+		set         func(l *Limits)
+		argv        []string
+	}{
+		{"5000 processes", LimitProcesses, func(l *Limits) { l.Processes = 1024 }, []string{"sh", "fork.sh"}},
+		{"2x memory", LimitMemory, func(l *Limits) { l.Memory = 64 << 20 }, []string{"sh", "memory.sh", "128m"}},
+		{"disk in the tree", LimitDisk, func(l *Limits) { l.Disk = 16 << 20 }, []string{"sh", "disk.sh", "32m"}},
+		{"disk in the tree and /tmp", LimitDisk, func(l *Limits) { l.Disk = 16 << 20 }, []string{"sh", "tmp.sh", "10m"}},
+		{"cpu spin", LimitCPUTime, func(l *Limits) { l.CPUTime = time.Second }, []string{"sh", "spin.sh"}},
+	}
+	for _, c := range limits {
+		t.Run(c.name, func(t *testing.T) {
+			saved := b.Limits
+			defer func() { b.Limits = saved }()
+			c.set(&b.Limits)
+			start := time.Now()
+			res := b.Rebuild(t.Context(), "limit", repo.with(c.argv...), nil)
+			if res.Outcome != Failed || res.Limit != c.limit || !strings.Contains(res.Summary(), "rebuild.limits."+c.limit) {
+				t.Errorf("%v under %+v = %s, limit %q: %s\n%s", c.argv, b.Limits, res.Outcome, res.Limit, res.Summary(), res.BuildOutput)
+			}
+			if d := time.Since(start); d > 45*time.Second {
+				t.Errorf("%v took %v: stopped only by the timeout", c.argv, d)
+			}
+			// The builder keeps working.
+			if res := b.Rebuild(t.Context(), "after", repo.rel, nil); res.Outcome != Reproduced {
+				t.Errorf("a benign rebuild after %s = %s: %s", c.name, res.Outcome, res.Summary())
+			}
+		})
+	}
+}
+
+// TestUnsandboxed: sandbox auto without bubblewrap refuses to rebuild;
+// only sandbox off builds, and says so.
+func TestUnsandboxed(t *testing.T) {
+	repo := newRepo(t, map[string]string{})
+	b := &Builder{Sandbox: SandboxAuto, Bwrap: "bwrap-not-installed", Git: "git", Timeout: time.Minute, MaxLog: 1 << 20, MaxOutput: 1 << 30,
+		Limits:  Limits{Memory: 1 << 30, Processes: 1024, Disk: 1 << 30, CPUTime: time.Minute},
+		WorkDir: workDir(t), RepoSchemes: []string{"file"}, Path: "/usr/local/bin:/usr/bin:/bin"}
+	res := b.Rebuild(t.Context(), "auto", repo.rel, nil)
+	if res.Outcome != Unsandboxed || res.Sandboxed || res.Measurements.Primary() != "" {
+		t.Errorf("sandbox auto without bwrap: %s (sandboxed %v, measured %q), want %s with nothing built", res.Outcome, res.Sandboxed, res.Measurements.Primary(), Unsandboxed)
+	}
+	req := &Builder{Sandbox: SandboxRequired, Bwrap: b.Bwrap, Limits: b.Limits, Timeout: time.Minute}
+	if _, err := req.CheckSandbox(t.Context()); err == nil {
+		t.Errorf("sandbox required without bwrap: CheckSandbox = nil")
+	}
+	off := &Builder{Sandbox: SandboxOff, Git: "git", Timeout: time.Minute, MaxLog: 1 << 20, MaxOutput: 1 << 30, Limits: b.Limits,
+		WorkDir: workDir(t), RepoSchemes: []string{"file"}, Path: b.Path}
+	res = off.Rebuild(t.Context(), "off", repo.rel, nil)
+	if res.Outcome != Reproduced || res.Sandboxed || !strings.Contains(res.Summary(), "without sandbox") {
+		t.Errorf("sandbox off: %s (sandboxed %v): %s", res.Outcome, res.Sandboxed, res.Summary())
+	}
+}
+
+func TestOutputTail(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"ok\n\tline", 100, "ok\n\tline"},
+		{"\x1b[31mred\x07", 100, `\x1b[31mred\x07`},
+		{"a\xffb", 100, `a\ufffdb`},
+		{"\u202eevil", 100, `\x202eevil`},
+		{"xxxxxxxxxxtail", 6, "[…]xxtail"},
+		{"xxxxxxxxé", 2, "[…]é"},
+	} {
+		if got := OutputTail(c.in, c.max); got != c.want {
+			t.Errorf("OutputTail(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
+		}
+	}
 }

@@ -37,9 +37,12 @@ import (
 
 // Alert kinds, as the issue that defines the auditor lists them.
 const (
-	AlertUnloggedMeasurement  = "unlogged-measurement"
-	AlertRebuildMismatch      = "rebuild-mismatch"
-	AlertRebuildFailed        = "rebuild-failed"
+	AlertUnloggedMeasurement = "unlogged-measurement"
+	AlertRebuildMismatch     = "rebuild-mismatch"
+	AlertRebuildFailed       = "rebuild-failed"
+	// AlertRebuildUnsandboxed: a release was not rebuilt because no
+	// sandbox works here (rebuild.sandbox: auto); nothing was signed.
+	AlertRebuildUnsandboxed   = "rebuild-unsandboxed"
 	AlertRevokedReleaseServed = "revoked-release-served"
 	AlertLogInconsistent      = "log-inconsistent"
 	AlertQuorumMissing        = "quorum-missing"
@@ -48,7 +51,7 @@ const (
 )
 
 // AlertKinds lists every alert kind.
-var AlertKinds = []string{AlertUnloggedMeasurement, AlertRebuildMismatch, AlertRebuildFailed, AlertRevokedReleaseServed,
+var AlertKinds = []string{AlertUnloggedMeasurement, AlertRebuildMismatch, AlertRebuildFailed, AlertRebuildUnsandboxed, AlertRevokedReleaseServed,
 	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid}
 
 // Alert is a raised alert: its kind, subject (what it is about, e.g.
@@ -165,15 +168,28 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		a.deps = append(a.deps, d)
 	}
 	rc := cfg.Rebuild
-	a.builder = &rebuild.Builder{Sandbox: rc.Sandbox, Bwrap: rc.Bwrap, Git: rc.Git, Timeout: rc.Timeout, MaxLog: rc.MaxLog,
-		MaxOutput: rc.MaxOutput, WorkDir: rc.WorkDir, RepoSchemes: rc.RepoSchemes, Path: rc.Path, Keep: rc.Keep}
+	a.builder = &rebuild.Builder{Sandbox: rc.Sandbox, Bwrap: rc.Bwrap, Git: rc.Git, Timeout: rc.Timeout, MaxLog: int64(rc.MaxLog),
+		MaxOutput: int64(rc.MaxOutput), WorkDir: rc.WorkDir, RepoSchemes: rc.RepoSchemes, Path: rc.Path, Keep: rc.Keep,
+		Limits: rebuild.Limits{Memory: int64(rc.Limits.Memory), Processes: rc.Limits.Processes, Disk: int64(rc.Limits.Disk), CPUTime: rc.Limits.CPUTime}}
+	if rc.User != "" {
+		u, err := ParseUser(rc.User)
+		if err != nil {
+			return nil, err
+		}
+		a.builder.User = &u
+	}
 	if *rc.Enabled {
 		sandboxed, err := a.builder.CheckSandbox(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if !sandboxed {
-			logger.Warn("rebuilds run WITHOUT a sandbox: recipes can reach the network and the auditor's files", "sandbox", rc.Sandbox)
+		switch {
+		case sandboxed:
+			logger.Info("rebuild sandbox", "sandbox", a.builder.Enforcement())
+		case rc.Sandbox == rebuild.SandboxOff:
+			logger.Warn("rebuilds run WITHOUT a sandbox (rebuild.sandbox: off): recipes run as the auditor's user on the host; reproductions are marked unsandboxed", "limits", a.builder.Enforcement())
+		default:
+			logger.Warn("no working rebuild sandbox: releases are not rebuilt (alert rebuild-unsandboxed) until one works", "why", a.builder.Enforcement())
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
@@ -241,6 +257,15 @@ func (a *Auditor) openLog(lc LogConfig) (*followedLog, error) {
 
 // Close closes the state database.
 func (a *Auditor) Close() error { return a.st.Close() }
+
+// RebuildSandbox says how releases are rebuilt here: in bubblewrap (as
+// whom, limits by what), without a sandbox, or not at all, and why.
+func (a *Auditor) RebuildSandbox() string {
+	if !*a.cfg.Rebuild.Enabled {
+		return "off (rebuild.enabled: false)"
+	}
+	return a.builder.Enforcement()
+}
 
 // RunOnce makes one pass: follows every log to its current checkpoint and
 // verifies the new entries, rebuilds every queued release, submits

@@ -2,12 +2,15 @@ package auditor
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,12 +127,20 @@ type RebuildConfig struct {
 	Git string `yaml:"git"`
 	// Timeout bounds the source fetch and the build, each (default 30m).
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxLog bounds the build's combined stdout and stderr, in bytes; a
+	// MaxLog bounds the build's combined stdout and stderr (bytes, or
+	// with a unit: "1MiB"); a
 	// build writing more is stopped and fails (default 1 MiB).
-	MaxLog int64 `yaml:"max_log"`
+	MaxLog ByteSize `yaml:"max_log"`
 	// MaxOutput bounds the bytes left in the build directory (default
 	// 4 GiB).
-	MaxOutput int64 `yaml:"max_output"`
+	MaxOutput ByteSize `yaml:"max_output"`
+	// Limits bound each build while it runs; a build over one is stopped
+	// and reported as rebuild-failed naming it.
+	Limits LimitsConfig `yaml:"limits"`
+	// User is "UID:GID", who sandboxed builds run as when the auditor
+	// runs as root (default "65534:65534", nobody). An auditor that is not
+	// root builds as itself, and may not set it.
+	User string `yaml:"user"`
 	// WorkDir is the parent of build directories (default: "rebuild"
 	// beside DB).
 	WorkDir string `yaml:"work_dir"`
@@ -140,6 +151,42 @@ type RebuildConfig struct {
 	Path string `yaml:"path"`
 	// Keep keeps build directories for inspection.
 	Keep bool `yaml:"keep"`
+}
+
+// LimitsConfig is rebuild.limits. They are enforced with a cgroup of the
+// build's own where the auditor may make one (cgroup v2 with the memory
+// and pids controllers delegated, or writable v1 memory and pids
+// hierarchies), otherwise with rlimits on the build's processes and the
+// auditor polling /proc every 100 ms.
+type LimitsConfig struct {
+	// Memory bounds the memory (and swap) of all the build's processes
+	// together (default 8GiB).
+	Memory ByteSize `yaml:"memory"`
+	// Processes bounds the build's processes and threads (default 1024).
+	Processes int64 `yaml:"processes"`
+	// Disk bounds the bytes the build may have in its tree and /tmp
+	// together (default: max_output).
+	Disk ByteSize `yaml:"disk"`
+	// CPUTime bounds the CPU time of all its processes together
+	// (default: timeout).
+	CPUTime time.Duration `yaml:"cpu_time"`
+}
+
+// ByteSize is a number of bytes, written as a number or with a binary
+// unit: 512, 64KiB, 1536MiB, 8GiB (K, M, G, T are the same units).
+type ByteSize int64
+
+// UnmarshalYAML reads a number or a string with a unit.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want a size such as 8GiB", n.Line)
+	}
+	v, err := rebuild.ParseBytes(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	*b = ByteSize(v)
+	return nil
 }
 
 // WebhookConfig is one webhook.
@@ -154,6 +201,21 @@ type WebhookConfig struct {
 	// MaxBackoff caps the exponential backoff between attempts (default
 	// 5m; the first retry is after 1s).
 	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
+// ParseUser reads rebuild.user, "UID:GID" (numbers: the build user needs
+// no entry in the host's passwd file, and may not be root).
+func ParseUser(s string) (rebuild.Credential, error) {
+	u, g, ok := strings.Cut(s, ":")
+	uid, err1 := strconv.ParseUint(u, 10, 32)
+	gid, err2 := strconv.ParseUint(g, 10, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return rebuild.Credential{}, fmt.Errorf("%q: want UID:GID, e.g. 65534:65534", s)
+	}
+	if uid == 0 || gid == 0 {
+		return rebuild.Credential{}, fmt.Errorf("%q: builds may not run as root", s)
+	}
+	return rebuild.Credential{UID: uint32(uid), GID: uint32(gid)}, nil
 }
 
 // LoadConfig reads a configuration file, rejecting unknown keys, and
@@ -308,8 +370,45 @@ func (c *Config) validate() error {
 	if r.Timeout < 0 || r.MaxLog < 0 || r.MaxOutput < 0 {
 		return errors.New("rebuild: timeout, max_log and max_output must be positive")
 	}
+	l := &r.Limits
+	if l.Memory == 0 {
+		l.Memory = rebuild.DefaultMemory
+	}
+	if l.Processes == 0 {
+		l.Processes = rebuild.DefaultProcesses
+	}
+	if l.Disk == 0 {
+		l.Disk = r.MaxOutput
+	}
+	if l.CPUTime == 0 {
+		l.CPUTime = r.Timeout
+	}
+	switch {
+	case l.Memory < 1<<20:
+		return fmt.Errorf("rebuild.limits.memory %s: want at least 1MiB", rebuild.FormatBytes(int64(l.Memory)))
+	case l.Processes < 8:
+		return fmt.Errorf("rebuild.limits.processes %d: want at least 8 (bubblewrap and a shell are two)", l.Processes)
+	case l.Disk < 1<<20:
+		return fmt.Errorf("rebuild.limits.disk %s: want at least 1MiB", rebuild.FormatBytes(int64(l.Disk)))
+	case l.CPUTime < time.Second:
+		return fmt.Errorf("rebuild.limits.cpu_time %v: want at least 1s", l.CPUTime)
+	}
+	if r.User != "" {
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("rebuild.user %q: only an auditor running as root changes user; this one builds as itself", r.User)
+		}
+		if _, err := ParseUser(r.User); err != nil {
+			return fmt.Errorf("rebuild.user: %v", err)
+		}
+	}
 	if r.WorkDir == "" {
 		r.WorkDir = filepath.Join(filepath.Dir(c.DB), "rebuild")
+		if os.Geteuid() == 0 {
+			// The build user must be able to reach its directory, and the
+			// auditor's own may be private: builds go under /var/tmp.
+			h := sha256.Sum256([]byte(c.DB))
+			r.WorkDir = filepath.Join("/var/tmp", "attestlog-rebuild-"+hex.EncodeToString(h[:6]))
+		}
 	}
 	r.WorkDir = c.path(r.WorkDir)
 	if len(r.RepoSchemes) == 0 {

@@ -64,6 +64,14 @@ func (a *Auditor) rebuildOne(ctx context.Context, r *store.Release) error {
 	subject := fmt.Sprintf("log/%s/entry/%d", r.Origin, r.Index)
 	var state string
 	switch res.Outcome {
+	case rebuild.Unsandboxed:
+		// Nothing ran and nothing is signed; the release stays queued for
+		// the next start (with a working sandbox).
+		if err := a.raise(ctx, AlertRebuildUnsandboxed, fmt.Sprintf("%s|%d", r.Origin, r.Index), subject,
+			fmt.Sprintf("release %s (entry %d) was not rebuilt: %s", p.Release.Version, r.Index, res.Reason), ev); err != nil {
+			return err
+		}
+		return a.st.HoldRebuild(ctx, r.Origin, r.Index, store.RebuildUnsandboxed, res.Summary())
 	case rebuild.Reproduced:
 		state = store.RebuildReproduced
 	case rebuild.Mismatch:
@@ -87,6 +95,7 @@ func (a *Auditor) rebuildOne(ctx context.Context, r *store.Release) error {
 		}
 		payload, err := statement.EncodeReproduction(statement.RefOf(uint64(r.Index), r.Entry), &statement.Reproduction{
 			Outcome: outcome, Time: time.Now().UTC().Truncate(time.Second), Measurements: res.Measurements, Detail: res.Summary(),
+			Unsandboxed: !res.Sandboxed,
 		})
 		if err != nil {
 			return fmt.Errorf("encoding reproduction of entry %d: %w", r.Index, err)

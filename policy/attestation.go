@@ -19,6 +19,7 @@ package policy
 //	tdx-allow-debug                      # accept TDX TDs with TD_ATTRIBUTES.DEBUG set
 //	tdx-min-tee-tcb-svn HEX              # TDX TEE_TCB_SVN floor, 16 bytes, component-wise
 //	reproductions N                      # independent reproductions a release needs (default 0)
+//	allow-unsandboxed-reproductions      # count reproductions an auditor made without a sandbox
 //	max-checkpoint-age DURATION          # e.g. 24h, 90m, 7d; default: not checked
 //	trust-root sev-snp|tdx FILE          # also trust this root (test roots need this line)
 //	crl FILE                             # cached AMD CRL (DER or PEM) for offline revocation
@@ -61,6 +62,12 @@ type AttestationPolicy struct {
 	// Reproductions is how many reproduction statements from distinct
 	// policy auditors, matching the release, a release needs. Default 0.
 	Reproductions int
+
+	// AllowUnsandboxedReproductions counts reproductions whose auditor
+	// rebuilt without a sandbox (rebuild.sandbox: off) toward
+	// Reproductions. Default false: the recipe ran on that auditor's host,
+	// so the result is only as good as the recipe's good will.
+	AllowUnsandboxedReproductions bool
 
 	// MaxCheckpointAge bounds how old the checkpoint under which a release
 	// is proven may be. Zero means freshness is not checked.
@@ -163,6 +170,7 @@ func init() {
 	registerDirective("tdx-allow-debug", once(noArgs(func(a *AttestationPolicy) { a.TDX.AllowDebug = true })))
 	registerDirective("tdx-min-tee-tcb-svn", once(parseTDXMinTeeTCBSVN))
 	registerDirective("reproductions", once(parseReproductions))
+	registerDirective("allow-unsandboxed-reproductions", once(noArgs(func(a *AttestationPolicy) { a.AllowUnsandboxedReproductions = true })))
 	registerDirective("max-checkpoint-age", once(parseMaxCheckpointAge))
 	registerDirective("trust-root", parseTrustRoot)
 	registerDirective("crl", parseCRL)

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -708,4 +710,134 @@ func listAlertsQuiet(db string) []auditor.Alert {
 	var al []auditor.Alert
 	json.Unmarshal(out, &al)
 	return al
+}
+
+// TestAuditHostileRelease publishes a release whose recipe tries to read
+// the auditor's key (by absolute and relative path) and print it into its
+// failing build's log, beside a benign release. The hostile build fails,
+// the benign one reproduces, and the key's bytes appear nowhere the
+// auditor publishes: alerts (CLI JSON), webhooks, the dashboard, status
+// and metrics. Then, with sandbox: auto and no bubblewrap on PATH, nothing
+// is rebuilt or signed: a rebuild-unsandboxed alert says why.
+func TestAuditHostileRelease(t *testing.T) {
+	testenv.LookPath(t, "bwrap")
+	dir := t.TempDir()
+	repo, commit, out := enclaveRepo(t, dir)
+	u := startUp(t, filepath.Join(dir, "up"), "--auditor=false")
+	key, err := os.ReadFile(u.info.Auditor.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := u.info.Auditor.Key
+	leak := fmt.Sprintf("#!/bin/sh\necho BEGIN\ncat %s\ncat ../../../auditor.key ../../../../auditor.key ../../auditor.key\nbase64 -w0 %s\necho END\nfalse\n", keyPath, keyPath)
+	if err := os.WriteFile(filepath.Join(repo, "leak.sh"), []byte(leak), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "add", "leak.sh")
+	git(t, repo, "commit", "-q", "-m", "leak")
+	leakCommit := git(t, repo, "rev-parse", "HEAD")
+
+	snpLD := strings.TrimSpace(runCmd(t, "measure", "snp", "--ovmf", filepath.Join(out, "OVMF-snp.fd"), "--kernel", filepath.Join(out, "bzImage"),
+		"--initrd", filepath.Join(out, "initrd.img"), "--append", "console=ttyS0 root=/dev/vda ro", "--vcpus", "2", "--vcpu-type", "EPYC-Milan"))
+	iGood := publishIndex(t, u, writeEnclaveRelease(t, dir, "good", "2.0.0", "sev-snp", snpLD, repo, commit, out))
+	hostile := writeEnclaveRelease(t, dir, "hostile", "2.0.1", "sev-snp", snpLD, repo, leakCommit, out)
+	y, _ := os.ReadFile(hostile)
+	os.WriteFile(hostile, bytes.Replace(y, []byte("argv: [sh, build.sh]"), []byte("argv: [sh, leak.sh]"), 1), 0o644)
+	iBad := publishIndex(t, u, hostile)
+
+	hooks := make(chan []byte, 20)
+	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooks <- b
+	}))
+	defer hookSrv.Close()
+	addr := freeAddr(t)
+	cfg := auditConfig(t, u, dir, "auditor", "  sandbox: required\n  repo_schemes: [file]\n  timeout: 2m\n",
+		fmt.Sprintf("listen: %s\nwebhooks:\n  - {url: %q}\n", addr, hookSrv.URL))
+	db := filepath.Join(dir, "auditor.db")
+	a := startAudit(t, cfg)
+	waitFor(t, func() bool {
+		al := listAlertsQuiet(db)
+		return len(alertsOf(al, auditor.AlertRebuildFailed)) == 1
+	}, "a rebuild-failed alert about the hostile release")
+	c, _ := client.New(u.info.URL, nil)
+	waitFor(t, func() bool {
+		e, err := c.Entry(t.Context(), iGood)
+		return err == nil && len(e.Reproductions) == 1
+	}, "the benign release's reproduction in the log")
+
+	al := listAlerts(t, db)
+	failed := alertsOf(al, auditor.AlertRebuildFailed)
+	if len(failed) != 1 || failed[0].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iBad) {
+		t.Fatalf("rebuild-failed alerts %s, want one about entry %d", summaries(failed), iBad)
+	}
+	var ev auditor.RebuildAlert
+	json.Unmarshal(failed[0].Evidence, &ev)
+	if ev.Result == nil || !strings.Contains(ev.Result.BuildOutput, "BEGIN") || !strings.Contains(ev.Result.BuildOutput, "No such file") {
+		t.Errorf("the failed build's output tail is missing from the evidence: %+v", ev.Result)
+	}
+	var hookBodies [][]byte
+	waitFor(t, func() bool {
+		for {
+			select {
+			case b := <-hooks:
+				hookBodies = append(hookBodies, b)
+			default:
+				return len(hookBodies) > 0
+			}
+		}
+	}, "a webhook delivery")
+
+	// Everything the auditor publishes, searched for the key.
+	published := map[string][]byte{"alerts --json": []byte(runCmd(t, "alerts", "--db", db, "--json")), "alerts": []byte(runCmd(t, "alerts", "--db", db))}
+	for i, b := range hookBodies {
+		published[fmt.Sprintf("webhook %d", i)] = b
+	}
+	for _, p := range []string{"/status", "/alerts", "/metrics", "/audit/", "/audit/alerts", fmt.Sprintf("/audit/alert/%d", failed[0].ID)} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s = %d", p, resp.StatusCode)
+		}
+		published["GET "+p] = b
+	}
+	if !bytes.Contains(published["GET /audit/alert/"+fmt.Sprint(failed[0].ID)], []byte("BEGIN")) {
+		t.Errorf("the dashboard's alert page does not show the build output tail")
+	}
+	b64 := []byte(base64.StdEncoding.EncodeToString(key))
+	for what, b := range published {
+		for _, secret := range [][]byte{bytes.TrimSpace(key), b64} {
+			if bytes.Contains(b, secret) {
+				t.Errorf("%s contains the auditor's key", what)
+			}
+		}
+		if len(key) > 40 && bytes.Contains(b, bytes.TrimSpace(key)[20:40]) {
+			t.Errorf("%s contains part of the auditor's key", what)
+		}
+	}
+	a.stop(t)
+
+	// sandbox: auto with no bubblewrap: nothing is rebuilt or signed.
+	iAuto := publishIndex(t, u, writeEnclaveRelease(t, dir, "auto", "2.0.2", "sev-snp", snpLD, repo, commit, out))
+	autoCfg := auditConfig(t, u, dir, "auto", "  sandbox: auto\n  bwrap: /nonexistent/bwrap\n  repo_schemes: [file]\n  timeout: 2m\n", "")
+	code, output := auditOnce(t, autoCfg)
+	if code != 1 {
+		t.Errorf("audit --once with no sandbox = exit %d, want 1 (open alerts)\n%s", code, output)
+	}
+	autoDB := filepath.Join(dir, "auto.db")
+	un := alertsOf(listAlerts(t, autoDB), auditor.AlertRebuildUnsandboxed)
+	if len(un) < 1 || !strings.Contains(summaries(un), "no working sandbox") {
+		t.Errorf("rebuild-unsandboxed alerts %s, want one per release saying no sandbox works", summaries(un))
+	}
+	e, err := c.Entry(t.Context(), iAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Reproductions) != 0 || strings.Contains(output, "reproduction logged") {
+		t.Errorf("a reproduction of entry %d without a sandbox: %+v\n%s", iAuto, e.Reproductions, output)
+	}
 }

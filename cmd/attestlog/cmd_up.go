@@ -63,7 +63,10 @@ type UpInfo struct {
 	AuditorURL    string `json:"auditor_url"`
 	AuditorConfig string `json:"auditor_config"`
 	AuditorDB     string `json:"auditor_db"`
-	PID           int    `json:"pid"`
+	// RebuildSandbox says how the auditor rebuilds releases (bubblewrap as
+	// whom and limits by what, or why not).
+	RebuildSandbox string `json:"rebuild_sandbox,omitempty"`
+	PID            int    `json:"pid"`
 }
 
 type UpLog struct {
@@ -268,11 +271,12 @@ func runUp(args []string) error {
 
 	// The auditor follows the log and watches the demo enclave.
 	if *withAuditor {
-		stop, err := startUpAuditor(ctx, p("auditor.yaml"), logger, auditorHandler, dashHandler)
+		stop, sandbox, err := startUpAuditor(ctx, p("auditor.yaml"), logger, auditorHandler, dashHandler)
 		if err != nil {
 			return err
 		}
 		defer stop()
+		info.RebuildSandbox = sandbox
 	}
 
 	b, _ := json.MarshalIndent(info, "", "  ")
@@ -294,19 +298,19 @@ func runUp(args []string) error {
 
 // startUpAuditor runs the auditor of cfgPath until ctx ends, serving its
 // status and dashboard through the given handlers. stop waits for it.
-func startUpAuditor(ctx context.Context, cfgPath string, logger *slog.Logger, auditorHandler, dashHandler *swappable) (stop func(), err error) {
+func startUpAuditor(ctx context.Context, cfgPath string, logger *slog.Logger, auditorHandler, dashHandler *swappable) (stop func(), sandbox string, err error) {
 	acfg, err := auditor.LoadConfig(cfgPath)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	aud, err := auditor.Open(ctx, acfg, logger.With("component", "auditor"))
 	if err != nil {
-		return nil, fmt.Errorf("auditor: %w", err)
+		return nil, "", fmt.Errorf("auditor: %w", err)
 	}
 	dash, err := web.NewDashboard(aud.DashboardSource(), web.WithExplorerURL(web.DefaultExplorerPrefix))
 	if err != nil {
 		aud.Close()
-		return nil, err
+		return nil, "", err
 	}
 	auditorHandler.Set(aud.Handler())
 	dashHandler.Set(dash.Handler())
@@ -317,7 +321,7 @@ func startUpAuditor(ctx context.Context, cfgPath string, logger *slog.Logger, au
 			logger.Error("auditor stopped", "err", err)
 		}
 	}()
-	return func() { <-done; aud.Close() }, nil
+	return func() { <-done; aud.Close() }, aud.RebuildSandbox(), nil
 }
 
 // swappable is an http.Handler whose handler is set once the service
@@ -403,6 +407,13 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *UpInfo) (*fakeencla
 	return enc, nil
 }
 
+func orNone(s string) string {
+	if s == "" {
+		return "none (up --auditor=false)"
+	}
+	return s
+}
+
 // rel2 shortens path relative to the working directory when inside it.
 func rel2(path string) string {
 	if wd, err := os.Getwd(); err == nil {
@@ -432,6 +443,7 @@ func printUp(info UpInfo) {
   witness  %s   cosigns every checkpoint (quorum: local)
   demo     %s   a test SEV-SNP enclave running release %d
   auditor  %s/status   follows the log, watches the demo enclave (alerts: attestlog alerts --db %s)
+           rebuilds: %s
 
 In a browser: the explorer at %s/ui/ and the audit dashboard at %s/audit/
 
@@ -449,7 +461,7 @@ Look it up:
 
 Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
 `, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
-		info.Demo.URL, info.Demo.ReleaseIndex, info.AuditorURL, rel2(info.AuditorDB), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
+		info.Demo.URL, info.Demo.ReleaseIndex, info.AuditorURL, rel2(info.AuditorDB), orNone(info.RebuildSandbox), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
 		info.Log.URL, key, rel, info.Log.URL, info.Demo.Measurement, info.Dir)
 }
 

@@ -210,6 +210,12 @@ type Reproduction struct {
 	Time         time.Time    `json:"time"`
 	Measurements Measurements `json:"measurements"`
 	Detail       string       `json:"detail,omitempty"`
+	// Unsandboxed says the auditor rebuilt without a sandbox
+	// (rebuild.sandbox: off): the recipe ran on its host, so whatever the
+	// recipe is could have changed the result. Clients' "reproductions N"
+	// does not count it unless their policy says
+	// allow-unsandboxed-reproductions.
+	Unsandboxed bool `json:"unsandboxed,omitempty"`
 }
 
 // Reproduction outcomes.

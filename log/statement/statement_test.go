@@ -363,3 +363,37 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// TestReleaseRefusesLoaderEnv: a release whose recipe sets what changes
+// how the auditor's tools load is refused when encoded (publish) and when
+// parsed (admission), naming the variable.
+func TestReleaseRefusesLoaderEnv(t *testing.T) {
+	s, err := GenerateSigner(AlgEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"LD_PRELOAD", "LD_AUDIT", "GCONV_PATH", "GLIBC_TUNABLES", "PATH"} {
+		subj, rel := testRelease()
+		rel.Recipe.Env[k] = "./x.so"
+		if _, err := EncodeRelease(subj, rel); err == nil || !strings.Contains(err.Error(), "recipe.env."+k) {
+			t.Errorf("EncodeRelease with env %s = %v, want an error naming recipe.env.%s", k, err, k)
+		}
+		// Signed by hand, bypassing the encoder's check: Parse refuses.
+		_, good := testRelease()
+		payload, err := EncodeRelease(subj, good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := bytes.Replace(payload, []byte(`"SOURCE_DATE_EPOCH":"0"`), []byte(`"`+k+`":"./x.so","SOURCE_DATE_EPOCH":"0"`), 1)
+		if bytes.Equal(forged, payload) {
+			t.Fatalf("the env is not where the test expects it in %s", payload)
+		}
+		entry, err := Sign(forged, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(entry); err == nil || !strings.Contains(err.Error(), k) {
+			t.Errorf("Parse of a release with env %s = %v, want an error naming it", k, err)
+		}
+	}
+}

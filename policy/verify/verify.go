@@ -383,6 +383,9 @@ func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement
 			if !ok || st.Reproduction.Outcome != statement.OutcomeMatch {
 				continue
 			}
+			if st.Reproduction.Unsandboxed && !v.pol.Attestation.AllowUnsandboxedReproductions {
+				continue // the recipe ran on the auditor's host
+			}
 			if st.Reproduction.Measurements.Primary() != rel.Measurements.Primary() {
 				continue
 			}

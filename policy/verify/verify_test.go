@@ -282,6 +282,23 @@ func TestVerify(t *testing.T) {
 	if c, _ := vd.Checks.Find(Reproduced); c.OK {
 		t.Error("a reproduction by a non-auditor was counted")
 	}
+	// A reproduction made without a sandbox counts only where the policy
+	// says allow-unsandboxed-reproductions.
+	unsbPayload, _ := statement.EncodeReproduction(revokeRef, &statement.Reproduction{
+		Outcome: statement.OutcomeMatch, Time: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: f.m}}, Unsandboxed: true,
+	})
+	unsbEntry, _ := statement.Sign(unsbPayload, f.auditor)
+	unsbIdx := f.log.add(unsbEntry)
+	vd = needRepro.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), Related: []*tlogproof.Proof{f.log.proof(unsbIdx, 2)}})
+	if c, _ := vd.Checks.Find(Reproduced); c.OK {
+		t.Error("an unsandboxed reproduction was counted without allow-unsandboxed-reproductions")
+	}
+	allowUnsb := f.policy(t, "reproductions 1\nallow-unsandboxed-reproductions\n")
+	vd = allowUnsb.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), Related: []*tlogproof.Proof{f.log.proof(unsbIdx, 2)}})
+	if !vd.OK() {
+		t.Errorf("an unsandboxed reproduction with allow-unsandboxed-reproductions: failed %v", failed(vd))
+	}
 }
 
 func TestVerifyTDX(t *testing.T) {

@@ -236,6 +236,9 @@ const (
 	RebuildMismatch   = "mismatch"
 	RebuildFailed     = "failed"
 	RebuildOff        = "off"
+	// RebuildUnsandboxed: not rebuilt for want of a sandbox; queued again
+	// at the next start.
+	RebuildUnsandboxed = "unsandboxed"
 )
 
 // Batch is a set of changes applied in one transaction with the log's new
@@ -341,9 +344,17 @@ func (s *Store) NextRebuild(ctx context.Context) (*Release, error) {
 	return &r, tx.Commit()
 }
 
-// RequeueRunning puts rebuilds interrupted by a crash back in the queue.
+// RequeueRunning puts rebuilds interrupted by a crash, and those held for
+// want of a sandbox, back in the queue.
 func (s *Store) RequeueRunning(ctx context.Context) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE releases SET rebuild = ? WHERE rebuild = ?`, RebuildQueued, RebuildRunning)
+	_, err := s.db.ExecContext(ctx, `UPDATE releases SET rebuild = ? WHERE rebuild IN (?, ?)`, RebuildQueued, RebuildRunning, RebuildUnsandboxed)
+	return err
+}
+
+// HoldRebuild records that a release was not rebuilt (state, with why)
+// and keeps its entry, so that RequeueRunning queues it again.
+func (s *Store) HoldRebuild(ctx context.Context, origin string, idx int64, state, detail string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE releases SET rebuild = ?, detail = ? WHERE origin = ? AND idx = ?`, state, detail, origin, idx)
 	return err
 }
 

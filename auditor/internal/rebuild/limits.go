@@ -375,7 +375,23 @@ func (c *cgroup) remove() {
 type procInfo struct {
 	ppid int
 	cpu  time.Duration // its own and its waited-for children's
-	rss  int64
+}
+
+// privateRSS is the resident memory of pid that is not shared with other
+// processes (file-backed shared pages, such as libraries, would otherwise
+// count once per process), from /proc/PID/statm.
+func privateRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0
+	}
+	res, _ := strconv.ParseInt(f[1], 10, 64)
+	shared, _ := strconv.ParseInt(f[2], 10, 64)
+	return max(res-shared, 0) * int64(os.Getpagesize())
 }
 
 var clockTick = time.Second / 100 // USER_HZ is 100 on every Linux ABI
@@ -397,12 +413,11 @@ func readProc(pid int) (procInfo, bool) {
 	return procInfo{
 		ppid: int(n(4)),
 		cpu:  time.Duration(n(14)+n(15)+n(16)+n(17)) * clockTick,
-		rss:  n(24) * int64(os.Getpagesize()),
 	}, true
 }
 
 // tree sums the processes (threads counted), CPU time and resident memory
-// of root and its descendants, from /proc: what bounds a build where no
+// (not shared) of root and its descendants, from /proc: what bounds a build where no
 // cgroup can be made.
 func tree(root int) (procs int64, cpu time.Duration, rss int64) {
 	ents, err := os.ReadDir("/proc")
@@ -429,13 +444,13 @@ func tree(root int) (procs int64, cpu time.Duration, rss int64) {
 		if !ok {
 			continue
 		}
+		rss += privateRSS(pid)
 		threads := int64(1)
 		if ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task"); err == nil {
 			threads = int64(len(ents))
 		}
 		procs += threads
 		cpu += p.cpu
-		rss += p.rss
 		q = append(q, children[pid]...)
 	}
 	return procs, cpu, rss

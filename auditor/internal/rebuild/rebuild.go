@@ -85,6 +85,7 @@ type Builder struct {
 	bwrapPath   string
 	prlimitPath string
 	enforcement string
+	noCgroup    bool // tests: enforce with rlimits and polling only
 }
 
 // CheckSandbox decides, once, whether builds run in bubblewrap, by running
@@ -105,7 +106,7 @@ func (b *Builder) CheckSandbox(ctx context.Context) (sandboxed bool, err error) 
 			return
 		}
 		how := "rlimits and /proc polling"
-		if cg, err := newCgroup(b.Limits); err == nil {
+		if cg, err := b.newCgroup(); err == nil {
 			how = cg.String()
 			cg.remove()
 		} else {

@@ -2,6 +2,7 @@ package rebuild
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,6 +142,10 @@ func TestRecipeEnvRefused(t *testing.T) {
 	}
 }
 
+// firmwareFile is the firmware the test releases build (a copy when the
+// test runs itself as another user).
+var firmwareFile = cmp.Or(os.Getenv("ATTESTLOG_TEST_FIRMWARE"), "../../../policy/measure/snp/testdata/ovmf_AmdSev_suffix.bin")
+
 // hostileRepo is a git repository of a release whose build.sh is script,
 // with a benign build (build-ok.sh) beside it that reproduces rel.
 type hostileRepo struct {
@@ -151,7 +157,7 @@ type hostileRepo struct {
 func newRepo(t *testing.T, files map[string]string) *hostileRepo {
 	t.Helper()
 	testenv.LookPath(t, "git")
-	fw, err := os.ReadFile("../../../policy/measure/snp/testdata/ovmf_AmdSev_suffix.bin")
+	fw, err := os.ReadFile(firmwareFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,10 +227,114 @@ func auditorState(t *testing.T) (dir string, key []byte) {
 // As root it also runs itself as an unprivileged user with a delegated
 // cgroup (TestHostileRecipesUnprivileged).
 func TestHostileRecipes(t *testing.T) {
-	hostileRecipes(t, builder(t, SandboxRequired))
+	b := builder(t, SandboxRequired)
+	if os.Getenv("ATTESTLOG_TEST_UNPRIVILEGED") == "1" {
+		if os.Geteuid() == 0 || !strings.Contains(b.Enforcement(), "cgroup") {
+			t.Fatalf("the unprivileged run is root (%d) or has no delegated cgroup: %s", os.Geteuid(), b.Enforcement())
+		}
+	}
+	hostileRecipes(t, b, true)
 }
 
-func hostileRecipes(t *testing.T, b *Builder) {
+// TestHostileRecipesRlimits: where no cgroup can be made, rlimits and the
+// watcher's polling of /proc stop the same builds.
+func TestHostileRecipesRlimits(t *testing.T) {
+	testenv.LookPath(t, "bwrap")
+	b := &Builder{Sandbox: SandboxRequired, Bwrap: "bwrap", Git: "git", Timeout: time.Minute, MaxLog: 1 << 20, MaxOutput: 1 << 30,
+		Limits:  Limits{Memory: 1 << 30, Processes: 1024, Disk: 1 << 30, CPUTime: time.Minute},
+		WorkDir: workDir(t), RepoSchemes: []string{"file"}, Path: "/usr/local/bin:/usr/bin:/bin", noCgroup: true}
+	if _, err := b.CheckSandbox(t.Context()); err != nil {
+		testenv.Missing(t, "a working bubblewrap", err)
+	}
+	if !strings.Contains(b.Enforcement(), "rlimits") {
+		t.Fatalf("enforcement %q, want rlimits", b.Enforcement())
+	}
+	hostileRecipes(t, b, false)
+}
+
+// TestHostileRecipesUnprivileged runs TestHostileRecipes again as an
+// unprivileged user (the auditor not root), in a cgroup delegated to it
+// as systemd's Delegate=yes would: the builder makes its builds' groups
+// below its own.
+func TestHostileRecipesUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("already unprivileged: TestHostileRecipes is this run")
+	}
+	testenv.LookPath(t, "bwrap")
+	u := DefaultUser
+	dir := workDir(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, fw := filepath.Join(dir, "rebuild.test"), filepath.Join(dir, "fw.bin")
+	for _, c := range [][2]string{{exe, bin}, {firmwareFile, fw}} {
+		b, err := os.ReadFile(c[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(c[1], b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Delegate a group of each v1 controller (or the v2 group) to u.
+	mounts, own := cgroupMounts(), ownCgroups()
+	name := fmt.Sprintf("attestlog-delegated-%d", os.Getpid())
+	var groups []string
+	for _, c := range []string{"memory", "pids", "cpuacct"} {
+		d, ok := groupDir(mounts, own, c)
+		if !ok {
+			continue
+		}
+		g := filepath.Join(d, name)
+		if err := os.Mkdir(g, 0o755); err != nil {
+			testenv.Missing(t, "a cgroup to delegate", err)
+		}
+		groups = append(groups, g)
+		defer os.Remove(g)
+		if err := chownTree(g, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(groups) < 2 {
+		testenv.Missing(t, "cgroup v1 memory and pids hierarchies", fmt.Errorf("found %v", groups))
+	}
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", gateScript, "gate", bin, "-test.run", "^TestHostileRecipes$", "-test.v", "-test.count=1")
+	cmd.ExtraFiles = []*os.File{gateR}
+	cmd.Dir = filepath.Dir(bin)
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "ATTESTLOG_STRICT=1",
+		"ATTESTLOG_TEST_UNPRIVILEGED=1", "ATTESTLOG_TEST_FIRMWARE=" + fw}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if err := os.WriteFile(filepath.Join(g, "cgroup.procs"), []byte(fmt.Sprint(cmd.Process.Pid)), 0); err != nil {
+			cmd.Process.Kill()
+			t.Fatal(err)
+		}
+	}
+	gateR.Close()
+	gateW.Write([]byte("go\n"))
+	gateW.Close()
+	err = cmd.Wait()
+	t.Logf("as uid %d:\n%s", u.UID, out.String())
+	if err != nil || !strings.Contains(out.String(), "--- PASS: TestHostileRecipes ") {
+		t.Errorf("TestHostileRecipes as uid %d: %v", u.UID, err)
+	}
+}
+
+// hostileRecipes runs the attacks against b; cgroup says whether b names
+// the memory and process limits (with a cgroup) or only stops the build
+// (RLIMIT_NPROC and a per-process address-space rlimit fail the fork or
+// the allocation, which the error then says may be a limit).
+func hostileRecipes(t *testing.T, b *Builder, cgroup bool) {
 	state, key := auditorState(t)
 	hostMarker := filepath.Join(t.TempDir(), "ran-on-host")
 	files := map[string]string{
@@ -383,7 +493,12 @@ __attribute__((constructor)) static void pwn(void) {
 			c.set(&b.Limits)
 			start := time.Now()
 			res := b.Rebuild(t.Context(), "limit", repo.with(c.argv...), nil)
-			if res.Outcome != Failed || res.Limit != c.limit || !strings.Contains(res.Summary(), "rebuild.limits."+c.limit) {
+			if (c.limit == LimitMemory || c.limit == LimitProcesses) && !cgroup && res.Limit != c.limit {
+				want := fmt.Sprintf("RLIMIT_NPROC of %d and memory per process by an address-space rlimit of %s", b.Limits.Processes, FormatBytes(b.Limits.Memory))
+				if res.Outcome != Failed || !strings.Contains(res.Reason, want) {
+					t.Errorf("%v under %+v = %s: %s, want a failure under the address-space rlimit", c.argv, b.Limits, res.Outcome, res.Summary())
+				}
+			} else if res.Outcome != Failed || res.Limit != c.limit || !strings.Contains(res.Summary(), "rebuild.limits."+c.limit) {
 				t.Errorf("%v under %+v = %s, limit %q: %s\n%s", c.argv, b.Limits, res.Outcome, res.Limit, res.Summary(), res.BuildOutput)
 			}
 			if d := time.Since(start); d > 45*time.Second {

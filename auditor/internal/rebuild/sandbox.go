@@ -114,6 +114,13 @@ func (b *Builder) probe(ctx context.Context, sandboxed bool) error {
 	return nil
 }
 
+func (b *Builder) newCgroup() (*cgroup, error) {
+	if b.noCgroup {
+		return nil, errors.New("disabled")
+	}
+	return newCgroup(b.Limits)
+}
+
 // workDir makes a directory for one build under b.WorkDir. When builds run
 // as b.User, b.WorkDir is searchable by others (not listable) and the
 // build's directory is the build user's, mode 0700.
@@ -192,7 +199,7 @@ func (b *Builder) exec(ctx context.Context, sandboxed bool, argv []string, recip
 
 	var cg *cgroup
 	how := "rlimits and /proc polling"
-	if c, err := newCgroup(b.Limits); err == nil {
+	if c, err := b.newCgroup(); err == nil {
 		cg, how = c, c.String()
 		defer cg.remove()
 	}
@@ -321,6 +328,8 @@ func (b *Builder) exec(ctx context.Context, sandboxed bool, argv []string, recip
 		return log, fmt.Errorf("the build wrote more than %d bytes of output and was stopped", b.MaxLog)
 	case ctx.Err() == context.DeadlineExceeded:
 		return log, fmt.Errorf("the build did not finish within %v and was stopped", b.Timeout)
+	case err != nil && cg == nil:
+		return log, fmt.Errorf("%s: %v (without a cgroup, processes are bounded by an RLIMIT_NPROC of %d and memory per process by an address-space rlimit of %s: a failed fork or allocation may be one of these limits)", strings.Join(argv, " "), err, b.Limits.Processes, FormatBytes(b.Limits.Memory))
 	case err != nil:
 		return log, fmt.Errorf("%s: %v", strings.Join(argv, " "), err)
 	}
@@ -349,10 +358,9 @@ func (w *watcher) confine(pid int) error {
 // rlimits is the prlimit command that sets the build's rlimits, which
 // everything it starts inherits: CPU time and file size always (per
 // process: the watcher bounds the whole tree), and without a cgroup the
-// process count (RLIMIT_NPROC counts the processes of the build's real uid
-// and does not bind root; it is set a little above the limit so that the
-// watcher names the limit before the kernel refuses forks) and address
-// space.
+// process count and address space. A build stopped by the last two fails
+// at a fork or an allocation, which the watcher cannot always tell from any
+// other failure; its error then names both limits.
 func (b *Builder) rlimits(cgroup bool) []string {
 	l := b.Limits
 	cpu := int64(math.Ceil(l.CPUTime.Seconds()))

@@ -154,7 +154,7 @@ type hostileRepo struct {
 	subjects    []statement.Subject
 }
 
-func newRepo(t *testing.T, files map[string]string) *hostileRepo {
+func newRepo(t testing.TB, files map[string]string) *hostileRepo {
 	t.Helper()
 	testenv.LookPath(t, "git")
 	fw, err := os.ReadFile(firmwareFile)

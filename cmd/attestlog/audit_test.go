@@ -744,6 +744,12 @@ func TestAuditHostileRelease(t *testing.T) {
 	y, _ := os.ReadFile(hostile)
 	os.WriteFile(hostile, bytes.Replace(y, []byte("argv: [sh, build.sh]"), []byte("argv: [sh, leak.sh]"), 1), 0o644)
 	iBad := publishIndex(t, u, hostile)
+	// One that spins past its CPU limit: stopped, named, and the auditor
+	// goes on with the other releases.
+	spin := writeEnclaveRelease(t, dir, "spin", "2.0.3", "sev-snp", snpLD, repo, commit, out)
+	y, _ = os.ReadFile(spin)
+	os.WriteFile(spin, bytes.Replace(y, []byte("argv: [sh, build.sh]"), []byte(`argv: [sh, -c, "while :; do :; done"]`), 1), 0o644)
+	iSpin := publishIndex(t, u, spin)
 
 	hooks := make(chan []byte, 20)
 	hookSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -752,14 +758,14 @@ func TestAuditHostileRelease(t *testing.T) {
 	}))
 	defer hookSrv.Close()
 	addr := freeAddr(t)
-	cfg := auditConfig(t, u, dir, "auditor", "  sandbox: required\n  repo_schemes: [file]\n  timeout: 2m\n",
+	cfg := auditConfig(t, u, dir, "auditor", "  sandbox: required\n  repo_schemes: [file]\n  timeout: 2m\n  limits: {cpu_time: 2s}\n",
 		fmt.Sprintf("listen: %s\nwebhooks:\n  - {url: %q}\n", addr, hookSrv.URL))
 	db := filepath.Join(dir, "auditor.db")
 	a := startAudit(t, cfg)
 	waitFor(t, func() bool {
 		al := listAlertsQuiet(db)
-		return len(alertsOf(al, auditor.AlertRebuildFailed)) == 1
-	}, "a rebuild-failed alert about the hostile release")
+		return len(alertsOf(al, auditor.AlertRebuildFailed)) == 2
+	}, "rebuild-failed alerts about the hostile releases")
 	c, _ := client.New(u.info.URL, nil)
 	waitFor(t, func() bool {
 		e, err := c.Entry(t.Context(), iGood)
@@ -768,8 +774,12 @@ func TestAuditHostileRelease(t *testing.T) {
 
 	al := listAlerts(t, db)
 	failed := alertsOf(al, auditor.AlertRebuildFailed)
-	if len(failed) != 1 || failed[0].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iBad) {
-		t.Fatalf("rebuild-failed alerts %s, want one about entry %d", summaries(failed), iBad)
+	if len(failed) != 2 || failed[0].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iBad) ||
+		failed[1].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iSpin) {
+		t.Fatalf("rebuild-failed alerts %s, want one about entry %d and one about %d", summaries(failed), iBad, iSpin)
+	}
+	if !strings.Contains(failed[1].Summary, "cpu_time") {
+		t.Errorf("the spinning build's alert does not name the limit: %s", failed[1].Summary)
 	}
 	var ev auditor.RebuildAlert
 	json.Unmarshal(failed[0].Evidence, &ev)

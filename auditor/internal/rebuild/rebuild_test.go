@@ -553,3 +553,44 @@ func TestOutputTail(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchIgnoresConfiguration: a repository whose .gitattributes names a
+// filter, fetched where a git configuration (the fetch's own HOME, the
+// auditor's environment) defines that filter and hooks, runs none of them.
+func TestFetchIgnoresConfiguration(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	repo := newRepo(t, map[string]string{".gitattributes": "* filter=evil\n", "a.txt": "hello\n"})
+	home := t.TempDir()
+	hooks := filepath.Join(home, "hooks")
+	os.Mkdir(hooks, 0o755)
+	for _, h := range []string{"post-checkout", "post-merge", "reference-transaction"} {
+		os.WriteFile(filepath.Join(hooks, h), []byte("#!/bin/sh\necho hook > "+marker+"\n"), 0o755)
+	}
+	cfg := fmt.Sprintf("[filter \"evil\"]\n\tsmudge = sh -c 'echo filter > %s; cat'\n\trequired = true\n[core]\n\thooksPath = %s\n\tfsmonitor = sh -c 'echo fsmonitor > %s'\n", marker, hooks, marker)
+	os.WriteFile(filepath.Join(home, ".gitconfig"), []byte(cfg), 0o644)
+	t.Setenv("GIT_CONFIG_GLOBAL", filepath.Join(home, ".gitconfig"))
+	t.Setenv("GIT_CONFIG_PARAMETERS", "'core.hooksPath'='"+hooks+"'")
+	b := &Builder{Git: "git", Timeout: time.Minute, RepoSchemes: []string{"file"}, Path: "/usr/local/bin:/usr/bin:/bin"}
+	dst := filepath.Join(t.TempDir(), "src")
+	if err := b.fetch(t.Context(), repo.rel.Source, dst, home); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(got) != "hello\n" {
+		t.Errorf("checked out a.txt = %q", got)
+	}
+	if b, err := os.ReadFile(marker); err == nil {
+		t.Errorf("the fetch ran configured code: %s", b)
+	}
+	// The same configuration does run with plain git, so the test can fail.
+	cmd := exec.Command("git", "clone", "-q", repo.dir, filepath.Join(t.TempDir(), "plain"))
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	cmd.Run()
+	if _, err := os.ReadFile(marker); err != nil {
+		t.Errorf("plain git with that configuration ran nothing either: the test proves nothing")
+	}
+	// A scheme outside repo_schemes is refused before git runs.
+	b.RepoSchemes = []string{"https"}
+	if err := b.fetch(t.Context(), repo.rel.Source, filepath.Join(t.TempDir(), "x"), home); err == nil || !strings.Contains(err.Error(), `scheme "file" is not allowed`) {
+		t.Errorf("fetch of file:// with repo_schemes [https] = %v", err)
+	}
+}

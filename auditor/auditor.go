@@ -256,7 +256,12 @@ func (a *Auditor) openLog(lc LogConfig) (*followedLog, error) {
 }
 
 // Close closes the state database.
-func (a *Auditor) Close() error { return a.st.Close() }
+func (a *Auditor) Close() error {
+	if a.builder != nil {
+		os.Remove(a.builder.WorkDir) // only when empty: no build left behind
+	}
+	return a.st.Close()
+}
 
 // RebuildSandbox says how releases are rebuilt here: in bubblewrap (as
 // whom, limits by what), without a sandbox, or not at all, and why.

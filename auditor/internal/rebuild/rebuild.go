@@ -102,7 +102,6 @@ func (b *Builder) CheckSandbox(ctx context.Context) (sandboxed bool, err error) 
 		} else {
 			b.bwrapErr = fmt.Errorf("prlimit (Debian's util-linux) sets the builds' rlimits: %w", err)
 			b.enforcement = "no build can run: " + b.bwrapErr.Error()
-			b.Sandbox = SandboxRequired // nothing runs without limits
 			return
 		}
 		how := "rlimits and /proc polling"
@@ -135,6 +134,9 @@ func (b *Builder) CheckSandbox(ctx context.Context) (sandboxed bool, err error) 
 		}
 		b.enforcement = fmt.Sprintf("bubblewrap as %s, limits by %s", user, how)
 	})
+	if b.prlimitPath == "" { // nothing runs without its limits, in any mode
+		return false, fmt.Errorf("rebuilds cannot run: %v", b.bwrapErr)
+	}
 	if b.Sandbox == SandboxRequired && !b.useBwrap {
 		return false, fmt.Errorf("rebuild sandbox is required but bubblewrap is unusable: %v (install Debian's bubblewrap; or set rebuild.sandbox to off to build on the host, marking reproductions unsandboxed)", b.bwrapErr)
 	}

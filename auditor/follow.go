@@ -448,17 +448,9 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 	if statement.IsBundle(e.data) {
 		// A keyless release: a Sigstore bundle signed by a CI identity
 		// the policy names as a keyless operator.
-		p, err := statement.ParseEntry(e.data)
-		if err != nil {
-			c.invalid = err.Error()
-			return c
-		}
+		p, _, err := provenance.VerifyKeylessEntry(e.data, &pol.Provenance, time.Now())
 		c.p = p
-		if p.Kind != statement.KindRelease {
-			c.invalid = "a keyless (Sigstore bundle) entry must be a release"
-			return c
-		}
-		if _, _, err := provenance.VerifyKeylessStatement(e.data, &pol.Provenance, time.Now()); err != nil {
+		if err != nil {
 			c.invalid = "keyless release: " + err.Error()
 			return c
 		}

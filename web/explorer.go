@@ -43,6 +43,9 @@ type Log interface {
 	// Lookup returns the entries with measurement or artifact digest v
 	// (lowercase hex), oldest first, each as Describe returns it.
 	Lookup(ctx context.Context, v string) ([]api.EntryInfo, error)
+	// Unreadable lists up to n entries the index recorded as unreadable
+	// (in the tree, not statements), oldest first, and how many there are.
+	Unreadable(ctx context.Context, n int) (api.UnreadableResponse, error)
 	// Proof returns the tlog-proof of entry idx under the latest
 	// published checkpoint.
 	Proof(ctx context.Context, idx uint64) (*tlogproof.Proof, error)
@@ -94,7 +97,7 @@ func NewExplorer(l Log, opts ...Option) (*Explorer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: witness policy: %w", err)
 	}
-	rd, err := newRenderer(o, appExplorer, "home", "entry", "lookup", "checkpoints")
+	rd, err := newRenderer(o, appExplorer, "home", "entry", "lookup", "checkpoints", "unreadable")
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +116,7 @@ func (e *Explorer) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"m/{hex}", e.handleLookup)
 	mux.HandleFunc("GET "+p+"search", e.handleSearch)
 	mux.HandleFunc("GET "+p+"checkpoints", e.handleCheckpoints)
+	mux.HandleFunc("GET "+p+"unreadable", e.handleUnreadable)
 	mux.Handle("GET "+p+"static/", staticHandler(e.rd.static))
 	mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
 		e.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, r.URL.Path),
@@ -227,6 +231,8 @@ type HomeView struct {
 	Before uint64 `json:"before,omitempty"`
 	// Older is the ?before of the next page of older entries (0: none).
 	Older uint64 `json:"older,omitempty"`
+	// Unreadable counts the entries the index recorded as unreadable.
+	Unreadable int `json:"unreadable"`
 }
 
 func (e *Explorer) handleHome(w http.ResponseWriter, r *http.Request) {
@@ -269,7 +275,28 @@ func (e *Explorer) handleHome(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v.Entries = append([]api.EntryInfo{}, es...)
+	u, err := e.log.Unreadable(r.Context(), 0)
+	if err != nil {
+		e.rd.fail(w, r, err, "", e.nav("home"))
+		return
+	}
+	v.Unreadable = u.Total
 	e.rd.render(w, r, http.StatusOK, "home", "Log explorer", v, e.nav("home"), "")
+}
+
+// MaxUnreadable is how many unreadable entries their page lists.
+const MaxUnreadable = 100
+
+func (e *Explorer) handleUnreadable(w http.ResponseWriter, r *http.Request) {
+	u, err := e.log.Unreadable(r.Context(), MaxUnreadable)
+	if err != nil {
+		e.rd.fail(w, r, err, "", e.nav(""))
+		return
+	}
+	if u.Entries == nil {
+		u.Entries = []api.EntryInfo{}
+	}
+	e.rd.render(w, r, http.StatusOK, "unreadable", "Unreadable entries", u, e.nav(""), "")
 }
 
 // NamedValue is a named measurement.
@@ -306,9 +333,18 @@ type EntryView struct {
 	// ReproductionMeasurements are the measurements a reproduction
 	// computed.
 	ReproductionMeasurements []NamedValue `json:"reproduction_measurements,omitempty"`
-	// SignatureKeyIDs are the key IDs of the envelope's signatures.
+	// SignatureKeyIDs are the key IDs of the envelope's signatures (none
+	// for a keyless entry).
 	SignatureKeyIDs []string `json:"signature_key_ids"`
-	// Entry is the logged entry (the DSSE envelope), base64 in JSON.
+	// Keyless is what the Sigstore bundle of a keyless release says about
+	// its signer (decoded, not verified: the log verified it at admission
+	// and 'attestlog verify' verifies it against the client's policy).
+	Keyless *ProvenanceView `json:"keyless,omitempty"`
+	// Unreadable says why an entry in the tree is not a statement the
+	// log's parser reads; the entry is then shown as bytes.
+	Unreadable string `json:"unreadable,omitempty"`
+	// Entry is the logged entry (the DSSE envelope or Sigstore bundle),
+	// base64 in JSON.
 	Entry []byte `json:"entry"`
 	// Proof is the inclusion proof under the latest published
 	// checkpoint; nil with ProofMessage saying why when there is none.
@@ -390,13 +426,29 @@ func (e *Explorer) handleEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, entry, err := e.log.Statement(ctx, idx)
-	if err != nil {
+	v := EntryView{Info: info, Entry: entry, SignatureKeyIDs: []string{}}
+	switch {
+	case err != nil && entry != nil:
+		// In the tree but not a statement the log's parser reads (the
+		// index recorded it as unreadable): show what is there.
+		v.Unreadable = err.Error()
+		if v.Info.Problem != "" {
+			v.Unreadable = v.Info.Problem
+		}
+	case err != nil:
 		e.rd.fail(w, r, logErr(err), "", e.nav(""))
 		return
+	case p.Envelope != nil:
+		for _, s := range p.Envelope.Signatures {
+			v.SignatureKeyIDs = append(v.SignatureKeyIDs, s.KeyID)
+		}
+	default:
+		// A keyless release: the entry is a Sigstore bundle whose
+		// certificate names the CI identity that signed it.
+		v.Keyless = decodeProvenance(p.Bundle)
 	}
-	v := EntryView{Info: info, Entry: entry, SignatureKeyIDs: []string{}}
-	for _, s := range p.Envelope.Signatures {
-		v.SignatureKeyIDs = append(v.SignatureKeyIDs, s.KeyID)
+	if p == nil {
+		p = &statement.Parsed{Kind: statement.Kind(info.Kind)}
 	}
 	switch p.Kind {
 	case statement.KindRelease:

@@ -101,7 +101,7 @@ func TestExplorerPages(t *testing.T) {
 		want    []string
 		notWant []string
 	}{
-		{"/ui/", 200, []string{testOrigin, "local-witness", "Newest entries", `href="/ui/entry/0"`, "2.0.0", "no provenance", "revokes", "/audit/", "✓ reproduced ×1", `<span class="badge bad">revoked</span>`}, nil},
+		{"/ui/", 200, []string{testOrigin, "1 unreadable entry", "local-witness", "Newest entries", `href="/ui/entry/0"`, "2.0.0", "no provenance", "revokes", "/audit/", "✓ reproduced ×1", `<span class="badge bad">revoked</span>`}, nil},
 		{e(tl.provRelease), 200, []string{"release 2.0.0", ci.Subject, provenancetest.GitHubHostedRunner, "token.actions.githubusercontent.com",
 			"independent-auditor", "✓ match", "local-witness", "c2sp.org/tlog-proof@v1", `href="https://github.com/acme/enclave/commit/` + tl.commit + `"`, tl.provMeasurement, "same as the release"}, []string{"No provenance", `href="/ui/m/0000000000030000"`}},
 		{e(tl.plainRelease), 200, []string{"release 1.9.0", "No provenance", "none yet"}, []string{"Sigstore bundle"}},
@@ -109,6 +109,9 @@ func TestExplorerPages(t *testing.T) {
 		{e(tl.revokedRelease), 200, []string{"Revoked", fmt.Sprintf(`href="/ui/entry/%d"`, tl.revocation)}, nil},
 		{e(tl.reproduction), 200, []string{"reproduction", fmt.Sprintf("release #%d", tl.provRelease), "rebuilt in bubblewrap"}, nil},
 		{e(tl.revocation), 200, []string{"CVE-2026-0001", fmt.Sprintf("release #%d", tl.revokedRelease)}, nil},
+		{e(tl.keylessRelease), 200, []string{"release 3.0.0", "signed keylessly by", tl.keylessSubject, "acme-ci", "token.actions.githubusercontent.com", "c2sp.org/tlog-proof@v1"}, []string{"DSSE envelope signed by"}},
+		{e(tl.foreign), 200, []string{"Unreadable entry", "by another program", `href="/ui/unreadable"`, "the entry does not parse"}, []string{"DSSE envelope signed by"}},
+		{"/ui/unreadable", 200, []string{"Unreadable entries", `href="/ui/entry/0"`, "1 in all"}, nil},
 		{e(999), 404, []string{"404", "no entry 999"}, nil},
 		{"/ui/entry/abc", 400, []string{"not an entry index"}, nil},
 		{"/ui/entry/-1", 400, []string{"not an entry index"}, nil},
@@ -173,8 +176,11 @@ func TestExplorerJSON(t *testing.T) {
 	if cs := home.Checkpoint.Cosignatures; len(cs) != 1 || cs[0].Witness != "local-witness" || cs[0].Time.IsZero() || !home.Checkpoint.QuorumMet {
 		t.Errorf("home checkpoint cosignatures = %+v quorum met %v, want local-witness with a time, met", cs, home.Checkpoint.QuorumMet)
 	}
-	if home.Checkpoint.Size <= tl.revocation || len(home.Entries) != int(tl.revocation)+1 {
-		t.Errorf("home: checkpoint size %d, %d entries; want > %d and %d", home.Checkpoint.Size, len(home.Entries), tl.revocation, tl.revocation+1)
+	if home.Checkpoint.Size <= tl.last || len(home.Entries) != int(tl.last)+1 {
+		t.Errorf("home: checkpoint size %d, %d entries; want > %d and %d", home.Checkpoint.Size, len(home.Entries), tl.last, tl.last+1)
+	}
+	if home.Unreadable != 1 {
+		t.Errorf("home: %d unreadable entries, want 1 (the foreign entry)", home.Unreadable)
 	}
 
 	var ev EntryView
@@ -228,6 +234,14 @@ func TestExplorerJSON(t *testing.T) {
 		t.Fatal("no checkpoints in the history")
 	}
 	for i, c := range cv.Checkpoints {
+		if c.Size == tl.foreign+1 {
+			// Published by the other writer, which has no witnesses:
+			// shown, and shown as unwitnessed.
+			if c.QuorumMet || len(c.Cosignatures) != 0 {
+				t.Errorf("the foreign writer's checkpoint %+v is shown as witnessed", c)
+			}
+			continue
+		}
 		if c.Error != "" || !c.QuorumMet || len(c.Cosignatures) != 1 || c.SeenAt.IsZero() {
 			t.Errorf("checkpoint %d = %+v", i, c)
 		}
@@ -277,7 +291,7 @@ func TestExplorerSearchAndPaging(t *testing.T) {
 		}
 	}
 	var want []uint64
-	for i := int(tl.revocation); i >= 0; i-- {
+	for i := int(tl.last); i >= 0; i-- {
 		want = append(want, uint64(i))
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // ProvenanceView is what a release's provenance bundle says, decoded but
@@ -59,53 +61,34 @@ func decodeProvenance(b []byte) *ProvenanceView {
 		v.Problems = append(v.Problems, "the bundle is not valid JSON")
 		return v
 	}
-	var bundle struct {
-		MediaType            string `json:"mediaType"`
-		VerificationMaterial struct {
-			Certificate *struct {
-				RawBytes string `json:"rawBytes"`
-			} `json:"certificate"`
-			X509CertificateChain *struct {
-				Certificates []struct {
-					RawBytes string `json:"rawBytes"`
-				} `json:"certificates"`
-			} `json:"x509CertificateChain"`
-		} `json:"verificationMaterial"`
-		DSSEEnvelope *struct {
-			Payload     string `json:"payload"`
-			PayloadType string `json:"payloadType"`
-		} `json:"dsseEnvelope"`
-	}
-	if err := json.Unmarshal(b, &bundle); err != nil {
+	// The Sigstore protobuf message, as sigstore-go reads it: any JSON
+	// spelling protojson accepts (snake_case keys, unpadded base64).
+	var bundle protobundle.Bundle
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &bundle); err != nil {
 		v.Problems = append(v.Problems, fmt.Sprintf("not a Sigstore bundle: %v", err))
 		return v
 	}
-	v.MediaType = bundle.MediaType
-	var raw string
-	switch vm := bundle.VerificationMaterial; {
-	case vm.Certificate != nil:
-		raw = vm.Certificate.RawBytes
-	case vm.X509CertificateChain != nil && len(vm.X509CertificateChain.Certificates) > 0:
-		raw = vm.X509CertificateChain.Certificates[0].RawBytes
+	v.MediaType = bundle.GetMediaType()
+	var der []byte
+	switch vm := bundle.GetVerificationMaterial(); {
+	case vm.GetCertificate() != nil:
+		der = vm.GetCertificate().GetRawBytes()
+	case len(vm.GetX509CertificateChain().GetCertificates()) > 0:
+		der = vm.GetX509CertificateChain().GetCertificates()[0].GetRawBytes()
 	}
-	if raw == "" {
+	if len(der) == 0 {
 		v.Problems = append(v.Problems, "no signing certificate (a bundle signed with a public key names no identity)")
-	} else if der, err := base64.StdEncoding.DecodeString(raw); err != nil {
-		v.Problems = append(v.Problems, "the certificate is not base64")
 	} else if cert, err := x509.ParseCertificate(der); err != nil {
 		v.Problems = append(v.Problems, fmt.Sprintf("the certificate does not parse: %v", err))
 	} else {
 		v.readCertificate(cert)
 	}
-	if bundle.DSSEEnvelope == nil {
+	env := bundle.GetDsseEnvelope()
+	if env == nil {
 		v.Problems = append(v.Problems, "no DSSE envelope (a message-signature bundle carries no provenance statement)")
 		return v
 	}
-	payload, err := base64.StdEncoding.DecodeString(bundle.DSSEEnvelope.Payload)
-	if err != nil {
-		v.Problems = append(v.Problems, "the DSSE payload is not base64")
-		return v
-	}
+	payload := env.GetPayload()
 	var st struct {
 		Subject       []json.RawMessage `json:"subject"`
 		PredicateType string            `json:"predicateType"`

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"
@@ -41,10 +44,16 @@ type testLog struct {
 	// Indexes and values of what populate logged.
 	provRelease, plainRelease, hostileRelease, revokedRelease uint64
 	reproduction, revocation                                  uint64
-	provMeasurement, plainMeasurement, hostileMeasurement     string
-	unloggedMeasurement                                       string
-	artifactDigest                                            string
-	commit                                                    string
+	// keylessRelease is signed keylessly by a CI identity and was
+	// submitted respelled (dsse_envelope); foreign is an entry another
+	// writer put in the tree that is not a statement.
+	keylessRelease, foreign                               uint64
+	last                                                  uint64 // the newest entry
+	keylessSubject                                        string
+	provMeasurement, plainMeasurement, hostileMeasurement string
+	unloggedMeasurement                                   string
+	artifactDigest                                        string
+	commit                                                string
 }
 
 func measurementN(i int) string { return fmt.Sprintf("%096x", 0xa77e57000+i) }
@@ -100,8 +109,10 @@ func newTestLog(t *testing.T) *testLog {
 		t.Fatal(err)
 	}
 	ci := provenancetest.GitHubWorkflow(sourceRepo, ".github/workflows/release.yml", "refs/tags/v2.0.0", tl.commit)
-	writeFile(t, filepath.Join(dir, "policy.txt"), fmt.Sprintf("operator acme-ops %s\nauditor independent-auditor %s\nsigstore-root trusted_root.json\n%s\nprovenance optional\n",
-		tl.operator.Public(), tl.auditor.Public(), ci.PolicyLine("builder", "acme-release")))
+	ciKeyless := provenancetest.GitHubWorkflow(sourceRepo, ".github/workflows/publish.yml", "refs/heads/main", tl.commit)
+	tl.keylessSubject = ciKeyless.Subject
+	writeFile(t, filepath.Join(dir, "policy.txt"), fmt.Sprintf("operator acme-ops %s\nauditor independent-auditor %s\nsigstore-root trusted_root.json\n%s\n%s\nprovenance optional\n",
+		tl.operator.Public(), tl.auditor.Public(), ci.PolicyLine("builder", "acme-release"), ciKeyless.PolicyLine("keyless-operator", "acme-ci")))
 	tl.witnessPolicy = []byte(fmt.Sprintf("witness local-witness %s %s\nquorum local-witness\n", wk.Public, wsrv.URL))
 	writeFile(t, filepath.Join(dir, "witnesses.txt"), string(tl.witnessPolicy))
 	cfg := &logserver.Config{
@@ -114,6 +125,9 @@ func newTestLog(t *testing.T) *testLog {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// Another writer's entry, not a statement, first in the tree.
+	appendForeign(t, cfg, []byte(`{"written":"by another program"}`))
+	tl.foreign = 0
 	l, err := logserver.Open(t.Context(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +138,41 @@ func newTestLog(t *testing.T) *testLog {
 		defer cancel()
 		l.Close(ctx)
 	})
-	tl.populate(t, ss, ci)
+	tl.populate(t, ss, ci, ciKeyless)
 	return tl
+}
+
+// appendForeign appends entries to the log's storage with Tessera alone,
+// bypassing admission, as another program writing to the same storage
+// would.
+func appendForeign(t *testing.T, cfg *logserver.Config, entries ...[]byte) {
+	t.Helper()
+	// Tessera's background publishing runs until its context ends: end it
+	// here, or this writer goes on publishing unwitnessed checkpoints
+	// beside the log.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	signer, _, err := keyfile.LoadNoteSigner(cfg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver, err := posix.New(ctx, posix.Config{Path: cfg.Storage.POSIX.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, shutdown, _, err := tessera.NewAppender(ctx, driver, tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).WithBatching(1, 10*time.Millisecond).WithCheckpointInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, err := app.Add(ctx, tessera.NewEntry(e))(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (tl *testLog) add(t *testing.T, entry []byte) uint64 {
@@ -174,7 +221,7 @@ func (tl *testLog) release(t *testing.T, version, m string, subj []statement.Sub
 	return e, rel
 }
 
-func (tl *testLog) populate(t *testing.T, ss *provenancetest.Sigstore, ci provenancetest.Identity) {
+func (tl *testLog) populate(t *testing.T, ss *provenancetest.Sigstore, ci, ciKeyless provenancetest.Identity) {
 	t.Helper()
 	tl.provMeasurement, tl.plainMeasurement, tl.hostileMeasurement = measurementN(1), measurementN(2), measurementN(3)
 	tl.unloggedMeasurement = measurementN(99)
@@ -238,13 +285,35 @@ func (tl *testLog) populate(t *testing.T, ss *provenancetest.Sigstore, ci proven
 	}
 	tl.revocation = tl.add(t, rve)
 
+	// A keyless release, submitted respelled as sigstore-go's parser
+	// allows (the log stores the canonical bundle).
+	kp, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("b6", 32)}}}, &statement.Release{
+		Version: "3.0.0", Time: time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: measurementN(5)}},
+		Source:       statement.Source{Repo: sourceRepo, Commit: tl.commit},
+		Recipe:       statement.Recipe{Argv: []string{"make", "image"}, Outputs: []string{"disk.img"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := ss.SignStatement(ciKeyless, kp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kb, err = provenancetest.Reencode(kb, provenancetest.SnakeCaseDSSE); err != nil {
+		t.Fatal(err)
+	}
+	tl.keylessRelease = tl.add(t, kb)
+	last := tl.keylessRelease
+	tl.last = last
+
 	// Wait until a witnessed checkpoint covers everything and the index
 	// has it all.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	for {
-		_, perr := tl.Proof(ctx, tl.revocation)
-		_, derr := tl.Describe(ctx, tl.revocation)
+		_, perr := tl.Proof(ctx, last)
+		_, derr := tl.Describe(ctx, last)
 		if perr == nil && derr == nil {
 			return
 		}
@@ -253,7 +322,7 @@ func (tl *testLog) populate(t *testing.T, ss *provenancetest.Sigstore, ci proven
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("the test log did not publish a witnessed checkpoint covering entry %d: %v, %v", tl.revocation, perr, derr)
+			t.Fatalf("the test log did not publish a witnessed checkpoint covering entry %d: %v, %v", last, perr, derr)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

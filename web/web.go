@@ -282,6 +282,7 @@ var funcs = template.FuncMap{
 		return *p
 	},
 	"outcomes":    outcomes,
+	"preview":     preview,
 	"sub":         func(a, b uint64) uint64 { return a - b },
 	"statusClass": statusClass,
 	// link joins base and path, or is "" (no link) when base is.
@@ -376,6 +377,20 @@ type textPart struct {
 
 // textParts splits untrusted text so that templates can show invisible
 // characters as visible code points (html/template escapes both kinds).
+// maxPreview is how much of an unreadable entry a page shows.
+const maxPreview = 4096
+
+// preview is the start of b as text for a page (the "txt" template then
+// marks control and invisible characters), saying how much was left out.
+func preview(b []byte) string {
+	s := b
+	more := ""
+	if len(s) > maxPreview {
+		s, more = s[:maxPreview], fmt.Sprintf(" … (%d more bytes)", len(b)-maxPreview)
+	}
+	return strings.ToValidUTF8(string(s), "\uFFFD") + more
+}
+
 func textParts(s string) []textPart {
 	var parts []textPart
 	var cur strings.Builder

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/attestlog/attestlog/policy/provenance/provenancetest"
 	"math/big"
 	"strings"
 	"testing"
@@ -113,6 +114,16 @@ func TestDecodeProvenance(t *testing.T) {
 		v.BuildType != "https://example.com/bt" || v.Subjects != 2 || len(v.Problems) != 0 {
 		t.Errorf("decodeProvenance = %+v", v)
 	}
+	// Any spelling sigstore-go reads decodes the same.
+	for _, r := range []provenancetest.Respelling{provenancetest.SnakeCaseDSSE, provenancetest.UnpaddedPayload, provenancetest.URLSafePayload} {
+		b, err := provenancetest.Reencode(fulcioLike(t, "https://v1.example", "https://v2.example"), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := decodeProvenance(b); w.Subject != v.Subject || w.BuilderID != v.BuilderID || w.Subjects != v.Subjects || len(w.Problems) != 0 {
+			t.Errorf("respelling %d: decodeProvenance = %+v, want %+v", r, w, v)
+		}
+	}
 	if v := decodeProvenance(fulcioLike(t, "https://v1.example", "")); v.Issuer != "https://v1.example" {
 		t.Errorf("issuer from the v1 extension = %q", v.Issuer)
 	}
@@ -120,7 +131,7 @@ func TestDecodeProvenance(t *testing.T) {
 		{`{"mediaType":"x"`, "not valid JSON"},
 		{`[]`, "not a Sigstore bundle"},
 		{`{}`, "no signing certificate"},
-		{`{"verificationMaterial":{"certificate":{"rawBytes":"!!"}}}`, "not base64"},
+		{`{"verificationMaterial":{"certificate":{"rawBytes":"!!"}}}`, "invalid value for bytes field rawBytes"},
 		{`{"verificationMaterial":{"certificate":{"rawBytes":"AAAA"}}}`, "does not parse"},
 		{`{"dsseEnvelope":{"payload":"e30="}}`, "no signing certificate"},
 		{`{"dsseEnvelope":{"payload":"bm90IGpzb24="}}`, "not an in-toto statement"},

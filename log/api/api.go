@@ -14,7 +14,7 @@ type AddResponse struct {
 // the items of GET /lookup).
 type EntryInfo struct {
 	Index         uint64    `json:"index"`
-	Kind          string    `json:"kind"` // release, reproduction or revocation
+	Kind          string    `json:"kind"` // release, reproduction, revocation, or unreadable
 	Signer        string    `json:"signer"`
 	SignerKeyID   string    `json:"signer_key_id"`
 	EntrySHA256   string    `json:"entry_sha256"`
@@ -25,6 +25,9 @@ type EntryInfo struct {
 	Release       *uint64   `json:"release,omitempty"` // of a reproduction or revocation
 	Outcome       string    `json:"outcome,omitempty"` // of a reproduction
 	HasProvenance bool      `json:"has_provenance"`
+	// Problem says why an entry of kind "unreadable" — in the tree, but
+	// not a statement the log's parser reads — cannot be read.
+	Problem string `json:"problem,omitempty"`
 	// Reproductions and Revocations of a release.
 	Reproductions []EntryInfo `json:"reproductions,omitempty"`
 	Revocations   []EntryInfo `json:"revocations,omitempty"`
@@ -33,5 +36,14 @@ type EntryInfo struct {
 // LookupResponse is the JSON body of GET /lookup.
 type LookupResponse struct {
 	Query   string      `json:"query"`
+	Entries []EntryInfo `json:"entries"`
+}
+
+// UnreadableResponse is the JSON body of GET /unreadable: the entries the
+// index recorded as unreadable (oldest first, at most 100) and how many
+// there are. An honest log built by this code has none: admission and the
+// indexer parse with the same code.
+type UnreadableResponse struct {
+	Total   int         `json:"total"`
 	Entries []EntryInfo `json:"entries"`
 }

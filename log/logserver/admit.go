@@ -41,19 +41,7 @@ type Result struct {
 // A statement already in the log (same payload, whatever its signature)
 // returns the original index with Duplicate set and appends nothing.
 func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
-	if len(body) > statement.MaxEntrySize {
-		return Result{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
-	}
-	p, err := statement.Parse(body)
-	switch {
-	case err == nil:
-		err = l.authorize(ctx, p)
-	case statement.IsBundle(body):
-		// Not a DSSE envelope but a statement signed keylessly by a CI
-		// identity: the Sigstore bundle is verified against the policy's
-		// keyless operators.
-		p, err = l.keyless(body)
-	}
+	p, err := l.check(ctx, body)
 	if err != nil {
 		var kind statement.Kind
 		if p != nil {
@@ -129,6 +117,28 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	return Result{Index: i.Index, Duplicate: dup || i.IsDup, Kind: p.Kind}, nil
 }
 
+// check is admission without the append: it parses body with
+// statement.ParseEntry — the parser every reader uses — and checks it
+// against the policy. The entry to store is the result's Entry(): the
+// canonical envelope or bundle, which ParseEntry reads back to the same
+// statement (FuzzAdmitReadBack holds it to that).
+func (l *Log) check(ctx context.Context, body []byte) (*statement.Parsed, error) {
+	if len(body) > statement.MaxEntrySize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
+	}
+	if statement.IsBundle(body) {
+		// Not a DSSE envelope but a statement signed keylessly by a CI
+		// identity: the Sigstore bundle is verified against the policy's
+		// keyless operators.
+		return l.keyless(body)
+	}
+	p, err := statement.ParseEntry(body)
+	if err != nil {
+		return nil, err
+	}
+	return p, l.authorize(ctx, p)
+}
+
 // pendingAdd is a statement being appended; done is closed once idx and
 // err are set.
 type pendingAdd struct {
@@ -202,11 +212,13 @@ func (l *Log) release(ctx context.Context, ref statement.EntryRef) (index.Entry,
 }
 
 // keyless verifies a Sigstore bundle carrying a release statement signed by
-// a keyless operator of the policy, and its provenance.
+// a keyless operator of the policy, and its provenance. The entry to store
+// is the returned statement's canonical bundle (provenance.VerifyKeylessEntry
+// parses with statement.ParseEntry, as every reader does).
 func (l *Log) keyless(body []byte) (*statement.Parsed, error) {
 	pol := l.Policy()
 	now := time.Now()
-	payload, id, err := provenance.VerifyKeylessStatement(body, &pol.Provenance, now)
+	p, _, err := provenance.VerifyKeylessEntry(body, &pol.Provenance, now)
 	switch {
 	case errors.Is(err, provenance.ErrMalformed):
 		return nil, fmt.Errorf("%w: %v", statement.ErrMalformed, err)
@@ -215,15 +227,6 @@ func (l *Log) keyless(body []byte) (*statement.Parsed, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
-	p, err := statement.ParseStatement(payload)
-	if err != nil {
-		return nil, err
-	}
-	if p.Kind != statement.KindRelease {
-		return nil, fmt.Errorf("%w: keyless submission is for releases; a %s must be key-signed", ErrForbidden, p.Kind)
-	}
-	p.Bundle = body
-	p.KeylessSigner = id.Name
 	cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, now)
 	if err != nil {
 		return nil, fmt.Errorf("%w: provenance: %v", statement.ErrMalformed, err)

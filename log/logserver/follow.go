@@ -15,6 +15,7 @@ import (
 	"github.com/attestlog/attestlog/log/internal/index"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/policy/provenance"
 )
 
 // indexInterval is how often the follower looks for newly integrated
@@ -107,20 +108,23 @@ func (l *Log) indexLocked(ctx context.Context) error {
 		}
 		first := bundleIdx * layout.EntryBundleWidth
 		end := next
-		// On an error, what this bundle added is dropped and the whole
-		// bundles before it are still indexed.
-		keep := len(recs)
 		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
 			idx := first + i
 			rec, h, err := l.recordOf(idx, b.Entries[i])
 			if err != nil {
-				// Every entry passed admission, so this is a bug or a
-				// storage fault; stop rather than skip.
-				recs, hashes = recs[:keep], hashes[:keep]
-				return errors.Join(fmt.Errorf("entry %d: %w", idx, err), flush(next))
+				// Admission parses with the same code, so this is a bug
+				// or an entry another writer appended. Stopping here would
+				// stop the index for good; record it as unreadable (shown
+				// as such by /entry, the explorer and /unreadable) and
+				// move on. The entry is still in the tree and its tiles.
+				l.logger.Error("indexing: unreadable entry; recorded as unreadable, indexing goes on", "index", idx, "err", err)
+				l.metrics.unreadable.Inc()
+				rec = index.UnreadableRecord(idx, sha256.Sum256(b.Entries[i]), err.Error())
 			}
 			recs = append(recs, rec)
-			hashes = append(hashes, h)
+			if err == nil {
+				hashes = append(hashes, h)
+			}
 			end = idx + 1
 		}
 		if end == next {
@@ -155,6 +159,20 @@ func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error)
 	return index.RecordOf(idx, h, p, key, name), p.PayloadHash, nil
 }
 
+// keylessSigner names the keyless operator of the policy that signed a
+// keyless entry read back from the log (a reindex, a restart between
+// append and indexing), verifying it as admission did, so the index
+// derives the same name either way; "unknown" if the current policy no
+// longer accepts it.
+func (l *Log) keylessSigner(p *statement.Parsed) string {
+	pol := l.Policy()
+	q, _, err := provenance.VerifyKeylessEntry(p.Bundle, &pol.Provenance, time.Now())
+	if err != nil || q.PayloadHash != p.PayloadHash {
+		return "unknown"
+	}
+	return q.KeylessSigner
+}
+
 // signerOf names the policy principal that signed p, as the current
 // policy knows it. Admission verified the signature, so the key ID is
 // enough here.
@@ -163,7 +181,7 @@ func (l *Log) signerOf(p *statement.Parsed) (keyID, name string) {
 		if p.KeylessSigner != "" {
 			return "keyless", p.KeylessSigner
 		}
-		return "keyless", "keyless operator"
+		return "keyless", l.keylessSigner(p)
 	}
 	pol := l.Policy()
 	for _, s := range p.Envelope.Signatures {

@@ -49,6 +49,7 @@ func (l *Log) Handler() http.Handler {
 	route("GET /proof", l.handleProof)
 	route("GET /lookup", l.handleLookup)
 	route("GET /entry/{index}", l.handleEntry)
+	route("GET /unreadable", l.handleUnreadable)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(l.metrics.reg, promhttp.HandlerOpts{}))
 	return http.MaxBytesHandler(mux, statement.MaxEntrySize+1)
 }
@@ -313,8 +314,30 @@ func infoOf(e index.Entry) api.EntryInfo {
 		Index: e.Index, Kind: string(e.Kind), Signer: e.SignerName, SignerKeyID: e.SignerKey,
 		EntrySHA256: e.EntrySHA256, Platform: e.Platform, Version: e.Version,
 		Measurement: e.Measurement, Time: e.Time, Release: e.Ref, Outcome: e.Outcome,
-		HasProvenance: e.HasProvenance,
+		HasProvenance: e.HasProvenance, Problem: e.Problem,
 	}
+}
+
+// Unreadable lists the entries the index recorded as unreadable (up to n,
+// oldest first) and how many there are.
+func (l *Log) Unreadable(ctx context.Context, n int) (api.UnreadableResponse, error) {
+	es, total, err := l.idx.Unreadable(ctx, n)
+	if err != nil {
+		return api.UnreadableResponse{}, err
+	}
+	out := api.UnreadableResponse{Total: total, Entries: make([]api.EntryInfo, 0, len(es))}
+	for _, e := range es {
+		out.Entries = append(out.Entries, infoOf(e))
+	}
+	return out, nil
+}
+
+func (l *Log) handleUnreadable(w http.ResponseWriter, r *http.Request) error {
+	u, err := l.Unreadable(r.Context(), 100)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, u)
 }
 
 // Describe returns the index's view of entry idx with, for a release, its

@@ -205,8 +205,14 @@ func (tl *testLog) verifyProof(t *testing.T, p *tlogproof.Proof, want []byte) {
 		t.Fatalf("VerifyInclusion = %v", err)
 	}
 	if want != nil {
-		pw, _ := statement.Parse(want)
-		pe, _ := statement.Parse(p.Extra)
+		pw, err := statement.ParseEntry(want)
+		if err != nil {
+			t.Fatalf("the wanted entry does not parse: %v", err)
+		}
+		pe, err := statement.ParseEntry(p.Extra)
+		if err != nil {
+			t.Fatalf("the proven entry does not parse: %v", err)
+		}
 		if pw.PayloadHash != pe.PayloadHash {
 			t.Fatalf("proof is for another statement")
 		}

@@ -1,6 +1,7 @@
 package logserver
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -144,8 +145,8 @@ func TestProvenanceAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(p1.Extra) != string(bundle) {
-		t.Error("the log does not store the keyless bundle as submitted")
+	if want, _ := statement.ParseEntry(bundle); want == nil || string(p1.Extra) != string(want.Bundle) {
+		t.Error("the log does not store the canonical encoding of the keyless bundle")
 	}
 	if err := tl.waitIndexed(t.Context(), 1); err != nil {
 		t.Fatal(err)
@@ -154,4 +155,107 @@ func TestProvenanceAdmission(t *testing.T) {
 	if err != nil || info.Signer != "acme-ci" || info.Kind != "release" {
 		t.Errorf("keyless entry = %+v, %v; want a release signed by acme-ci", info, err)
 	}
+}
+
+// TestKeylessReencodedReadBack submits keyless bundles spelled the ways
+// sigstore-go's parser accepts but a naive reader may not — snake_case
+// dsse_envelope, payload base64 without padding, URL-safe base64, extra
+// whitespace — and requires every reader to read back what was admitted:
+// the stored entry is the canonical encoding, ParseEntry gives the same
+// statement, the entry page and lookups work, and 'log reindex' completes
+// and names the signer as admission did.
+func TestKeylessReencodedReadBack(t *testing.T) {
+	ss, err := provenancetest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const repo = "https://github.com/acme/enclave"
+	commit := strings.Repeat("a", 40)
+	ciID := provenancetest.GitHubWorkflow(repo, ".github/workflows/publish.yml", "refs/heads/main", commit)
+	tl := newTestLogPolicy(t, nil, func(dir string) string {
+		if err := ss.WriteTrustedRoot(filepath.Join(dir, "trusted_root.json")); err != nil {
+			t.Fatal(err)
+		}
+		return "sigstore-root trusted_root.json\n" + ciID.PolicyLine("keyless-operator", "acme-ci") + "\n"
+	})
+	reencodings := []struct {
+		name string
+		f    func(t *testing.T, b []byte) []byte
+	}{
+		{"as signed", func(t *testing.T, b []byte) []byte { return b }},
+		{"dsse_envelope", func(t *testing.T, b []byte) []byte { return respell(t, b, provenancetest.SnakeCaseDSSE) }},
+		{"unpadded payload", func(t *testing.T, b []byte) []byte { return respell(t, b, provenancetest.UnpaddedPayload) }},
+		{"url-safe payload", func(t *testing.T, b []byte) []byte { return respell(t, b, provenancetest.URLSafePayload) }},
+		{"indented", func(t *testing.T, b []byte) []byte { return respell(t, b, provenancetest.Indented) }},
+	}
+	var bundles [][]byte
+	for i, re := range reencodings {
+		rel := &statement.Release{
+			Version: fmt.Sprintf("1.0.%d", i), Time: time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+			Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: measurement(20 + i)}},
+			Source:       statement.Source{Repo: repo, Commit: commit},
+			Recipe:       statement.Recipe{Argv: []string{"make", "image"}, Outputs: []string{"disk.img"}},
+		}
+		payload, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("d1", 32)}}}, rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ss.SignStatement(ciID, payload, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = re.f(t, b)
+		bundles = append(bundles, b)
+		if code, msg := tl.post(t, b); code != 200 {
+			t.Fatalf("%s: POST /add = %d %s", re.name, code, msg)
+		}
+	}
+	n := uint64(len(bundles))
+	if err := tl.waitIndexed(t.Context(), n-1); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for i, b := range bundles {
+			pr, _, err := tl.client.WaitProof(t.Context(), uint64(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tl.verifyProof(t, pr, pr.Extra)
+			got, err := statement.ParseEntry(pr.Extra)
+			if err != nil {
+				t.Errorf("%s: %s: the stored entry does not parse: %v", when, reencodings[i].name, err)
+				continue
+			}
+			want, _ := statement.ParseEntry(b)
+			if string(got.Bundle) != string(pr.Extra) || got.PayloadHash != want.PayloadHash {
+				t.Errorf("%s: %s: stored entry is not the canonical encoding of the submitted statement", when, reencodings[i].name)
+			}
+			info, err := tl.client.Entry(t.Context(), uint64(i))
+			if err != nil || info.Signer != "acme-ci" || info.Kind != "release" {
+				t.Errorf("%s: %s: entry %d = %+v, %v; want a release signed by acme-ci", when, reencodings[i].name, i, info, err)
+			}
+			// A resubmission in another spelling is the same statement.
+			if r, err := tl.client.Add(t.Context(), reencodings[(i+1)%len(reencodings)].f(t, b)); err != nil || !r.Duplicate || r.Index != uint64(i) {
+				t.Errorf("%s: %s respelled: %+v, %v; want duplicate of %d", when, reencodings[i].name, r, err, i)
+			}
+		}
+	}
+	check("live")
+	if got, err := tl.Reindex(t.Context()); err != nil || got != n {
+		t.Fatalf("Reindex = %d, %v; want %d", got, err, n)
+	}
+	check("after reindex")
+	if s := tl.size(t); s != n {
+		t.Errorf("log has %d entries, want %d (respellings are duplicates)", s, n)
+	}
+}
+
+func respell(t *testing.T, b []byte, r provenancetest.Respelling) []byte {
+	t.Helper()
+	out, err := provenancetest.Reencode(b, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

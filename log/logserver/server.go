@@ -244,6 +244,9 @@ type metrics struct {
 	addTime  prometheus.Histogram
 	requests *prometheus.CounterVec
 	indexed  prometheus.Gauge
+	// unreadable counts entries the indexer could not parse and
+	// recorded as unreadable (each is also logged with its index).
+	unreadable prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -261,7 +264,10 @@ func newMetrics() *metrics {
 	m.indexed = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "attestlog_log_indexed_entries", Help: "Entries in the measurement index.",
 	})
-	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed,
+	m.unreadable = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "attestlog_log_unreadable_entries_total", Help: "Entries the indexer could not parse and recorded as unreadable (listed by GET /unreadable).",
+	})
+	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed, m.unreadable,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -2,11 +2,13 @@ package statement
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	jsonv2 "github.com/go-json-experiment/json"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // BundleMediaTypePrefix starts the mediaType of a Sigstore bundle.
@@ -27,9 +29,18 @@ func IsBundle(entry []byte) bool {
 }
 
 // ParseEntry parses a log entry: a DSSE envelope (see Parse) or a Sigstore
-// bundle whose DSSE payload is one of our statements. For a bundle only
-// the statement is parsed; its Sigstore signature is NOT verified here
-// (policy/provenance.VerifyKeylessStatement does that) and Envelope is nil.
+// bundle whose DSSE payload is one of our statements. It is the one parser
+// of entries: the log admits what it returns and every reader reads it
+// back with it.
+//
+// A bundle is decoded as the Sigstore protobuf message it is, whatever
+// JSON spelling it came in (protojson accepts snake_case keys, unpadded
+// and URL-safe base64), and Parsed.Bundle is its canonical encoding:
+// CanonicalBundle of the message. That is what the log stores, so the
+// stored bytes do not depend on how a submitter spelled them, and parsing
+// them again gives them back unchanged. For a bundle only the statement is
+// parsed; its Sigstore signature is NOT verified here
+// (policy/provenance.VerifyKeylessEntry does that) and Envelope is nil.
 func ParseEntry(entry []byte) (*Parsed, error) {
 	p, err := Parse(entry)
 	if err == nil || !IsBundle(entry) {
@@ -38,26 +49,55 @@ func ParseEntry(entry []byte) (*Parsed, error) {
 	if len(entry) > MaxEntrySize {
 		return nil, fmt.Errorf("%w: bundle is %d bytes, the limit is %d", ErrMalformed, len(entry), MaxEntrySize)
 	}
-	var bn struct {
-		DSSE *struct {
-			Payload     string `json:"payload"`
-			PayloadType string `json:"payloadType"`
-		} `json:"dsseEnvelope"`
+	var bn protobundle.Bundle
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(entry, &bn); err != nil {
+		return nil, fmt.Errorf("%w: not a Sigstore bundle: %s", ErrMalformed, protoErr(err))
 	}
-	if err := json.Unmarshal(entry, &bn); err != nil || bn.DSSE == nil {
+	env := bn.GetDsseEnvelope()
+	if env == nil {
 		return nil, fmt.Errorf("%w: a keyless statement must be a Sigstore bundle with a dsseEnvelope", ErrMalformed)
 	}
-	if bn.DSSE.PayloadType != PayloadType {
+	if env.GetPayloadType() != PayloadType {
 		return nil, fieldErr("dsseEnvelope.payloadType", "must be %q", PayloadType)
 	}
-	payload, err := base64.StdEncoding.DecodeString(bn.DSSE.Payload)
-	if err != nil {
-		return nil, fieldErr("dsseEnvelope.payload", "bad base64: %v", err)
-	}
-	p, err = ParseStatement(payload)
+	canon, err := CanonicalBundle(&bn)
 	if err != nil {
 		return nil, err
 	}
-	p.Bundle = entry
+	if len(canon) > MaxEntrySize {
+		// The canonical form can be a few bytes longer than a compact
+		// submission (base64 padding): the stored entry must fit too.
+		return nil, fmt.Errorf("%w: bundle is %d bytes once canonically encoded, the limit is %d", ErrMalformed, len(canon), MaxEntrySize)
+	}
+	p, err = ParseStatement(env.GetPayload())
+	if err != nil {
+		return nil, err
+	}
+	p.Bundle = canon
 	return p, nil
+}
+
+// CanonicalBundle is the encoding of a Sigstore bundle the log stores:
+// protojson's encoding (fields in declaration order, camelCase keys,
+// padded standard base64) with insignificant whitespace removed — protojson
+// varies its whitespace on purpose, so its raw output is not stable.
+func CanonicalBundle(bn *protobundle.Bundle) ([]byte, error) {
+	b, err := (protojson.MarshalOptions{}).Marshal(bn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the bundle: %v", ErrMalformed, err)
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return nil, fmt.Errorf("%w: encoding the bundle: %v", ErrMalformed, err)
+	}
+	return out.Bytes(), nil
+}
+
+// protoErr shortens protojson's messages ("proto: (line 1:2): unknown
+// field …") to what a submitter needs.
+func protoErr(err error) string {
+	s := err.Error()
+	s = strings.TrimPrefix(s, "proto:")
+	s = strings.TrimPrefix(s, "\u00a0") // protojson's non-breaking space
+	return strings.TrimSpace(s)
 }

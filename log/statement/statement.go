@@ -275,7 +275,8 @@ type Parsed struct {
 }
 
 // Entry returns the bytes the log stores: the canonical envelope, or the
-// Sigstore bundle of a keyless statement as submitted.
+// canonical encoding of a keyless statement's Sigstore bundle (see
+// ParseEntry). Either parses back with ParseEntry to the same statement.
 func (p *Parsed) Entry() ([]byte, error) {
 	if p.Envelope == nil {
 		return p.Bundle, nil

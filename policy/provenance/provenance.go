@@ -34,6 +34,7 @@
 package provenance
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -382,6 +383,49 @@ func (v *Verifier) VerifyKeylessStatement(b []byte, now time.Time) ([]byte, *Ide
 	id := identityOf(cert, res)
 	id.Name = op.Name
 	return payload, id, nil
+}
+
+// VerifyKeylessEntry parses a keyless log entry with statement.ParseEntry
+// — the one parser of entries, so what admission accepts every reader
+// reads back — and verifies the canonical bundle it yields
+// (Parsed.Bundle) as VerifyKeylessStatement does: signed by a keyless
+// operator of the policy, carrying a release. On success KeylessSigner is
+// set to the operator's policy name. The log stores Parsed.Bundle, not
+// the submitted bytes.
+func VerifyKeylessEntry(entry []byte, pp *policy.ProvenancePolicy, now time.Time) (*statement.Parsed, *Identity, error) {
+	v, err := verifierFor(pp)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v.VerifyKeylessEntry(entry, now)
+}
+
+// VerifyKeylessEntry is VerifyKeylessEntry with v's policy.
+func (v *Verifier) VerifyKeylessEntry(entry []byte, now time.Time) (*statement.Parsed, *Identity, error) {
+	if !statement.IsBundle(entry) {
+		return nil, nil, fmt.Errorf("%w: not a Sigstore bundle", ErrMalformed)
+	}
+	p, err := statement.ParseEntry(entry)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if p.Envelope != nil {
+		return nil, nil, fmt.Errorf("%w: not a Sigstore bundle", ErrMalformed)
+	}
+	if p.Kind != statement.KindRelease {
+		return p, nil, fmt.Errorf("%w: a keyless (Sigstore bundle) entry must be a release; a %s must be key-signed", ErrUnauthorized, p.Kind)
+	}
+	payload, id, err := v.VerifyKeylessStatement(p.Bundle, now)
+	if err != nil {
+		return p, nil, err
+	}
+	if sha256.Sum256(payload) != p.PayloadHash {
+		// Cannot happen while both decode the same protobuf message; a
+		// check that costs nothing and would catch a parser divergence.
+		return p, nil, fmt.Errorf("%w: the verified payload is not the statement parsed from the bundle", ErrMalformed)
+	}
+	p.KeylessSigner = id.Name
+	return p, id, nil
 }
 
 // IsBundle reports whether b looks like a Sigstore bundle (a JSON object

@@ -47,10 +47,12 @@ CREATE TABLE IF NOT EXISTS entries (
 	time         TEXT NOT NULL DEFAULT '',
 	ref_idx      INTEGER,
 	outcome      TEXT NOT NULL DEFAULT '',
-	has_provenance INTEGER NOT NULL DEFAULT 0
+	has_provenance INTEGER NOT NULL DEFAULT 0,
+	problem      TEXT NOT NULL DEFAULT '' -- why an unreadable entry is
 );
 CREATE INDEX IF NOT EXISTS entries_payload ON entries(payload_hash);
 CREATE INDEX IF NOT EXISTS entries_ref ON entries(ref_idx);
+CREATE INDEX IF NOT EXISTS entries_unreadable ON entries(idx) WHERE kind = 'unreadable';
 CREATE TABLE IF NOT EXISTS lookup (
 	value BLOB NOT NULL,    -- measurement or digest bytes
 	what  INTEGER NOT NULL, -- lookupMeasurement or lookupArtifact
@@ -67,7 +69,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 // schemaVersion is stored in meta; an index written with another version is
 // dropped and rebuilt from the log (everything but the checkpoint history
 // is derived from it).
-const schemaVersion = 2
+const schemaVersion = 3
 
 // What a lookup row's value is.
 const (
@@ -172,6 +174,31 @@ type Entry struct {
 	Ref           *uint64 // the release a reproduction or revocation names
 	Outcome       string  // of a reproduction
 	HasProvenance bool
+	// Problem says why an entry of KindUnreadable cannot be read.
+	Problem string
+}
+
+// KindUnreadable marks an entry of the log that does not parse as a
+// statement. Admission parses with the same code as the indexer, so one
+// is a bug or a foreign writer; the index records it and moves on.
+const KindUnreadable statement.Kind = "unreadable" // spelled out in the SQL of Unreadable
+
+// maxProblem bounds the stored reason of an unreadable entry.
+const maxProblem = 512
+
+// UnreadableRecord is the record of an entry that does not parse.
+func UnreadableRecord(idx uint64, entryHash [32]byte, problem string) Record {
+	if len(problem) > maxProblem {
+		problem = strings.ToValidUTF8(problem[:maxProblem], "") + "…"
+	}
+	return Record{Entry: Entry{
+		Index: idx, Kind: KindUnreadable,
+		// The entry's own hash: no statement payload can collide with it
+		// in duplicate detection, which looks up statement payload hashes.
+		PayloadHash: append([]byte("unreadable:"), entryHash[:]...),
+		EntrySHA256: hex.EncodeToString(entryHash[:]),
+		Problem:     problem,
+	}}
 }
 
 // Record is what Add indexes for one entry.
@@ -239,7 +266,7 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 			t = r.Time.UTC().Format(time.RFC3339)
 		}
 		entryRows = append(entryRows, []any{int64(r.Index), string(r.Kind), r.PayloadHash, r.EntrySHA256, r.SignerKey, r.SignerName,
-			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance})
+			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance, r.Problem})
 		for _, m := range r.Measurements {
 			if b, err := hex.DecodeString(m); err == nil {
 				lookupRows = append(lookupRows, []any{b, lookupMeasurement, int64(r.Index)})
@@ -252,7 +279,7 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 		}
 	}
 	if err := insertRows(ctx, tx, `INSERT OR REPLACE INTO entries
-		(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance) VALUES `, entryRows); err != nil {
+		(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance, problem) VALUES `, entryRows); err != nil {
 		return err
 	}
 	if err := insertRows(ctx, tx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES `, lookupRows); err != nil {
@@ -280,7 +307,7 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 	return nil
 }
 
-const entryCols = `idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance`
+const entryCols = `idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance, problem`
 
 func scanEntries(rows *sql.Rows) ([]Entry, error) {
 	defer rows.Close()
@@ -290,7 +317,7 @@ func scanEntries(rows *sql.Rows) ([]Entry, error) {
 		var kind, t string
 		var ref sql.NullInt64
 		if err := rows.Scan(&e.Index, &kind, &e.PayloadHash, &e.EntrySHA256, &e.SignerKey, &e.SignerName,
-			&e.Platform, &e.Version, &e.Measurement, &t, &ref, &e.Outcome, &e.HasProvenance); err != nil {
+			&e.Platform, &e.Version, &e.Measurement, &t, &ref, &e.Outcome, &e.HasProvenance, &e.Problem); err != nil {
 			return nil, err
 		}
 		e.Kind = statement.Kind(kind)
@@ -357,6 +384,21 @@ func (d *DB) Related(ctx context.Context, idx uint64) ([]Entry, error) {
 		return nil, err
 	}
 	return scanEntries(rows)
+}
+
+// Unreadable returns up to n of the entries recorded as unreadable, oldest
+// first, and how many there are.
+func (d *DB) Unreadable(ctx context.Context, n int) ([]Entry, int, error) {
+	var total int
+	if err := d.ro.QueryRowContext(ctx, `SELECT count(*) FROM entries WHERE kind = 'unreadable'`).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := d.ro.QueryContext(ctx, `SELECT `+entryCols+` FROM entries WHERE kind = 'unreadable' ORDER BY idx LIMIT ?`, n)
+	if err != nil {
+		return nil, 0, err
+	}
+	es, err := scanEntries(rows)
+	return es, total, err
 }
 
 // Recent returns up to n entries, newest first, below before (all if 0).

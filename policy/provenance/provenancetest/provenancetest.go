@@ -509,3 +509,77 @@ func (s *Sigstore) SignProvenance(id Identity, p Provenance, o *SignOptions) ([]
 func (s *Sigstore) SignStatement(id Identity, payload []byte, o *SignOptions) ([]byte, error) {
 	return s.SignDSSE(id, statement.PayloadType, payload, o)
 }
+
+// Respelling is a way of writing a bundle's JSON that sigstore-go's parser
+// (protojson) accepts as the same message.
+type Respelling int
+
+const (
+	// SnakeCaseDSSE spells the dsseEnvelope key dsse_envelope.
+	SnakeCaseDSSE Respelling = iota
+	// UnpaddedPayload drops the base64 '=' padding of the DSSE payload
+	// and signatures.
+	UnpaddedPayload
+	// URLSafePayload writes the DSSE payload and signatures in URL-safe
+	// base64.
+	URLSafePayload
+	// Indented indents the JSON (and sorts its keys).
+	Indented
+)
+
+// Reencode respells a bundle without changing the message it encodes:
+// what a submitter may send the log in place of the bundle a signer made.
+func Reencode(b []byte, r Respelling) ([]byte, error) {
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	env, ok := m["dsseEnvelope"].(map[string]any)
+	if !ok {
+		env, ok = m["dsse_envelope"].(map[string]any)
+	}
+	if !ok {
+		return nil, fmt.Errorf("the bundle has no dsseEnvelope")
+	}
+	rewrite := func(f func(string) (string, error)) error {
+		var err error
+		s, _ := env["payload"].(string)
+		if env["payload"], err = f(s); err != nil {
+			return err
+		}
+		sigs, _ := env["signatures"].([]any)
+		for _, x := range sigs {
+			sig, _ := x.(map[string]any)
+			s, _ := sig["sig"].(string)
+			if sig["sig"], err = f(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	switch r {
+	case SnakeCaseDSSE:
+		delete(m, "dsseEnvelope")
+		delete(m, "dsse_envelope")
+		m["dsse_envelope"] = env
+	case UnpaddedPayload:
+		if err := rewrite(func(s string) (string, error) { return strings.TrimRight(s, "="), nil }); err != nil {
+			return nil, err
+		}
+	case URLSafePayload:
+		if err := rewrite(func(s string) (string, error) {
+			raw, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+			if err != nil {
+				raw, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+			}
+			return base64.URLEncoding.EncodeToString(raw), err
+		}); err != nil {
+			return nil, err
+		}
+	case Indented:
+		return json.MarshalIndent(m, "", "  ")
+	}
+	return json.Marshal(m)
+}

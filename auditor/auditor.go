@@ -121,6 +121,9 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	a := &Auditor{cfg: cfg, logger: logger, wake: make(chan struct{}, 1), webhooks: map[string]WebhookConfig{}}
 	for _, o := range opts {
 		o(a)

@@ -386,8 +386,14 @@ func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, raw []rawEntr
 			switch c.p.Kind {
 			case statement.KindRelease:
 				ref := statement.RefOf(uint64(c.idx), c.data)
+				signer := c.signer.ID()
+				if c.p.Envelope == nil {
+					// Keyless: no operator key, so only an authority
+					// revokes it (as the log decides).
+					signer = "keyless"
+				}
 				rel := store.Release{Origin: l.cfg.Origin, Index: c.idx, EntrySHA256: ref.SHA256, Platform: c.p.Release.Platform,
-					Version: c.p.Release.Version, Measurement: c.p.Release.Measurements.Primary(), Signer: c.signer.ID(), Rebuild: store.RebuildOff}
+					Version: c.p.Release.Version, Measurement: c.p.Release.Measurements.Primary(), Signer: signer, Rebuild: store.RebuildOff}
 				if *a.cfg.Rebuild.Enabled {
 					rel.Rebuild, rel.Entry = store.RebuildQueued, c.data
 				}

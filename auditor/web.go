@@ -53,7 +53,7 @@ func (d dashboardSource) Alerts(ctx context.Context) ([]web.AuditAlert, error) {
 // signerName names the operator whose key keyID signed a release of the
 // log origin, as that log's policy calls it.
 func (a *Auditor) signerName(origin, keyID string) string {
-	if keyID == "" {
+	if keyID == "" || keyID == "keyless" {
 		return "keyless operator (Sigstore)"
 	}
 	for _, l := range a.logs {

@@ -181,7 +181,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"alert/{id}", d.handleAlert)
 	mux.Handle("GET "+p+"static/", staticHandler(d.rd.static))
 	mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
-		d.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, r.URL.Path), "Start from the dashboard's overview.", d.nav(""))
+		d.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, short(r.URL.Path)), "Start from the dashboard's overview.", d.nav(""))
 	})
 	return mux
 }
@@ -320,7 +320,7 @@ func (d *Dashboard) handleAlert(w http.ResponseWriter, r *http.Request) {
 	s := r.PathValue("id")
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id < 0 {
-		d.rd.fail(w, r, fmt.Errorf("%w: %q is not an alert id", errBadRequest, s), "Alert pages are "+d.o.prefix+"alert/ID; the overview links every open alert.", d.nav(""))
+		d.rd.fail(w, r, fmt.Errorf("%w: %s is not an alert id", errBadRequest, quote(s)), "Alert pages are "+d.o.prefix+"alert/ID; the overview links every open alert.", d.nav(""))
 		return
 	}
 	alerts, err := d.src.Alerts(r.Context())

@@ -119,7 +119,7 @@ func (e *Explorer) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"unreadable", e.handleUnreadable)
 	mux.Handle("GET "+p+"static/", staticHandler(e.rd.static))
 	mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
-		e.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, r.URL.Path),
+		e.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, short(r.URL.Path)),
 			"Start from the explorer's home page, or search for an entry index, a measurement or an artifact digest.", e.nav(""))
 	})
 	return mux
@@ -240,7 +240,7 @@ func (e *Explorer) handleHome(w http.ResponseWriter, r *http.Request) {
 	if s := r.URL.Query().Get("before"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 63)
 		if err != nil || n == 0 {
-			e.rd.fail(w, r, fmt.Errorf("%w: before=%q is not a positive entry index", errBadRequest, s), "Use ?before=N to list the entries below index N.", e.nav("home"))
+			e.rd.fail(w, r, fmt.Errorf("%w: before=%s is not a positive entry index", errBadRequest, quote(s)), "Use ?before=N to list the entries below index N.", e.nav("home"))
 			return
 		}
 		before = n
@@ -416,7 +416,7 @@ func (e *Explorer) handleEntry(w http.ResponseWriter, r *http.Request) {
 	s := r.PathValue("index")
 	idx, err := strconv.ParseUint(s, 10, 63)
 	if err != nil {
-		e.rd.fail(w, r, fmt.Errorf("%w: %q is not an entry index (a non-negative integer)", errBadRequest, s), "Entry pages are "+e.o.prefix+"entry/N.", e.nav(""))
+		e.rd.fail(w, r, fmt.Errorf("%w: %s is not an entry index (a non-negative integer)", errBadRequest, quote(s)), "Entry pages are "+e.o.prefix+"entry/N.", e.nav(""))
 		return
 	}
 	ctx := r.Context()
@@ -515,7 +515,7 @@ func (e *Explorer) handleLookup(w http.ResponseWriter, r *http.Request) {
 	s := r.PathValue("hex")
 	h := strings.ToLower(s)
 	if !hexRE.MatchString(h) || len(h)%2 != 0 || len(h) < MinHexLen || len(h) > MaxHexLen {
-		e.rd.fail(w, r, fmt.Errorf("%w: %q is not a measurement or digest (%d to %d hex characters)", errBadRequest, s, MinHexLen, MaxHexLen), "Paste the full measurement or artifact digest in hex.", e.nav(""))
+		e.rd.fail(w, r, fmt.Errorf("%w: %s is not a measurement or digest (%d to %d hex characters)", errBadRequest, quote(s), MinHexLen, MaxHexLen), "Paste the full measurement or artifact digest in hex.", e.nav(""))
 		return
 	}
 	if h != s { // one permalink per value
@@ -557,18 +557,18 @@ func (e *Explorer) handleSearch(w http.ResponseWriter, r *http.Request) {
 	case len(s) <= 19 && s != "" && strings.Trim(s, "0123456789") == "":
 		n, err := strconv.ParseUint(s, 10, 63)
 		if err != nil {
-			e.rd.fail(w, r, fmt.Errorf("%w: %q is too large for an entry index", errBadRequest, q), hint, e.nav(""))
+			e.rd.fail(w, r, fmt.Errorf("%w: %s is too large for an entry index", errBadRequest, quote(q)), hint, e.nav(""))
 			return
 		}
 		http.Redirect(w, r, fmt.Sprintf("%sentry/%d%s", e.o.prefix, n, keepFormat(r)), http.StatusSeeOther)
 	default:
 		h := strings.ToLower(s)
 		if !hexRE.MatchString(h) {
-			e.rd.fail(w, r, fmt.Errorf("%w: %q is neither an entry index nor hex", errBadRequest, q), hint, e.nav(""))
+			e.rd.fail(w, r, fmt.Errorf("%w: %s is neither an entry index nor hex", errBadRequest, quote(q)), hint, e.nav(""))
 			return
 		}
 		if len(h)%2 != 0 || len(h) < MinHexLen || len(h) > MaxHexLen {
-			e.rd.fail(w, r, fmt.Errorf("%w: %q has %d hex characters; a measurement or digest has %d to %d (prefixes are not searched)", errBadRequest, q, len(h), MinHexLen, MaxHexLen), hint, e.nav(""))
+			e.rd.fail(w, r, fmt.Errorf("%w: %s has %d hex characters; a measurement or digest has %d to %d (prefixes are not searched)", errBadRequest, quote(q), len(h), MinHexLen, MaxHexLen), hint, e.nav(""))
 			return
 		}
 		http.Redirect(w, r, e.o.prefix+"m/"+h+keepFormat(r), http.StatusSeeOther)

@@ -360,3 +360,31 @@ func TestExplorerOptions(t *testing.T) {
 		t.Errorf("GET /explore/ = %d, links not under /explore/", r.code)
 	}
 }
+
+// TestErrorPagesBounded: an error page names the input it refuses without
+// echoing an unbounded amount of it.
+func TestErrorPagesBounded(t *testing.T) {
+	tl := newTestLog(t)
+	srv := explorerServer(t, tl)
+	dash := dashboardServer(t, auditState("/ui/", measurementN(1), measurementN(99)))
+	big := strings.Repeat("z", 300<<10)
+	hexBig := strings.Repeat("ab", 150<<10)
+	for _, u := range []string{
+		srv.URL + "/ui/m/" + big, srv.URL + "/ui/m/" + hexBig, srv.URL + "/ui/entry/" + big,
+		srv.URL + "/ui/search?q=" + big, srv.URL + "/ui/search?q=" + hexBig, srv.URL + "/ui/?before=" + big,
+		srv.URL + "/ui/" + big,
+		dash.URL + "/audit/alert/" + big, dash.URL + "/audit/" + big,
+	} {
+		r := get(t, u)
+		if r.code < 400 || r.code >= 500 {
+			t.Errorf("GET %.60s… = %d, want a 4xx", u, r.code)
+		}
+		if len(r.body) > 32<<10 {
+			t.Errorf("GET %.60s… (%d bytes): the page is %d bytes", u, len(u), len(r.body))
+		}
+	}
+	// An ignored parameter is not repeated either (the JSON link).
+	if r := get(t, srv.URL+"/ui/entry/1?x="+big); r.code != 200 || strings.Contains(r.body, big[:1000]) {
+		t.Errorf("GET /ui/entry/1?x=<300 KiB> = %d, echoes the parameter: %v", r.code, strings.Contains(r.body, big[:1000]))
+	}
+}

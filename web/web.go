@@ -24,9 +24,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/attestlog/attestlog/log/api"
 )
@@ -190,12 +192,22 @@ func wantsJSON(r *http.Request) bool {
 	return r.URL.Query().Get("format") == "json"
 }
 
-// jsonURL returns the JSON twin of the request's URL.
+// jsonURL returns the JSON twin of the request's URL, or "" (no link)
+// when that URL is too long to be one of ours: a page does not repeat an
+// unbounded request.
 func jsonURL(r *http.Request) string {
 	q := r.URL.Query()
 	q.Set("format", "json")
-	return r.URL.Path + "?" + q.Encode()
+	u := r.URL.Path + "?" + q.Encode()
+	if len(u) > maxURL {
+		return ""
+	}
+	return u
 }
+
+// maxURL is longer than any URL of a page of ours (a lookup of the longest
+// hex value, a search for it).
+const maxURL = 512
 
 func (rd *renderer) writeJSON(w http.ResponseWriter, code int, v any) {
 	var b bytes.Buffer
@@ -255,7 +267,34 @@ func (rd *renderer) fail(w http.ResponseWriter, r *http.Request, err error, hint
 		msg, hint = "internal error", "Try again later; the operator's logs have the details."
 	}
 	e := ErrorPage{Status: code, Error: http.StatusText(code), Message: msg, Hint: hint}
-	rd.render(w, r, code, "error", http.StatusText(code), e, nav, r.URL.Query().Get("q"))
+	rd.render(w, r, code, "error", http.StatusText(code), e, nav, short(r.URL.Query().Get("q")))
+}
+
+// maxEcho is how much of a request's own input an error page repeats.
+const maxEcho = 100
+
+// short is at most maxEcho bytes of s (whole UTF-8 characters), marked
+// when cut: error pages name the input they refuse without echoing an
+// unbounded amount of it.
+func short(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:cut], len(s))
+}
+
+// quote is short(s), quoted.
+func quote(s string) string {
+	if len(s) <= maxEcho {
+		return strconv.Quote(s)
+	}
+	t := short(s)
+	i := strings.LastIndex(t, "…")
+	return strconv.Quote(t[:i]) + t[i:]
 }
 
 var funcs = template.FuncMap{

@@ -59,8 +59,9 @@ type Config struct {
 	// MaxRequestBytes limits the size of a request body. Default 65536.
 	MaxRequestBytes int64 `yaml:"max_request_bytes"`
 
-	// RequestTimeout bounds reading a request and writing its response
-	// (for example "10s"). Default 10s.
+	// RequestTimeout bounds reading a request (for example "10s"); a
+	// body not received in time gets 408. Writing the response may take
+	// up to twice as long. Default 10s.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 
 	// LogLevel is the minimum level of the slog lines written to standard

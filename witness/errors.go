@@ -6,6 +6,8 @@ import (
 	"net/http"
 
 	"github.com/attestlog/attestlog/witness/internal/store"
+
+	"github.com/attestlog/attestlog/internal/httpbody"
 )
 
 // Errors of add-checkpoint, each answered with the status code the
@@ -40,7 +42,9 @@ func (e *ConflictError) Error() string {
 // place that does.
 func statusCode(err error) int {
 	var ce *ConflictError
-	var mbe *http.MaxBytesError
+	if code, ok := httpbody.Status(err); ok {
+		return code
+	}
 	switch {
 	case err == nil:
 		return http.StatusOK
@@ -54,8 +58,6 @@ func statusCode(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrInconsistent):
 		return http.StatusUnprocessableEntity
-	case errors.As(err, &mbe):
-		return http.StatusRequestEntityTooLarge
 	default:
 		return http.StatusInternalServerError
 	}

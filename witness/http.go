@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/attestlog/attestlog/witness/internal/store"
 	"github.com/attestlog/attestlog/witness/protocol"
+
+	"github.com/attestlog/attestlog/internal/httpbody"
 )
 
 type ctxKey struct{}
@@ -110,7 +112,7 @@ func reqLog(r *http.Request) *requestLog {
 func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	rl := reqLog(r)
 	rl.endpoint = "add-checkpoint"
-	body, err := io.ReadAll(r.Body)
+	body, err := httpbody.Read(r)
 	var cosig []byte
 	if err == nil {
 		cosig, err = w.addCheckpoint(r.Context(), body, &rl.info)
@@ -209,10 +211,12 @@ func Serve(ctx context.Context, w *Witness, l net.Listener) error {
 		Handler:           w.Handler(),
 		ReadHeaderTimeout: w.cfg.RequestTimeout,
 		ReadTimeout:       w.cfg.RequestTimeout,
-		WriteTimeout:      w.cfg.RequestTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelWarn),
+		// Longer than ReadTimeout, so that a body too slow to read
+		// still gets its 408.
+		WriteTimeout:   2 * w.cfg.RequestTimeout,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(w.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

@@ -20,6 +20,7 @@ import (
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/attestlog/attestlog/internal/httpbody"
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/internal/index"
 	"github.com/attestlog/attestlog/log/statement"
@@ -102,9 +103,11 @@ func (l *Log) instrument(route string, h func(http.ResponseWriter, *http.Request
 
 // statusOf is the one mapping from errors to HTTP status codes.
 func statusOf(err error) int {
-	var mbe *http.MaxBytesError
+	if code, ok := httpbody.Status(err); ok {
+		return code
+	}
 	switch {
-	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge):
+	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, statement.ErrMalformed), errors.Is(err, ErrBadReference), errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
@@ -122,14 +125,10 @@ func statusOf(err error) int {
 
 func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
-	var buf bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= statement.MaxEntrySize+1 {
-		buf.Grow(int(n)) // one allocation instead of ReadAll's doubling
-	}
-	if _, err := buf.ReadFrom(r.Body); err != nil {
+	body, err := httpbody.Read(r)
+	if err != nil {
 		return err
 	}
-	body := buf.Bytes()
 	res, err := l.Admit(r.Context(), body)
 	kind := string(res.Kind)
 	if kind == "" {
@@ -304,7 +303,11 @@ func (l *Log) handleProof(w http.ResponseWriter, r *http.Request) error {
 func hexParam(s string) (string, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if _, err := hex.DecodeString(s); err != nil || s == "" || len(s) > 128 {
-		return "", fmt.Errorf("%w: %q is not a hex measurement or digest", errBadRequest, s)
+		q := s
+		if len(q) > 140 {
+			q = fmt.Sprintf("%.128s… (%d bytes)", q, len(s))
+		}
+		return "", fmt.Errorf("%w: %q is not a hex measurement or digest (up to 128 hex characters)", errBadRequest, q)
 	}
 	return s, nil
 }

@@ -1,16 +1,22 @@
 package logserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/tessera"
 
+	"github.com/attestlog/attestlog/internal/httpbody/httpbodytest"
 	"github.com/attestlog/attestlog/log/api"
 )
 
@@ -96,4 +102,55 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestBrokenBodies: a body shorter than its Content-Length, or slower
+// than the read timeout, is the client's fault: 400 and 408, nothing
+// appended, no ERROR line.
+func TestBrokenBodies(t *testing.T) {
+	tl := newTestLog(t, nil)
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	// Reopen the log with a logger the test reads.
+	tl.Log.Close(context.Background())
+	l, err := Open(t.Context(), tl.cfg, slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	tl.Log = l
+	tl2 := tl
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: tl2.Handler(), ReadTimeout: 300 * time.Millisecond}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	before := tl2.size(t)
+	if code := httpbodytest.Short(t, ln.Addr().String(), "/add"); code != http.StatusBadRequest {
+		t.Errorf("short body: %d, want 400", code)
+	}
+	if code := httpbodytest.Slow(t, ln.Addr().String(), "/add"); code != http.StatusRequestTimeout {
+		t.Errorf("slow body: %d, want 408", code)
+	}
+	if n := tl2.size(t); n != before {
+		t.Errorf("the log grew from %d to %d entries", before, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("broken bodies logged as server errors:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(b)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/attestlog/attestlog/internal/httpfuzz"
 )
 
 // memAudit is an AuditSource filled in by the test.
@@ -181,4 +183,20 @@ func TestDashboardEmptyAndErrors(t *testing.T) {
 	if _, err := NewDashboard(&memAudit{}, WithPrefix("audit")); err == nil {
 		t.Error("NewDashboard with a bad prefix succeeded")
 	}
+}
+
+// FuzzDashboard: the dashboard under any method, path and query answers
+// without a server error.
+func FuzzDashboard(f *testing.F) {
+	d, err := NewDashboard(auditState("/ui/", measurementN(1), measurementN(99)), WithExplorerURL("/ui/"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := d.Handler()
+	for _, p := range []string{"/audit/", "/audit/alerts?format=json", "/audit/alert/7", "/audit/alert/x", "/audit/static/style.css", "/audit/nope"} {
+		f.Add(byte(0), p)
+	}
+	f.Fuzz(func(t *testing.T, m byte, target string) {
+		httpfuzz.Serve(t, h, m, target, nil)
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -128,6 +129,12 @@ func (e *Explorer) Handler() http.Handler {
 func staticHandler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w)
+		// A name no file can have (invalid UTF-8, empty or dot elements)
+		// is not found; the file server would answer 500 for it.
+		if !fs.ValidPath(strings.TrimPrefix(r.URL.Path, "/")) {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		h.ServeHTTP(w, r)
 	})

@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/torchwood"
 
+	"github.com/attestlog/attestlog/internal/httpfuzz"
 	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/policy/provenance/provenancetest"
 )
@@ -387,4 +388,25 @@ func TestErrorPagesBounded(t *testing.T) {
 	if r := get(t, srv.URL+"/ui/entry/1?x="+big); r.code != 200 || strings.Contains(r.body, big[:1000]) {
 		t.Errorf("GET /ui/entry/1?x=<300 KiB> = %d, echoes the parameter: %v", r.code, strings.Contains(r.body, big[:1000]))
 	}
+}
+
+// FuzzExplorer: the explorer under any method, path and query answers
+// without a server error, with a bounded page.
+func FuzzExplorer(f *testing.F) {
+	tl := newTestLog(f)
+	ex, err := NewExplorer(tl.Log, WithWitnessPolicy(tl.witnessPolicy))
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := ex.Handler()
+	for _, p := range []string{"/ui/", "/ui/entry/1", "/ui/entry/0?format=json", "/ui/m/" + measurementN(1), "/ui/search?q=3", "/ui/search?q=%E2%80%AE",
+		"/ui/checkpoints", "/ui/unreadable", "/ui/?before=2", "/ui/static/style.css", "/ui/nope"} {
+		f.Add(byte(0), p)
+	}
+	f.Fuzz(func(t *testing.T, m byte, target string) {
+		w := httpfuzz.Serve(t, h, m, target, nil)
+		if w != nil && w.Body.Len() > 1<<20 {
+			t.Fatalf("%q: a %d-byte page", target, w.Body.Len())
+		}
+	})
 }

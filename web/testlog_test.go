@@ -67,7 +67,7 @@ func writeFile(t testing.TB, path, s string) {
 
 // newTestLog starts a witness and a log on 127.0.0.1 and publishes the
 // test entries.
-func newTestLog(t *testing.T) *testLog {
+func newTestLog(t testing.TB) *testLog {
 	t.Helper()
 	dir := t.TempDir()
 	tl := &testLog{dir: dir, commit: strings.Repeat("c0ffee", 6) + "abcd"}
@@ -145,7 +145,7 @@ func newTestLog(t *testing.T) *testLog {
 // appendForeign appends entries to the log's storage with Tessera alone,
 // bypassing admission, as another program writing to the same storage
 // would.
-func appendForeign(t *testing.T, cfg *logserver.Config, entries ...[]byte) {
+func appendForeign(t testing.TB, cfg *logserver.Config, entries ...[]byte) {
 	t.Helper()
 	// Tessera's background publishing runs until its context ends: end it
 	// here, or this writer goes on publishing unwitnessed checkpoints
@@ -175,7 +175,7 @@ func appendForeign(t *testing.T, cfg *logserver.Config, entries ...[]byte) {
 	}
 }
 
-func (tl *testLog) add(t *testing.T, entry []byte) uint64 {
+func (tl *testLog) add(t testing.TB, entry []byte) uint64 {
 	t.Helper()
 	// A reproduction or revocation waits until its release is integrated.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -196,7 +196,7 @@ func (tl *testLog) add(t *testing.T, entry []byte) uint64 {
 	}
 }
 
-func (tl *testLog) release(t *testing.T, version, m string, subj []statement.Subject, mutate func(*statement.Release)) ([]byte, *statement.Release) {
+func (tl *testLog) release(t testing.TB, version, m string, subj []statement.Subject, mutate func(*statement.Release)) ([]byte, *statement.Release) {
 	t.Helper()
 	rel := &statement.Release{
 		Version: version, Time: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC), Platform: statement.PlatformSNP,
@@ -221,7 +221,7 @@ func (tl *testLog) release(t *testing.T, version, m string, subj []statement.Sub
 	return e, rel
 }
 
-func (tl *testLog) populate(t *testing.T, ss *provenancetest.Sigstore, ci, ciKeyless provenancetest.Identity) {
+func (tl *testLog) populate(t testing.TB, ss *provenancetest.Sigstore, ci, ciKeyless provenancetest.Identity) {
 	t.Helper()
 	tl.provMeasurement, tl.plainMeasurement, tl.hostileMeasurement = measurementN(1), measurementN(2), measurementN(3)
 	tl.unloggedMeasurement = measurementN(99)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/attestlog/attestlog/internal/httpfuzz"
 	"github.com/attestlog/attestlog/witness/protocol"
 	"github.com/attestlog/attestlog/witness/witnesstest"
 )
@@ -49,5 +50,28 @@ func FuzzAddCheckpoint(f *testing.F) {
 		if logs[0].Size > 40 || logs[0].RootHash != b64(root[:]) {
 			t.Fatalf("cosigned %q: state is now size %d root %s, not on the log's tree", req.Checkpoint, logs[0].Size, logs[0].RootHash)
 		}
+	})
+}
+
+// FuzzHandler: the witness's whole HTTP interface under any method, path,
+// query and body answers without a server error.
+func FuzzHandler(f *testing.F) {
+	tw := newTestWitness(f)
+	l, err := witnesstest.NewLog("example.com/fuzz-handler")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := tw.AddLog(context.Background(), l.Origin, l.VKey); err != nil {
+		f.Fatal(err)
+	}
+	l.Append(3)
+	h := tw.Handler()
+	f.Add(byte(1), "/add-checkpoint", l.Request(0, 3).Marshal())
+	f.Add(byte(0), "/add-checkpoint", []byte(nil))
+	f.Add(byte(0), "/metrics", []byte(nil))
+	f.Add(byte(0), "/", []byte(nil))
+	f.Add(byte(0), "/logs", []byte(nil))
+	f.Fuzz(func(t *testing.T, m byte, target string, body []byte) {
+		httpfuzz.Serve(t, h, m, target, body)
 	})
 }

@@ -133,6 +133,12 @@ func trim(b []byte) string {
 // VKeyOf returns the note verifier key of an Ed25519 note signer key
 // ("PRIVATE+KEY+name+hash+base64").
 func VKeyOf(skey string) (string, error) {
+	// note.NewSigner checks the name and the key hash; without it, a key
+	// with an empty name or a wrong hash got a verifier key here that no
+	// signer matches.
+	if _, err := note.NewSigner(skey); err != nil {
+		return "", fmt.Errorf("not a note signer key: %v", err)
+	}
 	parts := strings.SplitN(skey, "+", 5)
 	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
 		return "", errors.New("not a note signer key (PRIVATE+KEY+name+hash+base64)")

@@ -5,7 +5,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -111,11 +110,11 @@ func (c *Client) Add(ctx context.Context, entry []byte) (api.AddResponse, error)
 		if err != nil {
 			return api.AddResponse{}, err
 		}
-		var r api.AddResponse
-		if err := json.Unmarshal(b, &r); err != nil {
-			return api.AddResponse{}, fmt.Errorf("bad /add response: %w", err)
+		r, err := api.ParseAddResponse(b)
+		if err != nil {
+			return api.AddResponse{}, err
 		}
-		return r, nil
+		return *r, nil
 	}
 }
 
@@ -171,11 +170,7 @@ func (c *Client) Lookup(ctx context.Context, v string) (*api.LookupResponse, err
 	if err != nil {
 		return nil, err
 	}
-	var r api.LookupResponse
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("bad /lookup response: %w", err)
-	}
-	return &r, nil
+	return api.ParseLookupResponse(b)
 }
 
 // Entry returns the index's description of entry idx.
@@ -184,9 +179,5 @@ func (c *Client) Entry(ctx context.Context, idx uint64) (*api.EntryInfo, error) 
 	if err != nil {
 		return nil, err
 	}
-	var r api.EntryInfo
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("bad /entry response: %w", err)
-	}
-	return &r, nil
+	return api.ParseEntryInfo(b)
 }

@@ -2,6 +2,7 @@ package statement
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -395,5 +396,105 @@ func TestReleaseRefusesLoaderEnv(t *testing.T) {
 		if _, err := Parse(entry); err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("Parse of a release with env %s = %v, want an error naming it", k, err)
 		}
+	}
+}
+
+// FuzzParsePublicKey: keys come from policy files and key files. What
+// parses prints to text that parses to the same key.
+func FuzzParsePublicKey(f *testing.F) {
+	s, _ := GenerateSigner(AlgEd25519)
+	f.Add(s.Public().String())
+	e, _ := GenerateSigner(AlgECDSAP256)
+	f.Add(e.Public().String())
+	f.Add("ed25519:AAAA")
+	f.Add("rsa:xyz")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParsePublicKey(s)
+		if err != nil {
+			return
+		}
+		k2, err := ParsePublicKey(k.String())
+		if err != nil || k2.ID() != k.ID() {
+			t.Fatalf("%q parses, but its text %q does not parse to the same key: %v", s, k.String(), err)
+		}
+	})
+}
+
+// FuzzParsePrivateKey: a private key file may be corrupt. What parses
+// signs what its public key verifies.
+func FuzzParsePrivateKey(f *testing.F) {
+	s, _ := GenerateSigner(AlgEd25519)
+	b, _ := s.MarshalPrivateKey()
+	f.Add(b)
+	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParsePrivateKey(b)
+		if err != nil {
+			return
+		}
+		sig, err := s.Sign([]byte("m"))
+		if err != nil || !s.Public().Verify([]byte("m"), sig) {
+			t.Fatalf("an accepted private key does not sign verifiably: %v", err)
+		}
+	})
+}
+
+// FuzzParseEntryKeyless drives ParseEntry's Sigstore-bundle branch: what
+// it accepts is stored as its canonical encoding, which parses back to
+// the same statement and is its own canonical encoding.
+func FuzzParseEntryKeyless(f *testing.F) {
+	subj, rel := testRelease()
+	payload, _ := EncodeRelease(subj, rel)
+	b64 := base64.StdEncoding.EncodeToString(payload)
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"` + b64 + `","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AA=="}]}}`))
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsse_envelope":{"payload":"` + strings.TrimRight(b64, "=") + `","payloadType":"application/vnd.in-toto+json"}}`))
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"e30=","payloadType":"application/vnd.in-toto+json"}}`))
+	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","messageSignature":{}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParseEntry(b)
+		if err != nil || p.Envelope != nil {
+			return
+		}
+		e, err := p.Entry()
+		if err != nil || len(e) > MaxEntrySize {
+			t.Fatalf("accepted bundle's entry: %d bytes, %v", len(e), err)
+		}
+		q, err := ParseEntry(e)
+		if err != nil {
+			t.Fatalf("the canonical bundle does not parse: %v\n%s", err, e)
+		}
+		if q.PayloadHash != p.PayloadHash || q.Kind != p.Kind || !bytes.Equal(q.Bundle, e) {
+			t.Fatalf("the canonical bundle is not stable or parses to another statement:\n%s\n%s", e, q.Bundle)
+		}
+	})
+}
+
+// TestParseEntryKeylessSpellings: every spelling protojson accepts parses
+// to the same statement and the same canonical bundle.
+func TestParseEntryKeylessSpellings(t *testing.T) {
+	subj, rel := testRelease()
+	payload, _ := EncodeRelease(subj, rel)
+	b64 := base64.StdEncoding.EncodeToString(payload)
+	raw := base64.RawURLEncoding.EncodeToString(payload)
+	var first *Parsed
+	for _, b := range []string{
+		`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":{"payload":"` + b64 + `","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AA=="}]}}`,
+		`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsse_envelope":{"payload":"` + b64 + `","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AA"}]}}`,
+		"{\n  \"dsseEnvelope\": {\"signatures\":[{\"sig\":\"AA==\"}], \"payloadType\":\"application/vnd.in-toto+json\", \"payload\":\"" + raw + "\"},\n  \"mediaType\": \"application/vnd.dev.sigstore.bundle.v0.3+json\"\n}",
+	} {
+		p, err := ParseEntry([]byte(b))
+		if err != nil {
+			t.Fatalf("ParseEntry(%.80s…) = %v", b, err)
+		}
+		if first == nil {
+			first = p
+			continue
+		}
+		if p.PayloadHash != first.PayloadHash || !bytes.Equal(p.Bundle, first.Bundle) {
+			t.Errorf("spelling %.80s… gives another statement or canonical bundle:\n%s\n%s", b, p.Bundle, first.Bundle)
+		}
+	}
+	if bytes.ContainsAny(first.Bundle, " \n") || !bytes.Contains(first.Bundle, []byte(`"dsseEnvelope"`)) {
+		t.Errorf("canonical bundle is not compact camelCase JSON: %s", first.Bundle)
 	}
 }

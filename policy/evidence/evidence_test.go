@@ -220,3 +220,21 @@ func sha512Of(b []byte) []byte {
 	h := sha512.Sum512(b)
 	return h[:]
 }
+
+// FuzzParseNonce: the nonce query parameter is client input. What parses
+// is within the size bounds and is the hex it came from.
+func FuzzParseNonce(f *testing.F) {
+	f.Add(strings.Repeat("ab", 32))
+	f.Add("00")
+	f.Add("zz")
+	f.Add(strings.Repeat("AB", 16))
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := ParseNonce(s)
+		if err != nil {
+			return
+		}
+		if len(n) < MinNonceSize || len(n) > MaxNonceSize || !strings.EqualFold(hex.EncodeToString(n), s) {
+			t.Fatalf("ParseNonce(%q) = %x", s, n)
+		}
+	})
+}

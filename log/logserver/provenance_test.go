@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/tessera"
+
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy/provenance/provenancetest"
 )
@@ -248,6 +250,45 @@ func TestKeylessReencodedReadBack(t *testing.T) {
 	check("after reindex")
 	if s := tl.size(t); s != n {
 		t.Errorf("log has %d entries, want %d (respellings are duplicates)", s, n)
+	}
+
+	// A log written before bundles were stored canonically holds them as
+	// submitted: appended here past admission, as that version did. A
+	// reindex reads each back as the release it is, signed by acme-ci.
+	var old []uint64
+	for i, re := range reencodings[1:] {
+		rel := &statement.Release{
+			Version: fmt.Sprintf("0.9.%d", i), Time: time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+			Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: measurement(40 + i)}},
+			Source:       statement.Source{Repo: repo, Commit: commit},
+			Recipe:       statement.Recipe{Argv: []string{"make"}},
+		}
+		payload, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("e1", 32)}}}, rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := ss.SignStatement(ciID, payload, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := tl.Log.add(t.Context(), tessera.NewEntry(re.f(t, b)))()
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, idx.Index)
+	}
+	last := old[len(old)-1]
+	if err := tl.waitIndexed(t.Context(), last); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tl.Reindex(t.Context()); err != nil || got != last+1 {
+		t.Fatalf("Reindex over non-canonical bundles = %d, %v; want %d", got, err, last+1)
+	}
+	for i, idx := range old {
+		info, err := tl.client.Entry(t.Context(), idx)
+		if err != nil || info.Kind != "release" || info.Signer != "acme-ci" {
+			t.Errorf("%s bundle stored as submitted, after reindex: entry %d = %+v, %v; want a release by acme-ci", reencodings[i+1].name, idx, info, err)
+		}
 	}
 }
 

@@ -172,8 +172,9 @@ func runUp(args []string) error {
 		}
 	}
 
-	// Configuration files are derived from the keys and the address, so
-	// they are rewritten on every start.
+	// Configuration files are derived from the keys and the address.
+	// They are written once; see writeGenerated for what happens when
+	// they would change.
 	files := map[string]string{
 		"policy.txt": fmt.Sprintf("# Who may publish to the log (written by 'attestlog up').\noperator %s %s\nauditor %s %s\n",
 			info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
@@ -195,10 +196,12 @@ func runUp(args []string) error {
 	if example != "" {
 		files["example-release.yaml"] = example
 	}
-	for name, content := range files {
-		if err := os.WriteFile(p(name), []byte(content), 0o644); err != nil {
-			return err
-		}
+	notes, err := writeGenerated(abs, files)
+	if err != nil {
+		return err
+	}
+	for _, n := range notes {
+		logger.Warn(n)
 	}
 
 	// One HTTP server: the witness under /witness/, the log at the root.

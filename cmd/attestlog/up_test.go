@@ -370,3 +370,82 @@ func httpGet(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// TestUpKeepsEdits: every file 'up' generates is the user's once edited.
+// A restart keeps each edit (and runs with it); a restart that would
+// change a file (another address) keeps the edited ones, writes the new
+// content beside them as NAME.new and says so, and regenerates only the
+// files nobody edited.
+func TestUpKeepsEdits(t *testing.T) {
+	dir := t.TempDir()
+	u := startUp(t, dir, "--auditor=false")
+	addr := strings.TrimPrefix(u.info.URL, "http://")
+	u.stop(t)
+	generated := []string{"policy.txt", "client-policy.txt", "witness-policy.txt", "log.yaml", "auditor.yaml", "witness.yaml", "example-release.yaml"}
+	const mark = "\n# edited by the user: keep this line\n"
+	for _, name := range generated {
+		p := filepath.Join(dir, name)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("up did not write %s: %v", name, err)
+		}
+		extra := mark
+		if name == "client-policy.txt" {
+			extra += "reproductions 1\n" // the README's example edit
+		}
+		if err := os.WriteFile(p, append(b, extra...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Same address: every edit stands, nothing is proposed.
+	u = startUp(t, dir, "--auditor=false", "--listen", addr)
+	for _, name := range generated {
+		b, _ := os.ReadFile(filepath.Join(dir, name))
+		if !strings.Contains(string(b), mark) {
+			t.Errorf("restart dropped the edit of %s", name)
+		}
+		if _, err := os.Stat(filepath.Join(dir, name+".new")); err == nil {
+			t.Errorf("restart on the same address proposed %s.new", name)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "client-policy.txt")); !strings.Contains(string(b), "reproductions 1") {
+		t.Error("client-policy.txt lost 'reproductions 1'")
+	}
+	// The edited log policy is the one the log runs with: still admits.
+	publishIndex(t, u, u.info.ExampleRelease)
+	u.stop(t)
+
+	// Undo the edit of one address-dependent file; move to another port.
+	wy := filepath.Join(dir, "witness.yaml")
+	b, _ := os.ReadFile(wy)
+	os.WriteFile(wy, []byte(strings.Replace(string(b), mark, "", 1)), 0o644)
+	u = startUp(t, dir, "--auditor=false")
+	newAddr := strings.TrimPrefix(u.info.URL, "http://")
+	if newAddr == addr {
+		t.Skip("the new start got the same port")
+	}
+	u.stop(t) // its output is read below
+	for _, name := range []string{"client-policy.txt", "witness-policy.txt", "log.yaml", "auditor.yaml"} {
+		cur, _ := os.ReadFile(filepath.Join(dir, name))
+		if !strings.Contains(string(cur), mark) || strings.Contains(string(cur), newAddr) {
+			t.Errorf("%s: the edited file was overwritten", name)
+		}
+		nw, err := os.ReadFile(filepath.Join(dir, name+".new"))
+		if err != nil || !strings.Contains(string(nw), newAddr) {
+			t.Errorf("%s.new: %v; want up's new content with %s", name, err, newAddr)
+		}
+		if !strings.Contains(u.stderr.String(), name+".new") {
+			t.Errorf("up did not say it wrote %s.new:\n%s", name, u.stderr.String())
+		}
+	}
+	// witness.yaml was not edited (any more): regenerated for the new address.
+	if cur, _ := os.ReadFile(wy); !strings.Contains(string(cur), newAddr) {
+		t.Errorf("the unedited witness.yaml was not regenerated:\n%s", cur)
+	}
+	// Files that do not name the address are not proposed anew.
+	for _, name := range []string{"policy.txt", "example-release.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, name+".new")); err == nil {
+			t.Errorf("%s.new proposed, though up's content for it did not change", name)
+		}
+	}
+}

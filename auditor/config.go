@@ -1,7 +1,6 @@
 package auditor
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -18,6 +17,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/attestlog/attestlog/auditor/internal/rebuild"
+
+	"github.com/attestlog/attestlog/internal/yamlx"
 )
 
 // Defaults of the configuration.
@@ -242,10 +243,8 @@ func LoadConfig(path string) (*Config, error) {
 // the working directory.
 func ParseConfig(b []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("parsing auditor configuration: %v", err)
+	if err := yamlx.Unmarshal(b, &c); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }

@@ -1,10 +1,8 @@
 package witness
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/attestlog/attestlog/witness/protocol"
+
+	"github.com/attestlog/attestlog/internal/yamlx"
 )
 
 // Defaults for the Config fields left empty.
@@ -84,10 +82,8 @@ type LogConfig struct {
 // defaults and validates it.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("parsing witness config: %w", err)
+	if err := yamlx.Unmarshal(data, &c); err != nil {
+		return Config{}, err
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {

@@ -510,8 +510,8 @@ func TestParseConfig(t *testing.T) {
 			return nil
 		}},
 		{"empty", "", "key: required", nil},
-		{"unknown key", "key: /k\nlisten_addr: x\n", "field listen_addr not found", nil},
-		{"unknown log key", "key: /k\nlogs:\n  - origin: a\n    key: b\n", "field key not found", nil},
+		{"unknown key", "key: /k\nlisten_addr: x\n", "listen_addr (line 2): unknown field; did you mean listen?", nil},
+		{"unknown log key", "key: /k\nlogs:\n  - origin: a\n    key: b\n", "logs[0].key (line 4): unknown field; did you mean vkey?", nil},
 		{"bad listen", "key: /k\nlisten: 7380\n", "listen:", nil},
 		{"bad level", "key: /k\nlog_level: loud\n", "log_level:", nil},
 		{"small body", "key: /k\nmax_request_bytes: 10\n", "max_request_bytes:", nil},

@@ -156,7 +156,7 @@ func TestWitnessServeRefusesBadConfig(t *testing.T) {
 	cfg := filepath.Join(dir, "witness.yaml")
 	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\nkey: missing.key\nport: 1\n"), 0o644)
 	err := witnessServe(context.Background(), []string{"--config", cfg}, nil)
-	if err == nil || !strings.Contains(err.Error(), "field port not found") {
+	if err == nil || !strings.Contains(err.Error(), "port (line 3): unknown field") {
 		t.Fatalf("witness serve with an unknown key = %v, want an error naming it", err)
 	}
 	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\nkey: missing.key\n"), 0o644)

@@ -1,14 +1,13 @@
 package logserver
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/attestlog/attestlog/internal/yamlx"
 )
 
 // Defaults for the batching and checkpoint settings.
@@ -102,10 +101,8 @@ func LoadConfig(path string) (*Config, error) {
 // paths are relative to dir.
 func ParseConfig(b []byte, dir string) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%v", err)
+	if err := yamlx.Unmarshal(b, &c); err != nil {
+		return nil, err
 	}
 	c.resolve(dir)
 	if err := c.Validate(); err != nil {

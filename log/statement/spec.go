@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/attestlog/attestlog/internal/yamlx"
 )
 
 // ReleaseSpec is the YAML file an operator writes to describe a release;
@@ -81,10 +81,8 @@ func ParseReleaseSpec(b []byte, dir string, now time.Time) ([]Subject, *Release,
 		return nil, nil, fmt.Errorf("release file is %d bytes; the limit is %d", len(b), MaxEntrySize)
 	}
 	var spec ReleaseSpec
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&spec); err != nil {
-		return nil, nil, fmt.Errorf("parsing release YAML: %v", err)
+	if err := yamlx.Unmarshal(b, &spec); err != nil {
+		return nil, nil, err
 	}
 	r := &Release{
 		Version:      spec.Version,

@@ -498,3 +498,31 @@ func TestParseEntryKeylessSpellings(t *testing.T) {
 		t.Errorf("canonical bundle is not compact camelCase JSON: %s", first.Bundle)
 	}
 }
+
+// TestReleaseSpecErrorsNamePathAndLine: every release-file error names the
+// YAML path and line in the writer's words; no Go type names.
+func TestReleaseSpecErrorsNamePathAndLine(t *testing.T) {
+	base := "version: 1.0.0\nplatform: sev-snp\ntime: 2026-11-26T12:00:00Z\nmeasurements:\n  snp: {launch_digest: " + strings.Repeat("ab", 48) + "}\n" +
+		"artifacts:\n  - {name: disk.img, sha256: " + strings.Repeat("cd", 32) + "}\nsource: {repo: https://example.com/r, commit: " + strings.Repeat("a", 40) + "}\n" +
+		"recipe:\n  argv: [make]\n  measure:\n    vcpus: 2\n"
+	if _, _, err := ParseReleaseSpec([]byte(base), "", time.Now()); err != nil {
+		t.Fatalf("the base release does not parse: %v", err)
+	}
+	for _, tc := range []struct{ edit, want string }{
+		{base + "colour: red\n", "colour (line 13): unknown field"},
+		{base + "    vcpu: 4\n", "recipe.measure.vcpu (line 13): unknown field; did you mean vcpus?"},
+		{strings.Replace(base, "vcpus: 2", "vcpus: four", 1), `recipe.measure.vcpus (line 12): "four" is not a whole number`},
+		{strings.Replace(base, "time: 2026-11-26T12:00:00Z", "time: yesterday", 1), `time (line 3): "yesterday" is not a time in RFC 3339 form`},
+	} {
+		_, _, err := ParseReleaseSpec([]byte(tc.edit), "", time.Now())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error = %v, want %q", err, tc.want)
+			continue
+		}
+		for _, bad := range []string{"statement.", "ReleaseSpec", "MeasureInputs", "!!str", "2006-01-02"} {
+			if strings.Contains(err.Error(), bad) {
+				t.Errorf("error %q has %q", err, bad)
+			}
+		}
+	}
+}

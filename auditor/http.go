@@ -215,12 +215,14 @@ var originHashRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // Handler serves:
 //
 //	GET /status                         progress, as JSON (Status)
-//	GET /alerts                         every alert, as JSON
+//	GET /alerts                         the newest 1000 alerts, as JSON
+//	                                    (?open=1: open ones only)
 //	GET /logs/<hex SHA-256 of origin>/checkpoint
 //	                                    the latest verified checkpoint of a
 //	                                    log, for peer auditors
 //	GET /metrics                        Prometheus metrics
 func (a *Auditor) Handler() http.Handler {
+	const maxAlertsServed = 1000
 	mux := http.NewServeMux()
 	writeJSON := func(w http.ResponseWriter, v any, err error) {
 		if err != nil {
@@ -238,7 +240,14 @@ func (a *Auditor) Handler() http.Handler {
 		writeJSON(w, s, err)
 	})
 	mux.HandleFunc("GET /alerts", func(w http.ResponseWriter, r *http.Request) {
-		al, err := a.st.Alerts(r.Context())
+		// Bounded: 'attestlog alerts --db' lists every alert.
+		var al []Alert
+		var err error
+		if r.URL.Query().Get("open") == "1" {
+			al, _, err = a.st.AlertsPage(r.Context(), true, maxAlertsServed)
+		} else {
+			al, err = a.st.RecentAlerts(r.Context(), maxAlertsServed)
+		}
 		if al == nil {
 			al = []Alert{}
 		}

@@ -3,10 +3,12 @@ package auditor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/attestlog/attestlog/auditor/internal/store"
 	"github.com/attestlog/attestlog/web"
 )
 
@@ -16,38 +18,55 @@ func (a *Auditor) DashboardSource() web.AuditSource { return dashboardSource{a} 
 
 type dashboardSource struct{ a *Auditor }
 
-// Alerts returns every alert, newest first.
-func (d dashboardSource) Alerts(ctx context.Context) ([]web.AuditAlert, error) {
-	a := d.a
-	als, err := a.st.Alerts(ctx)
+// Alerts returns the n newest open (or past) alerts and how many there
+// are.
+func (d dashboardSource) Alerts(ctx context.Context, open bool, n int) ([]web.AuditAlert, int, error) {
+	als, total, err := d.a.st.AlertsPage(ctx, open, n)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]web.AuditAlert, 0, len(als))
 	for _, al := range als {
-		wa := web.AuditAlert{ID: al.ID, Kind: al.Kind, Subject: al.Subject, Time: al.Time,
-			Summary: al.Summary, Evidence: al.Evidence, Open: al.Open, Closed: al.Closed, CloseNote: al.CloseNote}
-		// The evidence of deployment and rebuild alerts names the
-		// measurement and the log; the dashboard links them.
-		var ev struct {
-			Measurement string `json:"measurement"`
-			Origin      string `json:"origin"`
-			Log         string `json:"log"`
-		}
-		if json.Unmarshal(al.Evidence, &ev) == nil {
-			wa.Measurement = ev.Measurement
-			wa.Origin = ev.Origin
-			if wa.Origin == "" {
-				wa.Origin = ev.Log
-			}
-		}
-		if wa.Origin == "" && len(a.logs) == 1 {
-			wa.Origin = a.logs[0].cfg.Origin
-		}
-		out = append(out, wa)
+		out = append(out, d.a.webAlert(al))
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
-	return out, nil
+	return out, total, nil
+}
+
+// Alert returns one alert, or nil if there is none with that ID.
+func (d dashboardSource) Alert(ctx context.Context, id int64) (*web.AuditAlert, error) {
+	al, err := d.a.st.AlertByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	wa := d.a.webAlert(*al)
+	return &wa, nil
+}
+
+func (a *Auditor) webAlert(al Alert) web.AuditAlert {
+	wa := web.AuditAlert{ID: al.ID, Kind: al.Kind, Subject: al.Subject, Time: al.Time,
+		Summary: al.Summary, Evidence: al.Evidence, Open: al.Open, Closed: al.Closed, CloseNote: al.CloseNote}
+	// The evidence of deployment and rebuild alerts names the
+	// measurement and the log; the dashboard links them.
+	var ev struct {
+		Measurement string `json:"measurement"`
+		Origin      string `json:"origin"`
+		Log         string `json:"log"`
+	}
+	if json.Unmarshal(al.Evidence, &ev) == nil {
+		wa.Measurement = ev.Measurement
+		wa.Origin = ev.Origin
+		if wa.Origin == "" {
+			wa.Origin = ev.Log
+		}
+	}
+	if wa.Origin == "" && len(a.logs) == 1 {
+		wa.Origin = a.logs[0].cfg.Origin
+	}
+	return wa
 }
 
 // signerName names the operator whose key keyID signed a release of the
@@ -70,11 +89,15 @@ func (a *Auditor) signerName(origin, keyID string) string {
 }
 
 // Releases returns every release with its reproducibility status.
-func (d dashboardSource) Releases(ctx context.Context) ([]web.AuditRelease, error) {
+func (d dashboardSource) Releases(ctx context.Context, n int) ([]web.AuditRelease, map[string]int, error) {
 	a := d.a
-	rs, err := a.st.Releases(ctx)
+	rs, err := a.st.RecentReleases(ctx, n)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	counts, err := a.st.ReleaseCounts(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	out := make([]web.AuditRelease, 0, len(rs))
 	for _, r := range rs {
@@ -93,7 +116,7 @@ func (d dashboardSource) Releases(ctx context.Context) ([]web.AuditRelease, erro
 	}
 	// Newest first.
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Index > out[j].Index })
-	return out, nil
+	return out, counts, nil
 }
 
 // Deployments returns the latest observation of each watched deployment.

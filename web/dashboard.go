@@ -16,11 +16,15 @@ import (
 // kind of state and is safe for concurrent use; none is retried. The
 // dashboard owns nothing: it renders what these return, on each request.
 type AuditSource interface {
-	// Alerts returns every alert, open and past, newest first.
-	Alerts(ctx context.Context) ([]AuditAlert, error)
-	// Releases returns the logged releases the auditor verified, with
-	// their reproducibility status, newest first.
-	Releases(ctx context.Context) ([]AuditRelease, error)
+	// Alerts returns the n newest open alerts (or, with open false, past
+	// ones), newest first, and how many there are in all.
+	Alerts(ctx context.Context, open bool, n int) ([]AuditAlert, int, error)
+	// Alert returns the alert with this ID, or nil if there is none.
+	Alert(ctx context.Context, id int64) (*AuditAlert, error)
+	// Releases returns the newest n logged releases the auditor verified,
+	// with their reproducibility status, newest first, and how many
+	// releases it holds in each status (all of them, not only the n).
+	Releases(ctx context.Context, n int) ([]AuditRelease, map[string]int, error)
 	// Deployments returns the latest observation of every watched
 	// deployment (one per deployment, observed or not yet).
 	Deployments(ctx context.Context) ([]AuditDeployment, error)
@@ -199,14 +203,19 @@ func (d *Dashboard) nav(current string) []navLink {
 
 // DashboardView is the data of the dashboard's overview.
 type DashboardView struct {
-	// OpenAlerts are the open alerts, newest first; PastAlerts counts
-	// the others (listed on the alerts page).
+	// OpenAlerts are the newest MaxAlertsListed open alerts, newest
+	// first, of OpenTotal; PastAlerts counts the others (listed on the
+	// alerts page).
 	OpenAlerts  []AuditAlert      `json:"open_alerts"`
+	OpenTotal   int               `json:"open_total"`
 	PastAlerts  int               `json:"past_alerts"`
 	Deployments []AuditDeployment `json:"deployments"`
-	Releases    []AuditRelease    `json:"releases"`
-	// ReleaseCounts counts releases by status.
+	// Releases are the newest MaxDashboardReleases releases.
+	Releases []AuditRelease `json:"releases"`
+	// ReleaseCounts counts every release by status; ReleaseTotal is
+	// their sum.
 	ReleaseCounts map[string]int `json:"release_counts"`
+	ReleaseTotal  int            `json:"release_total"`
 	Logs          []AuditLog     `json:"logs"`
 	// Explorers maps log origins to their explorer URL.
 	Explorers map[string]string `json:"-"`
@@ -216,19 +225,17 @@ type DashboardView struct {
 func (d *Dashboard) handleHome(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := DashboardView{OpenAlerts: []AuditAlert{}, ReleaseCounts: map[string]int{}, Explorers: map[string]string{}, Now: d.o.now().UTC()}
-	alerts, err := d.src.Alerts(ctx)
+	var err error
+	v.OpenAlerts, v.OpenTotal, err = d.src.Alerts(ctx, true, MaxAlertsListed)
 	if err == nil {
-		for _, a := range alerts {
-			if a.Open {
-				v.OpenAlerts = append(v.OpenAlerts, a)
-			} else {
-				v.PastAlerts++
-			}
-		}
+		_, v.PastAlerts, err = d.src.Alerts(ctx, false, 0)
+	}
+	if err == nil {
 		v.Deployments, err = d.src.Deployments(ctx)
 	}
 	if err == nil {
-		v.Releases, err = d.src.Releases(ctx)
+		// The newest only: the page must not grow with the log.
+		v.Releases, v.ReleaseCounts, err = d.src.Releases(ctx, MaxDashboardReleases)
 	}
 	if err == nil {
 		v.Logs, err = d.src.Logs(ctx)
@@ -237,9 +244,15 @@ func (d *Dashboard) handleHome(w http.ResponseWriter, r *http.Request) {
 		d.rd.fail(w, r, err, "", d.nav("home"))
 		return
 	}
+	if v.OpenAlerts == nil {
+		v.OpenAlerts = []AuditAlert{}
+	}
 	sortAlerts(v.OpenAlerts)
-	for _, rel := range v.Releases {
-		v.ReleaseCounts[rel.Status]++
+	if v.ReleaseCounts == nil {
+		v.ReleaseCounts = map[string]int{}
+	}
+	for _, n := range v.ReleaseCounts {
+		v.ReleaseTotal += n
 	}
 	for _, l := range v.Logs {
 		v.Explorers[l.Origin] = l.ExplorerURL
@@ -259,31 +272,45 @@ func (d *Dashboard) handleHome(w http.ResponseWriter, r *http.Request) {
 	d.rd.render(w, r, http.StatusOK, "dashboard", "Audit dashboard", v, d.nav("home"), "")
 }
 
+// MaxAlertsListed is how many open (and past) alerts a page lists.
+const MaxAlertsListed = 100
+
+// MaxDashboardReleases is how many releases the overview lists.
+const MaxDashboardReleases = 50
+
 func sortAlerts(a []AuditAlert) {
 	sort.SliceStable(a, func(i, j int) bool { return a[i].Time.After(a[j].Time) })
 }
 
 // AlertsView is the data of the alerts page.
 type AlertsView struct {
-	Open []AuditAlert `json:"open"`
-	Past []AuditAlert `json:"past"`
+	// Open and Past are the newest MaxAlertsListed of each, of OpenTotal
+	// and PastTotal.
+	Open      []AuditAlert `json:"open"`
+	Past      []AuditAlert `json:"past"`
+	OpenTotal int          `json:"open_total"`
+	PastTotal int          `json:"past_total"`
 	// Explorers maps log origins to their explorer URL.
 	Explorers map[string]string `json:"-"`
 }
 
 func (d *Dashboard) handleAlerts(w http.ResponseWriter, r *http.Request) {
-	alerts, err := d.src.Alerts(r.Context())
+	ctx := r.Context()
+	v := AlertsView{Explorers: d.explorers(ctx)}
+	var err error
+	v.Open, v.OpenTotal, err = d.src.Alerts(ctx, true, MaxAlertsListed)
+	if err == nil {
+		v.Past, v.PastTotal, err = d.src.Alerts(ctx, false, MaxAlertsListed)
+	}
 	if err != nil {
 		d.rd.fail(w, r, err, "", d.nav("alerts"))
 		return
 	}
-	v := AlertsView{Open: []AuditAlert{}, Past: []AuditAlert{}, Explorers: d.explorers(r.Context())}
-	for _, a := range alerts {
-		if a.Open {
-			v.Open = append(v.Open, a)
-		} else {
-			v.Past = append(v.Past, a)
-		}
+	if v.Open == nil {
+		v.Open = []AuditAlert{}
+	}
+	if v.Past == nil {
+		v.Past = []AuditAlert{}
 	}
 	sortAlerts(v.Open)
 	sortAlerts(v.Past)
@@ -323,16 +350,13 @@ func (d *Dashboard) handleAlert(w http.ResponseWriter, r *http.Request) {
 		d.rd.fail(w, r, fmt.Errorf("%w: %s is not an alert id", errBadRequest, quote(s)), "Alert pages are "+d.o.prefix+"alert/ID; the overview links every open alert.", d.nav(""))
 		return
 	}
-	alerts, err := d.src.Alerts(r.Context())
+	a, err := d.src.Alert(r.Context(), id)
 	if err != nil {
 		d.rd.fail(w, r, err, "", d.nav(""))
 		return
 	}
-	for _, a := range alerts {
-		if a.ID != id {
-			continue
-		}
-		v := AlertView{Alert: a}
+	if a != nil {
+		v := AlertView{Alert: *a}
 		if len(a.Evidence) > 0 {
 			var b bytes.Buffer
 			if json.Indent(&b, a.Evidence, "", "  ") == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -22,8 +23,34 @@ type memAudit struct {
 	err         error
 }
 
-func (m *memAudit) Alerts(context.Context) ([]AuditAlert, error)     { return m.alerts, m.err }
-func (m *memAudit) Releases(context.Context) ([]AuditRelease, error) { return m.releases, m.err }
+func (m *memAudit) Alerts(_ context.Context, open bool, n int) ([]AuditAlert, int, error) {
+	var out []AuditAlert
+	total := 0
+	for _, a := range m.alerts {
+		if a.Open == open {
+			total++
+			if len(out) < n {
+				out = append(out, a)
+			}
+		}
+	}
+	return out, total, m.err
+}
+func (m *memAudit) Alert(_ context.Context, id int64) (*AuditAlert, error) {
+	for _, a := range m.alerts {
+		if a.ID == id {
+			return &a, m.err
+		}
+	}
+	return nil, m.err
+}
+func (m *memAudit) Releases(_ context.Context, n int) ([]AuditRelease, map[string]int, error) {
+	counts := map[string]int{}
+	for _, r := range m.releases {
+		counts[r.Status]++
+	}
+	return m.releases[:min(n, len(m.releases))], counts, m.err
+}
 func (m *memAudit) Deployments(context.Context) ([]AuditDeployment, error) {
 	return m.deployments, m.err
 }
@@ -199,4 +226,25 @@ func FuzzDashboard(f *testing.F) {
 	f.Fuzz(func(t *testing.T, m byte, target string) {
 		httpfuzz.Serve(t, h, m, target, nil)
 	})
+}
+
+// TestDashboardBounded: the pages do not grow with the auditor's state —
+// thousands of alerts and releases show as the newest few and counts.
+func TestDashboardBounded(t *testing.T) {
+	src := auditState("/ui/", measurementN(1), measurementN(99))
+	for i := range 5000 {
+		src.alerts = append(src.alerts, AuditAlert{ID: int64(1000 + i), Kind: "rebuild-failed", Subject: fmt.Sprintf("log/x/entry/%d", i), Open: true, Summary: strings.Repeat("s", 200)})
+		src.releases = append(src.releases, AuditRelease{Origin: testOrigin, Index: uint64(100 + i), Version: "v", Status: ReproFailed})
+	}
+	srv := dashboardServer(t, src)
+	var dv DashboardView
+	getJSON(t, srv.URL+"/audit/?format=json", &dv)
+	if len(dv.OpenAlerts) > MaxAlertsListed || dv.OpenTotal != 5001 || len(dv.Releases) > MaxDashboardReleases || dv.ReleaseTotal != 5003 {
+		t.Errorf("dashboard lists %d of %d open alerts and %d of %d releases", len(dv.OpenAlerts), dv.OpenTotal, len(dv.Releases), dv.ReleaseTotal)
+	}
+	for _, p := range []string{"/audit/", "/audit/alerts"} {
+		if r := get(t, srv.URL+p); r.code != 200 || len(r.body) > 512<<10 || !strings.Contains(r.body, "5001") {
+			t.Errorf("GET %s = %d, %d bytes (want a bounded page that says 5001)", p, r.code, len(r.body))
+		}
+	}
 }

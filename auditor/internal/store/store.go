@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS releases (
 );
 CREATE INDEX IF NOT EXISTS releases_measurement ON releases (measurement);
 CREATE INDEX IF NOT EXISTS releases_rebuild ON releases (rebuild);
+CREATE INDEX IF NOT EXISTS releases_idx ON releases (idx);
 CREATE TABLE IF NOT EXISTS alerts (
 	id       INTEGER PRIMARY KEY,
 	key      TEXT NOT NULL UNIQUE,
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 	closed   TEXT NOT NULL DEFAULT '',  -- when it was closed (RFC 3339)
 	close_note TEXT NOT NULL DEFAULT '' -- why, as the closer said
 );
+CREATE INDEX IF NOT EXISTS alerts_open ON alerts (open, id);
 CREATE TABLE IF NOT EXISTS outbox (
 	alert_id     INTEGER NOT NULL,
 	url          TEXT NOT NULL,
@@ -529,6 +531,80 @@ func (s *Store) Alerts(ctx context.Context) ([]Alert, error) {
 	return out, drows.Err()
 }
 
+// AlertsPage returns the n newest alerts that are open (or closed), newest
+// first, with their webhook deliveries, and how many such alerts there are.
+func (s *Store) AlertsPage(ctx context.Context, open bool, n int) ([]Alert, int, error) {
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM alerts WHERE open = ?`, open).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	out, err := s.queryAlerts(ctx, `WHERE open = ? ORDER BY id DESC LIMIT ?`, open, n)
+	return out, total, err
+}
+
+// RecentAlerts returns the n newest alerts, open or not, newest first.
+func (s *Store) RecentAlerts(ctx context.Context, n int) ([]Alert, error) {
+	return s.queryAlerts(ctx, `ORDER BY id DESC LIMIT ?`, n)
+}
+
+// AlertByID returns one alert, or ErrNotFound.
+func (s *Store) AlertByID(ctx context.Context, id int64) (*Alert, error) {
+	out, err := s.queryAlerts(ctx, `WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	return &out[0], nil
+}
+
+func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]Alert, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, key, kind, subject, time, summary, evidence, open, closed, close_note FROM alerts `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []Alert
+	byID := map[int64]int{}
+	for rows.Next() {
+		var a Alert
+		var t, ev string
+		if err := rows.Scan(&a.ID, &a.Key, &a.Kind, &a.Subject, &t, &a.Summary, &ev, &a.Open, &a.Closed, &a.CloseNote); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		a.Time, _ = time.Parse(time.RFC3339Nano, t)
+		if ev != "" {
+			a.Evidence = json.RawMessage(ev)
+		}
+		byID[a.ID] = len(out)
+		out = append(out, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for id, i := range byID {
+		drows, err := s.db.QueryContext(ctx, `SELECT url, attempts, delivered, last_error FROM outbox WHERE alert_id = ? ORDER BY url`, id)
+		if err != nil {
+			return nil, err
+		}
+		for drows.Next() {
+			var d Delivery
+			if err := drows.Scan(&d.URL, &d.Attempts, &d.Delivered, &d.LastError); err != nil {
+				drows.Close()
+				return nil, err
+			}
+			out[i].Webhooks = append(out[i].Webhooks, d)
+		}
+		drows.Close()
+		if err := drows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // OpenAlertCounts returns the number of open alerts of each kind.
 func (s *Store) OpenAlertCounts(ctx context.Context) (map[string]int64, error) {
 	return s.countBy(ctx, `SELECT kind, COUNT(*) FROM alerts WHERE open = 1 GROUP BY kind`)
@@ -597,4 +673,29 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {
 // Releases returns every release known, by origin and index.
 func (s *Store) Releases(ctx context.Context) ([]Release, error) {
 	return s.releases(ctx, `1 = 1 ORDER BY origin, idx`)
+}
+
+// RecentReleases returns the n releases with the highest indexes (of any
+// log), highest first.
+func (s *Store) RecentReleases(ctx context.Context, n int) ([]Release, error) {
+	return s.releases(ctx, `1 = 1 ORDER BY idx DESC LIMIT ?`, n)
+}
+
+// ReleaseCounts counts the releases by rebuild state.
+func (s *Store) ReleaseCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT rebuild, count(*) FROM releases GROUP BY rebuild`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
 }

@@ -106,7 +106,7 @@ func TestExplorerPages(t *testing.T) {
 		{e(tl.provRelease), 200, []string{"release 2.0.0", ci.Subject, provenancetest.GitHubHostedRunner, "token.actions.githubusercontent.com",
 			"independent-auditor", "✓ match", "local-witness", "c2sp.org/tlog-proof@v1", `href="https://github.com/acme/enclave/commit/` + tl.commit + `"`, tl.provMeasurement, "same as the release"}, []string{"No provenance", `href="/ui/m/0000000000030000"`}},
 		{e(tl.plainRelease), 200, []string{"release 1.9.0", "No provenance", "none yet"}, []string{"Sigstore bundle"}},
-		{e(tl.hostileRelease), 200, []string{"&lt;script&gt;alert(1)&lt;/script&gt;", `<span class="ctl" title="invisible or control character">U&#43;202E</span>`, "javascript:alert(2)", "&lt;img src=x onerror=alert(3)&gt;"}, nil},
+		{e(tl.hostileRelease), 200, []string{"&lt;script&gt;alert(1)&lt;/script&gt;", `<span class="ctl" title="invisible or control character">U&#43;202E</span>`, "&lt;script&gt;alert(2)&lt;/script&gt;", "&lt;img src=x onerror=alert(3)&gt;"}, []string{"<script>alert(2)"}},
 		{e(tl.revokedRelease), 200, []string{"Revoked", fmt.Sprintf(`href="/ui/entry/%d"`, tl.revocation)}, nil},
 		{e(tl.reproduction), 200, []string{"reproduction", fmt.Sprintf("release #%d", tl.provRelease), "rebuilt in bubblewrap"}, nil},
 		{e(tl.revocation), 200, []string{"CVE-2026-0001", fmt.Sprintf("release #%d", tl.revokedRelease)}, nil},

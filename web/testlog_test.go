@@ -257,12 +257,12 @@ func (tl *testLog) populate(t testing.TB, ss *provenancetest.Sigstore, ci, ciKey
 	tl.plainRelease = tl.add(t, plain)
 
 	// A hostile release: markup and a bidirectional override in artifact
-	// names and recipe, a javascript: repository.
+	// names and recipe, markup in the repository URL.
 	hostileEntry, _ := tl.release(t, "6.6.6", tl.hostileMeasurement, []statement.Subject{
 		{Name: hostile, Digest: statement.Digest{SHA256: strings.Repeat("f3", 32)}},
 		{Name: "innocent\u202egpj.exe", Digest: statement.Digest{SHA256: strings.Repeat("f4", 32)}},
 	}, func(rel *statement.Release) {
-		rel.Source.Repo = "javascript:alert(2)"
+		rel.Source.Repo = `https://evil.example/"><script>alert(2)</script>`
 		rel.Recipe.Argv = []string{"sh", "-c", `<img src=x onerror=alert(3)>`}
 		rel.Recipe.Outputs = nil
 	})

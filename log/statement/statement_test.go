@@ -526,3 +526,25 @@ func TestReleaseSpecErrorsNamePathAndLine(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceRepoSchemes: source.repo is one of the schemes the message
+// lists, with a host (or, for file, an absolute path) and no credentials.
+func TestSourceRepoSchemes(t *testing.T) {
+	subj, rel := testRelease()
+	for repo, ok := range map[string]bool{
+		"https://github.com/acme/enclave": true, "git+https://gitlab.com/a/b.git": true, "file:///srv/git/enclave": true,
+		"javascript:alert(1)": false, "http://example.com/r": false, "ftp://example.com/r": false, "ssh://git@host/r": false,
+		"https:///nohost": false, "https://user:pw@example.com/r": false, "file://host/path": false, "file:relative": false,
+		"https:opaque": false, "data:text/html,x": false, "": false,
+	} {
+		r := *rel
+		r.Source.Repo = repo
+		_, err := EncodeRelease(subj, &r)
+		if (err == nil) != ok {
+			t.Errorf("source.repo %q: %v, want accepted %v", repo, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "payload.predicate.source.repo") {
+			t.Errorf("source.repo %q: error %q does not name the field", repo, err)
+		}
+	}
+}

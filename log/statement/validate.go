@@ -183,8 +183,19 @@ func (m Measurements) validate(f, platform string, required bool) error {
 
 func (s Source) validate(f string) error {
 	u, err := url.Parse(s.Repo)
-	if err != nil || u.Scheme == "" || len(s.Repo) > maxNameLen || strings.ContainsAny(s.Repo, " \t\n") {
-		return fieldErr(f+".repo", "must be a repository URL (https://…, git+https://… or file://…), got %q", short(s.Repo))
+	ok := err == nil && len(s.Repo) <= maxNameLen && !strings.ContainsAny(s.Repo, " \t\n") && u.User == nil
+	if ok {
+		switch u.Scheme {
+		case "https", "git+https":
+			ok = u.Host != "" && u.Opaque == ""
+		case "file":
+			ok = u.Host == "" && strings.HasPrefix(u.Path, "/")
+		default:
+			ok = false
+		}
+	}
+	if !ok {
+		return fieldErr(f+".repo", "must be a repository URL (https://host/…, git+https://host/… or file:///path, without credentials), got %q", short(s.Repo))
 	}
 	if len(s.Commit) != 40 && len(s.Commit) != 64 {
 		return fieldErr(f+".commit", "must be a full 40- or 64-character commit id, got %d characters", len(s.Commit))

@@ -50,6 +50,7 @@ type yamlArtifact struct {
 	Name   string `yaml:"name"`
 	SHA256 string `yaml:"sha256"`
 	SHA384 string `yaml:"sha384"`
+	SHA512 string `yaml:"sha512"`
 }
 
 type yamlRecipe struct {
@@ -101,7 +102,7 @@ func ParseReleaseSpec(b []byte, dir string, now time.Time) ([]Subject, *Release,
 	r.Time = t.UTC().Truncate(time.Second)
 	var subj []Subject
 	for _, a := range spec.Artifacts {
-		subj = append(subj, Subject{Name: a.Name, Digest: Digest{SHA256: strings.ToLower(a.SHA256), SHA384: strings.ToLower(a.SHA384)}})
+		subj = append(subj, Subject{Name: a.Name, Digest: Digest{SHA256: strings.ToLower(a.SHA256), SHA384: strings.ToLower(a.SHA384), SHA512: strings.ToLower(a.SHA512)}})
 	}
 	if spec.Provenance != "" {
 		if dir == "" {

@@ -89,6 +89,35 @@ type Subject struct {
 type Digest struct {
 	SHA256 string `json:"sha256,omitempty"`
 	SHA384 string `json:"sha384,omitempty"`
+	SHA512 string `json:"sha512,omitempty"`
+}
+
+// DigestAlgs are the digest algorithms a Digest carries, in the in-toto
+// names, strongest last.
+var DigestAlgs = []string{"sha256", "sha384", "sha512"}
+
+// Get returns the hex digest for alg ("" if unset or unknown).
+func (d Digest) Get(alg string) string {
+	switch alg {
+	case "sha256":
+		return d.SHA256
+	case "sha384":
+		return d.SHA384
+	case "sha512":
+		return d.SHA512
+	}
+	return ""
+}
+
+// Set lists the digests that are set, as algorithm → hex.
+func (d Digest) Set() map[string]string {
+	m := map[string]string{}
+	for _, alg := range DigestAlgs {
+		if v := d.Get(alg); v != "" {
+			m[alg] = v
+		}
+	}
+	return m
 }
 
 // Release is the predicate of a release statement: an enclave image an

@@ -548,3 +548,26 @@ func TestSourceRepoSchemes(t *testing.T) {
 		}
 	}
 }
+
+// TestSHA512Artifacts: an artifact may carry sha256, sha384 and/or sha512
+// (npm's provenance names packages by sha512 only).
+func TestSHA512Artifacts(t *testing.T) {
+	_, rel := testRelease()
+	for d, ok := range map[Digest]bool{
+		{SHA512: strings.Repeat("ab", 64)}:                                   true,
+		{SHA256: strings.Repeat("ab", 32), SHA512: strings.Repeat("cd", 64)}: true,
+		{SHA512: strings.Repeat("ab", 48)}:                                   false,
+		{SHA512: strings.Repeat("AB", 64)}:                                   false,
+	} {
+		_, err := EncodeRelease([]Subject{{Name: "pkg.tgz", Digest: d}}, rel)
+		if (err == nil) != ok {
+			t.Errorf("digest %+v: %v, want accepted %v", d, err, ok)
+		}
+	}
+	y := "version: 1\nplatform: sev-snp\nmeasurements: {snp: {launch_digest: " + strings.Repeat("ab", 48) + "}}\nartifacts:\n  - {name: pkg.tgz, sha512: " + strings.Repeat("EF", 64) + "}\n" +
+		"source: {repo: https://example.com/r, commit: " + strings.Repeat("a", 40) + "}\nrecipe: {argv: [make]}\n"
+	subj, _, err := ParseReleaseSpec([]byte(y), "", time.Now())
+	if err != nil || len(subj) != 1 || subj[0].Digest.SHA512 != strings.Repeat("ef", 64) {
+		t.Errorf("release file with a sha512 artifact: %+v, %v", subj, err)
+	}
+}

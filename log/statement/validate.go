@@ -58,8 +58,8 @@ func (p *Parsed) validate() error {
 		if err := checkHex("payload.subject[0].digest.sha256", s.Digest.SHA256, 32); err != nil {
 			return err
 		}
-		if s.Digest.SHA384 != "" {
-			return fieldErr("payload.subject[0].digest.sha384", "entry references use sha256 only")
+		if s.Digest.SHA384 != "" || s.Digest.SHA512 != "" {
+			return fieldErr("payload.subject[0].digest", "entry references use sha256 only")
 		}
 		p.Ref = EntryRef{Index: n, SHA256: s.Digest.SHA256}
 		if p.Kind == KindReproduction {
@@ -77,8 +77,8 @@ func validateSubject(i int, s Subject) error {
 	if msg := textProblem(s.Name, maxNameLen, true); msg != "" {
 		return fieldErr(f(".name"), "%s", msg)
 	}
-	if s.Digest.SHA256 == "" && s.Digest.SHA384 == "" {
-		return fieldErr(f(".digest"), "needs a sha256 or sha384 digest")
+	if s.Digest.SHA256 == "" && s.Digest.SHA384 == "" && s.Digest.SHA512 == "" {
+		return fieldErr(f(".digest"), "needs a sha256, sha384 or sha512 digest")
 	}
 	if s.Digest.SHA256 != "" {
 		if msg := hexProblem(s.Digest.SHA256, 32); msg != "" {
@@ -88,6 +88,11 @@ func validateSubject(i int, s Subject) error {
 	if s.Digest.SHA384 != "" {
 		if msg := hexProblem(s.Digest.SHA384, 48); msg != "" {
 			return fieldErr(f(".digest.sha384"), "%s", msg)
+		}
+	}
+	if s.Digest.SHA512 != "" {
+		if msg := hexProblem(s.Digest.SHA512, 64); msg != "" {
+			return fieldErr(f(".digest.sha512"), "%s", msg)
 		}
 	}
 	return nil

@@ -661,15 +661,11 @@ func checkDigests(artifacts []statement.Subject, st *intoto.Statement) check.Che
 	}
 	var missing []string
 	for _, a := range artifacts {
-		want := map[string]string{}
-		if a.Digest.SHA256 != "" {
-			want["sha256"] = a.Digest.SHA256
-		}
-		if a.Digest.SHA384 != "" {
-			want["sha384"] = a.Digest.SHA384
-		}
+		// A subject matches by any algorithm both sides have; then
+		// every algorithm both have must agree.
+		want := a.Digest.Set()
 		var found *intoto.ResourceDescriptor
-		for _, alg := range []string{"sha256", "sha384"} {
+		for _, alg := range statement.DigestAlgs {
 			if d, ok := want[alg]; ok && found == nil {
 				found = byDigest[alg+":"+d]
 			}
@@ -702,10 +698,12 @@ func checkDigests(artifacts []statement.Subject, st *intoto.Statement) check.Che
 }
 
 func digestString(d statement.Digest) string {
-	if d.SHA256 != "" {
-		return "sha256:" + d.SHA256
+	for _, alg := range statement.DigestAlgs {
+		if v := d.Get(alg); v != "" {
+			return alg + ":" + v
+		}
 	}
-	return "sha384:" + d.SHA384
+	return "no digest"
 }
 
 // predicate parses the SLSA v1 predicate of a verified statement.

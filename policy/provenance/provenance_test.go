@@ -590,6 +590,34 @@ func TestRealBundleSigstoreJS(t *testing.T) {
 	if c, _ := cs.Find(provenance.CheckDigests); c.OK || !strings.Contains(c.Reason, "pkg:npm/sigstore@2.0.0 [sha512]") {
 		t.Errorf("digest check = %+v, want failed naming the sha512-only subject", c)
 	}
+	// An artifact with the package's sha512 (what npm's provenance
+	// names) is a subject of it.
+	var env struct {
+		DSSE struct {
+			Payload []byte `json:"payload"`
+		} `json:"dsseEnvelope"`
+	}
+	var st struct {
+		Subject []struct {
+			Digest map[string]string `json:"digest"`
+		} `json:"subject"`
+	}
+	if err := json.Unmarshal(bundleJSON, &env); err != nil || json.Unmarshal(env.DSSE.Payload, &st) != nil || len(st.Subject) != 1 || st.Subject[0].Digest["sha512"] == "" {
+		t.Fatalf("reading the bundle's subject: %v %+v", err, st)
+	}
+	sha512Subj := []statement.Subject{{Name: "sigstore-2.0.0.tgz", Digest: statement.Digest{SHA512: st.Subject[0].Digest["sha512"]}}}
+	if _, err := statement.EncodeRelease(sha512Subj, &statement.Release{Version: "2.0.0", Time: time.Now().UTC().Truncate(time.Second), Platform: statement.PlatformSNP,
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: strings.Repeat("ab", 48)}}, Source: rel.Source, Recipe: rel.Recipe}); err != nil {
+		t.Fatalf("a release with a sha512-only artifact: %v", err)
+	}
+	cs512, _ := mustCheck(t, v, rel, sha512Subj)
+	if c, _ := cs512.Find(provenance.CheckDigests); !c.OK {
+		t.Errorf("digest check with the sha512 artifact = %+v, want passed", c)
+	}
+	wrong := []statement.Subject{{Name: "sigstore-2.0.0.tgz", Digest: statement.Digest{SHA512: strings.Repeat("00", 64)}}}
+	if cs, _ := mustCheck(t, v, rel, wrong); func() bool { c, _ := cs.Find(provenance.CheckDigests); return c.OK }() {
+		t.Error("digest check passed with a wrong sha512")
+	}
 	if id == nil || id.Commit != jsCommit || id.Repo != jsRepo || id.SignedAt.Year() != 2023 {
 		t.Errorf("identity = %+v", id)
 	}

@@ -270,16 +270,15 @@ func (b *Builder) Rebuild(ctx context.Context, name string, rel *statement.Relea
 			continue
 		}
 		art.Output, art.Rebuilt = out, digests[out]
-		art.Match = (a.Digest.SHA256 == "" || a.Digest.SHA256 == art.Rebuilt.SHA256) &&
-			(a.Digest.SHA384 == "" || a.Digest.SHA384 == art.Rebuilt.SHA384)
+		art.Match = true
+		for alg, logged := range a.Digest.Set() {
+			if rebuilt := art.Rebuilt.Get(alg); logged != rebuilt {
+				art.Match = false
+				r.Differences = append(r.Differences, Difference{What: "artifact " + a.Name + " " + alg, Logged: logged, Rebuilt: rebuilt})
+			}
+		}
 		if !art.Match {
 			mismatch = true
-			if a.Digest.SHA256 != "" && a.Digest.SHA256 != art.Rebuilt.SHA256 {
-				r.Differences = append(r.Differences, Difference{What: "artifact " + a.Name + " sha256", Logged: a.Digest.SHA256, Rebuilt: art.Rebuilt.SHA256})
-			}
-			if a.Digest.SHA384 != "" && a.Digest.SHA384 != art.Rebuilt.SHA384 {
-				r.Differences = append(r.Differences, Difference{What: "artifact " + a.Name + " sha384", Logged: a.Digest.SHA384, Rebuilt: art.Rebuilt.SHA384})
-			}
 		}
 		r.Artifacts = append(r.Artifacts, art)
 	}
@@ -509,11 +508,11 @@ func hashFile(root *os.Root, name string) (statement.Digest, error) {
 	if !fi.Mode().IsRegular() {
 		return statement.Digest{}, errors.New("not a regular file")
 	}
-	h256, h384 := sha256.New(), sha512.New384()
-	if _, err := io.Copy(io.MultiWriter(h256, h384), f); err != nil {
+	h256, h384, h512 := sha256.New(), sha512.New384(), sha512.New()
+	if _, err := io.Copy(io.MultiWriter(h256, h384, h512), f); err != nil {
 		return statement.Digest{}, err
 	}
-	return statement.Digest{SHA256: hex.EncodeToString(h256.Sum(nil)), SHA384: hex.EncodeToString(h384.Sum(nil))}, nil
+	return statement.Digest{SHA256: hex.EncodeToString(h256.Sum(nil)), SHA384: hex.EncodeToString(h384.Sum(nil)), SHA512: hex.EncodeToString(h512.Sum(nil))}, nil
 }
 
 // Measure computes the launch measurement of a build's outputs in root

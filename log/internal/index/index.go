@@ -225,8 +225,8 @@ func RecordOf(idx uint64, entryHash [32]byte, p *statement.Parsed, signerKey, si
 		r.Measurements = rel.Measurements.Values()
 		r.HasProvenance = len(rel.Provenance) > 0
 		for _, s := range p.Statement.Subject {
-			for _, d := range []string{s.Digest.SHA256, s.Digest.SHA384} {
-				if d != "" {
+			for _, alg := range statement.DigestAlgs {
+				if d := s.Digest.Get(alg); d != "" {
 					r.Digests = append(r.Digests, d)
 				}
 			}

@@ -462,14 +462,7 @@ func (p Provenance) Statement() ([]byte, error) {
 	}
 	var subj []rd
 	for _, s := range p.Subjects {
-		d := map[string]string{}
-		if s.Digest.SHA256 != "" {
-			d["sha256"] = s.Digest.SHA256
-		}
-		if s.Digest.SHA384 != "" {
-			d["sha384"] = s.Digest.SHA384
-		}
-		subj = append(subj, rd{Name: s.Name, Digest: d})
+		subj = append(subj, rd{Name: s.Name, Digest: s.Digest.Set()})
 	}
 	st := map[string]any{
 		"_type":         statement.StatementType,

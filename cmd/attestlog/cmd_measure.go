@@ -86,9 +86,9 @@ func runMeasureSNP(args []string) error {
 	if err != nil {
 		return usageError(fs, "%v", err)
 	}
-	gf, err := strconv.ParseUint(*features, 0, 64)
+	gf, err := snp.ParseGuestFeatures(*features)
 	if err != nil {
-		return usageError(fs, "--guest-features %q is not an integer", *features)
+		return usageError(fs, "--guest-features: %v", err)
 	}
 	// As sev-snp-measure: family/model/stepping, else the signature, else
 	// the type; QEMU needs one of them, EC2 and GCE ignore them.
@@ -108,11 +108,9 @@ func runMeasureSNP(args []string) error {
 		}
 		sig = uint32(vcpuSig.v)
 	case *vcpuType != "":
-		s, ok := snp.VCPUTypes[*vcpuType]
-		if !ok {
-			return usageError(fs, "unknown --vcpu-type %q (want one of %s)", *vcpuType, strings.Join(snp.VCPUTypeNames(), ", "))
+		if sig, err = snp.ParseVCPUType(*vcpuType); err != nil {
+			return usageError(fs, "--vcpu-type: %v", err)
 		}
-		sig = s
 	case vmm == snp.QEMU:
 		return usageError(fs, "missing --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping (needed for VMM type QEMU)")
 	}

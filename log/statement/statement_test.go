@@ -571,3 +571,38 @@ func TestSHA512Artifacts(t *testing.T) {
 		t.Errorf("release file with a sha512 artifact: %+v, %v", subj, err)
 	}
 }
+
+// TestMeasureInputsAsMeasureTakesThem: recipe.measure values are checked
+// with the parsers 'attestlog measure' and the auditor use, so a release
+// nobody can measure is refused at publish, naming the field.
+func TestMeasureInputsAsMeasureTakesThem(t *testing.T) {
+	subj, rel := testRelease()
+	for _, tc := range []struct {
+		set  func(m *MeasureInputs)
+		want string
+	}{
+		{func(m *MeasureInputs) { m.VCPUType = "EPYC-Milano" }, "recipe.measure.vcpu_type: unknown vCPU type \"EPYC-Milano\" (want one of"},
+		{func(m *MeasureInputs) { m.VMMType = "vmware" }, "recipe.measure.vmm_type: unknown VMM type"},
+		{func(m *MeasureInputs) { m.GuestFeatures = "1" }, "recipe.measure.guest_features: guest features \"1\": want a 0x-prefixed hex number"},
+		{func(m *MeasureInputs) { m.GuestFeatures = "0x" + strings.Repeat("f", 17) }, "recipe.measure.guest_features"},
+		{func(m *MeasureInputs) { m.Memory = "0" }, "recipe.measure.memory"},
+		{func(m *MeasureInputs) { m.Memory = "99999T" }, "recipe.measure.memory"},
+	} {
+		r := *rel
+		m := MeasureInputs{}
+		if rel.Recipe.Measure != nil {
+			m = *rel.Recipe.Measure
+		}
+		tc.set(&m)
+		r.Recipe.Measure = &m
+		_, err := EncodeRelease(subj, &r)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", m, err, tc.want)
+		}
+	}
+	r := *rel
+	r.Recipe.Measure = &MeasureInputs{VCPUType: "EPYC-Milan", VMMType: "QEMU", GuestFeatures: "0x1", Memory: "4G"}
+	if _, err := EncodeRelease(subj, &r); err != nil {
+		t.Errorf("valid measure inputs refused: %v", err)
+	}
+}

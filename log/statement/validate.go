@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/attestlog/attestlog/policy/measure/snp"
+	"github.com/attestlog/attestlog/policy/measure/tdx"
 )
 
 // Limits on free-form fields, so that one entry cannot hide megabytes in a
@@ -247,14 +250,26 @@ func (r Recipe) validate(f string) error {
 		if m.VCPUs < 0 || m.VCPUs > maxVCPUs {
 			return fieldErr(f+".measure.vcpus", "must be 0 to %d, got %d", maxVCPUs, m.VCPUs)
 		}
+		// The values 'attestlog measure snp' and the auditor take, with
+		// the same parsers: a release nobody can measure is refused here.
 		for _, v := range []struct{ name, v string }{{"vcpu_type", m.VCPUType}, {"vmm_type", m.VMMType}} {
 			if err := checkText(f+".measure."+v.name, v.v, 64, false); err != nil {
 				return err
 			}
 		}
+		if m.VCPUType != "" {
+			if _, err := snp.ParseVCPUType(m.VCPUType); err != nil {
+				return fieldErr(f+".measure.vcpu_type", "%v", err)
+			}
+		}
+		if m.VMMType != "" {
+			if _, err := snp.ParseVMMType(m.VMMType); err != nil {
+				return fieldErr(f+".measure.vmm_type", "%v", err)
+			}
+		}
 		if m.GuestFeatures != "" {
-			if _, err := strconv.ParseUint(strings.TrimPrefix(m.GuestFeatures, "0x"), 16, 64); err != nil || !strings.HasPrefix(m.GuestFeatures, "0x") {
-				return fieldErr(f+".measure.guest_features", "must be a 0x-prefixed hex number, got %q", short(m.GuestFeatures))
+			if _, err := snp.ParseGuestFeatures(m.GuestFeatures); err != nil {
+				return fieldErr(f+".measure.guest_features", "%v", err)
 			}
 		}
 		if m.OVMFHash != "" {
@@ -262,8 +277,10 @@ func (r Recipe) validate(f string) error {
 				return err
 			}
 		}
-		if m.Memory != "" && !memoryRE.MatchString(m.Memory) {
-			return fieldErr(f+".measure.memory", "must be a size as QEMU's -m takes it (e.g. 4G, 4096M, 4096), got %q", short(m.Memory))
+		if m.Memory != "" {
+			if _, err := tdx.ParseMemorySize(m.Memory); err != nil || !memoryRE.MatchString(m.Memory) {
+				return fieldErr(f+".measure.memory", "must be a size as QEMU's -m takes it (e.g. 4G, 4096M, 4096), got %q", short(m.Memory))
+			}
 		}
 	}
 	return nil

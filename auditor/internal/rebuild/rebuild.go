@@ -29,7 +29,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -558,15 +557,13 @@ func Measure(root *os.Root, platform string, m *statement.MeasureInputs, logged 
 			}
 		}
 		if m.VCPUType != "" {
-			sig, ok := snp.VCPUTypes[m.VCPUType]
-			if !ok {
-				return statement.Measurements{}, nil, fmt.Errorf("unknown vcpu_type %q (want one of %s)", m.VCPUType, strings.Join(snp.VCPUTypeNames(), ", "))
+			if cfg.VCPUSig, err = snp.ParseVCPUType(m.VCPUType); err != nil {
+				return statement.Measurements{}, nil, fmt.Errorf("recipe.measure.vcpu_type: %v", err)
 			}
-			cfg.VCPUSig = sig
 		}
 		if m.GuestFeatures != "" {
-			if cfg.GuestFeatures, err = strconv.ParseUint(strings.TrimPrefix(m.GuestFeatures, "0x"), 16, 64); err != nil {
-				return statement.Measurements{}, nil, fmt.Errorf("guest_features: %v", err)
+			if cfg.GuestFeatures, err = snp.ParseGuestFeatures(m.GuestFeatures); err != nil {
+				return statement.Measurements{}, nil, fmt.Errorf("recipe.measure.guest_features: %v", err)
 			}
 		}
 		if m.OVMFHash != "" {

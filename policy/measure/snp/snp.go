@@ -31,6 +31,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/attestlog/attestlog/policy/measure/ovmf"
 )
@@ -304,4 +306,31 @@ func (g *gctx) pages(pageType byte, gpa, size uint64) {
 	for off := uint64(0); off < size; off += pageSize {
 		g.update(pageType, gpa+off, nil)
 	}
+}
+
+// ParseVCPUType returns the CPUID signature of a vCPU type name, one of
+// VCPUTypeNames (sev-snp-measure's --vcpu-type; a release's
+// recipe.measure.vcpu_type). It is the one rule for that value: 'attestlog
+// measure snp', release validation and the auditor's rebuild all use it.
+func ParseVCPUType(name string) (uint32, error) {
+	sig, ok := VCPUTypes[name]
+	if !ok {
+		return 0, fmt.Errorf("unknown vCPU type %q (want one of %s)", name, strings.Join(VCPUTypeNames(), ", "))
+	}
+	return sig, nil
+}
+
+// ParseGuestFeatures parses the SEV features word as sev-snp-measure's
+// --guest-features and a release's recipe.measure.guest_features give it:
+// a 0x-prefixed hex number (e.g. 0x1). The one rule for that value.
+func ParseGuestFeatures(s string) (uint64, error) {
+	h, ok := strings.CutPrefix(s, "0x")
+	if !ok || h == "" || len(h) > 16 {
+		return 0, fmt.Errorf("guest features %q: want a 0x-prefixed hex number of at most 64 bits (e.g. 0x1)", s)
+	}
+	v, err := strconv.ParseUint(h, 16, 64)
+	if err != nil {
+		return 0, fmt.Errorf("guest features %q: want a 0x-prefixed hex number of at most 64 bits (e.g. 0x1)", s)
+	}
+	return v, nil
 }

@@ -20,7 +20,7 @@ import (
 func init() {
 	register("measure snp", "compute an SEV-SNP launch digest from OVMF, kernel and vCPU settings", runMeasureSNP)
 	register("measure snp-ovmf-hash", "compute the SEV-SNP launch digest of the OVMF pages alone", runMeasureSNPOVMFHash)
-	register("measure tdx", "compute a TDX MRTD from a TDVF (OVMF) image, and RTMR0-2 from QEMU direct-boot inputs", runMeasureTDX)
+	register("measure tdx", "compute a TDX MRTD from a TDVF (OVMF) image, and the RTMR1 and RTMR2 events of a QEMU direct boot", runMeasureTDX)
 	register("measure tdx-replay", "replay a CC event log against a TDX quote's RTMRs", runMeasureTDXReplay)
 }
 

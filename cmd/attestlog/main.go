@@ -58,6 +58,27 @@ func usage() {
 	fmt.Fprintf(os.Stderr, "\nRun 'attestlog COMMAND -h' for a command's flags.\n")
 }
 
+// groupUsage lists the commands of a group ("log" for "log serve", …) and
+// reports whether name is a group.
+func groupUsage(name string) bool {
+	var names []string
+	for n := range commands {
+		if strings.HasPrefix(n, name+" ") {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return false
+	}
+	sort.Strings(names)
+	fmt.Fprintf(os.Stderr, "Usage: attestlog %s COMMAND [flags]\n\nCommands:\n", name)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-22s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'attestlog %s COMMAND -h' for a command's flags.\n", name)
+	return true
+}
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
@@ -80,6 +101,16 @@ func run(args []string) int {
 		}
 	}
 	c, ok := commands[name]
+	if !ok && groupUsage(name) {
+		// "attestlog log" (or "attestlog log -h"): the group's commands.
+		if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help") {
+			return 0
+		}
+		if len(rest) > 0 {
+			fmt.Fprintf(os.Stderr, "\nattestlog: unknown command %q\n", name+" "+rest[0])
+		}
+		return 2
+	}
 	if !ok {
 		fmt.Fprintf(os.Stderr, "attestlog: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
 		usage()
@@ -107,10 +138,45 @@ func run(args []string) int {
 func newFlagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("attestlog "+name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: attestlog %s %s\n\nFlags:\n", name, synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: attestlog %s %s\n\nFlags:\n", name, fullSynopsis(fs, synopsis))
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// fullSynopsis is synopsis with every flag it does not mention appended
+// as [--name], so that the usage line lists every flag.
+func fullSynopsis(fs *flag.FlagSet, synopsis string) string {
+	mentioned := func(n string) bool {
+		for i := 0; ; {
+			j := strings.Index(synopsis[i:], "--"+n)
+			if j < 0 {
+				return false
+			}
+			end := i + j + 2 + len(n)
+			if end == len(synopsis) || !isFlagChar(synopsis[end]) {
+				return true
+			}
+			i = end
+		}
+	}
+	var extra []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if !mentioned(f.Name) {
+			extra = append(extra, "[--"+f.Name+"]")
+		}
+	})
+	if len(extra) == 0 {
+		return synopsis
+	}
+	if synopsis == "" {
+		return strings.Join(extra, " ")
+	}
+	return synopsis + " " + strings.Join(extra, " ")
+}
+
+func isFlagChar(c byte) bool {
+	return c == '-' || c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 // usageError prints a message and the usage of fs, and returns errUsage.

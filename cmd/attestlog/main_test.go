@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,6 +139,51 @@ func waitReady(ctx context.Context, url string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestHelpEverywhere: every command and group answers -h with exit 0, a
+// group alone lists its commands, every usage line lists every flag of
+// its command, and no help text names a Go type.
+func TestHelpEverywhere(t *testing.T) {
+	out, errOut, err := tryCmd(t, "version")
+	if err != nil || !strings.HasPrefix(out, "attestlog ") || !strings.Contains(out, "go1.") {
+		t.Errorf("version = %q %q %v", out, errOut, err)
+	}
+	for _, group := range []string{"log", "witness", "measure", "bench"} {
+		_, errOut, err := tryCmd(t, group)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(errOut, "Usage: attestlog "+group+" COMMAND") {
+			t.Errorf("attestlog %s alone: %v\n%s", group, err, errOut)
+		}
+		for n := range commands {
+			if strings.HasPrefix(n, group+" ") && !strings.Contains(errOut, n) {
+				t.Errorf("attestlog %s does not list %s", group, n)
+			}
+		}
+		if _, _, err := tryCmd(t, group, "-h"); err != nil {
+			t.Errorf("attestlog %s -h: %v", group, err)
+		}
+	}
+	flagRE := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
+	for name := range commands {
+		args := append(strings.Fields(name), "-h")
+		_, help, err := tryCmd(t, args...)
+		if err != nil {
+			t.Errorf("attestlog %s -h: %v\n%s", name, err, help)
+			continue
+		}
+		usageLine, _, _ := strings.Cut(help, "\n")
+		for _, m := range flagRE.FindAllStringSubmatch(help, -1) {
+			if !strings.Contains(usageLine, "--"+m[1]) {
+				t.Errorf("attestlog %s: the usage line %q does not list --%s", name, usageLine, m[1])
+			}
+		}
+		for _, bad := range []string{"statement.", "policy.", "struct", "pkg.go.dev", "go doc"} {
+			if strings.Contains(help, bad) {
+				t.Errorf("attestlog %s -h mentions %q", name, bad)
+			}
 		}
 	}
 }

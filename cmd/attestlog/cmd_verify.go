@@ -96,8 +96,14 @@ func runVerify(args []string) error {
 			return err
 		}
 	}
-	vd := v.Verify(in)
-	if *asJSON {
+	return printVerdict(v.Verify(in), *asJSON, "TRUSTED")
+}
+
+// printVerdict prints a verdict's checklist and conclusion (ok says what
+// a verdict whose checks all passed means: TRUSTED, VALID), or its JSON,
+// and returns exit status 1 when a check failed.
+func printVerdict(vd *verify.Verdict, asJSON bool, ok string) error {
+	if asJSON {
 		b, _ := json.MarshalIndent(struct {
 			OK bool `json:"ok"`
 			*verify.Verdict
@@ -106,9 +112,9 @@ func runVerify(args []string) error {
 	} else {
 		fmt.Print(vd.Checks.String())
 		if vd.OK() {
-			fmt.Printf("\nTRUSTED: %s release %s (%s), entry %d of %s\n", vd.Release.Platform, vd.Release.Version, vd.Release.Measurement, vd.Release.Index, vd.Release.Log)
+			fmt.Printf("\n%s: %s release %s (%s), entry %d of %s\n", ok, vd.Release.Platform, vd.Release.Version, vd.Release.Measurement, vd.Release.Index, vd.Release.Log)
 		} else {
-			fmt.Printf("\nNOT TRUSTED: %d of %d checks failed\n", len(vd.Checks.Failed()), len(vd.Checks))
+			fmt.Printf("\nNOT %s: %d of %d checks failed\n", ok, len(vd.Checks.Failed()), len(vd.Checks))
 		}
 	}
 	if !vd.OK() {

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -447,5 +451,52 @@ func TestUpKeepsEdits(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, name+".new")); err == nil {
 			t.Errorf("%s.new proposed, though up's content for it did not change", name)
 		}
+	}
+}
+
+// TestGetSearchVerifyProof: the rekor-cli-like commands against a real up.
+func TestGetSearchVerifyProof(t *testing.T) {
+	dir := t.TempDir()
+	u := startUp(t, dir, "--auditor=false")
+	idx := u.info.Demo.ReleaseIndex
+	out := runCmd(t, "get", "--log", u.info.URL, "--index", fmt.Sprint(idx))
+	if !strings.Contains(out, "kind:        release") || !strings.Contains(out, u.info.Demo.Measurement) {
+		t.Errorf("get:\n%s", out)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(runCmd(t, "get", "--log", u.info.URL, "--index", fmt.Sprint(idx), "--json")), &st); err != nil || st["predicateType"] == nil {
+		t.Errorf("get --json: %v %v", st, err)
+	}
+	proofFile := filepath.Join(dir, "release.tlog-proof")
+	out = runCmd(t, "get", "--log", u.info.URL, "--index", fmt.Sprint(idx), "--policy", u.info.ClientPolicy, "--proof-out", proofFile)
+	if !strings.Contains(out, "VALID: sev-snp release") {
+		t.Errorf("get --policy:\n%s", out)
+	}
+	out = runCmd(t, "verify-proof", "--policy", u.info.ClientPolicy, proofFile)
+	if !strings.Contains(out, "✓") || !strings.Contains(out, "VALID: sev-snp release") {
+		t.Errorf("verify-proof:\n%s", out)
+	}
+	// A tampered proof, and a policy that trusts another operator, fail
+	// with exit status 1.
+	b, _ := os.ReadFile(proofFile)
+	bad := filepath.Join(dir, "bad.tlog-proof")
+	os.WriteFile(bad, bytes.Replace(b, []byte("\n"), []byte("\n\n"), 1), 0o644)
+	if out, _, err := tryCmd(t, "verify-proof", "--policy", u.info.ClientPolicy, bad); err == nil {
+		t.Errorf("verify-proof of a tampered proof passed:\n%s", out)
+	}
+	pol, _ := os.ReadFile(u.info.ClientPolicy)
+	other := filepath.Join(dir, "other-policy.txt")
+	os.WriteFile(other, []byte(regexp.MustCompile(`(?m)^operator .*$`).ReplaceAllString(string(pol), "operator someone-else ed25519:tMQSguvwVF/uC0VJkNF37laQ96r0knXgsOUNGlXq5p4=")), 0o644)
+	out, _, err := tryCmd(t, "verify-proof", "--policy", other, proofFile)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "NOT VALID") || !strings.Contains(out, "not signed by an operator of the policy") {
+		t.Errorf("verify-proof under a policy that trusts another operator: %v\n%s", err, out)
+	}
+	out = runCmd(t, "search", "--log", u.info.URL, "--measurement", u.info.Demo.Measurement)
+	if !strings.HasPrefix(out, fmt.Sprintf("%d\trelease", idx)) {
+		t.Errorf("search:\n%s", out)
+	}
+	if _, _, err := tryCmd(t, "search", "--log", u.info.URL, "--digest", strings.Repeat("ab", 32)); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("search for an unknown digest: %v, want exit 1", err)
 	}
 }

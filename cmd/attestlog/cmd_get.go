@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/policy/verify"
+)
+
+func init() {
+	register("get", "fetch one entry of a log with its proof and print the statement (like rekor-cli get)", runGet)
+	register("search", "list a log's entries with a measurement or artifact digest (like rekor-cli search)", runSearch)
+	register("verify-proof", "check a saved .tlog-proof on its own: checkpoint, witnesses, inclusion, signer, policy", runVerifyProof)
+	allowsArgs["attestlog verify-proof"] = true
+}
+
+func runGet(args []string) error {
+	fs := newFlagSet("get", "--log URL --index N [--policy FILE] [--proof-out FILE] [--json]")
+	logURL := fs.String("log", "", "log URL")
+	idx := fs.Int64("index", -1, "entry index")
+	policyPath := fs.String("policy", "", "also verify the entry's proof under this trust policy (as verify-proof does)")
+	proofOut := fs.String("proof-out", "", "write the entry's c2sp.org/tlog-proof to `FILE`")
+	asJSON := fs.Bool("json", false, "print the statement (the signed in-toto payload) as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *logURL == "" || *idx < 0 {
+		return usageError(fs, "--log and --index are required")
+	}
+	c, err := client.New(*logURL, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, raw, err := c.Proof(ctx, uint64(*idx))
+	if err != nil {
+		return err
+	}
+	if *proofOut != "" {
+		if err := os.WriteFile(*proofOut, raw, 0o644); err != nil {
+			return err
+		}
+	}
+	// What is printed comes from the entry itself (inside the proof), not
+	// from the log's index.
+	st, perr := statement.ParseEntry(p.Extra)
+	switch {
+	case perr != nil:
+		fmt.Printf("entry %d: not a statement this client reads: %v\n", p.Index, perr)
+	case *asJSON:
+		payload, _ := json.Marshal(st.Statement)
+		var b bytes.Buffer
+		json.Indent(&b, payload, "", "  ")
+		fmt.Println(b.String())
+	default:
+		printStatement(p.Index, st)
+	}
+	if *policyPath != "" {
+		v, err := verify.Load(*policyPath)
+		if err != nil {
+			return err
+		}
+		return printVerdict(v.VerifyProof(p, nil), *asJSON, "VALID")
+	}
+	if perr != nil {
+		return &exitError{code: 1, err: perr}
+	}
+	return nil
+}
+
+// printStatement prints what a statement says, for a person.
+func printStatement(idx uint64, st *statement.Parsed) {
+	signer := "keyless (a Sigstore bundle)"
+	if st.Envelope != nil {
+		var ids []string
+		for _, s := range st.Envelope.Signatures {
+			ids = append(ids, s.KeyID)
+		}
+		signer = "key " + strings.Join(ids, ", ")
+	}
+	fmt.Printf("entry:       %d\nkind:        %s\nsigned by:   %s (not verified; add --policy to verify)\n", idx, st.Kind, signer)
+	switch st.Kind {
+	case statement.KindRelease:
+		r := st.Release
+		fmt.Printf("version:     %s\nplatform:    %s\ntime:        %s\nmeasurement: %s\nsource:      %s @ %s\n",
+			r.Version, r.Platform, r.Time.Format(time.RFC3339), r.Measurements.Primary(), r.Source.Repo, r.Source.Commit)
+		for _, a := range st.Statement.Subject {
+			for alg, d := range a.Digest.Set() {
+				fmt.Printf("artifact:    %s %s:%s\n", a.Name, alg, d)
+			}
+		}
+		fmt.Printf("recipe:      %s\nprovenance:  %v\n", strings.Join(r.Recipe.Argv, " "), len(r.Provenance) > 0)
+	case statement.KindReproduction:
+		r := st.Reproduction
+		fmt.Printf("release:     %d\noutcome:     %s\nmeasurement: %s\ntime:        %s\n", st.Ref.Index, r.Outcome, r.Measurements.Primary(), r.Time.Format(time.RFC3339))
+	case statement.KindRevocation:
+		r := st.Revocation
+		fmt.Printf("release:     %d\nreason:      %s\nadvisory:    %s\ntime:        %s\n", st.Ref.Index, r.Reason, r.Advisory, r.Time.Format(time.RFC3339))
+	}
+}
+
+func runSearch(args []string) error {
+	fs := newFlagSet("search", "--log URL (--measurement HEX | --digest HEX) [--json]")
+	logURL := fs.String("log", "", "log URL")
+	m := fs.String("measurement", "", "a launch digest, MRTD, RTMR or MRCONFIGID (hex)")
+	d := fs.String("digest", "", "an artifact's sha256, sha384 or sha512 (hex)")
+	asJSON := fs.Bool("json", false, "print the log's answer as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *logURL == "" || (*m == "") == (*d == "") {
+		return usageError(fs, "--log and exactly one of --measurement and --digest are required")
+	}
+	q := *m + *d
+	c, err := client.New(*logURL, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := c.Lookup(ctx, q)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		fmt.Println(string(b))
+		return nil
+	}
+	if len(r.Entries) == 0 {
+		fmt.Printf("no entry of %s has %s\n", *logURL, q)
+		return &exitError{code: 1, err: errors.New("not found")}
+	}
+	for _, e := range r.Entries {
+		fmt.Printf("%d\t%s\t%s\t%s\t%s\n", e.Index, e.Kind, e.Version, e.Signer, e.Measurement)
+		for _, x := range append(e.Reproductions, e.Revocations...) {
+			fmt.Printf("  %d\t%s\t%s\t%s\n", x.Index, x.Kind, x.Signer, x.Outcome)
+		}
+	}
+	fmt.Fprintln(stderr, "(the log's index answered; 'attestlog get --index N --policy FILE' verifies an entry)")
+	return nil
+}
+
+func runVerifyProof(args []string) error {
+	fs := newFlagSet("verify-proof", "--policy FILE [--related FILE]... [--json] PROOF")
+	policyPath := fs.String("policy", "", "trust policy file (the log, its witnesses and quorum, operators)")
+	var related stringList
+	fs.Var(&related, "related", "tlog-proof `FILE` of a revocation or reproduction of the release (repeatable)")
+	asJSON := fs.Bool("json", false, "print the verdict as JSON")
+	if err := parseFlags(fs, reorder(args)); err != nil {
+		return err
+	}
+	if *policyPath == "" || fs.NArg() != 1 {
+		return usageError(fs, "--policy and one PROOF file are required")
+	}
+	v, err := verify.Load(*policyPath)
+	if err != nil {
+		return err
+	}
+	p, err := readProof(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	var rs []*tlogproof.Proof
+	for _, r := range related {
+		rp, err := readProof(r)
+		if err != nil {
+			return err
+		}
+		rs = append(rs, rp)
+	}
+	return printVerdict(v.VerifyProof(p, rs), *asJSON, "VALID")
+}

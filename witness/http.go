@@ -91,9 +91,12 @@ func (w *Witness) logRequests(next http.Handler) http.Handler {
 				attrs = append(attrs, slog.Uint64("size", rl.info.size))
 			}
 		}
-		level := slog.LevelInfo
+		// Routine answers (cosignatures, checkpoint reads) at debug;
+		// refusals at info; our own failures at error.
+		level := slog.LevelDebug
 		if rl.err != nil {
 			attrs = append(attrs, slog.String("error", rl.err.Error()))
+			level = slog.LevelInfo
 			if sw.code >= 500 {
 				level = slog.LevelError
 			}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -317,6 +318,10 @@ recipe:
 	code, output := auditOnce(t, cfg)
 	if code != 1 {
 		t.Fatalf("audit --once = exit %d, want 1 (one rebuild mismatch)\n%s", code, output)
+	}
+	// Sentences, not Go maps.
+	if strings.Contains(output, "map[") || !regexp.MustCompile(`rebuilds: \d+ (reproduced|mismatch)`).MatchString(output) || !regexp.MustCompile(`\d+ alerts? open`).MatchString(output) {
+		t.Errorf("audit --once output:\n%s", output)
 	}
 	db := filepath.Join(dir, "auditor.db")
 	al := listAlerts(t, db)

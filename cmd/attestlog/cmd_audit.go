@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -57,12 +58,19 @@ func runAudit(args []string) error {
 			for _, l := range st.Logs {
 				fmt.Fprintf(auditStdout, "log %s: tree size %d, %d entries verified\n", l.Origin, l.TreeSize, l.Verified)
 			}
-			fmt.Fprintf(auditStdout, "rebuilds: %v\n", st.Rebuilds)
+			fmt.Fprintf(auditStdout, "rebuilds: %s\n", countSentence(st.Rebuilds, "none"))
 			for _, d := range st.Deployments {
-				fmt.Fprintf(auditStdout, "deployment %s: %s %s\n", d.Name, d.Verdict, d.Measurement)
+				m := d.Measurement
+				if m == "" {
+					m = "no measurement read"
+				}
+				fmt.Fprintf(auditStdout, "deployment %s: %s (%s)\n", d.Name, d.Verdict, m)
+			}
+			if len(st.OpenAlerts) > 0 {
+				fmt.Fprintf(auditStdout, "open alerts by kind: %s\n", countSentence(st.OpenAlerts, "none"))
 			}
 		}
-		fmt.Fprintf(auditStdout, "%d open alert(s)\n", n)
+		fmt.Fprintf(auditStdout, "%s open\n", plural(int(n), "alert", "alerts"))
 		switch {
 		case runErr != nil && n > 0:
 			return &exitError{code: 1, err: fmt.Errorf("%d open alert(s); and: %w", n, runErr)}
@@ -188,4 +196,35 @@ func runVerifyMisbehaviour(args []string) error {
 	}
 	fmt.Fprintf(auditStdout, "misbehaviour proven: %s\nlog key: %s\n", p, ev.VKey)
 	return nil
+}
+
+// countSentence writes counts by name as "3 reproduced, 1 failed" (largest
+// first), or none when there are none.
+func countSentence[N int | int64](m map[string]N, none string) string {
+	type kv struct {
+		k string
+		n N
+	}
+	var kvs []kv
+	for k, n := range m {
+		if n > 0 {
+			kvs = append(kvs, kv{k, n})
+		}
+	}
+	if len(kvs) == 0 {
+		return none
+	}
+	sort.Slice(kvs, func(i, j int) bool { return kvs[i].n > kvs[j].n || kvs[i].n == kvs[j].n && kvs[i].k < kvs[j].k })
+	parts := make([]string, len(kvs))
+	for i, x := range kvs {
+		parts[i] = fmt.Sprintf("%d %s", x.n, x.k)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -121,6 +121,15 @@ Flags:
 		w.Flush()
 	}
 	if !r.OK() {
+		for _, c := range r.Checks.Failed() {
+			if *policyPath == "" && strings.Contains(c.Reason, "unknown authority") {
+				// The demo enclave's (and any test) root is trusted only
+				// when a policy names it.
+				fmt.Fprintln(stderr, "\nhint: the evidence is signed by a root attestlog does not trust by default, such as the demo enclave's test root; "+
+					"pass a policy whose 'trust-root' line names it, e.g. --policy attestlog-data/client-policy.txt")
+				break
+			}
+		}
 		return &exitError{code: 1, err: fmt.Errorf("%d check(s) failed: %s", len(r.Checks.Failed()), r.Checks.Failed()[0].Name)}
 	}
 	return nil

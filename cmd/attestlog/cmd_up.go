@@ -231,6 +231,26 @@ func runUp(args []string) error {
 	mux.Handle("/auditor/", http.StripPrefix("/auditor", auditorHandler))
 	mux.Handle(web.DefaultDashboardPrefix, dashHandler)
 	mux.Handle("/", logHandler)
+	// Index pages for the two prefixes that otherwise only answer at
+	// their endpoints.
+	mux.HandleFunc("GET /demo/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "The demo enclave of 'attestlog up': a test SEV-SNP enclave (signed by a test root that only %s trusts) running release %d.\n\n"+
+			"Evidence: GET %s/.well-known/attestlog/evidence?nonce=HEX (32 to 64 bytes of hex), with its proof stapled.\n"+
+			"Verify it: attestlog verify --policy %s --enclave %s\n", rel2(info.ClientPolicy), info.Demo.ReleaseIndex, info.Demo.URL, rel2(info.ClientPolicy), info.Demo.URL)
+	})
+	mux.HandleFunc("GET /auditor/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !*withAuditor {
+			fmt.Fprintln(w, "The auditor is not running ('attestlog up --auditor=false').")
+			return
+		}
+		fmt.Fprintf(w, "The auditor of 'attestlog up' (configuration %s):\n\n"+
+			"  %s/status   how far it follows the log, rebuilds, deployments, open alerts (JSON)\n"+
+			"  %s/alerts   the newest 1000 alerts (JSON; ?open=1 for open ones)\n"+
+			"  %s/metrics  Prometheus metrics\n"+
+			"  %s%s       the audit dashboard (HTML)\n", rel2(info.AuditorConfig), info.AuditorURL, info.AuditorURL, info.AuditorURL, base, web.DefaultDashboardPrefix)
+	})
 	if os.Getenv("ATTESTLOG_PPROF") == "1" {
 		// Profiling for developers, on the loopback address 'up' serves.
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,9 +28,29 @@ func newLogger() *slog.Logger {
 	l := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	// Tessera logs through klog; send that to the same place, in the same
 	// format.
-	klog.SetSlogLogger(l.With("component", "tessera"))
+	klog.SetSlogLogger(slog.New(quietTessera{l.With("component", "tessera").Handler()}))
 	return l
 }
+
+// quietTessera logs at debug what Tessera says at info on every start of
+// a new log and is not news: it found no checkpoint to witness from.
+type quietTessera struct{ slog.Handler }
+
+func (q quietTessera) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo && strings.HasPrefix(r.Message, "Failed to fetch old checkpoint") && strings.Contains(r.Message, "does not exist") {
+		r.Level = slog.LevelDebug
+		if !q.Handler.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietTessera) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietTessera{q.Handler.WithAttrs(as)}
+}
+
+func (q quietTessera) WithGroup(name string) slog.Handler { return quietTessera{q.Handler.WithGroup(name)} }
 
 // serverGC sets the garbage collector of a long-running server: unless
 // GOGC is set, collect when the heap has grown 4× (Go's default is 2×).

@@ -500,3 +500,43 @@ func TestGetSearchVerifyProof(t *testing.T) {
 		t.Errorf("search for an unknown digest: %v, want exit 1", err)
 	}
 }
+
+// TestUpOutputAndIndexPages: up's log stays readable (routine witness
+// cosignatures and demo evidence polls at debug, no Tessera noise on a new
+// log), /demo/ and /auditor/ say what they are, and inspect on the demo's
+// evidence without a policy says which policy to pass.
+func TestUpOutputAndIndexPages(t *testing.T) {
+	dir := t.TempDir()
+	u := startUp(t, dir)
+	for _, p := range []string{"/demo/", "/auditor/"} {
+		body := httpGet(t, u.info.URL+p)
+		if !strings.Contains(body, "attestlog up") {
+			t.Errorf("GET %s = %q", p, body)
+		}
+	}
+	nonce := strings.Repeat("ab", 32)
+	ev := httpGet(t, u.info.Demo.URL+"/.well-known/attestlog/evidence?nonce="+nonce)
+	evFile := filepath.Join(dir, "demo-evidence.json")
+	os.WriteFile(evFile, []byte(ev), 0o644)
+	_, errOut, err := tryCmd(t, "inspect", evFile)
+	if err == nil || !strings.Contains(errOut, "--policy attestlog-data/client-policy.txt") {
+		t.Errorf("inspect without --policy: %v\n%s", err, errOut)
+	}
+	if out, errOut, err := tryCmd(t, "inspect", "--policy", u.info.ClientPolicy, evFile); err != nil {
+		t.Errorf("inspect --policy client-policy.txt: %v\n%s%s", err, out, errOut)
+	}
+	// Let the auditor poll the demo enclave and the log cosign a few
+	// checkpoints.
+	waitFor(t, func() bool { return treeSize(t, u.info.URL) >= 2 }, "the reproduction of the demo release")
+	time.Sleep(6 * time.Second)
+	u.stop(t)
+	out := u.stderr.String()
+	for _, noise := range []string{"Failed to fetch old checkpoint", `msg="evidence request"`, "endpoint=add-checkpoint status=200"} {
+		if strings.Contains(out, noise) {
+			t.Errorf("up's output has routine noise %q", noise)
+		}
+	}
+	if !strings.Contains(out, "attestlog is up") {
+		t.Errorf("no banner:\n%s", out)
+	}
+}

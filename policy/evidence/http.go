@@ -62,7 +62,7 @@ func Handler(s Source, logger *slog.Logger) http.Handler {
 		w.Header().Set("Content-Type", ContentType)
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write(body)
-		logger.Info("evidence request", "status", http.StatusOK, "platform", b.Platform, "nonce", hex.EncodeToString(nonce))
+		logger.Debug("evidence request", "status", http.StatusOK, "platform", b.Platform, "nonce", hex.EncodeToString(nonce))
 	})
 	return http.MaxBytesHandler(mux, 8<<10)
 }

@@ -96,10 +96,12 @@ func (w *Witness) logRequests(next http.Handler) http.Handler {
 		level := slog.LevelDebug
 		if rl.err != nil {
 			attrs = append(attrs, slog.String("error", rl.err.Error()))
+		}
+		switch {
+		case sw.code >= 500:
+			level = slog.LevelError
+		case sw.code >= 400 || rl.err != nil:
 			level = slog.LevelInfo
-			if sw.code >= 500 {
-				level = slog.LevelError
-			}
 		}
 		w.log.LogAttrs(r.Context(), level, "request", attrs...)
 	})

@@ -56,7 +56,7 @@ func newTestWitness(t testing.TB) *testWitness {
 	dir := t.TempDir()
 	cfg := Config{Key: writeKey(t, dir, "witness.example/w1"), DB: filepath.Join(dir, "witness.db")}
 	buf := new(syncBuffer)
-	logger := slog.New(slog.NewTextHandler(buf, nil))
+	logger := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w, err := Open(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -285,6 +285,15 @@ func TestAddCheckpointStatusCodes(t *testing.T) {
 	}
 	if !strings.Contains(tw.logBuf.String(), `origin=example.com/log old=10 size=20`) {
 		t.Errorf("request log lines lack origin/old/size:\n%s", tw.logBuf.String())
+	}
+	// Cosignatures are routine (debug); refusals are news (info).
+	for _, l := range strings.Split(tw.logBuf.String(), "\n") {
+		if !strings.Contains(l, "msg=request ") {
+			continue
+		}
+		if strings.Contains(l, "status=200") != strings.Contains(l, "level=DEBUG") {
+			t.Errorf("request logged at the wrong level: %s", l)
+		}
 	}
 }
 

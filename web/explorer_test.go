@@ -107,7 +107,7 @@ func TestExplorerPages(t *testing.T) {
 			"independent-auditor", "✓ match", "local-witness", "c2sp.org/tlog-proof@v1", `href="https://github.com/acme/enclave/commit/` + tl.commit + `"`, tl.provMeasurement, "same as the release"}, []string{"No provenance", `href="/ui/m/0000000000030000"`}},
 		{e(tl.plainRelease), 200, []string{"release 1.9.0", "No provenance", "none yet"}, []string{"Sigstore bundle"}},
 		{e(tl.hostileRelease), 200, []string{"&lt;script&gt;alert(1)&lt;/script&gt;", `<span class="ctl" title="invisible or control character">U&#43;202E</span>`, "&lt;script&gt;alert(2)&lt;/script&gt;", "&lt;img src=x onerror=alert(3)&gt;"}, []string{"<script>alert(2)"}},
-		{e(tl.revokedRelease), 200, []string{"Revoked", fmt.Sprintf(`href="/ui/entry/%d"`, tl.revocation)}, nil},
+		{e(tl.revokedRelease), 200, []string{"Revoked", fmt.Sprintf(`href="/ui/entry/%d"`, tl.revocation), "CVE-2026-0001: debug console left enabled", "advisory https://example.com/advisories/1"}, nil},
 		{e(tl.reproduction), 200, []string{"reproduction", fmt.Sprintf("release #%d", tl.provRelease), "rebuilt in bubblewrap"}, nil},
 		{e(tl.revocation), 200, []string{"CVE-2026-0001", fmt.Sprintf("release #%d", tl.revokedRelease)}, nil},
 		{e(tl.keylessRelease), 200, []string{"release 3.0.0", "signed keylessly by", tl.keylessSubject, "acme-ci", "token.actions.githubusercontent.com", "c2sp.org/tlog-proof@v1"}, []string{"DSSE envelope signed by"}},
@@ -409,4 +409,34 @@ func FuzzExplorer(f *testing.F) {
 			t.Fatalf("%q: a %d-byte page", target, w.Body.Len())
 		}
 	})
+}
+
+// TestRevocationVisibleInJSON: the revoked release's JSON carries the
+// revocation's reason and advisory; a revocation's JSON has no
+// has_provenance (a release's field).
+func TestRevocationVisibleInJSON(t *testing.T) {
+	tl := newTestLog(t)
+	srv := explorerServer(t, tl)
+	var ev struct {
+		Info map[string]any `json:"info"`
+	}
+	getJSON(t, fmt.Sprintf("%s/ui/entry/%d?format=json", srv.URL, tl.revokedRelease), &ev)
+	revs, _ := ev.Info["revocations"].([]any)
+	if len(revs) != 1 {
+		t.Fatalf("revoked release info = %v", ev.Info)
+	}
+	r := revs[0].(map[string]any)
+	if r["reason"] != "CVE-2026-0001: debug console left enabled" || r["advisory"] != "https://example.com/advisories/1" {
+		t.Errorf("revocation in the release's JSON = %v", r)
+	}
+	if _, ok := r["has_provenance"]; ok {
+		t.Errorf("revocation JSON has has_provenance: %v", r)
+	}
+	if _, ok := ev.Info["has_provenance"]; !ok {
+		t.Errorf("release JSON lacks has_provenance: %v", ev.Info)
+	}
+	desc, err := tl.Describe(t.Context(), tl.revocation)
+	if err != nil || desc.Reason == "" {
+		t.Errorf("/entry of the revocation: %+v %v", desc, err)
+	}
 }

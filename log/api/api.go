@@ -2,7 +2,10 @@
 // the server and its clients.
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // AddResponse is the JSON body of a successful POST /add.
 type AddResponse struct {
@@ -28,9 +31,28 @@ type EntryInfo struct {
 	// Problem says why an entry of kind "unreadable" — in the tree, but
 	// not a statement the log's parser reads — cannot be read.
 	Problem string `json:"problem,omitempty"`
+	// Reason and Advisory are a revocation's (also on the revocations
+	// listed with a release).
+	Reason   string `json:"reason,omitempty"`
+	Advisory string `json:"advisory,omitempty"`
 	// Reproductions and Revocations of a release.
 	Reproductions []EntryInfo `json:"reproductions,omitempty"`
 	Revocations   []EntryInfo `json:"revocations,omitempty"`
+}
+
+// MarshalJSON writes has_provenance only for a release, where it means
+// something.
+func (e EntryInfo) MarshalJSON() ([]byte, error) {
+	type plain EntryInfo
+	o := struct {
+		plain
+		HasProvenance *bool `json:"has_provenance,omitempty"`
+	}{plain: plain(e)}
+	if e.Kind == "release" {
+		v := e.HasProvenance
+		o.HasProvenance = &v
+	}
+	return json.Marshal(o)
 }
 
 // LookupResponse is the JSON body of GET /lookup.

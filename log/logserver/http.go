@@ -317,7 +317,7 @@ func infoOf(e index.Entry) api.EntryInfo {
 		Index: e.Index, Kind: string(e.Kind), Signer: e.SignerName, SignerKeyID: e.SignerKey,
 		EntrySHA256: e.EntrySHA256, Platform: e.Platform, Version: e.Version,
 		Measurement: e.Measurement, Time: e.Time, Release: e.Ref, Outcome: e.Outcome,
-		HasProvenance: e.HasProvenance, Problem: e.Problem,
+		HasProvenance: e.HasProvenance, Problem: e.Problem, Reason: e.Reason, Advisory: e.Advisory,
 	}
 }
 

@@ -48,7 +48,9 @@ CREATE TABLE IF NOT EXISTS entries (
 	ref_idx      INTEGER,
 	outcome      TEXT NOT NULL DEFAULT '',
 	has_provenance INTEGER NOT NULL DEFAULT 0,
-	problem      TEXT NOT NULL DEFAULT '' -- why an unreadable entry is
+	problem      TEXT NOT NULL DEFAULT '', -- why an unreadable entry is
+	reason       TEXT NOT NULL DEFAULT '', -- of a revocation
+	advisory     TEXT NOT NULL DEFAULT ''  -- of a revocation
 );
 CREATE INDEX IF NOT EXISTS entries_payload ON entries(payload_hash);
 CREATE INDEX IF NOT EXISTS entries_ref ON entries(ref_idx);
@@ -69,7 +71,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 // schemaVersion is stored in meta; an index written with another version is
 // dropped and rebuilt from the log (everything but the checkpoint history
 // is derived from it).
-const schemaVersion = 3
+const schemaVersion = 4
 
 // What a lookup row's value is.
 const (
@@ -176,6 +178,8 @@ type Entry struct {
 	HasProvenance bool
 	// Problem says why an entry of KindUnreadable cannot be read.
 	Problem string
+	// Reason and Advisory are a revocation's.
+	Reason, Advisory string
 }
 
 // KindUnreadable marks an entry of the log that does not parse as a
@@ -238,6 +242,7 @@ func RecordOf(idx uint64, entryHash [32]byte, p *statement.Parsed, signerKey, si
 	case statement.KindRevocation:
 		ref := p.Ref.Index
 		r.Ref, r.Time = &ref, p.Revocation.Time
+		r.Reason, r.Advisory = p.Revocation.Reason, p.Revocation.Advisory
 	}
 	return r
 }
@@ -266,7 +271,7 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 			t = r.Time.UTC().Format(time.RFC3339)
 		}
 		entryRows = append(entryRows, []any{int64(r.Index), string(r.Kind), r.PayloadHash, r.EntrySHA256, r.SignerKey, r.SignerName,
-			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance, r.Problem})
+			r.Platform, r.Version, r.Measurement, t, ref, r.Outcome, r.HasProvenance, r.Problem, r.Reason, r.Advisory})
 		for _, m := range r.Measurements {
 			if b, err := hex.DecodeString(m); err == nil {
 				lookupRows = append(lookupRows, []any{b, lookupMeasurement, int64(r.Index)})
@@ -279,7 +284,7 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 		}
 	}
 	if err := insertRows(ctx, tx, `INSERT OR REPLACE INTO entries
-		(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance, problem) VALUES `, entryRows); err != nil {
+		(idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance, problem, reason, advisory) VALUES `, entryRows); err != nil {
 		return err
 	}
 	if err := insertRows(ctx, tx, `INSERT OR IGNORE INTO lookup (value, what, idx) VALUES `, lookupRows); err != nil {
@@ -307,7 +312,7 @@ func (d *DB) Add(ctx context.Context, recs []Record, next uint64) error {
 	return nil
 }
 
-const entryCols = `idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance, problem`
+const entryCols = `idx, kind, payload_hash, entry_sha256, signer_key, signer_name, platform, version, primary_measurement, time, ref_idx, outcome, has_provenance, problem, reason, advisory`
 
 func scanEntries(rows *sql.Rows) ([]Entry, error) {
 	defer rows.Close()
@@ -317,7 +322,7 @@ func scanEntries(rows *sql.Rows) ([]Entry, error) {
 		var kind, t string
 		var ref sql.NullInt64
 		if err := rows.Scan(&e.Index, &kind, &e.PayloadHash, &e.EntrySHA256, &e.SignerKey, &e.SignerName,
-			&e.Platform, &e.Version, &e.Measurement, &t, &ref, &e.Outcome, &e.HasProvenance, &e.Problem); err != nil {
+			&e.Platform, &e.Version, &e.Measurement, &t, &ref, &e.Outcome, &e.HasProvenance, &e.Problem, &e.Reason, &e.Advisory); err != nil {
 			return nil, err
 		}
 		e.Kind = statement.Kind(kind)

@@ -265,7 +265,60 @@ func TestBrowser(t *testing.T) {
 		}() {
 			t.Errorf("phone %s: page is wider than the screen (scrollWidth, innerWidth = %s)", p.path, w)
 		}
+		b.layoutOK(t, "phone "+p.path)
 		b.save(t, p.name, chromedp.CaptureScreenshot()) // what the phone shows first
 	}
+	// And a desktop, the same pages.
+	for _, p := range []struct{ name, path string }{
+		{"11-desktop-entry.png", fmt.Sprintf("/ui/entry/%d", tl.provRelease)},
+		{"12-desktop-dashboard.png", "/audit/"},
+		{"13-desktop-home.png", "/ui/"},
+	} {
+		b.do(t, "desktop "+p.path,
+			chromedp.EmulateViewport(1280, 900),
+			chromedp.Navigate(srv.URL+p.path), chromedp.WaitVisible(chromedp.CSS("main")))
+		b.layoutOK(t, "desktop "+p.path)
+		b.save(t, p.name, chromedp.CaptureScreenshot())
+	}
 	b.noDialogs(t)
+}
+
+// layoutOK checks the page as laid out: no table wider than the content
+// column (it would scroll sideways), and no word of prose broken across
+// lines ("reproductio n") except at a hyphen or slash; hex, code and pre
+// may break anywhere, and a word longer than 30 characters may break.
+func (b *browser) layoutOK(t *testing.T, what string) {
+	t.Helper()
+	got := b.eval(t, `(() => {
+		const bad = [];
+		const main = document.querySelector("main");
+		const mw = main.clientWidth;
+		for (const tb of main.querySelectorAll("table")) {
+			const w = tb.getBoundingClientRect().width;
+			if (w > mw + 1) bad.push("table " + Math.round(w) + "px in a " + mw + "px column: " + tb.textContent.trim().slice(0, 40));
+		}
+		const walk = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+		for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+			const el = n.parentElement;
+			if (!el || el.closest("code, pre, .hex, .ctl, script, style, details:not([open])") || el.offsetParent === null) continue;
+			// Parts between spaces, hyphens and slashes of words up to 30
+			// characters: a line may end at a hyphen or a slash, not inside
+			// a part; a longer word (a URL) may break anywhere.
+			for (const w of n.data.matchAll(/\S+/g)) {
+			  if (w[0].length > 30) continue;
+			  for (const m of w[0].matchAll(/[^\/-]+/g)) {
+				if (m[0].length < 2) continue;
+				const at = w.index + m.index;
+				const r = document.createRange();
+				r.setStart(n, at); r.setEnd(n, at + m[0].length);
+				const lines = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
+				if (lines.size > 1) bad.push("word broken across lines: " + m[0]);
+			  }
+			}
+		}
+		return bad.slice(0, 10).join("\n");
+	})()`)
+	if got != "" {
+		t.Errorf("%s:\n%s", what, got)
+	}
 }

@@ -80,6 +80,7 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 		// Tessera's POSIX and MySQL drivers do not push back themselves;
 		// bound what waits for integration and indexing here.
 		l.pendingMu.Unlock()
+		l.metrics.pushback.Inc()
 		return Result{Kind: p.Kind}, fmt.Errorf("%w: %d entries are waiting to be integrated; retry shortly", tessera.ErrPushback, l.cfg.Pushback)
 	}
 	if !dup {

@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +65,12 @@ type Log struct {
 	done    chan struct{}
 
 	metrics *metrics
+	// witnesses are those of the witness policy, for the cosignature
+	// metrics; published is when the follower last saw the published
+	// checkpoint change (unix nanoseconds), and its size.
+	witnesses     []*policy.Witness
+	publishedAt   atomic.Int64
+	publishedSize atomic.Uint64
 
 	tesseraCancel context.CancelFunc
 	closeOnce     sync.Once
@@ -93,7 +101,8 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 	}
 	// Parse with our parser first for line-numbered errors, then with
 	// Tessera's, which drives the witnessing.
-	if _, err := policy.Parse(wpText); err != nil {
+	wpol, err := policy.Parse(wpText)
+	if err != nil {
 		return nil, fmt.Errorf("witness_policy %s: %w", cfg.WitnessPolicy, err)
 	}
 	wg, err := tessera.NewWitnessGroupFromPolicy(wpText)
@@ -124,6 +133,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 	if l.verifier, err = note.NewVerifier(vkey); err != nil {
 		return nil, err
 	}
+	l.witnesses = wpol.Witnesses
 
 	hc := &http.Client{Timeout: cfg.WitnessTimeout}
 	var driver tessera.Driver
@@ -181,6 +191,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 	fctx, cancel := context.WithCancel(context.Background())
 	l.stop = cancel
 	go l.follow(fctx)
+	l.registerGauges()
 	opened = true
 	return l, nil
 }
@@ -247,6 +258,10 @@ type metrics struct {
 	// unreadable counts entries the indexer could not parse and
 	// recorded as unreadable (each is also logged with its index).
 	unreadable prometheus.Counter
+	pushback   prometheus.Counter
+	// cosigned counts published checkpoints by witness and whether they
+	// carry its valid cosignature.
+	cosigned *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -267,9 +282,74 @@ func newMetrics() *metrics {
 	m.unreadable = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "attestlog_log_unreadable_entries_total", Help: "Entries the indexer could not parse and recorded as unreadable (listed by GET /unreadable).",
 	})
-	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed, m.unreadable,
+	m.pushback = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "attestlog_log_pushback_total", Help: "POST /add answered 503 because too many entries await integration.",
+	})
+	m.cosigned = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "attestlog_log_checkpoint_cosignatures_total", Help: "Published checkpoints by witness of the witness policy, and whether each carried that witness's valid cosignature (result=present|missing).",
+	}, []string{"witness", "result"})
+	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed, m.unreadable, m.pushback, m.cosigned,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// registerGauges adds the gauges read at scrape time: sizes, lags and the
+// age of the published checkpoint.
+func (l *Log) registerGauges() {
+	read := func(f func(ctx context.Context) (uint64, error)) float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := f(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	}
+	integrated := func() float64 { return read(l.reader.IntegratedSize) }
+	indexed := func() float64 { return read(l.idx.Next) }
+	published := func() float64 {
+		if l.publishedAt.Load() == 0 {
+			return math.NaN()
+		}
+		return float64(l.publishedSize.Load())
+	}
+	gauge := func(name, help string, f func() float64) {
+		l.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	gauge("attestlog_log_sequenced_entries", "Entries sequenced (accepted, maybe not yet integrated).", func() float64 { return read(l.reader.NextIndex) })
+	gauge("attestlog_log_integrated_size", "Size of the integrated tree.", integrated)
+	gauge("attestlog_log_tree_size", "Size of the published (witnessed) checkpoint.", published)
+	gauge("attestlog_log_checkpoint_age_seconds", "Seconds since the published checkpoint last changed.", func() float64 {
+		at := l.publishedAt.Load()
+		if at == 0 {
+			return math.NaN()
+		}
+		return time.Since(time.Unix(0, at)).Seconds()
+	})
+	gauge("attestlog_log_quorum_lag_entries", "Integrated entries no published (witnessed) checkpoint covers yet.", func() float64 { return integrated() - published() })
+	gauge("attestlog_log_index_lag_entries", "Integrated entries the measurement index does not cover yet.", func() float64 { return integrated() - indexed() })
+}
+
+// countCosignatures records, for a newly published checkpoint, which
+// witnesses of the policy cosigned it.
+func (l *Log) countCosignatures(cp []byte) {
+	vs := []note.Verifier{l.verifier}
+	for _, w := range l.witnesses {
+		vs = append(vs, w.Verifier)
+	}
+	n, err := note.Open(cp, note.VerifierList(vs...))
+	if err != nil {
+		return
+	}
+	for _, w := range l.witnesses {
+		result := "missing"
+		for _, s := range n.Sigs {
+			if s.Name == w.Verifier.Name() && s.Hash == w.Verifier.KeyHash() {
+				result = "present"
+			}
+		}
+		l.metrics.cosigned.WithLabelValues(w.Name, result).Inc()
+	}
 }
 
 // waitIndexed blocks until the index covers idx or ctx ends.

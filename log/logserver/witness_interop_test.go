@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -122,4 +125,55 @@ func TestLogWithThreeWitnesses(t *testing.T) {
 	}
 	tl.verifyProof(t, p, entries[4])
 	checkWithTorchwood(t, tl.url, tl.policy, entries)
+
+	// The metrics say who cosigned and how far behind each part is.
+	var m string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m = scrape(t, tl.url)
+		if strings.Contains(m, `attestlog_log_checkpoint_cosignatures_total{result="present",witness="omni"}`) && metricValue(m, "attestlog_log_tree_size") >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed the cosigned checkpoint:\n%s", grepLines(m, "attestlog_log"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, w := range []string{"ours", "lite", "omni"} {
+		if strings.Contains(m, `attestlog_log_checkpoint_cosignatures_total{result="missing",witness="`+w+`"}`) {
+			t.Errorf("metrics count a checkpoint published without %s's cosignature:\n%s", w, grepLines(m, "cosignatures"))
+		}
+	}
+	for _, name := range []string{"attestlog_log_integrated_size", "attestlog_log_sequenced_entries", "attestlog_log_checkpoint_age_seconds", "attestlog_log_quorum_lag_entries", "attestlog_log_index_lag_entries", "attestlog_log_pushback_total"} {
+		if v := metricValue(m, name); v < 0 || v != v {
+			t.Errorf("%s = %v", name, v)
+		}
+	}
+	if metricValue(m, "attestlog_log_integrated_size") < 5 {
+		t.Errorf("integrated size %v, want ≥ 5", metricValue(m, "attestlog_log_integrated_size"))
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// metricValue is the value of an unlabelled metric, or -1.
+func metricValue(m, name string) float64 {
+	for _, l := range strings.Split(m, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

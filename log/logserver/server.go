@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,10 @@ type Log struct {
 	closeErr      error
 }
 
+// startupWitnessWait bounds how long Open waits for the witness quorum to
+// cosign the checkpoint Tessera publishes when it starts.
+const startupWitnessWait = 2 * time.Minute
+
 // Open starts the log described by cfg. cfg must have passed Validate.
 // The log signs and witnesses checkpoints in the background until Close.
 func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
@@ -136,23 +141,24 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 	l.witnesses = wpol.Witnesses
 
 	hc := &http.Client{Timeout: cfg.WitnessTimeout}
-	var driver tessera.Driver
-	switch {
-	case cfg.Storage.POSIX != nil:
-		if err := os.MkdirAll(cfg.Storage.POSIX.Dir, 0o755); err != nil {
-			return nil, err
+	newDriver := func() (tessera.Driver, error) {
+		switch {
+		case cfg.Storage.POSIX != nil:
+			if err := os.MkdirAll(cfg.Storage.POSIX.Dir, 0o755); err != nil {
+				return nil, err
+			}
+			return posix.New(ctx, posix.Config{Path: cfg.Storage.POSIX.Dir, HTTPClient: hc})
+		case cfg.Storage.MySQL != nil:
+			if l.db == nil {
+				db, err := openMySQL(ctx, cfg.Storage.MySQL.DSN)
+				if err != nil {
+					return nil, err
+				}
+				l.db = db
+			}
+			return mysql.New(ctx, l.db)
 		}
-		driver, err = posix.New(ctx, posix.Config{Path: cfg.Storage.POSIX.Dir, HTTPClient: hc})
-	case cfg.Storage.MySQL != nil:
-		l.db, err = openMySQL(ctx, cfg.Storage.MySQL.DSN)
-		if err != nil {
-			return nil, err
-		}
-		driver, err = mysql.New(ctx, l.db)
-	}
-	if err != nil {
-		l.closeDB()
-		return nil, fmt.Errorf("storage: %w", err)
+		return nil, errors.New("no storage configured")
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
@@ -160,10 +166,38 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		WithCheckpointInterval(cfg.CheckpointInterval).
 		WithPushback(cfg.Pushback).
 		WithWitnesses(wg, &tessera.WitnessOptions{Timeout: cfg.WitnessTimeout})
-	app, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
-	if err != nil {
-		l.closeDB()
-		return nil, fmt.Errorf("starting Tessera: %w", err)
+	// Tessera publishes a first checkpoint when it starts, and that needs
+	// the witness quorum: a witness starting at the same time, or down for
+	// a moment, must not stop the log from starting. Retry for a while,
+	// saying so.
+	var (
+		app      *tessera.Appender
+		shutdown func(context.Context) error
+		reader   tessera.LogReader
+	)
+	deadline := time.Now().Add(startupWitnessWait)
+	for attempt := 1; ; attempt++ {
+		driver, err := newDriver()
+		if err != nil {
+			l.closeDB()
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+		app, shutdown, reader, err = tessera.NewAppender(ctx, driver, opts)
+		if err == nil {
+			break
+		}
+		// Tessera's witness.ErrPolicyNotSatisfied is internal: match its text.
+		if !strings.Contains(err.Error(), "witness policy was not satisfied") || time.Now().After(deadline) {
+			l.closeDB()
+			return nil, fmt.Errorf("starting Tessera: %w", err)
+		}
+		logger.Warn("waiting for the witness quorum to cosign the log's checkpoint before serving", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			l.closeDB()
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	l.add, l.reader, l.shutdown = app.Add, reader, shutdown
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -176,4 +177,65 @@ func metricValue(m, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestStartsBeforeItsWitness: a log whose witness is not up yet (started
+// together, or down for a moment) waits for it and starts, rather than
+// refusing to.
+func TestStartsBeforeItsWitness(t *testing.T) {
+	keyDir := t.TempDir()
+	skeyPath := filepath.Join(keyDir, "log.key")
+	g, err := keyfile.Generate(keyfile.KindLog, testOrigin, skeyPath, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wskey, _, _ := note.GenerateKey(rand.Reader, "late.witness.test")
+	wkey := filepath.Join(keyDir, "witness.key")
+	if err := keyfile.WritePrivate(wkey, []byte(wskey)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := witness.Open(t.Context(), witness.Config{Key: wkey, DB: filepath.Join(keyDir, "witness.db"),
+		Logs: []witness.LogConfig{{Origin: testOrigin, VKey: g.Public}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there yet
+	wp := fmt.Sprintf("witness late %s http://%s\nquorum late\n", w.VerifierKey(), addr)
+	go func() {
+		time.Sleep(3 * time.Second)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("the witness cannot listen on %s: %v", addr, err)
+			return
+		}
+		srv := &http.Server{Handler: w.Handler()}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+	}()
+	tl := newTestLogWitnessedKey(t, skeyPath, wp)
+	// Until the witness is up, the log publishes nothing unwitnessed.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		cp, err := tl.client.Checkpoint(t.Context())
+		if err != nil {
+			continue // none published yet
+		}
+		if c, err := tl.policy.VerifyCheckpoint(cp); err != nil || !c.QuorumMet {
+			t.Fatalf("the log published a checkpoint its witness did not cosign: %v\n%s", err, cp)
+		}
+	}
+	i := tl.add(t, release(t, tl.operator, measurement(900)))
+	p, _, err := tl.client.WaitProof(t.Context(), i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := tl.policy.VerifyCheckpoint(p.Checkpoint)
+	if err != nil || !cp.QuorumMet {
+		t.Fatalf("checkpoint after the late start: %v", err)
+	}
 }

@@ -22,6 +22,10 @@ var ErrNotFound = errors.New("not found")
 // Store is an open state database. It is safe for concurrent use.
 type Store struct {
 	db *sql.DB
+	// ro reads for the dashboard and the HTTP API, beside the one writer
+	// connection (WAL lets them), so that a page does not queue behind the
+	// auditor's writes.
+	ro *sql.DB
 }
 
 const schema = `
@@ -102,7 +106,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening auditor database %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	ro, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ro.SetMaxOpenConns(4)
+	return &Store{db: db, ro: ro}, nil
 }
 
 // addAlertCloseColumns adds the columns for closing alerts to a database
@@ -118,7 +128,7 @@ func addAlertCloseColumns(ctx context.Context, db *sql.DB) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.ro.Close(), s.db.Close()) }
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
 
@@ -291,7 +301,11 @@ func scanRelease(sc interface{ Scan(...any) error }) (Release, error) {
 }
 
 func (s *Store) releases(ctx context.Context, where string, args ...any) ([]Release, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE `+where, args...)
+	return releasesFrom(ctx, s.db, where, args...)
+}
+
+func releasesFrom(ctx context.Context, db *sql.DB, where string, args ...any) ([]Release, error) {
+	rows, err := db.QueryContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -535,7 +549,7 @@ func (s *Store) Alerts(ctx context.Context) ([]Alert, error) {
 // first, with their webhook deliveries, and how many such alerts there are.
 func (s *Store) AlertsPage(ctx context.Context, open bool, n int) ([]Alert, int, error) {
 	var total int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM alerts WHERE open = ?`, open).Scan(&total); err != nil {
+	if err := s.ro.QueryRowContext(ctx, `SELECT count(*) FROM alerts WHERE open = ?`, open).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	out, err := s.queryAlerts(ctx, `WHERE open = ? ORDER BY id DESC LIMIT ?`, open, n)
@@ -560,7 +574,7 @@ func (s *Store) AlertByID(ctx context.Context, id int64) (*Alert, error) {
 }
 
 func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]Alert, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, key, kind, subject, time, summary, evidence, open, closed, close_note FROM alerts `+where, args...)
+	rows, err := s.ro.QueryContext(ctx, `SELECT id, key, kind, subject, time, summary, evidence, open, closed, close_note FROM alerts `+where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -585,7 +599,7 @@ func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]A
 		return nil, err
 	}
 	for id, i := range byID {
-		drows, err := s.db.QueryContext(ctx, `SELECT url, attempts, delivered, last_error FROM outbox WHERE alert_id = ? ORDER BY url`, id)
+		drows, err := s.ro.QueryContext(ctx, `SELECT url, attempts, delivered, last_error FROM outbox WHERE alert_id = ? ORDER BY url`, id)
 		if err != nil {
 			return nil, err
 		}
@@ -678,12 +692,12 @@ func (s *Store) Releases(ctx context.Context) ([]Release, error) {
 // RecentReleases returns the n releases with the highest indexes (of any
 // log), highest first.
 func (s *Store) RecentReleases(ctx context.Context, n int) ([]Release, error) {
-	return s.releases(ctx, `1 = 1 ORDER BY idx DESC LIMIT ?`, n)
+	return releasesFrom(ctx, s.ro, `1 = 1 ORDER BY idx DESC LIMIT ?`, n)
 }
 
 // ReleaseCounts counts the releases by rebuild state.
 func (s *Store) ReleaseCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT rebuild, count(*) FROM releases GROUP BY rebuild`)
+	rows, err := s.ro.QueryContext(ctx, `SELECT rebuild, count(*) FROM releases GROUP BY rebuild`)
 	if err != nil {
 		return nil, err
 	}

@@ -341,7 +341,7 @@ func runBenchSoak(args []string) error {
 		defer t.Stop()
 		for {
 			if kb, err := vmRSS(info.PID); err == nil {
-				rss = append(rss, rssSample{time.Since(start).Round(time.Second), kb})
+				rss = append(rss, rssSample{jsonDuration(time.Since(start).Round(time.Second)), kb})
 				fmt.Fprintf(stderr, "  %v: RSS %d MiB, %d entries acknowledged\n", time.Since(start).Round(time.Second), kb>>10, ak.count())
 			}
 			select {
@@ -357,7 +357,7 @@ func runBenchSoak(args []string) error {
 		return ctx.Err()
 	}
 	if kb, err := vmRSS(info.PID); err == nil {
-		rss = append(rss, rssSample{elapsed.Round(time.Second), kb})
+		rss = append(rss, rssSample{jsonDuration(elapsed.Round(time.Second)), kb})
 	}
 
 	fmt.Fprintf(stderr, "load done; checking every acknowledged entry against the tree…\n")
@@ -440,8 +440,25 @@ func slowBody(ctx context.Context, base, path string) (int, error) {
 }
 
 type rssSample struct {
-	At time.Duration `json:"at"`
-	KB int64         `json:"kb"`
+	At jsonDuration `json:"at"`
+	KB int64        `json:"kb"`
+}
+
+// jsonDuration is a duration written as text ("1m0s") in JSON.
+type jsonDuration time.Duration
+
+func (d jsonDuration) String() string { return time.Duration(d).String() }
+
+func (d jsonDuration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = jsonDuration(v)
+	return err
 }
 
 // vmRSS reads a process's resident set size in KiB from /proc.
@@ -549,9 +566,9 @@ func nodeHash(l, r [32]byte) [32]byte {
 
 // soakResult is the soak's report.
 type soakResult struct {
-	Duration    time.Duration             `json:"duration"`
+	Duration    jsonDuration              `json:"duration"`
 	Requests    map[string]map[string]int `json:"requests"` // route → status (or "no answer") → count
-	P99         map[string]time.Duration  `json:"p99"`
+	P99         map[string]jsonDuration   `json:"p99"`
 	ServerError int                       `json:"server_errors"` // 5xx other than 503
 	NoAnswer    int                       `json:"no_answer"`
 	CheckFails  int                       `json:"failed_checks"`
@@ -564,7 +581,7 @@ type soakResult struct {
 func soakReport(st *soakStats, rss []rssSample, d time.Duration, cons soakCheck, acked int) soakResult {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	r := soakResult{Duration: d.Round(time.Second), Requests: map[string]map[string]int{}, P99: map[string]time.Duration{},
+	r := soakResult{Duration: jsonDuration(d.Round(time.Second)), Requests: map[string]map[string]int{}, P99: map[string]jsonDuration{},
 		CheckFails: st.nFails, Fails: st.fails, RSS: rss, Consistency: cons}
 	for route, codes := range st.status {
 		m := map[string]int{}
@@ -578,7 +595,7 @@ func soakReport(st *soakStats, rss []rssSample, d time.Duration, cons soakCheck,
 		l := st.lat[route]
 		slices.Sort(l)
 		if len(l) > 0 {
-			r.P99[route] = l[min(len(l)*99/100, len(l)-1)].Round(time.Microsecond)
+			r.P99[route] = jsonDuration(l[min(len(l)*99/100, len(l)-1)].Round(time.Microsecond))
 		}
 	}
 	for route, n := range st.errs {

@@ -14,6 +14,7 @@
 package rebuild
 
 import (
+	"encoding/json"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -176,6 +177,16 @@ type Result struct {
 	// operator controls, never the auditor's.
 	BuildOutput string        `json:"untrusted_build_output_tail,omitempty"`
 	Duration    time.Duration `json:"duration"`
+}
+
+// MarshalJSON writes the duration for a person ("42ms"), not in
+// nanoseconds: results are alert evidence people read.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	return json.Marshal(struct {
+		plain
+		Duration string `json:"duration"`
+	}{plain(r), r.Duration.Round(time.Millisecond).String()})
 }
 
 func failed(r *Result, format string, args ...any) *Result {

@@ -1,8 +1,10 @@
 package rebuild
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -52,4 +54,13 @@ func FuzzOutputTail(f *testing.F) {
 			t.Fatalf("OutputTail of %d bytes is %d bytes", len(s), len(out))
 		}
 	})
+}
+
+// TestResultDurationForPeople: a result's JSON (alert evidence) gives its
+// duration as text.
+func TestResultDurationForPeople(t *testing.T) {
+	b, err := json.Marshal(&Result{Outcome: Failed, Duration: 42*time.Millisecond + 300*time.Microsecond})
+	if err != nil || !strings.Contains(string(b), `"duration":"42ms"`) {
+		t.Errorf("Result JSON = %s, %v", b, err)
+	}
 }

@@ -334,7 +334,6 @@ type checkedEntry struct {
 	rawEntry
 	p       *statement.Parsed
 	signer  statement.PublicKey
-	byAuth  bool // a revocation signed by an authority
 	invalid string
 }
 
@@ -414,7 +413,7 @@ func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, raw []rawEntr
 					return err
 				case why != "":
 					c.invalid = "revocation " + why
-				case !c.byAuth && r.Signer != c.signer.ID():
+				case !revokerOK(l.pol, c.p.Envelope, r.Signer):
 					c.invalid = fmt.Sprintf("revocation of entry %d is signed by operator key %s, not by the release's operator or an authority", c.p.Ref.Index, c.signer.ID())
 				default:
 					if _, dup := b.Revocations[r.Index]; !dup && r.Revoked == "" {
@@ -499,7 +498,7 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 		c.signer = k
 	case statement.KindRevocation:
 		if k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Authorities)); ok {
-			c.signer, c.byAuth = k, true
+			c.signer = k
 			return c
 		}
 		k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators))
@@ -510,6 +509,12 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 		c.signer = k
 	}
 	return c
+}
+
+// revokerOK applies the policy's one rule of who may revoke a release.
+func revokerOK(pol *policy.Policy, env *statement.Envelope, releaseSigner string) bool {
+	_, ok := pol.Revoker(env, releaseSigner)
+	return ok
 }
 
 // checkProvenance checks a release's provenance with the hook, or by

@@ -343,3 +343,33 @@ func (p *Policy) Log(origin string) *Log {
 	}
 	return nil
 }
+
+// Revoker decides who may revoke a release — the one rule the log's
+// admission, the auditor and the client decision all apply: an authority
+// of the policy, or the operator whose key signed the release
+// (releaseSigner, its key ID; "" or "keyless" for a release signed
+// keylessly, which only an authority can revoke). A signature counts only
+// if it verifies: the key ID it names is a hint, not evidence. It returns
+// the principal whose signature authorizes the revocation.
+func (p *Policy) Revoker(revocation *statement.Envelope, releaseSigner string) (Principal, bool) {
+	if revocation == nil {
+		return Principal{}, false
+	}
+	if k, ok := revocation.VerifiedBy(Keys(p.Authorities)); ok {
+		if pr, ok := Named(p.Authorities, k); ok {
+			return pr, true
+		}
+	}
+	if releaseSigner == "" || releaseSigner == "keyless" {
+		return Principal{}, false
+	}
+	for _, op := range p.Operators {
+		if op.Key.ID() != releaseSigner {
+			continue
+		}
+		if _, ok := revocation.VerifiedBy([]statement.PublicKey{op.Key}); ok {
+			return op, true
+		}
+	}
+	return Principal{}, false
+}

@@ -197,3 +197,57 @@ func FuzzOpenCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// TestRevoker pins who may revoke a release: the one rule admission, the
+// auditor and the client apply.
+func TestRevoker(t *testing.T) {
+	gen := func() *statement.Signer {
+		s, err := statement.GenerateSigner(statement.AlgEd25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	op, other, auth, stranger := gen(), gen(), gen(), gen()
+	pol, err := Parse([]byte(fmt.Sprintf("operator acme %s\noperator beta %s\nauthority sec %s\n", op.Public(), other.Public(), auth.Public())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte(`{"revocation":"of release 3"}`)
+	sign := func(ss ...*statement.Signer) *statement.Envelope {
+		env := &statement.Envelope{PayloadType: statement.PayloadType, Payload: payload}
+		for _, s := range ss {
+			e, err := statement.SignEnvelope(payload, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.Signatures = append(env.Signatures, e.Signatures...)
+		}
+		return env
+	}
+	claiming := sign(stranger)
+	claiming.Signatures[0].KeyID = op.Public().ID() // claims the operator's key ID
+	relSigner := op.Public().ID()
+	for _, tc := range []struct {
+		name   string
+		env    *statement.Envelope
+		signer string
+		want   string // principal name, "" for refused
+	}{
+		{"the release's operator", sign(op), relSigner, "acme"},
+		{"an authority", sign(auth), relSigner, "sec"},
+		{"another operator", sign(other), relSigner, ""},
+		{"a stranger", sign(stranger), relSigner, ""},
+		{"a signature that merely claims the operator's key ID", claiming, relSigner, ""},
+		{"another operator and the release's operator", sign(other, op), relSigner, "acme"},
+		{"a keyless release, by an operator", sign(op), "keyless", ""},
+		{"a keyless release, by an authority", sign(auth), "keyless", "sec"},
+		{"a release whose operator left the policy", sign(stranger), stranger.Public().ID(), ""},
+		{"no envelope", nil, relSigner, ""},
+	} {
+		pr, ok := pol.Revoker(tc.env, tc.signer)
+		if got := map[bool]string{true: pr.Name}[ok]; got != tc.want {
+			t.Errorf("%s: Revoker = %q, %v; want %q", tc.name, pr.Name, ok, tc.want)
+		}
+	}
+}

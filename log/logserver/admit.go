@@ -180,10 +180,7 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed) error {
 		if err != nil {
 			return err
 		}
-		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Authorities)); ok {
-			return nil
-		}
-		if k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators)); ok && k.ID() == rel.SignerKey {
+		if _, ok := pol.Revoker(p.Envelope, rel.SignerKey); ok {
 			return nil
 		}
 		return fmt.Errorf("%w: a revocation must be signed by the operator that published release %d or by an authority of the log's policy", ErrForbidden, p.Ref.Index)

@@ -382,13 +382,12 @@ func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement
 		}
 		switch st.Kind {
 		case statement.KindRevocation:
-			// Who may revoke: an authority, or the release's operator.
-			_, byAuthority := st.Envelope.VerifiedBy(policy.Keys(v.pol.Authorities))
-			byOperator := false
+			// Who may revoke: the policy's one rule.
+			relSigner := ""
 			if relKey != nil {
-				_, byOperator = st.Envelope.VerifiedBy([]statement.PublicKey{*relKey})
+				relSigner = relKey.ID()
 			}
-			if byAuthority || byOperator {
+			if _, ok := v.pol.Revoker(st.Envelope, relSigner); ok {
 				reason := st.Revocation.Reason
 				if st.Revocation.Advisory != "" {
 					reason += " (" + st.Revocation.Advisory + ")"

@@ -14,12 +14,12 @@
 package rebuild
 
 import (
-	"encoding/json"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"

@@ -42,8 +42,11 @@ func Unmarshal(data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer {
 		return errors.New("yamlx: Unmarshal needs a pointer")
 	}
-	w := &walker{}
+	w := &walker{budget: maxNodes}
 	w.walk(root, rv.Type().Elem(), "")
+	if w.budget < 0 {
+		return errors.New("the document has too many values, or aliases that expand to too many")
+	}
 	if len(w.errs) > 0 {
 		if w.more > 0 {
 			w.errs = append(w.errs, fmt.Sprintf("(and %d more)", w.more))
@@ -60,7 +63,13 @@ func Unmarshal(data []byte, v any) error {
 type walker struct {
 	errs []string
 	more int
+	// budget bounds the nodes visited, aliases expanded: an alias bomb
+	// ("a: &a [x, x], b: &b [*a, *a], …") must not expand exponentially.
+	budget int
 }
+
+// maxNodes is the budget of a walk.
+const maxNodes = 200000
 
 func (w *walker) errf(n *yaml.Node, path, format string, args ...any) {
 	if len(w.errs) >= maxErrors {
@@ -88,6 +97,9 @@ func join(path, key string) string {
 }
 
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+	if w.budget--; w.budget < 0 {
+		return
+	}
 	if n.Kind == yaml.AliasNode {
 		if n.Alias == nil {
 			return

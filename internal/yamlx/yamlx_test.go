@@ -1,6 +1,7 @@
 package yamlx
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -69,4 +70,22 @@ func FuzzUnmarshal(f *testing.F) {
 		var d doc
 		_ = Unmarshal(b, &d)
 	})
+}
+
+// TestAliasBomb: aliases that expand exponentially are refused quickly.
+func TestAliasBomb(t *testing.T) {
+	b := "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+	for i := 1; i < 12; i++ {
+		b += fmt.Sprintf("a%d: &a%d [*a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d, *a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	// 10^12 values once expanded: the walk's budget (or yaml.v3's alias
+	// limit) stops it, whatever the target.
+	var m map[string]any
+	if err := Unmarshal([]byte(b), &m); err == nil {
+		t.Error("an alias bomb decoded")
+	}
+	var typed map[string][][][][][][][][][][][][]string
+	if err := Unmarshal([]byte(b), &typed); err == nil || !strings.Contains(err.Error(), "aliases that expand to too many") {
+		t.Errorf("an alias bomb into a deep type: %v", err)
+	}
 }

@@ -112,7 +112,7 @@ func (a *Auditor) checkpoint(ctx context.Context, l *followedLog, raw []byte, sr
 	if fromLog {
 		kind = "log"
 	}
-	cp, err := l.pol.OpenCheckpoint(raw)
+	cp, err := l.pol.InspectCheckpoint(raw)
 	if err != nil {
 		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, kind, "bad-signature").Inc()
 		return fmt.Errorf("checkpoint from %s: %w", src, err)
@@ -156,7 +156,7 @@ func (a *Auditor) checkpoint(ctx context.Context, l *followedLog, raw []byte, sr
 // compare checks a verified checkpoint against the followed tree cur,
 // advancing the tree when the checkpoint is the log's and extends it.
 func (a *Auditor) compare(ctx context.Context, l *followedLog, cur *store.LogState, raw []byte, src string) error {
-	cp, err := l.pol.OpenCheckpoint(raw)
+	cp, err := l.pol.InspectCheckpoint(raw)
 	if err != nil {
 		return err
 	}

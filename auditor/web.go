@@ -161,7 +161,7 @@ func (d dashboardSource) Logs(ctx context.Context) ([]web.AuditLog, error) {
 		}
 		var cosigned map[string]web.AuditWitness
 		if ls, err := a.st.Log(ctx, l.cfg.Origin); err == nil && len(ls.Checkpoint) > 0 {
-			if cp, err := l.pol.OpenCheckpoint(ls.Checkpoint); err == nil {
+			if cp, err := l.pol.InspectCheckpoint(ls.Checkpoint); err == nil {
 				cosigned = map[string]web.AuditWitness{}
 				for name, t := range cp.Cosigned {
 					cosigned[name] = web.AuditWitness{CosignedSize: uint64(cp.N), CosignedAt: t}

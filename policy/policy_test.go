@@ -113,26 +113,26 @@ func TestCheckpointErrors(t *testing.T) {
 	body := "example.com/log\n5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
 	// Signed by another key with the same name.
 	forged, _ := note.Sign(&note.Note{Text: body}, other.logSigner)
-	if _, err := p.OpenCheckpoint(forged); !errors.Is(err, ErrLogSignature) {
+	if _, err := p.InspectCheckpoint(forged); !errors.Is(err, ErrLogSignature) {
 		t.Errorf("forged log signature: %v, want ErrLogSignature", err)
 	}
 	// Unknown origin.
 	s2, _, _ := note.GenerateKey(rand.Reader, "other.example/log")
 	sg, _ := note.NewSigner(s2)
 	unknown, _ := note.Sign(&note.Note{Text: strings.Replace(body, "example.com/log", "other.example/log", 1)}, sg)
-	if _, err := p.OpenCheckpoint(unknown); !errors.Is(err, ErrUnknownLog) {
+	if _, err := p.InspectCheckpoint(unknown); !errors.Is(err, ErrUnknownLog) {
 		t.Errorf("unknown log: %v, want ErrUnknownLog", err)
 	}
 	// A witness cosignature under a key the policy does not list is not
 	// counted.
 	good, _ := note.Sign(&note.Note{Text: body}, k.logSigner, other.wSigners[0])
-	c, err := p.OpenCheckpoint(good)
+	c, err := p.InspectCheckpoint(good)
 	if err != nil || len(c.Cosigned) != 0 || c.QuorumMet {
 		t.Errorf("foreign cosignature counted: %+v, %v", c, err)
 	}
 	// Tampered body.
 	tampered := []byte(strings.Replace(string(good), "\n5\n", "\n6\n", 1))
-	if _, err := p.OpenCheckpoint(tampered); err == nil {
+	if _, err := p.InspectCheckpoint(tampered); err == nil {
 		t.Error("tampered checkpoint accepted")
 	}
 }
@@ -187,7 +187,7 @@ func FuzzOpenCheckpoint(f *testing.F) {
 	cp, _ := note.Sign(&note.Note{Text: "example.com/log\n5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"}, k.logSigner, k.wSigners[0], k.wSigners[1])
 	f.Add(cp)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := p.OpenCheckpoint(b)
+		c, err := p.InspectCheckpoint(b)
 		if err != nil {
 			return
 		}

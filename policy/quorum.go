@@ -100,10 +100,13 @@ func (c *Checkpoint) CosignerNames() []string {
 	return n
 }
 
-// OpenCheckpoint verifies the log signature of a signed checkpoint note and
-// collects the valid cosignatures of the policy's witnesses. It does not
-// require the quorum; see [Policy.VerifyCheckpoint].
-func (p *Policy) OpenCheckpoint(signed []byte) (*Checkpoint, error) {
+// InspectCheckpoint verifies the log signature of a signed checkpoint note
+// and collects the valid cosignatures of the policy's witnesses, WITHOUT
+// requiring the quorum: for pages and monitors that show partial
+// cosignatures, and for callers that report a missing quorum themselves
+// (QuorumMet says). A trust decision calls [Policy.VerifyCheckpoint],
+// which fails unless the quorum holds.
+func (p *Policy) InspectCheckpoint(signed []byte) (*Checkpoint, error) {
 	if len(signed) > MaxCheckpointSize {
 		return nil, fmt.Errorf("%w: checkpoint is %d bytes, the limit is %d", ErrLogSignature, len(signed), MaxCheckpointSize)
 	}
@@ -160,9 +163,11 @@ func boolSet(m map[string]time.Time) map[string]bool {
 	return s
 }
 
-// VerifyCheckpoint is OpenCheckpoint that also requires the quorum.
+// VerifyCheckpoint opens a checkpoint for a trust decision: the log's
+// signature and the policy's witness quorum, or an error (ErrQuorum;
+// ErrNoQuorumPolicy for a policy without a quorum line).
 func (p *Policy) VerifyCheckpoint(signed []byte) (*Checkpoint, error) {
-	c, err := p.OpenCheckpoint(signed)
+	c, err := p.InspectCheckpoint(signed)
 	if err != nil {
 		return nil, err
 	}

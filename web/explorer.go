@@ -93,7 +93,7 @@ func NewExplorer(l Log, opts ...Option) (*Explorer, error) {
 		return nil, fmt.Errorf("web: log key: %v", err)
 	}
 	// The log's witness policy has no log line; add the log's own key so
-	// that policy.OpenCheckpoint can check the log signature too.
+	// that policy.InspectCheckpoint can check the log signature too.
 	pol, err := policy.Parse([]byte("log " + l.VKey() + "\n" + string(o.witnessPolicy)))
 	if err != nil {
 		return nil, fmt.Errorf("web: witness policy: %w", err)
@@ -190,7 +190,7 @@ type CheckpointView struct {
 
 func (e *Explorer) openCheckpoint(signed []byte, seen time.Time) CheckpointView {
 	v := CheckpointView{Note: string(signed), SeenAt: seen, Cosignatures: []Cosignature{}}
-	c, err := e.pol.OpenCheckpoint(signed)
+	c, err := e.pol.InspectCheckpoint(signed)
 	if err != nil {
 		v.Error = err.Error()
 		return v

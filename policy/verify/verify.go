@@ -458,7 +458,7 @@ type verifiedCache struct {
 
 const maxCached = 256
 
-// openCheckpoint is v.pol.OpenCheckpoint, remembered.
+// openCheckpoint is v.pol.InspectCheckpoint, remembered.
 func (v *Verifier) openCheckpoint(signed []byte) (*policy.Checkpoint, error) {
 	h := sha256.Sum256(signed)
 	v.cache.mu.Lock()
@@ -467,7 +467,7 @@ func (v *Verifier) openCheckpoint(signed []byte) (*policy.Checkpoint, error) {
 	if cp != nil {
 		return cp, nil
 	}
-	cp, err := v.pol.OpenCheckpoint(signed)
+	cp, err := v.pol.InspectCheckpoint(signed)
 	if err != nil {
 		return nil, err
 	}

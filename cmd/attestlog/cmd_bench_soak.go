@@ -393,30 +393,19 @@ func hostPort(base string) (string, error) {
 // shortBody sends a POST whose body stops short of its Content-Length and
 // returns the status.
 func shortBody(ctx context.Context, base, path string) (int, error) {
-	addr, err := hostPort(base)
-	if err != nil {
-		return 0, err
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
-	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 5000\r\n\r\n{\"payload\":", path, addr)
-	c.(*net.TCPConn).CloseWrite()
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return partialBody(ctx, base, path, true)
 }
 
 // slowBody sends part of a body and then nothing, until the server's read
 // timeout answers; it returns the status.
 func slowBody(ctx context.Context, base, path string) (int, error) {
+	return partialBody(ctx, base, path, false)
+}
+
+// partialBody sends a POST with 11 of its 5000 declared body bytes, then
+// half-closes the connection (end) or holds it open, and returns the
+// status the server answers with.
+func partialBody(ctx context.Context, base, path string, end bool) (int, error) {
 	addr, err := hostPort(base)
 	if err != nil {
 		return 0, err
@@ -431,6 +420,9 @@ func slowBody(ctx context.Context, base, path string) (int, error) {
 	defer stop()
 	c.SetDeadline(time.Now().Add(2 * time.Minute))
 	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 5000\r\n\r\n{\"payload\":", path, addr)
+	if end {
+		c.(*net.TCPConn).CloseWrite()
+	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		return 0, err

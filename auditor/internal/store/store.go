@@ -503,12 +503,47 @@ func (s *Store) CloseAlert(ctx context.Context, id int64, note string) error {
 
 // Alerts returns every alert, oldest first, with its deliveries.
 func (s *Store) Alerts(ctx context.Context) ([]Alert, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, key, kind, subject, time, summary, evidence, open, closed, close_note FROM alerts ORDER BY id`)
+	return queryAlerts(ctx, s.db, `ORDER BY id`)
+}
+
+// AlertsPage returns the n newest alerts that are open (or closed), newest
+// first, with their webhook deliveries, and how many such alerts there are.
+func (s *Store) AlertsPage(ctx context.Context, open bool, n int) ([]Alert, int, error) {
+	var total int
+	if err := s.ro.QueryRowContext(ctx, `SELECT count(*) FROM alerts WHERE open = ?`, open).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	out, err := queryAlerts(ctx, s.ro, `WHERE open = ? ORDER BY id DESC LIMIT ?`, open, n)
+	return out, total, err
+}
+
+// RecentAlerts returns the n newest alerts, open or not, newest first.
+func (s *Store) RecentAlerts(ctx context.Context, n int) ([]Alert, error) {
+	return queryAlerts(ctx, s.ro, `ORDER BY id DESC LIMIT ?`, n)
+}
+
+// AlertByID returns one alert, or ErrNotFound.
+func (s *Store) AlertByID(ctx context.Context, id int64) (*Alert, error) {
+	out, err := queryAlerts(ctx, s.ro, `WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	return &out[0], nil
+}
+
+// queryAlerts reads the alerts the clause selects, with their webhook
+// deliveries (one query for each).
+func queryAlerts(ctx context.Context, db *sql.DB, where string, args ...any) ([]Alert, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id, key, kind, subject, time, summary, evidence, open, closed, close_note FROM alerts `+where, args...)
 	if err != nil {
 		return nil, err
 	}
 	var out []Alert
 	byID := map[int64]int{}
+	lo, hi := int64(1<<62), int64(-1)
 	for rows.Next() {
 		var a Alert
 		var t, ev string
@@ -521,13 +556,14 @@ func (s *Store) Alerts(ctx context.Context) ([]Alert, error) {
 			a.Evidence = json.RawMessage(ev)
 		}
 		byID[a.ID] = len(out)
+		lo, hi = min(lo, a.ID), max(hi, a.ID)
 		out = append(out, a)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
+	if err := rows.Err(); err != nil || len(out) == 0 {
+		return out, err
 	}
-	drows, err := s.db.QueryContext(ctx, `SELECT alert_id, url, attempts, delivered, last_error FROM outbox ORDER BY alert_id, url`)
+	drows, err := db.QueryContext(ctx, `SELECT alert_id, url, attempts, delivered, last_error FROM outbox WHERE alert_id BETWEEN ? AND ? ORDER BY alert_id, url`, lo, hi)
 	if err != nil {
 		return nil, err
 	}
@@ -543,80 +579,6 @@ func (s *Store) Alerts(ctx context.Context) ([]Alert, error) {
 		}
 	}
 	return out, drows.Err()
-}
-
-// AlertsPage returns the n newest alerts that are open (or closed), newest
-// first, with their webhook deliveries, and how many such alerts there are.
-func (s *Store) AlertsPage(ctx context.Context, open bool, n int) ([]Alert, int, error) {
-	var total int
-	if err := s.ro.QueryRowContext(ctx, `SELECT count(*) FROM alerts WHERE open = ?`, open).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	out, err := s.queryAlerts(ctx, `WHERE open = ? ORDER BY id DESC LIMIT ?`, open, n)
-	return out, total, err
-}
-
-// RecentAlerts returns the n newest alerts, open or not, newest first.
-func (s *Store) RecentAlerts(ctx context.Context, n int) ([]Alert, error) {
-	return s.queryAlerts(ctx, `ORDER BY id DESC LIMIT ?`, n)
-}
-
-// AlertByID returns one alert, or ErrNotFound.
-func (s *Store) AlertByID(ctx context.Context, id int64) (*Alert, error) {
-	out, err := s.queryAlerts(ctx, `WHERE id = ?`, id)
-	if err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, ErrNotFound
-	}
-	return &out[0], nil
-}
-
-func (s *Store) queryAlerts(ctx context.Context, where string, args ...any) ([]Alert, error) {
-	rows, err := s.ro.QueryContext(ctx, `SELECT id, key, kind, subject, time, summary, evidence, open, closed, close_note FROM alerts `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	var out []Alert
-	byID := map[int64]int{}
-	for rows.Next() {
-		var a Alert
-		var t, ev string
-		if err := rows.Scan(&a.ID, &a.Key, &a.Kind, &a.Subject, &t, &a.Summary, &ev, &a.Open, &a.Closed, &a.CloseNote); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		a.Time, _ = time.Parse(time.RFC3339Nano, t)
-		if ev != "" {
-			a.Evidence = json.RawMessage(ev)
-		}
-		byID[a.ID] = len(out)
-		out = append(out, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for id, i := range byID {
-		drows, err := s.ro.QueryContext(ctx, `SELECT url, attempts, delivered, last_error FROM outbox WHERE alert_id = ? ORDER BY url`, id)
-		if err != nil {
-			return nil, err
-		}
-		for drows.Next() {
-			var d Delivery
-			if err := drows.Scan(&d.URL, &d.Attempts, &d.Delivered, &d.LastError); err != nil {
-				drows.Close()
-				return nil, err
-			}
-			out[i].Webhooks = append(out[i].Webhooks, d)
-		}
-		drows.Close()
-		if err := drows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // OpenAlertCounts returns the number of open alerts of each kind.

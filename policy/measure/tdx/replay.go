@@ -185,7 +185,15 @@ type QuoteMeasurements struct {
 // ParseQuoteMeasurements extracts MRTD, the RTMRs and MRCONFIGID from a raw
 // TDX DCAP quote (version 4) with go-tdx-guest. It does not verify the
 // quote's signature: the caller does that before trusting the values.
-func ParseQuoteMeasurements(raw []byte) (*QuoteMeasurements, error) {
+func ParseQuoteMeasurements(raw []byte) (m *QuoteMeasurements, err error) {
+	// go-tdx-guest v0.3.1's parser panics on some malformed certification
+	// data (a slice out of range in qeAuthDataToProto, found by
+	// FuzzParseQuoteMeasurements): a quote is untrusted input.
+	defer func() {
+		if r := recover(); r != nil {
+			m, err = nil, fmt.Errorf("parsing TDX quote: malformed (%v)", r)
+		}
+	}()
 	q, err := abi.QuoteToProto(raw)
 	if err != nil {
 		return nil, fmt.Errorf("parsing TDX quote: %w", err)

@@ -63,4 +63,11 @@ func TestResultDurationForPeople(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `"duration":"42ms"`) {
 		t.Errorf("Result JSON = %s, %v", b, err)
 	}
+	var back Result
+	if err := json.Unmarshal(b, &back); err != nil || back.Duration != 42*time.Millisecond || back.Outcome != Failed {
+		t.Errorf("read back: %+v, %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"outcome":"failed","duration":42000000}`), &back); err != nil || back.Duration != 42*time.Millisecond {
+		t.Errorf("old evidence (nanoseconds): %+v, %v", back, err)
+	}
 }

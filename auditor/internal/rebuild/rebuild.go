@@ -189,6 +189,34 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	}{plain(r), r.Duration.Round(time.Millisecond).String()})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes (and a duration in
+// nanoseconds, as evidence written before it).
+func (r *Result) UnmarshalJSON(b []byte) error {
+	type plain Result
+	var v struct {
+		plain
+		Duration json.RawMessage `json:"duration"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Result(v.plain)
+	r.Duration = 0
+	if len(v.Duration) == 0 || string(v.Duration) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(v.Duration, &s); err == nil {
+		d, err := time.ParseDuration(s)
+		r.Duration = d
+		return err
+	}
+	var ns int64
+	err := json.Unmarshal(v.Duration, &ns)
+	r.Duration = time.Duration(ns)
+	return err
+}
+
 func failed(r *Result, format string, args ...any) *Result {
 	r.Outcome = Failed
 	r.Reason = fmt.Sprintf(format, args...)

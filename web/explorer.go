@@ -17,22 +17,21 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/attestlog/attestlog/log/api"
-	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/policy"
 )
 
-// Log is what the explorer reads; *logserver.Log implements it. Methods
-// return errors wrapping logserver.ErrNotFound for a missing entry and
-// logserver.ErrNotWitnessed for an entry no published checkpoint covers
+// Log is what the explorer reads; the log server (*logserver.Log)
+// implements it. Methods return errors wrapping api.ErrNotFound for a
+// missing entry and api.ErrNotWitnessed for an entry no published checkpoint covers
 // yet; Checkpoint returns an error wrapping os.ErrNotExist before the
 // first checkpoint is published.
 type Log interface {
 	// Checkpoint returns the latest published (witnessed) checkpoint.
 	Checkpoint(ctx context.Context) ([]byte, error)
 	// Checkpoints returns up to n published checkpoints, newest first.
-	Checkpoints(ctx context.Context, n int) ([]logserver.CheckpointRecord, error)
+	Checkpoints(ctx context.Context, n int) ([]api.CheckpointRecord, error)
 	// Recent returns up to n entries, newest first, with indexes below
 	// before (0: from the newest).
 	Recent(ctx context.Context, n int, before uint64) ([]api.EntryInfo, error)
@@ -54,7 +53,6 @@ type Log interface {
 	VKey() string
 }
 
-var _ Log = (*logserver.Log)(nil)
 
 const appExplorer = "Log explorer"
 
@@ -154,7 +152,7 @@ func (e *Explorer) nav(current string) []navLink {
 
 // logErr turns the log's not-found errors into the explorer's.
 func logErr(err error) error {
-	if errors.Is(err, logserver.ErrNotFound) {
+	if errors.Is(err, api.ErrNotFound) {
 		return fmt.Errorf("%w: %v", errNotFound, strings.TrimPrefix(err.Error(), "not found: "))
 	}
 	return err
@@ -276,7 +274,7 @@ func (e *Explorer) handleHome(w http.ResponseWriter, r *http.Request) {
 		}
 		if d, err := e.log.Describe(r.Context(), en.Index); err == nil {
 			es[i] = d
-		} else if !errors.Is(err, logserver.ErrNotFound) {
+		} else if !errors.Is(err, api.ErrNotFound) {
 			e.rd.fail(w, r, err, "", e.nav("home"))
 			return
 		}
@@ -484,7 +482,7 @@ func (e *Explorer) handleEntry(w http.ResponseWriter, r *http.Request) {
 		}
 		pv.Checkpoint = e.openCheckpoint(pr.Checkpoint, time.Time{})
 		v.Proof = pv
-	case errors.Is(err, logserver.ErrNotWitnessed):
+	case errors.Is(err, api.ErrNotWitnessed):
 		v.ProofMessage = "Not yet covered by a witnessed checkpoint; the proof appears here once the witness quorum has cosigned a checkpoint that includes this entry."
 	default:
 		e.rd.fail(w, r, err, "", e.nav(""))

@@ -4,6 +4,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -69,3 +70,20 @@ type UnreadableResponse struct {
 	Total   int         `json:"total"`
 	Entries []EntryInfo `json:"entries"`
 }
+
+// CheckpointRecord is a checkpoint the log published, as it saw it.
+type CheckpointRecord struct {
+	Size   uint64
+	Note   []byte // the signed note with its cosignatures
+	SeenAt time.Time
+}
+
+// Errors of the log's read API, shared by the server and what renders its
+// answers (the explorer), so that neither imports the other.
+var (
+	// ErrNotFound: no such entry, measurement or tile.
+	ErrNotFound = errors.New("not found")
+	// ErrNotWitnessed: the entry exists but no published (witnessed)
+	// checkpoint covers it yet.
+	ErrNotWitnessed = errors.New("not yet covered by a witnessed checkpoint")
+)

@@ -30,10 +30,10 @@ import (
 // Errors of the read API.
 var (
 	// ErrNotFound: no such entry, measurement or tile.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = api.ErrNotFound
 	// ErrNotWitnessed: the entry exists but no published (witnessed)
 	// checkpoint covers it yet.
-	ErrNotWitnessed = errors.New("not yet covered by a witnessed checkpoint")
+	ErrNotWitnessed = api.ErrNotWitnessed
 	errBadRequest   = errors.New("bad request")
 )
 
@@ -458,12 +458,20 @@ func (l *Log) Statement(ctx context.Context, idx uint64) (*statement.Parsed, []b
 }
 
 // CheckpointRecord is a published checkpoint as the log saw it.
-type CheckpointRecord = index.CheckpointRecord
+type CheckpointRecord = api.CheckpointRecord
 
 // Checkpoints returns up to n of the checkpoints the log published,
 // newest first.
 func (l *Log) Checkpoints(ctx context.Context, n int) ([]CheckpointRecord, error) {
-	return l.idx.Checkpoints(ctx, n)
+	rs, err := l.idx.Checkpoints(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CheckpointRecord, len(rs))
+	for i, r := range rs {
+		out[i] = CheckpointRecord{Size: r.Size, Note: r.Note, SeenAt: r.SeenAt}
+	}
+	return out, nil
 }
 
 // Checkpoint returns the latest published checkpoint.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/attestlog/attestlog/auditor/internal/rebuild"
 	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
@@ -135,7 +136,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		a.webhooks[w.URL] = w
 	}
 	if cfg.Key != "" {
-		s, err := statement.LoadSigner(cfg.Key)
+		s, err := keyfile.LoadSigner(cfg.Key)
 		if err != nil {
 			return nil, fmt.Errorf("auditor key: %w", err)
 		}

@@ -57,7 +57,7 @@ func runBenchAppend(args []string) error {
 			baselines = append(baselines, b)
 		}
 	}
-	signer, err := statement.LoadSigner(*keyPath)
+	signer, err := keyfile.LoadSigner(*keyPath)
 	if err != nil {
 		return err
 	}

@@ -81,11 +81,11 @@ func runBenchAudit(args []string) error {
 			return err
 		}
 	}
-	op, err := statement.LoadSigner(p("operator.key"))
+	op, err := keyfile.LoadSigner(p("operator.key"))
 	if err != nil {
 		return err
 	}
-	au, err := statement.LoadSigner(p("auditor.key"))
+	au, err := keyfile.LoadSigner(p("auditor.key"))
 	if err != nil {
 		return err
 	}

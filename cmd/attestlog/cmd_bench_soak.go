@@ -26,6 +26,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 
+	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/loadtest"
 	"github.com/attestlog/attestlog/log/statement"
@@ -136,7 +137,7 @@ func runBenchSoak(args []string) error {
 	if err := json.Unmarshal(b, &info); err != nil {
 		return fmt.Errorf("%s: %w", *upPath, err)
 	}
-	signer, err := statement.LoadSigner(info.Operator.Key)
+	signer, err := keyfile.LoadSigner(info.Operator.Key)
 	if err != nil {
 		return err
 	}

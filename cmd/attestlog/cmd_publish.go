@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
@@ -37,7 +38,7 @@ func runPublish(args []string) error {
 		return errUsage
 	}
 	relPath := fs.Arg(0)
-	signer, err := statement.LoadSigner(*keyPath)
+	signer, err := keyfile.LoadSigner(*keyPath)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func runRevoke(args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	signer, err := statement.LoadSigner(*keyPath)
+	signer, err := keyfile.LoadSigner(*keyPath)
 	if err != nil {
 		return err
 	}

@@ -366,7 +366,7 @@ func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.p.Lo
 // that measurement and proof. It writes the enclave's test root next to
 // the client policy and keeps the stapled proof fresh.
 func startDemo(ctx context.Context, lg *logserver.Log, info *UpInfo) (*fakeenclave.Enclave, error) {
-	signer, err := statement.LoadSigner(info.Operator.Key)
+	signer, err := keyfile.LoadSigner(info.Operator.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/internal/tlogcheck"
 	"github.com/attestlog/attestlog/log/client"
@@ -242,7 +243,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := statement.LoadSigner(u.info.Operator.Key)
+	signer, err := keyfile.LoadSigner(u.info.Operator.Key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func WritePrivate(path string, b []byte) error {
 
 // Public returns the public (verifier) key of an existing key file of kind.
 func Public(kind, path string) (string, error) {
-	if err := statement.CheckKeyFileMode(path); err != nil {
+	if err := CheckMode(path); err != nil {
 		return "", err
 	}
 	b, err := os.ReadFile(path)
@@ -154,7 +154,7 @@ func VKeyOf(skey string) (string, error) {
 // LoadNoteSigner reads a note signer key file (mode 0600) and returns the
 // signer and its verifier key.
 func LoadNoteSigner(path string) (note.Signer, string, error) {
-	if err := statement.CheckKeyFileMode(path); err != nil {
+	if err := CheckMode(path); err != nil {
 		return nil, "", err
 	}
 	b, err := os.ReadFile(path)
@@ -171,4 +171,35 @@ func LoadNoteSigner(path string) (note.Signer, string, error) {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
 	return s, vkey, nil
+}
+
+// LoadSigner reads a statement signing key (operator, auditor, authority)
+// written by 'attestlog keygen'. It refuses files readable by group or
+// others.
+func LoadSigner(path string) (*statement.Signer, error) {
+	if err := CheckMode(path); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s, err := statement.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// CheckMode returns an error if the key file at path can be read by anyone
+// but its owner.
+func CheckMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("key file %s has mode %04o; private keys must be 0600 (chmod 600 %s)", path, fi.Mode().Perm(), path)
+	}
+	return nil
 }

@@ -2,6 +2,9 @@ package keyfile
 
 import (
 	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -40,4 +43,31 @@ func FuzzVKeyOf(f *testing.F) {
 			t.Fatalf("the derived verifier key does not verify the signer: %v", err)
 		}
 	})
+}
+
+// TestLoadSigner: a statement key loads from a 0600 file and is refused,
+// with the fix named, from one others can read.
+func TestLoadSigner(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "op.key")
+	if _, err := Generate(KindOperator, "acme", p, "ed25519"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadSigner(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := s.Sign([]byte("m"))
+	if !s.Public().Verify([]byte("m"), sig) {
+		t.Error("the loaded key does not sign verifiably")
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSigner(p); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("LoadSigner of a 0644 key = %v, want a refusal naming chmod 600", err)
+	}
+	if _, err := LoadSigner(filepath.Join(dir, "missing.key")); err == nil {
+		t.Error("LoadSigner of a missing file succeeded")
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -179,32 +178,3 @@ func ParsePrivateKey(pemBytes []byte) (*Signer, error) {
 	return nil, fmt.Errorf("unsupported private key type %T (want Ed25519 or ECDSA P-256)", k)
 }
 
-// LoadSigner reads a private key file written by 'attestlog keygen'. It
-// refuses files readable by group or others.
-func LoadSigner(path string) (*Signer, error) {
-	if err := CheckKeyFileMode(path); err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	s, err := ParsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
-}
-
-// CheckKeyFileMode returns an error if the file at path can be read by
-// anyone but its owner.
-func CheckKeyFileMode(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("key file %s has mode %04o; private keys must be 0600 (chmod 600 %s)", path, fi.Mode().Perm(), path)
-	}
-	return nil
-}

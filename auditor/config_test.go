@@ -1,6 +1,9 @@
 package auditor
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // FuzzParseConfig: auditor.yaml is operator input; parsing and validation
 // never panic, and what validates validates again.
@@ -21,4 +24,37 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("a configuration that validated fails validation again: %v", err)
 		}
 	})
+}
+
+// TestConfigErrors: each configuration mistake is refused, naming the key.
+func TestConfigErrors(t *testing.T) {
+	const vkey = "log.example/log+32fc4b3c+ARRu/ezQC97PeODp73ybF7DGmOAFb9DleTDUT28cWMjI"
+	good := "logs:\n  - vkey: " + vkey + "\n    url: http://127.0.0.1:1\n    policy: p.txt\n"
+	if c, err := ParseConfig([]byte(good)); err != nil {
+		t.Fatalf("ParseConfig(good) = %v", err)
+	} else if err := c.validate(); err != nil {
+		t.Fatalf("validate(good) = %v", err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"poll_interval: -1s\n" + good, "poll_interval must be positive"},
+		{"db: a.db\n", "logs: at least one log is required"},
+		{"logs:\n  - vkey: nonsense\n    url: http://h\n    policy: p\n", "logs[0].vkey"},
+		{"logs:\n  - vkey: " + vkey + "\n    origin: other.example/log\n    url: http://h\n    policy: p\n", "logs[0].origin"},
+		{good + "  - vkey: " + vkey + "\n    url: http://h\n    policy: p\n", "listed twice"},
+		{"logs:\n  - vkey: " + vkey + "\n    url: ':bad'\n    policy: p\n", "logs[0].url"},
+		{"logs:\n  - vkey: " + vkey + "\n    url: http://h\n", "logs[0].policy"},
+		{good + "deployments:\n  - {name: 'a b', url: 'http://h'}\n", "deployments[0].name"},
+		{good + "deployments:\n  - {name: a, url: 'http://h'}\n  - {name: a, url: 'http://h'}\n", `"a" listed twice`},
+		{good + "deployments:\n  - {name: a, url: 'http://h', log: nope}\n", "is not one of the configured logs"},
+		{good + "colour: red\n", "colour (line 5): unknown field"},
+		{good + "poll_interval: often\n", `poll_interval (line 5): "often" is not a duration`},
+	} {
+		c, err := ParseConfig([]byte(tc.yaml))
+		if err == nil {
+			err = c.validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
 }

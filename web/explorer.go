@@ -53,7 +53,6 @@ type Log interface {
 	VKey() string
 }
 
-
 const appExplorer = "Log explorer"
 
 // Explorer is the log explorer: the latest checkpoint and its witness

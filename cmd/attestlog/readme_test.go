@@ -202,4 +202,3 @@ func freePort(t *testing.T) string {
 	_, p, _ := net.SplitHostPort(l.Addr().String())
 	return p
 }
-

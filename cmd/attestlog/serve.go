@@ -50,7 +50,9 @@ func (q quietTessera) WithAttrs(as []slog.Attr) slog.Handler {
 	return quietTessera{q.Handler.WithAttrs(as)}
 }
 
-func (q quietTessera) WithGroup(name string) slog.Handler { return quietTessera{q.Handler.WithGroup(name)} }
+func (q quietTessera) WithGroup(name string) slog.Handler {
+	return quietTessera{q.Handler.WithGroup(name)}
+}
 
 // serverGC sets the garbage collector of a long-running server: unless
 // GOGC is set, collect when the heap has grown 4× (Go's default is 2×).

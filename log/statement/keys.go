@@ -177,4 +177,3 @@ func ParsePrivateKey(pemBytes []byte) (*Signer, error) {
 	}
 	return nil, fmt.Errorf("unsupported private key type %T (want Ed25519 or ECDSA P-256)", k)
 }
-

@@ -76,9 +76,8 @@ rebuild:
 		return resp.StatusCode, string(b)
 	}
 	var paths []string
-	for kind, i := range tl.Entries {
+	for _, i := range tl.Entries {
 		paths = append(paths, fmt.Sprintf("%sentry/%d", ex.Prefix(), i), fmt.Sprintf("%sentry/%d?format=json", ex.Prefix(), i))
-		_ = kind
 	}
 	paths = append(paths, ex.Prefix(), ex.Prefix()+"?format=json", ex.Prefix()+"checkpoints", ex.Prefix()+"unreadable")
 	paths = append(paths, dash.Prefix(), dash.Prefix()+"?format=json", dash.Prefix()+"alerts", dash.Prefix()+"alerts?format=json")

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 
@@ -514,7 +516,10 @@ func soakConsistency(ctx context.Context, hc *http.Client, base string, pol *pol
 	}
 	size := uint64(cp.N)
 	out.TreeSize = size
-	var stack [][32]byte
+	// The root from the leaves with transparency-dev/merkle's compact
+	// range (RFC 6962 hashing), not with the log's own code.
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rng := rf.NewEmptyRange(0)
 	found := 0
 	ak.mu.Lock()
 	defer ak.mu.Unlock()
@@ -534,27 +539,17 @@ func soakConsistency(ctx context.Context, hc *http.Client, base string, pol *pol
 					found++
 				}
 			}
-			h := sha256.Sum256(append([]byte{0}, e...))
-			for n := idx + 1; n&1 == 0; n >>= 1 {
-				h = nodeHash(stack[len(stack)-1], h)
-				stack = stack[:len(stack)-1]
+			if err := rng.Append(rfc6962.DefaultHasher.HashLeaf(e), nil); err != nil {
+				out.Error = err.Error()
+				return out
 			}
-			stack = append(stack, h)
 		}
 	}
-	if len(stack) > 0 {
-		root := stack[len(stack)-1]
-		for i := len(stack) - 2; i >= 0; i-- {
-			root = nodeHash(stack[i], root)
-		}
-		out.RootMatch = root == [32]byte(cp.Hash)
+	if root, err := rng.GetRootHash(nil); err == nil && rng.End() == size {
+		out.RootMatch = bytes.Equal(root, cp.Hash[:])
 	}
 	out.Missing = out.Acked - found
 	return out
-}
-
-func nodeHash(l, r [32]byte) [32]byte {
-	return sha256.Sum256(slices.Concat([]byte{1}, l[:], r[:]))
 }
 
 // soakResult is the soak's report.

@@ -79,7 +79,9 @@ func FuzzAdmitReadBack(f *testing.F) {
 	add(e)
 	// An envelope in a non-canonical spelling: indented, keys reordered.
 	var ind bytes.Buffer
-	_ = jsonIndent(&ind, signedRelease(f, tl.operator, 4))
+	if err := json.Indent(&ind, signedRelease(f, tl.operator, 4), "", "  "); err != nil {
+		f.Fatal(err)
+	}
 	add(ind.Bytes())
 	kp, _ := statement.EncodeRelease([]statement.Subject{{Name: "a", Digest: statement.Digest{SHA256: strings.Repeat("d1", 32)}}}, &statement.Release{
 		Version: "1", Time: now, Platform: statement.PlatformSNP,
@@ -167,8 +169,6 @@ func signedRelease(tb testing.TB, s *statement.Signer, n int) []byte {
 	}
 	return e
 }
-
-func jsonIndent(dst *bytes.Buffer, b []byte) error { return json.Indent(dst, b, "", "  ") }
 
 // FuzzParseConfig: log.yaml is operator input; parsing and validation
 // never panic, and a configuration accepted once is accepted again

@@ -22,7 +22,7 @@ import (
 	"testing"
 
 	"github.com/attestlog/attestlog/auditor"
-	"github.com/attestlog/attestlog/internal/fakeenclave"
+	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/policy/evidence"

@@ -12,7 +12,7 @@ import (
 	sevtd "github.com/google/go-sev-guest/verify/testdata"
 	tdxtd "github.com/google/go-tdx-guest/testing/testdata"
 
-	"github.com/attestlog/attestlog/internal/fakeenclave"
+	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 )
 
 func runInspectCmd(t *testing.T, args ...string) (int, string) {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/attestlog/attestlog/auditor"
 	"github.com/attestlog/attestlog/internal/demo"
-	"github.com/attestlog/attestlog/internal/fakeenclave"
+	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"

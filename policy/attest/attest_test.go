@@ -20,7 +20,7 @@ import (
 	tdxtest "github.com/google/go-tdx-guest/testing"
 	tdxtd "github.com/google/go-tdx-guest/testing/testdata"
 
-	"github.com/attestlog/attestlog/internal/fakeenclave"
+	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"

@@ -12,7 +12,7 @@ import (
 	tvalidate "github.com/google/go-tdx-guest/validate"
 	tverify "github.com/google/go-tdx-guest/verify"
 
-	"github.com/attestlog/attestlog/internal/fakeenclave"
+	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
 

@@ -13,7 +13,7 @@ import (
 	tabi "github.com/google/go-tdx-guest/abi"
 	tverify "github.com/google/go-tdx-guest/verify"
 
-	"github.com/attestlog/attestlog/internal/fakeenclave"
+	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 )
 
 // The whole offline decision (hardware, proof, checkpoint, quorum of 2

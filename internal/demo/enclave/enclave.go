@@ -1,20 +1,22 @@
-// Package fakeenclave produces signed attestation evidence from TEST-ONLY
-// roots, for end-to-end tests and for the demo enclave of `attestlog up`.
+// Package enclave produces signed attestation evidence from DEMO roots:
+// the demo enclave of `attestlog up`, and the enclaves of end-to-end tests.
 //
-// SEV-SNP evidence is signed with go-sev-guest's testing signer (its
-// fixed, public test keys: ARK → ASK → VCEK); TDX evidence with a PCK
-// chain this package builds (root "Intel SGX Root CA" → "Intel SGX PCK
-// Platform CA" → "Intel SGX PCK Certificate", organization "attestlog
-// TEST ONLY - not Intel"). Both verify only against the enclave's own
-// test root, which no verifier trusts unless its policy names the file
-// with a trust-root line:
+// SEV-SNP evidence is signed by a VCEK under an ARK → ASK chain shaped as
+// AMD's KDS issues it (AMD's subject names, CRL links and VCEK
+// extensions, which go-sev-guest's verifier checks) but made of keys this
+// process generated. TDX evidence is signed under a PCK chain this
+// package builds (root "Intel SGX Root CA" → "Intel SGX PCK Platform CA"
+// → "Intel SGX PCK Certificate", organization "attestlog TEST ONLY - not
+// Intel"). Both verify only against the enclave's own root, which no
+// verifier trusts unless its policy names the file with a trust-root line:
 //
-//	trust-root sev-snp snp-test-root.pem   # e.RootPEM() of an SNP enclave
-//	trust-root tdx tdx-test-root.pem       # e.RootPEM() of a TDX enclave
+//	trust-root sev-snp snp-demo-root.pem   # e.RootPEM() of an SNP enclave
+//	trust-root tdx tdx-demo-root.pem       # e.RootPEM() of a TDX enclave
 //
-// Anyone can sign with these keys. Never name a test root in a
+// The keys live only in this process's memory and die with it, but
+// whoever runs the process holds them: never name a demo root in a
 // production policy.
-package fakeenclave
+package enclave
 
 import (
 	"context"
@@ -36,7 +38,6 @@ import (
 	sevabi "github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
-	sevtest "github.com/google/go-sev-guest/testing"
 	tdxabi "github.com/google/go-tdx-guest/abi"
 	"github.com/google/go-tdx-guest/pcs"
 	tpb "github.com/google/go-tdx-guest/proto/tdx"
@@ -54,7 +55,7 @@ type Enclave struct {
 	platform string
 	o        options
 
-	snp *sevtest.AmdSigner
+	snp *amdChain
 
 	tdxRootKey, tdxPCKKey, tdxAttKey *ecdsa.PrivateKey
 	tdxRoot, tdxInter, tdxPCK        *x509.Certificate
@@ -148,7 +149,7 @@ func sized(name string, b []byte, n int) ([]byte, error) {
 		return make([]byte, n), nil
 	}
 	if len(b) != n {
-		return nil, fmt.Errorf("fakeenclave: %s is %d bytes, want %d", name, len(b), n)
+		return nil, fmt.Errorf("enclave: %s is %d bytes, want %d", name, len(b), n)
 	}
 	return append([]byte(nil), b...), nil
 }
@@ -184,7 +185,7 @@ func (e *Enclave) EvidenceWithReportData(rd [64]byte) (*evidence.Bundle, error) 
 	case evidence.SEVSNP:
 		b.Report, err = e.snpReport(rd)
 		if err == nil {
-			b.CertTable, err = e.snp.CertTableBytes()
+			b.CertTable, err = e.snp.certTable()
 		}
 	case evidence.TDX:
 		b.Quote, err = e.tdxQuote(rd)
@@ -204,8 +205,8 @@ func (e *Enclave) RootPEM() []byte {
 	}
 	switch e.platform {
 	case evidence.SEVSNP:
-		add(e.snp.Ask)
-		add(e.snp.Ark)
+		add(e.snp.ask)
+		add(e.snp.ark)
 	case evidence.TDX:
 		add(e.tdxRoot)
 	}
@@ -215,7 +216,7 @@ func (e *Enclave) RootPEM() []byte {
 // EndorsementKeyCert returns the SEV-SNP VCEK or the TDX PCK certificate.
 func (e *Enclave) EndorsementKeyCert() *x509.Certificate {
 	if e.platform == evidence.SEVSNP {
-		return e.snp.Vcek
+		return e.snp.vcek
 	}
 	return e.tdxPCK
 }
@@ -230,7 +231,7 @@ func snpProduct(line string) (*spb.SevProduct, error) {
 	}
 	n, ok := names[line]
 	if !ok {
-		return nil, fmt.Errorf("fakeenclave: unknown SEV-SNP product line %q (want Milan, Genoa or Turin)", line)
+		return nil, fmt.Errorf("enclave: unknown SEV-SNP product line %q (want Milan, Genoa or Turin)", line)
 	}
 	return &spb.SevProduct{Name: n, MachineStepping: wrapperspb.UInt32(1)}, nil
 }
@@ -240,7 +241,7 @@ func snpProduct(line string) (*spb.SevProduct, error) {
 func NewSNP(measurement []byte, opts ...Option) (*Enclave, error) {
 	o := defaults(opts)
 	if len(measurement) != MeasurementSize {
-		return nil, fmt.Errorf("fakeenclave: measurement is %d bytes, want %d", len(measurement), MeasurementSize)
+		return nil, fmt.Errorf("enclave: measurement is %d bytes, want %d", len(measurement), MeasurementSize)
 	}
 	var err error
 	if o.familyID, err = sized("family id", o.familyID, 16); err != nil {
@@ -261,24 +262,13 @@ func NewSNP(measurement []byte, opts ...Option) (*Enclave, error) {
 	}
 	parts := kds.TCBParts{BlSpl: o.tcb.Bootloader, TeeSpl: o.tcb.TEE, SnpSpl: o.tcb.SNP, UcodeSpl: o.tcb.Microcode}
 	if _, err := kds.ComposeTCBParts(parts); err != nil {
-		return nil, fmt.Errorf("fakeenclave: %v", err)
+		return nil, fmt.Errorf("enclave: %v", err)
 	}
 	chipID := sha256.Sum256([]byte("attestlog fake chip " + o.productLine))
 	o.chipID = append(append([]byte(nil), chipID[:]...), chipID[:]...)
-	productName := kds.ProductName(product)
-	b := &sevtest.AmdSignerBuilder{
-		Keys:             sevtest.DefaultAmdKeys(),
-		ProductName:      productName,
-		ArkCreationTime:  o.created,
-		AskCreationTime:  o.created,
-		AsvkCreationTime: o.created,
-		VcekCreationTime: o.created,
-		VlekCreationTime: o.created,
-		VcekCustom:       sevtest.CertOverride{Extensions: sevtest.CustomExtensions(parts, o.chipID, "", productName)},
-	}
-	signer, err := b.TestOnlyCertChain()
+	signer, err := newAMDChain(kds.ProductName(product), o.chipID, parts, o.created)
 	if err != nil {
-		return nil, fmt.Errorf("fakeenclave: %v", err)
+		return nil, err
 	}
 	o.measurement = append([]byte(nil), measurement...)
 	return &Enclave{platform: evidence.SEVSNP, o: o, snp: signer}, nil
@@ -323,14 +313,14 @@ func (e *Enclave) snpReport(rd [64]byte) ([]byte, error) {
 	}
 	raw, err := sevabi.ReportToAbiBytes(r)
 	if err != nil {
-		return nil, fmt.Errorf("fakeenclave: %v", err)
+		return nil, fmt.Errorf("enclave: %v", err)
 	}
-	R, S, err := e.snp.Sign(sevabi.SignedComponent(raw))
+	R, S, err := e.snp.sign(sevabi.SignedComponent(raw))
 	if err != nil {
-		return nil, fmt.Errorf("fakeenclave: signing: %v", err)
+		return nil, fmt.Errorf("enclave: signing: %v", err)
 	}
 	if err := sevabi.SetSignature(R, S, raw); err != nil {
-		return nil, fmt.Errorf("fakeenclave: %v", err)
+		return nil, fmt.Errorf("enclave: %v", err)
 	}
 	return raw, nil
 }
@@ -339,13 +329,13 @@ func (e *Enclave) snpReport(rd [64]byte) ([]byte, error) {
 // to nextUpdate, revoking the test VCEK when revokeVCEK is set.
 func (e *Enclave) SNPCRL(thisUpdate, nextUpdate time.Time, revokeVCEK bool) ([]byte, error) {
 	if e.platform != evidence.SEVSNP {
-		return nil, errors.New("fakeenclave: not an SEV-SNP enclave")
+		return nil, errors.New("enclave: not an SEV-SNP enclave")
 	}
 	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: thisUpdate, NextUpdate: nextUpdate, SignatureAlgorithm: x509.SHA384WithRSAPSS}
 	if revokeVCEK {
-		tmpl.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: e.snp.Vcek.SerialNumber, RevocationTime: thisUpdate}}
+		tmpl.RevokedCertificateEntries = []x509.RevocationListEntry{{SerialNumber: e.snp.vcek.SerialNumber, RevocationTime: thisUpdate}}
 	}
-	return x509.CreateRevocationList(rand.Reader, tmpl, e.snp.Ark, e.snp.Keys.Ark)
+	return x509.CreateRevocationList(rand.Reader, tmpl, e.snp.ark, e.snp.arkKey)
 }
 
 // --- TDX
@@ -424,7 +414,7 @@ func newCert(tmpl, parent *x509.Certificate, pub, priv any) (*x509.Certificate, 
 func NewTDX(mrtd []byte, opts ...Option) (*Enclave, error) {
 	o := defaults(opts)
 	if len(mrtd) != MeasurementSize {
-		return nil, fmt.Errorf("fakeenclave: MRTD is %d bytes, want %d", len(mrtd), MeasurementSize)
+		return nil, fmt.Errorf("enclave: MRTD is %d bytes, want %d", len(mrtd), MeasurementSize)
 	}
 	var err error
 	for i := range o.rtmr {

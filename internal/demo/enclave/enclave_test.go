@@ -1,4 +1,4 @@
-package fakeenclave
+package enclave
 
 import (
 	"bytes"

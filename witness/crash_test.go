@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
-	"github.com/attestlog/attestlog/witness/witnesstest"
 )
 
 // The crash test re-executes the test binary as the witness server (the
@@ -100,7 +100,7 @@ func startHelper(t *testing.T, dir, cfgPath, crash string) *helperProc {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+cfgPath, helperAddrEnv+"="+addrFile, helperCrashEnv+"="+crash)
 	cmd.Stderr = os.Stderr
-	witnesstest.DieWithParent(cmd)
+	driver.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +153,9 @@ func TestCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forkLogs := make([][]*witnesstest.Log, logs)
+	forkLogs := make([][]*driver.Log, logs)
 	for i := range forkLogs {
-		base, err := witnesstest.NewLog(fmt.Sprintf("example.com/crash/%d", i))
+		base, err := driver.NewLog(fmt.Sprintf("example.com/crash/%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +278,7 @@ func cmp(s, def string) string {
 
 // persistedHeads maps the persisted state to a cosigned head per log, with
 // the fork whose tree it is on. A persisted head on no fork's tree fails.
-func persistedHeads(t *testing.T, forkLogs [][]*witnesstest.Log, state []LogInfo) []cosigned {
+func persistedHeads(t *testing.T, forkLogs [][]*driver.Log, state []LogInfo) []cosigned {
 	t.Helper()
 	out := make([]cosigned, len(forkLogs))
 	for li, fls := range forkLogs {

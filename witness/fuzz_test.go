@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/attestlog/attestlog/internal/httpfuzz"
+	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
-	"github.com/attestlog/attestlog/witness/witnesstest"
 )
 
 // FuzzAddCheckpoint feeds arbitrary bodies to add-checkpoint of a witness
@@ -16,7 +16,7 @@ import (
 // the log's one tree.
 func FuzzAddCheckpoint(f *testing.F) {
 	tw := newTestWitness(f)
-	l, err := witnesstest.NewLog("example.com/fuzz")
+	l, err := driver.NewLog("example.com/fuzz")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func FuzzAddCheckpoint(f *testing.F) {
 // query and body answers without a server error.
 func FuzzHandler(f *testing.F) {
 	tw := newTestWitness(f)
-	l, err := witnesstest.NewLog("example.com/fuzz-handler")
+	l, err := driver.NewLog("example.com/fuzz-handler")
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -23,8 +23,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/attestlog/attestlog/internal/testenv"
+	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
-	"github.com/attestlog/attestlog/witness/witnesstest"
 )
 
 // Peer binaries are built once per test binary, into peerDir (removed by
@@ -50,7 +50,7 @@ func peerBinary(t *testing.T, pkg string) string {
 	if _, ok := peerBins[pkg]; !ok && peerErrs[pkg] == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 		defer cancel()
-		bin, err := witnesstest.BuildPeer(ctx, peerDir, pkg)
+		bin, err := driver.BuildPeer(ctx, peerDir, pkg)
 		peerBins[pkg], peerErrs[pkg] = bin, err
 	}
 	if err := peerErrs[pkg]; err != nil {
@@ -116,8 +116,8 @@ func TestInteropTorchwoodVerifies(t *testing.T) {
 // The log is then restarted, so that Tessera's witness client starts again
 // from old size 0 and takes its 409 retry path with every witness.
 func TestInteropTessera(t *testing.T) {
-	lwBin := peerBinary(t, witnesstest.LitewitnessPkg)
-	owBin := peerBinary(t, witnesstest.OmniwitnessPkg)
+	lwBin := peerBinary(t, driver.LitewitnessPkg)
+	owBin := peerBinary(t, driver.OmniwitnessPkg)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -147,7 +147,7 @@ func TestInteropTessera(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(lwDir) })
-	lite, err := witnesstest.StartLitewitness(ctx, lwBin, lwDir, "litewitness.example/w", peerOut)
+	lite, err := driver.StartLitewitness(ctx, lwBin, lwDir, "litewitness.example/w", peerOut)
 	if err != nil {
 		testenv.Missing(t, "litewitness with an ssh-agent", err)
 	}
@@ -157,7 +157,7 @@ func TestInteropTessera(t *testing.T) {
 	}
 	omniDir := t.TempDir()
 	omniLogs := map[string]string{origin: logVKey}
-	omni, err := witnesstest.StartOmniwitness(ctx, owBin, omniDir, "omniwitness.example/w", "", omniLogs, peerOut)
+	omni, err := driver.StartOmniwitness(ctx, owBin, omniDir, "omniwitness.example/w", "", omniLogs, peerOut)
 	if err != nil {
 		testenv.Missing(t, "omniwitness", err)
 	}
@@ -182,11 +182,11 @@ quorum all-three
 		"omni": mustCosigV1Verifier(t, omni.VKey),
 	}
 
-	driver, err := posix.New(ctx, posix.Config{Path: t.TempDir()})
+	storage, err := posix.New(ctx, posix.Config{Path: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, tessera.NewAppendOptions().
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, storage, tessera.NewAppendOptions().
 		WithCheckpointSigner(logSigner).
 		WithCheckpointInterval(time.Second).
 		WithBatching(16, 100*time.Millisecond).
@@ -258,7 +258,7 @@ quorum all-three
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	omni, err = witnesstest.StartOmniwitness(ctx, owBin, omniDir, "omniwitness.example/w", strings.TrimPrefix(omni.URL, "http://"), omniLogs, peerOut)
+	omni, err = driver.StartOmniwitness(ctx, owBin, omniDir, "omniwitness.example/w", strings.TrimPrefix(omni.URL, "http://"), omniLogs, peerOut)
 	if err != nil {
 		t.Fatalf("restarting omniwitness: %v", err)
 	}

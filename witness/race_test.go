@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
-	"github.com/attestlog/attestlog/witness/witnesstest"
 )
 
 // cosigned is one 200 answer: fork f of a log got (size, root) cosigned.
@@ -27,7 +27,7 @@ type cosigned struct {
 // checkConsistent checks that no two cosigned tree heads of one log are
 // inconsistent: for every pair with sizes a ≤ b, the root cosigned at a is
 // the root at a of the tree cosigned at b. forks[log][fork] are the trees.
-func checkConsistent(t testing.TB, forks [][]*witnesstest.Log, got []cosigned) {
+func checkConsistent(t testing.TB, forks [][]*driver.Log, got []cosigned) {
 	t.Helper()
 	byLog := map[int][]cosigned{}
 	for _, c := range got {
@@ -91,7 +91,7 @@ func raceForks(t *testing.T, servers []*testWitness) {
 		clients  = 2 // per fork
 		requests = 40
 	)
-	forkLogs := make([][]*witnesstest.Log, logs)
+	forkLogs := make([][]*driver.Log, logs)
 	for i := range forkLogs {
 		base := newTestLog(t, tw, fmt.Sprintf("example.com/race/%d", i))
 		base.Append(3)

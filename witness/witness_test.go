@@ -25,8 +25,8 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
-	"github.com/attestlog/attestlog/witness/witnesstest"
 )
 
 // testWitness is a Witness behind an httptest server on 127.0.0.1.
@@ -88,9 +88,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newTestLog(t testing.TB, tw *testWitness, origin string) *witnesstest.Log {
+func newTestLog(t testing.TB, tw *testWitness, origin string) *driver.Log {
 	t.Helper()
-	l, err := witnesstest.NewLog(origin)
+	l, err := driver.NewLog(origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +170,9 @@ func TestAddCheckpointStatusCodes(t *testing.T) {
 	l.Append(10)
 	l.Append(10)
 
-	other, _ := witnesstest.NewLog("example.com/log") // same name, another key
+	other, _ := driver.NewLog("example.com/log") // same name, another key
 	other.Append(20)
-	unknown, _ := witnesstest.NewLog("example.com/unknown")
+	unknown, _ := driver.NewLog("example.com/unknown")
 	unknown.Append(1)
 	fork := l.Fork(5) // same first 5 leaves, then different ones
 	fork.Append(15)
@@ -363,7 +363,7 @@ func TestMonitorCheckpoint(t *testing.T) {
 func TestManageLogs(t *testing.T) {
 	tw := newTestWitness(t)
 	ctx := context.Background()
-	l, _ := witnesstest.NewLog("example.com/managed")
+	l, _ := driver.NewLog("example.com/managed")
 	l.Append(4)
 
 	if code, _, _ := post(t, tw, req(0, nil, l.Checkpoint(4))); code != 404 {
@@ -499,7 +499,7 @@ func TestLoadKeyMode(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
-	l, _ := witnesstest.NewLog("example.com/cfg")
+	l, _ := driver.NewLog("example.com/cfg")
 	tests := []struct {
 		name    string
 		yaml    string

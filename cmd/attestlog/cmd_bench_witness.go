@@ -19,7 +19,7 @@ import (
 
 	"github.com/attestlog/attestlog/witness"
 	"github.com/attestlog/attestlog/witness/bench"
-	"github.com/attestlog/attestlog/witness/witnesstest"
+	"github.com/attestlog/attestlog/witness/driver"
 )
 
 func init() {
@@ -35,7 +35,7 @@ func runBenchWitness(args []string) error {
 	rate := fs.Float64("rate", 0, "checkpoints per second per log (open loop, latency from the scheduled time); 0: closed loop at maximum throughput")
 	concurrency := fs.Int("concurrency", 32, "closed-loop workers (with --rate 0)")
 	baseline := fs.String("baseline", "", `"litewitness": run the same load against a litewitness started here and print the ratio`)
-	lwBin := fs.String("litewitness", "", "litewitness binary for --baseline (default: litewitness on PATH, else built with go build "+witnesstest.LitewitnessPkg+")")
+	lwBin := fs.String("litewitness", "", "litewitness binary for --baseline (default: litewitness on PATH, else built with go build "+driver.LitewitnessPkg+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -103,8 +103,8 @@ func runBenchWitness(args []string) error {
 	bin := *lwBin
 	if bin == "" {
 		if bin, err = exec.LookPath("litewitness"); err != nil {
-			fmt.Printf("building %s\n", witnesstest.LitewitnessPkg)
-			if bin, err = witnesstest.BuildPeer(ctx, tmp, witnesstest.LitewitnessPkg); err != nil {
+			fmt.Printf("building %s\n", driver.LitewitnessPkg)
+			if bin, err = driver.BuildPeer(ctx, tmp, driver.LitewitnessPkg); err != nil {
 				return fmt.Errorf("--baseline litewitness: %w", err)
 			}
 		}
@@ -114,7 +114,7 @@ func runBenchWitness(args []string) error {
 		return err
 	}
 	defer os.RemoveAll(lwDir)
-	lw, err := witnesstest.StartLitewitness(ctx, bin, lwDir, "litewitness.bench/w", io.Discard)
+	lw, err := driver.StartLitewitness(ctx, bin, lwDir, "litewitness.bench/w", io.Discard)
 	if err != nil {
 		return fmt.Errorf("starting litewitness: %w", err)
 	}
@@ -149,7 +149,7 @@ func startOurWitness(ctx context.Context, dir string) (string, string, func(), e
 	if err := os.WriteFile(key, []byte(skey+"\n"), 0o600); err != nil {
 		return "", "", nil, err
 	}
-	addr, err := witnesstest.FreeAddr()
+	addr, err := driver.FreeAddr()
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -163,7 +163,7 @@ func startOurWitness(ctx context.Context, dir string) (string, string, func(), e
 		return "", "", nil, err
 	}
 	cmd := exec.Command(self, "witness", "serve", "--config", cfg)
-	witnesstest.DieWithParent(cmd)
+	driver.DieWithParent(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return "", "", nil, err

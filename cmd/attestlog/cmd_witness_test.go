@@ -16,8 +16,8 @@ import (
 
 	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/witness"
+	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
-	"github.com/attestlog/attestlog/witness/witnesstest"
 )
 
 // captureStdout runs f with os.Stdout redirected and returns what it wrote.
@@ -83,7 +83,7 @@ func TestWitnessCommands(t *testing.T) {
 		}
 	}()
 
-	l, err := witnesstest.NewLog("example.com/cmd-log")
+	l, err := driver.NewLog("example.com/cmd-log")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestBenchWitness(t *testing.T) {
 
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	lw, err := witnesstest.BuildPeer(bctx, dir, witnesstest.LitewitnessPkg)
+	lw, err := driver.BuildPeer(bctx, dir, driver.LitewitnessPkg)
 	if err != nil {
 		testenv.Missing(t, "litewitness", err)
 	}

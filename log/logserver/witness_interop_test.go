@@ -22,7 +22,7 @@ import (
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/witness"
-	"github.com/attestlog/attestlog/witness/witnesstest"
+	"github.com/attestlog/attestlog/witness/driver"
 )
 
 // syncBuffer collects peers' output for failure messages.
@@ -46,11 +46,11 @@ func TestLogWithThreeWitnesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	binDir := t.TempDir()
-	lwBin, err := witnesstest.BuildPeer(ctx, binDir, witnesstest.LitewitnessPkg)
+	lwBin, err := driver.BuildPeer(ctx, binDir, driver.LitewitnessPkg)
 	if err != nil {
 		testenv.Missing(t, "litewitness", err)
 	}
-	owBin, err := witnesstest.BuildPeer(ctx, binDir, witnesstest.OmniwitnessPkg)
+	owBin, err := driver.BuildPeer(ctx, binDir, driver.OmniwitnessPkg)
 	if err != nil {
 		testenv.Missing(t, "omniwitness", err)
 	}
@@ -84,7 +84,7 @@ func TestLogWithThreeWitnesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(lwDir)
-	lite, err := witnesstest.StartLitewitness(ctx, lwBin, lwDir, "litewitness.test/w", out)
+	lite, err := driver.StartLitewitness(ctx, lwBin, lwDir, "litewitness.test/w", out)
 	if err != nil {
 		testenv.Missing(t, "litewitness with an ssh-agent", err)
 	}
@@ -92,7 +92,7 @@ func TestLogWithThreeWitnesses(t *testing.T) {
 	if err := lite.AddLog(ctx, testOrigin, g.Public); err != nil {
 		t.Fatal(err)
 	}
-	omni, err := witnesstest.StartOmniwitness(ctx, owBin, t.TempDir(), "omniwitness.test/w", "", map[string]string{testOrigin: g.Public}, out)
+	omni, err := driver.StartOmniwitness(ctx, owBin, t.TempDir(), "omniwitness.test/w", "", map[string]string{testOrigin: g.Public}, out)
 	if err != nil {
 		testenv.Missing(t, "omniwitness", err)
 	}

@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
-	"github.com/attestlog/attestlog/witness/witnesstest"
 )
 
 // Target is a witness under load.
@@ -73,7 +73,7 @@ func (r Result) String() string {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 type benchLog struct {
-	*witnesstest.Log
+	*driver.Log
 	mu  sync.Mutex
 	old uint64 // the size the witness last cosigned, as far as we know
 }
@@ -101,7 +101,7 @@ func Run(ctx context.Context, t Target, opts Options) (Result, error) {
 	}}
 	logs := make([]*benchLog, opts.Logs)
 	for i := range logs {
-		l, err := witnesstest.NewLog(fmt.Sprintf("%s/%d", opts.OriginPrefix, i))
+		l, err := driver.NewLog(fmt.Sprintf("%s/%d", opts.OriginPrefix, i))
 		if err != nil {
 			return Result{}, err
 		}

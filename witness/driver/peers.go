@@ -1,4 +1,4 @@
-package witnesstest
+package driver
 
 import (
 	"context"

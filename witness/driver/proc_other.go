@@ -1,6 +1,6 @@
 //go:build !linux
 
-package witnesstest
+package driver
 
 import "os/exec"
 

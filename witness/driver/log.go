@@ -1,7 +1,9 @@
-// Package witnesstest provides an in-memory transparency log that makes
-// signed checkpoints and consistency proofs, to drive a witness in tests and
-// benchmarks (like net/http/httptest for servers).
-package witnesstest
+// Package driver drives witnesses: an in-memory transparency log that
+// makes signed checkpoints and consistency proofs to submit to a witness,
+// and the peer witness implementations (litewitness, omniwitness) run as
+// processes beside ours. `attestlog bench witness` uses both, and so do
+// the tests that compare our witness with its peers.
+package driver
 
 import (
 	"crypto/rand"

@@ -105,6 +105,17 @@ func NewExplorer(l Log, opts ...Option) (*Explorer, error) {
 // Prefix returns the path prefix the explorer serves under.
 func (e *Explorer) Prefix() string { return e.o.prefix }
 
+// Site returns the whole site of a log: the explorer at its prefix, the
+// site's root redirected to it, and everything else to api (the log's
+// own HTTP API).
+func (e *Explorer) Site(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(e.o.prefix, e.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler(e.o.prefix, http.StatusFound))
+	mux.Handle("/", api)
+	return mux
+}
+
 // Handler returns the explorer's HTTP handler, to be mounted at Prefix.
 func (e *Explorer) Handler() http.Handler {
 	mux := http.NewServeMux()

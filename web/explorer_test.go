@@ -440,3 +440,32 @@ func TestRevocationVisibleInJSON(t *testing.T) {
 		t.Errorf("/entry of the revocation: %+v %v", desc, err)
 	}
 }
+
+// TestExplorerSite: the site of a log serves the explorer at its prefix,
+// redirects its root there, and hands every other path to the log's API.
+func TestExplorerSite(t *testing.T) {
+	tl := newTestLog(t)
+	ex, err := NewExplorer(tl.Log, WithWitnessPolicy(tl.witnessPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintf(w, "api %s", r.URL.Path) })
+	srv := httptest.NewServer(ex.Site(api))
+	t.Cleanup(srv.Close)
+	resp, err := noRedirect.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != ex.Prefix() {
+		t.Errorf("GET / = %d Location %q, want 302 to %s", resp.StatusCode, resp.Header.Get("Location"), ex.Prefix())
+	}
+	if r := get(t, srv.URL+ex.Prefix()); r.code != 200 || !strings.Contains(r.body, "<html") {
+		t.Errorf("GET %s = %d, want the explorer's home page", ex.Prefix(), r.code)
+	}
+	for _, p := range []string{"/checkpoint", "/lookup", "/tile/0/000"} {
+		if r := get(t, srv.URL+p); r.code != 200 || r.body != "api "+p {
+			t.Errorf("GET %s = %d %q, want the API's answer", p, r.code, r.body)
+		}
+	}
+}

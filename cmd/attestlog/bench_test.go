@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/attestlog/attestlog/internal/up"
 	"github.com/attestlog/attestlog/policy"
 )
 
@@ -93,7 +94,7 @@ func TestBenchSoak(t *testing.T) {
 	}
 
 	// The check fails when an acknowledged index holds another entry.
-	var info UpInfo
+	var info up.Info
 	if err := json.Unmarshal([]byte(httpGetFile(t, filepath.Join(u.dir, "up.json"))), &info); err != nil {
 		t.Fatal(err)
 	}

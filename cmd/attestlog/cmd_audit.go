@@ -14,6 +14,7 @@ import (
 
 	"github.com/attestlog/attestlog/auditor"
 	"github.com/attestlog/attestlog/auditor/misbehaviour"
+	"github.com/attestlog/attestlog/internal/httpserve"
 	"github.com/attestlog/attestlog/web"
 )
 
@@ -97,7 +98,7 @@ func runAudit(args []string) error {
 		mux.Handle(d.Prefix(), d.Handler())
 		mux.Handle("GET /{$}", http.RedirectHandler(d.Prefix(), http.StatusFound))
 		mux.Handle("/", a.Handler())
-		go func() { errc <- serve(ctx, newServer(mux), ln) }()
+		go func() { errc <- httpserve.Serve(ctx, httpserve.NewServer(mux), ln) }()
 	}
 	runErr := a.Run(ctx)
 	if cfg.Listen != "" {

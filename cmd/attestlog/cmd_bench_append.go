@@ -18,6 +18,7 @@ import (
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 
+	"github.com/attestlog/attestlog/internal/httpserve"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/client"
@@ -240,7 +241,7 @@ func runFloorBaseline(ctx context.Context, dir string, writers int, d time.Durat
 	if err != nil {
 		return loadtest.Result{}, err
 	}
-	srv := newServer(mux)
+	srv := httpserve.NewServer(mux)
 	go srv.Serve(ln)
 	defer srv.Close()
 	c, err := client.New("http://"+ln.Addr().String(), hc)

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/attestlog/attestlog/auditor"
+	"github.com/attestlog/attestlog/internal/httpserve"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/transparency-dev/tessera/storage/posix"
@@ -106,7 +107,7 @@ func runBenchAudit(args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := newServer(http.FileServer(http.Dir(p("tiles"))))
+	srv := httpserve.NewServer(http.FileServer(http.Dir(p("tiles"))))
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()

@@ -29,6 +29,7 @@ import (
 	"github.com/transparency-dev/tessera/client"
 
 	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/internal/up"
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/loadtest"
 	"github.com/attestlog/attestlog/log/statement"
@@ -114,7 +115,7 @@ func (a *acked) pick() (uint64, string, bool) {
 
 func runBenchSoak(args []string) error {
 	fs := newFlagSet("bench soak", "[--up attestlog-data/up.json] [--duration D] [--rate N] ...")
-	upPath := fs.String("up", DefaultUpDir+"/up.json", "the up.json of the running 'attestlog up' to load")
+	upPath := fs.String("up", up.DefaultDir+"/up.json", "the up.json of the running 'attestlog up' to load")
 	duration := fs.Duration("duration", 30*time.Minute, "how long to run the load")
 	rate := fs.Float64("rate", 40, "releases published per second, over all publishers")
 	publishers := fs.Int("publishers", 4, "concurrent publishers")
@@ -131,13 +132,11 @@ func runBenchSoak(args []string) error {
 		fmt.Fprintln(fs.Output(), "--duration, --rate, --publishers and --sample must be positive")
 		return errUsage
 	}
-	b, err := os.ReadFile(*upPath)
-	if err != nil {
+	info, err := up.ReadInfo(*upPath)
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("reading %s (start 'attestlog up' first): %w", *upPath, err)
-	}
-	var info UpInfo
-	if err := json.Unmarshal(b, &info); err != nil {
-		return fmt.Errorf("%s: %w", *upPath, err)
+	} else if err != nil {
+		return err
 	}
 	signer, err := keyfile.LoadSigner(info.Operator.Key)
 	if err != nil {

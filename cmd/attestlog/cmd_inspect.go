@@ -7,9 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/attestlog/attestlog/policy"
@@ -89,36 +87,15 @@ Flags:
 	if err != nil {
 		return err
 	}
-	r := v.Inspect(b)
-
+	r := v.InspectAs(b, kind)
 	if *asJSON {
-		out, err := json.MarshalIndent(struct {
-			Kind evidence.Kind `json:"kind"`
-			OK   bool          `json:"ok"`
-			*attest.Result
-			ChannelKey []byte `json:"channel_key,omitempty"`
-			HasProof   bool   `json:"has_proof"`
-		}{kind, r.OK(), r, b.ChannelKey, b.Proof != ""}, "", "  ")
+		out, err := json.MarshalIndent(r, "", "  ")
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(inspectStdout, "%s\n", out)
-	} else {
-		fmt.Fprintf(inspectStdout, "%s (%s)\n\n%s\n", kind, b.Platform, r.Checks)
-		w := tabwriter.NewWriter(inspectStdout, 0, 8, 2, ' ', 0)
-		switch {
-		case r.SNP != nil:
-			printFields(w, "", reflect.ValueOf(*r.SNP))
-		case r.TDX != nil:
-			printFields(w, "", reflect.ValueOf(*r.TDX))
-		}
-		if len(b.ChannelKey) > 0 {
-			fmt.Fprintf(w, "channel_key\t%x\n", b.ChannelKey)
-		}
-		if b.Proof != "" {
-			fmt.Fprintf(w, "proof\tstapled (%d bytes)\n", len(b.Proof))
-		}
-		w.Flush()
+	} else if err := r.WriteText(inspectStdout); err != nil {
+		return err
 	}
 	if !r.OK() {
 		for _, c := range r.Checks.Failed() {
@@ -133,25 +110,6 @@ Flags:
 		return &exitError{code: 1, err: fmt.Errorf("%d check(s) failed: %s", len(r.Checks.Failed()), r.Checks.Failed()[0].Name)}
 	}
 	return nil
-}
-
-// printFields prints a fields struct one "json_name<TAB>value" line per
-// field, nested structs with a dotted prefix.
-func printFields(w io.Writer, prefix string, v reflect.Value) {
-	t := v.Type()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-		f := v.Field(i)
-		if f.Kind() == reflect.Struct {
-			if s, ok := f.Interface().(fmt.Stringer); ok {
-				fmt.Fprintf(w, "%s%s\t%s\n", prefix, name, s)
-				continue
-			}
-			printFields(w, prefix+name+".", f)
-			continue
-		}
-		fmt.Fprintf(w, "%s%s\t%v\n", prefix, name, f.Interface())
-	}
 }
 
 // readLimited reads a file ("-" for stdin) of at most limit bytes.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/attestlog/attestlog/internal/httpserve"
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/web"
 )
@@ -55,18 +56,18 @@ func runLogServe(args []string) error {
 		defer cancel()
 		l.Close(cctx)
 	}()
-	h, err := withExplorer(l, cfg.WitnessPolicy, "")
+	h, err := logSite(l, cfg.WitnessPolicy, "")
 	if err != nil {
 		return err
 	}
 	logger.Info("log serving", "origin", cfg.Origin, "url", "http://"+ln.Addr().String(), "explorer", "http://"+ln.Addr().String()+web.DefaultExplorerPrefix, "vkey", l.VKey())
-	return serve(ctx, newServer(h), ln)
+	return httpserve.Serve(ctx, httpserve.NewServer(h), ln)
 }
 
-// withExplorer serves the log's API with the web explorer beside it (and
-// the root redirecting to it). dashboardURL links the explorer to an audit
+// logSite serves the log's API with the web explorer beside it (and the
+// root redirecting to it). dashboardURL links the explorer to an audit
 // dashboard when one is served too.
-func withExplorer(l *logserver.Log, witnessPolicy, dashboardURL string) (http.Handler, error) {
+func logSite(l *logserver.Log, witnessPolicy, dashboardURL string) (http.Handler, error) {
 	wp, err := os.ReadFile(witnessPolicy)
 	if err != nil {
 		return nil, err
@@ -79,11 +80,7 @@ func withExplorer(l *logserver.Log, witnessPolicy, dashboardURL string) (http.Ha
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle(ex.Prefix(), ex.Handler())
-	mux.Handle("GET /{$}", http.RedirectHandler(ex.Prefix(), http.StatusFound))
-	mux.Handle("/", l.Handler())
-	return mux, nil
+	return ex.Site(l.Handler()), nil
 }
 
 func runLogReindex(args []string) error {

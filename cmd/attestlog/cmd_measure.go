@@ -40,6 +40,14 @@ func (o *optionalInt) String() string {
 	return strconv.FormatInt(o.v, 10)
 }
 
+// ptr returns the value, or nil when the flag was not set.
+func (o *optionalInt) ptr() *int64 {
+	if !o.set {
+		return nil
+	}
+	return &o.v
+}
+
 func (o *optionalInt) Set(s string) error {
 	v, err := strconv.ParseInt(s, 0, 64)
 	if err != nil {
@@ -90,29 +98,9 @@ func runMeasureSNP(args []string) error {
 	if err != nil {
 		return usageError(fs, "--guest-features: %v", err)
 	}
-	// As sev-snp-measure: family/model/stepping, else the signature, else
-	// the type; QEMU needs one of them, EC2 and GCE ignore them.
-	var sig uint32
-	switch {
-	case family.set || model.set || stepping.set:
-		if !family.set || !model.set || !stepping.set {
-			return usageError(fs, "--vcpu-family, --vcpu-model and --vcpu-stepping go together")
-		}
-		sig, err = snp.CPUSig(int(family.v), int(model.v), int(stepping.v))
-		if err != nil {
-			return usageError(fs, "%v", err)
-		}
-	case vcpuSig.set:
-		if vcpuSig.v < 0 || vcpuSig.v > 0xffffffff {
-			return usageError(fs, "--vcpu-sig %d out of range", vcpuSig.v)
-		}
-		sig = uint32(vcpuSig.v)
-	case *vcpuType != "":
-		if sig, err = snp.ParseVCPUType(*vcpuType); err != nil {
-			return usageError(fs, "--vcpu-type: %v", err)
-		}
-	case vmm == snp.QEMU:
-		return usageError(fs, "missing --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping (needed for VMM type QEMU)")
+	sig, err := snp.VCPU{Family: family.ptr(), Model: model.ptr(), Stepping: stepping.ptr(), Sig: vcpuSig.ptr(), Type: *vcpuType}.Signature(vmm)
+	if err != nil {
+		return usageError(fs, "%v (see --vcpu-type, --vcpu-sig, --vcpu-family/--vcpu-model/--vcpu-stepping)", err)
 	}
 
 	img, err := ovmf.ReadFile(*ovmfPath)
@@ -239,23 +227,23 @@ func runMeasureTDX(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *fwPath, err)
 	}
-	orders := []tdx.PageOrder{o}
-	if *both {
-		orders = []tdx.PageOrder{tdx.SinglePass, tdx.TwoPass}
-	}
-	type result struct {
-		PageOrder string `json:"page_order"`
-		MRTD      string `json:"mrtd"`
-	}
-	var results []result
-	for _, o := range orders {
-		m, err := tdx.MRTD(fw, o)
-		if err != nil {
-			return err
-		}
-		results = append(results, result{o.String(), hex.EncodeToString(m[:])})
-	}
 	if !bootInputs {
+		orders := []tdx.PageOrder{o}
+		if *both {
+			orders = []tdx.PageOrder{tdx.SinglePass, tdx.TwoPass}
+		}
+		type result struct {
+			PageOrder string `json:"page_order"`
+			MRTD      string `json:"mrtd"`
+		}
+		var results []result
+		for _, o := range orders {
+			m, err := tdx.MRTD(fw, o)
+			if err != nil {
+				return err
+			}
+			results = append(results, result{o.String(), hex.EncodeToString(m[:])})
+		}
 		if *asJSON {
 			e := json.NewEncoder(measureStdout)
 			e.SetIndent("", "  ")
@@ -274,97 +262,27 @@ func runMeasureTDX(args []string) error {
 		return nil
 	}
 
-	rm, err := measureTDXRTMRs(*kernel, *initrd, *appendArg, memSize)
+	b := tdx.DirectBoot{Cmdline: *appendArg, MemorySize: memSize}
+	if *kernel != "" {
+		if b.Kernel, err = readLimited(*kernel, tdx.MaxKernelSize); err != nil {
+			return err
+		}
+	}
+	if *initrd != "" {
+		if b.Initrd, err = readLimited(*initrd, tdx.MaxInitrdSize); err != nil {
+			return err
+		}
+	}
+	m, err := tdx.MeasureBoot(fw, o, b)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", *kernel, err)
 	}
 	if *asJSON {
-		type jsonEvent struct {
-			RTMR        int    `json:"rtmr"`
-			Type        string `json:"type"`
-			Digest      string `json:"digest"`
-			Description string `json:"description"`
-		}
-		out := struct {
-			result
-			RTMR0  string      `json:"rtmr0,omitempty"`
-			RTMR1  string      `json:"rtmr1,omitempty"`
-			RTMR2  string      `json:"rtmr2,omitempty"`
-			Notes  []string    `json:"notes,omitempty"`
-			Events []jsonEvent `json:"events"`
-		}{result: results[0], Notes: rm.notes}
-		for i, p := range []*string{&out.RTMR0, &out.RTMR1, &out.RTMR2} {
-			if rm.have[i] {
-				*p = hex.EncodeToString(rm.rtmrs[i][:])
-			}
-		}
-		for _, e := range rm.events {
-			out.Events = append(out.Events, jsonEvent{e.RTMR, e.TypeName(), hex.EncodeToString(e.Digest[:]), e.Description})
-		}
 		e := json.NewEncoder(measureStdout)
 		e.SetIndent("", "  ")
-		return e.Encode(out)
+		return e.Encode(m)
 	}
-	fmt.Fprintf(measureStdout, "mrtd %s\n", results[0].MRTD)
-	for i := range 3 {
-		if rm.have[i] {
-			fmt.Fprintf(measureStdout, "rtmr%d %x\n", i, rm.rtmrs[i])
-		}
-	}
-	for _, n := range rm.notes {
-		fmt.Fprintf(measureStdout, "note: %s\n", n)
-	}
-	return nil
-}
-
-// tdxRTMRs are the RTMRs computed from boot inputs.
-type tdxRTMRs struct {
-	events []tdx.BootEvent
-	rtmrs  [tdx.NumRTMRs][tdx.DigestSize]byte
-	have   [3]bool // which of RTMR0..2 were computed (RTMR0 never, yet)
-	notes  []string
-}
-
-func measureTDXRTMRs(kernelPath, initrdPath, cmdline string, memSize uint64) (*tdxRTMRs, error) {
-	rm := &tdxRTMRs{}
-	if kernelPath != "" {
-		b := tdx.DirectBoot{Cmdline: cmdline, MemorySize: memSize}
-		var err error
-		if b.Kernel, err = readLimited(kernelPath, tdx.MaxKernelSize); err != nil {
-			return nil, err
-		}
-		if initrdPath != "" {
-			if b.Initrd, err = readLimited(initrdPath, tdx.MaxInitrdSize); err != nil {
-				return nil, err
-			}
-		}
-		ev, err := b.Events()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", kernelPath, err)
-		}
-		rm.events = append(rm.events, ev...)
-		rm.have[1], rm.have[2] = true, true
-		if n := stubNote(tdx.KernelVersion(b.Kernel)); n != "" {
-			rm.notes = append(rm.notes, n)
-		}
-	}
-	rm.notes = append(rm.notes, "rtmr0 not computed: it measures the TD HOB (from the guest memory size), QEMU's ACPI tables and the firmware's UEFI variables, which depend on the host's QEMU and OVMF versions and VM configuration; attestlog does not compute it yet, so compare the guest's RTMR0 events with 'attestlog measure tdx-replay'")
-	rm.rtmrs = tdx.FoldRTMRs(rm.events)
-	return rm, nil
-}
-
-// stubNote warns when the kernel's version predates the EFI stub's use of
-// the CC measurement protocol (Linux 6.9): without a backport, such a stub
-// measures nothing in a TD without a vTPM and RTMR2 stays zero.
-func stubNote(version string) string {
-	var major, minor int
-	if _, err := fmt.Sscanf(version, "%d.%d", &major, &minor); err != nil {
-		return "rtmr2 assumes the kernel's EFI stub measures its command line and initrd through the CC measurement protocol (Linux 6.9 and later); the kernel's version could not be read"
-	}
-	if major < 6 || (major == 6 && minor < 9) {
-		return fmt.Sprintf("rtmr2 assumes the kernel's EFI stub measures its command line and initrd through the CC measurement protocol, which Linux has done since 6.9; this kernel is %d.%d, so unless it has that change backported its RTMR2 stays zero", major, minor)
-	}
-	return ""
+	return m.WriteText(measureStdout)
 }
 
 func runMeasureTDXReplay(args []string) error {
@@ -419,67 +337,18 @@ func runMeasureTDXReplay(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *logPath, err)
 	}
-	checkErr := r.Check(reported)
-
-	type jsonEvent struct {
-		Seq         int    `json:"seq"`
-		RTMR        int    `json:"rtmr"`
-		Type        string `json:"type"`
-		Digest      string `json:"digest"`
-		Description string `json:"description,omitempty"`
-	}
-	type jsonRTMR struct {
-		Index    int    `json:"index"`
-		Replayed string `json:"replayed"`
-		Reported string `json:"reported,omitempty"`
-		Match    *bool  `json:"match,omitempty"`
-	}
-	var events []jsonEvent
-	for _, e := range r.Events {
-		events = append(events, jsonEvent{e.Seq, e.RTMR(), e.TypeName(), hex.EncodeToString(e.Digest), e.Description()})
-	}
-	var rtmrs []jsonRTMR
-	for i := range tdx.NumRTMRs {
-		j := jsonRTMR{Index: i, Replayed: hex.EncodeToString(r.RTMRs[i][:])}
-		if i < len(reported) && reported[i] != nil {
-			j.Reported = hex.EncodeToString(reported[i])
-			m := j.Reported == j.Replayed
-			j.Match = &m
-		}
-		rtmrs = append(rtmrs, j)
-	}
+	rep := r.Compare(reported)
 	if *asJSON {
 		e := json.NewEncoder(measureStdout)
 		e.SetIndent("", "  ")
-		if err := e.Encode(struct {
-			Events []jsonEvent `json:"events"`
-			RTMRs  []jsonRTMR  `json:"rtmrs"`
-			OK     bool        `json:"ok"`
-		}{events, rtmrs, checkErr == nil}); err != nil {
+		if err := e.Encode(rep); err != nil {
 			return err
 		}
-	} else {
-		for _, e := range events {
-			mr := "mrtd "
-			if e.RTMR >= 0 {
-				mr = fmt.Sprintf("rtmr%d", e.RTMR)
-			}
-			fmt.Fprintf(measureStdout, "%4d %s %-32s %s", e.Seq, mr, e.Type, e.Digest)
-			if e.Description != "" {
-				fmt.Fprintf(measureStdout, "  %q", e.Description)
-			}
-			fmt.Fprintln(measureStdout)
-		}
-		for _, j := range rtmrs {
-			status := "not compared"
-			if j.Match != nil {
-				status = map[bool]string{true: "matches", false: "MISMATCH, reported " + j.Reported}[*j.Match]
-			}
-			fmt.Fprintf(measureStdout, "rtmr%d %s %s\n", j.Index, j.Replayed, status)
-		}
+	} else if err := rep.WriteText(measureStdout); err != nil {
+		return err
 	}
-	if checkErr != nil {
-		return &exitError{code: 1, err: checkErr}
+	if rep.Err != nil {
+		return &exitError{code: 1, err: rep.Err}
 	}
 	return nil
 }

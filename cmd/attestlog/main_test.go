@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/attestlog/attestlog/internal/up"
 )
 
 // binary is the attestlog binary built once for the end-to-end tests.
@@ -61,7 +63,7 @@ func tryCmd(t *testing.T, args ...string) (string, string, error) {
 // upProc is a running 'attestlog up'.
 type upProc struct {
 	cmd    *exec.Cmd
-	info   UpInfo
+	info   up.Info
 	dir    string
 	stderr *bytes.Buffer
 	done   chan struct{}

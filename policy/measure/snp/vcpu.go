@@ -57,3 +57,36 @@ func VCPUTypeNames() []string {
 	sort.Strings(names)
 	return names
 }
+
+// VCPU names the guest vCPU as sev-snp-measure takes it: by family, model
+// and stepping, by CPUID signature, or by QEMU type name. Nil fields are
+// unset.
+type VCPU struct {
+	Family, Model, Stepping *int64
+	Sig                     *int64
+	Type                    string
+}
+
+// Signature returns the vCPU's CPUID signature, preferring as
+// sev-snp-measure does family/model/stepping, then the signature, then the
+// type. With none of them it is 0 for the VMMs that ignore it (EC2, GCE)
+// and an error for QEMU.
+func (v VCPU) Signature(vmm VMMType) (uint32, error) {
+	switch {
+	case v.Family != nil || v.Model != nil || v.Stepping != nil:
+		if v.Family == nil || v.Model == nil || v.Stepping == nil {
+			return 0, fmt.Errorf("vCPU family, model and stepping go together")
+		}
+		return CPUSig(int(*v.Family), int(*v.Model), int(*v.Stepping))
+	case v.Sig != nil:
+		if *v.Sig < 0 || *v.Sig > 0xffffffff {
+			return 0, fmt.Errorf("vCPU signature %d out of range", *v.Sig)
+		}
+		return uint32(*v.Sig), nil
+	case v.Type != "":
+		return ParseVCPUType(v.Type)
+	case vmm == QEMU:
+		return 0, fmt.Errorf("no vCPU type, signature or family/model/stepping (needed for VMM type QEMU)")
+	}
+	return 0, nil
+}

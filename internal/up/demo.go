@@ -1,0 +1,128 @@
+package up
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/attestlog/attestlog/internal/demo/enclave"
+	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/log/logserver"
+	"github.com/attestlog/attestlog/log/statement"
+)
+
+// startDemo publishes the example release with the demo operator key,
+// waits for its witnessed proof, and returns a demo SEV-SNP enclave with
+// that measurement and proof. It writes the enclave's demo root next to
+// the client policy and keeps the stapled proof fresh.
+func startDemo(ctx context.Context, lg *logserver.Log, info *Info) (*enclave.Enclave, error) {
+	signer, err := keyfile.LoadSigner(info.Operator.Key)
+	if err != nil {
+		return nil, err
+	}
+	subj, rel, err := statement.LoadReleaseSpec(info.ExampleRelease, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	payload, err := statement.EncodeRelease(subj, rel)
+	if err != nil {
+		return nil, err
+	}
+	entry, err := statement.Sign(payload, signer)
+	if err != nil {
+		return nil, err
+	}
+	res, err := lg.Admit(ctx, entry)
+	if err != nil {
+		return nil, fmt.Errorf("publishing the example release: %w", err)
+	}
+	m, err := hex.DecodeString(rel.Measurements.Primary())
+	if err != nil || rel.Platform != statement.PlatformSNP {
+		return nil, fmt.Errorf("the example release must be an SEV-SNP release")
+	}
+	enc, err := enclave.NewSNP(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(info.Demo.TrustRoot, enc.RootPEM(), 0o644); err != nil {
+		return nil, err
+	}
+	info.Demo.Measurement, info.Demo.ReleaseIndex = rel.Measurements.Primary(), res.Index
+	staple := func() error {
+		p, err := lg.Proof(ctx, res.Index)
+		if err != nil {
+			return err
+		}
+		enc.SetProof(string(p.Marshal()))
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for staple() != nil {
+		select {
+		case <-wctx.Done():
+			return nil, fmt.Errorf("no witnessed checkpoint covers the example release: %w", wctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				staple()
+			}
+		}
+	}()
+	return enc, nil
+}
+
+const exampleMeasurement = "329c8ce0972ae52343b64d34a434a86f245dfd74f5ed7aae15d22efc78fb9683632b9b50e4e1d7fa41179ef98a7ef198"
+
+// rebuildConfig is the rebuild section of up's auditor: on, in a
+// bubblewrap sandbox when available, when the demo repository exists.
+func rebuildConfig(demoSrc string) string {
+	if _, err := os.Stat(filepath.Join(demoSrc, ".git")); err != nil {
+		return "rebuild:\n  enabled: false   # no local demo repository to rebuild from\n"
+	}
+	return "rebuild:\n  enabled: true\n  sandbox: auto\n  repo_schemes: [file, https]\n  timeout: 2m\n"
+}
+
+func exampleRelease(now string) string {
+	return `# An example release (written by 'attestlog up'). Publish it with
+#   attestlog publish --log URL --key operator.key --wait example-release.yaml
+# The launch digest is sev-snp-measure's published value for the AmdSev
+# OVMF with 1 EPYC-v4 vCPU, an empty kernel, initrd and command line.
+version: 0.1.0
+platform: sev-snp
+time: ` + now + `
+measurements:
+  snp:
+    launch_digest: ` + exampleMeasurement + `
+artifacts:
+  - name: OVMF.fd
+    sha256: 0000000000000000000000000000000000000000000000000000000000000000
+source:
+  repo: https://github.com/example/enclave
+  commit: 0123456789abcdef0123456789abcdef01234567
+recipe:
+  argv: [make, release]
+  env: {SOURCE_DATE_EPOCH: "0"}
+  outputs: [OVMF.fd, bzImage, initrd.img]
+  measure:
+    firmware: OVMF.fd
+    kernel: bzImage
+    initrd: initrd.img
+    cmdline: ""
+    vcpus: 1
+    vcpu_type: EPYC-v4
+    guest_features: "0x21"
+    ovmf_hash: 086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74
+`
+}

@@ -1,0 +1,93 @@
+package up
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/attestlog/attestlog/web"
+)
+
+func orNone(s string) string {
+	if s == "" {
+		return "none (up --auditor=false)"
+	}
+	return s
+}
+
+// rel2 shortens path relative to the working directory when inside it.
+func rel2(path string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(r, "..") {
+			return r
+		}
+	}
+	return path
+}
+
+// WriteSummary writes what runs and what to try first, for a person.
+func WriteSummary(w io.Writer, info *Info) {
+	rel := info.ExampleRelease
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, rel); err == nil && !strings.HasPrefix(r, "..") {
+			rel = r
+		}
+	}
+	key := info.Operator.Key
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, key); err == nil && !strings.HasPrefix(r, "..") {
+			key = r
+		}
+	}
+	fmt.Fprintf(w, `attestlog is up (data in %s; details in %s)
+
+  log      %s   origin %s
+  witness  %s   cosigns every checkpoint (quorum: local)
+  demo     %s   a test SEV-SNP enclave running release %d
+  auditor  %s/status   follows the log, watches the demo enclave (alerts: attestlog alerts --db %s)
+           rebuilds: %s
+
+In a browser: the explorer at %s/ui/ and the audit dashboard at %s/audit/
+
+Verify the demo enclave as a client would (hardware, proof, witnesses, policy):
+
+  go run ./cmd/attestlog verify --policy %s --enclave %s
+
+Publish the example release and get its proof:
+
+  go run ./cmd/attestlog publish --log %s --key %s --wait %s
+
+Look it up:
+
+  curl '%s/lookup?measurement=%s'
+
+Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
+`, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
+		info.Demo.URL, info.Demo.ReleaseIndex, info.AuditorURL, rel2(info.AuditorDB), orNone(info.RebuildSandbox), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
+		info.Log.URL, key, rel, info.Log.URL, info.Demo.Measurement, info.Dir)
+}
+
+// writeDemoIndex is the page at /demo/.
+func writeDemoIndex(w http.ResponseWriter, info *Info) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "The demo enclave of 'attestlog up': a demo SEV-SNP enclave (signed by a demo root that only %s trusts) running release %d.\n\n"+
+		"Evidence: GET %s/.well-known/attestlog/evidence?nonce=HEX (32 to 64 bytes of hex), with its proof stapled.\n"+
+		"Verify it: attestlog verify --policy %s --enclave %s\n", rel2(info.ClientPolicy), info.Demo.ReleaseIndex, info.Demo.URL, rel2(info.ClientPolicy), info.Demo.URL)
+}
+
+// writeAuditorIndex is the page at /auditor/.
+func writeAuditorIndex(w http.ResponseWriter, info *Info, running bool) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !running {
+		fmt.Fprintln(w, "The auditor is not running ('attestlog up --auditor=false').")
+		return
+	}
+	fmt.Fprintf(w, "The auditor of 'attestlog up' (configuration %s):\n\n"+
+		"  %s/status   how far it follows the log, rebuilds, deployments, open alerts (JSON)\n"+
+		"  %s/alerts   the newest 1000 alerts (JSON; ?open=1 for open ones)\n"+
+		"  %s/metrics  Prometheus metrics\n"+
+		"  %s%s       the audit dashboard (HTML)\n", rel2(info.AuditorConfig), info.AuditorURL, info.AuditorURL, info.AuditorURL, info.URL, web.DefaultDashboardPrefix)
+}

@@ -1,0 +1,62 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/attestlog/attestlog/policy/evidence"
+)
+
+// TestInspection: both renderings of a real Milan report carry the kind,
+// the verdict, every check and the report's fields.
+func TestInspection(t *testing.T) {
+	v := mustVerifier(t, "", WithTime(snpSampleTime))
+	b := snpSample()
+	b.ChannelKey = []byte{0xca, 0xfe}
+	in := v.InspectAs(b, evidence.KindSNPReport)
+	var text bytes.Buffer
+	if err := in.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"SEV-SNP report (sev-snp)",
+		in.Checks[0].Name,
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	fields := map[string]string{}
+	for _, line := range strings.Split(text.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			fields[f[0]] = f[1]
+		}
+	}
+	if fields["launch_digest"] != in.SNP.LaunchDigest || fields["channel_key"] != "cafe" || fields["policy.debug"] != "true" {
+		t.Errorf("field lines: launch_digest %q channel_key %q policy.debug %q", fields["launch_digest"], fields["channel_key"], fields["policy.debug"])
+	}
+	if strings.Contains(text.String(), "proof") {
+		t.Errorf("text mentions a proof the bundle does not have")
+	}
+	j, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Kind     string `json:"kind"`
+		OK       bool   `json:"ok"`
+		HasProof bool   `json:"has_proof"`
+		Checks   []json.RawMessage
+		SNP      struct {
+			LaunchDigest string `json:"launch_digest"`
+		} `json:"snp"`
+	}
+	if err := json.Unmarshal(j, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != string(evidence.KindSNPReport) || got.OK != in.OK() || got.HasProof || len(got.Checks) != len(in.Checks) || got.SNP.LaunchDigest != in.SNP.LaunchDigest {
+		t.Errorf("JSON = %s", j)
+	}
+}

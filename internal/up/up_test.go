@@ -182,4 +182,3 @@ func TestRun(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
-

@@ -182,18 +182,23 @@ func Prepare(cfg Config) (*Info, []string, error) {
 	info.AuditorURL, info.AuditorConfig, info.AuditorDB = base+"/auditor", p("auditor.yaml"), p("auditor.db")
 	info.ExampleRelease = p("example-release.yaml")
 
-	files := configFiles(info, cfg.Listener.Addr().String())
 	// The example release, written once: a release the auditor can
 	// rebuild (a local repository with a reproducible build), or, without
-	// git, one of fictitious source.
+	// git, one of fictitious source. It comes first: whether the auditor
+	// rebuilds depends on the repository it makes.
+	var example string
 	if _, err := os.Stat(info.ExampleRelease); errors.Is(err, os.ErrNotExist) {
 		now := time.Now().UTC().Format(time.RFC3339)
 		if r, err := demo.Create(abs); err == nil {
-			files["example-release.yaml"] = r.YAML("0.1.0", now)
+			example = r.YAML("0.1.0", now)
 		} else {
 			logger.Warn("no reproducible demo release; the auditor will not rebuild the example", "err", err)
-			files["example-release.yaml"] = exampleRelease(now)
+			example = exampleRelease(now)
 		}
+	}
+	files := configFiles(info, cfg.Listener.Addr().String())
+	if example != "" {
+		files["example-release.yaml"] = example
 	}
 	notes, err := writeGenerated(abs, files)
 	if err != nil {

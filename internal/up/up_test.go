@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -107,6 +108,16 @@ func TestPrepare(t *testing.T) {
 	lc, _ := os.ReadFile(info.Log.Config)
 	if !strings.Contains(string(lc), "listen: "+ln.Addr().String()) {
 		t.Errorf("log.yaml does not listen on %s:\n%s", ln.Addr(), lc)
+	}
+
+	// The first start already rebuilds the demo release (its repository
+	// is made before the auditor's configuration), so a restart has
+	// nothing new to propose.
+	if _, err := exec.LookPath("git"); err == nil {
+		ac, _ := os.ReadFile(info.AuditorConfig)
+		if !strings.Contains(string(ac), "enabled: true") {
+			t.Errorf("with git, the first auditor.yaml does not rebuild:\n%s", ac)
+		}
 	}
 
 	ln2 := listen(t)

@@ -1,0 +1,569 @@
+package auditor
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/torchwood"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/attestlog/attestlog/auditor/misbehaviour"
+	"github.com/attestlog/attestlog/log/statement"
+)
+
+// fakeLog is an in-memory transparency log served over its real protocol
+// (c2sp.org/tlog-tiles and a signed checkpoint), with a witness's and a
+// peer auditor's checkpoint endpoints beside it. Tests make it lie.
+type fakeLog struct {
+	t      *testing.T
+	origin string
+	signer note.Signer
+	vkey   string
+
+	hmu     sync.Mutex // guards entries and hashes
+	entries [][]byte
+	hashes  []tlog.Hash
+	mu      sync.Mutex // guards what is served
+	// serve is the checkpoint GET /checkpoint answers; nil means the
+	// latest, cosigned by the witness.
+	serve []byte
+	// tilesOf, when set, is the log whose tiles are served (a fork).
+	tilesOf *fakeLog
+	// witnessCP and peerCP are what the witness and the peer say.
+	witnessCP, peerCP []byte
+	cosigner          *torchwood.CosignatureSigner
+}
+
+func newFakeLog(t *testing.T) *fakeLog {
+	skey, vkey, err := note.GenerateKey(rand.Reader, "log.example/fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wk, _ := ed25519.GenerateKey(rand.Reader)
+	cs, err := torchwood.NewCosignatureSigner("witness.example/w", wk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeLog{t: t, origin: "log.example/fake", signer: s, vkey: vkey, cosigner: cs}
+}
+
+// fork returns a log with the same key and the first n entries of f.
+func (f *fakeLog) fork(n int) *fakeLog {
+	g := &fakeLog{t: f.t, origin: f.origin, signer: f.signer, vkey: f.vkey, cosigner: f.cosigner}
+	f.hmu.Lock()
+	prefix := f.entries[:n:n]
+	f.hmu.Unlock()
+	g.add(prefix...)
+	return g
+}
+
+func (f *fakeLog) add(entries ...[]byte) {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	for _, e := range entries {
+		hs, err := tlog.StoredHashes(int64(len(f.entries)), e, tlog.HashReaderFunc(f.readHashes))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.hashes = append(f.hashes, hs...)
+		f.entries = append(f.entries, e)
+	}
+}
+
+func (f *fakeLog) readHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		if x >= int64(len(f.hashes)) {
+			return nil, fmt.Errorf("hash %d not stored", x)
+		}
+		out[i] = f.hashes[x]
+	}
+	return out, nil
+}
+
+// checkpoint signs the tree of the first n entries, cosigned by the
+// witness when cosigned is set.
+func (f *fakeLog) checkpoint(n int, cosigned bool) []byte {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	h, err := tlog.TreeHash(int64(n), tlog.HashReaderFunc(f.readHashes))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	signers := []note.Signer{f.signer}
+	if cosigned {
+		signers = append(signers, f.cosigner)
+	}
+	b, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\n", f.origin, n, base64.StdEncoding.EncodeToString(h[:]))}, signers...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b
+}
+
+func (f *fakeLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	serve, tiles, wcp, pcp := f.serve, f.tilesOf, f.witnessCP, f.peerCP
+	f.mu.Unlock()
+	f.hmu.Lock()
+	n := len(f.entries)
+	f.hmu.Unlock()
+	if tiles == nil {
+		tiles = f
+	}
+	oh := sha256.Sum256([]byte(f.origin))
+	switch p := r.URL.Path; {
+	case p == "/checkpoint":
+		if serve == nil {
+			serve = f.checkpoint(n, true)
+		}
+		w.Write(serve)
+	case p == "/witness/"+hex.EncodeToString(oh[:])+"/checkpoint":
+		if wcp == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(wcp)
+	case p == "/peer/logs/"+hex.EncodeToString(oh[:])+"/checkpoint":
+		if pcp == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(pcp)
+	case strings.HasPrefix(p, "/tile/"):
+		tiles.serveTile(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeLog) serveTile(w http.ResponseWriter, r *http.Request) {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	t, err := torchwood.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/"))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	if t.L == -1 {
+		start, end := t.N*torchwood.TileWidth, t.N*torchwood.TileWidth+int64(t.W)
+		if end > int64(len(f.entries)) {
+			http.NotFound(w, r)
+			return
+		}
+		var b []byte
+		for _, e := range f.entries[start:end] {
+			if b, err = torchwood.AppendTileEntry(b, e); err != nil {
+				f.t.Error(err)
+			}
+		}
+		w.Write(b)
+		return
+	}
+	data, err := tlog.ReadTileData(t, tlog.HashReaderFunc(f.readHashes))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Write(data)
+}
+
+// auditorFixture is an auditor following a fakeLog.
+type auditorFixture struct {
+	log  *fakeLog
+	srv  *httptest.Server
+	aud  *Auditor
+	op   *statement.Signer
+	op2  *statement.Signer
+	dir  string
+	seen map[string]bool
+}
+
+func newAuditorFixture(t *testing.T, quorum string) *auditorFixture {
+	t.Helper()
+	fx := &auditorFixture{log: newFakeLog(t), dir: t.TempDir(), seen: map[string]bool{}}
+	fx.srv = httptest.NewServer(fx.log)
+	t.Cleanup(fx.srv.Close)
+	var err error
+	if fx.op, err = statement.GenerateSigner(statement.AlgEd25519); err != nil {
+		t.Fatal(err)
+	}
+	if fx.op2, err = statement.GenerateSigner(statement.AlgEd25519); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, s string) string {
+		p := filepath.Join(fx.dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("policy.txt", fmt.Sprintf("operator ops %s\noperator other-ops %s\n", fx.op.Public(), fx.op2.Public()))
+	write("witnesses.txt", fmt.Sprintf("witness w %s %s/witness\nquorum %s\n", fx.log.cosigner.Verifier(), fx.srv.URL, quorum))
+	cfg, err := ParseConfig([]byte(fmt.Sprintf("db: %s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: %s\n    witness_policy: %s\n    peers: [%s/peer]\nrebuild: {enabled: false}\n",
+		filepath.Join(fx.dir, "a.db"), fx.log.vkey, fx.srv.URL, filepath.Join(fx.dir, "policy.txt"), filepath.Join(fx.dir, "witnesses.txt"), fx.srv.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fx.aud, err = Open(t.Context(), cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fx.aud.Close() })
+	return fx
+}
+
+func (fx *auditorFixture) release(t *testing.T, signer *statement.Signer, version string) []byte {
+	t.Helper()
+	rel := &statement.Release{
+		Version: version, Time: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: strings.Repeat("ab", 48), GuestPolicy: "0000000000030000"}},
+		Source:       statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("c0", 20)},
+		Recipe:       statement.Recipe{Argv: []string{"make"}, Outputs: []string{"disk.img"}},
+	}
+	p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("d1", 32)}}}, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := statement.Sign(p, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func (fx *auditorFixture) revocation(t *testing.T, signer *statement.Signer, index uint64, entry []byte) []byte {
+	t.Helper()
+	p, err := statement.EncodeRevocation(statement.RefOf(index, entry), &statement.Revocation{Reason: "test", Time: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := statement.Sign(p, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// runOnce runs one audit pass and returns the alerts raised by it.
+func (fx *auditorFixture) runOnce(t *testing.T) (error, []Alert) {
+	t.Helper()
+	err := fx.aud.RunOnce(context.Background())
+	all, aerr := fx.aud.Alerts(context.Background())
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	var fresh []Alert
+	for _, a := range all {
+		if !fx.seen[a.Key] {
+			fx.seen[a.Key] = true
+			fresh = append(fresh, a)
+		}
+	}
+	return err, fresh
+}
+
+func (fx *auditorFixture) treeSize(t *testing.T) (size, verified int64) {
+	t.Helper()
+	st, err := fx.aud.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Logs[0].TreeSize, st.Logs[0].Verified
+}
+
+func kinds(as []Alert) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.Kind)
+	}
+	return out
+}
+
+func wantKinds(t *testing.T, step string, as []Alert, want ...string) {
+	t.Helper()
+	if got := strings.Join(kinds(as), ","); got != strings.Join(want, ",") {
+		t.Errorf("%s: alerts %q, want %q", step, got, strings.Join(want, ","))
+		for _, a := range as {
+			t.Logf("  %s: %s", a.Kind, a.Summary)
+		}
+	}
+}
+
+// TestFollowHonestLog: the first checkpoint is trusted on first use,
+// entries are verified up to it, and growth is followed.
+func TestFollowHonestLog(t *testing.T) {
+	fx := newAuditorFixture(t, "w")
+	fx.log.add(fx.release(t, fx.op, "1.0.0"), fx.release(t, fx.op, "1.0.1"))
+	err, alerts := fx.runOnce(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKinds(t, "first pass", alerts)
+	if size, verified := fx.treeSize(t); size != 2 || verified != 2 {
+		t.Errorf("followed %d, verified %d; want 2, 2", size, verified)
+	}
+	for i := range 300 { // past one tile
+		fx.log.add(fx.release(t, fx.op, fmt.Sprintf("2.0.%d", i)))
+	}
+	if err, alerts = fx.runOnce(t); err != nil {
+		t.Fatal(err)
+	}
+	wantKinds(t, "after growth", alerts)
+	if size, verified := fx.treeSize(t); size != 302 || verified != 302 {
+		t.Errorf("followed %d, verified %d; want 302, 302", size, verified)
+	}
+}
+
+// TestFollowMisbehaviour pins each way a log, its witness or a peer can
+// disagree with the tree followed so far, and what the auditor does.
+func TestFollowMisbehaviour(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// lie is applied after the auditor followed 4 honest entries.
+		lie        func(t *testing.T, fx *auditorFixture)
+		wantAlerts []string
+		wantErr    string
+		wantSize   int64
+	}{
+		{
+			name: "log forks (split view served to the auditor)",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				g := fx.log.fork(2)
+				g.add(fx.release(t, fx.op, "evil-1"), fx.release(t, fx.op, "evil-2"), fx.release(t, fx.op, "evil-3"))
+				fx.log.mu.Lock()
+				fx.log.serve, fx.log.tilesOf = g.checkpoint(5, true), g
+				fx.log.mu.Unlock()
+			},
+			wantAlerts: []string{AlertLogInconsistent},
+			wantSize:   4,
+		},
+		{
+			name: "witness shows a fork of the same size",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				g := fx.log.fork(3)
+				g.add(fx.release(t, fx.op, "evil"))
+				fx.log.mu.Lock()
+				fx.log.witnessCP = g.checkpoint(4, true)
+				fx.log.mu.Unlock()
+			},
+			wantAlerts: []string{AlertLogInconsistent},
+			wantSize:   4,
+		},
+		{
+			name: "peer saw an older, inconsistent tree",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				g := fx.log.fork(1)
+				g.add(fx.release(t, fx.op, "evil"))
+				fx.log.mu.Lock()
+				fx.log.peerCP = g.checkpoint(2, false)
+				fx.log.mu.Unlock()
+			},
+			wantAlerts: []string{AlertLogInconsistent},
+			wantSize:   4,
+		},
+		{
+			name: "peer saw an older, consistent tree",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				fx.log.mu.Lock()
+				fx.log.peerCP = fx.log.checkpoint(2, false)
+				fx.log.mu.Unlock()
+			},
+			wantSize: 4,
+		},
+		{
+			name: "log rolls back to an older checkpoint",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				fx.log.mu.Lock()
+				fx.log.serve = fx.log.checkpoint(3, true)
+				fx.log.mu.Unlock()
+			},
+			wantSize: 4, // consistent, so no alert, and the tree does not go back
+		},
+		{
+			name: "log publishes a checkpoint without the quorum",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				fx.log.add(fx.release(t, fx.op, "1.1.0"))
+				fx.log.mu.Lock()
+				fx.log.serve = fx.log.checkpoint(5, false)
+				fx.log.mu.Unlock()
+			},
+			wantAlerts: []string{AlertQuorumMissing},
+			wantSize:   5,
+		},
+		{
+			name: "checkpoint signed by another key",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				other := newFakeLog(t)
+				other.add(fx.log.fork(4).entries...)
+				other.add(fx.release(t, fx.op, "evil"))
+				fx.log.mu.Lock()
+				fx.log.serve = other.checkpoint(5, true)
+				fx.log.mu.Unlock()
+			},
+			wantErr:  "checkpoint",
+			wantSize: 4,
+		},
+		{
+			name: "witness's checkpoint is forged (no alert: nobody signed it)",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				other := newFakeLog(t)
+				other.add(fx.release(t, fx.op, "evil"))
+				fx.log.mu.Lock()
+				fx.log.witnessCP = other.checkpoint(1, true)
+				fx.log.mu.Unlock()
+			},
+			wantSize: 4,
+		},
+		{
+			name: "witness is ahead: checked once the log catches up",
+			lie: func(t *testing.T, fx *auditorFixture) {
+				fx.log.add(fx.release(t, fx.op, "1.2.0"), fx.release(t, fx.op, "1.2.1"))
+				fx.log.mu.Lock()
+				fx.log.witnessCP = fx.log.checkpoint(6, true)
+				fx.log.serve = fx.log.checkpoint(4, true)
+				fx.log.mu.Unlock()
+			},
+			wantSize: 4,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newAuditorFixture(t, "w")
+			for i := range 4 {
+				fx.log.add(fx.release(t, fx.op, fmt.Sprintf("1.0.%d", i)))
+			}
+			if err, alerts := fx.runOnce(t); err != nil || len(alerts) != 0 {
+				t.Fatalf("honest pass: %v, alerts %q", err, kinds(alerts))
+			}
+			tc.lie(t, fx)
+			err, alerts := fx.runOnce(t)
+			if tc.wantErr == "" && err != nil {
+				t.Errorf("RunOnce = %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("RunOnce = %v, want an error containing %q", err, tc.wantErr)
+			}
+			wantKinds(t, "after the lie", alerts, tc.wantAlerts...)
+			if size, _ := fx.treeSize(t); size != tc.wantSize {
+				t.Errorf("followed tree %d, want %d", size, tc.wantSize)
+			}
+			for _, a := range alerts {
+				if a.Kind != AlertLogInconsistent {
+					continue
+				}
+				// The evidence stands on its own: anyone can check it.
+				var ma MisbehaviourAlert
+				if err := json.Unmarshal(a.Evidence, &ma); err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile(ma.File)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ev, err := misbehaviour.Parse(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ev.Verify(); err != nil {
+					t.Errorf("the evidence file does not verify: %v", err)
+				}
+			}
+			// A second pass raises nothing new (alerts dedup by key).
+			if _, again := fx.runOnce(t); len(again) != 0 {
+				t.Errorf("second pass raised %q again", kinds(again))
+			}
+		})
+	}
+}
+
+// TestFollowEntries: each entry is judged on its own and against the
+// entries before it; an invalid one raises one invalid-entry alert and
+// does not stop the rest.
+func TestFollowEntries(t *testing.T) {
+	fx := newAuditorFixture(t, "w")
+	stranger, err := statement.GenerateSigner(statement.AlgEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := fx.release(t, fx.op, "1.0.0")
+	rel2 := fx.release(t, fx.op2, "1.0.1")
+	entries := []struct {
+		entry   []byte
+		invalid string // in the alert's summary; "" = valid
+	}{
+		{rel, ""},  // 0
+		{rel2, ""}, // 1
+		{[]byte("not a statement"), "is invalid"},                                           // 2
+		{fx.release(t, stranger, "9.9.9"), "not signed by an operator key"},                 // 3
+		{fx.revocation(t, fx.op2, 0, rel), "not by the release's operator or an authority"}, // 4: another operator
+		{fx.revocation(t, fx.op, 1, rel), "SHA-256"},                                        // 5: names entry 1 with entry 0's hash
+		{fx.revocation(t, fx.op, 7, rel), "not before it"},                                  // 6: names a later entry
+		{fx.revocation(t, fx.op, 2, rel), "not a valid release"},                            // 7: names the garbage
+		{fx.revocation(t, fx.op, 0, rel), ""},                                               // 8: the release's own operator
+		{fx.revocation(t, fx.op2, 1, rel2), ""},                                             // 9
+	}
+	for _, e := range entries {
+		fx.log.add(e.entry)
+	}
+	err, alerts := fx.runOnce(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byIndex := map[int]Alert{}
+	for _, a := range alerts {
+		if a.Kind != AlertInvalidEntry {
+			t.Errorf("unexpected %s alert: %s", a.Kind, a.Summary)
+			continue
+		}
+		var i int
+		if _, err := fmt.Sscanf(a.Summary, "entry %d", &i); err != nil {
+			t.Fatalf("alert summary %q does not start with the entry index", a.Summary)
+		}
+		byIndex[i] = a
+	}
+	for i, e := range entries {
+		a, raised := byIndex[i]
+		switch {
+		case e.invalid == "" && raised:
+			t.Errorf("entry %d is valid but raised: %s", i, a.Summary)
+		case e.invalid != "" && !raised:
+			t.Errorf("entry %d is invalid (%s) but raised nothing", i, e.invalid)
+		case e.invalid != "" && !strings.Contains(a.Summary, e.invalid):
+			t.Errorf("entry %d: alert %q, want it to say %q", i, a.Summary, e.invalid)
+		}
+	}
+	if size, verified := fx.treeSize(t); size != int64(len(entries)) || verified != int64(len(entries)) {
+		t.Errorf("followed %d, verified %d; want %d", size, verified, len(entries))
+	}
+	// Only the valid revocations revoke.
+	for _, c := range []struct {
+		index int64
+		by    string
+	}{{0, "8"}, {1, "9"}} {
+		r, err := fx.aud.st.Release(context.Background(), fx.log.origin, c.index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Revoked != c.by {
+			t.Errorf("release %d revoked by %q, want by entry %s", c.index, r.Revoked, c.by)
+		}
+	}
+}

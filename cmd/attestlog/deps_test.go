@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependenciesPointOneWay keeps the layering of the README's Layout
+// section: the binary links no test scaffolding, and neither the web
+// pages nor the auditor link the log server (or Tessera's drivers).
+func TestDependenciesPointOneWay(t *testing.T) {
+	deps := func(pkg string) map[string]bool {
+		t.Helper()
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		m := map[string]bool{}
+		for _, l := range strings.Fields(string(out)) {
+			m[l] = true
+		}
+		return m
+	}
+	const mod = "github.com/attestlog/attestlog/"
+	bin := deps("../../cmd/attestlog")
+	if len(bin) < 100 {
+		t.Fatalf("go list found only %d dependencies of the binary", len(bin))
+	}
+	for _, p := range []string{"testing", "net/http/httptest",
+		mod + "internal/httpfuzz", mod + "internal/httpbody/httpbodytest", mod + "internal/testenv",
+		mod + "internal/mariadbtest", mod + "internal/tlogcheck", mod + "policy/provenance/provenancetest",
+		"github.com/google/go-sev-guest/testing", "github.com/google/go-tdx-guest/testing"} {
+		if bin[p] {
+			t.Errorf("the attestlog binary links %s", p)
+		}
+	}
+	for _, pkg := range []string{"web", "auditor"} {
+		d := deps("../../" + pkg)
+		for _, p := range []string{mod + "log/logserver", "github.com/transparency-dev/tessera"} {
+			if d[p] {
+				t.Errorf("%s imports %s", pkg, p)
+			}
+		}
+	}
+}

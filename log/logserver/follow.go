@@ -176,9 +176,11 @@ func (l *Log) keylessSigner(p *statement.Parsed) string {
 	return q.KeylessSigner
 }
 
-// signerOf names the policy principal that signed p, as the current
-// policy knows it. Admission verified the signature, so the key ID is
-// enough here.
+// signerOf names the policy principal whose signature on p verifies, as
+// the current policy knows it: the key that signed, never the key ID a
+// signature merely claims (anyone can add a junk signature under another
+// operator's key ID). A statement no principal's key verifies is
+// credited to nobody ("", "unknown").
 func (l *Log) signerOf(p *statement.Parsed) (keyID, name string) {
 	if p.Envelope == nil { // keyless
 		if p.KeylessSigner != "" {
@@ -187,17 +189,20 @@ func (l *Log) signerOf(p *statement.Parsed) (keyID, name string) {
 		return "keyless", l.keylessSigner(p)
 	}
 	pol := l.Policy()
-	for _, s := range p.Envelope.Signatures {
-		for _, ps := range [][]policy.Principal{pol.Operators, pol.Auditors, pol.Authorities} {
-			for _, pr := range ps {
-				if pr.Key.ID() == s.KeyID {
-					return s.KeyID, pr.Name
-				}
-			}
-		}
+	var classes [][]policy.Principal
+	switch p.Kind {
+	case statement.KindRelease:
+		classes = [][]policy.Principal{pol.Operators}
+	case statement.KindReproduction:
+		classes = [][]policy.Principal{pol.Auditors}
+	case statement.KindRevocation:
+		classes = [][]policy.Principal{pol.Authorities, pol.Operators}
 	}
-	if len(p.Envelope.Signatures) > 0 {
-		return p.Envelope.Signatures[0].KeyID, "unknown"
+	for _, ps := range classes {
+		if k, ok := p.Envelope.VerifiedBy(policy.Keys(ps)); ok {
+			pr, _ := policy.Named(ps, k)
+			return k.ID(), pr.Name
+		}
 	}
 	return "", "unknown"
 }

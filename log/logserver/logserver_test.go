@@ -593,3 +593,54 @@ func TestPushback(t *testing.T) {
 		t.Errorf("client.Add under pushback = %v", err)
 	}
 }
+
+// TestSignerIsTheKeyThatVerifies: one operator signs its release and adds
+// a junk signature under the other operator's key ID (sorted first, so a
+// reader that trusts claimed key IDs meets it first). The log credits the
+// attacker (whose signature verifies), the attacker may revoke its own
+// release, and the victim may not.
+func TestSignerIsTheKeyThatVerifies(t *testing.T) {
+	tl := newTestLog(t, nil)
+	ctx := context.Background()
+	attacker, victim, attackerName := tl.operator2, tl.operator, "beta"
+	if attacker.Public().ID() < victim.Public().ID() {
+		attacker, victim, attackerName = tl.operator, tl.operator2, "acme"
+	}
+	b := release(t, attacker, measurement(7))
+	p, err := statement.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Envelope.Signatures = append(p.Envelope.Signatures, statement.Signature{KeyID: victim.Public().ID(), Sig: bytes.Repeat([]byte{1}, 64)})
+	forged, err := p.Envelope.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp, _ := statement.Parse(forged); fp == nil || fp.Envelope.Signatures[0].KeyID != victim.Public().ID() {
+		t.Fatal("the junk signature does not come first")
+	}
+	i := tl.add(t, forged)
+	if err := tl.waitIndexed(ctx, i); err != nil {
+		t.Fatal(err)
+	}
+	info, err := tl.client.Entry(ctx, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Signer != attackerName {
+		t.Errorf("entry %d is credited to %q, want %s (the key whose signature verifies)", i, info.Signer, attackerName)
+	}
+	entry := mustEntry(t, forged)
+	ref := statement.RefOf(i, entry)
+	revoke := func(s *statement.Signer) []byte {
+		r, _ := statement.EncodeRevocation(ref, &statement.Revocation{Reason: "test", Time: time.Now().UTC().Truncate(time.Second)})
+		e, _ := statement.Sign(r, s)
+		return e
+	}
+	if code, msg := tl.post(t, revoke(victim)); code != 403 {
+		t.Errorf("the victim revoking the attacker's release = %d %q, want 403", code, msg)
+	}
+	if code, msg := tl.post(t, revoke(attacker)); code != 200 {
+		t.Errorf("the attacker revoking its own release = %d %q, want 200", code, msg)
+	}
+}

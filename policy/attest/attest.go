@@ -78,6 +78,10 @@ func WithBaseDir(dir string) Option { return func(o *options) { o.baseDir = dir 
 // the current time (for saved evidence and tests).
 func WithTime(t time.Time) Option { return func(o *options) { o.now = func() time.Time { return t } } }
 
+// WithClock reads the verification time from now at each decision
+// (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
 // New returns a verifier for the attestation policy, loading the files it
 // names. An error names the directive and file that could not be used.
 func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {

@@ -74,6 +74,10 @@ func WithPolicyDir(dir string) Option { return func(c *config) { c.baseDir = dir
 // WithTime fixes the verification time (for saved evidence and tests).
 func WithTime(t time.Time) Option { return func(c *config) { c.now = func() time.Time { return t } } }
 
+// WithClock reads the verification time from now at each decision
+// (default time.Now).
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
 // New returns a verifier for pol.
 func New(pol *policy.Policy, opts ...Option) (*Verifier, error) {
 	c := config{now: time.Now}
@@ -84,7 +88,9 @@ func New(pol *policy.Policy, opts ...Option) (*Verifier, error) {
 	if c.baseDir != "" {
 		aopts = append(aopts, attest.WithBaseDir(c.baseDir))
 	}
-	aopts = append(aopts, attest.WithTime(c.now()))
+	// The clock, not a time: certificate expiry, CRL next-update and TDX
+	// collateral are judged when each decision is made.
+	aopts = append(aopts, attest.WithClock(c.now))
 	hw, err := attest.New(pol.Attestation, aopts...)
 	if err != nil {
 		return nil, err

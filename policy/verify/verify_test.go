@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -352,4 +353,44 @@ func mustHex(s string) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestClockNotFrozen: a verifier judges certificates at the time of each
+// decision, not at the time it was made: the same evidence that verified
+// fails once its VCEK has expired.
+func TestClockNotFrozen(t *testing.T) {
+	f := newFixture(t)
+	// A VCEK that expires in an hour (the demo VCEK is valid for 7 years).
+	created := time.Now().Add(-7*365*24*time.Hour + time.Hour)
+	mb := mustHex(f.m)
+	var err error
+	if f.enclave, err = fakeenclave.NewSNP(mb, fakeenclave.WithCreationTime(created)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.dir, "root.pem"), f.enclave.RootPEM(), 0o644)
+	relIdx := f.log.add(f.release(t, f.operator, f.m))
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	v := f.policy(t, "")
+	v2, err := New(v.Policy(), WithPolicyDir(f.dir), WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decide := func() *Verdict {
+		n := nonce()
+		ev := f.evidence(t, n)
+		ev.Proof = string(f.log.proof(relIdx, 2).Marshal())
+		return v2.Verify(Input{Evidence: ev, Nonce: n})
+	}
+	if vd := decide(); !vd.OK() {
+		t.Fatalf("before expiry: failed %v\n%s", failed(vd), vd.Checks)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	vd := decide()
+	if c, ok := vd.Checks.Find(check.HardwareChain); vd.OK() || !ok || c.OK {
+		t.Errorf("after the VCEK expired: OK %v, hardware chain %+v; want it to fail", vd.OK(), c)
+	}
 }

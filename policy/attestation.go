@@ -20,6 +20,7 @@ package policy
 //	tdx-min-tee-tcb-svn HEX              # TDX TEE_TCB_SVN floor, 16 bytes, component-wise
 //	reproductions N                      # independent reproductions a release needs (default 0)
 //	allow-unsandboxed-reproductions      # count reproductions an auditor made without a sandbox
+//	reproduction-mismatch allow|deny     # a policy auditor's mismatch makes a release untrusted (default deny)
 //	max-checkpoint-age DURATION          # e.g. 24h, 90m, 7d; default: not checked
 //	trust-root sev-snp|tdx FILE          # also trust this root (test roots need this line)
 //	crl FILE                             # cached AMD CRL (DER or PEM) for offline revocation
@@ -68,6 +69,12 @@ type AttestationPolicy struct {
 	// Reproductions. Default false: the recipe ran on that auditor's host,
 	// so the result is only as good as the recipe's good will.
 	AllowUnsandboxedReproductions bool
+
+	// AllowReproductionMismatch trusts a release that a policy auditor
+	// reproduced with outcome "mismatch". Default false: the auditor the
+	// policy trusts says the logged measurement is not what the source
+	// builds to.
+	AllowReproductionMismatch bool
 
 	// MaxCheckpointAge bounds how old the checkpoint under which a release
 	// is proven may be. Zero means freshness is not checked.
@@ -172,6 +179,7 @@ func init() {
 	registerDirective("reproductions", once(parseReproductions))
 	registerDirective("allow-unsandboxed-reproductions", once(noArgs(func(a *AttestationPolicy) { a.AllowUnsandboxedReproductions = true })))
 	registerDirective("max-checkpoint-age", once(parseMaxCheckpointAge))
+	registerDirective("reproduction-mismatch", once(parseReproductionMismatch))
 	registerDirective("trust-root", parseTrustRoot)
 	registerDirective("crl", parseCRL)
 	registerDirective("tdx-collateral", once(parseTDXCollateral))
@@ -361,6 +369,14 @@ func parseReproductions(a *AttestationPolicy, f []string) error {
 		return fmt.Errorf("reproductions %q: want a number 0-%d", f[1], MaxReproductions)
 	}
 	a.Reproductions = n
+	return nil
+}
+
+func parseReproductionMismatch(a *AttestationPolicy, f []string) error {
+	if len(f) != 2 || (f[1] != "allow" && f[1] != "deny") {
+		return errors.New("want: reproduction-mismatch allow|deny")
+	}
+	a.AllowReproductionMismatch = f[1] == "allow"
 	return nil
 }
 

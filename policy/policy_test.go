@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -248,6 +249,44 @@ func TestRevoker(t *testing.T) {
 		pr, ok := pol.Revoker(tc.env, tc.signer)
 		if got := map[bool]string{true: pr.Name}[ok]; got != tc.want {
 			t.Errorf("%s: Revoker = %q, %v; want %q", tc.name, pr.Name, ok, tc.want)
+		}
+	}
+}
+
+// TestQuorumTime: a checkpoint is as fresh as the moment its quorum last
+// held, counting only cosignatures that make up the quorum.
+func TestQuorumTime(t *testing.T) {
+	w := func(i int) string {
+		_, vkey, _ := note.GenerateKey(nil, fmt.Sprintf("w%d.example", i))
+		cv, _ := fnote.VKeyToCosignatureV1(vkey)
+		return cv
+	}
+	pol, err := Parse([]byte(fmt.Sprintf("witness a %s\nwitness b %s\nwitness c %s\ngroup two 2 a b c\nquorum two\n", w(0), w(1), w(2))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := Parse([]byte("quorum none\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+	for _, tc := range []struct {
+		name     string
+		pol      *Policy
+		cosigned map[string]time.Time
+		want     time.Time
+		ok       bool
+	}{
+		{"two of three, the older one dates it", pol, map[string]time.Time{"a": h(0), "b": h(5)}, h(0), true},
+		{"a fresh third cosignature freshens it", pol, map[string]time.Time{"a": h(0), "b": h(5), "c": h(9)}, h(5), true},
+		{"one fresh cosignature alone does not", pol, map[string]time.Time{"c": h(9)}, time.Time{}, false},
+		{"none", pol, nil, time.Time{}, false},
+		{"quorum none has nothing to date it", none, nil, time.Time{}, false},
+	} {
+		got, ok := tc.pol.QuorumTime(&Checkpoint{Cosigned: tc.cosigned})
+		if ok != tc.ok || !got.Equal(tc.want) {
+			t.Errorf("%s: QuorumTime = %v, %v; want %v, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
 }

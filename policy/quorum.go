@@ -155,6 +155,28 @@ func (p *Policy) InspectCheckpoint(signed []byte) (*Checkpoint, error) {
 	return c, nil
 }
 
+// QuorumTime returns when the policy's quorum last held for c: the
+// latest time T such that the witnesses whose cosignatures are dated T or
+// later make up the quorum. Only cosignatures that make up the quorum
+// count: a fresh cosignature from one witness does not freshen a
+// checkpoint the quorum cosigned long ago. It is false when the quorum is
+// not met by dated cosignatures (a "quorum none" policy has none).
+func (p *Policy) QuorumTime(c *Checkpoint) (time.Time, bool) {
+	if p.Quorum == nil || len(c.Cosigned) == 0 {
+		return time.Time{}, false
+	}
+	names := c.CosignerNames()
+	sort.SliceStable(names, func(i, j int) bool { return c.Cosigned[names[i]].After(c.Cosigned[names[j]]) })
+	set := map[string]bool{}
+	for _, n := range names {
+		set[n] = true
+		if p.Quorum.Satisfied(set) {
+			return c.Cosigned[n], true
+		}
+	}
+	return time.Time{}, false
+}
+
 func boolSet(m map[string]time.Time) map[string]bool {
 	s := make(map[string]bool, len(m))
 	for k := range m {

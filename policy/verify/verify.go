@@ -264,7 +264,7 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 
 	entry := proof.Extra
 	ref := statement.RefOf(proof.Index, entry)
-	revoked, repros := v.related(cp.Log.Origin, ref, rel, relKey, in.Related)
+	revoked, repros, mismatches := v.related(cp.Log.Origin, ref, rel, relKey, in.Related)
 	if len(revoked) > 0 {
 		vd.add(check.Fail(NotRevoked, "release %d was revoked: %s", proof.Index, strings.Join(revoked, "; ")))
 	} else {
@@ -273,6 +273,8 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 	info.Reproductions = repros
 	need := v.pol.Attestation.Reproductions
 	switch {
+	case len(mismatches) > 0 && !v.pol.Attestation.AllowReproductionMismatch:
+		vd.add(check.Fail(Reproduced, "a policy auditor's rebuild did not reproduce the release's measurement (%s); the policy says reproduction-mismatch deny", strings.Join(mismatches, "; ")))
 	case len(repros) >= need && need == 0:
 		vd.add(check.Pass(Reproduced, "none required by policy (%d seen)", len(repros)))
 	case len(repros) >= need:
@@ -300,21 +302,18 @@ func (v *Verifier) checkpoint(vd *Verdict, signed []byte, now time.Time) (*polic
 		vd.add(check.Fail(WitnessQuorum, "cosigned by %v, short of the quorum %s", cp.CosignerNames(), v.pol.Quorum))
 	}
 	maxAge := v.pol.Attestation.MaxCheckpointAge
-	var newest time.Time
-	for _, t := range cp.Cosigned {
-		if t.After(newest) {
-			newest = t
-		}
-	}
+	// Freshness is the quorum's: when the witnesses that make up the
+	// quorum had all cosigned, not the newest single cosignature.
+	since, dated := v.pol.QuorumTime(cp)
 	switch {
 	case maxAge == 0:
 		vd.add(check.Pass(CheckpointFresh, "not required by policy"))
-	case newest.IsZero():
-		vd.add(check.Fail(CheckpointFresh, "no witness cosignature dates the checkpoint; policy requires one newer than %v", maxAge))
-	case now.Sub(newest) > maxAge:
-		vd.add(check.Fail(CheckpointFresh, "newest cosignature is from %s, %v old; policy allows %v (fetch a fresh proof)", newest.UTC().Format(time.RFC3339), now.Sub(newest).Round(time.Second), maxAge))
+	case !dated:
+		vd.add(check.Fail(CheckpointFresh, "no quorum of dated witness cosignatures dates the checkpoint; policy requires one newer than %v", maxAge))
+	case now.Sub(since) > maxAge:
+		vd.add(check.Fail(CheckpointFresh, "the quorum %s last cosigned at %s, %v ago; policy allows %v (fetch a fresh proof)", v.pol.Quorum, since.UTC().Format(time.RFC3339), now.Sub(since).Round(time.Second), maxAge))
 	default:
-		vd.add(check.Pass(CheckpointFresh, "cosigned %v ago (policy allows %v)", now.Sub(newest).Round(time.Second), maxAge))
+		vd.add(check.Pass(CheckpointFresh, "quorum %s cosigned %v ago (policy allows %v)", v.pol.Quorum, now.Sub(since).Round(time.Second), maxAge))
 	}
 	return cp, true
 }
@@ -375,11 +374,14 @@ func short(h string) string {
 //
 // A revocation counts when an authority of the policy signed it, or the
 // operator key that signed the release (relKey, nil if none did).
-func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement.Release, relKey *statement.PublicKey, rs []*tlogproof.Proof) (revoked []string, repros []string) {
+func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement.Release, relKey *statement.PublicKey, rs []*tlogproof.Proof) (revoked, repros, mismatches []string) {
 	auditors := map[string]bool{}
 	for _, p := range rs {
+		// Only under a checkpoint the quorum cosigned: a related entry
+		// the witnesses never saw could be a view shown to this client
+		// alone.
 		cp, err := v.openCheckpoint(p.Checkpoint)
-		if err != nil || cp.Log.Origin != origin || p.VerifyInclusion(p.Extra, cp.N, cp.Hash) != nil {
+		if err != nil || !cp.QuorumMet || cp.Log.Origin != origin || p.VerifyInclusion(p.Extra, cp.N, cp.Hash) != nil {
 			continue
 		}
 		st, err := statement.Parse(p.Extra)
@@ -402,7 +404,15 @@ func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement
 			}
 		case statement.KindReproduction:
 			k, ok := st.Envelope.VerifiedBy(policy.Keys(v.pol.Auditors))
-			if !ok || st.Reproduction.Outcome != statement.OutcomeMatch {
+			if !ok {
+				continue
+			}
+			a, _ := policy.Named(v.pol.Auditors, k)
+			if st.Reproduction.Outcome == statement.OutcomeMismatch {
+				mismatches = append(mismatches, fmt.Sprintf("entry %d by %s", p.Index, a.Name))
+				continue
+			}
+			if st.Reproduction.Outcome != statement.OutcomeMatch {
 				continue
 			}
 			if st.Reproduction.Unsandboxed && !v.pol.Attestation.AllowUnsandboxedReproductions {
@@ -411,7 +421,6 @@ func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement
 			if st.Reproduction.Measurements.Primary() != rel.Measurements.Primary() {
 				continue
 			}
-			a, _ := policy.Named(v.pol.Auditors, k)
 			auditors[a.Name] = true
 		}
 	}
@@ -419,7 +428,7 @@ func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement
 		repros = append(repros, a)
 	}
 	sort.Strings(repros)
-	return revoked, repros
+	return revoked, repros, mismatches
 }
 
 // skipRest marks the checks that could not run because an earlier one

@@ -239,7 +239,7 @@ func TestVerify(t *testing.T) {
 		{"measurement never logged", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(otherIdx, 2)}, MeasurementMatches, "not the logged"},
 		{"proof for another entry", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: wrongProof}, InclusionProof, "does not"},
 		{"short of quorum", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 1)}, WitnessQuorum, "short of the quorum"},
-		{"stale checkpoint", later, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 3)}, CheckpointFresh, "old"},
+		{"stale checkpoint", later, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 3)}, CheckpointFresh, "ago"},
 		{"revoked release", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), Related: []*tlogproof.Proof{f.log.proof(revIdx, 2)}}, NotRevoked, "CVE-2026-1"},
 		{"unknown operator", v, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(unknownOpIdx, 2)}, Operator, "not signed by an operator"},
 		{"reproduction required", needRepro, Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2)}, Reproduced, "requires 1"},
@@ -392,5 +392,46 @@ func TestClockNotFrozen(t *testing.T) {
 	vd := decide()
 	if c, ok := vd.Checks.Find(check.HardwareChain); vd.OK() || !ok || c.OK {
 		t.Errorf("after the VCEK expired: OK %v, hardware chain %+v; want it to fail", vd.OK(), c)
+	}
+}
+
+// TestRelatedFailClosed: a policy auditor's mismatch makes the release
+// untrusted (unless the policy allows it), and related entries count only
+// under a checkpoint the quorum cosigned.
+func TestRelatedFailClosed(t *testing.T) {
+	f := newFixture(t)
+	relIdx := f.log.add(f.release(t, f.operator, f.m))
+	ref := statement.RefOf(relIdx, f.log.entries[relIdx])
+	mm, _ := statement.EncodeReproduction(ref, &statement.Reproduction{
+		Outcome: statement.OutcomeMismatch, Time: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC),
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: strings.Repeat("ee", 48)}},
+	})
+	mmEntry, _ := statement.Sign(mm, f.auditor)
+	mmIdx := f.log.add(mmEntry)
+	rv, _ := statement.EncodeRevocation(ref, &statement.Revocation{Reason: "CVE-2026-9", Time: time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC)})
+	rvEntry, _ := statement.Sign(rv, f.operator)
+	rvIdx := f.log.add(rvEntry)
+	n := nonce()
+	verify := func(v *Verifier, related ...*tlogproof.Proof) *Verdict {
+		return v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), Related: related})
+	}
+
+	deny := f.policy(t, "")
+	vd := verify(deny, f.log.proof(mmIdx, 2))
+	if c, _ := vd.Checks.Find(Reproduced); vd.OK() || c.OK || !strings.Contains(c.Reason, "did not reproduce") {
+		t.Errorf("a policy auditor's mismatch: OK %v, %q", vd.OK(), c.Reason)
+	}
+	allow := f.policy(t, "reproduction-mismatch allow\n")
+	if vd := verify(allow, f.log.proof(mmIdx, 2)); !vd.OK() {
+		t.Errorf("reproduction-mismatch allow: failed %v", failed(vd))
+	}
+	// Under a checkpoint short of the quorum a revocation is not
+	// evidence (the witnesses never saw it) — and the proof of the release
+	// under a full quorum still stands.
+	if vd := verify(deny, f.log.proof(rvIdx, 1)); !vd.OK() {
+		t.Errorf("a revocation under a checkpoint short of the quorum counted: %v", failed(vd))
+	}
+	if vd := verify(deny, f.log.proof(rvIdx, 2)); vd.OK() {
+		t.Error("a revocation under a quorum checkpoint did not count")
 	}
 }

@@ -2,6 +2,7 @@ package statement
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -41,7 +42,18 @@ func IsBundle(entry []byte) bool {
 // them again gives them back unchanged. For a bundle only the statement is
 // parsed; its Sigstore signature is NOT verified here
 // (policy/provenance.VerifyKeylessEntry does that) and Envelope is nil.
+//
+// An index checkpoint (IsIndexCheckpoint) parses to KindIndexCheckpoint
+// with neither Envelope nor Statement; its signature is the log's
+// (VerifyIndexCheckpoint).
 func ParseEntry(entry []byte) (*Parsed, error) {
+	if IsIndexCheckpoint(entry) {
+		c, err := ParseIndexCheckpoint(entry)
+		if err != nil {
+			return nil, err
+		}
+		return &Parsed{Kind: KindIndexCheckpoint, IndexCheckpoint: c, PayloadHash: sha256.Sum256(entry)}, nil
+	}
 	p, err := Parse(entry)
 	if err == nil || !IsBundle(entry) {
 		return p, err

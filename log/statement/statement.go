@@ -296,7 +296,10 @@ type Parsed struct {
 	Release      *Release      // set for KindRelease
 	Reproduction *Reproduction // set for KindReproduction
 	Revocation   *Revocation   // set for KindRevocation
-	Ref          EntryRef      // the subject, for reproductions and revocations
+	// IndexCheckpoint is set for KindIndexCheckpoint, an entry the log
+	// appends itself (its signature is the log's: VerifyIndexCheckpoint).
+	IndexCheckpoint *IndexCheckpoint
+	Ref             EntryRef // the subject, for reproductions and revocations
 
 	// PayloadHash is the SHA-256 of the statement payload: the identity
 	// of the statement whatever signed it.

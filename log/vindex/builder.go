@@ -1,0 +1,104 @@
+package vindex
+
+import (
+	"encoding/hex"
+	"fmt"
+
+	"github.com/attestlog/attestlog/log/statement"
+)
+
+// MapVersion names the map function below; an index checkpoint's header
+// (statement.IndexCheckpointHeader) carries it.
+const MapVersion = 1
+
+// Builder applies the map function to a log's entries, in order. The map
+// is derived data: anyone who reads the log can build it, and must get the
+// same root at every size.
+type Builder struct {
+	m    Map
+	size uint64
+	// releases remembers, for each release, its entry's SHA-256 and keys:
+	// reproductions and revocations are filed under the keys of the
+	// release they name.
+	releases map[uint64]release
+}
+
+type release struct {
+	sha256 string
+	keys   [][32]byte
+}
+
+// NewBuilder returns a builder of the empty log.
+func NewBuilder() *Builder { return &Builder{releases: map[uint64]release{}} }
+
+// Size is the number of entries added.
+func (b *Builder) Size() uint64 { return b.size }
+
+// Map is the index of the entries added so far.
+func (b *Builder) Map() *Map { return &b.m }
+
+// Root is the index root over the entries added so far.
+func (b *Builder) Root() [32]byte { return b.m.Root() }
+
+// Add applies the map function to entry index, which must be Size().
+// It returns the keys the entry was filed under.
+func (b *Builder) Add(index uint64, entry []byte) ([][32]byte, error) {
+	if index != b.size {
+		return nil, fmt.Errorf("vindex: entry %d added at size %d", index, b.size)
+	}
+	b.size++
+	p, err := statement.ParseEntry(entry)
+	if err != nil {
+		return nil, nil // unreadable entries are about nothing
+	}
+	switch p.Kind {
+	case statement.KindRelease:
+		keys := ReleaseKeys(p.Release, p.Statement.Subject)
+		b.releases[index] = release{sha256: statement.RefOf(index, entry).SHA256, keys: keys}
+		for _, k := range keys {
+			b.m.Add(k, Item{Index: index, Kind: KindRelease})
+		}
+		return keys, nil
+	case statement.KindReproduction, statement.KindRevocation:
+		r, ok := b.releases[p.Ref.Index]
+		if !ok || r.sha256 != p.Ref.SHA256 || p.Ref.Index >= index {
+			return nil, nil
+		}
+		kind := KindReproduction
+		if p.Kind == statement.KindRevocation {
+			kind = KindRevocation
+		}
+		for _, k := range r.keys {
+			b.m.Add(k, Item{Index: index, Kind: kind})
+		}
+		return r.keys, nil
+	}
+	return nil, nil
+}
+
+// ReleaseKeys are the keys of a release: its measurements and its
+// subjects' digests, each once.
+func ReleaseKeys(rel *statement.Release, subjects []statement.Subject) [][32]byte {
+	var keys [][32]byte
+	seen := map[[32]byte]bool{}
+	add := func(h string) {
+		raw, err := hex.DecodeString(h)
+		if err != nil || len(raw) == 0 {
+			return
+		}
+		k := Key(raw)
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	for _, v := range rel.Measurements.Values() {
+		add(v)
+	}
+	for _, s := range subjects {
+		for _, alg := range statement.DigestAlgs {
+			add(s.Digest.Get(alg))
+		}
+	}
+	return keys
+}

@@ -1,0 +1,202 @@
+package vindex
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	mrand "math/rand/v2"
+	"testing"
+)
+
+// refRoot computes the root from scratch, straight from the definition.
+func refRoot(keys [][32]byte, vals map[[32]byte][]Item, d int) [32]byte {
+	switch len(keys) {
+	case 0:
+		return emptyHash
+	case 1:
+		return leafHash(keys[0], ValueHash(vals[keys[0]]))
+	}
+	var l, r [][32]byte
+	for _, k := range keys {
+		if bit(k, d) == 0 {
+			l = append(l, k)
+		} else {
+			r = append(r, k)
+		}
+	}
+	return nodeHash(refRoot(l, vals, d+1), refRoot(r, vals, d+1))
+}
+
+func randKey() [32]byte {
+	var k [32]byte
+	rand.Read(k[:])
+	return k
+}
+
+// TestMapMatchesDefinition: the incremental root equals the root from
+// the definition after every insertion, whatever the order.
+func TestMapMatchesDefinition(t *testing.T) {
+	var m Map
+	vals := map[[32]byte][]Item{}
+	var keys [][32]byte
+	// Keys sharing long prefixes exercise the splits.
+	base := randKey()
+	for i := range 200 {
+		k := randKey()
+		if i%4 == 0 {
+			k = base
+			k[31] ^= byte(i)
+			k[30] ^= byte(i >> 8)
+		}
+		if _, ok := vals[k]; !ok {
+			keys = append(keys, k)
+		}
+		it := Item{Index: uint64(i), Kind: KindRelease}
+		vals[k] = append(vals[k], it)
+		m.Add(k, it)
+		if i%7 == 0 || i == 199 {
+			if got, want := m.Root(), refRoot(keys, vals, 0); got != want {
+				t.Fatalf("after %d insertions: root %x, definition %x", i+1, got, want)
+			}
+		}
+	}
+	if m.Len() != len(keys) {
+		t.Errorf("Len = %d, want %d", m.Len(), len(keys))
+	}
+	// Another order, same root.
+	var m2 Map
+	perm := mrand.Perm(len(keys))
+	for _, i := range perm {
+		for _, it := range vals[keys[i]] {
+			m2.Add(keys[i], it)
+		}
+	}
+	if m2.Root() != m.Root() {
+		t.Error("insertion order changed the root")
+	}
+	var empty Map
+	if empty.Root() != EmptyRoot() {
+		t.Error("the empty map's root is not EmptyRoot")
+	}
+}
+
+// TestMapProofs: every key proves present with its items, every other
+// key proves absent, and no proof survives tampering.
+func TestMapProofs(t *testing.T) {
+	var m Map
+	var keys [][32]byte
+	for i := range 300 {
+		k := randKey()
+		keys = append(keys, k)
+		m.Add(k, Item{Index: uint64(2 * i), Kind: KindRelease})
+		if i%3 == 0 {
+			m.Add(k, Item{Index: uint64(2*i + 1), Kind: KindRevocation})
+		}
+	}
+	root := m.Root()
+	for _, k := range keys {
+		items, pr := m.Prove(k)
+		if len(items) == 0 {
+			t.Fatal("a present key has no items")
+		}
+		if err := pr.Verify(root, k, items); err != nil {
+			t.Fatalf("presence: %v", err)
+		}
+		q, err := ParseMapProof(pr.Marshal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Verify(root, k, items); err != nil {
+			t.Fatalf("presence after a round trip: %v", err)
+		}
+		// Dropping a revocation, or claiming absence, fails.
+		if err := pr.Verify(root, k, items[:len(items)-1]); err == nil && len(items) > 1 {
+			t.Fatal("a proof verified with an entry left out")
+		}
+		if err := pr.Verify(root, k, nil); err == nil {
+			t.Fatal("a presence proof verified as absence")
+		}
+	}
+	for range 300 {
+		k := randKey()
+		items, pr := m.Prove(k)
+		if len(items) != 0 {
+			t.Fatal("a random key is present")
+		}
+		if err := pr.Verify(root, k, nil); err != nil {
+			t.Fatalf("absence: %v", err)
+		}
+		if err := pr.Verify(root, k, []Item{{Index: 1, Kind: KindRelease}}); err == nil {
+			t.Fatal("an absence proof verified with entries")
+		}
+		if len(pr.Siblings) > 0 {
+			pr.Siblings[0][0] ^= 1
+			if err := pr.Verify(root, k, nil); err == nil {
+				t.Fatal("a tampered sibling verified")
+			}
+		}
+	}
+	// An absence proof that ends at another key's leaf cannot be used for
+	// that key, nor moved off the path.
+	k := randKey()
+	_, pr := m.Prove(k)
+	if pr.Terminal == TerminalOther {
+		if err := pr.Verify(root, pr.OtherKey, nil); err == nil {
+			t.Error("an absence proof verified for the key it ends at")
+		}
+	}
+}
+
+func TestParseMapProofStrict(t *testing.T) {
+	var m Map
+	for range 50 {
+		m.Add(randKey(), Item{Index: 1, Kind: KindRelease})
+	}
+	_, pr := m.Prove(randKey())
+	good := pr.Marshal()
+	if _, err := ParseMapProof(good); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"empty":      nil,
+		"trailing":   append(bytes.Clone(good), 0),
+		"truncated":  good[:len(good)-1],
+		"depth 300":  {0x01, 0x2c, 0},
+		"terminal 9": func() []byte { b := bytes.Clone(good); b[2] = 9; return b }(),
+	} {
+		if _, err := ParseMapProof(b); err == nil {
+			t.Errorf("%s: ParseMapProof accepted it", name)
+		}
+	}
+	// The empty hash spelled out is refused: one encoding per proof.
+	e := EmptyRoot()
+	spelled := append([]byte{0, 1, TerminalEmpty, 0x80}, e[:]...)
+	if _, err := ParseMapProof(spelled); err == nil {
+		t.Error("a spelled-out empty sibling was accepted")
+	}
+}
+
+func FuzzParseMapProof(f *testing.F) {
+	var m Map
+	for range 20 {
+		m.Add(randKey(), Item{Index: 1, Kind: KindRelease})
+	}
+	for range 3 {
+		_, pr := m.Prove(randKey())
+		f.Add(pr.Marshal())
+	}
+	f.Add([]byte{0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 16<<10 {
+			return
+		}
+		p, err := ParseMapProof(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(p.Marshal(), b) {
+			t.Fatalf("a parsed proof re-encodes differently")
+		}
+		p.Verify(sha256.Sum256(b), sha256.Sum256(nil), nil)
+	})
+}

@@ -18,7 +18,7 @@ const MaxLookupEntries = 100000
 var ErrBadResponse = errors.New("malformed log API response")
 
 // Kinds an EntryInfo may have.
-var kinds = map[string]bool{"release": true, "reproduction": true, "revocation": true, "unreadable": true}
+var kinds = map[string]bool{"release": true, "reproduction": true, "revocation": true, "unreadable": true, "index-checkpoint": true}
 
 // ParseAddResponse decodes the body of a POST /add answer.
 func ParseAddResponse(b []byte) (*AddResponse, error) {

@@ -184,6 +184,8 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed) error {
 			return nil
 		}
 		return fmt.Errorf("%w: a revocation must be signed by the operator that published release %d or by an authority of the log's policy", ErrForbidden, p.Ref.Index)
+	case statement.KindIndexCheckpoint:
+		return fmt.Errorf("%w: index checkpoints are appended by the log itself, never submitted", ErrForbidden)
 	}
 	return fmt.Errorf("%w: unknown kind", statement.ErrMalformed)
 }

@@ -53,6 +53,12 @@ type Config struct {
 	// CheckpointInterval is how often a new checkpoint is signed and sent
 	// to the witnesses (default 1s; at least 1s with MySQL).
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// IndexCheckpoints makes the log commit its verifiable index (an
+	// index checkpoint entry at most every checkpoint interval while
+	// entries arrive), so that lookups and absences are provable.
+	// Default true; false serves no index proofs, and clients whose policy
+	// says 'revocation-proof required' then trust none of its releases.
+	IndexCheckpoints *bool `yaml:"index_checkpoints"`
 	// WitnessTimeout bounds one round of collecting cosignatures (default
 	// 10s).
 	WitnessTimeout time.Duration `yaml:"witness_timeout"`
@@ -155,6 +161,10 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchMaxAge == 0 {
 		c.BatchMaxAge = DefaultBatchMaxAge
+	}
+	if c.IndexCheckpoints == nil {
+		on := true
+		c.IndexCheckpoints = &on
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval

@@ -34,6 +34,9 @@ func (l *Log) follow(ctx context.Context) {
 		if err := l.indexOnce(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn("indexing", "err", err)
 		}
+		if err := l.vindexOnce(ctx); err != nil && ctx.Err() == nil {
+			l.logger.Warn("verifiable index", "err", err)
+		}
 		if cp, err := l.reader.ReadCheckpoint(ctx); err == nil && !bytes.Equal(cp, lastCP) {
 			if size, err := checkpointSize(cp); err == nil {
 				if err := l.idx.AddCheckpoint(ctx, size, cp, time.Now()); err == nil {
@@ -182,6 +185,12 @@ func (l *Log) keylessSigner(p *statement.Parsed) string {
 // operator's key ID). A statement no principal's key verifies is
 // credited to nobody ("", "unknown").
 func (l *Log) signerOf(p *statement.Parsed) (keyID, name string) {
+	if p.Kind == statement.KindIndexCheckpoint {
+		if _, err := statement.VerifyIndexCheckpoint(p.IndexCheckpoint.Entry, l.verifier); err == nil {
+			return "log", "the log"
+		}
+		return "", "unknown"
+	}
 	if p.Envelope == nil { // keyless
 		if p.KeylessSigner != "" {
 			return "keyless", p.KeylessSigner

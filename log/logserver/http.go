@@ -49,6 +49,7 @@ func (l *Log) Handler() http.Handler {
 	route("GET /tile/{level}/{path...}", l.handleTile)
 	route("GET /proof", l.handleProof)
 	route("GET /lookup", l.handleLookup)
+	route("GET /index/proof", l.handleIndexProof)
 	route("GET /entry/{index}", l.handleEntry)
 	route("GET /unreadable", l.handleUnreadable)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(l.metrics.reg, promhttp.HandlerOpts{}))

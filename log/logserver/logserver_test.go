@@ -65,7 +65,19 @@ func newTestLogWitnessedKey(t testing.TB, keyPath, witnessPolicy string) *testLo
 	return newTestLogFull(t, nil, nil, witnessPolicy, keyPath)
 }
 
+// newTestLogIndexed is newTestLog with index checkpoints on (the
+// default of a real log).
+func newTestLogIndexed(t testing.TB) *testLog {
+	t.Helper()
+	return newTestLogOpts(t, nil, nil, "quorum none\n", "", true)
+}
+
 func newTestLogFull(t testing.TB, storage *Storage, extra func(dir string) string, witnessPolicy, keyPathOverride string) *testLog {
+	t.Helper()
+	return newTestLogOpts(t, storage, extra, witnessPolicy, keyPathOverride, false)
+}
+
+func newTestLogOpts(t testing.TB, storage *Storage, extra func(dir string) string, witnessPolicy, keyPathOverride string, indexCheckpoints bool) *testLog {
 	t.Helper()
 	dir := t.TempDir()
 	keyPath := keyPathOverride
@@ -100,6 +112,9 @@ func newTestLogFull(t testing.TB, storage *Storage, extra func(dir string) strin
 		Index: filepath.Join(dir, "index.db"), Policy: filepath.Join(dir, "policy.txt"),
 		WitnessPolicy: filepath.Join(dir, "witnesses.txt"),
 		BatchMaxAge:   10 * time.Millisecond, CheckpointInterval: 100 * time.Millisecond,
+		// Tests that count entries run without index checkpoints between
+		// them; newTestLogIndexed turns them on.
+		IndexCheckpoints: &indexCheckpoints,
 	}
 	if storage.MySQL != nil {
 		tl.cfg.CheckpointInterval = time.Second

@@ -31,6 +31,7 @@ import (
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/internal/index"
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy"
 
 	_ "github.com/go-sql-driver/mysql"
@@ -66,6 +67,7 @@ type Log struct {
 	done    chan struct{}
 
 	metrics *metrics
+	vidx    *vindexState
 	// witnesses are those of the witness policy, for the cosignature
 	// metrics; published is when the follower last saw the published
 	// checkpoint change (unix nanoseconds), and its size.
@@ -127,6 +129,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		indexed: make(chan struct{}),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
+		vidx:    &vindexState{b: vindex.NewBuilder(), signer: signer},
 	}
 	opened := false
 	defer func() {
@@ -296,6 +299,9 @@ type metrics struct {
 	// cosigned counts published checkpoints by witness and whether they
 	// carry its valid cosignature.
 	cosigned *prometheus.CounterVec
+	// vindexSize is how many entries the verifiable index has mapped;
+	// vindexCommitted the size its newest index checkpoint covers.
+	vindexSize, vindexCommitted prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -322,7 +328,13 @@ func newMetrics() *metrics {
 	m.cosigned = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "attestlog_log_checkpoint_cosignatures_total", Help: "Published checkpoints by witness of the witness policy, and whether each carried that witness's valid cosignature (result=present|missing).",
 	}, []string{"witness", "result"})
-	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed, m.unreadable, m.pushback, m.cosigned,
+	m.vindexSize = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "attestlog_log_vindex_mapped_entries", Help: "Entries the verifiable index has mapped.",
+	})
+	m.vindexCommitted = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "attestlog_log_vindex_committed_entries", Help: "Entries the newest index checkpoint covers.",
+	})
+	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed, m.unreadable, m.pushback, m.cosigned, m.vindexSize, m.vindexCommitted,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

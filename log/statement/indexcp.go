@@ -29,6 +29,9 @@ type IndexCheckpoint struct {
 	Origin string
 	Size   uint64
 	Root   [32]byte
+	// Entry is the signed note it was parsed from (nil for one made to
+	// be signed).
+	Entry []byte
 }
 
 // Text is the note text the log signs:
@@ -68,7 +71,7 @@ func ParseIndexCheckpoint(entry []byte) (*IndexCheckpoint, error) {
 	if err != nil || len(root) != 32 {
 		return nil, fmt.Errorf("%w: index checkpoint root %q is not 32 bytes of base64", ErrMalformed, lines[3])
 	}
-	c := &IndexCheckpoint{Origin: lines[1], Size: n}
+	c := &IndexCheckpoint{Origin: lines[1], Size: n, Entry: entry}
 	copy(c.Root[:], root)
 	return c, nil
 }

@@ -117,7 +117,10 @@ type node struct {
 	dirty bool
 }
 
-// Map is the index in memory. It is not safe for concurrent use.
+// Map is the index in memory. Add copies the path it changes and never
+// modifies a node a Snapshot shares, so a snapshot stays valid (and
+// provable, concurrently) while the map grows. A Map itself is not safe
+// for concurrent use.
 type Map struct {
 	root *node
 	keys int
@@ -126,8 +129,20 @@ type Map struct {
 // Len is the number of keys.
 func (m *Map) Len() int { return m.keys }
 
-// Add records item under key. Items must be added in ascending index
-// order per key; an item already present is not added twice.
+// Snapshot returns the map as it is now, with its hashes computed: safe
+// to Prove from any number of goroutines while m changes.
+func (m *Map) Snapshot() *Map {
+	m.Root()
+	return &Map{root: m.root, keys: m.keys}
+}
+
+func (n *node) clone() *node {
+	c := *n
+	c.dirty = true
+	return &c
+}
+
+// Add records item under key. An item already present is not added twice.
 func (m *Map) Add(key [32]byte, it Item) {
 	p := &m.root
 	for d := 0; ; d++ {
@@ -138,30 +153,26 @@ func (m *Map) Add(key [32]byte, it Item) {
 			m.keys++
 			return
 		case n.leaf && n.key == key:
-			if l := len(n.items); l > 0 && n.items[l-1].Index >= it.Index {
-				for _, x := range n.items {
-					if x == it {
-						return
-					}
+			for _, x := range n.items {
+				if x == it {
+					return
 				}
-				n.items = append(n.items, it)
-				sort.Slice(n.items, func(i, j int) bool { return n.items[i].Index < n.items[j].Index })
-			} else {
-				n.items = append(n.items, it)
 			}
-			n.dirty = true
+			c := n.clone()
+			c.items = append(append(make([]Item, 0, len(n.items)+1), n.items...), it)
+			sort.Slice(c.items, func(i, j int) bool { return c.items[i].Index < c.items[j].Index })
+			*p = c
 			return
 		case n.leaf:
 			// Split: push the old leaf down until the keys part.
-			old := n
 			inner := &node{dirty: true}
+			inner.child[bit(n.key, d)] = n
 			*p = inner
-			inner.child[bit(old.key, d)] = old
 			p = &inner.child[bit(key, d)]
-			continue
 		default:
-			n.dirty = true
-			p = &n.child[bit(key, d)]
+			c := n.clone()
+			*p = c
+			p = &c.child[bit(key, d)]
 		}
 	}
 }

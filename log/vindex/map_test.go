@@ -200,3 +200,32 @@ func FuzzParseMapProof(f *testing.F) {
 		p.Verify(sha256.Sum256(b), sha256.Sum256(nil), nil)
 	})
 }
+
+// TestSnapshot: a snapshot keeps its root and proofs while the map grows.
+func TestSnapshot(t *testing.T) {
+	var m Map
+	var keys [][32]byte
+	for i := range 100 {
+		k := randKey()
+		keys = append(keys, k)
+		m.Add(k, Item{Index: uint64(i), Kind: KindRelease})
+	}
+	snap := m.Snapshot()
+	root := snap.Root()
+	for i := range 100 {
+		m.Add(keys[i], Item{Index: uint64(100 + i), Kind: KindRevocation})
+		m.Add(randKey(), Item{Index: uint64(200 + i), Kind: KindRelease})
+	}
+	if snap.Root() != root || m.Root() == root {
+		t.Fatal("the snapshot's root moved, or the map's did not")
+	}
+	for _, k := range keys {
+		items, pr := snap.Prove(k)
+		if len(items) != 1 {
+			t.Fatalf("the snapshot sees %d items, want 1 (the revocations came later)", len(items))
+		}
+		if err := pr.Verify(root, k, items); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package logserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"filippo.io/torchwood"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/vindex"
+)
+
+// The log's verifiable index (log/vindex). The follower feeds every
+// integrated entry, in order, to the map function; when entries other
+// than index checkpoints arrived since the last commit, and at most once
+// per checkpoint interval, the log signs an index checkpoint over what it
+// has and appends it to itself. Lookups are proven against the newest
+// committed index whose checkpoint entry a published (witnessed)
+// checkpoint covers.
+//
+// Staleness: an entry integrated at time t is in an index checkpoint
+// appended by t + one checkpoint interval + one follower pass, which a
+// witnessed checkpoint covers one checkpoint interval later.
+//
+// The map is derived data, in memory: on start the follower rebuilds it
+// from the log's entries and then commits afresh.
+type vindexState struct {
+	mu      sync.Mutex
+	b       *vindex.Builder
+	dirty   bool // entries other than index checkpoints since the last commit
+	last    time.Time
+	commits []indexCommit // newest last
+	signer  note.Signer
+}
+
+type indexCommit struct {
+	entry uint64 // index of the index checkpoint entry
+	ic    statement.IndexCheckpoint
+	snap  *vindex.Map
+}
+
+// maxCommits is how many committed snapshots are kept for proofs.
+const maxCommits = 4
+
+// vindexOnce brings the map up to the integrated tree and commits it when
+// due.
+func (l *Log) vindexOnce(ctx context.Context) error {
+	v := l.vidx
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	next := v.b.Size()
+	v.mu.Unlock()
+	for next < size {
+		bundleIdx := next / layout.EntryBundleWidth
+		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, size)
+		if err != nil {
+			return fmt.Errorf("vindex: reading entry bundle %d: %w", bundleIdx, err)
+		}
+		first := bundleIdx * layout.EntryBundleWidth
+		v.mu.Lock()
+		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
+			e := b.Entries[i]
+			if _, err := v.b.Add(first+i, e); err != nil {
+				v.mu.Unlock()
+				return err
+			}
+			if !statement.IsIndexCheckpoint(e) {
+				v.dirty = true
+			}
+		}
+		advanced := v.b.Size() > next
+		next = v.b.Size()
+		v.mu.Unlock()
+		if !advanced {
+			return fmt.Errorf("vindex: entry bundle %d holds no entry %d", bundleIdx, next)
+		}
+	}
+	l.metrics.vindexSize.Set(float64(next))
+	return l.commitIndex(ctx)
+}
+
+// commitIndex appends an index checkpoint over the map as it is, if
+// entries arrived since the last one and a checkpoint interval has passed.
+func (l *Log) commitIndex(ctx context.Context) error {
+	v := l.vidx
+	v.mu.Lock()
+	if !*l.cfg.IndexCheckpoints || !v.dirty || time.Since(v.last) < l.cfg.CheckpointInterval {
+		v.mu.Unlock()
+		return nil
+	}
+	ic := statement.IndexCheckpoint{Origin: l.cfg.Origin, Size: v.b.Size(), Root: v.b.Root()}
+	snap := v.b.Map().Snapshot()
+	v.dirty, v.last = false, time.Now()
+	v.mu.Unlock()
+	entry, err := statement.SignIndexCheckpoint(ic, v.signer)
+	if err != nil {
+		return err
+	}
+	idx, err := l.add(ctx, tessera.NewEntry(entry))()
+	if err != nil {
+		v.mu.Lock()
+		v.dirty = true
+		v.mu.Unlock()
+		return fmt.Errorf("vindex: appending the index checkpoint: %w", err)
+	}
+	v.mu.Lock()
+	v.commits = append(v.commits, indexCommit{entry: idx.Index, ic: ic, snap: snap})
+	if len(v.commits) > maxCommits {
+		v.commits = v.commits[len(v.commits)-maxCommits:]
+	}
+	v.mu.Unlock()
+	l.metrics.vindexCommitted.Set(float64(ic.Size))
+	l.logger.Debug("index checkpoint", "size", ic.Size, "entry", idx.Index, "root", hex.EncodeToString(ic.Root[:8]))
+	return nil
+}
+
+// IndexProof proves the entries about digest (none: a proof of absence)
+// under the newest committed index that a published checkpoint covers.
+func (l *Log) IndexProof(ctx context.Context, digest []byte) (*vindex.Proof, error) {
+	published := l.publishedSize.Load()
+	v := l.vidx
+	v.mu.Lock()
+	var c *indexCommit
+	for i := len(v.commits) - 1; i >= 0; i-- {
+		if v.commits[i].entry < published {
+			c = &v.commits[i]
+			break
+		}
+	}
+	v.mu.Unlock()
+	if c == nil {
+		return nil, fmt.Errorf("%w: no index checkpoint is covered by a witnessed checkpoint yet; retry shortly", ErrNotWitnessed)
+	}
+	items, mp := c.snap.Prove(vindex.Key(digest))
+	commit, err := l.Proof(ctx, c.entry)
+	if err != nil {
+		return nil, err
+	}
+	p := &vindex.Proof{Digest: digest, Items: items, Map: mp, Commit: commit}
+	// Never hand out a proof that does not verify.
+	body, _, _ := bytes.Cut(commit.Checkpoint, []byte("\n\n"))
+	cp, err := torchwood.ParseCheckpoint(string(body) + "\n")
+	if err != nil {
+		return nil, fmt.Errorf("parsing our own checkpoint: %w", err)
+	}
+	if _, err := p.VerifyProof(l.verifier, cp.N, cp.Hash); err != nil {
+		return nil, fmt.Errorf("self-check of the index proof: %w", err)
+	}
+	return p, nil
+}
+
+func (l *Log) handleIndexProof(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	k, err := hexParam(q.Get("key"))
+	if err != nil {
+		return err
+	}
+	d, _ := hex.DecodeString(k)
+	p, err := l.IndexProof(r.Context(), d)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(p.Marshal())
+	return nil
+}
+

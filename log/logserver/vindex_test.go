@@ -1,0 +1,117 @@
+package logserver
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/vindex"
+)
+
+// getIndexProof polls GET /index/proof until the proof lists want
+// entries, and returns it verified as a client would.
+func (tl *testLog) getIndexProof(t *testing.T, digestHex string, want int) (*vindex.Proof, *vindex.Verified) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(tl.url + "/index/proof?key=" + digestHex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			p, err := vindex.ParseProof(b)
+			if err != nil {
+				t.Fatalf("the log's index proof does not parse: %v\n%s", err, b)
+			}
+			cp, err := tl.policy.VerifyCheckpoint(p.Commit.Checkpoint)
+			if err != nil {
+				t.Fatalf("index proof checkpoint: %v", err)
+			}
+			v, err := p.VerifyProof(tl.verifier, cp.N, cp.Hash)
+			if err != nil {
+				t.Fatalf("the log's index proof does not verify: %v", err)
+			}
+			if len(v.Items) == want {
+				return p, v
+			}
+		} else if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("GET /index/proof = %d %s", resp.StatusCode, b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no index proof of %d entries for %s within 30 s (last: %d %s)", want, digestHex[:12], resp.StatusCode, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestIndexProofs: every lookup is proven — present with every entry
+// about the digest (the revocation included), absent with a proof of
+// absence — and nobody but the log appends index checkpoints.
+func TestIndexProofs(t *testing.T) {
+	tl := newTestLogIndexed(t)
+	ctx := context.Background()
+	m := measurement(40)
+	rel := release(t, tl.operator, m)
+	i := tl.add(t, rel)
+	j := tl.add(t, release(t, tl.operator, measurement(41)))
+	_, v := tl.getIndexProof(t, m, 1)
+	if v.Items[0] != (vindex.Item{Index: i, Kind: vindex.KindRelease}) {
+		t.Errorf("index proof of %s lists %v, want release %d", m[:12], v.Items, i)
+	}
+	// A revocation joins the release's keys.
+	rv, _ := statement.EncodeRevocation(statement.RefOf(i, mustEntry(t, rel)), &statement.Revocation{Reason: "CVE-2026-7", Time: time.Now().UTC().Truncate(time.Second)})
+	rve, _ := statement.Sign(rv, tl.operator)
+	r := tl.add(t, rve)
+	_, v = tl.getIndexProof(t, m, 2)
+	if v.Items[1] != (vindex.Item{Index: r, Kind: vindex.KindRevocation}) {
+		t.Errorf("after the revocation: %v, want it to list revocation %d", v.Items, r)
+	}
+	// Absent: a proof of absence over an index that covers both releases.
+	p, v := tl.getIndexProof(t, strings.Repeat("ee", 48), 0)
+	if v.Checkpoint.Size <= j {
+		t.Errorf("the absence proof's index covers %d entries, want more than %d", v.Checkpoint.Size, j)
+	}
+	// Index checkpoints are the log's alone.
+	// Not even one signed with the log's own key.
+	ls, _, err := keyfile.LoadNoteSigner(tl.cfg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: testOrigin, Size: 1, Root: vindex.EmptyRoot()}, ls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := tl.post(t, forged); code != http.StatusForbidden {
+		t.Errorf("POST /add of an index checkpoint = %d %q, want 403", code, msg)
+	}
+	// Bad keys are 400s.
+	for _, q := range []string{"", "zz", strings.Repeat("a", 200)} {
+		resp, err := http.Get(tl.url + "/index/proof?key=" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("GET /index/proof?key=%.10s = %d, want 400", q, resp.StatusCode)
+		}
+	}
+	// The index checkpoint entries are read back like any other entry,
+	// credited to the log.
+	if err := tl.waitIndexed(ctx, p.Commit.Index); err != nil {
+		t.Fatal(err)
+	}
+	info, err := tl.client.Entry(ctx, p.Commit.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Kind != string(statement.KindIndexCheckpoint) || info.Signer != "the log" {
+		t.Errorf("entry %d = kind %q signer %q, want an index checkpoint by the log", p.Commit.Index, info.Kind, info.Signer)
+	}
+}

@@ -177,4 +177,3 @@ func (l *Log) handleIndexProof(w http.ResponseWriter, r *http.Request) error {
 	w.Write(p.Marshal())
 	return nil
 }
-

@@ -91,12 +91,12 @@ func TestBuilderAndProofs(t *testing.T) {
 	l := newTestLog(t)
 	m1, m2 := strings.Repeat("a1", 48), strings.Repeat("b2", 48)
 	d1, d2 := strings.Repeat("d1", 32), strings.Repeat("d2", 32)
-	a := l.add(testRelease(t, op, m1, d1))                                                  // 0
-	b := l.add(testRelease(t, op, m1, d2))                                                  // 1
+	a := l.add(testRelease(t, op, m1, d1))                                              // 0
+	b := l.add(testRelease(t, op, m1, d2))                                              // 1
 	l.add([]byte("garbage"))                                                            // 2
 	ra := l.add(revoke(t, op, statement.RefOf(a, l.entries[a])))                        // 3
 	l.add(revoke(t, op, statement.EntryRef{Index: b, SHA256: strings.Repeat("0", 64)})) // 4: wrong hash
-	c := l.add(testRelease(t, op, m2, d2))                                                  // 5
+	c := l.add(testRelease(t, op, m2, d2))                                              // 5
 
 	bld := NewBuilder()
 	for i, e := range l.entries {

@@ -21,6 +21,7 @@ package policy
 //	reproductions N                      # independent reproductions a release needs (default 0)
 //	allow-unsandboxed-reproductions      # count reproductions an auditor made without a sandbox
 //	reproduction-mismatch allow|deny     # a policy auditor's mismatch makes a release untrusted (default deny)
+//	revocation-proof required|off        # require the log's index proof that nothing revoked the measurement
 //	max-checkpoint-age DURATION          # e.g. 24h, 90m, 7d; default: not checked
 //	trust-root sev-snp|tdx FILE          # also trust this root (test roots need this line)
 //	crl FILE                             # cached AMD CRL (DER or PEM) for offline revocation
@@ -69,6 +70,12 @@ type AttestationPolicy struct {
 	// Reproductions. Default false: the recipe ran on that auditor's host,
 	// so the result is only as good as the recipe's good will.
 	AllowUnsandboxedReproductions bool
+
+	// RequireRevocationProof makes a release trusted only with the log's
+	// index proof (log/vindex) for its measurement under a witnessed
+	// checkpoint, listing no revocation. Off, a client sees only the
+	// revocations it is handed, and says so.
+	RequireRevocationProof bool
 
 	// AllowReproductionMismatch trusts a release that a policy auditor
 	// reproduced with outcome "mismatch". Default false: the auditor the
@@ -180,6 +187,7 @@ func init() {
 	registerDirective("allow-unsandboxed-reproductions", once(noArgs(func(a *AttestationPolicy) { a.AllowUnsandboxedReproductions = true })))
 	registerDirective("max-checkpoint-age", once(parseMaxCheckpointAge))
 	registerDirective("reproduction-mismatch", once(parseReproductionMismatch))
+	registerDirective("revocation-proof", once(parseRevocationProof))
 	registerDirective("trust-root", parseTrustRoot)
 	registerDirective("crl", parseCRL)
 	registerDirective("tdx-collateral", once(parseTDXCollateral))
@@ -369,6 +377,14 @@ func parseReproductions(a *AttestationPolicy, f []string) error {
 		return fmt.Errorf("reproductions %q: want a number 0-%d", f[1], MaxReproductions)
 	}
 	a.Reproductions = n
+	return nil
+}
+
+func parseRevocationProof(a *AttestationPolicy, f []string) error {
+	if len(f) != 2 || (f[1] != "required" && f[1] != "off") {
+		return errors.New("want: revocation-proof required|off")
+	}
+	a.RequireRevocationProof = f[1] == "required"
 	return nil
 }
 

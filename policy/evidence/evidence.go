@@ -80,6 +80,8 @@ const (
 	MaxChannelKeySize = 8 << 10
 	// MaxProofSize bounds a stapled tlog-proof (the log's own limit).
 	MaxProofSize = 128 << 10
+	// MaxIndexProofSize bounds a stapled index proof (log/vindex's limit).
+	MaxIndexProofSize = 256 << 10
 	// MinNonceSize and MaxNonceSize bound a client nonce.
 	MinNonceSize = 16
 	MaxNonceSize = 64
@@ -106,6 +108,10 @@ type Bundle struct {
 	// Proof is the c2sp.org/tlog-proof text for the release the enclave
 	// runs (opaque here; see log/tlogproof).
 	Proof string `json:"proof,omitempty"`
+	// IndexProof is the log's attestlog.dev/vindex-proof/v1 for the
+	// release's measurement: every entry about it (revocations included),
+	// under a fresh witnessed checkpoint (opaque here; see log/vindex).
+	IndexProof string `json:"index_proof,omitempty"`
 }
 
 // Kind says what raw input Parse recognised.
@@ -218,6 +224,9 @@ func (b *Bundle) Check() error {
 	}
 	if len(b.Proof) > MaxProofSize {
 		return bad("proof is %d bytes; the limit is %d", len(b.Proof), MaxProofSize)
+	}
+	if len(b.IndexProof) > MaxIndexProofSize {
+		return bad("index proof is %d bytes; the limit is %d", len(b.IndexProof), MaxIndexProofSize)
 	}
 	return nil
 }

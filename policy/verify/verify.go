@@ -14,6 +14,7 @@ package verify
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/check"
@@ -131,6 +133,9 @@ type Input struct {
 	// Proof is the proof of the release; nil means the one stapled to the
 	// evidence.
 	Proof *tlogproof.Proof
+	// IndexProof is the log's index proof for the release's measurement;
+	// nil means the one stapled to the evidence, if any.
+	IndexProof *vindex.Proof
 	// Related are proofs of other entries the caller has seen: the
 	// revocations and reproductions of the release. Proofs that do not
 	// verify, or concern other releases, are ignored.
@@ -265,11 +270,7 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 	entry := proof.Extra
 	ref := statement.RefOf(proof.Index, entry)
 	revoked, repros, mismatches := v.related(cp.Log.Origin, ref, rel, relKey, in.Related)
-	if len(revoked) > 0 {
-		vd.add(check.Fail(NotRevoked, "release %d was revoked: %s", proof.Index, strings.Join(revoked, "; ")))
-	} else {
-		vd.add(check.Pass(NotRevoked, "no revocation of release %d among the %d related entries seen", proof.Index, len(in.Related)))
-	}
+	vd.add(v.notRevoked(in, proof, cp, rel, revoked, now))
 	info.Reproductions = repros
 	need := v.pol.Attestation.Reproductions
 	switch {
@@ -283,6 +284,70 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 		vd.add(check.Fail(Reproduced, "policy requires %d independent reproductions by its auditors, %d seen %v", need, len(repros), repros))
 	}
 	return vd
+}
+
+// notRevoked decides the NotRevoked check: revocations among the related
+// entries, and the log's index proof that nothing revoked the release's
+// measurement (required when the policy says revocation-proof required).
+func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Checkpoint, rel *statement.Release, revoked []string, now time.Time) check.Check {
+	if len(revoked) > 0 {
+		return check.Fail(NotRevoked, "release %d was revoked: %s", proof.Index, strings.Join(revoked, "; "))
+	}
+	ip := in.IndexProof
+	if ip == nil && in.Evidence != nil && in.Evidence.IndexProof != "" {
+		p, err := vindex.ParseProof([]byte(in.Evidence.IndexProof))
+		if err != nil {
+			return check.Fail(NotRevoked, "the stapled index proof does not parse: %v", err)
+		}
+		ip = p
+	}
+	m := rel.Measurements.Primary()
+	if ip == nil {
+		if v.pol.Attestation.RequireRevocationProof {
+			return check.Fail(NotRevoked, "the policy requires the log's index proof that nothing revoked measurement %s, and there is none (an enclave staples it; 'attestlog proof --index --measurement HEX' fetches it)", short(m))
+		}
+		return check.Pass(NotRevoked, "no revocation of release %d among the %d related entries seen; that none exists is not proven (policy: revocation-proof off)", proof.Index, len(in.Related))
+	}
+	cp, err := v.pol.VerifyCheckpoint(ip.Commit.Checkpoint)
+	if err != nil {
+		return check.Fail(NotRevoked, "index proof: %v", err)
+	}
+	if cp.Log.Origin != relCP.Log.Origin {
+		return check.Fail(NotRevoked, "the index proof is of log %s, the release of %s", cp.Log.Origin, relCP.Log.Origin)
+	}
+	if maxAge := v.pol.Attestation.MaxCheckpointAge; maxAge > 0 {
+		since, dated := v.pol.QuorumTime(cp)
+		if !dated || now.Sub(since) > maxAge {
+			return check.Fail(NotRevoked, "the index proof's checkpoint is older than the policy's max-checkpoint-age %v (a revocation since would not show): fetch a fresh one", maxAge)
+		}
+	}
+	if hex.EncodeToString(ip.Digest) != m {
+		return check.Fail(NotRevoked, "the index proof is for %s, not the release's measurement %s", short(hex.EncodeToString(ip.Digest)), short(m))
+	}
+	ver, err := ip.VerifyProof(cp.Log.Verifier, cp.N, cp.Hash)
+	if err != nil {
+		return check.Fail(NotRevoked, "index proof: %v", err)
+	}
+	if proof.Index >= ver.Checkpoint.Size {
+		return check.Fail(NotRevoked, "the index proof covers the log's first %d entries, not release %d: fetch a fresh one", ver.Checkpoint.Size, proof.Index)
+	}
+	listed := false
+	var revs []string
+	for _, it := range ver.Items {
+		switch {
+		case it.Index == proof.Index && it.Kind == vindex.KindRelease:
+			listed = true
+		case it.Kind == vindex.KindRevocation:
+			revs = append(revs, fmt.Sprintf("entry %d", it.Index))
+		}
+	}
+	if !listed {
+		return check.Fail(NotRevoked, "the log's index does not list release %d under its measurement: the log's index and its entries disagree", proof.Index)
+	}
+	if len(revs) > 0 {
+		return check.Fail(NotRevoked, "measurement %s was revoked (%s): a revocation of any release with a measurement revokes the measurement", short(m), strings.Join(revs, ", "))
+	}
+	return check.Pass(NotRevoked, "the log's index over its first %d entries (checkpoint of size %d, quorum %s) lists %d entries about measurement %s and no revocation", ver.Checkpoint.Size, cp.N, v.pol.Quorum, len(ver.Items), short(m))
 }
 
 // checkpoint adds the checkpoint signature, quorum and freshness checks.

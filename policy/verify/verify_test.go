@@ -19,6 +19,7 @@ import (
 	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
@@ -433,5 +434,92 @@ func TestRelatedFailClosed(t *testing.T) {
 	}
 	if vd := verify(deny, f.log.proof(rvIdx, 2)); vd.OK() {
 		t.Error("a revocation under a quorum checkpoint did not count")
+	}
+}
+
+// indexProof commits the miniLog's index over its entries so far and
+// returns the proof for digest under a checkpoint cosigned by nCosign.
+func (l *miniLog) indexProof(t *testing.T, digestHex string, nCosign int) *vindex.Proof {
+	t.Helper()
+	b := vindex.NewBuilder()
+	for i, e := range l.entries {
+		b.Add(uint64(i), e)
+	}
+	ic := statement.IndexCheckpoint{Origin: l.origin, Size: b.Size(), Root: b.Root()}
+	ice, err := statement.SignIndexCheckpoint(ic, l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := l.add(ice)
+	d := mustHex(digestHex)
+	items, mp := b.Map().Prove(vindex.Key(d))
+	return &vindex.Proof{Digest: d, Items: items, Map: mp, Commit: l.proof(j, nCosign)}
+}
+
+// TestRevocationProof: with 'revocation-proof required' a release is
+// trusted only with the log's index proof for its measurement, listing no
+// revocation of any release with that measurement.
+func TestRevocationProof(t *testing.T) {
+	f := newFixture(t)
+	relIdx := f.log.add(f.release(t, f.operator, f.m))
+	req := f.policy(t, "revocation-proof required\n")
+	off := f.policy(t, "")
+	n := nonce()
+	decide := func(v *Verifier, ip *vindex.Proof) check.Check {
+		t.Helper()
+		vd := v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), IndexProof: ip})
+		c, ok := vd.Checks.Find(NotRevoked)
+		if !ok {
+			t.Fatal("no not-revoked check")
+		}
+		if c.OK != vd.OK() {
+			t.Fatalf("not revoked %v but verdict %v: %v", c.OK, vd.OK(), failed(vd))
+		}
+		return c
+	}
+	if c := decide(req, nil); c.OK || !strings.Contains(c.Reason, "requires the log's index proof") {
+		t.Errorf("required, none given: %+v", c)
+	}
+	if c := decide(off, nil); !c.OK || !strings.Contains(c.Reason, "not proven") {
+		t.Errorf("off, none given: %+v", c)
+	}
+	good := f.log.indexProof(t, f.m, 2)
+	if c := decide(req, good); !c.OK {
+		t.Errorf("a good index proof: %+v", c)
+	}
+	// Stapled in the evidence, the same.
+	ev := f.evidence(t, n)
+	ev.Proof, ev.IndexProof = string(f.log.proof(relIdx, 2).Marshal()), string(good.Marshal())
+	if vd := req.Verify(Input{Evidence: ev, Nonce: n}); !vd.OK() {
+		t.Errorf("stapled index proof: %v", failed(vd))
+	}
+	if c := decide(req, f.log.indexProof(t, f.m, 1)); c.OK || !strings.Contains(c.Reason, "quorum") {
+		t.Errorf("index proof short of the quorum: %+v", c)
+	}
+	if c := decide(req, f.log.indexProof(t, strings.Repeat("ee", 48), 2)); c.OK || !strings.Contains(c.Reason, "not the release's measurement") {
+		t.Errorf("index proof of another digest: %+v", c)
+	}
+	// Another release with the same measurement, revoked: the measurement
+	// is revoked, so this release is untrusted too.
+	other := f.log.add(f.release(t, f.operator, f.m))
+	rv, _ := statement.EncodeRevocation(statement.RefOf(other, f.log.entries[other]), &statement.Revocation{Reason: "CVE-2026-11", Time: time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC)})
+	rve, _ := statement.Sign(rv, f.operator)
+	f.log.add(rve)
+	if c := decide(req, f.log.indexProof(t, f.m, 2)); c.OK || !strings.Contains(c.Reason, "was revoked") {
+		t.Errorf("measurement revoked through another release: %+v", c)
+	}
+	// An index proof that hides the revocation does not verify.
+	hidden := f.log.indexProof(t, f.m, 2)
+	hidden.Items = hidden.Items[:len(hidden.Items)-1]
+	if c := decide(req, hidden); c.OK {
+		t.Errorf("an index proof with the revocation left out: %+v", c)
+	}
+	// A stale index (committed before the release) does not cover it.
+	g := newFixture(t)
+	early := g.log.indexProof(t, g.m, 2)
+	gi := g.log.add(g.release(t, g.operator, g.m))
+	vd := g.policy(t, "revocation-proof required\n").Verify(Input{Evidence: g.evidence(t, n), Nonce: n, Proof: g.log.proof(gi, 2), IndexProof: early})
+	if c, _ := vd.Checks.Find(NotRevoked); c.OK || !strings.Contains(c.Reason, "fetch a fresh one") {
+		t.Errorf("an index older than the release: %+v", c)
 	}
 }

@@ -49,11 +49,14 @@ const (
 	AlertQuorumMissing        = "quorum-missing"
 	AlertInvalidEntry         = "invalid-entry"
 	AlertEvidenceInvalid      = "evidence-invalid"
+	// AlertIndexInconsistent: an index checkpoint the log signed commits
+	// a root other than the one its entries map to.
+	AlertIndexInconsistent = "index-inconsistent"
 )
 
 // AlertKinds lists every alert kind.
 var AlertKinds = []string{AlertUnloggedMeasurement, AlertRebuildMismatch, AlertRebuildFailed, AlertRebuildUnsandboxed, AlertRevokedReleaseServed,
-	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid}
+	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid, AlertIndexInconsistent}
 
 // Alert is a raised alert: its kind, subject (what it is about, e.g.
 // "deployment/chat" or "log/ORIGIN/entry/7"), time, a one-line summary and
@@ -104,6 +107,9 @@ type followedLog struct {
 	originHash string
 	logger     *slog.Logger
 	mu         sync.Mutex
+	// index is the auditor's own replay of the log's verifiable index
+	// over the entries it verified (nil until the first pass).
+	index *indexReplay
 }
 
 type deployment struct {

@@ -1,6 +1,7 @@
 package auditor
 
 import (
+	"encoding/hex"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -12,7 +13,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/auditor/internal/store"
-	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
@@ -94,53 +95,52 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 			fmt.Sprintf("deployment %s served evidence that does not verify: %s", d.cfg.Name, res.Checks.Failed()), ev)
 	}
 
-	// The releases with this measurement: those verified here, and those
-	// the log's index knows of (entries not yet under a witnessed
-	// checkpoint the auditor followed).
+	// "Logged" is decided from the auditor's own verified copy of the
+	// log, never from the log's answer to a lookup: the releases with this
+	// measurement among the entries verified here, and the revocations of
+	// them in the auditor's replay of the index.
 	rels, err := a.st.ReleasesByMeasurement(ctx, d.log.cfg.Origin, m)
 	if err != nil {
 		return err
 	}
-	lr, err := d.log.client.Lookup(ctx, m)
-	if err != nil {
-		st.Verdict, st.Error = "unreachable", err.Error()
-		return fmt.Errorf("looking up %s in the log: %w", m, err)
+	cur, err := a.st.Log(ctx, d.log.cfg.Origin)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
-	known := map[int64]bool{}
-	for _, r := range rels {
-		known[r.Index] = true
-	}
-	logRevoked := map[int64]bool{}
-	var unverified []int64
-	for _, e := range lr.Entries {
-		if e.Kind != string(statement.KindRelease) {
-			continue
+	var revocations []int64
+	if raw, err := hex.DecodeString(m); err == nil {
+		d.log.mu.Lock()
+		if d.log.index != nil {
+			for _, it := range d.log.index.b.Map().Get(vindex.Key(raw)) {
+				if it.Kind == vindex.KindRevocation {
+					revocations = append(revocations, int64(it.Index))
+				}
+			}
 		}
-		if len(e.Revocations) > 0 {
-			logRevoked[int64(e.Index)] = true
-		}
-		if !known[int64(e.Index)] {
-			unverified = append(unverified, int64(e.Index))
-		}
+		d.log.mu.Unlock()
 	}
 	ev.Releases = rels
 	for _, r := range rels {
 		st.Releases = append(st.Releases, r.Index)
 	}
-	st.Releases = append(st.Releases, unverified...)
-	if len(st.Releases) == 0 {
+	if len(rels) == 0 {
+		if cur == nil || cur.NextEntry < cur.Size {
+			// Not verified up to the followed tree yet: say so, alert
+			// once it is.
+			st.Verdict = "pending"
+			if cur != nil {
+				st.Error = fmt.Sprintf("measurement %s is in none of the %d entries verified so far (of %d); deciding once caught up", m, cur.NextEntry, cur.Size)
+			}
+			return nil
+		}
 		st.Verdict = AlertUnloggedMeasurement
 		return a.raise(ctx, AlertUnloggedMeasurement, d.cfg.Name+"|"+m, subject,
-			fmt.Sprintf("deployment %s serves measurement %s, which no release in %s has", d.cfg.Name, m, d.log.cfg.Origin), ev)
+			fmt.Sprintf("deployment %s serves measurement %s, which no release among the %d entries of %s verified by this auditor has", d.cfg.Name, m, cur.NextEntry, d.log.cfg.Origin), ev)
 	}
-	allRevoked := len(unverified) == 0
+	// A revocation of any release with the measurement revokes it.
+	allRevoked := len(revocations) > 0
 	for _, r := range rels {
-		if r.Revoked == "" && !logRevoked[r.Index] {
-			allRevoked = false
-		}
-	}
-	for _, i := range unverified {
-		if logRevoked[i] {
+		if r.Revoked != "" {
 			allRevoked = true
 		}
 	}
@@ -148,7 +148,7 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	if allRevoked {
 		st.Verdict = AlertRevokedReleaseServed
 		if err := a.raise(ctx, AlertRevokedReleaseServed, d.cfg.Name+"|"+m, subject,
-			fmt.Sprintf("deployment %s serves measurement %s of revoked release(s) %v", d.cfg.Name, m, st.Releases), ev); err != nil {
+			fmt.Sprintf("deployment %s serves measurement %s, revoked (releases %v, revocations %v)", d.cfg.Name, m, st.Releases, revocations), ev); err != nil {
 			return err
 		}
 	}

@@ -264,6 +264,9 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 	if next >= tree.N {
 		return nil
 	}
+	if err := a.ensureIndex(ctx, l, tree, next); err != nil {
+		return err
+	}
 	// Fetching (and authenticating) tiles runs ahead of verification by a
 	// few batches, so the network and the CPU work overlap.
 	ctx, cancel := context.WithCancel(ctx)
@@ -310,7 +313,8 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 	}()
 	for batch := range batches {
 		next = batch[len(batch)-1].idx + 1
-		if err := a.verifyBatch(ctx, l, batch, next); err != nil {
+		if err := a.verifyBatch(ctx, l, tree, batch, next); err != nil {
+			l.index = nil // rebuilt from the committed position next time
 			return err
 		}
 	}
@@ -340,7 +344,7 @@ type checkedEntry struct {
 // verifyBatch checks entries (in parallel: parsing, canonical form,
 // signature, provenance; then in order: references), raises alerts for
 // invalid ones and commits the releases, revocations and progress.
-func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, raw []rawEntry, next int64) error {
+func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, tree tlog.Tree, raw []rawEntry, next int64) error {
 	checked := make([]checkedEntry, len(raw))
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
@@ -381,6 +385,10 @@ func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, raw []rawEntr
 	}
 	for i := range checked {
 		c := &checked[i]
+		// The map is of the log's entries as they are, valid or not.
+		if err := a.indexEntry(ctx, l, tree, uint64(c.idx), c.data); err != nil {
+			return err
+		}
 		if c.invalid == "" {
 			switch c.p.Kind {
 			case statement.KindRelease:
@@ -450,6 +458,17 @@ func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, raw []rawEntr
 func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) checkedEntry {
 	c := checkedEntry{rawEntry: e}
 	pol := l.pol
+	if statement.IsIndexCheckpoint(e.data) {
+		// The log's own commitment to its index: valid if the log signed
+		// it (its root is checked in order, against the replay).
+		ic, err := statement.VerifyIndexCheckpoint(e.data, l.verifier)
+		if err != nil {
+			c.invalid = "index checkpoint: " + err.Error()
+			return c
+		}
+		c.p = &statement.Parsed{Kind: statement.KindIndexCheckpoint, IndexCheckpoint: ic}
+		return c
+	}
 	if statement.IsBundle(e.data) {
 		// A keyless release: a Sigstore bundle signed by a CI identity
 		// the policy names as a keyless operator.

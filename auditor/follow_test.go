@@ -24,6 +24,7 @@ import (
 
 	"github.com/attestlog/attestlog/auditor/misbehaviour"
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/vindex"
 )
 
 // fakeLog is an in-memory transparency log served over its real protocol
@@ -565,5 +566,77 @@ func TestFollowEntries(t *testing.T) {
 		if r.Revoked != c.by {
 			t.Errorf("release %d revoked by %q, want by entry %s", c.index, r.Revoked, c.by)
 		}
+	}
+}
+
+// TestFollowIndexCheckpoints: the auditor replays the log's verifiable
+// index; an index checkpoint with the right root passes, one with another
+// root raises index-inconsistent with evidence that verifies on its own,
+// and one not signed by the log is an invalid entry.
+func TestFollowIndexCheckpoints(t *testing.T) {
+	fx := newAuditorFixture(t, "w")
+	for i := range 3 {
+		fx.log.add(fx.release(t, fx.op, fmt.Sprintf("1.0.%d", i)))
+	}
+	b := vindex.NewBuilder()
+	for i, e := range fx.log.fork(3).entries {
+		b.Add(uint64(i), e)
+	}
+	good, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: b.Root()}, fx.log.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.log.add(good)
+	if err, alerts := fx.runOnce(t); err != nil || len(alerts) != 0 {
+		t.Fatalf("a correct index checkpoint: %v, alerts %q", err, kinds(alerts))
+	}
+	// A root that hides entry 1 (as if a revocation were left out).
+	lying := vindex.NewBuilder()
+	for i, e := range fx.log.fork(3).entries {
+		if i == 1 {
+			e = []byte("not a statement")
+		}
+		lying.Add(uint64(i), e)
+	}
+	bad, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: lying.Root()}, fx.log.signer)
+	fx.log.add(fx.release(t, fx.op, "1.1.0"), bad)
+	other := newFakeLog(t)
+	forged, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: b.Root()}, other.signer)
+	fx.log.add(forged)
+	err, alerts := fx.runOnce(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKinds(t, "a lying and a forged index checkpoint", alerts, AlertIndexInconsistent, AlertInvalidEntry)
+	for _, a := range alerts {
+		if a.Kind != AlertIndexInconsistent {
+			continue
+		}
+		var ev struct{ File string }
+		if err := json.Unmarshal(a.Evidence, &ev); err != nil || ev.File == "" {
+			t.Fatalf("no evidence file: %s", a.Evidence)
+		}
+		raw, err := os.ReadFile(ev.File)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := vindex.ParseMisbehaviour(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Verify(); err != nil {
+			t.Errorf("the evidence does not verify on its own: %v", err)
+		}
+		// The same file with the honest checkpoint in its place proves nothing.
+		m.Entries[m.IndexEntry] = good
+		if err := m.Verify(); err == nil {
+			t.Error("evidence with the entries changed still verifies")
+		}
+	}
+	// A restarted auditor replays the index from the tiles and goes on.
+	fx.log.add(fx.release(t, fx.op, "1.2.0"))
+	fx.aud.logs[0].index = nil
+	if err, alerts := fx.runOnce(t); err != nil || len(alerts) != 0 {
+		t.Errorf("after a replay: %v, alerts %q", err, kinds(alerts))
 	}
 }

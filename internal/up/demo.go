@@ -18,6 +18,11 @@ import (
 // waits for its witnessed proof, and returns a demo SEV-SNP enclave with
 // that measurement and proof. It writes the enclave's demo root next to
 // the client policy and keeps the stapled proof fresh.
+// StapleInterval is how often the demo enclave refreshes its staple: a
+// revocation shows in its evidence within one interval of the index
+// checkpoint that covers it.
+const StapleInterval = 5 * time.Second
+
 func startDemo(ctx context.Context, lg *logserver.Log, info *Info) (*enclave.Enclave, error) {
 	signer, err := keyfile.LoadSigner(info.Operator.Key)
 	if err != nil {
@@ -51,12 +56,27 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info) (*enclave.Enc
 		return nil, err
 	}
 	info.Demo.Measurement, info.Demo.ReleaseIndex = rel.Measurements.Primary(), res.Index
+	// The staple: the release's inclusion proof and the log's index proof
+	// for its measurement (every entry about it, revocations included),
+	// both under the newest witnessed checkpoint.
 	staple := func() error {
 		p, err := lg.Proof(ctx, res.Index)
 		if err != nil {
 			return err
 		}
+		ip, err := lg.IndexProof(ctx, m)
+		if err != nil {
+			return err
+		}
+		ic, err := statement.ParseIndexCheckpoint(ip.Commit.Extra)
+		if err != nil {
+			return err
+		}
+		if ic.Size <= res.Index {
+			return fmt.Errorf("the newest index checkpoint covers %d entries, not yet release %d", ic.Size, res.Index)
+		}
 		enc.SetProof(string(p.Marshal()))
+		enc.SetIndexProof(string(ip.Marshal()))
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -69,7 +89,7 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info) (*enclave.Enc
 		}
 	}
 	go func() {
-		t := time.NewTicker(time.Minute)
+		t := time.NewTicker(StapleInterval)
 		defer t.Stop()
 		for {
 			select {

@@ -216,7 +216,8 @@ func configFiles(info *Info, addr string) map[string]string {
 		"witness-policy.txt": fmt.Sprintf("# c2sp.org/tlog-policy: checkpoints are published once this quorum cosigned.\nwitness local %s %s\nquorum local\n",
 			info.Witness.VKey, info.Witness.URL),
 		"client-policy.txt": fmt.Sprintf("# A client trust policy for this local stack (written by 'attestlog up').\nlog %s %s\nwitness local %s\nquorum local\noperator %s %s\nauditor %s %s\n"+
-			"# The demo enclave's evidence is signed by a test root: trusted here only.\ntrust-root sev-snp demo-snp-root.pem\n",
+			"# The demo enclave's evidence is signed by a test root: trusted here only.\ntrust-root sev-snp demo-snp-root.pem\n"+
+			"# Fail closed: trust a release only with the log's proof that nothing revoked its measurement,\n# under a checkpoint the witnesses cosigned within a day.\nrevocation-proof required\nmax-checkpoint-age 24h\n",
 			info.Log.VKey, info.URL, info.Witness.VKey, info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
 		"log.yaml": fmt.Sprintf("# Log configuration (written by 'attestlog up').\norigin: %s\nlisten: %s\nkey: log.key\nstorage:\n  posix:\n    dir: tiles\nindex: index.db\npolicy: policy.txt\nwitness_policy: witness-policy.txt\ncheckpoint_interval: 1s\n",
 			Origin, addr),

@@ -60,8 +60,9 @@ type Enclave struct {
 	tdxRootKey, tdxPCKKey, tdxAttKey *ecdsa.PrivateKey
 	tdxRoot, tdxInter, tdxPCK        *x509.Certificate
 
-	mu    sync.Mutex
-	proof string
+	mu         sync.Mutex
+	proof      string
+	indexProof string
 }
 
 // SNPTCB is an SEV-SNP TCB version.
@@ -157,6 +158,14 @@ func sized(name string, b []byte, n int) ([]byte, error) {
 // Platform returns evidence.SEVSNP or evidence.TDX.
 func (e *Enclave) Platform() string { return e.platform }
 
+// SetIndexProof staples the log's index proof for the enclave's
+// measurement to all later evidence.
+func (e *Enclave) SetIndexProof(p string) {
+	e.mu.Lock()
+	e.indexProof = p
+	e.mu.Unlock()
+}
+
 // SetProof staples a tlog-proof to all later evidence.
 func (e *Enclave) SetProof(p string) {
 	e.mu.Lock()
@@ -177,9 +186,9 @@ func (e *Enclave) Evidence(_ context.Context, nonce []byte) (*evidence.Bundle, e
 // (for tests of the binding).
 func (e *Enclave) EvidenceWithReportData(rd [64]byte) (*evidence.Bundle, error) {
 	e.mu.Lock()
-	proof := e.proof
+	proof, indexProof := e.proof, e.indexProof
 	e.mu.Unlock()
-	b := &evidence.Bundle{Format: evidence.Format, Platform: e.platform, ChannelKey: e.o.channelKey, Proof: proof}
+	b := &evidence.Bundle{Format: evidence.Format, Platform: e.platform, ChannelKey: e.o.channelKey, Proof: proof, IndexProof: indexProof}
 	var err error
 	switch e.platform {
 	case evidence.SEVSNP:

@@ -26,6 +26,7 @@ func runPublish(args []string) error {
 	fs := newFlagSet("publish", "--log URL --key operator.key [--wait] [--proof-out FILE] release.yaml")
 	logURL := fs.String("log", "", "log URL, e.g. http://127.0.0.1:8080")
 	keyPath := fs.String("key", "", "operator private key file")
+	authorityKey := fs.String("authority-key", "", "also sign with this authority key `FILE` (reinstates a revoked measurement)")
 	wait := fs.Bool("wait", false, "wait until a witnessed checkpoint covers the entry, then write its proof")
 	proofOut := fs.String("proof-out", "", "with --wait: file to write the proof to (default RELEASE.tlog-proof)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
@@ -50,7 +51,15 @@ func runPublish(args []string) error {
 	if err != nil {
 		return err
 	}
-	entry, err := statement.Sign(payload, signer)
+	var more []*statement.Signer
+	if *authorityKey != "" {
+		a, err := keyfile.LoadSigner(*authorityKey)
+		if err != nil {
+			return err
+		}
+		more = append(more, a)
+	}
+	entry, err := statement.Sign(payload, signer, more...)
 	if err != nil {
 		return err
 	}

@@ -3,14 +3,17 @@ package logserver
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/tessera"
 
 	"github.com/attestlog/attestlog/log/internal/index"
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/provenance"
 )
@@ -168,7 +171,7 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed) error {
 		if err := provenance.Rejection(cs); err != nil {
 			return fmt.Errorf("%w: %v", ErrForbidden, err)
 		}
-		return nil
+		return l.checkNotRevoked(p)
 	case statement.KindReproduction:
 		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Auditors)); !ok {
 			return fmt.Errorf("%w: the reproduction is not signed by an auditor key of the log's policy", ErrForbidden)
@@ -235,4 +238,33 @@ func (l *Log) keyless(body []byte) (*statement.Parsed, error) {
 		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
 	return p, nil
+}
+
+// checkNotRevoked refuses a release of a revoked measurement: a revocation
+// revokes the measurement, so a new version with it is refused unless an
+// authority of the policy signed the release too (reinstating it).
+func (l *Log) checkNotRevoked(p *statement.Parsed) error {
+	raw, err := hex.DecodeString(p.Release.Measurements.Primary())
+	if err != nil {
+		return nil
+	}
+	v := l.vidx
+	v.mu.Lock()
+	items := v.b.Map().Get(vindex.Key(raw))
+	v.mu.Unlock()
+	var revs []string
+	for _, it := range items {
+		if it.Kind == vindex.KindRevocation {
+			revs = append(revs, fmt.Sprintf("entry %d", it.Index))
+		}
+	}
+	if len(revs) == 0 {
+		return nil
+	}
+	if p.Envelope != nil {
+		if _, ok := p.Envelope.VerifiedBy(policy.Keys(l.Policy().Authorities)); ok {
+			return nil // reinstated by an authority
+		}
+	}
+	return fmt.Errorf("%w: measurement %s was revoked (%s); a new release of it needs an authority's signature beside the operator's ('attestlog publish --authority-key FILE')", ErrForbidden, p.Release.Measurements.Primary(), strings.Join(revs, ", "))
 }

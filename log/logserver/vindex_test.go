@@ -55,7 +55,8 @@ func (tl *testLog) getIndexProof(t *testing.T, digestHex string, want int) (*vin
 // about the digest (the revocation included), absent with a proof of
 // absence — and nobody but the log appends index checkpoints.
 func TestIndexProofs(t *testing.T) {
-	tl := newTestLogIndexed(t)
+	authority, _ := statement.GenerateSigner(statement.AlgEd25519)
+	tl := newTestLogOpts(t, nil, func(string) string { return "authority sec " + authority.Public().String() + "\n" }, "quorum none\n", "", true)
 	ctx := context.Background()
 	m := measurement(40)
 	rel := release(t, tl.operator, m)
@@ -72,6 +73,17 @@ func TestIndexProofs(t *testing.T) {
 	_, v = tl.getIndexProof(t, m, 2)
 	if v.Items[1] != (vindex.Item{Index: r, Kind: vindex.KindRevocation}) {
 		t.Errorf("after the revocation: %v, want it to list revocation %d", v.Items, r)
+	}
+	// The measurement is revoked: a new version of it is refused, unless
+	// an authority signs it too.
+	again := release(t, tl.operator, m)
+	if code, msg := tl.post(t, again); code != http.StatusForbidden || !strings.Contains(msg, "was revoked") {
+		t.Errorf("a new release of the revoked measurement = %d %q, want 403 naming the revocation", code, msg)
+	}
+	ap, _ := statement.Parse(again)
+	cosigned, _ := statement.Sign(ap.Envelope.Payload, tl.operator, authority)
+	if code, msg := tl.post(t, cosigned); code != 200 {
+		t.Errorf("the release co-signed by an authority = %d %q, want 200", code, msg)
 	}
 	// Absent: a proof of absence over an index that covers both releases.
 	p, v := tl.getIndexProof(t, strings.Repeat("ee", 48), 0)

@@ -616,10 +616,17 @@ func encodeChecked(subject []Subject, predicateType string, pred any) ([]byte, e
 }
 
 // Sign encodes payload in a signed envelope and returns the entry bytes.
-func Sign(payload []byte, s *Signer) ([]byte, error) {
+func Sign(payload []byte, s *Signer, more ...*Signer) ([]byte, error) {
 	env, err := SignEnvelope(payload, s)
 	if err != nil {
 		return nil, err
+	}
+	for _, m := range more {
+		sig, err := m.Sign(PAE(PayloadType, payload))
+		if err != nil {
+			return nil, fmt.Errorf("signing envelope: %w", err)
+		}
+		env.Signatures = append(env.Signatures, Signature{KeyID: m.Public().ID(), Sig: sig})
 	}
 	return env.Marshal()
 }

@@ -83,8 +83,8 @@ func ReleaseKeys(rel *statement.Release, subjects []statement.Subject) [][32]byt
 	seen := map[[32]byte]bool{}
 	add := func(h string) {
 		raw, err := hex.DecodeString(h)
-		if err != nil || len(raw) == 0 {
-			return
+		if err != nil || len(raw) == 0 || allZero(raw) {
+			return // a zero register measures nothing: not a key
 		}
 		k := Key(raw)
 		if !seen[k] {
@@ -101,4 +101,13 @@ func ReleaseKeys(rel *statement.Release, subjects []statement.Subject) [][32]byt
 		}
 	}
 	return keys
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

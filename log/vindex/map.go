@@ -14,7 +14,8 @@
 //
 // Keys are SHA-256(raw digest bytes): a release adds its SNP launch
 // digest, its TDX MRTD, RTMR0-3 and MRCONFIGID (those set), and the
-// SHA-256, SHA-384 and SHA-512 digests of its subjects (artifacts). A
+// SHA-256, SHA-384 and SHA-512 digests of its subjects (artifacts), except
+// all-zero values (an unused register measures nothing). A
 // reproduction or revocation adds itself under every key of the release
 // it names, when that entry is a release and the SHA-256 matches. Entries
 // that do not parse and index checkpoints add nothing. Values are the

@@ -270,7 +270,14 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 	entry := proof.Extra
 	ref := statement.RefOf(proof.Index, entry)
 	revoked, repros, mismatches := v.related(cp.Log.Origin, ref, rel, relKey, in.Related)
-	vd.add(v.notRevoked(in, proof, cp, rel, revoked, now))
+	// An authority's signature beside the operator's reinstates a
+	// revoked measurement for this release (and later ones): revocations
+	// logged before it no longer count for it.
+	reinstated := false
+	if st.Envelope != nil {
+		_, reinstated = st.Envelope.VerifiedBy(policy.Keys(v.pol.Authorities))
+	}
+	vd.add(v.notRevoked(in, proof, cp, rel, revoked, reinstated, now))
 	info.Reproductions = repros
 	need := v.pol.Attestation.Reproductions
 	switch {
@@ -289,7 +296,7 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 // notRevoked decides the NotRevoked check: revocations among the related
 // entries, and the log's index proof that nothing revoked the release's
 // measurement (required when the policy says revocation-proof required).
-func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Checkpoint, rel *statement.Release, revoked []string, now time.Time) check.Check {
+func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Checkpoint, rel *statement.Release, revoked []string, reinstated bool, now time.Time) check.Check {
 	if len(revoked) > 0 {
 		return check.Fail(NotRevoked, "release %d was revoked: %s", proof.Index, strings.Join(revoked, "; "))
 	}
@@ -337,6 +344,8 @@ func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Ch
 		switch {
 		case it.Index == proof.Index && it.Kind == vindex.KindRelease:
 			listed = true
+		case it.Kind == vindex.KindRevocation && reinstated && it.Index < proof.Index:
+			// before this release, which an authority signed
 		case it.Kind == vindex.KindRevocation:
 			revs = append(revs, fmt.Sprintf("entry %d", it.Index))
 		}

@@ -523,3 +523,37 @@ func TestRevocationProof(t *testing.T) {
 		t.Errorf("an index older than the release: %+v", c)
 	}
 }
+
+// TestReinstatement: after a revocation, a new release of the measurement
+// is trusted only if an authority signed it too, and a later revocation
+// revokes it again.
+func TestReinstatement(t *testing.T) {
+	f := newFixture(t)
+	authority, _ := statement.GenerateSigner(statement.AlgEd25519)
+	old := f.log.add(f.release(t, f.operator, f.m))
+	rv, _ := statement.EncodeRevocation(statement.RefOf(old, f.log.entries[old]), &statement.Revocation{Reason: "CVE-2026-12", Time: time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC)})
+	rve, _ := statement.Sign(rv, f.operator)
+	f.log.add(rve)
+	payload, _ := statement.Parse(f.release(t, f.operator, f.m))
+	plain := f.log.add(f.release(t, f.operator, f.m))
+	cosigned, _ := statement.Sign(payload.Envelope.Payload, f.operator, authority)
+	re := f.log.add(cosigned)
+	v := f.policy(t, fmt.Sprintf("revocation-proof required\nauthority sec-team %s\n", authority.Public()))
+	n := nonce()
+	ok := func(idx uint64) bool {
+		vd := v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(idx, 2), IndexProof: f.log.indexProof(t, f.m, 2)})
+		return vd.OK()
+	}
+	if ok(plain) {
+		t.Error("a new release of a revoked measurement, without an authority, was trusted")
+	}
+	if !ok(re) {
+		t.Error("a release reinstated by an authority was not trusted")
+	}
+	rv2, _ := statement.EncodeRevocation(statement.RefOf(re, f.log.entries[re]), &statement.Revocation{Reason: "again", Time: time.Date(2026, 11, 6, 0, 0, 0, 0, time.UTC)})
+	rve2, _ := statement.Sign(rv2, authority)
+	f.log.add(rve2)
+	if ok(re) {
+		t.Error("a reinstated release revoked again was still trusted")
+	}
+}

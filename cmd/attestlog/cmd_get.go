@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/log/vindex"
+	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/verify"
 )
 
@@ -70,7 +73,11 @@ func runGet(args []string) error {
 		if err != nil {
 			return err
 		}
-		return printVerdict(v.VerifyProof(p, nil), *asJSON, "VALID")
+		ip, err := indexProofFor("", v, p)
+		if err != nil {
+			return err
+		}
+		return printVerdict(v.VerifyProof(p, nil, ip), *asJSON, "VALID")
 	}
 	if perr != nil {
 		return &exitError{code: 1, err: perr}
@@ -110,50 +117,103 @@ func printStatement(idx uint64, st *statement.Parsed) {
 }
 
 func runSearch(args []string) error {
-	fs := newFlagSet("search", "--log URL (--measurement HEX | --digest HEX) [--json]")
+	fs := newFlagSet("search", "--log URL --policy FILE (--measurement HEX | --digest HEX) [--json]")
 	logURL := fs.String("log", "", "log URL")
+	policyPath := fs.String("policy", "", "trust policy `FILE` naming the log and its witness quorum: the answer is verified before it is printed")
 	m := fs.String("measurement", "", "a launch digest, MRTD, RTMR or MRCONFIGID (hex)")
 	d := fs.String("digest", "", "an artifact's sha256, sha384 or sha512 (hex)")
-	asJSON := fs.Bool("json", false, "print the log's answer as JSON")
+	asJSON := fs.Bool("json", false, "print the verified answer as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *logURL == "" || (*m == "") == (*d == "") {
-		return usageError(fs, "--log and exactly one of --measurement and --digest are required")
+	if *logURL == "" || *policyPath == "" || (*m == "") == (*d == "") {
+		return usageError(fs, "--log, --policy and exactly one of --measurement and --digest are required")
 	}
-	q := *m + *d
+	q := strings.ToLower(*m + *d)
+	pol, err := policy.Load(*policyPath)
+	if err != nil {
+		return err
+	}
 	c, err := client.New(*logURL, nil)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	r, err := c.Lookup(ctx, q)
+	// The answer is the log's index proof, checked under the policy: a
+	// witnessed checkpoint, the log's index checkpoint in it, and the
+	// map proof — so "none" is a proof of absence, not the log's word.
+	ip, _, err := c.IndexProof(ctx, q)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		b, _ := json.MarshalIndent(r, "", "  ")
-		fmt.Println(string(b))
-		return nil
+	cp, err := pol.VerifyCheckpoint(ip.Commit.Checkpoint)
+	if err != nil {
+		return fmt.Errorf("the log's answer: %w", err)
 	}
-	if len(r.Entries) == 0 {
-		fmt.Printf("no entry of %s has %s\n", *logURL, q)
+	if hex.EncodeToString(ip.Digest) != q {
+		return fmt.Errorf("the log answered for %s, not %s", hex.EncodeToString(ip.Digest), q)
+	}
+	ver, err := ip.VerifyProof(cp.Log.Verifier, cp.N, cp.Hash)
+	if err != nil {
+		return fmt.Errorf("the log's answer does not verify: %w", err)
+	}
+	type row struct {
+		Index   uint64  `json:"index"`
+		Kind    string  `json:"kind"`
+		Version string  `json:"version,omitempty"`
+		Ref     *uint64 `json:"ref,omitempty"`
+	}
+	var rows []row
+	for _, it := range ver.Items {
+		r := row{Index: it.Index, Kind: vindex.KindName(it.Kind)}
+		// Details come from the entry itself, proven in the log.
+		if p, _, err := c.Proof(ctx, it.Index); err == nil {
+			if pcp, err := pol.VerifyCheckpoint(p.Checkpoint); err == nil && p.VerifyInclusion(p.Extra, pcp.N, pcp.Hash) == nil {
+				if st, err := statement.ParseEntry(p.Extra); err == nil {
+					if st.Release != nil {
+						r.Version = st.Release.Version
+					} else if st.Kind == statement.KindReproduction || st.Kind == statement.KindRevocation {
+						ref := st.Ref.Index
+						r.Ref = &ref
+					}
+				}
+			}
+		}
+		rows = append(rows, r)
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(struct {
+			Key         string `json:"key"`
+			IndexCovers uint64 `json:"index_covers"`
+			Checkpoint  int64  `json:"checkpoint_size"`
+			Entries     []row  `json:"entries"`
+		}{q, ver.Checkpoint.Size, cp.N, rows}, "", "  ")
+		fmt.Println(string(b))
+	} else {
+		for _, r := range rows {
+			switch {
+			case r.Version != "":
+				fmt.Printf("%d\t%s\t%s\n", r.Index, r.Kind, r.Version)
+			case r.Ref != nil:
+				fmt.Printf("%d\t%s\tof %d\n", r.Index, r.Kind, *r.Ref)
+			default:
+				fmt.Printf("%d\t%s\n", r.Index, r.Kind)
+			}
+		}
+		fmt.Fprintf(stderr, "(verified: the log's index over its first %d entries, under a checkpoint of size %d cosigned by %v)\n", ver.Checkpoint.Size, cp.N, cp.CosignerNames())
+	}
+	if len(rows) == 0 {
+		fmt.Printf("no entry among the first %d of %s has %s (proven absent)\n", ver.Checkpoint.Size, cp.Log.Origin, q)
 		return &exitError{code: 1, err: errors.New("not found")}
 	}
-	for _, e := range r.Entries {
-		fmt.Printf("%d\t%s\t%s\t%s\t%s\n", e.Index, e.Kind, e.Version, e.Signer, e.Measurement)
-		for _, x := range append(e.Reproductions, e.Revocations...) {
-			fmt.Printf("  %d\t%s\t%s\t%s\n", x.Index, x.Kind, x.Signer, x.Outcome)
-		}
-	}
-	fmt.Fprintln(stderr, "(the log's index answered; 'attestlog get --index N --policy FILE' verifies an entry)")
 	return nil
 }
 
 func runVerifyProof(args []string) error {
-	fs := newFlagSet("verify-proof", "--policy FILE [--related FILE]... [--json] PROOF")
+	fs := newFlagSet("verify-proof", "--policy FILE [--related FILE]... [--index-proof FILE] [--json] PROOF")
 	policyPath := fs.String("policy", "", "trust policy file (the log, its witnesses and quorum, operators)")
+	indexPath := fs.String("index-proof", "", "the log's index proof `FILE` for the release's measurement (default: fetched from the URL of the policy's log line)")
 	var related stringList
 	fs.Var(&related, "related", "tlog-proof `FILE` of a revocation or reproduction of the release (repeatable)")
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
@@ -179,5 +239,9 @@ func runVerifyProof(args []string) error {
 		}
 		rs = append(rs, rp)
 	}
-	return printVerdict(v.VerifyProof(p, rs), *asJSON, "VALID")
+	ip, err := indexProofFor(*indexPath, v, p)
+	if err != nil {
+		return err
+	}
+	return printVerdict(v.VerifyProof(p, rs, ip), *asJSON, "VALID")
 }

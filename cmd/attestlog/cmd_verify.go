@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/verify"
 )
@@ -123,6 +125,44 @@ func printVerdict(vd *verify.Verdict, asJSON bool, ok string) error {
 	return nil
 }
 
+// indexProofFor returns the index proof of the release p proves: from
+// path if given, else fetched from the URL the policy gives its log (nil
+// when neither: the verdict then says the proof is missing if the policy
+// requires it).
+func indexProofFor(path string, v *verify.Verifier, p *tlogproof.Proof) (*vindex.Proof, error) {
+	if path != "" {
+		b, err := readLimited(path, vindex.MaxProofSize)
+		if err != nil {
+			return nil, err
+		}
+		ip, err := vindex.ParseProof(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return ip, nil
+	}
+	st, err := statement.ParseEntry(p.Extra)
+	if err != nil || st.Release == nil {
+		return nil, nil
+	}
+	origin, _, _ := strings.Cut(string(p.Checkpoint), "\n")
+	l := v.Policy().Log(origin)
+	if l == nil || l.URL == "" {
+		return nil, nil
+	}
+	c, err := client.New(l.URL, nil)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ip, _, err := c.IndexProof(ctx, st.Release.Measurements.Primary())
+	if err != nil {
+		return nil, fmt.Errorf("fetching the index proof from %s: %w", l.URL, err)
+	}
+	return ip, nil
+}
+
 func readProof(path string) (*tlogproof.Proof, error) {
 	b, err := readLimited(path, tlogproof.MaxSize)
 	if err != nil {
@@ -165,6 +205,17 @@ func fetchFromLog(ctx context.Context, logURL string, v *verify.Verifier, in *ve
 			return err
 		}
 		in.Proof = p
+	}
+	// The log's index proof for the release's measurement: that nothing
+	// revoked it (when none is stapled).
+	if in.IndexProof == nil && (in.Evidence == nil || in.Evidence.IndexProof == "") {
+		if st, err := statement.ParseEntry(p.Extra); err == nil && st.Release != nil {
+			ip, _, err := c.IndexProof(ctx, st.Release.Measurements.Primary())
+			if err != nil {
+				return fmt.Errorf("fetching the index proof of measurement %s: %w", st.Release.Measurements.Primary(), err)
+			}
+			in.IndexProof = ip
+		}
 	}
 	info, err := c.Entry(ctx, p.Index)
 	if err != nil {

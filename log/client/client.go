@@ -16,6 +16,7 @@ import (
 
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/log/vindex"
 )
 
 // Client is a client of one log.
@@ -132,6 +133,21 @@ func (c *Client) Proof(ctx context.Context, idx uint64) (*tlogproof.Proof, []byt
 // measurement m (hex).
 func (c *Client) ProofByMeasurement(ctx context.Context, m string) (*tlogproof.Proof, []byte, error) {
 	return c.proof(ctx, "proof?measurement="+url.QueryEscape(m))
+}
+
+// IndexProof returns the log's index proof for a digest (hex): every
+// entry about it, or its absence, under an index checkpoint. It is not
+// verified here (vindex.Proof.VerifyProof, or policy/verify).
+func (c *Client) IndexProof(ctx context.Context, digest string) (*vindex.Proof, []byte, error) {
+	b, err := c.do(ctx, http.MethodGet, "index/proof?key="+url.QueryEscape(digest), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := vindex.ParseProof(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, b, nil
 }
 
 func (c *Client) proof(ctx context.Context, path string) (*tlogproof.Proof, []byte, error) {

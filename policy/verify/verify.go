@@ -186,11 +186,11 @@ func (v *Verifier) Verify(in Input) *Verdict {
 // revocations and reproductions among related. Its verdict says whether
 // the log holds this release as the policy requires; whether an enclave
 // runs it is Verify's question.
-func (v *Verifier) VerifyProof(proof *tlogproof.Proof, related []*tlogproof.Proof) *Verdict {
+func (v *Verifier) VerifyProof(proof *tlogproof.Proof, related []*tlogproof.Proof, index *vindex.Proof) *Verdict {
 	if proof == nil {
 		return v.skipRest(&Verdict{Checks: check.List{check.Fail(ProofPresent, "no proof given")}})
 	}
-	return v.decide(&Verdict{}, nil, Input{Proof: proof, Related: related}, v.now())
+	return v.decide(&Verdict{}, nil, Input{Proof: proof, Related: related, IndexProof: index}, v.now())
 }
 
 // decide makes the log and policy part of the decision; hw is nil for a

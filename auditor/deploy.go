@@ -1,9 +1,9 @@
 package auditor
 
 import (
-	"encoding/hex"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"

@@ -23,7 +23,10 @@ func TestUpRevocationFailsClosed(t *testing.T) {
 		return out + errOut, err
 	}
 	// The README's verify waits for the first staple with an index proof.
-	waitFor(t, func() bool { out, err := verifyDemo(); return err == nil && strings.Contains(out, "TRUSTED: sev-snp release 0.1.0") }, "the demo enclave to verify")
+	waitFor(t, func() bool {
+		out, err := verifyDemo()
+		return err == nil && strings.Contains(out, "TRUSTED: sev-snp release 0.1.0")
+	}, "the demo enclave to verify")
 	out, _ := verifyDemo()
 	if !strings.Contains(out, "✓ not revoked: the log's index") {
 		t.Errorf("the TRUSTED verdict does not rest on the index proof:\n%s", out)

@@ -488,17 +488,23 @@ func TestGetSearchVerifyProof(t *testing.T) {
 	pol, _ := os.ReadFile(u.info.ClientPolicy)
 	other := filepath.Join(dir, "other-policy.txt")
 	os.WriteFile(other, []byte(regexp.MustCompile(`(?m)^operator .*$`).ReplaceAllString(string(pol), "operator someone-else ed25519:tMQSguvwVF/uC0VJkNF37laQ96r0knXgsOUNGlXq5p4=")), 0o644)
+	os.WriteFile(other+".nolog", []byte(regexp.MustCompile(`(?m)^log .*$`).ReplaceAllString(string(pol), "")), 0o644)
 	out, _, err := tryCmd(t, "verify-proof", "--policy", other, proofFile)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "NOT VALID") || !strings.Contains(out, "not signed by an operator of the policy") {
 		t.Errorf("verify-proof under a policy that trusts another operator: %v\n%s", err, out)
 	}
-	out = runCmd(t, "search", "--log", u.info.URL, "--measurement", u.info.Demo.Measurement)
+	out = runCmd(t, "search", "--log", u.info.URL, "--policy", u.info.ClientPolicy, "--measurement", u.info.Demo.Measurement)
 	if !strings.HasPrefix(out, fmt.Sprintf("%d\trelease", idx)) {
 		t.Errorf("search:\n%s", out)
 	}
-	if _, _, err := tryCmd(t, "search", "--log", u.info.URL, "--digest", strings.Repeat("ab", 32)); !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Errorf("search for an unknown digest: %v, want exit 1", err)
+	out, _, err = tryCmd(t, "search", "--log", u.info.URL, "--policy", u.info.ClientPolicy, "--digest", strings.Repeat("ab", 32))
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "proven absent") {
+		t.Errorf("search for an unknown digest: %v, want exit 1 and a proof of absence\n%s", err, out)
+	}
+	// Under a policy that does not know the log, search prints nothing.
+	if out, _, err := tryCmd(t, "search", "--log", u.info.URL, "--policy", other+".nolog", "--measurement", u.info.Demo.Measurement); err == nil || strings.Contains(out, "release") {
+		t.Errorf("search under a policy without the log: %v\n%s", err, out)
 	}
 }
 

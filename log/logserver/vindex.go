@@ -36,10 +36,17 @@ import (
 type vindexState struct {
 	mu      sync.Mutex
 	b       *vindex.Builder
-	dirty   bool // entries other than index checkpoints since the last commit
+	// contentEnd is one past the last entry that is not an index
+	// checkpoint; committed the size the newest commit (or the one being
+	// appended) covers. The map needs a commit while contentEnd > committed.
+	contentEnd, committed uint64
 	last    time.Time
 	commits []indexCommit // newest last
 	signer  note.Signer
+	// recent are snapshots of the map at the latest sizes: an index
+	// checkpoint read back from the log (after a restart) becomes a
+	// commit again when the map at its size has its root.
+	recent map[uint64]*vindex.Map
 }
 
 type indexCommit struct {
@@ -50,6 +57,40 @@ type indexCommit struct {
 
 // maxCommits is how many committed snapshots are kept for proofs.
 const maxCommits = 4
+
+// recentKept is how many recent map sizes keep a snapshot.
+const recentKept = 4096
+
+// recoverCommit makes the index checkpoint entry idx a commit again if the
+// log signed it and the map at its size has its root (v.mu held). An
+// index checkpoint this run appended is already one.
+func (l *Log) recoverCommit(idx uint64, entry []byte) {
+	v := l.vidx
+	for _, c := range v.commits {
+		if c.entry == idx {
+			return
+		}
+	}
+	ic, err := statement.VerifyIndexCheckpoint(entry, l.verifier)
+	if err != nil {
+		return
+	}
+	snap := v.recent[ic.Size]
+	if ic.Size == 0 {
+		snap = (&vindex.Map{}).Snapshot()
+	}
+	if snap == nil || snap.Root() != ic.Root {
+		if snap != nil {
+			l.logger.Error("an index checkpoint in the log does not match the log's entries", "entry", idx, "size", ic.Size)
+		}
+		return
+	}
+	v.commits = append(v.commits, indexCommit{entry: idx, ic: *ic, snap: snap})
+	if len(v.commits) > maxCommits {
+		v.commits = v.commits[len(v.commits)-maxCommits:]
+	}
+	v.committed = max(v.committed, ic.Size)
+}
 
 // vindexOnce brings the map up to the integrated tree and commits it when
 // due.
@@ -72,13 +113,20 @@ func (l *Log) vindexOnce(ctx context.Context) error {
 		v.mu.Lock()
 		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
 			e := b.Entries[i]
+			if statement.IsIndexCheckpoint(e) {
+				l.recoverCommit(first+i, e)
+			} else {
+				v.contentEnd = first + i + 1
+			}
 			if _, err := v.b.Add(first+i, e); err != nil {
 				v.mu.Unlock()
 				return err
 			}
-			if !statement.IsIndexCheckpoint(e) {
-				v.dirty = true
+			if v.recent == nil {
+				v.recent = map[uint64]*vindex.Map{}
 			}
+			v.recent[v.b.Size()] = v.b.Map().Snapshot()
+			delete(v.recent, v.b.Size()-recentKept)
 		}
 		advanced := v.b.Size() > next
 		next = v.b.Size()
@@ -96,13 +144,14 @@ func (l *Log) vindexOnce(ctx context.Context) error {
 func (l *Log) commitIndex(ctx context.Context) error {
 	v := l.vidx
 	v.mu.Lock()
-	if !*l.cfg.IndexCheckpoints || !v.dirty || time.Since(v.last) < l.cfg.CheckpointInterval {
+	if !*l.cfg.IndexCheckpoints || v.contentEnd <= v.committed || time.Since(v.last) < l.cfg.CheckpointInterval {
 		v.mu.Unlock()
 		return nil
 	}
 	ic := statement.IndexCheckpoint{Origin: l.cfg.Origin, Size: v.b.Size(), Root: v.b.Root()}
 	snap := v.b.Map().Snapshot()
-	v.dirty, v.last = false, time.Now()
+	prev := v.committed
+	v.committed, v.last = ic.Size, time.Now()
 	v.mu.Unlock()
 	entry, err := statement.SignIndexCheckpoint(ic, v.signer)
 	if err != nil {
@@ -111,7 +160,7 @@ func (l *Log) commitIndex(ctx context.Context) error {
 	idx, err := l.add(ctx, tessera.NewEntry(entry))()
 	if err != nil {
 		v.mu.Lock()
-		v.dirty = true
+		v.committed = prev
 		v.mu.Unlock()
 		return fmt.Errorf("vindex: appending the index checkpoint: %w", err)
 	}

@@ -127,3 +127,30 @@ func TestIndexProofs(t *testing.T) {
 		t.Errorf("entry %d = kind %q signer %q, want an index checkpoint by the log", p.Commit.Index, info.Kind, info.Signer)
 	}
 }
+
+// TestIndexProofsAfterRestart: a restarted log rebuilds its map from its
+// entries and serves proofs at once from the index checkpoint it had
+// committed (no new commit, no witness round needed), and commits anew
+// only for entries after it.
+func TestIndexProofsAfterRestart(t *testing.T) {
+	tl := newTestLogIndexed(t)
+	m := measurement(50)
+	tl.add(t, release(t, tl.operator, m))
+	p, _ := tl.getIndexProof(t, m, 1)
+	size := tl.size(t)
+	tl.Log.Close(context.Background())
+	tl.start(t)
+	p2, v2 := tl.getIndexProof(t, m, 1)
+	if p2.Commit.Index != p.Commit.Index {
+		t.Errorf("after the restart the proof is from index checkpoint %d, want the committed %d", p2.Commit.Index, p.Commit.Index)
+	}
+	if got := tl.size(t); got != size {
+		t.Errorf("the restart appended %d entries (a needless index checkpoint)", got-size)
+	}
+	// New entries get a new commit.
+	i := tl.add(t, release(t, tl.operator, m))
+	_, v3 := tl.getIndexProof(t, m, 2)
+	if v3.Checkpoint.Size <= i || v3.Checkpoint.Size <= v2.Checkpoint.Size {
+		t.Errorf("no new commit after the restart: covers %d", v3.Checkpoint.Size)
+	}
+}

@@ -34,15 +34,15 @@ import (
 // The map is derived data, in memory: on start the follower rebuilds it
 // from the log's entries and then commits afresh.
 type vindexState struct {
-	mu      sync.Mutex
-	b       *vindex.Builder
+	mu sync.Mutex
+	b  *vindex.Builder
 	// contentEnd is one past the last entry that is not an index
 	// checkpoint; committed the size the newest commit (or the one being
 	// appended) covers. The map needs a commit while contentEnd > committed.
 	contentEnd, committed uint64
-	last    time.Time
-	commits []indexCommit // newest last
-	signer  note.Signer
+	last                  time.Time
+	commits               []indexCommit // newest last
+	signer                note.Signer
 	// recent are snapshots of the map at the latest sizes: an index
 	// checkpoint read back from the log (after a restart) becomes a
 	// commit again when the map at its size has its root.

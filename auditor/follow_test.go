@@ -23,8 +23,10 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/attestlog/attestlog/auditor/misbehaviour"
+	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
+	"github.com/attestlog/attestlog/policy/evidence"
 )
 
 // fakeLog is an in-memory transparency log served over its real protocol
@@ -48,6 +50,9 @@ type fakeLog struct {
 	// witnessCP and peerCP are what the witness and the peer say.
 	witnessCP, peerCP []byte
 	cosigner          *torchwood.CosignatureSigner
+	// lookup is what GET /lookup answers (the log's unauthenticated
+	// word); nil is 404.
+	lookup []byte
 }
 
 func newFakeLog(t *testing.T) *fakeLog {
@@ -152,6 +157,16 @@ func (f *fakeLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(pcp)
 	case strings.HasPrefix(p, "/tile/"):
 		tiles.serveTile(w, r)
+	case p == "/lookup":
+		f.mu.Lock()
+		lk := f.lookup
+		f.mu.Unlock()
+		if lk == nil {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(lk)
 	default:
 		http.NotFound(w, r)
 	}
@@ -201,6 +216,13 @@ type auditorFixture struct {
 
 func newAuditorFixture(t *testing.T, quorum string) *auditorFixture {
 	t.Helper()
+	return newAuditorFixtureDeploy(t, quorum, nil)
+}
+
+// newAuditorFixtureDeploy is newAuditorFixture watching enc as deployment
+// "d" (its demo root trusted by the policy) when enc is not nil.
+func newAuditorFixtureDeploy(t *testing.T, quorum string, enc *fakeenclave.Enclave) *auditorFixture {
+	t.Helper()
 	fx := &auditorFixture{log: newFakeLog(t), dir: t.TempDir(), seen: map[string]bool{}}
 	fx.srv = httptest.NewServer(fx.log)
 	t.Cleanup(fx.srv.Close)
@@ -218,10 +240,19 @@ func newAuditorFixture(t *testing.T, quorum string) *auditorFixture {
 		}
 		return p
 	}
-	write("policy.txt", fmt.Sprintf("operator ops %s\noperator other-ops %s\n", fx.op.Public(), fx.op2.Public()))
+	pol := fmt.Sprintf("operator ops %s\noperator other-ops %s\n", fx.op.Public(), fx.op2.Public())
+	deploy := ""
+	if enc != nil {
+		write("root.pem", string(enc.RootPEM()))
+		pol += "trust-root sev-snp root.pem\n"
+		esrv := httptest.NewServer(evidence.Handler(enc, nil))
+		t.Cleanup(esrv.Close)
+		deploy = fmt.Sprintf("deployments:\n  - {name: d, url: %q}\n", esrv.URL)
+	}
+	write("policy.txt", pol)
 	write("witnesses.txt", fmt.Sprintf("witness w %s %s/witness\nquorum %s\n", fx.log.cosigner.Verifier(), fx.srv.URL, quorum))
-	cfg, err := ParseConfig([]byte(fmt.Sprintf("db: %s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: %s\n    witness_policy: %s\n    peers: [%s/peer]\nrebuild: {enabled: false}\n",
-		filepath.Join(fx.dir, "a.db"), fx.log.vkey, fx.srv.URL, filepath.Join(fx.dir, "policy.txt"), filepath.Join(fx.dir, "witnesses.txt"), fx.srv.URL)))
+	cfg, err := ParseConfig([]byte(fmt.Sprintf("db: %s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: %s\n    witness_policy: %s\n    peers: [%s/peer]\nrebuild: {enabled: false}\n%s",
+		filepath.Join(fx.dir, "a.db"), fx.log.vkey, fx.srv.URL, filepath.Join(fx.dir, "policy.txt"), filepath.Join(fx.dir, "witnesses.txt"), fx.srv.URL, deploy)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,4 +670,84 @@ func TestFollowIndexCheckpoints(t *testing.T) {
 	if err, alerts := fx.runOnce(t); err != nil || len(alerts) != 0 {
 		t.Errorf("after a replay: %v, alerts %q", err, kinds(alerts))
 	}
+}
+
+// TestDeploymentWatch: the watch decides "logged" and "revoked" from the
+// auditor's own verified copy of the log. A log whose /lookup claims a
+// release it does not have cannot silence unlogged-measurement.
+func TestDeploymentWatch(t *testing.T) {
+	served := strings.Repeat("5e", 48)
+	lie := []byte(`{"query":"` + served + `","entries":[{"index":1000000000,"kind":"release","measurement":"` + served + `"}]}`)
+	for _, tc := range []struct {
+		name    string
+		setup   func(t *testing.T, fx *auditorFixture)
+		want    []string
+		verdict string
+	}{
+		{"logged", func(t *testing.T, fx *auditorFixture) {
+			fx.log.add(fx.releaseOf(t, fx.op, served))
+		}, nil, "ok"},
+		{"not logged, and /lookup lies that it is", func(t *testing.T, fx *auditorFixture) {
+			fx.log.add(fx.release(t, fx.op, "1.0.0"))
+			fx.log.mu.Lock()
+			fx.log.lookup = lie
+			fx.log.mu.Unlock()
+		}, []string{AlertUnloggedMeasurement}, AlertUnloggedMeasurement},
+		{"revoked", func(t *testing.T, fx *auditorFixture) {
+			rel := fx.releaseOf(t, fx.op, served)
+			fx.log.add(rel)
+			fx.log.add(fx.revocation(t, fx.op, 0, rel))
+		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed},
+		{"another release of the measurement revoked", func(t *testing.T, fx *auditorFixture) {
+			rel := fx.releaseOf(t, fx.op, served)
+			fx.log.add(rel, fx.releaseOf(t, fx.op2, served))
+			fx.log.add(fx.revocation(t, fx.op, 0, rel))
+		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc, err := fakeenclave.NewSNP(mustHex(t, served))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fx := newAuditorFixtureDeploy(t, "w", enc)
+			tc.setup(t, fx)
+			err, alerts := fx.runOnce(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantKinds(t, tc.name, alerts, tc.want...)
+			st, err := fx.aud.Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Deployments) != 1 || st.Deployments[0].Verdict != tc.verdict {
+				t.Errorf("deployment status %+v, want verdict %q", st.Deployments, tc.verdict)
+			}
+		})
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// releaseOf is a release with launch digest m.
+func (fx *auditorFixture) releaseOf(t *testing.T, signer *statement.Signer, m string) []byte {
+	t.Helper()
+	rel := &statement.Release{
+		Version: "2.0.0-" + m[:6] + signer.Public().ID()[:6], Time: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: m}},
+		Source:       statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("c0", 20)},
+		Recipe:       statement.Recipe{Argv: []string{"make"}, Outputs: []string{"disk.img"}},
+	}
+	p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("d2", 32)}}}, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := statement.Sign(p, signer)
+	return e
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,6 +33,43 @@ func BenchmarkVerifySNP(b *testing.B) {
 	if vd := v.Verify(Input{Evidence: ev, Nonce: n}); !vd.OK() {
 		b.Fatalf("does not verify:\n%s", vd.Checks)
 	}
+	ask, ark := pemCerts(b, f.enclave.RootPEM())
+	roots := map[string][]*trust.AMDRootCerts{"Milan": {{ProductLine: "Milan", ProductCerts: &trust.ProductCerts{Ask: ask, Ark: ark}}}}
+	bare := func() {
+		att, err := abi.ReportCertsToProto(append(bytes.Clone(ev.Report), ev.CertTable...))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := sevverify.SnpAttestation(att, &sevverify.Options{DisableCertFetching: true, TrustedRoots: roots}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runVerifyBenchmarks(b, v, Input{Evidence: ev, Nonce: n}, "go-sev-guest-verify", bare)
+}
+
+// BenchmarkVerifySNPRevocationProof is BenchmarkVerifySNP under
+// 'revocation-proof required': the decision also verifies the stapled
+// index proof (its checkpoint, the index checkpoint's signature and
+// inclusion, the map proof) in a log of 1000 releases.
+//
+//	go test ./policy/verify -run '^$' -bench RevocationProof -benchtime 2s
+func BenchmarkVerifySNPRevocationProof(b *testing.B) {
+	t := &testing.T{}
+	f := newFixture(t)
+	for i := range 999 {
+		f.log.add(f.release(t, f.operator, fmt.Sprintf("%096x", i+1)))
+	}
+	idx := f.log.add(f.release(t, f.operator, f.m))
+	v := f.policy(t, "revocation-proof required\n")
+	n := nonce()
+	ev := f.evidence(t, n)
+	ev.Proof = string(f.log.proof(idx, 2).Marshal())
+	ip := f.log.indexProof(t, f.m, 2)
+	ev.IndexProof = string(ip.Marshal())
+	if vd := v.Verify(Input{Evidence: ev, Nonce: n}); !vd.OK() {
+		b.Fatalf("does not verify:\n%s", vd.Checks)
+	}
+	b.ReportMetric(float64(len(ev.IndexProof)), "index-proof-bytes")
 	ask, ark := pemCerts(b, f.enclave.RootPEM())
 	roots := map[string][]*trust.AMDRootCerts{"Milan": {{ProductLine: "Milan", ProductCerts: &trust.ProductCerts{Ask: ask, Ark: ark}}}}
 	bare := func() {

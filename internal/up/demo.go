@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy/evidence"
 )
 
 // startDemo publishes the example release with the demo operator key,
@@ -23,7 +25,7 @@ import (
 // checkpoint that covers it.
 const StapleInterval = 5 * time.Second
 
-func startDemo(ctx context.Context, lg *logserver.Log, info *Info) (*enclave.Enclave, error) {
+func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.Logger) (*evidence.Stapler, error) {
 	signer, err := keyfile.LoadSigner(info.Operator.Key)
 	if err != nil {
 		return nil, err
@@ -58,49 +60,41 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info) (*enclave.Enc
 	info.Demo.Measurement, info.Demo.ReleaseIndex = rel.Measurements.Primary(), res.Index
 	// The staple: the release's inclusion proof and the log's index proof
 	// for its measurement (every entry about it, revocations included),
-	// both under the newest witnessed checkpoint.
-	staple := func() error {
+	// both under the newest witnessed checkpoint, refreshed every
+	// StapleInterval with backoff.
+	st := &evidence.Stapler{Source: enc, Interval: StapleInterval, Logger: logger, Fetch: func(ctx context.Context) (evidence.Staple, error) {
 		p, err := lg.Proof(ctx, res.Index)
 		if err != nil {
-			return err
+			return evidence.Staple{}, err
 		}
 		ip, err := lg.IndexProof(ctx, m)
 		if err != nil {
-			return err
+			return evidence.Staple{}, err
 		}
 		ic, err := statement.ParseIndexCheckpoint(ip.Commit.Extra)
 		if err != nil {
-			return err
+			return evidence.Staple{}, err
 		}
 		if ic.Size <= res.Index {
-			return fmt.Errorf("the newest index checkpoint covers %d entries, not yet release %d", ic.Size, res.Index)
+			return evidence.Staple{}, fmt.Errorf("the newest index checkpoint covers %d entries, not yet release %d", ic.Size, res.Index)
 		}
-		enc.SetProof(string(p.Marshal()))
-		enc.SetIndexProof(string(ip.Marshal()))
-		return nil
-	}
+		return evidence.Staple{Proof: string(p.Marshal()), IndexProof: string(ip.Marshal())}, nil
+	}}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	for staple() != nil {
+	for {
+		err := st.Refresh(wctx)
+		if err == nil {
+			break
+		}
 		select {
 		case <-wctx.Done():
-			return nil, fmt.Errorf("no witnessed checkpoint covers the example release: %w", wctx.Err())
+			return nil, fmt.Errorf("no witnessed checkpoint covers the example release and its index: %w (%v)", wctx.Err(), err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	go func() {
-		t := time.NewTicker(StapleInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				staple()
-			}
-		}
-	}()
-	return enc, nil
+	go st.Run(ctx)
+	return st, nil
 }
 
 const exampleMeasurement = "329c8ce0972ae52343b64d34a434a86f245dfd74f5ed7aae15d22efc78fb9683632b9b50e4e1d7fa41179ef98a7ef198"

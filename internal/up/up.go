@@ -312,11 +312,11 @@ func Run(ctx context.Context, cfg Config, ready func(*Info)) error {
 
 	// The demo enclave runs the example release: publish it (a duplicate
 	// after the first start) and staple its proof to the evidence.
-	enc, err := startDemo(ctx, lg, info)
+	st, err := startDemo(ctx, lg, info, logger.With("component", "demo-enclave"))
 	if err != nil {
 		return fmt.Errorf("demo enclave: %w", err)
 	}
-	demoHandler.Set(evidence.Handler(enc, logger.With("component", "demo-enclave")))
+	demoHandler.Set(evidence.Handler(st, logger.With("component", "demo-enclave")))
 
 	// The auditor follows the log and watches the demo enclave.
 	if cfg.Auditor {

@@ -358,6 +358,9 @@ type EntryView struct {
 	// Unreadable says why an entry in the tree is not a statement the
 	// log's parser reads; the entry is then shown as bytes.
 	Unreadable string `json:"unreadable,omitempty"`
+	// IndexCheckpoint is set for the log's own commitment to its
+	// verifiable index.
+	IndexCheckpoint *IndexCheckpointView `json:"index_checkpoint,omitempty"`
 	// Entry is the logged entry (the DSSE envelope or Sigstore bundle),
 	// base64 in JSON.
 	Entry []byte `json:"entry"`
@@ -457,6 +460,8 @@ func (e *Explorer) handleEntry(w http.ResponseWriter, r *http.Request) {
 		for _, s := range p.Envelope.Signatures {
 			v.SignatureKeyIDs = append(v.SignatureKeyIDs, s.KeyID)
 		}
+	case p.IndexCheckpoint != nil:
+		v.IndexCheckpoint = &IndexCheckpointView{Size: p.IndexCheckpoint.Size, Root: base64.StdEncoding.EncodeToString(p.IndexCheckpoint.Root[:])}
 	default:
 		// A keyless release: the entry is a Sigstore bundle whose
 		// certificate names the CI identity that signed it.
@@ -503,6 +508,13 @@ func (e *Explorer) handleEntry(w http.ResponseWriter, r *http.Request) {
 		title = fmt.Sprintf("Entry %d: release %s", idx, v.Release.Version)
 	}
 	e.rd.render(w, r, http.StatusOK, "entry", title, v, e.nav(""), "")
+}
+
+// IndexCheckpointView is an index checkpoint entry: the log committing
+// its verifiable index over its first Size entries to Root.
+type IndexCheckpointView struct {
+	Size uint64 `json:"size"`
+	Root string `json:"root"` // base64
 }
 
 // LookupView is the data of a measurement or digest page.

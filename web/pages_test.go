@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/attestlog/attestlog/auditor"
 	"github.com/attestlog/attestlog/web"
@@ -74,6 +75,36 @@ rebuild:
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
+	}
+	// The log's own index checkpoints are entries too: wait for one.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := tl.Log.IndexProof(t.Context(), []byte{1}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no index checkpoint was committed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	size, err := tl.Log.Reader().IntegratedSize(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawIndexCheckpoint := false
+	for i := range size {
+		code, body := get(fmt.Sprintf("%sentry/%d", ex.Prefix(), i))
+		for d := time.Now().Add(10 * time.Second); code == 404 && time.Now().Before(d); {
+			time.Sleep(50 * time.Millisecond) // integrated, not yet indexed
+			code, body = get(fmt.Sprintf("%sentry/%d", ex.Prefix(), i))
+		}
+		if code != 200 {
+			t.Errorf("GET entry/%d = %d\n%.400s", i, code, body)
+		}
+		sawIndexCheckpoint = sawIndexCheckpoint || strings.Contains(body, "<h2 id=\"ic-h\">Index checkpoint</h2>")
+	}
+	if !sawIndexCheckpoint {
+		t.Error("no entry page shows an index checkpoint")
 	}
 	var paths []string
 	for _, i := range tl.Entries {

@@ -171,7 +171,7 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed) error {
 		if err := provenance.Rejection(cs); err != nil {
 			return fmt.Errorf("%w: %v", ErrForbidden, err)
 		}
-		return l.checkNotRevoked(p)
+		return l.checkNotRevoked(ctx, p)
 	case statement.KindReproduction:
 		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Auditors)); !ok {
 			return fmt.Errorf("%w: the reproduction is not signed by an auditor key of the log's policy", ErrForbidden)
@@ -243,9 +243,21 @@ func (l *Log) keyless(body []byte) (*statement.Parsed, error) {
 // checkNotRevoked refuses a release of a revoked measurement: a revocation
 // revokes the measurement, so a new version with it is refused unless an
 // authority of the policy signed the release too (reinstating it).
-func (l *Log) checkNotRevoked(p *statement.Parsed) error {
+//
+// A resubmission of a release already logged is not a new release: it is
+// answered as the duplicate it is.
+func (l *Log) checkNotRevoked(ctx context.Context, p *statement.Parsed) error {
 	raw, err := hex.DecodeString(p.Release.Measurements.Primary())
 	if err != nil {
+		return nil
+	}
+	if _, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
+		return nil
+	}
+	l.pendingMu.Lock()
+	_, inFlight := l.pending[p.PayloadHash]
+	l.pendingMu.Unlock()
+	if inFlight {
 		return nil
 	}
 	v := l.vidx

@@ -80,6 +80,10 @@ func TestIndexProofs(t *testing.T) {
 	if code, msg := tl.post(t, again); code != http.StatusForbidden || !strings.Contains(msg, "was revoked") {
 		t.Errorf("a new release of the revoked measurement = %d %q, want 403 naming the revocation", code, msg)
 	}
+	// The revoked release itself, resubmitted, is still its duplicate.
+	if r, err := tl.client.Add(ctx, rel); err != nil || !r.Duplicate || r.Index != i {
+		t.Errorf("resubmitting the revoked release = %+v, %v; want the duplicate of %d", r, err, i)
+	}
 	ap, _ := statement.Parse(again)
 	cosigned, _ := statement.Sign(ap.Envelope.Payload, tl.operator, authority)
 	if code, msg := tl.post(t, cosigned); code != 200 {

@@ -315,9 +315,14 @@ func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Ch
 		}
 		return check.Pass(NotRevoked, "no revocation of release %d among the %d related entries seen; that none exists is not proven (policy: revocation-proof off)", proof.Index, len(in.Related))
 	}
-	cp, err := v.pol.VerifyCheckpoint(ip.Commit.Checkpoint)
+	// Usually the release proof's own checkpoint (stapled together):
+	// remembered, so its signatures are checked once.
+	cp, err := v.openCheckpoint(ip.Commit.Checkpoint)
 	if err != nil {
 		return check.Fail(NotRevoked, "index proof: %v", err)
+	}
+	if v.pol.Quorum == nil || !cp.QuorumMet {
+		return check.Fail(NotRevoked, "index proof: its checkpoint is cosigned by %v, short of the quorum %v", cp.CosignerNames(), v.pol.Quorum)
 	}
 	if cp.Log.Origin != relCP.Log.Origin {
 		return check.Fail(NotRevoked, "the index proof is of log %s, the release of %s", cp.Log.Origin, relCP.Log.Origin)

@@ -251,15 +251,6 @@ func (l *Log) checkNotRevoked(ctx context.Context, p *statement.Parsed) error {
 	if err != nil {
 		return nil
 	}
-	if _, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
-		return nil
-	}
-	l.pendingMu.Lock()
-	_, inFlight := l.pending[p.PayloadHash]
-	l.pendingMu.Unlock()
-	if inFlight {
-		return nil
-	}
 	v := l.vidx
 	v.mu.Lock()
 	items := v.b.Map().Get(vindex.Key(raw))
@@ -271,6 +262,16 @@ func (l *Log) checkNotRevoked(ctx context.Context, p *statement.Parsed) error {
 		}
 	}
 	if len(revs) == 0 {
+		return nil
+	}
+	// Revoked: unless this is a resubmission of a release already logged.
+	if _, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
+		return nil
+	}
+	l.pendingMu.Lock()
+	_, inFlight := l.pending[p.PayloadHash]
+	l.pendingMu.Unlock()
+	if inFlight {
 		return nil
 	}
 	if p.Envelope != nil {

@@ -30,11 +30,19 @@ func (l *Log) follow(ctx context.Context) {
 	t := time.NewTicker(indexInterval)
 	defer t.Stop()
 	var lastCP []byte
+	// The map of the entries indexed before this start, then the indexer
+	// feeds it what it indexes.
+	for l.replayIndex(ctx) != nil && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
 	for {
 		if err := l.indexOnce(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn("indexing", "err", err)
 		}
-		if err := l.vindexOnce(ctx); err != nil && ctx.Err() == nil {
+		if err := l.commitIndex(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn("verifiable index", "err", err)
 		}
 		if cp, err := l.reader.ReadCheckpoint(ctx); err == nil && !bytes.Equal(cp, lastCP) {
@@ -116,7 +124,8 @@ func (l *Log) indexLocked(ctx context.Context) error {
 		end := next
 		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
 			idx := first + i
-			rec, h, err := l.recordOf(idx, b.Entries[i])
+			rec, h, p, err := l.recordOf(idx, b.Entries[i])
+			l.mapEntry(idx, b.Entries[i], p, false)
 			if err != nil {
 				// Admission parses with the same code, so this is a bug
 				// or an entry another writer appended. Stopping here would
@@ -149,7 +158,7 @@ func (l *Log) indexLocked(ctx context.Context) error {
 // maxIndexBatch is the most entries indexed in one transaction.
 const maxIndexBatch = 4096
 
-func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error) {
+func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, *statement.Parsed, error) {
 	h := sha256.Sum256(entry)
 	l.pendingMu.Lock()
 	p := l.parsed[h]
@@ -158,11 +167,11 @@ func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, error)
 	if p == nil { // added before a restart, or by another process
 		var err error
 		if p, err = statement.ParseEntry(entry); err != nil {
-			return index.Record{}, [32]byte{}, err
+			return index.Record{}, [32]byte{}, nil, err
 		}
 	}
 	key, name := l.signerOf(p)
-	return index.RecordOf(idx, h, p, key, name), p.PayloadHash, nil
+	return index.RecordOf(idx, h, p, key, name), p.PayloadHash, p, nil
 }
 
 // keylessSigner names the keyless operator of the policy that signed a

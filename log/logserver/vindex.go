@@ -92,42 +92,39 @@ func (l *Log) recoverCommit(idx uint64, entry []byte) {
 	v.committed = max(v.committed, ic.Size)
 }
 
-// vindexOnce brings the map up to the integrated tree and commits it when
-// due.
-func (l *Log) vindexOnce(ctx context.Context) error {
-	v := l.vidx
-	size, err := l.reader.IntegratedSize(ctx)
+// replayIndex maps the entries the index holds from before this start
+// (reading them back), keeping a snapshot of the map at each size so that
+// the index checkpoints among them become commits again.
+func (l *Log) replayIndex(ctx context.Context) error {
+	l.indexMu.Lock()
+	defer l.indexMu.Unlock()
+	end, err := l.idx.Next(ctx)
 	if err != nil {
 		return err
 	}
+	v := l.vidx
 	v.mu.Lock()
 	next := v.b.Size()
 	v.mu.Unlock()
-	for next < size {
+	if next >= end {
+		return nil
+	}
+	start := time.Now()
+	for next < end {
 		bundleIdx := next / layout.EntryBundleWidth
-		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, size)
+		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, end)
 		if err != nil {
 			return fmt.Errorf("vindex: reading entry bundle %d: %w", bundleIdx, err)
 		}
 		first := bundleIdx * layout.EntryBundleWidth
-		v.mu.Lock()
-		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
-			e := b.Entries[i]
-			if statement.IsIndexCheckpoint(e) {
-				l.recoverCommit(first+i, e)
-			} else {
-				v.contentEnd = first + i + 1
+		for i := next - first; i < uint64(len(b.Entries)) && first+i < end; i++ {
+			p, err := statement.ParseEntry(b.Entries[i])
+			if err != nil {
+				p = nil
 			}
-			if _, err := v.b.Add(first+i, e); err != nil {
-				v.mu.Unlock()
-				return err
-			}
-			if v.recent == nil {
-				v.recent = map[uint64]*vindex.Map{}
-			}
-			v.recent[v.b.Size()] = v.b.Map().Snapshot()
-			delete(v.recent, v.b.Size()-recentKept)
+			l.mapEntry(first+i, b.Entries[i], p, true)
 		}
+		v.mu.Lock()
 		advanced := v.b.Size() > next
 		next = v.b.Size()
 		v.mu.Unlock()
@@ -135,8 +132,38 @@ func (l *Log) vindexOnce(ctx context.Context) error {
 			return fmt.Errorf("vindex: entry bundle %d holds no entry %d", bundleIdx, next)
 		}
 	}
-	l.metrics.vindexSize.Set(float64(next))
-	return l.commitIndex(ctx)
+	v.mu.Lock()
+	v.recent = nil // only a replay needs them
+	v.mu.Unlock()
+	l.logger.Info("verifiable index rebuilt", "entries", end, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// mapEntry feeds entry idx (parsed as p, nil if it does not parse) to the
+// map, once and in order: an entry already mapped is skipped, and one past
+// the map's size (a gap, which a replay fills) is not mapped. replaying
+// keeps a snapshot per size for recoverCommit.
+func (l *Log) mapEntry(idx uint64, entry []byte, p *statement.Parsed, replaying bool) {
+	v := l.vidx
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if idx != v.b.Size() {
+		return
+	}
+	if statement.IsIndexCheckpoint(entry) {
+		l.recoverCommit(idx, entry)
+	} else {
+		v.contentEnd = idx + 1
+	}
+	v.b.AddParsed(idx, entry, p)
+	if replaying {
+		if v.recent == nil {
+			v.recent = map[uint64]*vindex.Map{}
+		}
+		v.recent[v.b.Size()] = v.b.Map().Snapshot()
+		delete(v.recent, v.b.Size()-recentKept)
+	}
+	l.metrics.vindexSize.Set(float64(v.b.Size()))
 }
 
 // commitIndex appends an index checkpoint over the map as it is, if

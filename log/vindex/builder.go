@@ -43,13 +43,22 @@ func (b *Builder) Root() [32]byte { return b.m.Root() }
 // Add applies the map function to entry index, which must be Size().
 // It returns the keys the entry was filed under.
 func (b *Builder) Add(index uint64, entry []byte) ([][32]byte, error) {
+	p, err := statement.ParseEntry(entry)
+	if err != nil {
+		p = nil // unreadable entries are about nothing
+	}
+	return b.AddParsed(index, entry, p)
+}
+
+// AddParsed is Add for an entry already parsed with statement.ParseEntry
+// (p nil: it does not parse).
+func (b *Builder) AddParsed(index uint64, entry []byte, p *statement.Parsed) ([][32]byte, error) {
 	if index != b.size {
 		return nil, fmt.Errorf("vindex: entry %d added at size %d", index, b.size)
 	}
 	b.size++
-	p, err := statement.ParseEntry(entry)
-	if err != nil {
-		return nil, nil // unreadable entries are about nothing
+	if p == nil {
+		return nil, nil
 	}
 	switch p.Kind {
 	case statement.KindRelease:

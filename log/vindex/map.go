@@ -110,6 +110,7 @@ func bit(k [32]byte, d int) int { return int(k[d/8]>>(7-d%8)) & 1 }
 func Key(digest []byte) [32]byte { return sha256.Sum256(digest) }
 
 type node struct {
+	gen   uint64 // the map generation that made it: mutable until a Snapshot
 	child [2]*node
 	leaf  bool
 	key   [32]byte
@@ -125,6 +126,7 @@ type node struct {
 type Map struct {
 	root *node
 	keys int
+	gen  uint64 // advanced by Snapshot: older nodes are shared, copied on write
 }
 
 // Len is the number of keys.
@@ -134,12 +136,19 @@ func (m *Map) Len() int { return m.keys }
 // to Prove from any number of goroutines while m changes.
 func (m *Map) Snapshot() *Map {
 	m.Root()
-	return &Map{root: m.root, keys: m.keys}
+	m.gen++
+	return &Map{root: m.root, keys: m.keys, gen: m.gen}
 }
 
-func (n *node) clone() *node {
+// own returns n if this generation of m made it (nobody shares it), else
+// a copy to change.
+func (m *Map) own(n *node) *node {
+	if n.gen == m.gen {
+		n.dirty = true
+		return n
+	}
 	c := *n
-	c.dirty = true
+	c.gen, c.dirty = m.gen, true
 	return &c
 }
 
@@ -150,7 +159,7 @@ func (m *Map) Add(key [32]byte, it Item) {
 		n := *p
 		switch {
 		case n == nil:
-			*p = &node{leaf: true, key: key, items: []Item{it}, dirty: true}
+			*p = &node{gen: m.gen, leaf: true, key: key, items: []Item{it}, dirty: true}
 			m.keys++
 			return
 		case n.leaf && n.key == key:
@@ -159,19 +168,23 @@ func (m *Map) Add(key [32]byte, it Item) {
 					return
 				}
 			}
-			c := n.clone()
-			c.items = append(append(make([]Item, 0, len(n.items)+1), n.items...), it)
+			shared := n.gen != m.gen
+			c := m.own(n)
+			if shared {
+				c.items = append(make([]Item, 0, len(n.items)+1), n.items...)
+			}
+			c.items = append(c.items, it)
 			sort.Slice(c.items, func(i, j int) bool { return c.items[i].Index < c.items[j].Index })
 			*p = c
 			return
 		case n.leaf:
 			// Split: push the old leaf down until the keys part.
-			inner := &node{dirty: true}
+			inner := &node{gen: m.gen, dirty: true}
 			inner.child[bit(n.key, d)] = n
 			*p = inner
 			p = &inner.child[bit(key, d)]
 		default:
-			c := n.clone()
+			c := m.own(n)
 			*p = c
 			p = &c.child[bit(key, d)]
 		}

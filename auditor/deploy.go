@@ -39,6 +39,11 @@ type DeploymentAlert struct {
 	Bundle      json.RawMessage `json:"evidence,omitempty"` // the evidence bundle as served
 	Result      *attest.Result  `json:"verification,omitempty"`
 	Releases    []store.Release `json:"releases,omitempty"`
+	// AbsenceProof is, for an unlogged measurement, the log's own index
+	// proof that no entry has it (attestlog.dev/vindex-proof/v1), when
+	// the log gave one that verifies under the log's policy: the alert
+	// then needs no trust in this auditor.
+	AbsenceProof string `json:"absence_proof,omitempty"`
 }
 
 func readLimited(r io.Reader, n int64) ([]byte, error) {
@@ -134,6 +139,7 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 			return nil
 		}
 		st.Verdict = AlertUnloggedMeasurement
+		ev.AbsenceProof = a.absenceProof(ctx, d.log, m)
 		return a.raise(ctx, AlertUnloggedMeasurement, d.cfg.Name+"|"+m, subject,
 			fmt.Sprintf("deployment %s serves measurement %s, which no release among the %d entries of %s verified by this auditor has", d.cfg.Name, m, cur.NextEntry, d.log.cfg.Origin), ev)
 	}
@@ -170,4 +176,23 @@ func short(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// absenceProof asks the log for its index proof of m and returns it if it
+// verifies under the log's policy and proves m absent ("" otherwise: the
+// alert then rests on this auditor's own copy alone).
+func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, m string) string {
+	ip, raw, err := l.client.IndexProof(ctx, m)
+	if err != nil {
+		return ""
+	}
+	cp, err := l.pol.VerifyCheckpoint(ip.Commit.Checkpoint)
+	if err != nil || cp.Log.Origin != l.cfg.Origin || hex.EncodeToString(ip.Digest) != m {
+		return ""
+	}
+	v, err := ip.VerifyProof(l.verifier, cp.N, cp.Hash)
+	if err != nil || len(v.Items) != 0 {
+		return ""
+	}
+	return string(raw)
 }

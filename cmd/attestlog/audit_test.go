@@ -25,6 +25,8 @@ import (
 	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/log/vindex"
+	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
 
@@ -440,6 +442,28 @@ func TestAuditDeployments(t *testing.T) {
 	al := listAlerts(t, db)
 	if got := alertsOf(al, auditor.AlertUnloggedMeasurement); len(got) != 1 || got[0].Subject != "deployment/unlogged" {
 		t.Errorf("unlogged-measurement alerts = %s, want one about deployment/unlogged", summaries(got))
+	} else {
+		// The alert carries the log's own proof that the measurement is
+		// absent: it verifies under the client policy without the auditor.
+		var ev auditor.DeploymentAlert
+		if err := json.Unmarshal(got[0].Evidence, &ev); err != nil {
+			t.Fatal(err)
+		}
+		ip, err := vindex.ParseProof([]byte(ev.AbsenceProof))
+		if err != nil {
+			t.Fatalf("the unlogged alert's absence proof: %v", err)
+		}
+		pol, err := policy.Load(u.info.ClientPolicy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := pol.VerifyCheckpoint(ip.Commit.Checkpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := ip.VerifyProof(cp.Log.Verifier, cp.N, cp.Hash); err != nil || len(v.Items) != 0 || hex.EncodeToString(ip.Digest) != ev.Measurement {
+			t.Errorf("the absence proof does not prove %s absent: %v", ev.Measurement, err)
+		}
 	}
 	if got := alertsOf(al, auditor.AlertEvidenceInvalid); len(got) != 1 || got[0].Subject != "deployment/debug" {
 		t.Errorf("evidence-invalid alerts = %s, want one about deployment/debug", summaries(got))

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
 func init() {
@@ -24,19 +27,23 @@ func init() {
 var inspectStdout io.Writer = os.Stdout
 
 func runInspect(args []string) error {
-	fs := newFlagSet("inspect", "[--vcek FILE] [--json] [--policy FILE] [--at TIME] EVIDENCE")
+	fs := newFlagSet("inspect", "[--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--json] [--policy FILE] [--at TIME] EVIDENCE")
 	vcek := fs.String("vcek", "", "SEV-SNP VCEK or VLEK certificate `FILE` (DER or PEM) for a report without its certificate table")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	policyPath := fs.String("policy", "", "policy `FILE` whose trust-root, crl and tdx-collateral lines to use (test roots are trusted only so)")
 	at := fs.String("at", "", "verify certificates as of `TIME` (RFC 3339) instead of now, for saved evidence")
+	certChain := fs.String("cert-chain", "", "GPU device certificate chain `FILE` (PEM, leaf first): EVIDENCE is then an NVIDIA GPU attestation report in hex")
+	nonceHex := fs.String("nonce", "", "GPU evidence: the `HEX` nonce the report must answer")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: attestlog inspect [--vcek FILE] [--json] [--policy FILE] [--at TIME] EVIDENCE
+		fmt.Fprintf(fs.Output(), `Usage: attestlog inspect [--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--json] [--policy FILE] [--at TIME] EVIDENCE
 
-Verifies the hardware signature chain of EVIDENCE offline, against AMD's and
-Intel's roots, and prints its fields. EVIDENCE ("-" for stdin) is an attestlog
-evidence bundle (JSON), a raw SEV-SNP report (1184 bytes), an SEV-SNP report
-followed by its certificate table, or a TDX quote v4. Exits 1 when a check
-fails.
+Verifies the hardware signature chain of EVIDENCE offline, against AMD's,
+Intel's and NVIDIA's roots, and prints its fields. EVIDENCE ("-" for stdin) is
+an attestlog evidence bundle (JSON), a raw SEV-SNP report (1184 bytes), an
+SEV-SNP report followed by its certificate table, a TDX quote v4, NVIDIA's
+serialized GPU evidence (a JSON list of {"arch","certificate","evidence",
+"nonce"}, one or many GPUs), or with --cert-chain a GPU report in hex.
+Exits 1 when a check fails.
 
 Flags:
 `)
@@ -50,9 +57,32 @@ Flags:
 		fs.Usage()
 		return errUsage
 	}
-	raw, err := readLimited(fs.Arg(0), evidence.MaxBundleSize)
+	when := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return fmt.Errorf("--at: %v", err)
+		}
+		when = t
+	}
+	raw, err := readLimited(fs.Arg(0), max(evidence.MaxBundleSize, spdm.MaxEvidenceJSON))
 	if err != nil {
 		return err
+	}
+	if gpus, ok, err := gpuEvidence(raw, *certChain); ok {
+		if err != nil {
+			return err
+		}
+		var nonce []byte
+		if *nonceHex != "" {
+			if nonce, err = hex.DecodeString(*nonceHex); err != nil || len(nonce) != spdm.NonceSize {
+				return usageError(fs, "--nonce must be %d bytes of hex", spdm.NonceSize)
+			}
+		}
+		return inspectGPUs(gpus, when, nonce, *asJSON)
+	}
+	if len(raw) > evidence.MaxBundleSize {
+		return fmt.Errorf("%s: larger than %d bytes", fs.Arg(0), evidence.MaxBundleSize)
 	}
 	b, kind, err := evidence.Parse(raw)
 	if err != nil {
@@ -77,11 +107,7 @@ Flags:
 		opts = append(opts, attest.WithBaseDir(filepath.Dir(*policyPath)))
 	}
 	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return fmt.Errorf("--at: %v", err)
-		}
-		opts = append(opts, attest.WithTime(t))
+		opts = append(opts, attest.WithTime(when))
 	}
 	v, err := attest.New(ap, opts...)
 	if err != nil {
@@ -110,6 +136,67 @@ Flags:
 		return &exitError{code: 1, err: fmt.Errorf("%d check(s) failed: %s", len(r.Checks.Failed()), r.Checks.Failed()[0].Name)}
 	}
 	return nil
+}
+
+// gpuEvidence recognises GPU evidence: a hex report with --cert-chain, or
+// NVIDIA's serialized evidence JSON (a list).
+func gpuEvidence(raw []byte, certChain string) ([]spdm.GPUEvidence, bool, error) {
+	if certChain != "" {
+		chain, err := readLimited(certChain, 64<<10)
+		if err != nil {
+			return nil, true, err
+		}
+		rep, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+		if err != nil {
+			return nil, true, fmt.Errorf("with --cert-chain, EVIDENCE must be a GPU report in hex: %v", err)
+		}
+		return []spdm.GPUEvidence{{Report: rep, Certificate: chain}}, true, nil
+	}
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '[' {
+		g, err := spdm.ParseEvidenceJSON(raw)
+		return g, true, err
+	}
+	return nil, false, nil
+}
+
+// inspectGPUs verifies each GPU's evidence on its own and prints it.
+func inspectGPUs(gpus []spdm.GPUEvidence, at time.Time, nonce []byte, asJSON bool) error {
+	var ins []*spdm.Inspection
+	failed := 0
+	for _, g := range gpus {
+		in := spdm.Inspect(g, spdm.DeviceRoots(), at, nonce)
+		ins = append(ins, in)
+		if !in.OK() {
+			failed++
+		}
+	}
+	if asJSON {
+		out, err := json.MarshalIndent(ins, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(inspectStdout, "%s\n", out)
+	} else {
+		for i, in := range ins {
+			fmt.Fprintf(inspectStdout, "GPU %d (%s)\n\n%s\n", i, orDash(in.Arch), in.Checks)
+			fmt.Fprintf(inspectStdout, "driver_version  %s\nvbios_version   %s\nboard           %s\nnonce           %s\n", in.Driver, in.VBIOS, in.Board, in.Nonce)
+			for j, m := range in.Measurements {
+				fmt.Fprintf(inspectStdout, "measurement.%-2d  %s\n", j+1, m)
+			}
+			fmt.Fprintln(inspectStdout)
+		}
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d GPUs failed a check", failed, len(gpus))}
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // readLimited reads a file ("-" for stdin) of at most limit bytes.

@@ -86,3 +86,25 @@ func TestInspect(t *testing.T) {
 		t.Errorf("--json output %q: %+v, %v", out, res, err)
 	}
 }
+
+// TestInspectGPU: NVIDIA's serialized evidence of 8 H100s inspects as 8
+// verified H100s; a hex report with its chain verifies, and is refused
+// for a nonce it does not answer.
+func TestInspectGPU(t *testing.T) {
+	const td = "../../policy/gpu/spdm/testdata/"
+	code, out := runInspectCmd(t, "--at", "2025-10-01T00:00:00Z", td+"nvtrust-ppcie-gpu_evidence-8xH100.json")
+	if code != 0 || strings.Count(out, "GPU report signature: ECDSA P-384") != 8 || strings.Count(out, "(HOPPER)") != 8 {
+		t.Errorf("8xH100: exit %d\n%.600s", code, out)
+	}
+	code, out = runInspectCmd(t, "--json", "--cert-chain", td+"sdk-hopperCertChain.txt", td+"sdk-hopperAttestationReport.txt")
+	var ins []struct {
+		Driver string `json:"driver_version"`
+		VBIOS  string `json:"vbios_version"`
+	}
+	if err := json.Unmarshal([]byte(out), &ins); code != 0 || err != nil || len(ins) != 1 || ins[0].Driver != "535.86.09" || ins[0].VBIOS != "96.00.5E.00.01" {
+		t.Errorf("hex report: exit %d, %v\n%.400s", code, err, out)
+	}
+	if code, out := runInspectCmd(t, "--nonce", strings.Repeat("00", 32), "--cert-chain", td+"sdk-hopperCertChain.txt", td+"sdk-hopperAttestationReport.txt"); code != 1 || !strings.Contains(out, "✗ GPU nonce binding") {
+		t.Errorf("wrong nonce: exit %d\n%.400s", code, out)
+	}
+}

@@ -1,0 +1,127 @@
+package spdm
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/attestlog/attestlog/policy/check"
+)
+
+// Names of the GPU checks.
+const (
+	CheckReport    = "GPU report format"
+	CheckChain     = "GPU certificate chain"
+	CheckSignature = "GPU report signature"
+	CheckNonce     = "GPU nonce binding"
+)
+
+// GPUEvidence is one GPU's evidence: its report and its device chain
+// (PEM, leaf first), and what its collector says (not trusted).
+type GPUEvidence struct {
+	Arch        string `json:"arch"`
+	Certificate []byte `json:"-"`
+	Report      []byte `json:"-"`
+	Nonce       string `json:"nonce,omitempty"`
+}
+
+// MaxEvidenceJSON bounds NVIDIA's serialized evidence (8 GPUs are 100 KiB).
+const MaxEvidenceJSON = 2 << 20
+
+// ParseEvidenceJSON reads evidence as NVIDIA's attestation SDK serializes
+// it: a JSON list of {"arch","certificate","evidence","nonce"}, the
+// certificate a base64 PEM chain and the evidence the base64 report.
+func ParseEvidenceJSON(b []byte) ([]GPUEvidence, error) {
+	if len(b) > MaxEvidenceJSON {
+		return nil, fmt.Errorf("%w: evidence JSON of %d bytes, the limit is %d", ErrMalformed, len(b), MaxEvidenceJSON)
+	}
+	var raw []struct {
+		Arch        string `json:"arch"`
+		Certificate string `json:"certificate"`
+		Evidence    string `json:"evidence"`
+		Nonce       string `json:"nonce"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%w: evidence JSON: %v", ErrMalformed, err)
+	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: evidence JSON lists no GPU", ErrMalformed)
+	}
+	var out []GPUEvidence
+	for i, r := range raw {
+		c, err := base64.StdEncoding.DecodeString(r.Certificate)
+		if err != nil {
+			return nil, fmt.Errorf("%w: GPU %d: certificate is not base64", ErrMalformed, i)
+		}
+		e, err := base64.StdEncoding.DecodeString(r.Evidence)
+		if err != nil {
+			return nil, fmt.Errorf("%w: GPU %d: evidence is not base64", ErrMalformed, i)
+		}
+		out = append(out, GPUEvidence{Arch: r.Arch, Certificate: c, Report: e, Nonce: r.Nonce})
+	}
+	return out, nil
+}
+
+// Inspection is one GPU's evidence verified on its own.
+type Inspection struct {
+	Arch         string     `json:"arch,omitempty"`
+	Checks       check.List `json:"checks"`
+	Driver       string     `json:"driver_version,omitempty"`
+	VBIOS        string     `json:"vbios_version,omitempty"`
+	Nonce        string     `json:"nonce,omitempty"`
+	Board        string     `json:"board,omitempty"` // project_projectSKU_chipSKU, as VBIOS RIMs are named
+	Measurements []string   `json:"measurements,omitempty"`
+	report       *Report
+}
+
+// OK reports whether every check passed.
+func (in *Inspection) OK() bool { return in.Checks.OK() }
+
+// Report is the parsed report (nil if it did not parse).
+func (in *Inspection) Report() *Report { return in.report }
+
+// Inspect verifies one GPU's evidence against roots as of at: the
+// report's format, the chain, the signature, and (when nonce is not nil)
+// that the report answers that nonce.
+func Inspect(e GPUEvidence, roots *x509.CertPool, at time.Time, nonce []byte) *Inspection {
+	in := &Inspection{Arch: e.Arch}
+	r, err := ParseReport(e.Report)
+	if err != nil {
+		in.Checks = append(in.Checks, check.Fail(CheckReport, "%v", err))
+		return in
+	}
+	in.report = r
+	in.Checks = append(in.Checks, check.Pass(CheckReport, "SPDM 1.1 MEASUREMENTS with %d blocks, driver %s, VBIOS %s", len(r.Blocks), r.DriverVersion(), r.VBIOSVersion()))
+	in.Driver, in.VBIOS, in.Nonce = r.DriverVersion(), r.VBIOSVersion(), hex.EncodeToString(r.Nonce[:])
+	in.Board = fmt.Sprintf("%s_%s_%s", r.Project(), r.ProjectSKU(), r.ChipSKU())
+	for _, b := range r.Blocks {
+		in.Measurements = append(in.Measurements, hex.EncodeToString(b.Value))
+	}
+	chain, err := ParseChain(e.Certificate)
+	var leaf *x509.Certificate
+	if err == nil {
+		leaf, err = VerifyChain(chain, roots, at)
+	}
+	if err != nil {
+		in.Checks = append(in.Checks, check.Fail(CheckChain, "%v", err), check.Fail(CheckSignature, "not checked: no trusted GPU certificate"))
+	} else {
+		in.Checks = append(in.Checks, check.Pass(CheckChain, "%s certified by %s at %s", leaf.Subject.CommonName, chain[len(chain)-1].Subject.CommonName, at.UTC().Format(time.DateOnly)))
+		if err := r.VerifySignature(leaf); err != nil {
+			in.Checks = append(in.Checks, check.Fail(CheckSignature, "%v", err))
+		} else {
+			in.Checks = append(in.Checks, check.Pass(CheckSignature, "ECDSA P-384 signature by the GPU's device key"))
+		}
+	}
+	if nonce != nil {
+		if bytes.Equal(nonce, r.Nonce[:]) {
+			in.Checks = append(in.Checks, check.Pass(CheckNonce, "the report answers the nonce"))
+		} else {
+			in.Checks = append(in.Checks, check.Fail(CheckNonce, "the report answers nonce %x, not %x", r.Nonce, nonce))
+		}
+	}
+	return in
+}

@@ -22,7 +22,8 @@ import (
 //
 // Attributes (space-separated after "sh"):
 //   - dir=NAME: run in the subdirectory NAME of the work directory
-//     (created empty), not in the work directory itself;
+//     (created empty), not in the work directory itself; dir=repo runs in
+//     the repository, for blocks that read its files;
 //   - serve=URL: the block starts servers and does not end; it runs in
 //     the background, the test waits until URL answers 200 and stops the
 //     block's processes at the end;
@@ -133,8 +134,8 @@ func TestREADME(t *testing.T) {
 		}
 		dir := work
 		switch {
-		case strings.Contains(subst(b.text), "./cmd/attestlog"):
-			dir = repo // go install ./cmd/attestlog
+		case strings.Contains(subst(b.text), "./cmd/attestlog"), b.attrs["dir"] == "repo":
+			dir = repo // go install ./cmd/attestlog; files of the repository
 		case b.attrs["dir"] != "":
 			dir = filepath.Join(work, b.attrs["dir"])
 			os.MkdirAll(dir, 0o755)

@@ -389,7 +389,12 @@ func (l *Log) handleLookup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, api.LookupResponse{Query: v, Entries: append([]api.EntryInfo{}, es...)})
+	resp := api.LookupResponse{Query: v, Entries: append([]api.EntryInfo{}, es...)}
+	d, _ := hex.DecodeString(v)
+	if ip, err := l.IndexProof(r.Context(), d); err == nil {
+		resp.IndexProof = string(ip.Marshal())
+	}
+	return writeJSON(w, resp)
 }
 
 func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {

@@ -107,6 +107,16 @@ func TestIndexProofs(t *testing.T) {
 	if code, msg := tl.post(t, forged); code != http.StatusForbidden {
 		t.Errorf("POST /add of an index checkpoint = %d %q, want 403", code, msg)
 	}
+	// /lookup carries the same proof beside the log's word.
+	lr, err := tl.client.Lookup(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lp, err := vindex.ParseProof([]byte(lr.IndexProof)); err != nil {
+		t.Errorf("/lookup index_proof: %v", err)
+	} else if len(lp.Items) == 0 {
+		t.Error("/lookup index_proof lists no entry")
+	}
 	// Bad keys are 400s.
 	for _, q := range []string{"", "zz", strings.Repeat("a", 200)} {
 		resp, err := http.Get(tl.url + "/index/proof?key=" + q)

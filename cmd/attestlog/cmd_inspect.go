@@ -15,6 +15,7 @@ import (
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/gpu/rim"
 	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
@@ -27,13 +28,15 @@ func init() {
 var inspectStdout io.Writer = os.Stdout
 
 func runInspect(args []string) error {
-	fs := newFlagSet("inspect", "[--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--json] [--policy FILE] [--at TIME] EVIDENCE")
+	fs := newFlagSet("inspect", "[--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--rim FILE]... [--json] [--policy FILE] [--at TIME] EVIDENCE")
 	vcek := fs.String("vcek", "", "SEV-SNP VCEK or VLEK certificate `FILE` (DER or PEM) for a report without its certificate table")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	policyPath := fs.String("policy", "", "policy `FILE` whose trust-root, crl and tdx-collateral lines to use (test roots are trusted only so)")
 	at := fs.String("at", "", "verify certificates as of `TIME` (RFC 3339) instead of now, for saved evidence")
 	certChain := fs.String("cert-chain", "", "GPU device certificate chain `FILE` (PEM, leaf first): EVIDENCE is then an NVIDIA GPU attestation report in hex")
 	nonceHex := fs.String("nonce", "", "GPU evidence: the `HEX` nonce the report must answer")
+	var rimFiles stringList
+	fs.Var(&rimFiles, "rim", "GPU evidence: NVIDIA RIM `FILE` (driver or VBIOS) the measurements must equal (repeatable)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: attestlog inspect [--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--json] [--policy FILE] [--at TIME] EVIDENCE
 
@@ -79,7 +82,19 @@ Flags:
 				return usageError(fs, "--nonce must be %d bytes of hex", spdm.NonceSize)
 			}
 		}
-		return inspectGPUs(gpus, when, nonce, *asJSON)
+		var rims []*rim.RIM
+		for _, f := range rimFiles {
+			b, err := readLimited(f, rim.MaxSize)
+			if err != nil {
+				return err
+			}
+			r, _, err := rim.Verify(b, rim.Roots(), when)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			rims = append(rims, r)
+		}
+		return inspectGPUs(gpus, when, nonce, rims, *asJSON)
 	}
 	if len(raw) > evidence.MaxBundleSize {
 		return fmt.Errorf("%s: larger than %d bytes", fs.Arg(0), evidence.MaxBundleSize)
@@ -160,11 +175,14 @@ func gpuEvidence(raw []byte, certChain string) ([]spdm.GPUEvidence, bool, error)
 }
 
 // inspectGPUs verifies each GPU's evidence on its own and prints it.
-func inspectGPUs(gpus []spdm.GPUEvidence, at time.Time, nonce []byte, asJSON bool) error {
+func inspectGPUs(gpus []spdm.GPUEvidence, at time.Time, nonce []byte, rims []*rim.RIM, asJSON bool) error {
 	var ins []*spdm.Inspection
 	failed := 0
 	for _, g := range gpus {
 		in := spdm.Inspect(g, spdm.DeviceRoots(), at, nonce)
+		if r := in.Report(); r != nil && len(rims) > 0 {
+			in.Checks = append(in.Checks, rim.CheckMeasurements(r.BlockMap(), r.DriverVersion(), r.VBIOSVersion(), rims...))
+		}
 		ins = append(ins, in)
 		if !in.OK() {
 			failed++

@@ -108,3 +108,28 @@ func TestInspectGPU(t *testing.T) {
 		t.Errorf("wrong nonce: exit %d\n%.400s", code, out)
 	}
 }
+
+// TestMeasureGPUAndInspectRIM: measure gpu verifies RIMs and prints their
+// golden blocks; inspect --rim compares a GPU with them.
+func TestMeasureGPUAndInspectRIM(t *testing.T) {
+	const rims, td = "../../policy/gpu/rim/testdata/", "../../policy/gpu/spdm/testdata/"
+	var out bytes.Buffer
+	old := measureStdout
+	measureStdout = &out
+	code := run([]string{"measure", "gpu", "--at", "2025-06-01T00:00:00Z", rims + "1010_0200_882_96005E0001_PROD.swidtag", rims + "NV_GPU_DRIVER_GH100_550.144.03.xml"})
+	measureStdout = old
+	if code != 0 || !strings.Contains(out.String(), "GH100 96.00.5E.00.01") || !strings.Contains(out.String(), "block 2 c3f65ef79a19c029") || !strings.Contains(out.String(), "550.144.03") {
+		t.Errorf("measure gpu: exit %d\n%.500s", code, out.String())
+	}
+	if code := run([]string{"measure", "gpu", rims + "incorrect_signature_driver_rim.xml"}); code != 1 {
+		t.Errorf("measure gpu of a broken RIM: exit %d, want 1", code)
+	}
+	code, got := runInspectCmd(t, "--at", "2025-06-01T00:00:00Z", "--rim", rims+"1010_0200_882_96005E0001_PROD.swidtag", "--cert-chain", td+"sdk-hopperCertChain.txt", td+"sdk-hopperAttestationReport.txt")
+	if code != 0 || !strings.Contains(got, "✓ GPU measurements: 12 active") {
+		t.Errorf("inspect --rim (matching): exit %d\n%.600s", code, got)
+	}
+	code, got = runInspectCmd(t, "--at", "2025-06-01T00:00:00Z", "--rim", rims+"1010_0205_862_96005E0002_PROD.swidtag", "--cert-chain", td+"sdk-hopperCertChain.txt", td+"sdk-hopperAttestationReport.txt")
+	if code != 1 || !strings.Contains(got, "✗ GPU measurements") {
+		t.Errorf("inspect --rim (another board): exit %d\n%.600s", code, got)
+	}
+}

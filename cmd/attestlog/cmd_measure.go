@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +12,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/attestlog/attestlog/policy/gpu/rim"
 	"github.com/attestlog/attestlog/policy/measure/ovmf"
 	"github.com/attestlog/attestlog/policy/measure/snp"
 	"github.com/attestlog/attestlog/policy/measure/tdx"
@@ -22,6 +25,8 @@ func init() {
 	register("measure snp-ovmf-hash", "compute the SEV-SNP launch digest of the OVMF pages alone", runMeasureSNPOVMFHash)
 	register("measure tdx", "compute a TDX MRTD from a TDVF (OVMF) image, and the RTMR1 and RTMR2 events of a QEMU direct boot", runMeasureTDX)
 	register("measure tdx-replay", "replay a CC event log against a TDX quote's RTMRs", runMeasureTDXReplay)
+	register("measure gpu", "verify NVIDIA GPU RIMs (driver, VBIOS) and print their golden measurements", runMeasureGPU)
+	allowsArgs["attestlog measure gpu"] = true
 }
 
 // measureStdout is where the measure commands print; tests replace it.
@@ -354,3 +359,52 @@ func runMeasureTDXReplay(args []string) error {
 }
 
 var _ flag.Value = (*optionalInt)(nil)
+
+func runMeasureGPU(args []string) error {
+	fs := newFlagSet("measure gpu", "[--at TIME] [--json] RIM...")
+	at := fs.String("at", "", "verify the RIM signatures as of `TIME` (RFC 3339; RIM signing certificates are short-lived)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, reorder(args)); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError(fs, "give one or more RIM files (NVIDIA's signed SWID tags)")
+	}
+	when := time.Now()
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return fmt.Errorf("--at: %v", err)
+		}
+		when = t
+	}
+	var rims []*rim.RIM
+	var out []rim.Summary
+	for _, f := range fs.Args() {
+		b, err := readLimited(f, rim.MaxSize)
+		if err != nil {
+			return err
+		}
+		r, signer, err := rim.Verify(b, rim.Roots(), when)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		h := sha256.Sum256(b)
+		rims = append(rims, r)
+		out = append(out, rim.Summarize(f, hex.EncodeToString(h[:]), r, signer))
+	}
+	if _, err := rim.Match(map[int][]byte{}, rims...); err != nil && strings.Contains(err.Error(), "active in both") {
+		return err
+	}
+	if *asJSON {
+		e := json.NewEncoder(measureStdout)
+		e.SetIndent("", "  ")
+		return e.Encode(out)
+	}
+	for _, s := range out {
+		if err := s.WriteText(measureStdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}

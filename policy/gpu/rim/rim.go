@@ -31,6 +31,8 @@ import (
 
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/attestlog/attestlog/policy/check"
 )
 
 // MaxSize bounds a RIM (NVIDIA's are about 21 KiB).
@@ -241,3 +243,74 @@ func Match(blocks map[int][]byte, rims ...*RIM) ([]int, error) {
 	sort.Ints(done)
 	return done, nil
 }
+
+// Summary is what `attestlog measure gpu` prints for a verified RIM: what
+// a release's GPU section names.
+type Summary struct {
+	File    string `json:"file"`
+	SHA256  string `json:"sha256"` // of the RIM file: how a release names it
+	Product string `json:"product"`
+	Version string `json:"version"`
+	Signer  string `json:"signer"`
+	// Golden maps each active SPDM block (RIM index + 1) to its accepted
+	// values.
+	Golden map[int][]string `json:"golden"`
+}
+
+// Summarize describes r, read from file with the given SHA-256.
+func Summarize(file, sha256Hex string, r *RIM, signer *x509.Certificate) Summary {
+	s := Summary{File: file, SHA256: sha256Hex, Product: r.Product, Version: r.Version, Golden: map[int][]string{}}
+	if signer != nil {
+		s.Signer = signer.Subject.CommonName
+	}
+	for idx, m := range r.Active() {
+		for _, g := range m.Golden {
+			s.Golden[idx+1] = append(s.Golden[idx+1], hex.EncodeToString(g))
+		}
+	}
+	return s
+}
+
+// WriteText writes the summary: a header line, then "block N HEX" per
+// active measurement, ascending.
+func (s Summary) WriteText(w interface{ Write([]byte) (int, error) }) error {
+	if _, err := fmt.Fprintf(w, "rim %s sha256:%s %s %s (signed by %s)\n", s.File, s.SHA256, s.Product, s.Version, s.Signer); err != nil {
+		return err
+	}
+	var blocks []int
+	for b := range s.Golden {
+		blocks = append(blocks, b)
+	}
+	sort.Ints(blocks)
+	for _, b := range blocks {
+		fmt.Fprintf(w, "block %d %s\n", b, strings.Join(s.Golden[b], " | "))
+	}
+	return nil
+}
+
+// CheckMeasurements is the "GPU measurements" check: blocks against the
+// active measurements of rims (Match), and each RIM's version against the
+// version the GPU reports for it (driver RIMs against driver, VBIOS RIMs
+// against VBIOS).
+func CheckMeasurements(blocks map[int][]byte, driver, vbios string, rims ...*RIM) check.Check {
+	if len(rims) == 0 {
+		return check.Fail(CheckName, "no RIM to compare the GPU's measurements with")
+	}
+	for _, r := range rims {
+		if r.Version != driver && r.Version != vbios {
+			return check.Fail(CheckName, "RIM %s %s is for neither the GPU's driver %s nor its VBIOS %s", r.Product, r.Version, driver, vbios)
+		}
+	}
+	done, err := Match(blocks, rims...)
+	if err != nil {
+		return check.Fail(CheckName, "%v", err)
+	}
+	var names []string
+	for _, r := range rims {
+		names = append(names, r.Product+" "+r.Version)
+	}
+	return check.Pass(CheckName, "%d active measurements equal the golden values of %s", len(done), strings.Join(names, " and "))
+}
+
+// CheckName names the GPU measurements check.
+const CheckName = "GPU measurements"

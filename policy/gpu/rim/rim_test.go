@@ -136,3 +136,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckMeasurements(t *testing.T) {
+	v, _, err := Verify(read(t, "testdata/1010_0200_882_96005E0001_PROD.swidtag"), Roots(), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, _ := Verify(read(t, "testdata/1010_0205_862_96005E0002_PROD.swidtag"), Roots(), at)
+	blocks := sdkBlocks(t)
+	for _, tc := range []struct {
+		name   string
+		rims   []*RIM
+		driver string
+		vbios  string
+		ok     bool
+		why    string
+	}{
+		{"its VBIOS RIM", []*RIM{v}, "535.86.09", "96.00.5E.00.01", true, "12 active"},
+		{"no RIM", nil, "535.86.09", "96.00.5E.00.01", false, "no RIM"},
+		{"a RIM of another version", []*RIM{other}, "535.86.09", "96.00.5E.00.01", false, "neither"},
+		{"its RIM, but the GPU says another VBIOS", []*RIM{v}, "535.86.09", "96.00.5E.00.09", false, "neither"},
+	} {
+		c := CheckMeasurements(blocks, tc.driver, tc.vbios, tc.rims...)
+		if c.OK != tc.ok || !strings.Contains(c.Reason, tc.why) {
+			t.Errorf("%s: %+v", tc.name, c)
+		}
+	}
+}

@@ -274,3 +274,12 @@ func VerifyChain(chain []*x509.Certificate, roots *x509.CertPool, at time.Time) 
 	}
 	return chain[0], nil
 }
+
+// BlockMap returns the measurement values by block index.
+func (r *Report) BlockMap() map[int][]byte {
+	out := map[int][]byte{}
+	for _, b := range r.Blocks {
+		out[int(b.Index)] = b.Value
+	}
+	return out
+}

@@ -23,7 +23,10 @@ package policy
 //	reproduction-mismatch allow|deny     # a policy auditor's mismatch makes a release untrusted (default deny)
 //	revocation-proof required|off        # require the log's index proof that nothing revoked the measurement
 //	max-checkpoint-age DURATION          # e.g. 24h, 90m, 7d; default: not checked
-//	trust-root sev-snp|tdx FILE          # also trust this root (test roots need this line)
+//	trust-root sev-snp|tdx|gpu FILE      # also trust this root (test roots need this line)
+//	gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional]
+//	                                     # the enclave's GPUs: how many, which, and whether
+//	                                     # their measurements must equal stapled NVIDIA RIMs
 //	crl FILE                             # cached AMD CRL (DER or PEM) for offline revocation
 //	tdx-collateral DIR                   # cached Intel PCS collateral for offline TCB status
 //
@@ -76,6 +79,9 @@ type AttestationPolicy struct {
 	// checkpoint, listing no revocation. Off, a client sees only the
 	// revocations it is handed, and says so.
 	RequireRevocationProof bool
+
+	// GPU is the gpu line: the GPUs the enclave must attest.
+	GPU GPUPolicy
 
 	// AllowReproductionMismatch trusts a release that a policy auditor
 	// reproduced with outcome "mismatch". Default false: the auditor the
@@ -153,7 +159,7 @@ type TDXPolicy struct {
 
 // TrustRoot is a root named by a trust-root line.
 type TrustRoot struct {
-	Platform string // PlatformSEVSNP or PlatformTDX
+	Platform string // PlatformSEVSNP, PlatformTDX or PlatformGPU
 	// File is a PEM file: for sev-snp an ARK and its ASK and/or ASVK (the
 	// AMD KDS cert_chain format); for tdx one or more root certificates.
 	File string
@@ -188,6 +194,7 @@ func init() {
 	registerDirective("max-checkpoint-age", once(parseMaxCheckpointAge))
 	registerDirective("reproduction-mismatch", once(parseReproductionMismatch))
 	registerDirective("revocation-proof", once(parseRevocationProof))
+	registerDirective("gpu", once(parseGPU))
 	registerDirective("trust-root", parseTrustRoot)
 	registerDirective("crl", parseCRL)
 	registerDirective("tdx-collateral", once(parseTDXCollateral))
@@ -430,12 +437,67 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// PlatformGPU names GPU device roots in trust-root lines.
+const PlatformGPU = "gpu"
+
+// GPUPolicy is the gpu line.
+type GPUPolicy struct {
+	// Required is set by a gpu line: the enclave must attest Count GPUs.
+	Required    bool
+	Vendor      string // nvidia
+	Count       int
+	Arch        string // e.g. hopper; "" accepts any
+	MinDriver   string // e.g. 550.144; "" accepts any
+	RequireRIMs bool   // measurements must equal stapled, verified NVIDIA RIMs
+}
+
+// MaxGPUs bounds a gpu line's count.
+const MaxGPUs = 16
+
+func parseGPU(a *AttestationPolicy, f []string) error {
+	if len(f) < 3 || f[1] != "nvidia" {
+		return errors.New("want: gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional]")
+	}
+	g := GPUPolicy{Required: true, Vendor: f[1], RequireRIMs: true}
+	for _, kv := range f[2:] {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok:
+			return fmt.Errorf("gpu: %q is not KEY=VALUE", kv)
+		case k == "count":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxGPUs {
+				return fmt.Errorf("gpu count %q: want 1-%d", v, MaxGPUs)
+			}
+			g.Count = n
+		case k == "arch":
+			g.Arch = v
+		case k == "min-driver":
+			for _, p := range strings.Split(v, ".") {
+				if _, err := strconv.Atoi(p); err != nil {
+					return fmt.Errorf("gpu min-driver %q: want a dotted version", v)
+				}
+			}
+			g.MinDriver = v
+		case k == "rims" && (v == "required" || v == "optional"):
+			g.RequireRIMs = v == "required"
+		default:
+			return fmt.Errorf("gpu: unknown %q", kv)
+		}
+	}
+	if g.Count == 0 {
+		return errors.New("gpu: count=N is required")
+	}
+	a.GPU = g
+	return nil
+}
+
 func parseTrustRoot(p *Policy, f []string) error {
 	if len(f) != 3 {
-		return errors.New("want: trust-root sev-snp|tdx FILE")
+		return errors.New("want: trust-root sev-snp|tdx|gpu FILE")
 	}
-	if f[1] != PlatformSEVSNP && f[1] != PlatformTDX {
-		return fmt.Errorf("trust-root platform %q: want sev-snp or tdx", f[1])
+	if f[1] != PlatformSEVSNP && f[1] != PlatformTDX && f[1] != PlatformGPU {
+		return fmt.Errorf("trust-root platform %q: want sev-snp, tdx or gpu", f[1])
 	}
 	a := &p.Attestation
 	for _, r := range a.TrustRoots {

@@ -47,7 +47,8 @@ type Verifier struct {
 	snpRoots map[string][]*snpRoot // by product line
 	crls     []*crlFile
 	tdxRoots *x509.CertPool
-	tdxTest  bool // a trust-root tdx line added roots
+	tdxTest  bool     // a trust-root tdx line added roots
+	gpuRoots [][]byte // PEM, from trust-root gpu lines
 	tdxColl  *collateral
 }
 
@@ -121,6 +122,11 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 				v.tdxRoots.AddCert(c)
 			}
 			v.tdxTest = true
+		case policy.PlatformGPU:
+			if _, err := parsePEMCerts(b); err != nil {
+				return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
+			}
+			v.gpuRoots = append(v.gpuRoots, b)
 		}
 	}
 	for _, p := range ap.CRLs {
@@ -160,6 +166,10 @@ type Result struct {
 
 // OK reports whether every check passed.
 func (r *Result) OK() bool { return r.Checks.OK() }
+
+// GPURoots are the PEM GPU device roots the policy's trust-root gpu lines
+// name (test roots: NVIDIA's is built in).
+func (v *Verifier) GPURoots() [][]byte { return v.gpuRoots }
 
 // Measurement returns the measurement that identifies a release: the SNP
 // launch digest or the TDX MRTD (lowercase hex), or "" when the evidence
@@ -224,13 +234,16 @@ func (v *Verifier) nonceReportData(b *evidence.Bundle, nonce []byte) ([]byte, st
 	if nonce == nil {
 		return nil, "", errors.New("no nonce given: without one, stale or replayed evidence cannot be told apart")
 	}
-	rd, err := evidence.ReportData(nonce, b.ChannelKey)
+	rd, err := b.ExpectedReportData(nonce)
 	if err != nil {
 		return nil, "", err
 	}
 	what := "the nonce"
 	if len(b.ChannelKey) > 0 {
 		what = fmt.Sprintf("the nonce and the %d-byte channel key", len(b.ChannelKey))
+	}
+	if len(b.GPUs) > 0 {
+		what += fmt.Sprintf(" and the evidence of its %d GPU(s)", len(b.GPUs))
 	}
 	return rd[:], what, nil
 }

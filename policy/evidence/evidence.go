@@ -46,6 +46,7 @@ package evidence
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/binary"
 	"encoding/hex"
@@ -57,6 +58,13 @@ import (
 
 // Format is the value of a bundle's "format" field.
 const Format = "attestlog-evidence/v1"
+
+// FormatGPU is the format of a bundle that also carries GPU evidence
+// (GPUs): its REPORT_DATA binds the GPUs too (Bundle.ExpectedReportData).
+const FormatGPU = "attestlog-evidence/v2"
+
+// MaxGPUs bounds the GPUs of one bundle.
+const MaxGPUs = 16
 
 // Platforms.
 const (
@@ -112,6 +120,82 @@ type Bundle struct {
 	// release's measurement: every entry about it (revocations included),
 	// under a fresh witnessed checkpoint (opaque here; see log/vindex).
 	IndexProof string `json:"index_proof,omitempty"`
+	// GPUs is the evidence of the enclave's GPUs (format v2): GPU i's
+	// report answers GPUNonce(nonce, i), and REPORT_DATA commits to all of
+	// them, so the CPU's hardware vouches for which GPUs it talks to.
+	GPUs []GPU `json:"gpus,omitempty"`
+}
+
+// GPU is one GPU's evidence.
+type GPU struct {
+	Arch string `json:"arch"` // e.g. HOPPER
+	// Report is the SPDM GET_MEASUREMENTS request and signed response
+	// (see policy/gpu/spdm).
+	Report []byte `json:"report"`
+	// CertChain is the GPU's device certificate chain, PEM, leaf first.
+	CertChain string `json:"cert_chain"`
+	// RIMs are NVIDIA's signed RIMs for its driver and VBIOS, stapled
+	// (optional; they are NVIDIA-signed, so anyone may staple them).
+	RIMs [][]byte `json:"rims,omitempty"`
+}
+
+// Size limits of GPU evidence.
+const (
+	MaxGPUReportSize = 64 << 10
+	MaxGPUChainSize  = 32 << 10
+	MaxRIMSize       = 128 << 10
+)
+
+// GPUNonce is the SPDM nonce GPU i must answer for the client's nonce.
+func GPUNonce(nonce []byte, i int) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("attestlog-gpu-nonce-v1\x00"))
+	h.Write([]byte{byte(i)})
+	h.Write(nonce)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// GPUDigest commits to the GPUs' evidence (arch, report and chain of
+// each, in order; RIMs are not evidence of the device and are excluded).
+func GPUDigest(gpus []GPU) [48]byte {
+	h := sha512.New384()
+	field := func(b []byte) {
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
+		h.Write(b)
+	}
+	for _, g := range gpus {
+		field([]byte(g.Arch))
+		field(g.Report)
+		field([]byte(g.CertChain))
+	}
+	var out [48]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// ExpectedReportData is the REPORT_DATA the CPU evidence must carry for
+// nonce: ReportData for a v1 bundle; for a v2 bundle SHA-512 of
+// "attestlog-evidence-v2" ‖ 0x00 ‖ len(nonce) ‖ nonce ‖ GPUDigest ‖
+// channel key.
+func (b *Bundle) ExpectedReportData(nonce []byte) ([64]byte, error) {
+	if len(b.GPUs) == 0 {
+		return ReportData(nonce, b.ChannelKey)
+	}
+	if err := CheckNonce(nonce); err != nil {
+		return [64]byte{}, err
+	}
+	d := GPUDigest(b.GPUs)
+	h := sha512.New()
+	h.Write([]byte("attestlog-evidence-v2\x00"))
+	h.Write([]byte{byte(len(nonce))})
+	h.Write(nonce)
+	h.Write(d[:])
+	h.Write(b.ChannelKey)
+	var rd [64]byte
+	h.Sum(rd[:0])
+	return rd, nil
 }
 
 // Kind says what raw input Parse recognised.
@@ -183,8 +267,28 @@ func (b *Bundle) Check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 	}
-	if b.Format != Format {
-		return bad("format %q, want %q", b.Format, Format)
+	switch {
+	case b.Format == Format && len(b.GPUs) == 0:
+	case b.Format == FormatGPU && len(b.GPUs) > 0:
+		if len(b.GPUs) > MaxGPUs {
+			return bad("%d GPUs; the limit is %d", len(b.GPUs), MaxGPUs)
+		}
+		for i, g := range b.GPUs {
+			if len(g.Report) == 0 || len(g.Report) > MaxGPUReportSize || g.CertChain == "" || len(g.CertChain) > MaxGPUChainSize || len(g.Arch) > 32 || len(g.RIMs) > 4 {
+				return bad("gpus[%d]: a report (at most %d bytes), a certificate chain (at most %d), an arch and at most 4 RIMs are required", i, MaxGPUReportSize, MaxGPUChainSize)
+			}
+			for _, r := range g.RIMs {
+				if len(r) > MaxRIMSize {
+					return bad("gpus[%d]: a RIM of %d bytes; the limit is %d", i, len(r), MaxRIMSize)
+				}
+			}
+		}
+	case b.Format == FormatGPU:
+		return bad("format %q without GPUs", b.Format)
+	case len(b.GPUs) > 0:
+		return bad("GPUs need format %q", FormatGPU)
+	default:
+		return bad("format %q, want %q or %q", b.Format, Format, FormatGPU)
 	}
 	switch b.Platform {
 	case SEVSNP:

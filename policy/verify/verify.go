@@ -29,6 +29,7 @@ import (
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/gpu"
 	"github.com/attestlog/attestlog/policy/provenance"
 )
 
@@ -55,6 +56,7 @@ type Verifier struct {
 
 	pol *policy.Policy
 	hw  *attest.Verifier
+	gpu *gpu.Verifier
 	now func() time.Time
 	// Provenance checks a release's build provenance under the policy's
 	// provenance section and returns the named checks to add (see
@@ -98,6 +100,8 @@ func New(pol *policy.Policy, opts ...Option) (*Verifier, error) {
 		return nil, err
 	}
 	v := &Verifier{pol: pol, hw: hw, now: c.now}
+	v.gpu = gpu.NewVerifier(pol.Attestation.GPU, hw.GPURoots()...)
+	v.gpu.Now = c.now
 	pv, err := provenance.New(&pol.Provenance)
 	if err != nil {
 		return nil, err
@@ -177,6 +181,10 @@ func (v *Verifier) Verify(in Input) *Verdict {
 	hw := v.hw.Verify(in.Evidence, in.Nonce)
 	vd.Hardware = hw
 	vd.Checks = append(vd.Checks, hw.Checks...)
+	// The GPUs, which REPORT_DATA binds (checked just above).
+	if in.Evidence != nil {
+		vd.Checks = append(vd.Checks, v.gpu.Verify(in.Evidence, in.Nonce)...)
+	}
 	return v.decide(vd, hw, in, now)
 }
 

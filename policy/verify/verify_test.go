@@ -22,6 +22,9 @@ import (
 	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/gpu"
+	"github.com/attestlog/attestlog/policy/gpu/rim"
+	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
 // miniLog is an in-memory log built with x/mod's tlog, signing checkpoints
@@ -555,5 +558,73 @@ func TestReinstatement(t *testing.T) {
 	f.log.add(rve2)
 	if ok(re) {
 		t.Error("a reinstated release revoked again was still trusted")
+	}
+}
+
+// TestGPUs: the GPUs are part of the decision — each verified on its own
+// and bound to the CPU evidence — and held to the policy's gpu line.
+func TestGPUs(t *testing.T) {
+	f := newFixture(t)
+	var err error
+	if f.enclave, err = fakeenclave.NewSNP(mustHex(f.m), fakeenclave.WithGPUs(2)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.dir, "root.pem"), f.enclave.RootPEM(), 0o644)
+	os.WriteFile(filepath.Join(f.dir, "gpu-root.pem"), f.enclave.GPURootPEM(), 0o644)
+	relIdx := f.log.add(f.release(t, f.operator, f.m))
+	const trustGPU = "trust-root gpu gpu-root.pem\n"
+	n := nonce()
+	decide := func(v *Verifier, ev *evidence.Bundle) *Verdict {
+		ev.Proof = string(f.log.proof(relIdx, 2).Marshal())
+		return v.Verify(Input{Evidence: ev, Nonce: n})
+	}
+	good := f.policy(t, trustGPU+"gpu nvidia count=2 arch=hopper min-driver=550.144 rims=optional\n")
+	vd := decide(good, f.evidence(t, n))
+	if !vd.OK() {
+		t.Fatalf("two demo GPUs under a matching gpu line: %v\n%s", failed(vd), vd.Checks)
+	}
+	if !strings.Contains(vd.Checks.String(), "GPU 1: ECDSA P-384 signature") {
+		t.Errorf("the checklist does not show each GPU:\n%s", vd.Checks)
+	}
+	other := f.evidence(t, nonce()) // the same enclave, another client's nonce
+	for _, tc := range []struct {
+		name  string
+		v     *Verifier
+		ev    func() *evidence.Bundle
+		fails string
+	}{
+		{"policy wants 4", f.policy(t, trustGPU+"gpu nvidia count=4 rims=optional\n"), func() *evidence.Bundle { return f.evidence(t, n) }, gpu.CheckCount},
+		{"no gpu line", f.policy(t, trustGPU), func() *evidence.Bundle { return f.evidence(t, n) }, gpu.CheckCount},
+		{"demo GPU root not trusted", f.policy(t, "gpu nvidia count=2 rims=optional\n"), func() *evidence.Bundle { return f.evidence(t, n) }, spdm.CheckChain},
+		{"driver too old", f.policy(t, trustGPU+"gpu nvidia count=2 min-driver=560 rims=optional\n"), func() *evidence.Bundle { return f.evidence(t, n) }, gpu.CheckVersion},
+		{"RIMs required, none stapled", f.policy(t, trustGPU+"gpu nvidia count=2\n"), func() *evidence.Bundle { return f.evidence(t, n) }, rim.CheckName},
+		{"a GPU's report tampered", good, func() *evidence.Bundle {
+			ev := f.evidence(t, n)
+			ev.GPUs[1].Report[60] ^= 1
+			return ev
+		}, check.NonceBinding},
+		{"GPU evidence replayed from another request", good, func() *evidence.Bundle {
+			ev := f.evidence(t, n)
+			ev.GPUs = other.GPUs
+			return ev
+		}, check.NonceBinding},
+		{"a GPU dropped", f.policy(t, trustGPU+"gpu nvidia count=1 rims=optional\n"), func() *evidence.Bundle {
+			ev := f.evidence(t, n)
+			ev.GPUs = ev.GPUs[:1]
+			return ev
+		}, check.NonceBinding},
+	} {
+		vd := decide(tc.v, tc.ev())
+		c, ok := vd.Checks.Find(tc.fails)
+		if vd.OK() || !ok || c.OK {
+			t.Errorf("%s: OK %v, %q = %+v; failed %v", tc.name, vd.OK(), tc.fails, c, failed(vd))
+		}
+	}
+	// A policy that requires GPUs refuses a CPU-only enclave.
+	g := newFixture(t)
+	gi := g.log.add(g.release(t, g.operator, g.m))
+	vd = g.policy(t, "gpu nvidia count=1 rims=optional\n").Verify(Input{Evidence: g.evidence(t, n), Nonce: n, Proof: g.log.proof(gi, 2)})
+	if c, _ := vd.Checks.Find(gpu.CheckCount); vd.OK() || c.OK {
+		t.Errorf("a CPU-only enclave under a gpu line: %v", failed(vd))
 	}
 }

@@ -60,6 +60,8 @@ type Enclave struct {
 	tdxRootKey, tdxPCKKey, tdxAttKey *ecdsa.PrivateKey
 	tdxRoot, tdxInter, tdxPCK        *x509.Certificate
 
+	gpus *gpuSet
+
 	mu         sync.Mutex
 	proof      string
 	indexProof string
@@ -85,6 +87,8 @@ type options struct {
 	teeTCBSVN  []byte
 	debug      bool
 	chipID     []byte
+	gpus       int
+	gpuSwap    map[int]map[int][]byte
 }
 
 // Option configures NewSNP and NewTDX.
@@ -175,11 +179,26 @@ func (e *Enclave) SetProof(p string) {
 
 // Evidence returns a bundle bound to nonce (and the channel key, if any).
 func (e *Enclave) Evidence(_ context.Context, nonce []byte) (*evidence.Bundle, error) {
-	rd, err := evidence.ReportData(nonce, e.o.channelKey)
+	var gpus []evidence.GPU
+	if e.gpus != nil {
+		var err error
+		if gpus, err = e.gpus.evidence(nonce); err != nil {
+			return nil, err
+		}
+	}
+	probe := &evidence.Bundle{ChannelKey: e.o.channelKey, GPUs: gpus}
+	rd, err := probe.ExpectedReportData(nonce)
 	if err != nil {
 		return nil, err
 	}
-	return e.EvidenceWithReportData(rd)
+	b, err := e.EvidenceWithReportData(rd)
+	if err != nil {
+		return nil, err
+	}
+	if len(gpus) > 0 {
+		b.Format, b.GPUs = evidence.FormatGPU, gpus
+	}
+	return b, nil
 }
 
 // EvidenceWithReportData returns a bundle whose REPORT_DATA is rd exactly
@@ -280,7 +299,11 @@ func NewSNP(measurement []byte, opts ...Option) (*Enclave, error) {
 		return nil, err
 	}
 	o.measurement = append([]byte(nil), measurement...)
-	return &Enclave{platform: evidence.SEVSNP, o: o, snp: signer}, nil
+	e := &Enclave{platform: evidence.SEVSNP, o: o, snp: signer}
+	if err := e.attachGPUs(); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 func (e *Enclave) snpReport(rd [64]byte) ([]byte, error) {
@@ -438,6 +461,9 @@ func NewTDX(mrtd []byte, opts ...Option) (*Enclave, error) {
 		return nil, err
 	}
 	e := &Enclave{platform: evidence.TDX, o: o}
+	if err := e.attachGPUs(); err != nil {
+		return nil, err
+	}
 	e.o.measurement = append([]byte(nil), mrtd...)
 	keys := make([]*ecdsa.PrivateKey, 4)
 	for i := range keys {
@@ -583,4 +609,19 @@ func (e *Enclave) tdxQuote(rd [64]byte) ([]byte, error) {
 		},
 	}
 	return tdxabi.QuoteToAbiBytes(q)
+}
+
+func (e *Enclave) attachGPUs() error {
+	if e.o.gpus == 0 {
+		return nil
+	}
+	if e.o.gpus < 0 || e.o.gpus > evidence.MaxGPUs {
+		return fmt.Errorf("enclave: %d GPUs, want 1 to %d", e.o.gpus, evidence.MaxGPUs)
+	}
+	g, err := newGPUs(e.o.gpus, e.o.created, e.o.gpuSwap)
+	if err != nil {
+		return err
+	}
+	e.gpus = g
+	return nil
 }

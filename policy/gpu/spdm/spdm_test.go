@@ -2,6 +2,10 @@ package spdm
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -161,4 +165,31 @@ func FuzzParseReport(f *testing.F) {
 		r.DriverVersion()
 		r.VBIOSVersion()
 	})
+}
+
+// TestBuildRoundTrip: what Build signs, ParseReport reads back and the key
+// verifies; the VBIOS version reads back in NVIDIA's spelling.
+func TestBuildRoundTrip(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nonce [NonceSize]byte
+	nonce[0] = 9
+	blocks := [][]byte{bytes.Repeat([]byte{1}, 48), bytes.Repeat([]byte{2}, 48)}
+	b, err := Build(nonce, blocks, []OpaqueField{TextField(OpaqueDriverVersion, "550.144.03"), VBIOSField([5]byte{0x96, 0x00, 0x5e, 0x00, 0x01})}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseReport(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Nonce != nonce || len(r.Blocks) != 2 || !bytes.Equal(r.Blocks[1].Value, blocks[1]) || r.DriverVersion() != "550.144.03" || r.VBIOSVersion() != "96.00.5E.00.01" {
+		t.Errorf("round trip: %+v driver %q VBIOS %q", r.Nonce, r.DriverVersion(), r.VBIOSVersion())
+	}
+	leaf := &x509.Certificate{PublicKey: &key.PublicKey}
+	if err := r.VerifySignature(leaf); err != nil {
+		t.Error(err)
+	}
 }

@@ -1,0 +1,129 @@
+package enclave
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha512"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/gpu/spdm"
+)
+
+// Demo GPU values: what every demo GPU reports unless an option says
+// otherwise.
+const (
+	DemoGPUDriver = "550.144.03"
+	DemoGPUArch   = "HOPPER"
+)
+
+// DemoGPUVBIOS is the demo GPUs' VBIOS version, 96.00.5E.00.01.
+var DemoGPUVBIOS = [5]byte{0x96, 0x00, 0x5e, 0x00, 0x01}
+
+// DemoGPUBlock is demo GPU measurement block i (1-64): a fixed SHA-384.
+func DemoGPUBlock(i int) []byte {
+	h := sha512.Sum384(fmt.Appendf(nil, "attestlog demo GPU measurement block %d", i))
+	return h[:]
+}
+
+// gpuSet is the enclave's demo GPUs: a device root of this process
+// ("attestlog TEST ONLY - not NVIDIA") and a device key per GPU.
+type gpuSet struct {
+	root *x509.Certificate
+	devs []gpuDev
+}
+
+type gpuDev struct {
+	key    *ecdsa.PrivateKey
+	chain  string // PEM, leaf then root
+	blocks [][]byte
+}
+
+func newGPUs(n int, created time.Time, swap map[int]map[int][]byte) (*gpuSet, error) {
+	rootKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	name := func(cn string) pkix.Name {
+		return pkix.Name{CommonName: cn, Organization: []string{"attestlog TEST ONLY - not NVIDIA"}}
+	}
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: name("attestlog demo GPU Device Identity CA"), NotBefore: created, NotAfter: created.Add(25 * 365 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	root, err := newCert(rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		return nil, err
+	}
+	g := &gpuSet{root: root}
+	for i := range n {
+		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		leaf, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(int64(100 + i)), Subject: name(fmt.Sprintf("attestlog demo GPU %d", i)),
+			NotBefore: created, NotAfter: created.Add(25 * 365 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}, root, &k.PublicKey, rootKey)
+		if err != nil {
+			return nil, err
+		}
+		chain := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})) + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}))
+		var blocks [][]byte
+		for b := 1; b <= 64; b++ {
+			v := DemoGPUBlock(b)
+			if s, ok := swap[i][b]; ok {
+				v = s
+			}
+			blocks = append(blocks, v)
+		}
+		g.devs = append(g.devs, gpuDev{key: k, chain: chain, blocks: blocks})
+	}
+	return g, nil
+}
+
+// evidence is each GPU's report answering the nonce derived for it.
+func (g *gpuSet) evidence(nonce []byte) ([]evidence.GPU, error) {
+	var out []evidence.GPU
+	for i, d := range g.devs {
+		n := evidence.GPUNonce(nonce, i)
+		rep, err := spdm.Build(n, d.blocks, []spdm.OpaqueField{
+			spdm.TextField(spdm.OpaqueDriverVersion, DemoGPUDriver), spdm.VBIOSField(DemoGPUVBIOS),
+			spdm.TextField(spdm.OpaqueProject, "demo"), spdm.TextField(spdm.OpaqueProjectSKU, "0000"), spdm.TextField(spdm.OpaqueChipSKU, "000"),
+		}, d.key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evidence.GPU{Arch: DemoGPUArch, Report: rep, CertChain: d.chain})
+	}
+	return out, nil
+}
+
+// WithGPUs attaches n demo GPUs (at most evidence.MaxGPUs): the bundle
+// then carries their evidence (format v2) and REPORT_DATA binds it.
+func WithGPUs(n int) Option { return func(o *options) { o.gpus = n } }
+
+// WithGPUMeasurement makes demo GPU gpu report value as measurement block
+// block (a swapped VBIOS, for tests).
+func WithGPUMeasurement(gpu, block int, value []byte) Option {
+	return func(o *options) {
+		if o.gpuSwap == nil {
+			o.gpuSwap = map[int]map[int][]byte{}
+		}
+		if o.gpuSwap[gpu] == nil {
+			o.gpuSwap[gpu] = map[int][]byte{}
+		}
+		o.gpuSwap[gpu][block] = value
+	}
+}
+
+// GPURootPEM is the demo GPUs' device root, for a 'trust-root gpu' line
+// (nil without GPUs).
+func (e *Enclave) GPURootPEM() []byte {
+	if e.gpus == nil {
+		return nil
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.gpus.root.Raw})
+}

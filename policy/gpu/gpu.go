@@ -1,0 +1,127 @@
+// Package gpu makes the GPU part of the trust decision: every GPU of an
+// evidence bundle is verified (device chain, report signature, the nonce
+// derived from the client's, measurements against the stapled NVIDIA
+// RIMs) and the set is held to the policy's gpu line (count,
+// architecture, minimum driver, RIMs required). The CPU evidence binds
+// the GPUs through REPORT_DATA (evidence.Bundle.ExpectedReportData), so
+// the GPUs verified here are the ones the enclave talks to.
+package gpu
+
+import (
+	"crypto/x509"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/policy/check"
+	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/gpu/rim"
+	"github.com/attestlog/attestlog/policy/gpu/spdm"
+)
+
+// Names of the set checks.
+const (
+	CheckCount   = "GPU count"
+	CheckVersion = "GPU driver version"
+)
+
+// Verifier verifies GPU evidence under a policy's gpu line.
+type Verifier struct {
+	Policy    policy.GPUPolicy
+	DeviceCAs *x509.CertPool // NVIDIA's Device Identity CA, plus test roots the policy names
+	RIMRoots  *x509.CertPool // NVIDIA's CoRIM signing root
+	Now       func() time.Time
+}
+
+// NewVerifier is a verifier with NVIDIA's roots and, for tests and the
+// demo, the extra device roots given (PEM).
+func NewVerifier(p policy.GPUPolicy, extraDeviceRoots ...[]byte) *Verifier {
+	cas := spdm.DeviceRoots()
+	for _, pemData := range extraDeviceRoots {
+		cas.AppendCertsFromPEM(pemData)
+	}
+	return &Verifier{Policy: p, DeviceCAs: cas, RIMRoots: rim.Roots(), Now: time.Now}
+}
+
+// Verify checks the GPUs of b for the client's nonce. With no gpu line and
+// no GPUs it returns no checks: a CPU-only enclave under a CPU-only policy.
+func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
+	p := v.Policy
+	if !p.Required && len(b.GPUs) == 0 {
+		return nil
+	}
+	var cs check.List
+	switch {
+	case p.Required && len(b.GPUs) != p.Count:
+		cs = append(cs, check.Fail(CheckCount, "the evidence carries %d GPUs; the policy requires %d", len(b.GPUs), p.Count))
+	case !p.Required:
+		cs = append(cs, check.Fail(CheckCount, "the evidence carries %d GPUs and the policy has no gpu line: add 'gpu nvidia count=%d …' to trust them", len(b.GPUs), len(b.GPUs)))
+	default:
+		cs = append(cs, check.Pass(CheckCount, "%d GPUs, as the policy requires", len(b.GPUs)))
+	}
+	now := v.Now()
+	for i, g := range b.GPUs {
+		n := evidence.GPUNonce(nonce, i)
+		in := spdm.Inspect(spdm.GPUEvidence{Arch: g.Arch, Report: g.Report, Certificate: []byte(g.CertChain)}, v.DeviceCAs, now, n[:])
+		prefix := fmt.Sprintf("GPU %d: ", i)
+		for _, c := range in.Checks {
+			c.Reason = prefix + c.Reason
+			cs = append(cs, c)
+		}
+		r := in.Report()
+		if r == nil {
+			continue
+		}
+		if p.Arch != "" && !strings.EqualFold(g.Arch, p.Arch) {
+			cs = append(cs, check.Fail(CheckCount, "%sarchitecture %s; the policy requires %s", prefix, g.Arch, p.Arch))
+		}
+		if p.MinDriver != "" {
+			if olderThan(r.DriverVersion(), p.MinDriver) {
+				cs = append(cs, check.Fail(CheckVersion, "%sdriver %s is older than the policy's min-driver %s", prefix, r.DriverVersion(), p.MinDriver))
+			} else {
+				cs = append(cs, check.Pass(CheckVersion, "%sdriver %s (policy: at least %s)", prefix, r.DriverVersion(), p.MinDriver))
+			}
+		}
+		var rims []*rim.RIM
+		var bad error
+		for _, raw := range g.RIMs {
+			rr, _, err := rim.Verify(raw, v.RIMRoots, now)
+			if err != nil {
+				bad = err
+				break
+			}
+			rims = append(rims, rr)
+		}
+		switch {
+		case bad != nil:
+			cs = append(cs, check.Fail(rim.CheckName, "%sa stapled RIM does not verify: %v", prefix, bad))
+		case len(rims) > 0:
+			c := rim.CheckMeasurements(r.BlockMap(), r.DriverVersion(), r.VBIOSVersion(), rims...)
+			c.Reason = prefix + c.Reason
+			cs = append(cs, c)
+		case p.RequireRIMs:
+			cs = append(cs, check.Fail(rim.CheckName, "%sno RIM stapled; the policy requires the GPU's measurements to equal NVIDIA's RIMs", prefix))
+		}
+	}
+	return cs
+}
+
+// olderThan compares dotted version numbers ("550.144.03" < "550.163").
+func olderThan(have, min string) bool {
+	h, m := strings.Split(have, "."), strings.Split(min, ".")
+	for i := range max(len(h), len(m)) {
+		var a, b int
+		if i < len(h) {
+			a, _ = strconv.Atoi(h[i])
+		}
+		if i < len(m) {
+			b, _ = strconv.Atoi(m[i])
+		}
+		if a != b {
+			return a < b
+		}
+	}
+	return false
+}

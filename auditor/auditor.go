@@ -34,6 +34,7 @@ import (
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/attest"
+	"github.com/attestlog/attestlog/policy/gpu"
 )
 
 // Alert kinds, as the issue that defines the auditor lists them.
@@ -116,6 +117,7 @@ type deployment struct {
 	cfg      DeploymentConfig
 	log      *followedLog
 	verifier *attest.Verifier
+	gpus     *gpu.Verifier
 	logger   *slog.Logger
 
 	mu   sync.Mutex
@@ -175,6 +177,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 			return nil, fmt.Errorf("deployment %s: attestation policy %s: %w", dc.Name, polPath, err)
 		}
 		d.verifier = v
+		d.gpus = gpu.NewVerifier(pol.Attestation.GPU, v.GPURoots()...)
 		a.deps = append(a.deps, d)
 	}
 	rc := cfg.Rebuild

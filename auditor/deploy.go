@@ -86,6 +86,8 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	}
 	ev.Bundle, _ = b.Marshal()
 	res := d.verifier.Verify(b, nonce)
+	// The GPUs (bound by REPORT_DATA, which the hardware checks cover).
+	res.Checks = append(res.Checks, d.gpus.Verify(b, nonce)...)
 	ev.Result = res
 	m := res.Measurement()
 	st.Measurement, ev.Measurement = m, m

@@ -39,6 +39,7 @@ type ReleaseSpec struct {
 	Source       Source         `yaml:"source"`
 	Recipe       yamlRecipe     `yaml:"recipe"`
 	Provenance   string         `yaml:"provenance"`
+	GPUs         *GPUs          `yaml:"gpus"`
 }
 
 type yamlMeasures struct {
@@ -94,6 +95,7 @@ func ParseReleaseSpec(b []byte, dir string, now time.Time) ([]Subject, *Release,
 			Argv: spec.Recipe.Argv, Env: spec.Recipe.Env,
 			Outputs: spec.Recipe.Outputs, Measure: spec.Recipe.Measure,
 		},
+		GPUs: spec.GPUs,
 	}
 	t := now
 	if spec.Time != nil {

@@ -132,6 +132,23 @@ type Release struct {
 	// Provenance is a Sigstore bundle (v0.3) carrying SLSA v1 provenance
 	// for the artifacts, or absent.
 	Provenance json.RawMessage `json:"provenance,omitempty"`
+	// GPUs is what the enclave's GPUs must run, or absent for an enclave
+	// without GPUs.
+	GPUs *GPUs `json:"gpus,omitempty"`
+}
+
+// GPUs are a release's GPU requirements: which GPUs and how many, the
+// driver and VBIOS versions accepted, and where their golden measurements
+// are — NVIDIA RIMs named by their files' SHA-256, and/or the golden
+// values themselves (by SPDM block index) for a GPU with no public RIM.
+type GPUs struct {
+	Vendor  string            `json:"vendor" yaml:"vendor"`
+	Arch    string            `json:"arch" yaml:"arch"`
+	Count   int               `json:"count" yaml:"count"`
+	Drivers []string          `json:"drivers,omitempty" yaml:"drivers"`
+	VBIOS   []string          `json:"vbios,omitempty" yaml:"vbios"`
+	RIMs    []string          `json:"rims,omitempty" yaml:"rims"`
+	Golden  map[string]string `json:"golden,omitempty" yaml:"golden"`
 }
 
 // Measurements are the launch measurements the hardware reports. Exactly

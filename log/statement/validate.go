@@ -127,6 +127,51 @@ func (r *Release) validate(f string) error {
 	if len(r.Provenance) > 0 && r.Provenance[0] != '{' {
 		return fieldErr(f+".provenance", "must be a Sigstore bundle JSON object")
 	}
+	if r.GPUs != nil {
+		if err := r.GPUs.validate(f + ".gpus"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var gpuArchRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+func (g *GPUs) validate(f string) error {
+	if g.Vendor != "nvidia" {
+		return fieldErr(f+".vendor", "must be nvidia, got %q", short(g.Vendor))
+	}
+	if !gpuArchRE.MatchString(g.Arch) {
+		return fieldErr(f+".arch", "must be 1-32 letters, digits, _ or - (e.g. HOPPER), got %q", short(g.Arch))
+	}
+	if g.Count < 1 || g.Count > 16 {
+		return fieldErr(f+".count", "must be 1 to 16, got %d", g.Count)
+	}
+	for i, v := range append(append([]string{}, g.Drivers...), g.VBIOS...) {
+		if !versionRE.MatchString(v) {
+			return fieldErr(fmt.Sprintf("%s.versions[%d]", f, i), "%q is not a version", short(v))
+		}
+	}
+	if len(g.Drivers) > 16 || len(g.VBIOS) > 16 || len(g.RIMs) > 16 || len(g.Golden) > 255 {
+		return fieldErr(f, "at most 16 drivers, VBIOS versions and RIMs and 255 golden values")
+	}
+	for i, d := range g.RIMs {
+		if err := checkHex(fmt.Sprintf("%s.rims[%d]", f, i), d, 32); err != nil {
+			return err
+		}
+	}
+	for k, v := range g.Golden {
+		n, err := strconv.Atoi(k)
+		if err != nil || n < 1 || n > 255 || strconv.Itoa(n) != k {
+			return fieldErr(f+".golden", "key %q is not an SPDM block index 1-255", short(k))
+		}
+		if err := checkHex(f+".golden."+k, v, 48); err != nil {
+			return err
+		}
+	}
+	if len(g.RIMs) == 0 && len(g.Golden) == 0 {
+		return fieldErr(f, "name the RIMs carrying the GPUs' golden measurements (rims) or give them (golden)")
+	}
 	return nil
 }
 

@@ -8,12 +8,16 @@
 package gpu
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
@@ -124,4 +128,62 @@ func olderThan(have, min string) bool {
 		}
 	}
 	return false
+}
+
+// CheckRelease names the check of the GPUs against the release's gpus
+// section.
+const CheckRelease = "GPUs as released"
+
+// CheckRelease holds the GPUs of b to what the release logged: count and
+// architecture, driver and VBIOS versions, each golden measurement, and
+// that the RIMs stapled for each GPU are ones the release names. Without
+// a gpus section, GPUs in the evidence have no logged origin.
+func (v *Verifier) CheckRelease(b *evidence.Bundle, rel *statement.Release) check.Check {
+	g := rel.GPUs
+	switch {
+	case g == nil && len(b.GPUs) == 0:
+		return check.Pass(CheckRelease, "no GPUs, as released")
+	case g == nil:
+		return check.Fail(CheckRelease, "the evidence carries %d GPUs, but the release names none: their driver, VBIOS and measurements have no logged origin", len(b.GPUs))
+	case len(b.GPUs) != g.Count:
+		return check.Fail(CheckRelease, "%d GPUs; the release names %d %s", len(b.GPUs), g.Count, g.Arch)
+	}
+	named := map[string]bool{}
+	for _, d := range g.RIMs {
+		named[d] = true
+	}
+	for i, ge := range b.GPUs {
+		if !strings.EqualFold(ge.Arch, g.Arch) {
+			return check.Fail(CheckRelease, "GPU %d is %s; the release names %s", i, ge.Arch, g.Arch)
+		}
+		r, err := spdm.ParseReport(ge.Report)
+		if err != nil {
+			return check.Fail(CheckRelease, "GPU %d: %v", i, err)
+		}
+		if len(g.Drivers) > 0 && !slices.Contains(g.Drivers, r.DriverVersion()) {
+			return check.Fail(CheckRelease, "GPU %d runs driver %s; the release accepts %v", i, r.DriverVersion(), g.Drivers)
+		}
+		if len(g.VBIOS) > 0 && !slices.Contains(g.VBIOS, r.VBIOSVersion()) {
+			return check.Fail(CheckRelease, "GPU %d runs VBIOS %s; the release accepts %v", i, r.VBIOSVersion(), g.VBIOS)
+		}
+		blocks := r.BlockMap()
+		for k, want := range g.Golden {
+			idx, _ := strconv.Atoi(k)
+			if hex.EncodeToString(blocks[idx]) != want {
+				return check.Fail(CheckRelease, "GPU %d measurement block %s is not the released golden value %s…", i, k, want[:16])
+			}
+		}
+		if len(g.RIMs) > 0 {
+			if len(ge.RIMs) == 0 {
+				return check.Fail(CheckRelease, "GPU %d: the release names its RIMs but none is stapled", i)
+			}
+			for _, raw := range ge.RIMs {
+				h := sha256.Sum256(raw)
+				if !named[hex.EncodeToString(h[:])] {
+					return check.Fail(CheckRelease, "GPU %d: a stapled RIM (sha256 %x…) is not one the release names", i, h[:8])
+				}
+			}
+		}
+	}
+	return check.Pass(CheckRelease, "%d %s GPUs run what release %s names (%d golden values, %d RIMs)", len(b.GPUs), g.Arch, rel.Version, len(g.Golden), len(g.RIMs))
 }

@@ -270,6 +270,7 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 
 	if hw != nil {
 		vd.add(matchMeasurements(hw, rel))
+		vd.add(v.gpu.CheckRelease(in.Evidence, rel))
 	}
 	if v.Provenance != nil {
 		vd.Checks = append(vd.Checks, v.Provenance(st, now)...)

@@ -161,6 +161,25 @@ func (f *fixture) release(t *testing.T, s *statement.Signer, m string) []byte {
 	return e
 }
 
+// releaseGPUs is f.release of f.m with a gpus section.
+func (f *fixture) releaseGPUs(t *testing.T, g *statement.GPUs) []byte {
+	t.Helper()
+	payload, err := statement.EncodeRelease(
+		[]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("ab", 32)}}},
+		&statement.Release{
+			Version: fmt.Sprintf("1.0.%d", len(f.log.entries)), Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+			Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: f.m}},
+			Source:       statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("c", 40)},
+			Recipe:       statement.Recipe{Argv: []string{"make"}},
+			GPUs:         g,
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := statement.Sign(payload, f.operator)
+	return e
+}
+
 func (f *fixture) evidence(t *testing.T, nonce []byte) *evidence.Bundle {
 	b, err := f.enclave.Evidence(context.Background(), nonce)
 	if err != nil {
@@ -571,7 +590,11 @@ func TestGPUs(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(f.dir, "root.pem"), f.enclave.RootPEM(), 0o644)
 	os.WriteFile(filepath.Join(f.dir, "gpu-root.pem"), f.enclave.GPURootPEM(), 0o644)
-	relIdx := f.log.add(f.release(t, f.operator, f.m))
+	golden := map[string]string{}
+	for _, b := range []int{2, 3, 10} {
+		golden[fmt.Sprint(b)] = hex.EncodeToString(fakeenclave.DemoGPUBlock(b))
+	}
+	relIdx := f.log.add(f.releaseGPUs(t, &statement.GPUs{Vendor: "nvidia", Arch: "HOPPER", Count: 2, Drivers: []string{fakeenclave.DemoGPUDriver}, Golden: golden}))
 	const trustGPU = "trust-root gpu gpu-root.pem\n"
 	n := nonce()
 	decide := func(v *Verifier, ev *evidence.Bundle) *Verdict {
@@ -618,6 +641,22 @@ func TestGPUs(t *testing.T) {
 		c, ok := vd.Checks.Find(tc.fails)
 		if vd.OK() || !ok || c.OK {
 			t.Errorf("%s: OK %v, %q = %+v; failed %v", tc.name, vd.OK(), tc.fails, c, failed(vd))
+		}
+	}
+	// The release's gpus section: another golden value, another driver, or
+	// no section at all, and the same GPUs are untrusted.
+	for name, gs := range map[string]*statement.GPUs{
+		"a swapped VBIOS measurement": {Vendor: "nvidia", Arch: "HOPPER", Count: 2, Golden: map[string]string{"3": strings.Repeat("ee", 48)}},
+		"another driver":              {Vendor: "nvidia", Arch: "HOPPER", Count: 2, Drivers: []string{"535.86.09"}, Golden: golden},
+		"one GPU released":            {Vendor: "nvidia", Arch: "HOPPER", Count: 1, Golden: golden},
+		"no gpus section":             nil,
+	} {
+		idx := f.log.add(f.releaseGPUs(t, gs))
+		ev := f.evidence(t, n)
+		ev.Proof = string(f.log.proof(idx, 2).Marshal())
+		vd := good.Verify(Input{Evidence: ev, Nonce: n})
+		if c, ok := vd.Checks.Find(gpu.CheckRelease); vd.OK() || !ok || c.OK {
+			t.Errorf("%s: OK %v, %+v", name, vd.OK(), c)
 		}
 	}
 	// A policy that requires GPUs refuses a CPU-only enclave.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/attestlog/attestlog/internal/demo/enclave"
@@ -50,12 +51,21 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.
 	if err != nil || rel.Platform != statement.PlatformSNP {
 		return nil, fmt.Errorf("the example release must be an SEV-SNP release")
 	}
-	enc, err := enclave.NewSNP(m)
+	var opts []enclave.Option
+	if rel.GPUs != nil {
+		opts = append(opts, enclave.WithGPUs(rel.GPUs.Count))
+	}
+	enc, err := enclave.NewSNP(m, opts...)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(info.Demo.TrustRoot, enc.RootPEM(), 0o644); err != nil {
 		return nil, err
+	}
+	if rel.GPUs != nil {
+		if err := os.WriteFile(info.Demo.GPUTrustRoot, enc.GPURootPEM(), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	info.Demo.Measurement, info.Demo.ReleaseIndex = rel.Measurements.Primary(), res.Index
 	// The staple: the release's inclusion proof and the log's index proof
@@ -139,4 +149,16 @@ recipe:
     guest_features: "0x21"
     ovmf_hash: 086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74
 `
+}
+
+// demoGPUs is the gpus section of the example release: the demo GPU the
+// demo enclave attaches, with its driver and golden measurements (a demo
+// GPU has no NVIDIA RIM).
+func demoGPUs() string {
+	var b strings.Builder
+	b.WriteString("gpus:\n  vendor: nvidia\n  arch: " + enclave.DemoGPUArch + "\n  count: 1\n  drivers: [\"" + enclave.DemoGPUDriver + "\"]\n  golden:\n")
+	for _, blk := range []int{1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13} {
+		fmt.Fprintf(&b, "    \"%d\": %x\n", blk, enclave.DemoGPUBlock(blk))
+	}
+	return b.String()
 }

@@ -110,6 +110,10 @@ type DemoInfo struct {
 	Measurement  string `json:"measurement"`
 	ReleaseIndex uint64 `json:"release_index"`
 	TrustRoot    string `json:"trust_root"`
+	// GPUTrustRoot is the demo GPU's device root (a test root).
+	GPUTrustRoot string `json:"gpu_trust_root"`
+	// GPUs is how many demo GPUs the enclave attaches.
+	GPUs int `json:"gpus"`
 }
 
 // KeyInfo is a signing key of an Info: its name, public key and file.
@@ -178,7 +182,7 @@ func Prepare(cfg Config) (*Info, []string, error) {
 	info.Operator = KeyInfo{Name: "demo-operator", Public: info.Operator.Public, Key: p("operator.key")}
 	info.Auditor = KeyInfo{Name: "demo-auditor", Public: info.Auditor.Public, Key: p("auditor.key")}
 	info.ClientPolicy = p("client-policy.txt")
-	info.Demo = DemoInfo{URL: base + "/demo", TrustRoot: p("demo-snp-root.pem")}
+	info.Demo = DemoInfo{URL: base + "/demo", TrustRoot: p("demo-snp-root.pem"), GPUTrustRoot: p("demo-gpu-root.pem"), GPUs: 1}
 	info.AuditorURL, info.AuditorConfig, info.AuditorDB = base+"/auditor", p("auditor.yaml"), p("auditor.db")
 	info.ExampleRelease = p("example-release.yaml")
 
@@ -195,6 +199,7 @@ func Prepare(cfg Config) (*Info, []string, error) {
 			logger.Warn("no reproducible demo release; the auditor will not rebuild the example", "err", err)
 			example = exampleRelease(now)
 		}
+		example += demoGPUs()
 	}
 	files := configFiles(info, cfg.Listener.Addr().String())
 	if example != "" {
@@ -217,7 +222,8 @@ func configFiles(info *Info, addr string) map[string]string {
 			info.Witness.VKey, info.Witness.URL),
 		"client-policy.txt": fmt.Sprintf("# A client trust policy for this local stack (written by 'attestlog up').\nlog %s %s\nwitness local %s\nquorum local\noperator %s %s\nauditor %s %s\n"+
 			"# The demo enclave's evidence is signed by a test root: trusted here only.\ntrust-root sev-snp demo-snp-root.pem\n"+
-			"# Fail closed: trust a release only with the log's proof that nothing revoked its measurement,\n# under a checkpoint the witnesses cosigned within a day.\nrevocation-proof required\nmax-checkpoint-age 24h\n",
+			"# Fail closed: trust a release only with the log's proof that nothing revoked its measurement,\n# under a checkpoint the witnesses cosigned within a day.\nrevocation-proof required\nmax-checkpoint-age 24h\n"+
+			"# The demo enclave's GPU (a demo device root, trusted here only; it has no NVIDIA RIM:\n# the release carries its golden measurements).\ntrust-root gpu demo-gpu-root.pem\ngpu nvidia count=1 arch=hopper rims=optional\n",
 			info.Log.VKey, info.URL, info.Witness.VKey, info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
 		"log.yaml": fmt.Sprintf("# Log configuration (written by 'attestlog up').\norigin: %s\nlisten: %s\nkey: log.key\nstorage:\n  posix:\n    dir: tiles\nindex: index.db\npolicy: policy.txt\nwitness_policy: witness-policy.txt\ncheckpoint_interval: 1s\n",
 			Origin, addr),

@@ -38,7 +38,7 @@ func runInspect(args []string) error {
 	var rimFiles stringList
 	fs.Var(&rimFiles, "rim", "GPU evidence: NVIDIA RIM `FILE` (driver or VBIOS) the measurements must equal (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: attestlog inspect [--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--json] [--policy FILE] [--at TIME] EVIDENCE
+		fmt.Fprintf(fs.Output(), `Usage: attestlog inspect [--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--rim FILE]... [--json] [--policy FILE] [--at TIME] EVIDENCE
 
 Verifies the hardware signature chain of EVIDENCE offline, against AMD's,
 Intel's and NVIDIA's roots, and prints its fields. EVIDENCE ("-" for stdin) is

@@ -95,4 +95,3 @@ func BenchmarkGPUChecks(b *testing.B) {
 		})
 	}
 }
-

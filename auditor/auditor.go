@@ -53,11 +53,14 @@ const (
 	// AlertIndexInconsistent: an index checkpoint the log signed commits
 	// a root other than the one its entries map to.
 	AlertIndexInconsistent = "index-inconsistent"
+	// AlertGPUUnlogged: a deployment's GPUs run a driver, VBIOS or
+	// measurements that no release with its measurement names.
+	AlertGPUUnlogged = "gpu-unlogged"
 )
 
 // AlertKinds lists every alert kind.
 var AlertKinds = []string{AlertUnloggedMeasurement, AlertRebuildMismatch, AlertRebuildFailed, AlertRebuildUnsandboxed, AlertRevokedReleaseServed,
-	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid, AlertIndexInconsistent}
+	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid, AlertIndexInconsistent, AlertGPUUnlogged}
 
 // Alert is a raised alert: its kind, subject (what it is about, e.g.
 // "deployment/chat" or "log/ORIGIN/entry/7"), time, a one-line summary and
@@ -111,6 +114,9 @@ type followedLog struct {
 	// index is the auditor's own replay of the log's verifiable index
 	// over the entries it verified (nil until the first pass).
 	index *indexReplay
+	// gpuSpecs are the gpus sections of the releases replayed into index,
+	// by entry index (what a deployment's GPUs must run).
+	gpuSpecs map[uint64]*statement.GPUs
 }
 
 type deployment struct {

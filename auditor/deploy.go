@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
@@ -145,6 +146,11 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		return a.raise(ctx, AlertUnloggedMeasurement, d.cfg.Name+"|"+m, subject,
 			fmt.Sprintf("deployment %s serves measurement %s, which no release among the %d entries of %s verified by this auditor has", d.cfg.Name, m, cur.NextEntry, d.log.cfg.Origin), ev)
 	}
+	// The GPUs must run what one of these releases names.
+	gpuBad, err := a.checkGPUs(ctx, d, b, rels, subject, ev)
+	if err != nil {
+		return err
+	}
 	// A revocation of any release with the measurement revokes it.
 	allRevoked := len(revocations) > 0
 	for _, r := range rels {
@@ -153,6 +159,9 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		}
 	}
 	st.Verdict = "ok"
+	if gpuBad {
+		st.Verdict = AlertGPUUnlogged
+	}
 	if allRevoked {
 		st.Verdict = AlertRevokedReleaseServed
 		if err := a.raise(ctx, AlertRevokedReleaseServed, d.cfg.Name+"|"+m, subject,
@@ -197,4 +206,27 @@ func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, m string) st
 		return ""
 	}
 	return string(raw)
+}
+
+// checkGPUs raises gpu-unlogged when the deployment's GPUs (or their
+// absence) match the gpus section of none of rels.
+func (a *Auditor) checkGPUs(ctx context.Context, d *deployment, b *evidence.Bundle, rels []store.Release, subject string, ev DeploymentAlert) (bool, error) {
+	d.log.mu.Lock()
+	specs := map[int64]*statement.GPUs{}
+	for _, r := range rels {
+		specs[r.Index] = d.log.gpuSpecs[uint64(r.Index)]
+	}
+	d.log.mu.Unlock()
+	var why string
+	for _, r := range rels {
+		c := d.gpus.CheckRelease(b, &statement.Release{Version: r.Version, GPUs: specs[r.Index]})
+		if c.OK {
+			return false, nil
+		}
+		if why == "" {
+			why = fmt.Sprintf("release %d: %s", r.Index, c.Reason)
+		}
+	}
+	return true, a.raise(ctx, AlertGPUUnlogged, d.cfg.Name+"|gpu|"+short(why, 160), subject,
+		fmt.Sprintf("deployment %s runs GPUs no logged release names (%s)", d.cfg.Name, why), ev)
 }

@@ -1,6 +1,7 @@
 package auditor
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -245,6 +246,10 @@ func newAuditorFixtureDeploy(t *testing.T, quorum string, enc *fakeenclave.Encla
 	if enc != nil {
 		write("root.pem", string(enc.RootPEM()))
 		pol += "trust-root sev-snp root.pem\n"
+		if g := enc.GPURootPEM(); g != nil {
+			write("gpu-root.pem", string(g))
+			pol += "trust-root gpu gpu-root.pem\ngpu nvidia count=1 rims=optional\n"
+		}
 		esrv := httptest.NewServer(evidence.Handler(enc, nil))
 		t.Cleanup(esrv.Close)
 		deploy = fmt.Sprintf("deployments:\n  - {name: d, url: %q}\n", esrv.URL)
@@ -678,34 +683,46 @@ func TestFollowIndexCheckpoints(t *testing.T) {
 func TestDeploymentWatch(t *testing.T) {
 	served := strings.Repeat("5e", 48)
 	lie := []byte(`{"query":"` + served + `","entries":[{"index":1000000000,"kind":"release","measurement":"` + served + `"}]}`)
+	golden := map[string]string{"3": hex.EncodeToString(fakeenclave.DemoGPUBlock(3)), "9": hex.EncodeToString(fakeenclave.DemoGPUBlock(9))}
+	withGPU := &statement.GPUs{Vendor: "nvidia", Arch: fakeenclave.DemoGPUArch, Count: 1, Drivers: []string{fakeenclave.DemoGPUDriver}, Golden: golden}
 	for _, tc := range []struct {
 		name    string
 		setup   func(t *testing.T, fx *auditorFixture)
 		want    []string
 		verdict string
+		opts    []fakeenclave.Option
 	}{
+		{"GPU as released", func(t *testing.T, fx *auditorFixture) {
+			fx.log.add(fx.releaseOfGPUs(t, fx.op, served, withGPU))
+		}, nil, "ok", []fakeenclave.Option{fakeenclave.WithGPUs(1)}},
+		{"GPU with a swapped VBIOS measurement", func(t *testing.T, fx *auditorFixture) {
+			fx.log.add(fx.releaseOfGPUs(t, fx.op, served, withGPU))
+		}, []string{AlertGPUUnlogged}, AlertGPUUnlogged, []fakeenclave.Option{fakeenclave.WithGPUs(1), fakeenclave.WithGPUMeasurement(0, 3, bytes.Repeat([]byte{0xee}, 48))}},
+		{"GPU the release does not name", func(t *testing.T, fx *auditorFixture) {
+			fx.log.add(fx.releaseOf(t, fx.op, served))
+		}, []string{AlertGPUUnlogged}, AlertGPUUnlogged, []fakeenclave.Option{fakeenclave.WithGPUs(1)}},
 		{"logged", func(t *testing.T, fx *auditorFixture) {
 			fx.log.add(fx.releaseOf(t, fx.op, served))
-		}, nil, "ok"},
+		}, nil, "ok", nil},
 		{"not logged, and /lookup lies that it is", func(t *testing.T, fx *auditorFixture) {
 			fx.log.add(fx.release(t, fx.op, "1.0.0"))
 			fx.log.mu.Lock()
 			fx.log.lookup = lie
 			fx.log.mu.Unlock()
-		}, []string{AlertUnloggedMeasurement}, AlertUnloggedMeasurement},
+		}, []string{AlertUnloggedMeasurement}, AlertUnloggedMeasurement, nil},
 		{"revoked", func(t *testing.T, fx *auditorFixture) {
 			rel := fx.releaseOf(t, fx.op, served)
 			fx.log.add(rel)
 			fx.log.add(fx.revocation(t, fx.op, 0, rel))
-		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed},
+		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed, nil},
 		{"another release of the measurement revoked", func(t *testing.T, fx *auditorFixture) {
 			rel := fx.releaseOf(t, fx.op, served)
 			fx.log.add(rel, fx.releaseOf(t, fx.op2, served))
 			fx.log.add(fx.revocation(t, fx.op, 0, rel))
-		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed},
+		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			enc, err := fakeenclave.NewSNP(mustHex(t, served))
+			enc, err := fakeenclave.NewSNP(mustHex(t, served), tc.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -738,11 +755,18 @@ func mustHex(t *testing.T, s string) []byte {
 // releaseOf is a release with launch digest m.
 func (fx *auditorFixture) releaseOf(t *testing.T, signer *statement.Signer, m string) []byte {
 	t.Helper()
+	return fx.releaseOfGPUs(t, signer, m, nil)
+}
+
+// releaseOfGPUs is releaseOf with a gpus section.
+func (fx *auditorFixture) releaseOfGPUs(t *testing.T, signer *statement.Signer, m string, g *statement.GPUs) []byte {
+	t.Helper()
 	rel := &statement.Release{
 		Version: "2.0.0-" + m[:6] + signer.Public().ID()[:6], Time: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC), Platform: statement.PlatformSNP,
 		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: m}},
 		Source:       statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("c0", 20)},
 		Recipe:       statement.Recipe{Argv: []string{"make"}, Outputs: []string{"disk.img"}},
+		GPUs:         g,
 	}
 	p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("d2", 32)}}}, rel)
 	if err != nil {

@@ -49,6 +49,7 @@ func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tre
 		return nil
 	}
 	l.index = newIndexReplay()
+	l.gpuSpecs = map[uint64]*statement.GPUs{}
 	if next == 0 {
 		return nil
 	}
@@ -95,6 +96,9 @@ func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree
 				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "ok").Inc()
 			}
 		}
+	}
+	if p, err := statement.ParseEntry(entry); err == nil && p.Release != nil && p.Release.GPUs != nil {
+		l.gpuSpecs[idx] = p.Release.GPUs
 	}
 	return l.index.add(idx, entry)
 }

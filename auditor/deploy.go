@@ -17,6 +17,7 @@ import (
 	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
 // DeploymentStatus is the outcome of the latest poll of a deployment.
@@ -29,6 +30,16 @@ type DeploymentStatus struct {
 	Verdict  string  `json:"verdict,omitempty"`
 	Releases []int64 `json:"releases,omitempty"`
 	Error    string  `json:"error,omitempty"`
+	// GPUs is what each of its GPUs reported at the last poll.
+	GPUs []GPUStatus `json:"gpus,omitempty"`
+}
+
+// GPUStatus is one GPU of a deployment as last seen (the report's own
+// word, shown beside the verdict that checked it).
+type GPUStatus struct {
+	Arch   string `json:"arch"`
+	Driver string `json:"driver_version,omitempty"`
+	VBIOS  string `json:"vbios_version,omitempty"`
 }
 
 // DeploymentAlert is the evidence of the alerts about a deployment.
@@ -86,6 +97,13 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		return err
 	}
 	ev.Bundle, _ = b.Marshal()
+	for _, g := range b.GPUs {
+		gs := GPUStatus{Arch: g.Arch}
+		if r, err := spdm.ParseReport(g.Report); err == nil {
+			gs.Driver, gs.VBIOS = r.DriverVersion(), r.VBIOSVersion()
+		}
+		st.GPUs = append(st.GPUs, gs)
+	}
 	res := d.verifier.Verify(b, nonce)
 	// The GPUs (bound by REPORT_DATA, which the hardware checks cover).
 	res.Checks = append(res.Checks, d.gpus.Verify(b, nonce)...)

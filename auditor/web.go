@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,6 +137,9 @@ func (d dashboardSource) Deployments(ctx context.Context) ([]web.AuditDeployment
 			Measurement: ds.Measurement, Verdict: ds.Verdict, Error: ds.Error}
 		for _, r := range ds.Releases {
 			wd.Releases = append(wd.Releases, uint64(r))
+		}
+		for _, g := range ds.GPUs {
+			wd.GPUs = append(wd.GPUs, fmt.Sprintf("%s driver %s VBIOS %s", g.Arch, g.Driver, g.VBIOS))
 		}
 		out = append(out, wd)
 	}

@@ -108,6 +108,9 @@ type AuditDeployment struct {
 	// Releases are the log indexes of the releases with Measurement;
 	// empty means the measurement served is not logged.
 	Releases []uint64 `json:"releases,omitempty"`
+	// GPUs are its GPUs as they reported themselves ("HOPPER driver
+	// 550.144.03 VBIOS 96.00.5E.00.01"), one per GPU.
+	GPUs []string `json:"gpus,omitempty"`
 	// Error is the last poll's error.
 	Error string `json:"error,omitempty"`
 }

@@ -193,6 +193,10 @@ func TestUpEndToEnd(t *testing.T) {
 	if len(dash.Releases) == 0 {
 		t.Error("dashboard lists no releases")
 	}
+	// The demo deployment's GPU is shown as it reported itself.
+	if len(dash.Deployments) != 1 || len(dash.Deployments[0].GPUs) != 1 || !strings.Contains(dash.Deployments[0].GPUs[0], "HOPPER driver 550.144.03") {
+		t.Errorf("dashboard deployments = %+v, want the demo with its GPU", dash.Deployments)
+	}
 	if body := httpGet(t, u.info.URL+"/ui/entry/"+strconv.FormatUint(u.info.Demo.ReleaseIndex, 10)); !strings.Contains(body, "Revoked") {
 		t.Errorf("explorer entry page does not show the revocation")
 	}

@@ -29,6 +29,7 @@ import (
 const (
 	CheckCount   = "GPU count"
 	CheckVersion = "GPU driver version"
+	CheckMode    = "GPU mode"
 )
 
 // Verifier verifies GPU evidence under a policy's gpu line.
@@ -80,6 +81,16 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 		}
 		if p.Arch != "" && !strings.EqualFold(g.Arch, p.Arch) {
 			cs = append(cs, check.Fail(CheckCount, "%sarchitecture %s; the policy requires %s", prefix, g.Arch, p.Arch))
+		}
+		if p.Mode != "" {
+			switch m, ok := r.Mode(); {
+			case !ok:
+				cs = append(cs, check.Fail(CheckMode, "%sthe report states no mode (no FEATURE_FLAG in opaque data version 1 or later); the policy requires %s", prefix, p.Mode))
+			case m != p.Mode:
+				cs = append(cs, check.Fail(CheckMode, "%sthe GPU is in %s mode; the policy requires %s", prefix, m, p.Mode))
+			default:
+				cs = append(cs, check.Pass(CheckMode, "%s%s mode, stated by the signed report", prefix, m))
+			}
 		}
 		if p.MinDriver != "" {
 			if olderThan(r.DriverVersion(), p.MinDriver) {

@@ -601,7 +601,7 @@ func TestGPUs(t *testing.T) {
 		ev.Proof = string(f.log.proof(relIdx, 2).Marshal())
 		return v.Verify(Input{Evidence: ev, Nonce: n})
 	}
-	good := f.policy(t, trustGPU+"gpu nvidia count=2 arch=hopper min-driver=550.144 rims=optional\n")
+	good := f.policy(t, trustGPU+"gpu nvidia count=2 arch=hopper min-driver=550.144 mode=cc rims=optional\n")
 	vd := decide(good, f.evidence(t, n))
 	if !vd.OK() {
 		t.Fatalf("two demo GPUs under a matching gpu line: %v\n%s", failed(vd), vd.Checks)
@@ -619,6 +619,7 @@ func TestGPUs(t *testing.T) {
 		{"policy wants 4", f.policy(t, trustGPU+"gpu nvidia count=4 rims=optional\n"), func() *evidence.Bundle { return f.evidence(t, n) }, gpu.CheckCount},
 		{"no gpu line", f.policy(t, trustGPU), func() *evidence.Bundle { return f.evidence(t, n) }, gpu.CheckCount},
 		{"demo GPU root not trusted", f.policy(t, "gpu nvidia count=2 rims=optional\n"), func() *evidence.Bundle { return f.evidence(t, n) }, spdm.CheckChain},
+		{"PPCIe mode required", f.policy(t, trustGPU+"gpu nvidia count=2 mode=ppcie rims=optional\n"), func() *evidence.Bundle { return f.evidence(t, n) }, gpu.CheckMode},
 		{"driver too old", f.policy(t, trustGPU+"gpu nvidia count=2 min-driver=560 rims=optional\n"), func() *evidence.Bundle { return f.evidence(t, n) }, gpu.CheckVersion},
 		{"RIMs required, none stapled", f.policy(t, trustGPU+"gpu nvidia count=2\n"), func() *evidence.Bundle { return f.evidence(t, n) }, rim.CheckName},
 		{"a GPU's report tampered", good, func() *evidence.Bundle {

@@ -92,6 +92,7 @@ func (g *gpuSet) evidence(nonce []byte) ([]evidence.GPU, error) {
 		rep, err := spdm.Build(n, d.blocks, []spdm.OpaqueField{
 			spdm.TextField(spdm.OpaqueDriverVersion, DemoGPUDriver), spdm.VBIOSField(DemoGPUVBIOS),
 			spdm.TextField(spdm.OpaqueProject, "demo"), spdm.TextField(spdm.OpaqueProjectSKU, "0000"), spdm.TextField(spdm.OpaqueChipSKU, "000"),
+			{Type: spdm.OpaqueDataVersion, Value: []byte{1, 0}}, {Type: spdm.OpaqueFeatureFlag, Value: []byte{0, 0}}, // CC mode
 		}, d.key)
 		if err != nil {
 			return nil, err

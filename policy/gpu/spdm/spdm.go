@@ -289,3 +289,45 @@ func (r *Report) BlockMap() map[int][]byte {
 	}
 	return out
 }
+
+// More opaque field types (NVIDIA's numbering).
+const (
+	OpaqueProtectedPCIeStatus = 21
+	OpaqueDataVersion         = 34
+	OpaqueFeatureFlag         = 36
+)
+
+// GPU modes a report can state.
+const (
+	ModeCC    = "cc"    // confidential computing, single or multi-GPU passthrough
+	ModePPCIe = "ppcie" // protected PCIe
+)
+
+// Mode is the mode the GPU's signed opaque data states: FEATURE_FLAG,
+// read only when OPAQUE_DATA_VERSION is at least 1 (as NVIDIA's verifiers
+// do). 2 is protected PCIe; 0 and 1 are the single- and multi-GPU
+// passthrough CC modes (NVIDIA's two verifiers disagree on which is which,
+// so both read as ModeCC here). Older reports state no mode: ok is false.
+// Whether CC is on rather than in devtools mode is not in the evidence.
+func (r *Report) Mode() (mode string, ok bool) {
+	v, ok1 := r.Field(OpaqueDataVersion)
+	f, ok2 := r.Field(OpaqueFeatureFlag)
+	if !ok1 || !ok2 || len(v) == 0 || len(f) == 0 || leUint(v) < 1 {
+		return "", false
+	}
+	switch leUint(f) {
+	case 0, 1:
+		return ModeCC, true
+	case 2:
+		return ModePPCIe, true
+	}
+	return "", false
+}
+
+func leUint(b []byte) uint64 {
+	var n uint64
+	for i := len(b) - 1; i >= 0; i-- {
+		n = n<<8 | uint64(b[i])
+	}
+	return n
+}

@@ -193,3 +193,25 @@ func TestBuildRoundTrip(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestMode: the 8xH100 PPCIe sample states protected PCIe; the older
+// single-GPU samples state no mode.
+func TestMode(t *testing.T) {
+	gpus, err := ParseEvidenceJSON(mustRead(t, "testdata/nvtrust-ppcie-gpu_evidence-8xH100.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range gpus {
+		r, err := ParseReport(g.Report)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := r.Mode(); !ok || m != ModePPCIe {
+			t.Errorf("GPU %d: mode %q, %v; want ppcie", i, m, ok)
+		}
+	}
+	r, _ := ParseReport(readHex(t, "testdata/sdk-hopperAttestationReport.txt"))
+	if m, ok := r.Mode(); ok {
+		t.Errorf("the SDK sample states mode %q; it has no FEATURE_FLAG", m)
+	}
+}

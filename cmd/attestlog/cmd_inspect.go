@@ -60,13 +60,9 @@ Flags:
 		fs.Usage()
 		return errUsage
 	}
-	when := time.Now()
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return fmt.Errorf("--at: %v", err)
-		}
-		when = t
+	when, err := atFlag(*at)
+	if err != nil {
+		return err
 	}
 	raw, err := readLimited(fs.Arg(0), max(evidence.MaxBundleSize, spdm.MaxEvidenceJSON))
 	if err != nil {
@@ -236,4 +232,16 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
 	}
 	return b, nil
+}
+
+// atFlag is an --at TIME flag's value: RFC 3339, or now when empty.
+func atFlag(s string) (time.Time, error) {
+	if s == "" {
+		return time.Now(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--at: %v", err)
+	}
+	return t, nil
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/attestlog/attestlog/policy/gpu/rim"
 	"github.com/attestlog/attestlog/policy/measure/ovmf"
@@ -370,13 +369,9 @@ func runMeasureGPU(args []string) error {
 	if fs.NArg() == 0 {
 		return usageError(fs, "give one or more RIM files (NVIDIA's signed SWID tags)")
 	}
-	when := time.Now()
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return fmt.Errorf("--at: %v", err)
-		}
-		when = t
+	when, err := atFlag(*at)
+	if err != nil {
+		return err
 	}
 	var rims []*rim.RIM
 	var out []rim.Summary

@@ -33,6 +33,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/attestlog/attestlog/policy/check"
+	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
 // MaxSize bounds a RIM (NVIDIA's are about 21 KiB).
@@ -183,11 +184,7 @@ func Verify(b []byte, roots *x509.CertPool, at time.Time) (*RIM, *x509.Certifica
 	if len(chain) == 0 {
 		return nil, nil, errors.New("RIM signature has no certificate")
 	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+	if _, err := spdm.VerifyChain(chain, roots, at); err != nil {
 		return nil, nil, fmt.Errorf("RIM signing certificate: %v", err)
 	}
 	// Raw r‖s to ASN.1, as Go's x509 verifies ECDSA.

@@ -107,7 +107,7 @@ func Inspect(e GPUEvidence, roots *x509.CertPool, at time.Time, nonce []byte) *I
 		leaf, err = VerifyChain(chain, roots, at)
 	}
 	if err != nil {
-		in.Checks = append(in.Checks, check.Fail(CheckChain, "%v", err), check.Fail(CheckSignature, "not checked: no trusted GPU certificate"))
+		in.Checks = append(in.Checks, check.Fail(CheckChain, "GPU certificate chain: %v", err), check.Fail(CheckSignature, "not checked: no trusted GPU certificate"))
 	} else {
 		in.Checks = append(in.Checks, check.Pass(CheckChain, "%s certified by %s at %s", leaf.Subject.CommonName, chain[len(chain)-1].Subject.CommonName, at.UTC().Format(time.DateOnly)))
 		if err := r.VerifySignature(leaf); err != nil {

@@ -259,7 +259,8 @@ func ParseChain(pemData []byte) ([]*x509.Certificate, error) {
 }
 
 // VerifyChain verifies chain (leaf first; the chain may end with the
-// root itself) to roots as of at, and returns the leaf.
+// root itself) to roots as of at, and returns the leaf. It is the one
+// chain rule for GPU device chains and RIM signing chains.
 func VerifyChain(chain []*x509.Certificate, roots *x509.CertPool, at time.Time) (*x509.Certificate, error) {
 	if len(chain) == 0 {
 		return nil, errors.New("no GPU certificate")
@@ -276,7 +277,7 @@ func VerifyChain(chain []*x509.Certificate, roots *x509.CertPool, at time.Time) 
 	}
 	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
-		return nil, fmt.Errorf("GPU certificate chain: %v", err)
+		return nil, err
 	}
 	return chain[0], nil
 }

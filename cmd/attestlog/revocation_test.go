@@ -33,7 +33,7 @@ func TestUpRevocationFailsClosed(t *testing.T) {
 	}
 
 	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", fmt.Sprint(u.info.Demo.ReleaseIndex),
-		"--reason", "CVE-2026-4242: test", "--wait")
+		"--reason", "CVE-2026-4242: test", "--wait", "--proof-out", filepath.Join(dir, "revocation.tlog-proof"))
 	var last string
 	waitFor(t, func() bool {
 		out, err := verifyDemo()

@@ -386,7 +386,9 @@ func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, tree tlog.Tre
 	for i := range checked {
 		c := &checked[i]
 		// The map is of the log's entries as they are, valid or not.
-		if err := a.indexEntry(ctx, l, tree, uint64(c.idx), c.data); err != nil {
+		// c.p is ParseEntry's reading when the entry parsed (nil when
+		// it did not, or when a keyless bundle failed verification first).
+		if err := a.indexEntry(ctx, l, tree, uint64(c.idx), c.data, c.p); err != nil {
 			return err
 		}
 		if c.invalid == "" {

@@ -32,8 +32,8 @@ func newIndexReplay() *indexReplay {
 	return &indexReplay{b: vindex.NewBuilder(), roots: map[uint64][32]byte{0: vindex.EmptyRoot()}}
 }
 
-func (r *indexReplay) add(idx uint64, entry []byte) error {
-	if _, err := r.b.Add(idx, entry); err != nil {
+func (r *indexReplay) add(idx uint64, entry []byte, p *statement.Parsed) error {
+	if _, err := r.b.AddParsed(idx, entry, p); err != nil {
 		return err
 	}
 	r.roots[r.b.Size()] = r.b.Root()
@@ -58,7 +58,7 @@ func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tre
 		if idx >= next {
 			break
 		}
-		if err := a.indexEntry(ctx, l, tree, uint64(idx), e); err != nil {
+		if err := a.indexEntry(ctx, l, tree, uint64(idx), e, nil); err != nil {
 			return err
 		}
 	}
@@ -75,8 +75,9 @@ func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tre
 }
 
 // indexEntry feeds entry idx to the replay, first checking it against the
-// replay if it is an index checkpoint the log signed.
-func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree, idx uint64, entry []byte) error {
+// replay if it is an index checkpoint the log signed. p is the entry as
+// statement.ParseEntry reads it, when the caller has it (nil: parsed here).
+func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree, idx uint64, entry []byte, p *statement.Parsed) error {
 	if statement.IsIndexCheckpoint(entry) {
 		if ic, err := statement.VerifyIndexCheckpoint(entry, l.verifier); err == nil {
 			want, known := l.index.roots[ic.Size]
@@ -97,10 +98,15 @@ func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree
 			}
 		}
 	}
-	if p, err := statement.ParseEntry(entry); err == nil && p.Release != nil && p.Release.GPUs != nil {
+	if p == nil {
+		if q, err := statement.ParseEntry(entry); err == nil {
+			p = q
+		}
+	}
+	if p != nil && p.Release != nil && p.Release.GPUs != nil {
 		l.gpuSpecs[idx] = p.Release.GPUs
 	}
-	return l.index.add(idx, entry)
+	return l.index.add(idx, entry, p)
 }
 
 // indexMisbehaved writes the evidence (the followed checkpoint and every

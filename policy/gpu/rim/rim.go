@@ -83,6 +83,12 @@ func Parse(b []byte) (*RIM, error) {
 	if err := doc.ReadFromBytes(b); err != nil {
 		return nil, bad("%v", err)
 	}
+	return parseDoc(doc)
+}
+
+// parseDoc is Parse of a read document.
+func parseDoc(doc *etree.Document) (*RIM, error) {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrMalformed}, a...)...) }
 	root := doc.Root()
 	if root == nil || root.Tag != "SoftwareIdentity" {
 		return nil, bad("not a SWID SoftwareIdentity")
@@ -157,13 +163,15 @@ func Roots() *x509.CertPool {
 // verifies to roots, and the leaf signed the document. It returns the
 // parsed RIM and the signer.
 func Verify(b []byte, roots *x509.CertPool, at time.Time) (*RIM, *x509.Certificate, error) {
-	r, err := Parse(b)
-	if err != nil {
-		return nil, nil, err
+	if len(b) > MaxSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMalformed, len(b), MaxSize)
 	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(b); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if doc.Root() == nil {
+		return nil, nil, fmt.Errorf("%w: no document element", ErrMalformed)
 	}
 	sig := child(doc.Root(), "Signature")
 	if sig == nil {
@@ -202,8 +210,17 @@ func Verify(b []byte, roots *x509.CertPool, at time.Time) (*RIM, *x509.Certifica
 	}
 	ctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: []*x509.Certificate{chain[0]}})
 	ctx.Clock = dsig.NewFakeClockAt(at)
-	if _, err := ctx.Validate(doc.Root()); err != nil {
+	signed, err := ctx.Validate(doc.Root())
+	if err != nil {
 		return nil, nil, fmt.Errorf("RIM signature: %v", err)
+	}
+	// Read the golden values from what the signature covers, as
+	// goxmldsig returns it, never from the document around it.
+	sd := etree.NewDocument()
+	sd.SetRoot(signed)
+	r, err := parseDoc(sd)
+	if err != nil {
+		return nil, nil, err
 	}
 	return r, chain[0], nil
 }

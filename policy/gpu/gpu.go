@@ -30,6 +30,7 @@ const (
 	CheckCount   = "GPU count"
 	CheckVersion = "GPU driver version"
 	CheckMode    = "GPU mode"
+	CheckArch    = "GPU architecture"
 )
 
 // Verifier verifies GPU evidence under a policy's gpu line.
@@ -80,7 +81,7 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 			continue
 		}
 		if p.Arch != "" && !strings.EqualFold(g.Arch, p.Arch) {
-			cs = append(cs, check.Fail(CheckCount, "%sarchitecture %s; the policy requires %s", prefix, g.Arch, p.Arch))
+			cs = append(cs, check.Fail(CheckArch, "%sarchitecture %s; the policy requires %s", prefix, g.Arch, p.Arch))
 		}
 		if p.Mode != "" {
 			switch m, ok := r.Mode(); {

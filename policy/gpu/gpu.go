@@ -30,8 +30,10 @@ const (
 	CheckCount   = "GPU count"
 	CheckVersion = "GPU driver version"
 	CheckMode    = "GPU mode"
-	CheckArch    = "GPU architecture"
 )
+
+// CheckArch names the architecture check (spdm's: certified architecture).
+const CheckArch = spdm.CheckArch
 
 // Verifier verifies GPU evidence under a policy's gpu line.
 type Verifier struct {
@@ -80,8 +82,8 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 		if r == nil {
 			continue
 		}
-		if p.Arch != "" && !strings.EqualFold(g.Arch, p.Arch) {
-			cs = append(cs, check.Fail(CheckArch, "%sarchitecture %s; the policy requires %s", prefix, g.Arch, p.Arch))
+		if p.Arch != "" && !strings.EqualFold(in.Arch, p.Arch) {
+			cs = append(cs, check.Fail(CheckArch, "%sthe certificate names architecture %q; the policy requires %s", prefix, in.Arch, p.Arch))
 		}
 		if p.Mode != "" {
 			switch m, ok := r.Mode(); {
@@ -165,8 +167,14 @@ func (v *Verifier) CheckRelease(b *evidence.Bundle, rel *statement.Release) chec
 		named[d] = true
 	}
 	for i, ge := range b.GPUs {
-		if !strings.EqualFold(ge.Arch, g.Arch) {
-			return check.Fail(CheckRelease, "GPU %d is %s; the release names %s", i, ge.Arch, g.Arch)
+		// The certified architecture (Verify checked the chain; if it did
+		// not verify, the decision has failed already).
+		arch := ""
+		if chain, err := spdm.ParseChain([]byte(ge.CertChain)); err == nil {
+			arch = spdm.CertifiedArch(chain[0])
+		}
+		if !strings.EqualFold(arch, g.Arch) {
+			return check.Fail(CheckRelease, "GPU %d's certificate names %q; the release names %s", i, arch, g.Arch)
 		}
 		r, err := spdm.ParseReport(ge.Report)
 		if err != nil {

@@ -65,7 +65,7 @@ func newGPUs(n int, created time.Time, swap map[int]map[int][]byte) (*gpuSet, er
 		if err != nil {
 			return nil, err
 		}
-		leaf, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(int64(100 + i)), Subject: name(fmt.Sprintf("attestlog demo GPU %d", i)),
+		leaf, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(int64(100 + i)), Subject: name(fmt.Sprintf("attestlog demo GH100 GPU %d", i)),
 			NotBefore: created, NotAfter: created.Add(25 * 365 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}, root, &k.PublicKey, rootKey)
 		if err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/attestlog/attestlog/policy/check"
@@ -66,9 +67,31 @@ func ParseEvidenceJSON(b []byte) ([]GPUEvidence, error) {
 	return out, nil
 }
 
+// CertifiedArch is the architecture the GPU's device certificate names
+// (its subject's chip: GH100 is HOPPER, GB1xx and GB2xx BLACKWELL), or ""
+// when it names none of them. Unlike the evidence's "arch" field, which
+// its collector writes, this is signed by the device CA.
+func CertifiedArch(leaf *x509.Certificate) string {
+	cn := leaf.Subject.CommonName
+	switch {
+	case strings.Contains(cn, "GH100"):
+		return "HOPPER"
+	case strings.Contains(cn, "GB1"), strings.Contains(cn, "GB2"):
+		return "BLACKWELL"
+	}
+	return ""
+}
+
+// CheckArch names the check that the architecture the evidence claims is
+// the one its certificate names.
+const CheckArch = "GPU architecture"
+
 // Inspection is one GPU's evidence verified on its own.
 type Inspection struct {
+	// Arch is the architecture the device certificate names (CertifiedArch),
+	// set once the chain verified; Claimed is what the evidence says.
 	Arch         string     `json:"arch,omitempty"`
+	Claimed      string     `json:"claimed_arch,omitempty"`
 	Checks       check.List `json:"checks"`
 	Driver       string     `json:"driver_version,omitempty"`
 	VBIOS        string     `json:"vbios_version,omitempty"`
@@ -88,7 +111,7 @@ func (in *Inspection) Report() *Report { return in.report }
 // report's format, the chain, the signature, and (when nonce is not nil)
 // that the report answers that nonce.
 func Inspect(e GPUEvidence, roots *x509.CertPool, at time.Time, nonce []byte) *Inspection {
-	in := &Inspection{Arch: e.Arch}
+	in := &Inspection{Claimed: e.Arch}
 	r, err := ParseReport(e.Report)
 	if err != nil {
 		in.Checks = append(in.Checks, check.Fail(CheckReport, "%v", err))
@@ -110,6 +133,10 @@ func Inspect(e GPUEvidence, roots *x509.CertPool, at time.Time, nonce []byte) *I
 		in.Checks = append(in.Checks, check.Fail(CheckChain, "GPU certificate chain: %v", err), check.Fail(CheckSignature, "not checked: no trusted GPU certificate"))
 	} else {
 		in.Checks = append(in.Checks, check.Pass(CheckChain, "%s certified by %s at %s", leaf.Subject.CommonName, chain[len(chain)-1].Subject.CommonName, at.UTC().Format(time.DateOnly)))
+		in.Arch = CertifiedArch(leaf)
+		if e.Arch != "" && !strings.EqualFold(e.Arch, in.Arch) {
+			in.Checks = append(in.Checks, check.Fail(CheckArch, "the evidence says %s; its certificate names %s", e.Arch, orNone(in.Arch)))
+		}
 		if err := r.VerifySignature(leaf); err != nil {
 			in.Checks = append(in.Checks, check.Fail(CheckSignature, "%v", err))
 		} else {
@@ -124,4 +151,11 @@ func Inspect(e GPUEvidence, roots *x509.CertPool, at time.Time, nonce []byte) *I
 		}
 	}
 	return in
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "no known architecture"
+	}
+	return s
 }

@@ -12,7 +12,7 @@ func TestInspect(t *testing.T) {
 	chain, _ := os.ReadFile("testdata/sdk-hopperCertChain.txt")
 	e := GPUEvidence{Arch: "HOPPER", Report: raw, Certificate: chain}
 	in := Inspect(e, DeviceRoots(), at, raw[4:36])
-	if !in.OK() || in.Driver != "535.86.09" || in.VBIOS != "96.00.5E.00.01" || len(in.Measurements) != 64 || in.Board != "1010_0200_882" {
+	if !in.OK() || in.Arch != "HOPPER" || in.Driver != "535.86.09" || in.VBIOS != "96.00.5E.00.01" || len(in.Measurements) != 64 || in.Board != "1010_0200_882" {
 		t.Fatalf("good evidence: OK %v, %+v\n%s", in.OK(), in, in.Checks)
 	}
 	for _, tc := range []struct {
@@ -26,6 +26,7 @@ func TestInspect(t *testing.T) {
 		{"chain not yet valid", e, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), nil, CheckChain},
 		{"tampered report", GPUEvidence{Report: func() []byte { b := bytes.Clone(raw); b[RequestSize+30] ^= 1; return b }(), Certificate: chain}, at, nil, CheckSignature},
 		{"another GPU's chain", GPUEvidence{Report: raw, Certificate: mustRead(t, "testdata/nvtrust-hopperCertChain.txt")}, at, nil, CheckSignature},
+		{"an architecture its certificate does not name", GPUEvidence{Arch: "BLACKWELL", Report: raw, Certificate: chain}, at, nil, CheckArch},
 		{"not a report", GPUEvidence{Report: []byte("hello"), Certificate: chain}, at, nil, CheckReport},
 	} {
 		in := Inspect(tc.e, DeviceRoots(), tc.at, tc.nonce)

@@ -88,6 +88,7 @@ func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree
 				}
 			case !known:
 				l.logger.Warn("index checkpoint too far behind to check", "entry", idx, "covers", ic.Size)
+				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "unchecked").Inc()
 			case want != ic.Root:
 				if err := a.indexMisbehaved(ctx, l, tree, idx, ic, fmt.Sprintf("index checkpoint at entry %d commits root %x for the log's first %d entries, which map to %x", idx, ic.Root[:8], ic.Size, want[:8])); err != nil {
 					return err

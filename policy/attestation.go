@@ -24,7 +24,7 @@ package policy
 //	revocation-proof required|off        # require the log's index proof that nothing revoked the measurement
 //	max-checkpoint-age DURATION          # e.g. 24h, 90m, 7d; default: not checked
 //	trust-root sev-snp|tdx|gpu FILE      # also trust this root (test roots need this line)
-//	gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional] [mode=cc|ppcie|any]
+//	gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional] [ocsp=required|optional] [mode=cc|ppcie|any]
 //	                                     # the enclave's GPUs: how many, which, and whether
 //	                                     # their measurements must equal stapled NVIDIA RIMs
 //	crl FILE                             # cached AMD CRL (DER or PEM) for offline revocation
@@ -449,6 +449,10 @@ type GPUPolicy struct {
 	Arch        string // e.g. hopper; "" accepts any
 	MinDriver   string // e.g. 550.144; "" accepts any
 	RequireRIMs bool   // measurements must equal stapled, verified NVIDIA RIMs
+	// RequireOCSP: every certificate of the device chain after the leaf,
+	// and of each stapled RIM's signing chain, has a stapled, current,
+	// good OCSP response from its issuer (ocsp=required, the default).
+	RequireOCSP bool
 	// Mode is the mode the GPUs' signed evidence must state: "cc",
 	// "ppcie", or "" for any (reports before opaque data version 1 state
 	// none).
@@ -460,9 +464,9 @@ const MaxGPUs = 16
 
 func parseGPU(a *AttestationPolicy, f []string) error {
 	if len(f) < 3 || f[1] != "nvidia" {
-		return errors.New("want: gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional] [mode=cc|ppcie|any]")
+		return errors.New("want: gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional] [ocsp=required|optional] [mode=cc|ppcie|any]")
 	}
-	g := GPUPolicy{Required: true, Vendor: f[1], RequireRIMs: true}
+	g := GPUPolicy{Required: true, Vendor: f[1], RequireRIMs: true, RequireOCSP: true}
 	for _, kv := range f[2:] {
 		k, v, ok := strings.Cut(kv, "=")
 		switch {
@@ -489,6 +493,8 @@ func parseGPU(a *AttestationPolicy, f []string) error {
 			}
 		case k == "rims" && (v == "required" || v == "optional"):
 			g.RequireRIMs = v == "required"
+		case k == "ocsp" && (v == "required" || v == "optional"):
+			g.RequireOCSP = v == "required"
 		default:
 			return fmt.Errorf("gpu: unknown %q", kv)
 		}

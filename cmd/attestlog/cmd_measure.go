@@ -386,7 +386,7 @@ func runMeasureGPU(args []string) error {
 		}
 		h := sha256.Sum256(b)
 		rims = append(rims, r)
-		out = append(out, rim.Summarize(f, hex.EncodeToString(h[:]), r, signer))
+		out = append(out, rim.Summarize(f, hex.EncodeToString(h[:]), r, signer[0]))
 	}
 	if _, err := rim.Match(map[int][]byte{}, rims...); err != nil && strings.Contains(err.Error(), "active in both") {
 		return err

@@ -137,6 +137,10 @@ type GPU struct {
 	// RIMs are NVIDIA's signed RIMs for its driver and VBIOS, stapled
 	// (optional; they are NVIDIA-signed, so anyone may staple them).
 	RIMs [][]byte `json:"rims,omitempty"`
+	// OCSP are DER OCSP responses, stapled, for the device chain's
+	// certificates after the leaf and the RIMs' signing chains (signed
+	// by their issuers, so anyone may staple them; not in GPUDigest).
+	OCSP [][]byte `json:"ocsp,omitempty"`
 }
 
 // Size limits of GPU evidence.
@@ -144,6 +148,8 @@ const (
 	MaxGPUReportSize = 64 << 10
 	MaxGPUChainSize  = 32 << 10
 	MaxRIMSize       = 128 << 10
+	MaxGPUOCSP       = 16
+	MaxOCSPSize      = 16 << 10
 )
 
 // GPUNonce is the SPDM nonce GPU i must answer for the client's nonce.
@@ -280,6 +286,14 @@ func (b *Bundle) Check() error {
 			for _, r := range g.RIMs {
 				if len(r) > MaxRIMSize {
 					return bad("gpus[%d]: a RIM of %d bytes; the limit is %d", i, len(r), MaxRIMSize)
+				}
+			}
+			if len(g.OCSP) > MaxGPUOCSP {
+				return bad("gpus[%d]: %d OCSP responses; the limit is %d", i, len(g.OCSP), MaxGPUOCSP)
+			}
+			for _, r := range g.OCSP {
+				if len(r) == 0 || len(r) > MaxOCSPSize {
+					return bad("gpus[%d]: an OCSP response of %d bytes; want 1 to %d", i, len(r), MaxOCSPSize)
 				}
 			}
 		}

@@ -78,6 +78,13 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 			c.Reason = prefix + c.Reason
 			cs = append(cs, c)
 		}
+		if path := in.Path(); path != nil {
+			// The leaf is made by the GPU's firmware at boot and has no
+			// OCSP status; NVIDIA's verifiers start at the next one.
+			if c, ok := statusOf(prefix+"device chain", path, 1, g.OCSP, now, p.RequireOCSP); ok {
+				cs = append(cs, c)
+			}
+		}
 		r := in.Report()
 		if r == nil {
 			continue
@@ -105,12 +112,15 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 		var rims []*rim.RIM
 		var bad error
 		for _, raw := range g.RIMs {
-			rr, _, err := rim.Verify(raw, v.RIMRoots, now)
+			rr, path, err := rim.Verify(raw, v.RIMRoots, now)
 			if err != nil {
 				bad = err
 				break
 			}
 			rims = append(rims, rr)
+			if c, ok := statusOf(fmt.Sprintf("%sRIM %s", prefix, rr.TagID), path, 0, g.OCSP, now, p.RequireOCSP); ok {
+				cs = append(cs, c)
+			}
 		}
 		switch {
 		case bad != nil:

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -632,6 +633,23 @@ func TestGPUs(t *testing.T) {
 			ev.GPUs = other.GPUs
 			return ev
 		}, check.NonceBinding},
+		{"OCSP staple stripped", good, func() *evidence.Bundle {
+			ev := f.evidence(t, n)
+			ev.GPUs[0].OCSP = nil
+			return ev
+		}, gpu.CheckOCSP},
+		{"another GPU's OCSP staple", good, func() *evidence.Bundle {
+			ev := f.evidence(t, n)
+			ev.GPUs[0].OCSP = ev.GPUs[1].OCSP
+			return ev
+		}, gpu.CheckOCSP},
+		{"OCSP staple tampered", good, func() *evidence.Bundle {
+			ev := f.evidence(t, n)
+			st := bytes.Clone(ev.GPUs[0].OCSP[0])
+			st[len(st)-10] ^= 1 // in the signature
+			ev.GPUs[0].OCSP = [][]byte{st}
+			return ev
+		}, gpu.CheckOCSP},
 		{"a GPU dropped", f.policy(t, trustGPU+"gpu nvidia count=1 rims=optional\n"), func() *evidence.Bundle {
 			ev := f.evidence(t, n)
 			ev.GPUs = ev.GPUs[:1]
@@ -643,6 +661,18 @@ func TestGPUs(t *testing.T) {
 		if vd.OK() || !ok || c.OK {
 			t.Errorf("%s: OK %v, %q = %+v; failed %v", tc.name, vd.OK(), tc.fails, c, failed(vd))
 		}
+	}
+	// ocsp=optional accepts a GPU whose status nobody stapled, and shows no
+	// status check for it.
+	ev := f.evidence(t, n)
+	ev.GPUs[0].OCSP, ev.GPUs[1].OCSP = nil, nil
+	if vd := decide(f.policy(t, trustGPU+"gpu nvidia count=2 rims=optional ocsp=optional\n"), ev); !vd.OK() {
+		t.Errorf("ocsp=optional, nothing stapled: %v", failed(vd))
+	} else if _, ok := vd.Checks.Find(gpu.CheckOCSP); ok {
+		t.Errorf("ocsp=optional, nothing stapled, shows a status check:\n%s", vd.Checks)
+	}
+	if c, ok := vd.Checks.Find(gpu.CheckOCSP); !ok || !c.OK || !strings.Contains(c.Reason, "BROM good per stapled OCSP") {
+		t.Errorf("the good decision's status check = %+v", c)
 	}
 	// The release's gpus section: another golden value, another driver, or
 	// no section at all, and the same GPUs are untrusted.

@@ -89,6 +89,7 @@ type options struct {
 	chipID     []byte
 	gpus       int
 	gpuSwap    map[int]map[int][]byte
+	gpuRevoked map[int]bool
 }
 
 // Option configures NewSNP and NewTDX.
@@ -618,7 +619,7 @@ func (e *Enclave) attachGPUs() error {
 	if e.o.gpus < 0 || e.o.gpus > evidence.MaxGPUs {
 		return fmt.Errorf("enclave: %d GPUs, want 1 to %d", e.o.gpus, evidence.MaxGPUs)
 	}
-	g, err := newGPUs(e.o.gpus, e.o.created, e.o.gpuSwap)
+	g, err := newGPUs(e.o.gpus, e.o.created, e.o.gpuSwap, e.o.gpuRevoked)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/gpu/spdm"
@@ -33,19 +36,29 @@ func DemoGPUBlock(i int) []byte {
 }
 
 // gpuSet is the enclave's demo GPUs: a device root of this process
-// ("attestlog TEST ONLY - not NVIDIA") and a device key per GPU.
+// ("attestlog TEST ONLY - not NVIDIA"), and per GPU a provisioned device
+// certificate (as NVIDIA's BROM certificate) and the key of the
+// attestation certificate the GPU makes at boot (the leaf). The root
+// answers OCSP for the device certificates; the enclave staples it.
 type gpuSet struct {
-	root *x509.Certificate
-	devs []gpuDev
+	root    *x509.Certificate
+	rootKey *ecdsa.PrivateKey
+	devs    []gpuDev
+	revoked map[int]bool
+
+	mu       sync.Mutex
+	ocspAt   time.Time
+	ocspResp [][]byte // per GPU
 }
 
 type gpuDev struct {
 	key    *ecdsa.PrivateKey
-	chain  string // PEM, leaf then root
+	device *x509.Certificate // the provisioned certificate OCSP speaks about
+	chain  string            // PEM: leaf, device certificate, root
 	blocks [][]byte
 }
 
-func newGPUs(n int, created time.Time, swap map[int]map[int][]byte) (*gpuSet, error) {
+func newGPUs(n int, created time.Time, swap map[int]map[int][]byte, revoked map[int]bool) (*gpuSet, error) {
 	rootKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -53,24 +66,36 @@ func newGPUs(n int, created time.Time, swap map[int]map[int][]byte) (*gpuSet, er
 	name := func(cn string) pkix.Name {
 		return pkix.Name{CommonName: cn, Organization: []string{"attestlog TEST ONLY - not NVIDIA"}}
 	}
-	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: name("attestlog demo GPU Device Identity CA"), NotBefore: created, NotAfter: created.Add(25 * 365 * 24 * time.Hour),
+	notAfter := created.Add(25 * 365 * 24 * time.Hour)
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: name("attestlog demo GPU Device Identity CA"), NotBefore: created, NotAfter: notAfter,
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 	root, err := newCert(rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
 	if err != nil {
 		return nil, err
 	}
-	g := &gpuSet{root: root}
+	g := &gpuSet{root: root, rootKey: rootKey, revoked: revoked}
+	pemOf := func(c *x509.Certificate) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
 	for i := range n {
+		dk, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		device, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(int64(1000 + i)), Subject: name(fmt.Sprintf("attestlog demo GH100 GPU %d BROM", i)),
+			NotBefore: created, NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, root, &dk.PublicKey, rootKey)
+		if err != nil {
+			return nil, err
+		}
 		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 		if err != nil {
 			return nil, err
 		}
-		leaf, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(int64(100 + i)), Subject: name(fmt.Sprintf("attestlog demo GH100 GPU %d", i)),
-			NotBefore: created, NotAfter: created.Add(25 * 365 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}, root, &k.PublicKey, rootKey)
+		leaf, err := newCert(&x509.Certificate{SerialNumber: big.NewInt(int64(100 + i)), Subject: name(fmt.Sprintf("attestlog demo GH100 GPU %d FMC LF", i)),
+			NotBefore: created, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}, device, &k.PublicKey, dk)
 		if err != nil {
 			return nil, err
 		}
-		chain := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})) + string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}))
 		var blocks [][]byte
 		for b := 1; b <= 64; b++ {
 			v := DemoGPUBlock(b)
@@ -79,13 +104,46 @@ func newGPUs(n int, created time.Time, swap map[int]map[int][]byte) (*gpuSet, er
 			}
 			blocks = append(blocks, v)
 		}
-		g.devs = append(g.devs, gpuDev{key: k, chain: chain, blocks: blocks})
+		g.devs = append(g.devs, gpuDev{key: k, device: device, chain: pemOf(leaf) + pemOf(device) + pemOf(root), blocks: blocks})
 	}
 	return g, nil
 }
 
-// evidence is each GPU's report answering the nonce derived for it.
+// ocspValidity is how long a demo OCSP response holds; a fresh one is
+// made when half of it has passed (NVIDIA's responder: about a day).
+const ocspValidity = 24 * time.Hour
+
+// staples returns GPU i's stapled OCSP responses, made anew when old.
+func (g *gpuSet) staples(now time.Time) ([][]byte, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ocspResp != nil && now.Sub(g.ocspAt) < ocspValidity/2 {
+		return g.ocspResp, nil
+	}
+	at := now.Add(-time.Minute).Truncate(time.Second)
+	var out [][]byte
+	for i, d := range g.devs {
+		t := ocsp.Response{Status: ocsp.Good, SerialNumber: d.device.SerialNumber, ThisUpdate: at, NextUpdate: at.Add(ocspValidity)}
+		if g.revoked[i] {
+			t.Status, t.RevokedAt, t.RevocationReason = ocsp.Revoked, at.Add(-time.Hour), ocsp.KeyCompromise
+		}
+		der, err := ocsp.CreateResponse(g.root, g.root, t, g.rootKey)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, der)
+	}
+	g.ocspAt, g.ocspResp = now, out
+	return out, nil
+}
+
+// evidence is each GPU's report answering the nonce derived for it, with
+// its OCSP response stapled.
 func (g *gpuSet) evidence(nonce []byte) ([]evidence.GPU, error) {
+	staples, err := g.staples(time.Now())
+	if err != nil {
+		return nil, err
+	}
 	var out []evidence.GPU
 	for i, d := range g.devs {
 		n := evidence.GPUNonce(nonce, i)
@@ -97,7 +155,7 @@ func (g *gpuSet) evidence(nonce []byte) ([]evidence.GPU, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, evidence.GPU{Arch: DemoGPUArch, Report: rep, CertChain: d.chain})
+		out = append(out, evidence.GPU{Arch: DemoGPUArch, Report: rep, CertChain: d.chain, OCSP: [][]byte{staples[i]}})
 	}
 	return out, nil
 }
@@ -117,6 +175,17 @@ func WithGPUMeasurement(gpu, block int, value []byte) Option {
 			o.gpuSwap[gpu] = map[int][]byte{}
 		}
 		o.gpuSwap[gpu][block] = value
+	}
+}
+
+// WithGPURevoked makes the demo root's OCSP responder say GPU gpu's
+// device certificate is revoked (for tests).
+func WithGPURevoked(gpu int) Option {
+	return func(o *options) {
+		if o.gpuRevoked == nil {
+			o.gpuRevoked = map[int]bool{}
+		}
+		o.gpuRevoked[gpu] = true
 	}
 }
 

@@ -161,8 +161,8 @@ func Roots() *x509.CertPool {
 
 // Verify checks a RIM's XML signature as of at: its KeyInfo chain
 // verifies to roots, and the leaf signed the document. It returns the
-// parsed RIM and the signer.
-func Verify(b []byte, roots *x509.CertPool, at time.Time) (*RIM, *x509.Certificate, error) {
+// parsed RIM and the verified signing path, signer first and root last.
+func Verify(b []byte, roots *x509.CertPool, at time.Time) (*RIM, []*x509.Certificate, error) {
 	if len(b) > MaxSize {
 		return nil, nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMalformed, len(b), MaxSize)
 	}
@@ -192,7 +192,8 @@ func Verify(b []byte, roots *x509.CertPool, at time.Time) (*RIM, *x509.Certifica
 	if len(chain) == 0 {
 		return nil, nil, errors.New("RIM signature has no certificate")
 	}
-	if _, err := spdm.VerifyChain(chain, roots, at); err != nil {
+	path, err := spdm.VerifyPath(chain, roots, at)
+	if err != nil {
 		return nil, nil, fmt.Errorf("RIM signing certificate: %v", err)
 	}
 	// Raw r‖s to ASN.1, as Go's x509 verifies ECDSA.
@@ -222,7 +223,7 @@ func Verify(b []byte, roots *x509.CertPool, at time.Time) (*RIM, *x509.Certifica
 	if err != nil {
 		return nil, nil, err
 	}
-	return r, chain[0], nil
+	return r, path, nil
 }
 
 // Match compares a GPU's measurement blocks (block i+1 is RIM index i)

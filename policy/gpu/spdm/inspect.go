@@ -99,10 +99,15 @@ type Inspection struct {
 	Board        string     `json:"board,omitempty"` // project_projectSKU_chipSKU, as VBIOS RIMs are named
 	Measurements []string   `json:"measurements,omitempty"`
 	report       *Report
+	path         []*x509.Certificate
 }
 
 // OK reports whether every check passed.
 func (in *Inspection) OK() bool { return in.Checks.OK() }
+
+// Path is the verified device chain, leaf first and root last (nil if
+// the chain did not verify).
+func (in *Inspection) Path() []*x509.Certificate { return in.path }
 
 // Report is the parsed report (nil if it did not parse).
 func (in *Inspection) Report() *Report { return in.report }
@@ -127,7 +132,10 @@ func Inspect(e GPUEvidence, roots *x509.CertPool, at time.Time, nonce []byte) *I
 	chain, err := ParseChain(e.Certificate)
 	var leaf *x509.Certificate
 	if err == nil {
-		leaf, err = VerifyChain(chain, roots, at)
+		in.path, err = VerifyPath(chain, roots, at)
+	}
+	if err == nil {
+		leaf = in.path[0]
 	}
 	if err != nil {
 		in.Checks = append(in.Checks, check.Fail(CheckChain, "GPU certificate chain: %v", err), check.Fail(CheckSignature, "not checked: no trusted GPU certificate"))

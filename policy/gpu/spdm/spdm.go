@@ -262,6 +262,17 @@ func ParseChain(pemData []byte) ([]*x509.Certificate, error) {
 // root itself) to roots as of at, and returns the leaf. It is the one
 // chain rule for GPU device chains and RIM signing chains.
 func VerifyChain(chain []*x509.Certificate, roots *x509.CertPool, at time.Time) (*x509.Certificate, error) {
+	path, err := VerifyPath(chain, roots, at)
+	if err != nil {
+		return nil, err
+	}
+	return path[0], nil
+}
+
+// VerifyPath is VerifyChain returning the verified path, leaf first and
+// root last: the issuers a revocation check may rely on, which are not
+// necessarily the certificates presented, in the order presented.
+func VerifyPath(chain []*x509.Certificate, roots *x509.CertPool, at time.Time) ([]*x509.Certificate, error) {
 	if len(chain) == 0 {
 		return nil, errors.New("no GPU certificate")
 	}
@@ -275,11 +286,11 @@ func VerifyChain(chain []*x509.Certificate, roots *x509.CertPool, at time.Time) 
 		}
 		inter.AddCert(c)
 	}
-	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	paths, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 	if err != nil {
 		return nil, err
 	}
-	return chain[0], nil
+	return paths[0], nil
 }
 
 // BlockMap returns the measurement values by block index.

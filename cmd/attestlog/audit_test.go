@@ -881,3 +881,49 @@ func TestAuditHostileRelease(t *testing.T) {
 		t.Errorf("a reproduction of entry %d without a sandbox: %+v\n%s", iAuto, e.Reproductions, output)
 	}
 }
+
+// TestAuditGPUSwap is the GPU end to end through the commands: up's demo
+// release names its GPU (driver and golden measurements); a deployment
+// that serves that release with one GPU measurement swapped (block 3, a
+// VBIOS measurement in NVIDIA's H100 VBIOS RIMs) raises gpu-unlogged,
+// and the same deployment with the logged GPU raises nothing.
+func TestAuditGPUSwap(t *testing.T) {
+	dir := t.TempDir()
+	u := startUp(t, filepath.Join(dir, "up"), "--auditor=false")
+	if u.info.Demo.GPUs != 1 {
+		t.Fatalf("up's demo has %d GPUs, want 1", u.info.Demo.GPUs)
+	}
+	m := measurementBytes(t, u.info.Demo.Measurement)
+	honest, err := fakeenclave.NewSNP(m, fakeenclave.WithGPUs(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped, err := fakeenclave.NewSNP(m, fakeenclave.WithGPUs(1), fakeenclave.WithGPUMeasurement(0, 3, bytes.Repeat([]byte{0x5e}, 48)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := "deployments:\n"
+	for _, d := range []struct {
+		name string
+		e    *fakeenclave.Enclave
+	}{{"honest", honest}, {"swapped", swapped}} {
+		root, groot := filepath.Join(dir, d.name+"-root.pem"), filepath.Join(dir, d.name+"-gpu-root.pem")
+		os.WriteFile(root, d.e.RootPEM(), 0o644)
+		os.WriteFile(groot, d.e.GPURootPEM(), 0o644)
+		p := filepath.Join(dir, d.name+"-policy.txt")
+		os.WriteFile(p, []byte("platform sev-snp\ntrust-root sev-snp "+root+"\ntrust-root gpu "+groot+"\ngpu nvidia count=1 arch=hopper mode=cc rims=optional\n"), 0o644)
+		deps += fmt.Sprintf("  - {name: %s, url: %q, policy: %s}\n", d.name, serveEnclave(t, d.e), p)
+	}
+	code, output := auditOnce(t, auditConfig(t, u, dir, "auditor", "  enabled: false\n", deps))
+	if code != 1 {
+		t.Fatalf("audit --once = exit %d, want 1\n%s", code, output)
+	}
+	al := listAlerts(t, filepath.Join(dir, "auditor.db"))
+	got := alertsOf(al, auditor.AlertGPUUnlogged)
+	if len(got) != 1 || got[0].Subject != "deployment/swapped" || !strings.Contains(got[0].Summary, "block 3") {
+		t.Errorf("gpu-unlogged alerts = %s, want one about deployment/swapped's block 3", summaries(got))
+	}
+	if len(al) != 1 {
+		t.Errorf("alerts = %s, want only the swapped GPU's", summaries(al))
+	}
+}

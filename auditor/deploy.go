@@ -169,12 +169,17 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	if err != nil {
 		return err
 	}
-	// A revocation of any release with the measurement revokes it.
+	// A revocation of any release with the measurement revokes it, unless
+	// a release of it that an authority of the log's policy co-signed
+	// came after every revocation (a reinstatement, as clients decide).
 	allRevoked := len(revocations) > 0
 	for _, r := range rels {
 		if r.Revoked != "" {
 			allRevoked = true
 		}
+	}
+	if allRevoked && reinstated(rels, revocations) {
+		allRevoked = false
 	}
 	st.Verdict = "ok"
 	if gpuBad {
@@ -198,6 +203,22 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		}
 	}
 	return nil
+}
+
+// reinstated reports whether one of rels (the releases of a measurement)
+// is unrevoked, co-signed by an authority of the log's policy, and later
+// in the log than every revocation of the measurement.
+func reinstated(rels []store.Release, revocations []int64) bool {
+	last := int64(-1)
+	for _, i := range revocations {
+		last = max(last, i)
+	}
+	for _, r := range rels {
+		if r.Revoked == "" && r.Authority != "" && r.Index > last {
+			return true
+		}
+	}
+	return false
 }
 
 func short(s string, n int) string {

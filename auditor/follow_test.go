@@ -211,6 +211,7 @@ type auditorFixture struct {
 	aud  *Auditor
 	op   *statement.Signer
 	op2  *statement.Signer
+	auth *statement.Signer // an authority of the policy
 	dir  string
 	seen map[string]bool
 }
@@ -234,6 +235,9 @@ func newAuditorFixtureDeploy(t *testing.T, quorum string, enc *fakeenclave.Encla
 	if fx.op2, err = statement.GenerateSigner(statement.AlgEd25519); err != nil {
 		t.Fatal(err)
 	}
+	if fx.auth, err = statement.GenerateSigner(statement.AlgEd25519); err != nil {
+		t.Fatal(err)
+	}
 	write := func(name, s string) string {
 		p := filepath.Join(fx.dir, name)
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
@@ -241,7 +245,7 @@ func newAuditorFixtureDeploy(t *testing.T, quorum string, enc *fakeenclave.Encla
 		}
 		return p
 	}
-	pol := fmt.Sprintf("operator ops %s\noperator other-ops %s\n", fx.op.Public(), fx.op2.Public())
+	pol := fmt.Sprintf("operator ops %s\noperator other-ops %s\nauthority sec %s\n", fx.op.Public(), fx.op2.Public(), fx.auth.Public())
 	deploy := ""
 	if enc != nil {
 		write("root.pem", string(enc.RootPEM()))
@@ -715,6 +719,26 @@ func TestDeploymentWatch(t *testing.T) {
 			fx.log.add(rel)
 			fx.log.add(fx.revocation(t, fx.op, 0, rel))
 		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed, nil},
+		{"revoked, then reinstated by an authority", func(t *testing.T, fx *auditorFixture) {
+			rel := fx.releaseOf(t, fx.op, served)
+			fx.log.add(rel)
+			fx.log.add(fx.revocation(t, fx.op, 0, rel))
+			fx.log.add(fx.releaseOfGPUs(t, fx.op, served, nil, fx.auth))
+		}, nil, "ok", nil},
+		{"reinstated by a signer that is no authority", func(t *testing.T, fx *auditorFixture) {
+			rel := fx.releaseOf(t, fx.op, served)
+			fx.log.add(rel)
+			fx.log.add(fx.revocation(t, fx.op, 0, rel))
+			fx.log.add(fx.releaseOfGPUs(t, fx.op, served, nil, fx.op2))
+		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed, nil},
+		{"reinstated, then revoked again", func(t *testing.T, fx *auditorFixture) {
+			rel := fx.releaseOf(t, fx.op, served)
+			re := fx.releaseOfGPUs(t, fx.op, served, nil, fx.auth)
+			fx.log.add(rel)
+			fx.log.add(fx.revocation(t, fx.op, 0, rel))
+			fx.log.add(re)
+			fx.log.add(fx.revocation(t, fx.op, 2, re))
+		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed, nil},
 		{"another release of the measurement revoked", func(t *testing.T, fx *auditorFixture) {
 			rel := fx.releaseOf(t, fx.op, served)
 			fx.log.add(rel, fx.releaseOf(t, fx.op2, served))
@@ -759,7 +783,7 @@ func (fx *auditorFixture) releaseOf(t *testing.T, signer *statement.Signer, m st
 }
 
 // releaseOfGPUs is releaseOf with a gpus section.
-func (fx *auditorFixture) releaseOfGPUs(t *testing.T, signer *statement.Signer, m string, g *statement.GPUs) []byte {
+func (fx *auditorFixture) releaseOfGPUs(t *testing.T, signer *statement.Signer, m string, g *statement.GPUs, more ...*statement.Signer) []byte {
 	t.Helper()
 	rel := &statement.Release{
 		Version: "2.0.0-" + m[:6] + signer.Public().ID()[:6], Time: time.Date(2026, 11, 20, 9, 30, 0, 0, time.UTC), Platform: statement.PlatformSNP,
@@ -768,10 +792,13 @@ func (fx *auditorFixture) releaseOfGPUs(t *testing.T, signer *statement.Signer, 
 		Recipe:       statement.Recipe{Argv: []string{"make"}, Outputs: []string{"disk.img"}},
 		GPUs:         g,
 	}
+	if len(more) > 0 {
+		rel.Version += "-reinstated"
+	}
 	p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("d2", 32)}}}, rel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, _ := statement.Sign(p, signer)
+	e, _ := statement.Sign(p, signer, more...)
 	return e
 }

@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS releases (
 	repro_entry  BLOB,
 	repro_index  INTEGER,
 	revoked      TEXT NOT NULL DEFAULT '',
+	authority    TEXT NOT NULL DEFAULT '', -- an authority co-signed it (a reinstatement)
 	PRIMARY KEY (origin, idx)
 );
 CREATE INDEX IF NOT EXISTS releases_measurement ON releases (measurement);
@@ -102,7 +103,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening auditor database %s: %w", path, err)
 	}
-	if err := addAlertCloseColumns(ctx, db); err != nil {
+	if err := addColumns(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening auditor database %s: %w", path, err)
 	}
@@ -115,16 +116,26 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return &Store{db: db, ro: ro}, nil
 }
 
-// addAlertCloseColumns adds the columns for closing alerts to a database
-// made before alerts could be closed.
-func addAlertCloseColumns(ctx context.Context, db *sql.DB) error {
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('alerts') WHERE name = 'closed'`).Scan(&n); err != nil || n > 0 {
-		return err
+// addColumns adds the columns later versions added to a database made
+// by an earlier one: alerts' closing (closed, close_note) and releases'
+// authority co-signature.
+func addColumns(ctx context.Context, db *sql.DB) error {
+	for _, c := range []struct{ table, column, add string }{
+		{"alerts", "closed", `ALTER TABLE alerts ADD COLUMN closed TEXT NOT NULL DEFAULT '';
+			ALTER TABLE alerts ADD COLUMN close_note TEXT NOT NULL DEFAULT '';`},
+		{"releases", "authority", `ALTER TABLE releases ADD COLUMN authority TEXT NOT NULL DEFAULT '';`},
+	} {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := db.ExecContext(ctx, c.add); err != nil {
+				return err
+			}
+		}
 	}
-	_, err := db.ExecContext(ctx, `ALTER TABLE alerts ADD COLUMN closed TEXT NOT NULL DEFAULT '';
-		ALTER TABLE alerts ADD COLUMN close_note TEXT NOT NULL DEFAULT '';`)
-	return err
+	return nil
 }
 
 // Close closes the database.
@@ -234,6 +245,9 @@ type Release struct {
 	Rebuilt string `json:"rebuilt_measurement,omitempty"`
 	// Revoked is the index of the first valid revocation, or "".
 	Revoked string `json:"revoked,omitempty"`
+	// Authority names the authority of the auditor's policy that
+	// co-signed the release (reinstating its measurement), or "".
+	Authority string `json:"authority,omitempty"`
 	// ReproIndex is the log index of our reproduction statement, or -1.
 	ReproIndex int64  `json:"reproduction_index"`
 	Entry      []byte `json:"-"` // the logged entry, kept until rebuilt
@@ -269,12 +283,12 @@ func (s *Store) Apply(ctx context.Context, origin string, b *Batch, next int64) 
 	}
 	defer tx.Rollback()
 	if len(b.Releases) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO releases (origin, idx, entry_sha256, platform, version, measurement, signer, rebuild, entry, repro_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, -1)`)
+		st, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO releases (origin, idx, entry_sha256, platform, version, measurement, signer, rebuild, entry, authority, repro_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, -1)`)
 		if err != nil {
 			return err
 		}
 		for _, r := range b.Releases {
-			if _, err := st.ExecContext(ctx, origin, r.Index, r.EntrySHA256, r.Platform, r.Version, r.Measurement, r.Signer, r.Rebuild, r.Entry); err != nil {
+			if _, err := st.ExecContext(ctx, origin, r.Index, r.EntrySHA256, r.Platform, r.Version, r.Measurement, r.Signer, r.Rebuild, r.Entry, r.Authority); err != nil {
 				st.Close()
 				return err
 			}
@@ -292,11 +306,11 @@ func (s *Store) Apply(ctx context.Context, origin string, b *Batch, next int64) 
 	return tx.Commit()
 }
 
-const releaseCols = `origin, idx, entry_sha256, platform, version, measurement, signer, rebuild, detail, rebuilt, revoked, COALESCE(repro_index, -1), entry, repro_entry`
+const releaseCols = `origin, idx, entry_sha256, platform, version, measurement, signer, rebuild, detail, rebuilt, revoked, authority, COALESCE(repro_index, -1), entry, repro_entry`
 
 func scanRelease(sc interface{ Scan(...any) error }) (Release, error) {
 	var r Release
-	err := sc.Scan(&r.Origin, &r.Index, &r.EntrySHA256, &r.Platform, &r.Version, &r.Measurement, &r.Signer, &r.Rebuild, &r.Detail, &r.Rebuilt, &r.Revoked, &r.ReproIndex, &r.Entry, &r.ReproEntry)
+	err := sc.Scan(&r.Origin, &r.Index, &r.EntrySHA256, &r.Platform, &r.Version, &r.Measurement, &r.Signer, &r.Rebuild, &r.Detail, &r.Rebuilt, &r.Revoked, &r.Authority, &r.ReproIndex, &r.Entry, &r.ReproEntry)
 	return r, err
 }
 

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,5 +77,51 @@ func TestAlertsDedupPageAndClose(t *testing.T) {
 	recent, err := s.RecentAlerts(ctx, 5)
 	if err != nil || len(recent) != 5 || recent[0].ID != ids[149] {
 		t.Errorf("RecentAlerts = %d, %v", len(recent), err)
+	}
+}
+
+// TestOpenAddsColumns: a database made before alerts could be closed and
+// before releases recorded an authority's co-signature opens, gains both,
+// and keeps its rows.
+func TestOpenAddsColumns(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.NewReplacer(
+		"\tauthority    TEXT NOT NULL DEFAULT '', -- an authority co-signed it (a reinstatement)\n", "",
+		"\tclosed   TEXT NOT NULL DEFAULT '',  -- when it was closed (RFC 3339)\n", "",
+		"\tclose_note TEXT NOT NULL DEFAULT '' -- why, as the closer said\n", "",
+		"\topen     INTEGER NOT NULL DEFAULT 1,\n", "\topen     INTEGER NOT NULL DEFAULT 1\n",
+	).Replace(schema)
+	if old == schema {
+		t.Fatal("the old schema is the current one: the test no longer tests an upgrade")
+	}
+	if _, err := db.ExecContext(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO releases (origin, idx, entry_sha256, platform, version, measurement, signer, rebuild) VALUES ('o', 3, 'h', 'sev-snp', '1', 'm', 's', 'off')`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if r, err := s.Release(ctx, "o", 3); err != nil || r.Authority != "" || r.Measurement != "m" {
+		t.Fatalf("the old release after the upgrade: %+v, %v", r, err)
+	}
+	if err := s.Apply(ctx, "o", &Batch{Releases: []Release{{Origin: "o", Index: 4, Measurement: "m", Rebuild: RebuildOff, Authority: "sec+1234"}}}, 5); err != nil {
+		t.Fatal(err)
+	}
+	rels, err := s.ReleasesByMeasurement(ctx, "o", "m")
+	if err != nil || len(rels) != 2 || rels[1].Authority != "sec+1234" {
+		t.Fatalf("releases after the upgrade: %+v, %v", rels, err)
+	}
+	if _, err := s.RaiseAlert(ctx, &Alert{Key: "k", Kind: "x", Subject: "s", Time: time.Now(), Summary: "s"}, nil); err != nil {
+		t.Fatalf("raising an alert after the upgrade: %v", err)
 	}
 }

@@ -403,8 +403,10 @@ func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, tree tlog.Tre
 				}
 				rel := store.Release{Origin: l.cfg.Origin, Index: c.idx, EntrySHA256: ref.SHA256, Platform: c.p.Release.Platform,
 					Version: c.p.Release.Version, Measurement: c.p.Release.Measurements.Primary(), Signer: signer, Rebuild: store.RebuildOff}
-				if k, ok := c.p.Envelope.VerifiedBy(policy.Keys(l.pol.Authorities)); ok {
-					rel.Authority = k.ID()
+				if c.p.Envelope != nil { // keyless releases are Sigstore bundles
+					if k, ok := c.p.Envelope.VerifiedBy(policy.Keys(l.pol.Authorities)); ok {
+						rel.Authority = k.ID()
+					}
 				}
 				if *a.cfg.Rebuild.Enabled {
 					rel.Rebuild, rel.Entry = store.RebuildQueued, c.data

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func Start(t testing.TB) string {
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
+		cmd.Process.Signal(syscall.SIGTERM) // mariadbd shuts down on SIGTERM (SIGINT it ignores)
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):

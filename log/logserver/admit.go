@@ -102,10 +102,7 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 			return Result{}, ctx.Err()
 		}
 	} else {
-		// Outside the lock: Tessera's Add blocks while its previous batch
-		// is being written. Once started, an append completes even if the
-		// client goes away, so that pending stays truthful.
-		pa.idx, pa.err = l.add(context.WithoutCancel(ctx), tessera.NewEntry(entry))()
+		pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
 		close(pa.done)
 	}
 	i, err := pa.idx, pa.err
@@ -116,9 +113,44 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 			delete(l.parsed, entryHash)
 			l.pendingMu.Unlock()
 		}
-		return Result{}, fmt.Errorf("appending: %w", err)
+		return Result{}, err
+	}
+	if !dup && i.IsDup {
+		// Another frontend appended it: its entry, not ours, is what the
+		// indexer will see.
+		l.pendingMu.Lock()
+		delete(l.pending, p.PayloadHash)
+		delete(l.parsed, entryHash)
+		l.pendingMu.Unlock()
 	}
 	return Result{Index: i.Index, Duplicate: dup || i.IsDup, Kind: p.Kind}, nil
+}
+
+// append appends entry (payload hash h), or finds that another frontend
+// of the same database did. Outside pendingMu: Tessera's Add blocks while
+// its previous batch is being written. Once started, an append completes
+// even if the client goes away, so that pending stays truthful.
+func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
+	if l.db != nil {
+		idx, dup, err := l.claimPayload(ctx, h)
+		if err != nil {
+			return tessera.Index{}, err
+		}
+		if dup {
+			return tessera.Index{Index: idx, IsDup: true}, nil
+		}
+	}
+	i, err := l.add(context.WithoutCancel(ctx), tessera.NewEntry(entry))()
+	if err != nil {
+		if l.db != nil {
+			l.releasePayload(ctx, h)
+		}
+		return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
+	}
+	if l.db != nil {
+		l.recordPayload(ctx, h, i.Index)
+	}
+	return i, nil
 }
 
 // check is admission without the append: it parses body with

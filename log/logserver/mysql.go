@@ -9,7 +9,8 @@ import (
 )
 
 // mysqlSchema is the schema Tessera's MySQL driver expects (compatibility
-// version 1), applied idempotently on start-up.
+// version 1) and attestlog's claim table, applied idempotently on
+// start-up.
 var mysqlSchema = []string{
 	"CREATE TABLE IF NOT EXISTS Tessera (`id` TINYINT UNSIGNED NOT NULL, `compatibilityVersion` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`id`))",
 	"INSERT IGNORE INTO Tessera (`id`, `compatibilityVersion`) VALUES (0, 1)",
@@ -17,6 +18,7 @@ var mysqlSchema = []string{
 	"CREATE TABLE IF NOT EXISTS `TreeState` (`id` TINYINT UNSIGNED NOT NULL, `size` BIGINT UNSIGNED NOT NULL, `root` TINYBLOB NOT NULL, PRIMARY KEY(`id`))",
 	"CREATE TABLE IF NOT EXISTS `Subtree` (`level` TINYINT UNSIGNED NOT NULL, `index` BIGINT UNSIGNED NOT NULL, `nodes` MEDIUMBLOB NOT NULL, PRIMARY KEY(`level`, `index`))",
 	"CREATE TABLE IF NOT EXISTS `TiledLeaves` (`tile_index` BIGINT UNSIGNED NOT NULL, `size` SMALLINT UNSIGNED NOT NULL, `data` LONGBLOB NOT NULL, PRIMARY KEY(`tile_index`))",
+	payloadsSchema, // attestlog's, beside Tessera's (frontends.go)
 }
 
 func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {

@@ -1,7 +1,15 @@
 package logserver
 
 import (
+	"path/filepath"
+	"sync"
 	"testing"
+
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+
+	"github.com/attestlog/attestlog/log/api"
+	"github.com/attestlog/attestlog/log/statement"
 
 	"github.com/attestlog/attestlog/internal/mariadbtest"
 )
@@ -51,3 +59,91 @@ func TestMySQLStorage(t *testing.T) {
 		t.Errorf("after restart, next index = %d, want 20", idx)
 	}
 }
+
+// frontend starts another frontend of tl's log: the same key, policy and
+// database, its own measurement index, served on its own port.
+func (tl *testLog) frontend(t *testing.T) *testLog {
+	t.Helper()
+	cfg := *tl.cfg
+	cfg.Index = filepath.Join(t.TempDir(), "index.db")
+	f := *tl
+	f.cfg = &cfg
+	f.start(t)
+	return &f
+}
+
+// TestFrontendsShareMySQL: two frontends of one log on one MariaDB. A
+// statement sent to both at once is appended once (one answers it as the
+// duplicate, with the same index); one frontend signs index checkpoints
+// and the other proves lookups against them; when the signer stops, the
+// other takes over.
+func TestFrontendsShareMySQL(t *testing.T) {
+	dsn := mariadbtest.Start(t)
+	a := newTestLogOpts(t, &Storage{MySQL: &MySQLStorage{DSN: dsn}}, nil, "quorum none\n", "", true)
+	b := a.frontend(t)
+	ctx := t.Context()
+	const n = 24
+	for i := range n {
+		e := release(t, a.operator, measurement(i))
+		var wg sync.WaitGroup
+		var ra, rb api.AddResponse
+		var ea, eb error
+		wg.Go(func() { ra, ea = a.client.Add(ctx, mustEntry(t, e)) })
+		wg.Go(func() { rb, eb = b.client.Add(ctx, mustEntry(t, e)) })
+		wg.Wait()
+		if ea != nil || eb != nil {
+			t.Fatalf("statement %d: %v, %v", i, ea, eb)
+		}
+		if ra.Index != rb.Index || ra.Duplicate == rb.Duplicate {
+			t.Fatalf("statement %d sent to both frontends: %+v and %+v, want one index, one duplicate", i, ra, rb)
+		}
+	}
+	// Both frontends' indexes hold every entry, whoever appended it, and
+	// the tree holds each statement once.
+	size := a.size(t)
+	if err := a.waitIndexed(ctx, size-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.waitIndexed(ctx, size-1); err != nil {
+		t.Fatal(err)
+	}
+	releases := 0
+	for i := uint64(0); i < size; i += layout.EntryBundleWidth {
+		bundle, err := client.GetEntryBundle(ctx, a.reader.ReadEntryBundle, i/layout.EntryBundleWidth, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range bundle.Entries {
+			if !statement.IsIndexCheckpoint(e) {
+				releases++
+			}
+		}
+	}
+	if releases != n {
+		t.Errorf("the tree holds %d statements (of %d entries), want %d", releases, size, n)
+	}
+	for _, f := range []*testLog{a, b} {
+		lr, err := f.client.Lookup(ctx, measurement(7))
+		if err != nil || len(lr.Entries) != 1 {
+			t.Errorf("lookup on a frontend = %+v, %v", lr, err)
+		}
+	}
+	// One signer of index checkpoints; the other proves against them.
+	signer, other := a, b
+	if b.vidx.lockConn != nil {
+		signer, other = b, a
+	}
+	if signer.vidx.lockConn == nil || other.vidx.lockConn != nil {
+		t.Fatalf("index checkpoint signers: a %v, b %v; want exactly one", a.vidx.lockConn != nil, b.vidx.lockConn != nil)
+	}
+	other.getIndexProof(t, measurement(3), 1)
+	// The signer stops; the other commits the next entries itself.
+	signer.Log.Close(ctx)
+	m := measurement(100)
+	other.add(t, release(t, other.operator, m))
+	other.getIndexProof(t, m, 1)
+	if other.vidx.lockConn == nil {
+		t.Error("the remaining frontend proves a new entry but holds no lock")
+	}
+}
+

@@ -203,6 +203,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		}
 	}
 	l.add, l.reader, l.shutdown = app.Add, reader, shutdown
+	l.vidx.keepRecent = l.db != nil
 
 	l.idx, err = index.Open(cfg.Index)
 	if err != nil {
@@ -256,6 +257,9 @@ func (l *Log) close(ctx context.Context) error {
 		errs = append(errs, l.shutdown(ctx))
 	}
 	l.tesseraCancel()
+	if c := l.vidx.lockConn; c != nil {
+		c.Close()
+	}
 	if l.idx != nil {
 		errs = append(errs, l.idx.Close())
 	}

@@ -3,6 +3,7 @@ package logserver
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -44,9 +45,15 @@ type vindexState struct {
 	commits               []indexCommit // newest last
 	signer                note.Signer
 	// recent are snapshots of the map at the latest sizes: an index
-	// checkpoint read back from the log (after a restart) becomes a
-	// commit again when the map at its size has its root.
-	recent map[uint64]*vindex.Map
+	// checkpoint read back from the log (after a restart, or appended by
+	// another frontend) becomes a commit again when the map at its size
+	// has its root. Kept while replaying, and always with MySQL storage,
+	// where another frontend may be the one that commits.
+	recent     map[uint64]*vindex.Map
+	keepRecent bool
+	// lockConn holds the MySQL named lock of the frontend that signs
+	// index checkpoints (nil when this one does not hold it).
+	lockConn *sql.Conn
 }
 
 type indexCommit struct {
@@ -133,7 +140,9 @@ func (l *Log) replayIndex(ctx context.Context) error {
 		}
 	}
 	v.mu.Lock()
-	v.recent = nil // only a replay needs them
+	if !v.keepRecent {
+		v.recent = nil // only a replay needs them
+	}
 	v.mu.Unlock()
 	l.logger.Info("verifiable index rebuilt", "entries", end, "seconds", time.Since(start).Seconds())
 	return nil
@@ -156,7 +165,7 @@ func (l *Log) mapEntry(idx uint64, entry []byte, p *statement.Parsed, replaying 
 		v.contentEnd = idx + 1
 	}
 	v.b.AddParsed(idx, entry, p)
-	if replaying {
+	if replaying || v.keepRecent {
 		if v.recent == nil {
 			v.recent = map[uint64]*vindex.Map{}
 		}
@@ -174,6 +183,19 @@ func (l *Log) commitIndex(ctx context.Context) error {
 	if !*l.cfg.IndexCheckpoints || v.contentEnd <= v.committed || time.Since(v.last) < l.cfg.CheckpointInterval {
 		v.mu.Unlock()
 		return nil
+	}
+	if l.db != nil {
+		// On MySQL one frontend at a time commits (the lock's holder);
+		// asking may block on the database, so not under v.mu.
+		v.mu.Unlock()
+		if !l.indexLeader(ctx) {
+			return nil
+		}
+		v.mu.Lock()
+		if v.contentEnd <= v.committed {
+			v.mu.Unlock()
+			return nil
+		}
 	}
 	ic := statement.IndexCheckpoint{Origin: l.cfg.Origin, Size: v.b.Size(), Root: v.b.Root()}
 	snap := v.b.Map().Snapshot()

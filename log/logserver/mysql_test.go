@@ -146,4 +146,3 @@ func TestFrontendsShareMySQL(t *testing.T) {
 		t.Error("the remaining frontend proves a new entry but holds no lock")
 	}
 }
-

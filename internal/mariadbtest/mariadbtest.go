@@ -1,8 +1,8 @@
 // Package mariadbtest starts a throwaway MariaDB server for a test: a fresh
-// data directory under t.TempDir(), listening on 127.0.0.1 on a free port,
-// stopped when the test ends. It needs Debian's mariadb-server (mariadbd
-// and mariadb-install-db); without them the test is skipped, or fails
-// under ATTESTLOG_STRICT=1.
+// data directory under t.TempDir(), listening on 127.0.0.1 (or in a
+// network namespace the test made) on a free port, stopped when the test
+// ends. It needs Debian's mariadb-server (mariadbd and mariadb-install-db);
+// without them the test is skipped, or fails under ATTESTLOG_STRICT=1.
 package mariadbtest
 
 import (
@@ -27,43 +27,91 @@ import (
 // Start starts MariaDB and returns the DSN of a new, empty database.
 func Start(t testing.TB) string {
 	t.Helper()
-	mariadbd := testenv.LookPath(t, "mariadbd")
+	return StartServer(t, Options{}).DSN
+}
+
+// Options place the server.
+type Options struct {
+	// Wrap runs mariadbd under this command line (e.g. ip netns exec NS).
+	Wrap []string
+	// Bind is the address to listen on (default 127.0.0.1); Port its
+	// port (default: a free one).
+	Bind string
+	Port int
+}
+
+// Server is a running MariaDB.
+type Server struct {
+	DSN      string // root@tcp(addr)/attestlog
+	t        testing.TB
+	mariadbd string
+	args     []string
+	o        Options
+	dir      string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	out      bytes.Buffer
+}
+
+// StartServer starts MariaDB as o says and creates the database
+// attestlog.
+func StartServer(t testing.TB, o Options) *Server {
+	t.Helper()
+	s := &Server{t: t, o: o, mariadbd: testenv.LookPath(t, "mariadbd")}
 	installDB := testenv.LookPath(t, "mariadb-install-db")
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
+	s.dir = t.TempDir()
+	data := filepath.Join(s.dir, "data")
 	args := []string{"--no-defaults", "--datadir=" + data, "--auth-root-authentication-method=normal", "--skip-test-db"}
+	root := false
 	if u, err := user.Current(); err == nil && u.Uid == "0" {
 		args = append(args, "--user=root")
+		root = true
 	}
 	if out, err := exec.Command(installDB, args...).CombinedOutput(); err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
-	port := freePort(t)
-	srvArgs := []string{"--no-defaults", "--datadir=" + data, "--socket=" + filepath.Join(dir, "sock"),
-		"--pid-file=" + filepath.Join(dir, "pid"), "--bind-address=127.0.0.1", fmt.Sprintf("--port=%d", port),
-		"--skip-grant-tables", "--skip-name-resolve", "--innodb-buffer-pool-size=64M", "--log-error=" + filepath.Join(dir, "error.log")}
-	if u, err := user.Current(); err == nil && u.Uid == "0" {
-		srvArgs = append(srvArgs, "--user=root")
+	if s.o.Bind == "" {
+		s.o.Bind = "127.0.0.1"
 	}
-	cmd := exec.Command(mariadbd, srvArgs...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	if s.o.Port == 0 {
+		s.o.Port = freePort(t)
+	}
+	s.args = []string{"--no-defaults", "--datadir=" + data, "--socket=" + filepath.Join(s.dir, "sock"),
+		"--pid-file=" + filepath.Join(s.dir, "pid"), "--bind-address=" + s.o.Bind, fmt.Sprintf("--port=%d", s.o.Port),
+		"--skip-grant-tables", "--skip-name-resolve", "--innodb-buffer-pool-size=64M", "--log-error=" + filepath.Join(s.dir, "error.log")}
+	if root {
+		s.args = append(s.args, "--user=root")
+	}
+	t.Cleanup(s.stop)
+	s.start()
+	addr := net.JoinHostPort(s.o.Bind, fmt.Sprint(s.o.Port))
+	db, err := sql.Open("mysql", "root@tcp("+addr+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(context.Background(), "CREATE DATABASE attestlog"); err != nil {
+		t.Fatal(err)
+	}
+	s.DSN = "root@tcp(" + addr + ")/attestlog"
+	return s
+}
+
+// start runs mariadbd on the data directory and waits until it answers.
+func (s *Server) start() {
+	t := s.t
+	t.Helper()
+	argv := append(append(append([]string{}, s.o.Wrap...), s.mariadbd), s.args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
+	s.out.Reset()
+	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // mariadbd shuts down on SIGTERM (SIGINT it ignores)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	root := fmt.Sprintf("root@tcp(127.0.0.1:%d)/", port)
-	db, err := sql.Open("mysql", root)
+	s.done = done
+	go func() { s.cmd.Wait(); close(done) }()
+	db, err := sql.Open("mysql", "root@tcp("+net.JoinHostPort(s.o.Bind, fmt.Sprint(s.o.Port))+")/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,17 +121,44 @@ func Start(t testing.TB) string {
 	for db.PingContext(ctx) != nil {
 		select {
 		case <-done:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("mariadbd exited: %s\n%s", out.String(), log)
+			log, _ := os.ReadFile(filepath.Join(s.dir, "error.log"))
+			t.Fatalf("mariadbd exited: %s\n%s", s.out.String(), log)
 		case <-ctx.Done():
 			t.Fatalf("mariadbd did not answer within a minute")
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if _, err := db.ExecContext(ctx, "CREATE DATABASE attestlog"); err != nil {
-		t.Fatal(err)
+}
+
+// Kill kills the server with SIGKILL (a crash: nothing is flushed but
+// what InnoDB already made durable) and waits for it to be gone.
+func (s *Server) Kill() {
+	s.cmd.Process.Kill()
+	<-s.done
+}
+
+// Restart starts the server again on the same data directory and port.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.start()
+}
+
+func (s *Server) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
 	}
-	return fmt.Sprintf("root@tcp(127.0.0.1:%d)/attestlog", port)
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM) // mariadbd shuts down on SIGTERM (SIGINT it ignores)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.done
+	}
 }
 
 func freePort(t testing.TB) int {

@@ -73,6 +73,34 @@ func Log(ctx context.Context, url string, pol *policy.Policy, want [][]byte) (*p
 	return cp, nil
 }
 
+// Entries reads every entry of tree from the log at url.
+func Entries(ctx context.Context, url string, tree tlog.Tree) ([][]byte, error) {
+	f, err := torchwood.NewTileFetcher(url)
+	if err != nil {
+		return nil, err
+	}
+	c, err := torchwood.NewClient(f)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for pass := 0; int64(len(out)) < tree.N && pass < 3; pass++ {
+		for idx, e := range c.Entries(ctx, tree, int64(len(out))) {
+			if idx != int64(len(out)) {
+				return nil, fmt.Errorf("torchwood yielded entry %d, want %d", idx, len(out))
+			}
+			out = append(out, bytes.Clone(e))
+		}
+		if err := c.Err(); err != nil {
+			return nil, fmt.Errorf("torchwood client: %w", err)
+		}
+	}
+	if int64(len(out)) != tree.N {
+		return nil, fmt.Errorf("read %d entries, the tree has %d", len(out), tree.N)
+	}
+	return out, nil
+}
+
 // Consistent checks that the tree of the log at url is consistent with
 // the older tree, with a proof built from the log's tiles by x/mod's tlog.
 func Consistent(ctx context.Context, url string, older, newer tlog.Tree) error {

@@ -3,6 +3,7 @@ package logserver
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -177,8 +178,32 @@ func (l *Log) handleTile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFound(err)
 	}
+	// Tessera's MySQL driver answers with the tile as it is now, which
+	// may have grown past the requested width; c2sp.org/tlog-tiles
+	// serves exactly p hashes.
+	if p > 0 && len(t) > int(p)*sha256.Size {
+		t = t[:int(p)*sha256.Size]
+	}
 	writeTile(w, t, p)
 	return nil
+}
+
+// truncateBundle returns the first p entries of an entry bundle (each a
+// big-endian uint16 length and the entry), or the bundle if it has no
+// more than p.
+func truncateBundle(b []byte, p int) ([]byte, error) {
+	off := 0
+	for range p {
+		if len(b)-off < 2 {
+			return b, nil
+		}
+		n := int(b[off])<<8 | int(b[off+1])
+		if len(b)-off-2 < n {
+			return nil, fmt.Errorf("entry bundle: an entry of %d bytes past the end", n)
+		}
+		off += 2 + n
+	}
+	return b[:off], nil
 }
 
 func (l *Log) handleEntries(w http.ResponseWriter, r *http.Request) error {
@@ -189,6 +214,13 @@ func (l *Log) handleEntries(w http.ResponseWriter, r *http.Request) error {
 	b, err := l.reader.ReadEntryBundle(r.Context(), idx, p)
 	if err != nil {
 		return notFound(err)
+	}
+	if p > 0 {
+		// As for hash tiles: exactly p entries, however many the
+		// storage has now.
+		if b, err = truncateBundle(b, int(p)); err != nil {
+			return err
+		}
 	}
 	writeTile(w, b, p)
 	return nil

@@ -1,6 +1,8 @@
 package logserver
 
 import (
+	"io"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -57,6 +59,36 @@ func TestMySQLStorage(t *testing.T) {
 	tl.verifyProof(t, p, entries[5])
 	if idx := tl.add(t, release(t, tl.operator, measurement(99))); idx != 20 {
 		t.Errorf("after restart, next index = %d, want 20", idx)
+	}
+	// A partial tile asked for at an older width is that width, though
+	// the tile in the database has grown (c2sp.org/tlog-tiles; Tessera's
+	// MySQL reader returns the whole row).
+	for _, tc := range []struct {
+		path string
+		want func([]byte) bool
+	}{
+		{"/tile/0/000.p/5", func(b []byte) bool { return len(b) == 5*32 }},
+		{"/tile/entries/000.p/5", func(b []byte) bool {
+			n := 0
+			for len(b) >= 2 {
+				l := int(b[0])<<8 | int(b[1])
+				if len(b) < 2+l {
+					return false
+				}
+				b, n = b[2+l:], n+1
+			}
+			return len(b) == 0 && n == 5
+		}},
+	} {
+		resp, err := http.Get(tl.url + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !tc.want(b) {
+			t.Errorf("GET %s = %d, %d bytes: not exactly what that width holds", tc.path, resp.StatusCode, len(b))
+		}
 	}
 }
 

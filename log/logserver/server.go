@@ -189,12 +189,18 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		if err == nil {
 			break
 		}
-		// Tessera's witness.ErrPolicyNotSatisfied is internal: match its text.
-		if !strings.Contains(err.Error(), "witness policy was not satisfied") || time.Now().After(deadline) {
+		// Tessera's witness.ErrPolicyNotSatisfied is internal: match its
+		// text. Frontends starting together on an empty database race to
+		// initialise the tree, and MySQL answers all but one with a
+		// deadlock (1213) or lock wait timeout (1205), which Tessera
+		// wraps as text: those are retried too.
+		msg := err.Error()
+		retry := strings.Contains(msg, "witness policy was not satisfied") || strings.Contains(msg, "Error 1213") || strings.Contains(msg, "Error 1205")
+		if !retry || time.Now().After(deadline) {
 			l.closeDB()
 			return nil, fmt.Errorf("starting Tessera: %w", err)
 		}
-		logger.Warn("waiting for the witness quorum to cosign the log's checkpoint before serving", "attempt", attempt, "err", err)
+		logger.Warn("retrying to start Tessera: waiting for the witness quorum to cosign the log's checkpoint, or for another frontend to initialise the database", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 			l.closeDB()

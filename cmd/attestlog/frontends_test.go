@@ -1,0 +1,431 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/internal/mariadbtest"
+	"github.com/attestlog/attestlog/internal/netnstest"
+	"github.com/attestlog/attestlog/internal/tlogcheck"
+	"github.com/attestlog/attestlog/log/api"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy"
+)
+
+// daemon is a long-running attestlog process of a test.
+type daemon struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDaemon starts cmd, stopped (SIGTERM, then SIGKILL) when the test
+// ends; its output is shown if the test fails.
+func startDaemon(t *testing.T, name string, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(20 * time.Second):
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+		if t.Failed() {
+			out := d.out.String()
+			if len(out) > 4000 {
+				out = "…" + out[len(out)-4000:]
+			}
+			t.Logf("%s output:\n%s", d.name, out)
+		}
+	})
+	return d
+}
+
+// kill is kill -9.
+func (d *daemon) kill() {
+	d.cmd.Process.Kill()
+	<-d.done
+}
+
+// waitHTTP waits until url answers 200.
+func waitHTTP(t *testing.T, d *daemon, url string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("%s exited: %s", d.name, d.out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer %s within 90 s (%v)", d.name, url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLogFrontendsOnMariaDB runs one log as three `attestlog log serve`
+// frontends on one MariaDB, each (and the witness) on a host of its own
+// (network namespaces), under writers spread over the frontends, and
+// kills one frontend and then the database with SIGKILL during the load.
+// Every acknowledged entry is in the tree, once; the tree is consistent
+// with every checkpoint any frontend served; writes go on through the
+// other frontends, also after the database comes back; a statement sent
+// to two frontends at once is appended once; the witness sees one stream.
+func TestLogFrontendsOnMariaDB(t *testing.T) {
+	hosts := netnstest.New(t, "db", "fe0", "fe1", "fe2", "wit")
+	dbHost, feHosts, witHost := hosts.Hosts[0], hosts.Hosts[1:4], hosts.Hosts[4]
+	db := mariadbtest.StartServer(t, mariadbtest.Options{Wrap: []string{"ip", "netns", "exec", dbHost.Name}, Bind: dbHost.IP, Port: 3306})
+
+	dir := t.TempDir()
+	const origin = "attestlog.test/frontends"
+	logKey, witKey := filepath.Join(dir, "log.key"), filepath.Join(dir, "witness.key")
+	if _, err := keyfile.Generate(keyfile.KindLog, origin, logKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keyfile.Generate(keyfile.KindWitness, "attestlog.test/witness", witKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	logVKey, err := keyfile.Public(keyfile.KindLog, logKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	witVKey, err := keyfile.Public(keyfile.KindWitness, witKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _ := statement.GenerateSigner(statement.AlgEd25519)
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	witURL := "http://" + witHost.IP + ":7380"
+	write("policy.txt", "operator acme "+op.Public().String()+"\n")
+	wpol := fmt.Sprintf("witness w %s %s\nquorum w\n", witVKey, witURL)
+	write("witnesses.txt", wpol)
+	clientPol, err := policy.Parse([]byte("log " + logVKey + "\n" + wpol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wcfg := write("witness.yaml", fmt.Sprintf("listen: %s:7380\nkey: witness.key\ndb: witness.db\nlogs:\n  - {origin: %s, vkey: %q}\n", witHost.IP, origin, logVKey))
+	wit := startDaemon(t, "witness", witHost.Command(binary, "witness", "serve", "--config", wcfg))
+	waitHTTP(t, wit, witURL+"/metrics")
+
+	var fes []*daemon
+	var urls []string
+	for i, h := range feHosts {
+		cfg := write(fmt.Sprintf("fe%d.yaml", i), fmt.Sprintf(`origin: %s
+listen: %s:8080
+key: log.key
+storage:
+  mysql: {dsn: %q}
+index: fe%d-index.db
+policy: policy.txt
+witness_policy: witnesses.txt
+checkpoint_interval: 1s
+batch_max_age: 20ms
+`, origin, h.IP, db.DSN, i))
+		fes = append(fes, startDaemon(t, fmt.Sprintf("frontend %d", i), h.Command(binary, "log", "serve", "--config", cfg)))
+		urls = append(urls, "http://"+h.IP+":8080")
+	}
+	for i, d := range fes {
+		waitHTTP(t, d, urls[i]+"/checkpoint")
+	}
+
+	// Checkpoints served by any frontend, verified (log signature and the
+	// witness's cosignature), kept to check the final tree against.
+	var (
+		cpMu sync.Mutex
+		seen = map[int64]tlog.Hash{}
+	)
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		for {
+			for _, u := range urls {
+				resp, err := http.Get(u + "/checkpoint")
+				if err != nil {
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					continue
+				}
+				cp, err := clientPol.VerifyCheckpoint(b)
+				if err != nil {
+					t.Errorf("frontend %s served a checkpoint that does not verify: %v", u, err)
+					continue
+				}
+				cpMu.Lock()
+				if h, ok := seen[cp.N]; ok && h != cp.Hash {
+					t.Errorf("two checkpoints of size %d with different roots", cp.N)
+				}
+				seen[cp.N] = cp.Hash
+				cpMu.Unlock()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	})
+
+	// Writers: each statement to one frontend, rotating; every 40th to
+	// two frontends at once. Nothing is retried: an answer other than 200
+	// acknowledges nothing.
+	type ack struct {
+		idx   uint64
+		entry []byte
+		fe    int
+		at    time.Time
+	}
+	var (
+		ackMu   sync.Mutex
+		acks    []ack
+		doubles [][2]api.AddResponse
+		seq     atomic.Int64
+		fails   atomic.Int64
+	)
+	hc := &http.Client{Timeout: 45 * time.Second}
+	post := func(fe int, body []byte) (api.AddResponse, bool) {
+		resp, err := hc.Post(urls[fe]+"/add", "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			fails.Add(1)
+			time.Sleep(50 * time.Millisecond) // a frontend that is down: as a load balancer would, look elsewhere for a while
+			return api.AddResponse{}, false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var r api.AddResponse
+		if resp.StatusCode != 200 || json.Unmarshal(b, &r) != nil {
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("frontend %d answered %d %s", fe, resp.StatusCode, b)
+			}
+			fails.Add(1)
+			return api.AddResponse{}, false
+		}
+		return r, true
+	}
+	newStatement := func() (body, entry []byte) {
+		n := seq.Add(1)
+		r := &statement.Release{
+			Version: fmt.Sprintf("1.0.%d", n), Time: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+			Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: fmt.Sprintf("%096x", n)}},
+			Source:       statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("a", 40)},
+			Recipe:       statement.Recipe{Argv: []string{"make"}},
+		}
+		p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: fmt.Sprintf("%064x", n)}}}, r)
+		if err != nil {
+			t.Error(err)
+			return nil, nil
+		}
+		body, _ = statement.Sign(p, op)
+		parsed, err := statement.ParseEntry(body)
+		if err != nil {
+			t.Error(err)
+			return nil, nil
+		}
+		entry, _ = parsed.Entry()
+		return body, entry
+	}
+	const writers = 24
+	for w := range writers {
+		bg.Go(func() {
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body, entry := newStatement()
+				fe := (w + k) % len(urls)
+				if (w*1000+k)%40 == 0 {
+					var rs [2]api.AddResponse
+					var oks [2]bool
+					var wg sync.WaitGroup
+					for j := range 2 {
+						wg.Go(func() { rs[j], oks[j] = post((fe+j)%len(urls), body) })
+					}
+					wg.Wait()
+					ackMu.Lock()
+					for j := range 2 {
+						if oks[j] {
+							acks = append(acks, ack{rs[j].Index, entry, (fe + j) % len(urls), time.Now()})
+						}
+					}
+					if oks[0] && oks[1] {
+						doubles = append(doubles, rs)
+					}
+					ackMu.Unlock()
+					continue
+				}
+				if r, ok := post(fe, body); ok {
+					ackMu.Lock()
+					acks = append(acks, ack{r.Index, entry, fe, time.Now()})
+					ackMu.Unlock()
+				}
+			}
+		})
+	}
+
+	time.Sleep(3 * time.Second)
+	fes[1].kill()
+	t.Log("killed frontend 1")
+	time.Sleep(3 * time.Second)
+	db.Kill()
+	t.Log("killed the database")
+	time.Sleep(2 * time.Second)
+	db.Restart()
+	restarted := time.Now()
+	t.Log("restarted the database")
+	time.Sleep(6 * time.Second)
+	close(stop)
+	bg.Wait()
+
+	// Writes went on: through the surviving frontends, also after the
+	// database came back.
+	ackMu.Lock()
+	defer ackMu.Unlock()
+	after := map[int]int{}
+	var maxIdx uint64
+	for _, a := range acks {
+		maxIdx = max(maxIdx, a.idx)
+		if a.at.After(restarted) {
+			after[a.fe]++
+		}
+	}
+	t.Logf("%d statements acknowledged (%d not), %d after the database restart %v, %d sent to two frontends at once", len(acks), fails.Load(), after[0]+after[2], after, len(doubles))
+	if after[0] == 0 || after[2] == 0 || after[1] != 0 {
+		t.Errorf("acknowledgements after the database restart by frontend: %v; want some from 0 and 2 and none from the killed 1", after)
+	}
+	for _, d := range doubles {
+		if d[0].Index != d[1].Index || d[0].Duplicate == d[1].Duplicate {
+			t.Errorf("a statement sent to two frontends at once: %+v and %+v, want one index, one duplicate", d[0], d[1])
+		}
+	}
+	if len(doubles) == 0 {
+		t.Error("no statement was acknowledged by two frontends at once")
+	}
+
+	// A published checkpoint covers every acknowledged entry.
+	var final *policy.Checkpoint
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if cp, err := tlogcheck.Log(t.Context(), urls[0], clientPol, nil); err == nil && uint64(cp.N) > maxIdx {
+			final = cp
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint covers entry %d within 30 s (%v, %v)", maxIdx, cp, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	tree := tlog.Tree{N: final.N, Hash: final.Hash}
+	entries, err := tlogcheck.Entries(t.Context(), urls[2], tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acks {
+		if !bytes.Equal(entries[a.idx], a.entry) {
+			t.Fatalf("acknowledged entry %d is not in the tree as submitted", a.idx)
+		}
+	}
+	count := map[[32]byte]int{}
+	for _, e := range entries {
+		if statement.IsIndexCheckpoint(e) {
+			continue
+		}
+		count[sha256.Sum256(e)]++
+	}
+	for h, n := range count {
+		if n > 1 {
+			t.Errorf("an entry (sha256 %x…) is in the tree %d times", h[:6], n)
+		}
+	}
+	cpMu.Lock()
+	for n, h := range seen {
+		if n > final.N {
+			t.Errorf("a checkpoint of size %d was served, larger than the final %d", n, final.N)
+			continue
+		}
+		if n == 0 {
+			continue // the empty tree: a prefix of every tree
+		}
+		if err := tlogcheck.Consistent(t.Context(), urls[0], tlog.Tree{N: n, Hash: h}, tree); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("the tree of %d entries is consistent with all %d checkpoints served", final.N, len(seen))
+	cpMu.Unlock()
+
+	// The witness saw one stream: checkpoints from the three frontends,
+	// each extending the last, with no conflicts about the old size.
+	resp, err := http.Get(witURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	codes := map[string]int{}
+	for _, m := range regexp.MustCompile(`attestlog_witness_requests_total\{code="(\d+)",endpoint="add-checkpoint"\} (\d+)`).FindAllStringSubmatch(string(mb), -1) {
+		codes[m[1]], _ = strconv.Atoi(m[2])
+	}
+	t.Logf("witness add-checkpoint answers by code: %v", codes)
+	if codes["200"] < 5 || codes["409"] > 2 {
+		t.Errorf("witness add-checkpoint answers %v: want a stream of cosignatures with at most 2 conflicts (database restart)", codes)
+	}
+}

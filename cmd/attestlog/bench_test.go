@@ -22,29 +22,45 @@ func TestBenchAppend(t *testing.T) {
 	u := startUp(t, dir, "--auditor=false")
 	before := treeSize(t, u.info.URL)
 	out := runCmd(t, "bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key,
-		"--writers", "8", "--duration", "2s", "--entries", "400", "--baseline", "tessera,floor")
-	line := regexp.MustCompile(`(?m)^(attestlog|tessera|floor) +(\d+) entries in .* \((\d+) errors`)
+		"--sweep", "4,8", "--duration", "2s", "--entries", "800", "--baseline", "tessera,floor,rekor", "--proof-latency",
+		"--rekor-checkpoint-interval", "200ms")
+	line := regexp.MustCompile(`(?m)^(attestlog|tessera|floor|rekor-v2) +(\d+) entries in .* \((\d+) errors.*\((\d+) writers\)$`)
 	got := map[string]int{}
+	runs := map[string]int{}
 	for _, m := range line.FindAllStringSubmatch(out, -1) {
 		n, _ := strconv.Atoi(m[2])
 		if m[3] != "0" {
 			t.Errorf("%s run had %s errors:\n%s", m[1], m[3], out)
 		}
-		got[m[1]] = n
+		if n <= 0 {
+			t.Errorf("%s run at %s writers sent nothing:\n%s", m[1], m[4], out)
+		}
+		got[m[1]] += n
+		runs[m[1]]++
 	}
-	for _, name := range []string{"attestlog", "tessera", "floor"} {
-		if got[name] <= 0 || got[name] > 400 {
-			t.Errorf("%s run sent %d entries, want 1..400:\n%s", name, got[name], out)
+	for _, name := range []string{"attestlog", "tessera", "floor", "rekor-v2"} {
+		if runs[name] != 2 {
+			t.Errorf("%s: %d runs, want one per writer count of the sweep:\n%s", name, runs[name], out)
 		}
-		if !strings.Contains(out, "ratio      attestlog/"+name) && name != "attestlog" {
-			t.Errorf("no ratio to %s:\n%s", name, out)
+		if name == "attestlog" {
+			continue
 		}
+		b := strings.TrimSuffix(name, "-v2")
+		if !strings.Contains(out, "ratio      attestlog/"+b+" throughput at 8 writers") || !strings.Contains(out, "ratio      attestlog/"+b+" throughput at each one's saturation") {
+			t.Errorf("no ratios to %s:\n%s", name, out)
+		}
+	}
+	if got["attestlog"] > 800 {
+		t.Errorf("the log got %d entries of 800: the sweep's runs sent some twice", got["attestlog"])
+	}
+	if m := regexp.MustCompile(`attestlog +POST to witnessed proof, (\d+) sampled entries: p50 \S+ +p99 \S+ +\(0 errors\)`).FindAllStringSubmatch(out, -1); len(m) != 2 {
+		t.Errorf("want a proof latency line per run:\n%s", out)
 	}
 	// Every acknowledged entry is in the log (the bench waited for the
 	// index to reach the last one, so the tree covers it).
 	waitFor(t, func() bool { return treeSize(t, u.info.URL) >= before+uint64(got["attestlog"]) }, "the tree to cover the bench's entries")
 
-	if _, stderr, err := tryCmd(t, "bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key, "--baseline", "nginx"); err == nil || !strings.Contains(stderr, "the baselines are tessera and floor") {
+	if _, stderr, err := tryCmd(t, "bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key, "--baseline", "nginx"); err == nil || !strings.Contains(stderr, "the baselines are tessera, floor and rekor") {
 		t.Errorf("--baseline nginx: err %v, stderr %q", err, stderr)
 	}
 }

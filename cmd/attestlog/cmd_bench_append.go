@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +28,7 @@ import (
 	"github.com/attestlog/attestlog/log/loadtest"
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/witness/driver"
 )
 
 func init() {
@@ -32,13 +36,17 @@ func init() {
 }
 
 func runBenchAppend(args []string) error {
-	fs := newFlagSet("bench append", "--log URL --key operator.key [--writers N] [--duration D] [--entries N] [--baseline tessera]")
+	fs := newFlagSet("bench append", "--log URL --key operator.key [--writers N | --sweep N,N,…] [--duration D] [--entries N] [--baseline tessera,floor,rekor] [--proof-latency]")
 	logURL := fs.String("log", "", "URL of the log to load (e.g. the one 'attestlog up' runs)")
 	keyPath := fs.String("key", "", "operator key the log trusts (e.g. attestlog-data/operator.key)")
 	writers := fs.Int("writers", 256, "concurrent writers")
+	sweep := fs.String("sweep", "", "`LIST` of writer counts to run each system at in turn (e.g. 256,1024,4096,8192), instead of --writers; the highest rate of each is its saturation")
 	duration := fs.Duration("duration", 10*time.Second, "length of each run")
-	nEntries := fs.Int("entries", 60000, "releases to sign before the runs (about 6 KB each in memory); the log gets each once, in order, until --duration ends; the baselines, which do not detect duplicates, get the same ones, cycling through them")
-	baseline := fs.String("baseline", "", "`LIST` of baselines to run after the log, on the same entries, printing the ratio to each: \"tessera\" (a bare Tessera POSIX appender in this process) and/or \"floor\" (HTTP + envelope decode + one signature check + bare Tessera), e.g. tessera,floor")
+	nEntries := fs.Int("entries", 60000, "releases to sign before the runs (about 6 KB each in memory); the log gets each once, in order, across all its runs; the baselines get the same ones, cycling through them")
+	baseline := fs.String("baseline", "", "`LIST` of baselines to run after the log, on the same entries, printing the ratio to each: \"tessera\" (a bare Tessera POSIX appender in this process), \"floor\" (HTTP + envelope decode + one signature check + bare Tessera), \"rekor\" (Rekor v2's POSIX server, each entry's SHA-512 as a hashedrekord with an Ed25519ph signature made beforehand), e.g. tessera,floor,rekor")
+	rekorBin := fs.String("rekor", "", "rekor-server binary for --baseline rekor (default: built with go build "+loadtest.RekorPkg+" from this module)")
+	rekorInterval := fs.Duration("rekor-checkpoint-interval", time.Second, "Rekor's checkpoint interval (it answers a write once a checkpoint covers it)")
+	proofLatency := fs.Bool("proof-latency", false, "also measure, for every 20th acknowledged entry, the time from the POST to a witnessed inclusion proof (as publish --wait gets it); Rekor answers with its proof, so its latency to a proof is its latency to the acknowledgement")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this (client) process's load run against the log to `FILE`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -48,11 +56,23 @@ func runBenchAppend(args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	counts := []int{*writers}
+	if *sweep != "" {
+		counts = nil
+		for f := range strings.SplitSeq(*sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 || n > 65536 {
+				fmt.Fprintf(fs.Output(), "--sweep %q: want writer counts from 1 to 65536\n", *sweep)
+				return errUsage
+			}
+			counts = append(counts, n)
+		}
+	}
 	var baselines []string
 	if *baseline != "" {
 		for b := range strings.SplitSeq(*baseline, ",") {
-			if b != "tessera" && b != "floor" {
-				fmt.Fprintf(fs.Output(), "--baseline %q: the baselines are tessera and floor\n", b)
+			if b != "tessera" && b != "floor" && b != "rekor" {
+				fmt.Fprintf(fs.Output(), "--baseline %q: the baselines are tessera, floor and rekor\n", b)
 				return errUsage
 			}
 			baselines = append(baselines, b)
@@ -65,7 +85,8 @@ func runBenchAppend(args []string) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *writers, MaxConnsPerHost: *writers}, Timeout: time.Minute}
+	maxW := slices.Max(counts)
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: maxW, MaxConnsPerHost: maxW}, Timeout: time.Minute}
 	c, err := client.New(*logURL, hc)
 	if err != nil {
 		return err
@@ -79,8 +100,6 @@ func runBenchAppend(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "loading %s with %d writers for %v…\n", *logURL, *writers, *duration)
-	var maxIdx atomic.Uint64
 	if *cpuProfile != "" {
 		pf, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -91,18 +110,37 @@ func runBenchAppend(args []string) error {
 			return err
 		}
 	}
-	ours := loadtest.Run(ctx, "attestlog", *writers, *duration, entries, false, func(ctx context.Context, e []byte) error {
-		r, err := c.Add(ctx, e)
-		if err == nil {
-			for old := maxIdx.Load(); r.Index > old && !maxIdx.CompareAndSwap(old, r.Index); old = maxIdx.Load() {
-			}
+	var maxIdx atomic.Uint64
+	ours := map[int]loadtest.Result{}
+	used := 0
+	for _, w := range counts {
+		if used >= len(entries) {
+			return fmt.Errorf("the log has had all %d entries; give more with --entries", len(entries))
 		}
-		return err
-	})
+		fmt.Fprintf(stderr, "loading %s with %d writers for %v…\n", *logURL, w, *duration)
+		var proofs proofLatencies
+		res := loadtest.Run(ctx, "attestlog", w, *duration, entries[used:], false, func(ctx context.Context, e []byte) error {
+			t0 := time.Now()
+			r, err := c.Add(ctx, e)
+			if err == nil {
+				for old := maxIdx.Load(); r.Index > old && !maxIdx.CompareAndSwap(old, r.Index); old = maxIdx.Load() {
+				}
+				if *proofLatency && r.Index%20 == 0 {
+					proofs.wait(c, r.Index, t0)
+				}
+			}
+			return err
+		})
+		used += res.Sent
+		ours[w] = res
+		fmt.Printf("%s  (%d writers)\n", res, w)
+		if *proofLatency {
+			fmt.Println(proofs.summary("attestlog"))
+		}
+	}
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	fmt.Println(ours)
 	if len(baselines) == 0 {
 		return nil
 	}
@@ -124,21 +162,126 @@ func runBenchAppend(args []string) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		var res loadtest.Result
+		var run func(w int) (loadtest.Result, error)
 		switch b {
 		case "tessera":
-			res, err = runTesseraBaseline(ctx, dir, *writers, *duration, entries)
+			run = func(w int) (loadtest.Result, error) {
+				d, err := os.MkdirTemp(dir, "run-")
+				if err != nil {
+					return loadtest.Result{}, err
+				}
+				return runTesseraBaseline(ctx, d, w, *duration, entries)
+			}
 		case "floor":
-			res, err = runFloorBaseline(ctx, dir, *writers, *duration, entries, signer.Public(), hc)
+			run = func(w int) (loadtest.Result, error) {
+				d, err := os.MkdirTemp(dir, "run-")
+				if err != nil {
+					return loadtest.Result{}, err
+				}
+				return runFloorBaseline(ctx, d, w, *duration, entries, signer.Public(), hc)
+			}
+		case "rekor":
+			rr, stop, err := startRekorBaseline(ctx, dir, *rekorBin, *rekorInterval, *duration, entries)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			run = rr
 		}
-		if err != nil {
-			return err
+		var best, bestOurs loadtest.Result
+		for i, w := range counts {
+			res, err := run(w)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s  (%d writers)\n", res, w)
+			o := ours[w]
+			fmt.Printf("ratio      attestlog/%s throughput at %d writers = %.2f×  (p50 %v vs %v, p99 %v vs %v)\n",
+				b, w, o.Rate()/res.Rate(), o.P50.Round(time.Microsecond), res.P50.Round(time.Microsecond), o.P99.Round(time.Microsecond), res.P99.Round(time.Microsecond))
+			if i == 0 || res.Rate() > best.Rate() {
+				best = res
+			}
+			if i == 0 || o.Rate() > bestOurs.Rate() {
+				bestOurs = o
+			}
 		}
-		fmt.Println(res)
-		fmt.Printf("ratio      attestlog/%s throughput = %.2f×  (p99 %v vs %v)\n",
-			b, ours.Rate()/res.Rate(), ours.P99.Round(time.Microsecond), res.P99.Round(time.Microsecond))
+		if len(counts) > 1 {
+			fmt.Printf("ratio      attestlog/%s throughput at each one's saturation = %.2f×  (%.1f vs %.1f entries/s)\n", b, bestOurs.Rate()/best.Rate(), bestOurs.Rate(), best.Rate())
+		}
 	}
 	return nil
+}
+
+// startRekorBaseline builds (unless bin names one) and starts Rekor v2's
+// POSIX server, signs a hashedrekord request for each entry, and returns
+// a run at a writer count; successive runs send requests not sent before
+// (cycling once all were).
+func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.Duration, entries [][]byte) (func(int) (loadtest.Result, error), func(), error) {
+	if bin == "" {
+		fmt.Fprintf(stderr, "building %s…\n", loadtest.RekorPkg)
+		var err error
+		if bin, err = driver.BuildPeer(ctx, dir, loadtest.RekorPkg); err != nil {
+			return nil, nil, fmt.Errorf("--baseline rekor: %w (or name a binary with --rekor)", err)
+		}
+	}
+	fmt.Fprintf(stderr, "signing %d hashedrekord requests (Ed25519ph over each entry's SHA-512)…\n", len(entries))
+	reqs, err := loadtest.RekorRequests(entries)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := loadtest.StartRekor(ctx, bin, dir, interval)
+	if err != nil {
+		return nil, nil, err
+	}
+	used := 0
+	run := func(w int) (loadtest.Result, error) {
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: w, MaxConnsPerHost: w}, Timeout: time.Minute}
+		fmt.Fprintf(stderr, "loading Rekor v2 (POSIX, checkpoint interval %v) with %d writers for %v…\n", interval, w, d)
+		rest := reqs[used%len(reqs):]
+		res := loadtest.Run(ctx, "rekor-v2", w, d, rest, true, func(ctx context.Context, q []byte) error {
+			return r.Add(ctx, hc, q)
+		})
+		used += res.Sent
+		return res, nil
+	}
+	return run, r.Close, nil
+}
+// proofLatencies measures, for sampled entries, the time from the POST to
+// a witnessed inclusion proof.
+type proofLatencies struct {
+	mu   sync.Mutex
+	wg   sync.WaitGroup
+	lats []time.Duration
+	errs int
+}
+
+// wait waits in the background for entry idx's proof, posted at t0.
+func (p *proofLatencies) wait(c *client.Client, idx uint64, t0 time.Time) {
+	p.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _, err := c.WaitProof(ctx, idx)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err != nil {
+			p.errs++
+			return
+		}
+		p.lats = append(p.lats, time.Since(t0))
+	})
+}
+
+// summary waits for every sampled proof and describes their latencies.
+func (p *proofLatencies) summary(name string) string {
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.lats) == 0 {
+		return fmt.Sprintf("%-10s no witnessed proof measured (%d errors)", name, p.errs)
+	}
+	slices.Sort(p.lats)
+	return fmt.Sprintf("%-10s POST to witnessed proof, %d sampled entries: p50 %v  p99 %v  (%d errors)", name, len(p.lats),
+		p.lats[len(p.lats)/2].Round(time.Millisecond), p.lats[min(len(p.lats)*99/100, len(p.lats)-1)].Round(time.Millisecond), p.errs)
 }
 
 // newBareAppender returns a Tessera POSIX appender in dir with the log

@@ -123,6 +123,9 @@ type Result struct {
 	Bytes    int64
 	// RanOut is set when every entry was sent before the duration ended.
 	RanOut bool
+	// Sent is how many of the entries were handed to add (answered or
+	// not): a next run on the same target starts after them.
+	Sent int
 }
 
 // Rate is entries per second.
@@ -193,7 +196,7 @@ func Run(ctx context.Context, name string, writers int, d time.Duration, entries
 		}()
 	}
 	wg.Wait()
-	res := Result{Name: name, Entries: len(lats), Errors: errs, Duration: time.Since(start), Bytes: nbytes, RanOut: ranOut.Load()}
+	res := Result{Name: name, Entries: len(lats), Errors: errs, Duration: time.Since(start), Bytes: nbytes, RanOut: ranOut.Load(), Sent: min(int(next.Load()), len(entries))}
 	slices.Sort(lats)
 	if len(lats) > 0 {
 		res.P50 = lats[len(lats)*50/100]

@@ -246,6 +246,7 @@ func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.D
 	}
 	return run, r.Close, nil
 }
+
 // proofLatencies measures, for sampled entries, the time from the POST to
 // a witnessed inclusion proof.
 type proofLatencies struct {

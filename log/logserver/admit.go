@@ -79,9 +79,10 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 			return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
 		}
 	}
-	if !dup && len(l.pending) >= int(l.cfg.Pushback) {
+	if !dup && (l.inflight >= int(l.cfg.Pushback) || len(l.pending) >= backlogFactor*int(l.cfg.Pushback)) {
 		// Tessera's POSIX and MySQL drivers do not push back themselves;
-		// bound what waits for integration and indexing here.
+		// bound what waits for integration here, and (much more loosely)
+		// what waits for the indexer after it.
 		l.pendingMu.Unlock()
 		l.metrics.pushback.Inc()
 		return Result{Kind: p.Kind}, fmt.Errorf("%w: %d entries are waiting to be integrated; retry shortly", tessera.ErrPushback, l.cfg.Pushback)
@@ -89,6 +90,7 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	if !dup {
 		pa = &pendingAdd{done: make(chan struct{})}
 		l.pending[p.PayloadHash] = pa
+		l.inflight++
 		// Hand the parsed statement to the indexer, which would otherwise
 		// parse the entry again.
 		l.parsed[entryHash] = p
@@ -104,6 +106,15 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	} else {
 		pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
 		close(pa.done)
+		l.pendingMu.Lock()
+		l.inflight--
+		l.pendingMu.Unlock()
+		// Wake the follower: the sooner the entry is indexed, the
+		// sooner it leaves pending.
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 	i, err := pa.idx, pa.err
 	if err != nil {

@@ -59,9 +59,20 @@ func (l *Log) follow(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-l.wake:
+			// Let a batch of appends finish together.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(indexWakeDelay):
+			}
 		}
 	}
 }
+
+// indexWakeDelay is how long the follower waits after an append finished
+// before indexing, so that one pass takes a whole batch.
+const indexWakeDelay = 20 * time.Millisecond
 
 // indexOnce indexes every integrated entry not yet in the index.
 func (l *Log) indexOnce(ctx context.Context) error {

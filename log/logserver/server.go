@@ -59,6 +59,12 @@ type Log struct {
 	pendingMu sync.Mutex
 	pending   map[[32]byte]*pendingAdd
 	indexGen  uint64 // advanced under pendingMu each time entries leave pending
+	// inflight counts the appends in progress (under pendingMu): what
+	// pushback bounds. Entries appended but not yet indexed stay in
+	// pending, bounded by backlogFactor times as much.
+	inflight int
+	// wake tells the follower that an append finished.
+	wake chan struct{}
 	// parsed maps the SHA-256 of entries in pending to their parse.
 	parsed map[[32]byte]*statement.Parsed
 
@@ -79,6 +85,10 @@ type Log struct {
 	closeOnce     sync.Once
 	closeErr      error
 }
+
+// backlogFactor bounds the entries appended but not yet indexed, as a
+// multiple of the pushback limit (the indexer is far behind beyond it).
+const backlogFactor = 8
 
 // startupWitnessWait bounds how long Open waits for the witness quorum to
 // cosign the checkpoint Tessera publishes when it starts.
@@ -127,6 +137,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		pending: map[[32]byte]*pendingAdd{},
 		parsed:  map[[32]byte]*statement.Parsed{},
 		indexed: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
 		vidx:    &vindexState{b: vindex.NewBuilder(), signer: signer},

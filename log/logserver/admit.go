@@ -71,6 +71,29 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 		return Result{}, err
 	}
 	entryHash := sha256.Sum256(entry)
+	// A slot for the append: wait a while for one rather than answer 503
+	// at once (the client would then wait a whole Retry-After).
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(pushbackWait)
+		select {
+		case l.slots <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			l.metrics.pushback.Inc()
+			return Result{Kind: p.Kind}, fmt.Errorf("%w: %d entries are waiting to be integrated; retry shortly", tessera.ErrPushback, l.cfg.Pushback)
+		case <-ctx.Done():
+			t.Stop()
+			return Result{Kind: p.Kind}, ctx.Err()
+		}
+	}
+	slot := true
+	defer func() {
+		if slot {
+			<-l.slots
+		}
+	}()
 	l.pendingMu.Lock()
 	pa, dup := l.pending[p.PayloadHash]
 	if !dup && l.indexGen != gen {
@@ -79,7 +102,7 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 			return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
 		}
 	}
-	if !dup && (l.inflight >= int(l.cfg.Pushback) || len(l.pending) >= backlogFactor*int(l.cfg.Pushback)) {
+	if !dup && len(l.pending) >= backlogFactor*int(l.cfg.Pushback) {
 		// Tessera's POSIX and MySQL drivers do not push back themselves;
 		// bound what waits for integration here, and (much more loosely)
 		// what waits for the indexer after it.
@@ -90,7 +113,6 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	if !dup {
 		pa = &pendingAdd{done: make(chan struct{})}
 		l.pending[p.PayloadHash] = pa
-		l.inflight++
 		// Hand the parsed statement to the indexer, which would otherwise
 		// parse the entry again.
 		l.parsed[entryHash] = p
@@ -106,9 +128,8 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	} else {
 		pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
 		close(pa.done)
-		l.pendingMu.Lock()
-		l.inflight--
-		l.pendingMu.Unlock()
+		<-l.slots
+		slot = false
 		// Wake the follower: the sooner the entry is indexed, the
 		// sooner it leaves pending.
 		select {
@@ -295,8 +316,15 @@ func (l *Log) checkNotRevoked(ctx context.Context, p *statement.Parsed) error {
 		return nil
 	}
 	v := l.vidx
+	key := vindex.Key(raw)
+	v.revokedMu.RLock()
+	revoked := v.revoked[key]
+	v.revokedMu.RUnlock()
+	if !revoked {
+		return nil
+	}
 	v.mu.Lock()
-	items := v.b.Map().Get(vindex.Key(raw))
+	items := v.b.Map().Get(key)
 	v.mu.Unlock()
 	var revs []string
 	for _, it := range items {

@@ -59,10 +59,10 @@ type Log struct {
 	pendingMu sync.Mutex
 	pending   map[[32]byte]*pendingAdd
 	indexGen  uint64 // advanced under pendingMu each time entries leave pending
-	// inflight counts the appends in progress (under pendingMu): what
+	// slots bounds the appends in progress (Pushback of them): what
 	// pushback bounds. Entries appended but not yet indexed stay in
 	// pending, bounded by backlogFactor times as much.
-	inflight int
+	slots chan struct{}
 	// wake tells the follower that an append finished.
 	wake chan struct{}
 	// parsed maps the SHA-256 of entries in pending to their parse.
@@ -85,6 +85,10 @@ type Log struct {
 	closeOnce     sync.Once
 	closeErr      error
 }
+
+// pushbackWait is how long a statement waits for an append slot before
+// POST /add answers 503.
+const pushbackWait = time.Second
 
 // backlogFactor bounds the entries appended but not yet indexed, as a
 // multiple of the pushback limit (the indexer is far behind beyond it).
@@ -138,6 +142,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		parsed:  map[[32]byte]*statement.Parsed{},
 		indexed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
+		slots:   make(chan struct{}, cfg.Pushback),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
 		vidx:    &vindexState{b: vindex.NewBuilder(), signer: signer},

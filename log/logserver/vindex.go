@@ -51,6 +51,12 @@ type vindexState struct {
 	// where another frontend may be the one that commits.
 	recent     map[uint64]*vindex.Map
 	keepRecent bool
+	// revoked are the keys with a revocation among their items: admission
+	// asks it for every release without waiting for mu, which the
+	// follower holds while it maps (revocations are rare; this is the
+	// same answer as scanning the map's items for one).
+	revokedMu sync.RWMutex
+	revoked   map[[32]byte]bool
 	// lockConn holds the MySQL named lock of the frontend that signs
 	// index checkpoints (nil when this one does not hold it).
 	lockConn *sql.Conn
@@ -164,7 +170,17 @@ func (l *Log) mapEntry(idx uint64, entry []byte, p *statement.Parsed, replaying 
 	} else {
 		v.contentEnd = idx + 1
 	}
-	v.b.AddParsed(idx, entry, p)
+	keys, _ := v.b.AddParsed(idx, entry, p)
+	if p != nil && p.Kind == statement.KindRevocation && len(keys) > 0 {
+		v.revokedMu.Lock()
+		if v.revoked == nil {
+			v.revoked = map[[32]byte]bool{}
+		}
+		for _, k := range keys {
+			v.revoked[k] = true
+		}
+		v.revokedMu.Unlock()
+	}
 	if replaying || v.keepRecent {
 		if v.recent == nil {
 			v.recent = map[uint64]*vindex.Map{}

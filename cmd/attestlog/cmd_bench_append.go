@@ -111,9 +111,26 @@ func runBenchAppend(args []string) error {
 		}
 	}
 	var maxIdx atomic.Uint64
+	// settle waits until the log has indexed what it acknowledged, so
+	// that a next run starts on a log that has caught up.
+	settle := func() {
+		if maxIdx.Load() == 0 {
+			return
+		}
+		fmt.Fprintf(stderr, "waiting for the log to index entry %d…\n", maxIdx.Load())
+		wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer wcancel()
+		for {
+			if _, err := c.Entry(wctx, maxIdx.Load()); err == nil || wctx.Err() != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	ours := map[int]loadtest.Result{}
 	used := 0
 	for _, w := range counts {
+		settle()
 		if used >= len(entries) {
 			return fmt.Errorf("the log has had all %d entries; give more with --entries", len(entries))
 		}
@@ -144,17 +161,13 @@ func runBenchAppend(args []string) error {
 	if len(baselines) == 0 {
 		return nil
 	}
+	// The log's connections are not needed any more (file descriptors:
+	// a run at 8,192 writers holds as many).
+	defer hc.CloseIdleConnections()
 	// Let the log finish integrating and indexing what it acknowledged
 	// before the baseline runs on the same cores.
-	fmt.Fprintf(stderr, "waiting for the log to index entry %d…\n", maxIdx.Load())
-	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
-	for {
-		if _, err := c.Entry(wctx, maxIdx.Load()); err == nil || wctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	wcancel()
+	settle()
+	hc.CloseIdleConnections()
 
 	for _, b := range baselines {
 		dir, err := os.MkdirTemp("", "attestlog-bench-"+b+"-")
@@ -178,7 +191,12 @@ func runBenchAppend(args []string) error {
 				if err != nil {
 					return loadtest.Result{}, err
 				}
-				return runFloorBaseline(ctx, d, w, *duration, entries, signer.Public(), hc)
+				// Connections of its own, closed after the run: the floor
+				// serves in this process, so a run holds two descriptors
+				// per writer.
+				fhc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: w, MaxConnsPerHost: w}, Timeout: time.Minute}
+				defer fhc.CloseIdleConnections()
+				return runFloorBaseline(ctx, d, w, *duration, entries, signer.Public(), fhc)
 			}
 		case "rekor":
 			rr, stop, err := startRekorBaseline(ctx, dir, *rekorBin, *rekorInterval, *duration, entries)
@@ -242,6 +260,7 @@ func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.D
 			return r.Add(ctx, hc, q)
 		})
 		used += res.Sent
+		hc.CloseIdleConnections()
 		return res, nil
 	}
 	return run, r.Close, nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -106,11 +105,7 @@ func runVerify(args []string) error {
 // and returns exit status 1 when a check failed.
 func printVerdict(vd *verify.Verdict, asJSON bool, ok string) error {
 	if asJSON {
-		b, _ := json.MarshalIndent(struct {
-			OK bool `json:"ok"`
-			*verify.Verdict
-		}{vd.OK(), vd}, "", "  ")
-		fmt.Println(string(b))
+		fmt.Println(string(vd.JSON()))
 	} else {
 		fmt.Print(vd.Checks.String())
 		if vd.OK() {

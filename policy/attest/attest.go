@@ -25,8 +25,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-sev-guest/verify/trust"
@@ -65,6 +68,7 @@ type crlFile struct {
 
 type options struct {
 	baseDir string
+	fsys    fs.FS
 	now     func() time.Time
 }
 
@@ -74,6 +78,12 @@ type Option func(*options)
 // WithBaseDir resolves the relative file names of the policy (trust-root,
 // crl, tdx-collateral) against dir, normally the policy file's directory.
 func WithBaseDir(dir string) Option { return func(o *options) { o.baseDir = dir } }
+
+// WithFS reads the policy's files (trust-root, crl, tdx-collateral) from
+// fsys, by the names the policy gives (slash-separated, relative), instead
+// of from the file system: for a verifier with no file system (the
+// WebAssembly client) or with the files in memory.
+func WithFS(fsys fs.FS) Option { return func(o *options) { o.fsys = fsys } }
 
 // WithTime verifies certificates, CRLs and collateral as of t instead of
 // the current time (for saved evidence and tests).
@@ -90,18 +100,27 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	path := func(p string) string {
+	resolve := func(p string) string {
+		if o.fsys != nil {
+			return path.Clean(strings.TrimPrefix(p, "./"))
+		}
 		if filepath.IsAbs(p) || o.baseDir == "" {
 			return p
 		}
 		return filepath.Join(o.baseDir, p)
+	}
+	readFile := func(p string) ([]byte, error) {
+		if o.fsys != nil {
+			return fs.ReadFile(o.fsys, p)
+		}
+		return os.ReadFile(p)
 	}
 	v := &Verifier{pol: ap, now: o.now, snpRoots: embeddedSNPRoots(), tdxRoots: x509.NewCertPool()}
 	if !v.tdxRoots.AppendCertsFromPEM(intelSGXRootCA) {
 		return nil, errors.New("internal error: embedded Intel SGX root does not parse")
 	}
 	for _, r := range ap.TrustRoots {
-		b, err := os.ReadFile(path(r.File))
+		b, err := readFile(resolve(r.File))
 		if err != nil {
 			return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
 		}
@@ -130,7 +149,7 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 		}
 	}
 	for _, p := range ap.CRLs {
-		b, err := os.ReadFile(path(p))
+		b, err := readFile(resolve(p))
 		if err != nil {
 			return nil, fmt.Errorf("crl %s: %w", p, err)
 		}
@@ -144,7 +163,7 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 		v.crls = append(v.crls, &crlFile{path: p, crl: crl})
 	}
 	if ap.TDXCollateral != "" {
-		c, err := loadCollateral(path(ap.TDXCollateral))
+		c, err := loadCollateral(readFile, resolve(ap.TDXCollateral))
 		if err != nil {
 			return nil, fmt.Errorf("tdx-collateral %s: %w", ap.TDXCollateral, err)
 		}

@@ -229,10 +229,10 @@ type collateral struct {
 	revocation bool
 }
 
-func loadCollateral(dir string) (*collateral, error) {
+func loadCollateral(readFile func(string) ([]byte, error), dir string) (*collateral, error) {
 	c := &collateral{dir: dir, files: map[string][]byte{}}
 	for _, name := range []string{CollateralTCBInfo, CollateralTCBInfoChain, CollateralQEIdentity, CollateralQEIdentityChain, CollateralPCKCRL, CollateralPCKCRLChain, CollateralRootCRL} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
+		b, err := readFile(filepath.ToSlash(filepath.Join(dir, name)))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

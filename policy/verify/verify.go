@@ -15,7 +15,9 @@ package verify
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -69,8 +71,13 @@ type Option func(*config)
 
 type config struct {
 	baseDir string
+	fsys    fs.FS
 	now     func() time.Time
 }
+
+// WithFS reads the policy's files (trust-root, crl, tdx-collateral) from
+// fsys instead of the file system (see attest.WithFS).
+func WithFS(fsys fs.FS) Option { return func(c *config) { c.fsys = fsys } }
 
 // WithPolicyDir resolves the policy's relative file names against dir.
 func WithPolicyDir(dir string) Option { return func(c *config) { c.baseDir = dir } }
@@ -91,6 +98,9 @@ func New(pol *policy.Policy, opts ...Option) (*Verifier, error) {
 	var aopts []attest.Option
 	if c.baseDir != "" {
 		aopts = append(aopts, attest.WithBaseDir(c.baseDir))
+	}
+	if c.fsys != nil {
+		aopts = append(aopts, attest.WithFS(c.fsys))
 	}
 	// The clock, not a time: certificate expiry, CRL next-update and TDX
 	// collateral are judged when each decision is made.
@@ -123,6 +133,16 @@ func Load(path string, opts ...Option) (*Verifier, error) {
 		return nil, err
 	}
 	return New(pol, append([]Option{WithPolicyDir(filepath.Dir(path))}, opts...)...)
+}
+
+// Parse reads a policy from its text (files it names are read as opts
+// say: WithFS, or WithPolicyDir) and returns a verifier for it.
+func Parse(text []byte, opts ...Option) (*Verifier, error) {
+	pol, err := policy.Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	return New(pol, opts...)
 }
 
 // Policy returns the verifier's policy.
@@ -171,6 +191,20 @@ type ReleaseInfo struct {
 
 // OK reports whether every check passed.
 func (v *Verdict) OK() bool { return v.Checks.OK() }
+
+// JSON is the verdict as `attestlog verify --json` prints it, and as the
+// WebAssembly client returns it: {"ok": …, "checks": […], …}, indented.
+func (v *Verdict) JSON() []byte {
+	b, err := json.MarshalIndent(struct {
+		OK bool `json:"ok"`
+		*Verdict
+	}{v.OK(), v}, "", "  ")
+	if err != nil {
+		// Every field is a plain value: this cannot happen.
+		panic(err)
+	}
+	return b
+}
 
 func (v *Verdict) add(c check.Check) { v.Checks = append(v.Checks, c) }
 

@@ -1,0 +1,27 @@
+// Command build builds the WebAssembly client into npm/dist (or -out):
+//
+//	go run ./internal/wasmbuild/build
+//
+// (npm run build, in npm/, runs it.)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/attestlog/attestlog/internal/wasmbuild"
+)
+
+func main() {
+	repo := flag.String("repo", ".", "the attestlog repository")
+	out := flag.String("out", "npm/dist", "directory to write attestlog.wasm and wasm_exec.js to")
+	flag.Parse()
+	r, err := wasmbuild.Build(context.Background(), *repo, *out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("%s: %.1f MB (%.1f MB gzipped)\n%s\n", r.Wasm, float64(r.Raw)/1e6, float64(r.Gzipped)/1e6, r.WasmExec)
+}

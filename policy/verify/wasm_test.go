@@ -1,0 +1,172 @@
+//go:build !js
+
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/attestlog/attestlog/internal/testenv"
+	"github.com/attestlog/attestlog/internal/wasmbuild"
+	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy/evidence"
+)
+
+// wasmVector is one decision, made natively and by the npm package.
+type wasmVector struct {
+	Name     string            `json:"name"`
+	Policy   string            `json:"policy"`
+	Files    map[string]string `json:"files"`
+	Evidence string            `json:"evidence"`
+	Nonce    string            `json:"nonce"`
+	Now      string            `json:"now"`
+	Native   string            `json:"-"`
+	WantOK   bool              `json:"-"`
+}
+
+// TestVerdictsUnderWasm builds the npm package from this repository (the
+// WebAssembly module and its JavaScript wrapper), runs the same decisions
+// natively and in it under Node, and requires the same Verdict JSON, byte
+// for byte: the good case and the tampered report, wrong nonce, missing
+// quorum, revoked measurement and stale checkpoint.
+func TestVerdictsUnderWasm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the WebAssembly module")
+	}
+	node := testenv.LookPath(t, "node")
+	testenv.LookPath(t, "go")
+	pkg := t.TempDir()
+	ctx := context.Background()
+	res, err := wasmbuild.Build(ctx, "../..", filepath.Join(pkg, "dist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("module: %d bytes, %d gzipped", res.Raw, res.Gzipped)
+	for _, name := range []string{"index.js", "package.json"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "npm", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(pkg, name), b, 0o644)
+	}
+
+	f := newFixture(t)
+	relIdx := f.log.add(f.release(t, f.operator, f.m))
+	n := nonce()
+	now := time.Now().UTC().Truncate(time.Second)
+	policyText := func(extra string) string {
+		f.policy(t, extra)
+		b, err := os.ReadFile(filepath.Join(f.dir, "policy.txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	staple := func(ev *evidence.Bundle, cosigners int) string {
+		ev.Proof = string(f.log.proof(relIdx, cosigners).Marshal())
+		ev.IndexProof = string(f.log.indexProof(t, f.m, cosigners).Marshal())
+		b, err := ev.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	root, _ := os.ReadFile(filepath.Join(f.dir, "root.pem"))
+	files := map[string]string{"root.pem": string(root)}
+	strict := "revocation-proof required\nmax-checkpoint-age 1h\n"
+	var vs []*wasmVector
+	add := func(name, pol, ev string, nonce []byte, at time.Time, wantOK bool) {
+		vs = append(vs, &wasmVector{Name: name, Policy: pol, Files: files, Evidence: ev, Nonce: hex.EncodeToString(nonce), Now: at.Format(time.RFC3339), WantOK: wantOK})
+	}
+	add("trusted", policyText(strict), staple(f.evidence(t, n), 2), n, now, true)
+	tampered := f.evidence(t, n)
+	tampered.Report[0x90] ^= 1
+	add("tampered report", policyText(strict), staple(tampered, 2), n, now, false)
+	add("wrong nonce", policyText(strict), staple(f.evidence(t, n), 2), nonce(), now, false)
+	add("missing quorum", policyText(strict), staple(f.evidence(t, n), 1), n, now, false)
+	add("stale checkpoint", policyText(strict), staple(f.evidence(t, n), 2), n, now.Add(2*time.Hour), false)
+	// Revoked: another release of the measurement, revoked; the index
+	// proof stapled lists the revocation.
+	other := f.log.add(f.release(t, f.operator, f.m))
+	rv, _ := statement.EncodeRevocation(statement.RefOf(other, f.log.entries[other]), &statement.Revocation{Reason: "CVE-2026-21", Time: now.Add(-time.Hour)})
+	rve, _ := statement.Sign(rv, f.operator)
+	f.log.add(rve)
+	add("revoked", policyText(strict), staple(f.evidence(t, n), 2), n, now, false)
+
+	// Natively, from the same text and bytes.
+	for _, v := range vs {
+		at, _ := time.Parse(time.RFC3339, v.Now)
+		ver, err := Parse([]byte(v.Policy), WithFS(os.DirFS(f.dir)), WithClock(func() time.Time { return at }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := evidence.Parse([]byte(v.Evidence))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nb, _ := hex.DecodeString(v.Nonce)
+		vd := ver.Verify(Input{Evidence: b, Nonce: nb})
+		if vd.OK() != v.WantOK {
+			t.Fatalf("%s: natively OK = %v, want %v: %v", v.Name, vd.OK(), v.WantOK, failed(vd))
+		}
+		v.Native = string(vd.JSON())
+	}
+
+	// Under Node, through the npm package.
+	vj, _ := json.Marshal(vs)
+	vpath := filepath.Join(pkg, "vectors.json")
+	os.WriteFile(vpath, vj, 0o644)
+	script := filepath.Join(pkg, "run.mjs")
+	os.WriteFile(script, []byte(`import { verifyJSON, load } from "./index.js";
+import { readFileSync } from "node:fs";
+const vs = JSON.parse(readFileSync(process.argv[2], "utf8"));
+let t0 = performance.now();
+await load();
+const loadMs = performance.now() - t0;
+const out = [];
+for (const v of vs) {
+  t0 = performance.now();
+  out.push({ verdict: await verifyJSON(v.policy, v.evidence, v.nonce, { files: v.files, now: v.now }), ms: performance.now() - t0 });
+}
+console.log(JSON.stringify({ loadMs, out }));
+process.exit(0);
+`), 0o644)
+	cmd := exec.CommandContext(ctx, node, script, vpath)
+	cmd.Dir = pkg
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	outb, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		LoadMs float64 `json:"loadMs"`
+		Out    []struct {
+			Verdict string  `json:"verdict"`
+			Ms      float64 `json:"ms"`
+		} `json:"out"`
+	}
+	if err := json.Unmarshal(outb, &got); err != nil || len(got.Out) != len(vs) {
+		t.Fatalf("node printed %q (%v)", outb, err)
+	}
+	t.Logf("Node: module loaded in %.0f ms; first (cold) decision %.1f ms", got.LoadMs, got.Out[0].Ms)
+	for i, v := range vs {
+		if got.Out[i].Verdict != v.Native {
+			t.Errorf("%s: the WebAssembly verdict differs from the native one:\nnative: %s\nwasm:   %s", v.Name, v.Native, got.Out[i].Verdict)
+			continue
+		}
+		var top struct {
+			OK bool `json:"ok"`
+		}
+		if err := json.Unmarshal([]byte(got.Out[i].Verdict), &top); err != nil || top.OK != v.WantOK {
+			t.Errorf("%s: the WebAssembly verdict says ok %v (%v), want %v", v.Name, top.OK, err, v.WantOK)
+		}
+	}
+}

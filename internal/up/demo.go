@@ -14,7 +14,7 @@ import (
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"
-	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/evidence/stapler"
 )
 
 // startDemo publishes the example release with the demo operator key,
@@ -26,7 +26,7 @@ import (
 // checkpoint that covers it.
 const StapleInterval = 5 * time.Second
 
-func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.Logger) (*evidence.Stapler, error) {
+func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.Logger) (*stapler.Stapler, error) {
 	signer, err := keyfile.LoadSigner(info.Operator.Key)
 	if err != nil {
 		return nil, err
@@ -72,23 +72,23 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.
 	// for its measurement (every entry about it, revocations included),
 	// both under the newest witnessed checkpoint, refreshed every
 	// StapleInterval with backoff.
-	st := &evidence.Stapler{Source: enc, Interval: StapleInterval, Logger: logger, Fetch: func(ctx context.Context) (evidence.Staple, error) {
+	st := &stapler.Stapler{Source: enc, Interval: StapleInterval, Logger: logger, Fetch: func(ctx context.Context) (stapler.Staple, error) {
 		p, err := lg.Proof(ctx, res.Index)
 		if err != nil {
-			return evidence.Staple{}, err
+			return stapler.Staple{}, err
 		}
 		ip, err := lg.IndexProof(ctx, m)
 		if err != nil {
-			return evidence.Staple{}, err
+			return stapler.Staple{}, err
 		}
 		ic, err := statement.ParseIndexCheckpoint(ip.Commit.Extra)
 		if err != nil {
-			return evidence.Staple{}, err
+			return stapler.Staple{}, err
 		}
 		if ic.Size <= res.Index {
-			return evidence.Staple{}, fmt.Errorf("the newest index checkpoint covers %d entries, not yet release %d", ic.Size, res.Index)
+			return stapler.Staple{}, fmt.Errorf("the newest index checkpoint covers %d entries, not yet release %d", ic.Size, res.Index)
 		}
-		return evidence.Staple{Proof: string(p.Marshal()), IndexProof: string(ip.Marshal())}, nil
+		return stapler.Staple{Proof: string(p.Marshal()), IndexProof: string(ip.Marshal())}, nil
 	}}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

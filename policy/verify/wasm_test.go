@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,7 +136,15 @@ for (const v of vs) {
   t0 = performance.now();
   out.push({ verdict: await verifyJSON(v.policy, v.evidence, v.nonce, { files: v.files, now: v.now }), ms: performance.now() - t0 });
 }
-console.log(JSON.stringify({ loadMs, out }));
+// The module is built without Sigstore: a policy that needs it is refused.
+let sigstore = "";
+try {
+  await verifyJSON("sigstore-root root.json\nbuilder ci issuer=https://token.actions.githubusercontent.com subject-regex=.*\n" + vs[0].policy, vs[0].evidence, vs[0].nonce, { files: { "root.json": "{}", ...vs[0].files }, now: vs[0].now });
+  sigstore = "accepted";
+} catch (e) {
+  sigstore = e.message;
+}
+console.log(JSON.stringify({ loadMs, out, sigstore }));
 process.exit(0);
 `), 0o644)
 	cmd := exec.CommandContext(ctx, node, script, vpath)
@@ -147,7 +156,8 @@ process.exit(0);
 		t.Fatalf("node: %v\n%s", err, stderr.String())
 	}
 	var got struct {
-		LoadMs float64 `json:"loadMs"`
+		Sigstore string  `json:"sigstore"`
+		LoadMs   float64 `json:"loadMs"`
 		Out    []struct {
 			Verdict string  `json:"verdict"`
 			Ms      float64 `json:"ms"`
@@ -157,6 +167,9 @@ process.exit(0);
 		t.Fatalf("node printed %q (%v)", outb, err)
 	}
 	t.Logf("Node: module loaded in %.0f ms; first (cold) decision %.1f ms", got.LoadMs, got.Out[0].Ms)
+	if !strings.Contains(got.Sigstore, "verifies no Sigstore bundles") {
+		t.Errorf("a policy with sigstore-root under the module built without Sigstore: %q, want it refused as such", got.Sigstore)
+	}
 	for i, v := range vs {
 		if got.Out[i].Verdict != v.Native {
 			t.Errorf("%s: the WebAssembly verdict differs from the native one:\nnative: %s\nwasm:   %s", v.Name, v.Native, got.Out[i].Verdict)

@@ -1,8 +1,9 @@
-package evidence
+package stapler
 
 import (
 	"context"
 	"errors"
+	"github.com/attestlog/attestlog/policy/evidence"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,8 +13,8 @@ import (
 // latest staple; a failed refresh keeps the previous one; Run refreshes
 // on its own and backs off while the log fails.
 func TestStapler(t *testing.T) {
-	src := SourceFunc(func(ctx context.Context, nonce []byte) (*Bundle, error) {
-		return &Bundle{Format: Format, Platform: SEVSNP, Proof: "from the source"}, nil
+	src := evidence.SourceFunc(func(ctx context.Context, nonce []byte) (*evidence.Bundle, error) {
+		return &evidence.Bundle{Format: evidence.Format, Platform: evidence.SEVSNP, Proof: "from the source"}, nil
 	})
 	var calls, fail atomic.Int64
 	s := &Stapler{Source: src, Interval: 10 * time.Millisecond, Fetch: func(ctx context.Context) (Staple, error) {

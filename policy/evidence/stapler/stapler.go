@@ -1,7 +1,11 @@
-package evidence
+// Package stapler keeps an enclave's evidence stapled with fresh proofs
+// from the log (a server-side part of the demo enclave and of real
+// enclaves' evidence endpoints; the client decision does not need it).
+package stapler
 
 import (
 	"context"
+	"github.com/attestlog/attestlog/policy/evidence"
 	"log/slog"
 	"sync"
 	"time"
@@ -20,7 +24,7 @@ type Staple struct {
 // intervals), and until the first refresh succeeds bundles carry none —
 // a client whose policy requires them then says NOT TRUSTED, and why.
 type Stapler struct {
-	Source Source
+	Source evidence.Source
 	// Fetch returns the current staple (from the log).
 	Fetch    func(ctx context.Context) (Staple, error)
 	Interval time.Duration
@@ -122,7 +126,7 @@ func (s *Stapler) Current() (Staple, time.Time) {
 }
 
 // Evidence is the source's bundle with the current staple.
-func (s *Stapler) Evidence(ctx context.Context, nonce []byte) (*Bundle, error) {
+func (s *Stapler) Evidence(ctx context.Context, nonce []byte) (*evidence.Bundle, error) {
 	b, err := s.Source.Evidence(ctx, nonce)
 	if err != nil {
 		return nil, err

@@ -67,6 +67,7 @@ const appExplorer = "Log explorer"
 //	GET /ui/m/HEX              entries with measurement or artifact digest HEX (permalink)
 //	GET /ui/search?q=…         an index, a measurement or a digest: redirects to the page above
 //	GET /ui/checkpoints        checkpoint history with cosignatures
+//	GET /ui/verify             "Verify an enclave": the client decision in the browser (WithVerifyPage)
 //	GET /ui/static/…           embedded CSS and JavaScript
 //
 // Each page's JSON twin is the same URL with ?format=json.
@@ -95,7 +96,7 @@ func NewExplorer(l Log, opts ...Option) (*Explorer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: witness policy: %w", err)
 	}
-	rd, err := newRenderer(o, appExplorer, "home", "entry", "lookup", "checkpoints", "unreadable")
+	rd, err := newRenderer(o, appExplorer, "home", "entry", "lookup", "checkpoints", "unreadable", "verify")
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +127,9 @@ func (e *Explorer) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"search", e.handleSearch)
 	mux.HandleFunc("GET "+p+"checkpoints", e.handleCheckpoints)
 	mux.HandleFunc("GET "+p+"unreadable", e.handleUnreadable)
+	mux.HandleFunc("GET "+p+"verify", e.handleVerify)
+	mux.HandleFunc("GET "+p+"verify/config.json", e.handleVerifyConfig)
+	mux.HandleFunc("GET "+p+"verify/wasm/{file}", e.handleVerifyModule)
 	mux.Handle("GET "+p+"static/", staticHandler(e.rd.static))
 	mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
 		e.rd.fail(w, r, fmt.Errorf("%w: there is no page %s", errNotFound, short(r.URL.Path)),
@@ -153,6 +157,9 @@ func (e *Explorer) nav(current string) []navLink {
 	n := []navLink{
 		{Name: "Entries", URL: p, Current: current == "home"},
 		{Name: "Checkpoints", URL: p + "checkpoints", Current: current == "checkpoints"},
+	}
+	if e.o.verify != nil {
+		n = append(n, navLink{Name: "Verify an enclave", URL: p + "verify", Current: current == "verify"})
 	}
 	if e.o.dashboardURL != "" {
 		n = append(n, navLink{Name: "Audit dashboard", URL: e.o.dashboardURL})

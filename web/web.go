@@ -56,6 +56,7 @@ var staticFS embed.FS
 type Option func(*options)
 
 type options struct {
+	verify        *verifyPage
 	prefix        string
 	witnessPolicy []byte
 	dashboardURL  string
@@ -162,6 +163,8 @@ func newRenderer(o *options, app string, pages ...string) (*renderer, error) {
 
 // page is what the layout template renders.
 type page struct {
+	// Scripts are the page's own scripts beyond the layout's.
+	Scripts   []string
 	App       string
 	Title     string
 	Prefix    string
@@ -226,7 +229,16 @@ func (rd *renderer) writeJSON(w http.ResponseWriter, code int, v any) {
 
 // render writes the page tmpl with data, or its JSON twin.
 func (rd *renderer) render(w http.ResponseWriter, r *http.Request, code int, tmpl, title string, data any, nav []navLink, query string) {
-	securityHeaders(w)
+	rd.renderScripts(w, r, code, tmpl, title, data, nav, query, nil)
+}
+
+// renderScripts is render for a page with scripts of its own. A page
+// whose handler already set a Content-Security-Policy (and the other
+// security headers) keeps it: see handleVerify.
+func (rd *renderer) renderScripts(w http.ResponseWriter, r *http.Request, code int, tmpl, title string, data any, nav []navLink, query string, scripts []string) {
+	if w.Header().Get("Content-Security-Policy") == "" {
+		securityHeaders(w)
+	}
 	if wantsJSON(r) {
 		rd.writeJSON(w, code, data)
 		return
@@ -234,7 +246,7 @@ func (rd *renderer) render(w http.ResponseWriter, r *http.Request, code int, tmp
 	p := page{
 		App: rd.app, Title: title, Prefix: rd.o.prefix, JSONURL: jsonURL(r), Nav: nav,
 		Query: query, Search: rd.app == appExplorer, Data: data,
-		Generated: rd.o.now().UTC(),
+		Generated: rd.o.now().UTC(), Scripts: scripts,
 	}
 	var b bytes.Buffer
 	if err := rd.pages[tmpl].ExecuteTemplate(&b, "layout.html", p); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/attestlog/attestlog/internal/up"
 )
@@ -27,6 +28,12 @@ func runUp(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (use --listen to pick another address)", *listen, err)
 	}
-	cfg := up.Config{Dir: *dir, Listener: ln, Auditor: *withAuditor, Pprof: os.Getenv("ATTESTLOG_PPROF") == "1", Logger: newLogger()}
+	// The WebAssembly client for the explorer's verify page: where
+	// ATTESTLOG_WASM_DIR says, else npm/dist (go run ./internal/wasmbuild/build).
+	wasmDir := os.Getenv("ATTESTLOG_WASM_DIR")
+	if wasmDir == "" {
+		wasmDir = filepath.Join("npm", "dist")
+	}
+	cfg := up.Config{Dir: *dir, Listener: ln, Auditor: *withAuditor, Pprof: os.Getenv("ATTESTLOG_PPROF") == "1", Logger: newLogger(), WasmDir: wasmDir}
 	return up.Run(ctx, cfg, func(info *up.Info) { up.WriteSummary(os.Stdout, info) })
 }

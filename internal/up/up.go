@@ -56,6 +56,46 @@ type Config struct {
 	Pprof bool
 	// Logger gets every component's log, each with a "component" attribute.
 	Logger *slog.Logger
+	// WasmDir holds the WebAssembly client (attestlog.wasm, wasm_exec.js,
+	// as internal/wasmbuild writes them): the explorer's "Verify an
+	// enclave" page serves it, set up for the demo enclave. "" or a
+	// directory without it: the page says how to build it.
+	WasmDir string
+}
+
+// hasWasm reports whether dir holds the WebAssembly client.
+func hasWasm(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	for _, f := range []string{"attestlog.wasm", "wasm_exec.js"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// verifyConfig is the explorer's verify page for the demo: the client
+// policy and the demo roots it names (rewritten at each start), and the
+// demo enclave.
+func verifyConfig(info *Info) (web.VerifyConfig, error) {
+	pol, err := os.ReadFile(info.ClientPolicy)
+	if err != nil {
+		return web.VerifyConfig{}, err
+	}
+	files := map[string]string{}
+	for _, root := range []string{info.Demo.TrustRoot, info.Demo.GPUTrustRoot} {
+		if root == "" {
+			continue
+		}
+		b, err := os.ReadFile(root)
+		if err != nil {
+			return web.VerifyConfig{}, err
+		}
+		files[filepath.Base(root)] = string(b)
+	}
+	return web.VerifyConfig{Enclave: info.Demo.URL, Policy: string(pol), Files: files}, nil
 }
 
 // Info is DIR/up.json: what 'attestlog up' runs, for scripts.
@@ -310,7 +350,11 @@ func Run(ctx context.Context, cfg Config, ready func(*Info)) error {
 	if err != nil {
 		return err
 	}
-	ex, err := web.NewExplorer(lg, web.WithWitnessPolicy(wp), web.WithDashboardURL(web.DefaultDashboardPrefix))
+	exOpts := []web.Option{web.WithWitnessPolicy(wp), web.WithDashboardURL(web.DefaultDashboardPrefix)}
+	if hasWasm(cfg.WasmDir) {
+		exOpts = append(exOpts, web.WithVerifyPage(os.DirFS(cfg.WasmDir), func() (web.VerifyConfig, error) { return verifyConfig(info) }))
+	}
+	ex, err := web.NewExplorer(lg, exOpts...)
 	if err != nil {
 		return err
 	}

@@ -168,6 +168,15 @@ func TestHandlerAndFetch(t *testing.T) {
 			t.Errorf("GET %s = %d, want %d", tc.query, resp.StatusCode, tc.code)
 		}
 	}
+	// Browsers on other origins may read it (no credentials).
+	if resp, err := srv.Client().Get(srv.URL + Path + "?nonce=" + hex.EncodeToString(nonce)); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Errorf("CORS: Allow-Origin %q, want *", got)
+		}
+	}
 	resp, err := srv.Client().Post(srv.URL+Path+"?nonce="+hex.EncodeToString(nonce), "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,10 @@ func Handler(s Source, logger *slog.Logger) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path, func(w http.ResponseWriter, r *http.Request) {
+		// Any page may ask: the evidence is public and answers the
+		// caller's own nonce (a browser client on another origin, such
+		// as the npm package's, needs this to read it). No credentials.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
 		nonce, err := ParseNonce(r.URL.Query().Get("nonce"))
 		if err != nil {
 			logger.Info("evidence request", "status", http.StatusBadRequest, "error", err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -10,9 +11,14 @@ import (
 // section: the binary links no test scaffolding, and neither the web
 // pages nor the auditor link the log server (or Tessera's drivers).
 func TestDependenciesPointOneWay(t *testing.T) {
-	deps := func(pkg string) map[string]bool {
+	deps := func(pkg string, env ...string) map[string]bool {
 		t.Helper()
-		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		cmd := exec.Command("go", "list", "-deps", "-tags", "attestlog_nosigstore", pkg)
+		if len(env) == 0 {
+			cmd = exec.Command("go", "list", "-deps", pkg)
+		}
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
 		}
@@ -41,6 +47,19 @@ func TestDependenciesPointOneWay(t *testing.T) {
 			if d[p] {
 				t.Errorf("%s imports %s", pkg, p)
 			}
+		}
+	}
+	// The WebAssembly client holds the client decision and nothing of the
+	// servers (its size budget, and modernc's SQLite does not build for
+	// wasm), nor sigstore-go, which its build leaves out.
+	wasm := deps("../../cmd/attestlog-wasm", "GOOS=js", "GOARCH=wasm")
+	if !wasm[mod+"policy/verify"] {
+		t.Fatalf("go list found no policy/verify under the WebAssembly client (%d packages)", len(wasm))
+	}
+	for _, p := range []string{"modernc.org/sqlite", "github.com/prometheus/client_golang/prometheus", "github.com/transparency-dev/tessera",
+		"github.com/sigstore/sigstore-go/pkg/verify", mod + "log/logserver", mod + "auditor", mod + "witness", "testing"} {
+		if wasm[p] {
+			t.Errorf("the WebAssembly client links %s", p)
 		}
 	}
 }

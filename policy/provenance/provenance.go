@@ -41,7 +41,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/check"

@@ -164,7 +164,7 @@ process.exit(0);
 	var got struct {
 		Sigstore string  `json:"sigstore"`
 		LoadMs   float64 `json:"loadMs"`
-		Out    []struct {
+		Out      []struct {
 			Verdict string  `json:"verdict"`
 			Ms      float64 `json:"ms"`
 		} `json:"out"`

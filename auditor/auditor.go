@@ -56,11 +56,15 @@ const (
 	// AlertGPUUnlogged: a deployment's GPUs run a driver, VBIOS or
 	// measurements that no release with its measurement names.
 	AlertGPUUnlogged = "gpu-unlogged"
+	// AlertGPUMode: a deployment's GPUs are not in the mode its policy
+	// requires (e.g. confidential computing off, or protected PCIe where
+	// CC is required), as their signed evidence states.
+	AlertGPUMode = "gpu-mode"
 )
 
 // AlertKinds lists every alert kind.
 var AlertKinds = []string{AlertUnloggedMeasurement, AlertRebuildMismatch, AlertRebuildFailed, AlertRebuildUnsandboxed, AlertRevokedReleaseServed,
-	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid, AlertIndexInconsistent, AlertGPUUnlogged}
+	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid, AlertIndexInconsistent, AlertGPUUnlogged, AlertGPUMode}
 
 // Alert is a raised alert: its kind, subject (what it is about, e.g.
 // "deployment/chat" or "log/ORIGIN/entry/7"), time, a one-line summary and

@@ -17,6 +17,7 @@ import (
 	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/gpu"
 	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
@@ -112,10 +113,18 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	st.Measurement, ev.Measurement = m, m
 	if !res.OK() {
 		var failed []string
+		onlyMode := true
 		for _, c := range res.Checks.Failed() {
 			failed = append(failed, c.Name)
+			onlyMode = onlyMode && c.Name == gpu.CheckMode
 		}
 		sort.Strings(failed)
+		if onlyMode {
+			// Evidence that verifies, from GPUs in the wrong mode.
+			st.Verdict = AlertGPUMode
+			return a.raise(ctx, AlertGPUMode, d.cfg.Name+"|"+m+"|gpu-mode", subject,
+				fmt.Sprintf("deployment %s's GPUs are not in the mode its policy requires: %s", d.cfg.Name, res.Checks.Failed()), ev)
+		}
 		st.Verdict = AlertEvidenceInvalid
 		return a.raise(ctx, AlertEvidenceInvalid, d.cfg.Name+"|"+m+"|"+strings.Join(failed, ","), subject,
 			fmt.Sprintf("deployment %s served evidence that does not verify: %s", d.cfg.Name, res.Checks.Failed()), ev)

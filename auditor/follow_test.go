@@ -252,7 +252,7 @@ func newAuditorFixtureDeploy(t *testing.T, quorum string, enc *fakeenclave.Encla
 		pol += "trust-root sev-snp root.pem\n"
 		if g := enc.GPURootPEM(); g != nil {
 			write("gpu-root.pem", string(g))
-			pol += "trust-root gpu gpu-root.pem\ngpu nvidia count=1 rims=optional\n"
+			pol += "trust-root gpu gpu-root.pem\ngpu nvidia count=1 mode=cc rims=optional\n"
 		}
 		esrv := httptest.NewServer(evidence.Handler(enc, nil))
 		t.Cleanup(esrv.Close)
@@ -702,6 +702,9 @@ func TestDeploymentWatch(t *testing.T) {
 		{"GPU with a swapped VBIOS measurement", func(t *testing.T, fx *auditorFixture) {
 			fx.log.add(fx.releaseOfGPUs(t, fx.op, served, withGPU))
 		}, []string{AlertGPUUnlogged}, AlertGPUUnlogged, []fakeenclave.Option{fakeenclave.WithGPUs(1), fakeenclave.WithGPUMeasurement(0, 3, bytes.Repeat([]byte{0xee}, 48))}},
+		{"GPUs in protected-PCIe mode where the policy requires CC", func(t *testing.T, fx *auditorFixture) {
+			fx.log.add(fx.releaseOfGPUs(t, fx.op, served, withGPU))
+		}, []string{AlertGPUMode}, AlertGPUMode, []fakeenclave.Option{fakeenclave.WithGPUs(1), fakeenclave.WithGPUsInPPCIe()}},
 		{"GPU the release does not name", func(t *testing.T, fx *auditorFixture) {
 			fx.log.add(fx.releaseOf(t, fx.op, served))
 		}, []string{AlertGPUUnlogged}, AlertGPUUnlogged, []fakeenclave.Option{fakeenclave.WithGPUs(1)}},

@@ -90,6 +90,7 @@ type options struct {
 	gpus       int
 	gpuSwap    map[int]map[int][]byte
 	gpuRevoked map[int]bool
+	gpuPPCIe   bool
 }
 
 // Option configures NewSNP and NewTDX.
@@ -619,7 +620,7 @@ func (e *Enclave) attachGPUs() error {
 	if e.o.gpus < 0 || e.o.gpus > evidence.MaxGPUs {
 		return fmt.Errorf("enclave: %d GPUs, want 1 to %d", e.o.gpus, evidence.MaxGPUs)
 	}
-	g, err := newGPUs(e.o.gpus, e.o.created, e.o.gpuSwap, e.o.gpuRevoked)
+	g, err := newGPUs(e.o.gpus, e.o.created, e.o.gpuSwap, e.o.gpuRevoked, e.o.gpuPPCIe)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,7 @@ type gpuSet struct {
 	rootKey *ecdsa.PrivateKey
 	devs    []gpuDev
 	revoked map[int]bool
+	feature byte // FEATURE_FLAG: 0 CC mode, 2 protected PCIe
 
 	mu       sync.Mutex
 	ocspAt   time.Time
@@ -58,7 +59,7 @@ type gpuDev struct {
 	blocks [][]byte
 }
 
-func newGPUs(n int, created time.Time, swap map[int]map[int][]byte, revoked map[int]bool) (*gpuSet, error) {
+func newGPUs(n int, created time.Time, swap map[int]map[int][]byte, revoked map[int]bool, ppcie bool) (*gpuSet, error) {
 	rootKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -74,6 +75,9 @@ func newGPUs(n int, created time.Time, swap map[int]map[int][]byte, revoked map[
 		return nil, err
 	}
 	g := &gpuSet{root: root, rootKey: rootKey, revoked: revoked}
+	if ppcie {
+		g.feature = 2
+	}
 	pemOf := func(c *x509.Certificate) string {
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
 	}
@@ -150,7 +154,7 @@ func (g *gpuSet) evidence(nonce []byte) ([]evidence.GPU, error) {
 		rep, err := spdm.Build(n, d.blocks, []spdm.OpaqueField{
 			spdm.TextField(spdm.OpaqueDriverVersion, DemoGPUDriver), spdm.VBIOSField(DemoGPUVBIOS),
 			spdm.TextField(spdm.OpaqueProject, "demo"), spdm.TextField(spdm.OpaqueProjectSKU, "0000"), spdm.TextField(spdm.OpaqueChipSKU, "000"),
-			{Type: spdm.OpaqueDataVersion, Value: []byte{1, 0}}, {Type: spdm.OpaqueFeatureFlag, Value: []byte{0, 0}}, // CC mode
+			{Type: spdm.OpaqueDataVersion, Value: []byte{1, 0}}, {Type: spdm.OpaqueFeatureFlag, Value: []byte{g.feature, 0}}, // 0: CC, 2: PPCIe
 		}, d.key)
 		if err != nil {
 			return nil, err
@@ -177,6 +181,10 @@ func WithGPUMeasurement(gpu, block int, value []byte) Option {
 		o.gpuSwap[gpu][block] = value
 	}
 }
+
+// WithGPUsInPPCIe makes the demo GPUs report protected-PCIe mode instead
+// of CC mode (for tests).
+func WithGPUsInPPCIe() Option { return func(o *options) { o.gpuPPCIe = true } }
 
 // WithGPURevoked makes the demo root's OCSP responder say GPU gpu's
 // device certificate is revoked (for tests).

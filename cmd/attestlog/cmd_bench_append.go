@@ -36,7 +36,7 @@ func init() {
 }
 
 func runBenchAppend(args []string) error {
-	fs := newFlagSet("bench append", "--log URL --key operator.key [--writers N | --sweep N,N,…] [--duration D] [--entries N] [--baseline tessera,floor,rekor] [--proof-latency]")
+	fs := newFlagSet("bench append", "--log URL --key operator.key [--writers N | --sweep N,N,…] [--duration D] [--entries N] [--baseline tessera,floor,rekor] [--rate R] [--proof-latency]")
 	logURL := fs.String("log", "", "URL of the log to load (e.g. the one 'attestlog up' runs)")
 	keyPath := fs.String("key", "", "operator key the log trusts (e.g. attestlog-data/operator.key)")
 	writers := fs.Int("writers", 256, "concurrent writers")
@@ -46,7 +46,8 @@ func runBenchAppend(args []string) error {
 	baseline := fs.String("baseline", "", "`LIST` of baselines to run after the log, on the same entries, printing the ratio to each: \"tessera\" (a bare Tessera POSIX appender in this process), \"floor\" (HTTP + envelope decode + one signature check + bare Tessera), \"rekor\" (Rekor v2's POSIX server, each entry's SHA-512 as a hashedrekord with an Ed25519ph signature made beforehand), e.g. tessera,floor,rekor")
 	rekorBin := fs.String("rekor", "", "rekor-server binary for --baseline rekor (default: built with go build "+loadtest.RekorPkg+" from this module)")
 	rekorInterval := fs.Duration("rekor-checkpoint-interval", time.Second, "Rekor's checkpoint interval (it answers a write once a checkpoint covers it)")
-	proofLatency := fs.Bool("proof-latency", false, "also measure, for every 20th acknowledged entry, the time from the POST to a witnessed inclusion proof (as publish --wait gets it); Rekor answers with its proof, so its latency to a proof is its latency to the acknowledgement")
+	rate := fs.Float64("rate", 0, "offer at most this many entries per second to the log in all (an open-loop load; 0: as fast as the writers go); the baselines are not paced")
+	proofLatency := fs.Bool("proof-latency", false, "also measure, for every 100th acknowledged entry, the time from the POST to a witnessed inclusion proof (as publish --wait gets it); Rekor answers with its proof, so its latency to a proof is its latency to the acknowledgement")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this (client) process's load run against the log to `FILE`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -136,13 +137,13 @@ func runBenchAppend(args []string) error {
 		}
 		fmt.Fprintf(stderr, "loading %s with %d writers for %v…\n", *logURL, w, *duration)
 		var proofs proofLatencies
-		res := loadtest.Run(ctx, "attestlog", w, *duration, entries[used:], false, func(ctx context.Context, e []byte) error {
+		res := loadtest.RunRate(ctx, "attestlog", w, *duration, *rate, entries[used:], false, func(ctx context.Context, e []byte) error {
 			t0 := time.Now()
 			r, err := c.Add(ctx, e)
 			if err == nil {
 				for old := maxIdx.Load(); r.Index > old && !maxIdx.CompareAndSwap(old, r.Index); old = maxIdx.Load() {
 				}
-				if *proofLatency && r.Index%20 == 0 {
+				if *proofLatency && r.Index%100 == 0 {
 					proofs.wait(c, r.Index, t0)
 				}
 			}

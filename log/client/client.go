@@ -162,6 +162,11 @@ func (c *Client) proof(ctx context.Context, path string) (*tlogproof.Proof, []by
 	return p, b, nil
 }
 
+// proofPoll is how often WaitProof asks again: a checkpoint covering the
+// entry comes within a checkpoint interval, and each poll costs the log
+// one proof request.
+const proofPoll = 50 * time.Millisecond
+
 // WaitProof polls for the proof of entry idx until a witnessed checkpoint
 // covers it or ctx ends.
 func (c *Client) WaitProof(ctx context.Context, idx uint64) (*tlogproof.Proof, []byte, error) {
@@ -170,7 +175,7 @@ func (c *Client) WaitProof(ctx context.Context, idx uint64) (*tlogproof.Proof, [
 		var he *HTTPError
 		if errors.As(err, &he) && (he.Code == http.StatusNotFound && he.RetryAfter > 0 || he.Code == http.StatusServiceUnavailable) {
 			select {
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(proofPoll):
 				continue
 			case <-ctx.Done():
 				return nil, nil, fmt.Errorf("waiting for a witnessed checkpoint covering entry %d: %w (last answer: %v)", idx, ctx.Err(), err)

@@ -148,8 +148,39 @@ func (r Result) String() string {
 // starts over from the first entry instead of stopping (for targets that
 // do not detect duplicates, such as a bare Tessera appender).
 func Run(ctx context.Context, name string, writers int, d time.Duration, entries [][]byte, cycle bool, add func(context.Context, []byte) error) Result {
+	return RunRate(ctx, name, writers, d, 0, entries, cycle, add)
+}
+
+// RunRate is Run offering at most rate entries per second in all (0: as
+// fast as the writers go): an open-loop load at a given rate, as long as
+// the writers keep up with it.
+func RunRate(ctx context.Context, name string, writers int, d time.Duration, rate float64, entries [][]byte, cycle bool, add func(context.Context, []byte) error) Result {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	var tokens chan struct{}
+	if rate > 0 {
+		tokens = make(chan struct{}, writers)
+		go func() {
+			start := time.Now()
+			sent := 0
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				for due := int(time.Since(start).Seconds() * rate); sent < due; sent++ {
+					select {
+					case tokens <- struct{}{}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+	}
 	var (
 		mu     sync.Mutex
 		lats   []time.Duration
@@ -168,6 +199,13 @@ func Run(ctx context.Context, name string, writers int, d time.Duration, entries
 			var localErrs int
 			var localBytes int64
 			for ctx.Err() == nil {
+				if tokens != nil {
+					select {
+					case <-tokens:
+					case <-ctx.Done():
+						continue
+					}
+				}
 				i := int(next.Add(1) - 1)
 				if i >= len(entries) && cycle {
 					i %= len(entries)

@@ -1,7 +1,9 @@
 package loadtest
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/attestlog/attestlog/log/statement"
 )
@@ -49,5 +51,22 @@ func BenchmarkParseGenerated(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// TestRunRate: a paced run offers about rate entries per second however
+// many writers wait, and an unpaced one is not held to it.
+func TestRunRate(t *testing.T) {
+	entries := make([][]byte, 100000)
+	for i := range entries {
+		entries[i] = []byte{byte(i)}
+	}
+	add := func(context.Context, []byte) error { return nil }
+	r := RunRate(context.Background(), "paced", 64, time.Second, 200, entries, true, add)
+	if r.Entries < 150 || r.Entries > 250 {
+		t.Errorf("200/s for 1 s sent %d entries", r.Entries)
+	}
+	if u := Run(context.Background(), "unpaced", 64, 200*time.Millisecond, entries, true, add); u.Entries < 1000 {
+		t.Errorf("unpaced: %d entries in 200 ms", u.Entries)
 	}
 }

@@ -265,7 +265,7 @@ func configFiles(info *Info, addr string) map[string]string {
 			"# Fail closed: trust a release only with the log's proof that nothing revoked its measurement,\n# under a checkpoint the witnesses cosigned within a day.\nrevocation-proof required\nmax-checkpoint-age 24h\n"+
 			"# The demo enclave's GPU (a demo device root, trusted here only; it has no NVIDIA RIM:\n# the release carries its golden measurements).\ntrust-root gpu demo-gpu-root.pem\ngpu nvidia count=1 arch=hopper mode=cc rims=optional\n",
 			info.Log.VKey, info.URL, info.Witness.VKey, info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
-		"log.yaml": fmt.Sprintf("# Log configuration (written by 'attestlog up').\norigin: %s\nlisten: %s\nkey: log.key\nstorage:\n  posix:\n    dir: tiles\nindex: index.db\npolicy: policy.txt\nwitness_policy: witness-policy.txt\ncheckpoint_interval: 1s\n",
+		"log.yaml": fmt.Sprintf("# Log configuration (written by 'attestlog up').\norigin: %s\nlisten: %s\nkey: log.key\nstorage:\n  posix:\n    dir: tiles\nindex: index.db\npolicy: policy.txt\nwitness_policy: witness-policy.txt\ncheckpoint_interval: 500ms\n",
 			Origin, addr),
 		"auditor.yaml": fmt.Sprintf("# Auditor configuration (written by 'attestlog up').\n"+
 			"db: auditor.db\nkey: auditor.key\npoll_interval: 2s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: client-policy.txt\n    witness_policy: witness-policy.txt\n"+

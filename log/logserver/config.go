@@ -14,7 +14,14 @@ import (
 const (
 	DefaultBatchMaxSize       = 256
 	DefaultBatchMaxAge        = 100 * time.Millisecond
-	DefaultCheckpointInterval = time.Second
+	// DefaultCheckpointInterval is POSIX storage's: a witnessed proof
+	// comes within about half of it plus a witness round trip (p50 337 ms,
+	// p99 652 ms at 1,000 entries/s offered, against 539 ms / 1.09 s at
+	// 1 s). MySQL storage's is DefaultMySQLCheckpointInterval.
+	DefaultCheckpointInterval = 500 * time.Millisecond
+	// DefaultMySQLCheckpointInterval is the least interval with MySQL
+	// storage (Tessera's MySQL driver publishes at most once a second).
+	DefaultMySQLCheckpointInterval = time.Second
 	DefaultWitnessTimeout     = 10 * time.Second
 	DefaultPushback           = 4096
 )
@@ -168,6 +175,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
+		if c.Storage.MySQL != nil {
+			c.CheckpointInterval = DefaultMySQLCheckpointInterval
+		}
 	}
 	if c.WitnessTimeout == 0 {
 		c.WitnessTimeout = DefaultWitnessTimeout

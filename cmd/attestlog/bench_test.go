@@ -132,3 +132,27 @@ func httpGetFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// TestBenchGrow: a small 'bench grow' reports a row per step, each with
+// the log's size grown, and a reindex of the whole log at the end.
+func TestBenchGrow(t *testing.T) {
+	out := runCmd(t, "bench", "grow", "--entries", "600", "--step", "300", "--samples", "20", "--writers", "16", "--dir", t.TempDir())
+	rows := regexp.MustCompile(`(?m)^ +(\d+) +(\d+) +\S+ +\S+ +\S+ +\S+ +(\d+) +\d+$`).FindAllStringSubmatch(out, -1)
+	if len(rows) != 2 {
+		t.Fatalf("want two rows:\n%s", out)
+	}
+	prev := 0
+	for _, r := range rows {
+		n, _ := strconv.Atoi(r[1])
+		if n < prev+300 || n > prev+310 {
+			t.Errorf("a row says the log has %d entries after %d: want 300 more (and its index checkpoints)", n, prev)
+		}
+		if rate, _ := strconv.Atoi(r[2]); rate <= 0 {
+			t.Errorf("append rate %s", r[2])
+		}
+		prev = n
+	}
+	if m := regexp.MustCompile(`reindex: (\d+) entries in`).FindStringSubmatch(out); m == nil || m[1] != strconv.Itoa(prev) {
+		t.Errorf("no reindex of all %d entries:\n%s", prev, out)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -36,6 +37,93 @@ var overlays = []overlay{
 	{"github.com/in-toto/in-toto-golang", "in_toto/util_unix.go", "in_toto_util_unix.go", true},
 }
 
+// runGo runs go with GOOS=js GOARCH=wasm in repo and returns its output.
+func runGo(ctx context.Context, repo string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	b, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
+		}
+		return "", fmt.Errorf("go %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// prepare writes, in a temporary directory, the go.mod of the WebAssembly
+// build (-modfile) and the copies of the two modules it points at; the
+// caller removes the directory.
+func prepare(ctx context.Context, repo string) (modfile, tmp string, err error) {
+	goenv := func(args ...string) (string, error) { return runGo(ctx, repo, args...) }
+	// go build -overlay refuses files in the module cache, so the two
+	// modules are copied (at build time, never into the repository), the
+	// file added or replaced in the copy, and the build pointed at the
+	// copies by a go.mod of its own (-modfile): the native build and the
+	// repository's go.mod are untouched.
+	tmp, err = os.MkdirTemp("", "attestlog-wasm-")
+	if err != nil {
+		return "", "", err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	gomod, err := os.ReadFile(filepath.Join(repo, "go.mod"))
+	if err != nil {
+		return "", "", err
+	}
+	gomod = append(gomod, "\n// The WebAssembly build's copies (internal/wasmbuild).\n"...)
+	for i, o := range overlays {
+		dir, err := goenv("list", "-m", "-f", "{{.Dir}}", o.module)
+		if err != nil {
+			return "", "", err
+		}
+		if dir == "" {
+			if _, err := goenv("mod", "download", o.module); err != nil {
+				return "", "", err
+			}
+			if dir, err = goenv("list", "-m", "-f", "{{.Dir}}", o.module); err != nil {
+				return "", "", err
+			}
+		}
+		_, statErr := os.Stat(filepath.Join(dir, filepath.FromSlash(o.file)))
+		switch {
+		case o.replaces && statErr != nil:
+			return "", "", fmt.Errorf("%s no longer has %s, which the WebAssembly build replaces: see npm/overlay/README.md", o.module, o.file)
+		case !o.replaces && statErr == nil:
+			return "", "", fmt.Errorf("%s now has %s, which the WebAssembly build adds: see npm/overlay/README.md", o.module, o.file)
+		}
+		cp := filepath.Join(tmp, fmt.Sprintf("m%d", i))
+		if err := copyTree(dir, cp); err != nil {
+			return "", "", err
+		}
+		ours, err := os.ReadFile(filepath.Join(repo, "npm", "overlay", o.ours))
+		if err != nil {
+			return "", "", err
+		}
+		if err := os.WriteFile(filepath.Join(cp, filepath.FromSlash(o.file)), ours, 0o644); err != nil {
+			return "", "", err
+		}
+		gomod = fmt.Appendf(gomod, "replace %s => %s\n", o.module, cp)
+	}
+	modfile = filepath.Join(tmp, "wasm.go.mod")
+	if err := os.WriteFile(modfile, gomod, 0o644); err != nil {
+		return "", "", err
+	}
+	sum, err := os.ReadFile(filepath.Join(repo, "go.sum"))
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "wasm.go.sum"), sum, 0o644); err != nil {
+		return "", "", err
+	}
+	return modfile, tmp, nil
+}
+
 // Build builds the module from the repository at repo into out.
 func Build(ctx context.Context, repo, out string) (*Result, error) {
 	repo, err := filepath.Abs(repo)
@@ -45,79 +133,12 @@ func Build(ctx context.Context, repo, out string) (*Result, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
-	goenv := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "go", args...)
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
-		b, err := cmd.Output()
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
-			}
-			return "", fmt.Errorf("go %s: %v", strings.Join(args, " "), err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	// go build -overlay refuses files in the module cache, so the two
-	// modules are copied (at build time, never into the repository), the
-	// file added or replaced in the copy, and the build pointed at the
-	// copies by a go.mod of its own (-modfile): the native build and the
-	// repository's go.mod are untouched.
-	tmp, err := os.MkdirTemp("", "attestlog-wasm-")
+	modfile, tmp, err := prepare(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	gomod, err := os.ReadFile(filepath.Join(repo, "go.mod"))
-	if err != nil {
-		return nil, err
-	}
-	gomod = append(gomod, "\n// The WebAssembly build's copies (internal/wasmbuild).\n"...)
-	for i, o := range overlays {
-		dir, err := goenv("list", "-m", "-f", "{{.Dir}}", o.module)
-		if err != nil {
-			return nil, err
-		}
-		if dir == "" {
-			if _, err := goenv("mod", "download", o.module); err != nil {
-				return nil, err
-			}
-			if dir, err = goenv("list", "-m", "-f", "{{.Dir}}", o.module); err != nil {
-				return nil, err
-			}
-		}
-		_, statErr := os.Stat(filepath.Join(dir, filepath.FromSlash(o.file)))
-		switch {
-		case o.replaces && statErr != nil:
-			return nil, fmt.Errorf("%s no longer has %s, which the WebAssembly build replaces: see npm/overlay/README.md", o.module, o.file)
-		case !o.replaces && statErr == nil:
-			return nil, fmt.Errorf("%s now has %s, which the WebAssembly build adds: see npm/overlay/README.md", o.module, o.file)
-		}
-		cp := filepath.Join(tmp, fmt.Sprintf("m%d", i))
-		if err := copyTree(dir, cp); err != nil {
-			return nil, err
-		}
-		ours, err := os.ReadFile(filepath.Join(repo, "npm", "overlay", o.ours))
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(filepath.Join(cp, filepath.FromSlash(o.file)), ours, 0o644); err != nil {
-			return nil, err
-		}
-		gomod = fmt.Appendf(gomod, "replace %s => %s\n", o.module, cp)
-	}
-	modfile := filepath.Join(tmp, "wasm.go.mod")
-	if err := os.WriteFile(modfile, gomod, 0o644); err != nil {
-		return nil, err
-	}
-	sum, err := os.ReadFile(filepath.Join(repo, "go.sum"))
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "wasm.go.sum"), sum, 0o644); err != nil {
-		return nil, err
-	}
+	goenv := func(args ...string) (string, error) { return runGo(ctx, repo, args...) }
 	res := &Result{Wasm: filepath.Join(out, "attestlog.wasm"), WasmExec: filepath.Join(out, "wasm_exec.js")}
 	version := "devel"
 	if b, err := exec.CommandContext(ctx, "git", "-C", repo, "describe", "--always", "--dirty").Output(); err == nil {
@@ -180,4 +201,30 @@ func copyTree(src, dst string) error {
 		}
 		return os.WriteFile(t, b, 0o644)
 	})
+}
+
+// Test runs the tests of pkgs compiled to WebAssembly under Node (Go's
+// go_js_wasm_exec), with the same two replacements as Build and with
+// sigstore-go (as the tests' own fixtures need): the client decision's
+// code, unchanged, passing its own tests in the runtime the npm package
+// ships it for.
+func Test(ctx context.Context, repo string, pkgs []string, stdout, stderr io.Writer) error {
+	repo, err := filepath.Abs(repo)
+	if err != nil {
+		return err
+	}
+	modfile, tmp, err := prepare(ctx, repo)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	root, err := runGo(ctx, repo, "env", "GOROOT")
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, "go", append([]string{"test", "-modfile", modfile, "-exec", filepath.Join(root, "lib", "wasm", "go_js_wasm_exec")}, pkgs...)...)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd.Run()
 }

@@ -2,7 +2,10 @@
 //
 //	go run ./internal/wasmbuild/build
 //
-// (npm run build, in npm/, runs it.)
+// (npm run build, in npm/, runs it.) With -test it runs the tests of the
+// packages named instead, compiled to WebAssembly, under Node:
+//
+//	go run ./internal/wasmbuild/build -test ./policy/verify ./log/tlogproof
 package main
 
 import (
@@ -17,7 +20,15 @@ import (
 func main() {
 	repo := flag.String("repo", ".", "the attestlog repository")
 	out := flag.String("out", "npm/dist", "directory to write attestlog.wasm and wasm_exec.js to")
+	test := flag.Bool("test", false, "run the tests of the packages named as arguments under WebAssembly (Node) instead of building")
 	flag.Parse()
+	if *test {
+		if err := wasmbuild.Test(context.Background(), *repo, flag.Args(), os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "build -test:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	r, err := wasmbuild.Build(context.Background(), *repo, *out)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "build:", err)

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/attestlog/attestlog/internal/httpserve"
+	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/log/loadtest"
+	"github.com/attestlog/attestlog/log/logserver"
+	"github.com/attestlog/attestlog/log/statement"
+)
+
+func init() {
+	register("bench grow", "grow a log to N entries in steps; report how append, proofs, lookups, the index and a reindex cost as it grows", runBenchGrow)
+}
+
+func runBenchGrow(args []string) error {
+	fs := newFlagSet("bench grow", "[--entries N] [--step N] [--writers N] [--dir DIR]")
+	total := fs.Int("entries", 1000000, "grow the log to this many releases")
+	step := fs.Int("step", 100000, "measure after every this many")
+	writers := fs.Int("writers", 256, "concurrent writers while appending")
+	dir := fs.String("dir", "", "directory for the log (default: a temporary one, removed afterwards)")
+	samples := fs.Int("samples", 300, "proofs and lookups timed after each step")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *total <= 0 || *step <= 0 || *writers <= 0 || *samples <= 0 {
+		fmt.Fprintln(fs.Output(), "--entries, --step, --writers and --samples must be positive")
+		return errUsage
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "attestlog-grow-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	cfg, signer, err := growLogConfig(*dir)
+	if err != nil {
+		return err
+	}
+	l, err := logserver.Open(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.Close(ctx)
+		return err
+	}
+	srv := httpserve.NewServer(l.Handler())
+	go srv.Serve(ln)
+	url := "http://" + ln.Addr().String()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *writers, MaxConnsPerHost: *writers}, Timeout: time.Minute}
+	c, err := client.New(url, hc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "growing a log in %s to %d releases (4–8 KiB each), measuring every %d; no witness (the log alone)\n", *dir, *total, *step)
+	fmt.Printf("%9s %10s %9s %9s %10s %10s %11s %9s\n", "entries", "append/s", "p50", "p99", "proof p99", "lookup p99", "index B/ent", "heap MB")
+	gen := loadtest.NewGenerator(signer)
+	var size uint64
+	var digests []string // a measurement per appended entry, sampled for lookups
+	for size < uint64(*total) {
+		n := min(*step, *total-int(size))
+		entries, err := loadtest.Pregenerate(ctx, gen, n, nil)
+		if err != nil {
+			return err
+		}
+		var top atomic.Uint64
+		res := loadtest.Run(ctx, "grow", *writers, 24*time.Hour, entries, false, func(ctx context.Context, e []byte) error {
+			r, err := c.Add(ctx, e)
+			for old := top.Load(); err == nil && r.Index > old && !top.CompareAndSwap(old, r.Index); old = top.Load() {
+			}
+			return err
+		})
+		maxIdx := top.Load()
+		if ctx.Err() != nil {
+			break
+		}
+		if res.Errors > 0 {
+			return fmt.Errorf("%d appends failed", res.Errors)
+		}
+		for i := 0; i < len(entries); i += max(1, len(entries) / *samples) {
+			if p, err := statement.ParseEntry(entries[i]); err == nil && p.Release != nil {
+				digests = append(digests, p.Release.Measurements.Primary())
+			}
+		}
+		entries = nil
+		// Wait until a checkpoint covers what was appended and the index
+		// holds it, then time reads.
+		for {
+			if _, _, err := c.Proof(ctx, maxIdx); err == nil {
+				if _, err := c.Entry(ctx, maxIdx); err == nil {
+					break
+				}
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		size = maxIdx + 1
+		proofP99 := timeP99(*samples, func() error {
+			_, _, err := c.Proof(ctx, rand.Uint64N(size))
+			return err
+		})
+		lookupP99 := timeP99(*samples, func() error {
+			_, err := c.Lookup(ctx, digests[rand.IntN(len(digests))])
+			return err
+		})
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		fmt.Printf("%9d %10.0f %9v %9v %10v %10v %11.0f %9.0f\n", size, res.Rate(), res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond),
+			proofP99.Round(time.Microsecond*100), lookupP99.Round(time.Microsecond*100), float64(indexBytes(cfg.Index))/float64(size), float64(ms.HeapInuse)/1e6)
+	}
+	srv.Close()
+	if err := l.Close(ctx); err != nil {
+		return err
+	}
+	// A reindex from the tree: the index removed, the log opened again
+	// (it indexes everything before serving).
+	for _, f := range []string{cfg.Index, cfg.Index + "-wal", cfg.Index + "-shm"} {
+		os.Remove(f)
+	}
+	t0 := time.Now()
+	l, err = logserver.Open(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	d := time.Since(t0)
+	defer l.Close(ctx)
+	fmt.Printf("reindex: %d entries in %.1f s = %.0f entries/s (index of %.0f bytes per entry)\n", size, d.Seconds(), float64(size)/d.Seconds(), float64(indexBytes(cfg.Index))/float64(size))
+	return nil
+}
+
+// growLogConfig writes a log of its own in dir: a key, an operator, a
+// policy trusting it, no witness.
+func growLogConfig(dir string) (*logserver.Config, *statement.Signer, error) {
+	keyPath := filepath.Join(dir, "log.key")
+	if _, err := os.Stat(keyPath); err != nil {
+		if _, err := keyfile.Generate(keyfile.KindLog, "bench.attestlog/grow", keyPath, ""); err != nil {
+			return nil, nil, err
+		}
+	}
+	op, err := statement.GenerateSigner(statement.AlgEd25519)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol := filepath.Join(dir, "policy.txt")
+	if err := os.WriteFile(pol, []byte("operator bench "+op.Public().String()+"\n"), 0o644); err != nil {
+		return nil, nil, err
+	}
+	wp := filepath.Join(dir, "witnesses.txt")
+	if err := os.WriteFile(wp, []byte("quorum none\n"), 0o644); err != nil {
+		return nil, nil, err
+	}
+	cfg := &logserver.Config{Origin: "bench.attestlog/grow", Listen: "127.0.0.1:0", Key: keyPath,
+		Storage: logserver.Storage{POSIX: &logserver.POSIXStorage{Dir: filepath.Join(dir, "tiles")}},
+		Index:   filepath.Join(dir, "index.db"), Policy: pol, WitnessPolicy: wp}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, op, nil
+}
+
+// timeP99 runs f n times and returns the 99th percentile of its duration
+// (failures count as what they took).
+func timeP99(n int, f func() error) time.Duration {
+	ds := make([]time.Duration, n)
+	for i := range ds {
+		t0 := time.Now()
+		f()
+		ds[i] = time.Since(t0)
+	}
+	slices.Sort(ds)
+	return ds[min(n*99/100, n-1)]
+}
+
+// indexBytes is the size of the SQLite index and its WAL.
+func indexBytes(path string) int64 {
+	var n int64
+	for _, f := range []string{path, path + "-wal"} {
+		if st, err := os.Stat(f); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}

@@ -47,7 +47,7 @@ func runBenchAppend(args []string) error {
 	rekorBin := fs.String("rekor", "", "rekor-server binary for --baseline rekor (default: built with go build "+loadtest.RekorPkg+" from this module)")
 	rekorInterval := fs.Duration("rekor-checkpoint-interval", time.Second, "Rekor's checkpoint interval (it answers a write once a checkpoint covers it)")
 	rate := fs.Float64("rate", 0, "offer at most this many entries per second to the log in all (an open-loop load; 0: as fast as the writers go); the baselines are not paced")
-	proofLatency := fs.Bool("proof-latency", false, "also measure, for every 100th acknowledged entry, the time from the POST to a witnessed inclusion proof (as publish --wait gets it); Rekor answers with its proof, so its latency to a proof is its latency to the acknowledgement")
+	proofLatency := fs.Bool("proof-latency", false, "also measure, for the first and every 100th acknowledged entry of a run, the time from the POST to a witnessed inclusion proof (as publish --wait gets it); Rekor answers with its proof, so its latency to a proof is its latency to the acknowledgement")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this (client) process's load run against the log to `FILE`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -137,13 +137,14 @@ func runBenchAppend(args []string) error {
 		}
 		fmt.Fprintf(stderr, "loading %s with %d writers for %v…\n", *logURL, w, *duration)
 		var proofs proofLatencies
+		var acks atomic.Int64
 		res := loadtest.RunRate(ctx, "attestlog", w, *duration, *rate, entries[used:], false, func(ctx context.Context, e []byte) error {
 			t0 := time.Now()
 			r, err := c.Add(ctx, e)
 			if err == nil {
 				for old := maxIdx.Load(); r.Index > old && !maxIdx.CompareAndSwap(old, r.Index); old = maxIdx.Load() {
 				}
-				if *proofLatency && r.Index%100 == 0 {
+				if *proofLatency && (acks.Add(1)-1)%100 == 0 {
 					proofs.wait(c, r.Index, t0)
 				}
 			}

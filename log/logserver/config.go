@@ -12,8 +12,8 @@ import (
 
 // Defaults for the batching and checkpoint settings.
 const (
-	DefaultBatchMaxSize       = 256
-	DefaultBatchMaxAge        = 100 * time.Millisecond
+	DefaultBatchMaxSize = 256
+	DefaultBatchMaxAge  = 100 * time.Millisecond
 	// DefaultCheckpointInterval is POSIX storage's: a witnessed proof
 	// comes within about half of it plus a witness round trip (p50 337 ms,
 	// p99 652 ms at 1,000 entries/s offered, against 539 ms / 1.09 s at
@@ -22,8 +22,8 @@ const (
 	// DefaultMySQLCheckpointInterval is the least interval with MySQL
 	// storage (Tessera's MySQL driver publishes at most once a second).
 	DefaultMySQLCheckpointInterval = time.Second
-	DefaultWitnessTimeout     = 10 * time.Second
-	DefaultPushback           = 4096
+	DefaultWitnessTimeout          = 10 * time.Second
+	DefaultPushback                = 4096
 )
 
 // Config is the log server's configuration, read from one YAML file

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -90,27 +91,25 @@ func (d *daemon) kill() {
 	<-d.done
 }
 
-// waitHTTP waits until url answers 200.
+// waitHTTP waits until url answers 200, failing if d exits first.
 func waitHTTP(t *testing.T, d *daemon, url string) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-d.done:
+			cancel()
+		case <-ctx.Done():
 		}
+	}()
+	if err := waitReady(ctx, url); err != nil {
 		select {
 		case <-d.done:
 			t.Fatalf("%s exited: %s", d.name, d.out.String())
 		default:
-		}
-		if time.Now().After(deadline) {
 			t.Fatalf("%s did not answer %s within 90 s (%v)", d.name, url, err)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -37,6 +37,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -142,6 +143,7 @@ type Identity struct {
 type Verifier struct {
 	pp       *policy.ProvenancePolicy
 	rootPath string
+	fsys     fs.FS // where rootPath is read from; nil: the file system
 	sigstoreState
 	// configErr is returned by every check when the policy has no usable
 	// root but may still accept releases without provenance.
@@ -154,7 +156,14 @@ type Verifier struct {
 // or keyless operators gives a verifier that accepts only releases without
 // provenance (when the policy allows those).
 func New(pp *policy.ProvenancePolicy) (*Verifier, error) {
-	v := &Verifier{pp: pp, rootPath: pp.SigstoreRoot}
+	return NewFS(pp, nil)
+}
+
+// NewFS is New reading the sigstore-root file from fsys (by the name the
+// policy gives, slash-separated) when fsys is not nil: for a verifier
+// with its policy's files in memory (the WebAssembly client).
+func NewFS(pp *policy.ProvenancePolicy, fsys fs.FS) (*Verifier, error) {
+	v := &Verifier{pp: pp, rootPath: pp.SigstoreRoot, fsys: fsys}
 	if pp.SigstoreRoot == "" {
 		if len(pp.Builders) > 0 || len(pp.KeylessOperators) > 0 || pp.Requirement == policy.ProvenanceRequired {
 			return nil, fmt.Errorf("%w: builder, keyless-operator or 'provenance required' lines need a sigstore-root line naming the trusted-root JSON", ErrConfig)

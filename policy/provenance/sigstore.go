@@ -10,7 +10,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -38,7 +40,13 @@ type sigstoreState struct {
 // verifier for it.
 func (v *Verifier) loadRoot() error {
 	pp := v.pp
-	b, err := os.ReadFile(pp.SigstoreRoot)
+	var b []byte
+	var err error
+	if v.fsys != nil {
+		b, err = fs.ReadFile(v.fsys, path.Clean(strings.TrimPrefix(pp.SigstoreRoot, "./")))
+	} else {
+		b, err = os.ReadFile(pp.SigstoreRoot)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: sigstore-root: %v", ErrConfig, err)
 	}

@@ -112,7 +112,7 @@ func New(pol *policy.Policy, opts ...Option) (*Verifier, error) {
 	v := &Verifier{pol: pol, hw: hw, now: c.now}
 	v.gpu = gpu.NewVerifier(pol.Attestation.GPU, hw.GPURoots()...)
 	v.gpu.Now = c.now
-	pv, err := provenance.New(&pol.Provenance)
+	pv, err := provenance.NewFS(&pol.Provenance, c.fsys)
 	if err != nil {
 		return nil, err
 	}

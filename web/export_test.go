@@ -16,7 +16,7 @@ type TestLogForPages struct {
 }
 
 func NewTestLogForPages(t *testing.T) *TestLogForPages {
-	tl := newTestLog(t)
+	tl := newTestLogIndexed(t, true) // its pages include an index checkpoint's
 	return &TestLogForPages{testLog: tl, Dir: tl.dir, WitnessPolicy: string(tl.witnessPolicy),
 		Entries: map[string]uint64{
 			"keyed release": tl.provRelease, "keyless release": tl.keylessRelease, "reproduction": tl.reproduction,

@@ -69,6 +69,14 @@ func writeFile(t testing.TB, path, s string) {
 // test entries.
 func newTestLog(t testing.TB) *testLog {
 	t.Helper()
+	return newTestLogIndexed(t, false)
+}
+
+// newTestLogIndexed is newTestLog with the log's index checkpoints on or
+// off: they are entries the log appends to itself when it pleases, which
+// tests that count entries cannot have.
+func newTestLogIndexed(t testing.TB, indexCheckpoints bool) *testLog {
+	t.Helper()
 	dir := t.TempDir()
 	tl := &testLog{dir: dir, commit: strings.Repeat("c0ffee", 6) + "abcd"}
 	var err error
@@ -121,6 +129,7 @@ func newTestLog(t testing.TB) *testLog {
 		Index:   filepath.Join(dir, "index.db"), Policy: filepath.Join(dir, "policy.txt"),
 		WitnessPolicy: filepath.Join(dir, "witnesses.txt"),
 		BatchMaxAge:   10 * time.Millisecond, CheckpointInterval: 100 * time.Millisecond,
+		IndexCheckpoints: &indexCheckpoints,
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

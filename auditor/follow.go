@@ -311,9 +311,27 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 			}
 		}
 	}()
-	for batch := range batches {
-		next = batch[len(batch)-1].idx + 1
-		if err := a.verifyBatch(ctx, l, tree, batch, next); err != nil {
+	// Checking (parsing and signatures, in parallel) runs one batch ahead
+	// of committing (references, the store, the index replay, in order),
+	// so both cores stay busy.
+	type checkedBatch struct {
+		raw     []rawEntry
+		checked []checkedEntry
+	}
+	checkedBatches := make(chan checkedBatch, 1)
+	go func() {
+		defer close(checkedBatches)
+		for batch := range batches {
+			select {
+			case checkedBatches <- checkedBatch{batch, a.checkBatch(ctx, l, batch)}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for cb := range checkedBatches {
+		next = cb.raw[len(cb.raw)-1].idx + 1
+		if err := a.commitBatch(ctx, l, tree, cb.raw, cb.checked, next); err != nil {
 			l.index = nil // rebuilt from the committed position next time
 			return err
 		}
@@ -341,10 +359,14 @@ type checkedEntry struct {
 	invalid string
 }
 
-// verifyBatch checks entries (in parallel: parsing, canonical form,
-// signature, provenance; then in order: references), raises alerts for
-// invalid ones and commits the releases, revocations and progress.
-func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, tree tlog.Tree, raw []rawEntry, next int64) error {
+// A batch of entries is verified in two parts: checkBatch (in parallel:
+// parsing, canonical form, signature, provenance) and commitBatch (in
+// order: references, alerts for invalid entries, the releases,
+// revocations and progress committed).
+
+// checkBatch checks each entry on its own: nothing that depends on the
+// entries before it.
+func (a *Auditor) checkBatch(ctx context.Context, l *followedLog, raw []rawEntry) []checkedEntry {
 	checked := make([]checkedEntry, len(raw))
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
@@ -358,7 +380,12 @@ func (a *Auditor) verifyBatch(ctx context.Context, l *followedLog, tree tlog.Tre
 		}()
 	}
 	wg.Wait()
+	return checked
+}
 
+// commitBatch is the ordered part: references, alerts, the store and the
+// index replay.
+func (a *Auditor) commitBatch(ctx context.Context, l *followedLog, tree tlog.Tree, raw []rawEntry, checked []checkedEntry, next int64) error {
 	b := &store.Batch{Revocations: map[int64]int64{}}
 	inBatch := map[int64]*store.Release{}
 	// release returns the release ref names, or why the reference is

@@ -44,7 +44,7 @@ type Result struct {
 // A statement already in the log (same payload, whatever its signature)
 // returns the original index with Duplicate set and appends nothing.
 func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
-	p, err := l.check(ctx, body)
+	p, who, err := l.checkSigner(ctx, body)
 	if err != nil {
 		var kind statement.Kind
 		if p != nil {
@@ -115,7 +115,7 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 		l.pending[p.PayloadHash] = pa
 		// Hand the parsed statement to the indexer, which would otherwise
 		// parse the entry again.
-		l.parsed[entryHash] = p
+		l.parsed[entryHash] = admitted{p: p, signer: who}
 	}
 	l.pendingMu.Unlock()
 
@@ -191,20 +191,40 @@ func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Ind
 // canonical envelope or bundle, which ParseEntry reads back to the same
 // statement (FuzzAdmitReadBack holds it to that).
 func (l *Log) check(ctx context.Context, body []byte) (*statement.Parsed, error) {
+	p, _, err := l.checkSigner(ctx, body)
+	return p, err
+}
+
+// signer is who admission found signed a statement (its policy key ID
+// and name), handed to the indexer so that it does not verify the
+// signature again; zero when admission did not record it.
+type signer struct{ keyID, name string }
+
+// admitted is a statement admitted and being appended, for the indexer.
+type admitted struct {
+	p      *statement.Parsed
+	signer signer
+}
+
+// checkSigner is check, also returning the signer it verified.
+func (l *Log) checkSigner(ctx context.Context, body []byte) (*statement.Parsed, signer, error) {
 	if len(body) > statement.MaxEntrySize {
-		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
+		return nil, signer{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
 	}
 	if statement.IsBundle(body) {
 		// Not a DSSE envelope but a statement signed keylessly by a CI
 		// identity: the Sigstore bundle is verified against the policy's
 		// keyless operators.
-		return l.keyless(body)
+		p, err := l.keyless(body)
+		return p, signer{}, err
 	}
 	p, err := statement.ParseEntry(body)
 	if err != nil {
-		return nil, err
+		return nil, signer{}, err
 	}
-	return p, l.authorize(ctx, p)
+	var who signer
+	err = l.authorize(ctx, p, &who)
+	return p, who, err
 }
 
 // pendingAdd is a statement being appended; done is closed once idx and
@@ -217,12 +237,16 @@ type pendingAdd struct {
 
 // authorize checks the signer against the policy and, for reproductions
 // and revocations, the release they name.
-func (l *Log) authorize(ctx context.Context, p *statement.Parsed) error {
+func (l *Log) authorize(ctx context.Context, p *statement.Parsed, who *signer) error {
 	pol := l.Policy()
 	switch p.Kind {
 	case statement.KindRelease:
-		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators)); !ok {
+		k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Operators))
+		if !ok {
 			return fmt.Errorf("%w: the release is not signed by an operator key of the log's policy (add 'operator NAME KEY' to the policy, or sign with an operator key)", ErrForbidden)
+		}
+		if pr, ok := policy.Named(pol.Operators, k); ok {
+			*who = signer{k.ID(), pr.Name}
 		}
 		// Build provenance, checked offline against the log's policy.
 		cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, time.Now())
@@ -237,8 +261,12 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed) error {
 		}
 		return l.checkNotRevoked(ctx, p)
 	case statement.KindReproduction:
-		if _, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Auditors)); !ok {
+		k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Auditors))
+		if !ok {
 			return fmt.Errorf("%w: the reproduction is not signed by an auditor key of the log's policy", ErrForbidden)
+		}
+		if pr, ok := policy.Named(pol.Auditors, k); ok {
+			*who = signer{k.ID(), pr.Name}
 		}
 		_, err := l.release(ctx, p.Ref)
 		return err

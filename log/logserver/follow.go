@@ -172,16 +172,22 @@ const maxIndexBatch = 4096
 func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, *statement.Parsed, error) {
 	h := sha256.Sum256(entry)
 	l.pendingMu.Lock()
-	p := l.parsed[h]
+	a := l.parsed[h]
 	delete(l.parsed, h)
 	l.pendingMu.Unlock()
+	p := a.p
 	if p == nil { // added before a restart, or by another process
 		var err error
 		if p, err = statement.ParseEntry(entry); err != nil {
 			return index.Record{}, [32]byte{}, nil, err
 		}
 	}
-	key, name := l.signerOf(p)
+	// Admission verified who signed it; a statement read back (a restart,
+	// another frontend) is verified here, as admission would have.
+	key, name := a.signer.keyID, a.signer.name
+	if key == "" {
+		key, name = l.signerOf(p)
+	}
 	return index.RecordOf(idx, h, p, key, name), p.PayloadHash, p, nil
 }
 

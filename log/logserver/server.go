@@ -30,7 +30,6 @@ import (
 
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/internal/index"
-	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy"
 
@@ -66,7 +65,7 @@ type Log struct {
 	// wake tells the follower that an append finished.
 	wake chan struct{}
 	// parsed maps the SHA-256 of entries in pending to their parse.
-	parsed map[[32]byte]*statement.Parsed
+	parsed map[[32]byte]admitted
 
 	indexed chan struct{} // closed and replaced whenever the index advances
 	stop    context.CancelFunc
@@ -139,7 +138,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		tesseraCancel: l0cancel,
 		cfg:           cfg, logger: logger, policy: pol,
 		pending: map[[32]byte]*pendingAdd{},
-		parsed:  map[[32]byte]*statement.Parsed{},
+		parsed:  map[[32]byte]admitted{},
 		indexed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		slots:   make(chan struct{}, cfg.Pushback),

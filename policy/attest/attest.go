@@ -34,6 +34,7 @@ import (
 
 	"github.com/google/go-sev-guest/verify/trust"
 
+	"github.com/attestlog/attestlog/internal/pemcert"
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
@@ -133,7 +134,7 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 			root.source = "trust-root " + r.File
 			v.snpRoots[root.line] = append(v.snpRoots[root.line], root)
 		case policy.PlatformTDX:
-			certs, err := parsePEMCerts(b)
+			certs, err := pemcert.Parse(b)
 			if err != nil {
 				return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
 			}
@@ -142,7 +143,7 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 			}
 			v.tdxTest = true
 		case policy.PlatformGPU:
-			if _, err := parsePEMCerts(b); err != nil {
+			if _, err := pemcert.Parse(b); err != nil {
 				return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
 			}
 			v.gpuRoots = append(v.gpuRoots, b)
@@ -308,27 +309,4 @@ func safely(what string, f func() error) (err error) {
 		}
 	}()
 	return f()
-}
-
-func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE in file")
-	}
-	return certs, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
 
+	"github.com/attestlog/attestlog/internal/pemcert"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
@@ -109,7 +110,7 @@ func embeddedSNPRoots() map[string][]*snpRoot {
 // parseSNPRoot reads a trust-root file: an ARK ("ARK-<line>") and its ASK
 // ("SEV-<line>") and/or ASVK ("SEV-VLEK-<line>"), PEM.
 func parseSNPRoot(b []byte) (*snpRoot, error) {
-	certs, err := parsePEMCerts(b)
+	certs, err := pemcert.Parse(b)
 	if err != nil {
 		return nil, err
 	}

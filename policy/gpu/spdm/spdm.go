@@ -18,7 +18,6 @@ import (
 	"crypto/sha512"
 	_ "embed"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -26,6 +25,8 @@ import (
 	"time"
 
 	"crypto/x509"
+
+	"github.com/attestlog/attestlog/internal/pemcert"
 )
 
 // Sizes of the fixed parts.
@@ -236,26 +237,11 @@ func DeviceRoots() *x509.CertPool {
 
 // ParseChain parses a PEM certificate chain, leaf first.
 func ParseChain(pemData []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, pemData = pem.Decode(pemData)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("GPU certificate chain: %v", err)
-		}
-		out = append(out, c)
+	c, err := pemcert.Parse(pemData)
+	if err != nil {
+		return nil, fmt.Errorf("GPU certificate chain: %v", err)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("GPU certificate chain: no certificate")
-	}
-	return out, nil
+	return c, nil
 }
 
 // VerifyChain verifies chain (leaf first; the chain may end with the

@@ -154,9 +154,6 @@ func BuildWith(ctx context.Context, repo, out string, sigstore bool) (*Result, e
 		version = strings.TrimSpace(string(b))
 	}
 	ldflags := "-s -w -X main.version=" + version
-	if os.Getenv("ATTESTLOG_WASM_SYMBOLS") == "1" {
-		ldflags = "-X main.version=" + version // for go tool nm -size
-	}
 	// attestlog_nosigstore leaves sigstore-go out (policy/provenance's
 	// nosigstore.go): it and the Rekor, protobuf and gRPC code under it
 	// would make the module 1.8 times as large (8.6 MB gzipped, not 4.8).

@@ -2,6 +2,7 @@ package vindex
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -47,16 +48,31 @@ func BenchmarkBuild(b *testing.B) {
 		entries := benchEntries(b, n)
 		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
 			var d time.Duration
+			var heap uint64
 			for b.Loop() {
+				before := heapAlloc()
 				t0 := time.Now()
 				bl := NewBuilder()
+				// As the log keeps them: a snapshot per 1,000 entries,
+				// the newest 4 alive.
+				var snaps []*Map
 				for i, e := range entries {
 					bl.Add(uint64(i), e)
 					bl.Root()
+					if i%1000 == 999 {
+						snaps = append(snaps, bl.Map().Snapshot())
+						if len(snaps) > 4 {
+							snaps = snaps[1:]
+						}
+					}
 				}
 				d += time.Since(t0)
+				heap += heapAlloc() - before
+				runtime.KeepAlive(bl)
+				runtime.KeepAlive(snaps)
 			}
 			b.ReportMetric(float64(n*b.N)/d.Seconds(), "entries/s")
+			b.ReportMetric(float64(heap)/float64(n*b.N), "heap-B/entry")
 		})
 		// The baseline: parsing the same entries with statement.ParseEntry
 		// (which the map function must do) and nothing else.
@@ -72,6 +88,15 @@ func BenchmarkBuild(b *testing.B) {
 			b.ReportMetric(float64(n*b.N)/d.Seconds(), "entries/s")
 		})
 	}
+}
+
+// heapAlloc is the live heap after a collection.
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // BenchmarkProof is the size of a proof (presence and absence) and the

@@ -1,6 +1,7 @@
 package vindex
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 
@@ -19,14 +20,33 @@ type Builder struct {
 	size uint64
 	// releases remembers, for each release, its entry's SHA-256 and keys:
 	// reproductions and revocations are filed under the keys of the
-	// release they name.
+	// release they name. Neither holds a Go pointer, so the garbage
+	// collector does not scan them.
 	releases map[uint64]release
+	keys     keyArena
 }
 
 type release struct {
-	sha256 string
-	keys   [][32]byte
+	sha256 [32]byte
+	off    uint64 // its keys are keys[off:off+n]
+	n      uint32
 }
+
+// keyArena is a sequence of keys in fixed-size chunks.
+type keyArena struct {
+	chunks [][]([32]byte)
+	n      uint64
+}
+
+func (a *keyArena) add(k [32]byte) {
+	if a.n>>chunkBits == uint64(len(a.chunks)) {
+		a.chunks = append(a.chunks, make([][32]byte, chunkLen))
+	}
+	a.chunks[a.n>>chunkBits][a.n&chunkMask] = k
+	a.n++
+}
+
+func (a *keyArena) at(i uint64) [32]byte { return a.chunks[i>>chunkBits][i&chunkMask] }
 
 // NewBuilder returns a builder of the empty log.
 func NewBuilder() *Builder { return &Builder{releases: map[uint64]release{}} }
@@ -63,24 +83,28 @@ func (b *Builder) AddParsed(index uint64, entry []byte, p *statement.Parsed) ([]
 	switch p.Kind {
 	case statement.KindRelease:
 		keys := ReleaseKeys(p.Release, p.Statement.Subject)
-		b.releases[index] = release{sha256: statement.RefOf(index, entry).SHA256, keys: keys}
+		r := release{sha256: sha256.Sum256(entry), off: b.keys.n, n: uint32(len(keys))}
 		for _, k := range keys {
+			b.keys.add(k)
 			b.m.Add(k, Item{Index: index, Kind: KindRelease})
 		}
+		b.releases[index] = r
 		return keys, nil
 	case statement.KindReproduction, statement.KindRevocation:
 		r, ok := b.releases[p.Ref.Index]
-		if !ok || r.sha256 != p.Ref.SHA256 || p.Ref.Index >= index {
+		if !ok || hex.EncodeToString(r.sha256[:]) != p.Ref.SHA256 || p.Ref.Index >= index {
 			return nil, nil
 		}
 		kind := KindReproduction
 		if p.Kind == statement.KindRevocation {
 			kind = KindRevocation
 		}
-		for _, k := range r.keys {
-			b.m.Add(k, Item{Index: index, Kind: kind})
+		keys := make([][32]byte, r.n)
+		for i := range keys {
+			keys[i] = b.keys.at(r.off + uint64(i))
+			b.m.Add(keys[i], Item{Index: index, Kind: kind})
 		}
-		return r.keys, nil
+		return keys, nil
 	}
 	return nil, nil
 }

@@ -39,6 +39,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sort"
 )
 
@@ -109,142 +110,231 @@ func bit(k [32]byte, d int) int { return int(k[d/8]>>(7-d%8)) & 1 }
 // Key is the map key of a raw digest.
 func Key(digest []byte) [32]byte { return sha256.Sum256(digest) }
 
-type node struct {
-	gen   uint64 // the map generation that made it: mutable until a Snapshot
-	child [2]*node
-	leaf  bool
-	key   [32]byte
-	items []Item
-	hash  [32]byte
-	dirty bool
-}
-
 // Map is the index in memory. Add copies the path it changes and never
 // modifies a node a Snapshot shares, so a snapshot stays valid (and
 // provable, concurrently) while the map grows. A Map itself is not safe
-// for concurrent use.
+// for concurrent use; a snapshot is, and must not be changed.
 type Map struct {
-	root *node
-	keys int
-	gen  uint64 // advanced by Snapshot: older nodes are shared, copied on write
+	s      *store
+	v      view // a snapshot's: the store's chunks when it was taken
+	root   ref
+	keys   int
+	gen    uint64 // advanced by Snapshot: older nodes are shared, copied on write
+	frozen bool
 }
 
 // Len is the number of keys.
 func (m *Map) Len() int { return m.keys }
 
-// Snapshot returns the map as it is now, with its hashes computed: safe
-// to Prove from any number of goroutines while m changes.
-func (m *Map) Snapshot() *Map {
-	m.Root()
-	m.gen++
-	return &Map{root: m.root, keys: m.keys, gen: m.gen}
+func (m *Map) view() *view {
+	if m.frozen || m.s == nil {
+		return &m.v
+	}
+	return &m.s.v
 }
 
-// own returns n if this generation of m made it (nobody shares it), else
-// a copy to change.
-func (m *Map) own(n *node) *node {
-	if n.gen == m.gen {
-		n.dirty = true
-		return n
+// Snapshot returns the map as it is now, with its hashes computed: safe
+// to Prove from any number of goroutines while m changes. A snapshot of
+// a snapshot is itself.
+func (m *Map) Snapshot() *Map {
+	if m.frozen {
+		return m
 	}
-	c := *n
-	c.gen, c.dirty = m.gen, true
-	return &c
+	m.Root()
+	if m.s == nil {
+		return &Map{frozen: true}
+	}
+	m.s.reclaim()
+	m.gen++
+	snap := &Map{s: m.s, v: m.s.v, root: m.root, keys: m.keys, gen: m.gen, frozen: true}
+	m.s.snapshotTaken(m.gen)
+	runtime.AddCleanup(snap, m.s.snapshotGone, m.gen)
+	return snap
+}
+
+// Bytes is the memory the map's nodes and items take, with its snapshots'
+// (slots in use, retired and free).
+func (m *Map) Bytes() int {
+	if m.s == nil {
+		return 0
+	}
+	return m.s.bytes()
+}
+
+// own returns r if this generation of m made it (nobody shares it),
+// marked dirty, else a dirty copy to change, retiring r.
+func (m *Map) own(r ref) ref {
+	s := m.s
+	n := s.v.in(r)
+	if n.gen&^dirtyBit == m.gen {
+		n.gen |= dirtyBit
+		return r
+	}
+	c := s.newInner(m.gen)
+	child := s.v.in(r).child
+	s.v.in(c).child = child
+	s.current(m.gen).inners = append(s.current(m.gen).inners, r)
+	return c
 }
 
 // Add records item under key. An item already present is not added twice.
 func (m *Map) Add(key [32]byte, it Item) {
+	if m.frozen {
+		panic("vindex: Add to a snapshot")
+	}
+	if m.s == nil {
+		m.s = newStore()
+	}
+	s := m.s
+	if s.sinceReclaim++; s.sinceReclaim >= 4096 {
+		s.reclaim()
+	}
 	p := &m.root
 	for d := 0; ; d++ {
-		n := *p
+		r := *p
 		switch {
-		case n == nil:
-			*p = &node{gen: m.gen, leaf: true, key: key, items: []Item{it}, dirty: true}
+		case r == 0:
+			l := s.newLeaf()
+			*s.v.lf(l) = leaf{key: key, first: [1]Item{it}, gen: m.gen, n: 1}
+			*p = l
 			m.keys++
 			return
-		case n.leaf && n.key == key:
-			for _, x := range n.items {
-				if x == it {
-					return
-				}
+		case r&leafFlag != 0:
+			l := s.v.lf(r)
+			if l.key == key {
+				*p = m.addItem(r, it)
+				return
 			}
-			shared := n.gen != m.gen
-			c := m.own(n)
-			if shared {
-				c.items = append(make([]Item, 0, len(n.items)+1), n.items...)
-			}
-			c.items = append(c.items, it)
-			sort.Slice(c.items, func(i, j int) bool { return c.items[i].Index < c.items[j].Index })
-			*p = c
-			return
-		case n.leaf:
 			// Split: push the old leaf down until the keys part.
-			inner := &node{gen: m.gen, dirty: true}
-			inner.child[bit(n.key, d)] = n
-			*p = inner
-			p = &inner.child[bit(key, d)]
+			in := s.newInner(m.gen)
+			s.v.in(in).child[bit(l.key, d)] = r
+			*p = in
+			p = &s.v.in(in).child[bit(key, d)]
 		default:
-			c := m.own(n)
+			c := m.own(r)
 			*p = c
-			p = &c.child[bit(key, d)]
+			p = &s.v.in(c).child[bit(key, d)]
 		}
 	}
 }
 
-// Get returns the items of key (nil if absent).
+// addItem adds it to leaf r's items, in index order, returning the leaf
+// now holding them (r itself when this generation made it).
+func (m *Map) addItem(r ref, it Item) ref {
+	s := m.s
+	l := s.v.lf(r)
+	old := s.v.items(l)
+	for _, x := range old {
+		if x == it {
+			return r
+		}
+	}
+	pos := sort.Search(len(old), func(i int) bool { return old[i].Index > it.Index })
+	n := l.n + 1
+	if n == 0 {
+		panic("vindex: too many items under one key")
+	}
+	owned := l.gen == m.gen
+	if owned && l.n > 1 && class(n) == class(l.n) {
+		run := s.v.run(class(n), l.off)[:n]
+		copy(run[pos+1:], run[pos:n-1])
+		run[pos] = it
+		l.n = n
+		return r
+	}
+	off := s.newRun(class(n))
+	l = s.v.lf(r) // newRun may have grown a directory, not moved a chunk; reload for clarity
+	run := s.v.run(class(n), off)[:n]
+	old = s.v.items(l)
+	copy(run, old[:pos])
+	run[pos] = it
+	copy(run[pos+1:], old[pos:])
+	if l.n > 1 {
+		rr := runRef{class: uint8(class(l.n)), off: l.off}
+		if owned {
+			s.freeRun[rr.class] = append(s.freeRun[rr.class], rr.off)
+		} else {
+			s.current(m.gen).runs = append(s.current(m.gen).runs, rr)
+		}
+	}
+	if owned {
+		l.off, l.n = off, n
+		return r
+	}
+	nl := s.newLeaf()
+	*s.v.lf(nl) = leaf{key: l.key, gen: m.gen, off: off, n: n}
+	s.current(m.gen).leaves = append(s.current(m.gen).leaves, r)
+	return nl
+}
+
+// Get returns a copy of the items of key (nil if absent).
 func (m *Map) Get(key [32]byte) []Item {
-	n := m.root
-	for d := 0; n != nil; d++ {
-		if n.leaf {
-			if n.key == key {
-				return n.items
+	defer runtime.KeepAlive(m)
+	v := m.view()
+	r := m.root
+	for d := 0; r != 0; d++ {
+		if r&leafFlag != 0 {
+			l := v.lf(r)
+			if l.key == key {
+				return append([]Item(nil), v.items(l)...)
 			}
 			return nil
 		}
-		n = n.child[bit(key, d)]
+		r = v.in(r).child[bit(key, d)]
 	}
 	return nil
 }
 
-func (n *node) sum() [32]byte {
-	if n == nil {
+// sum is the hash of subtree r, computing (and, in the live map, caching)
+// the stale ones; a snapshot has none, so its sums only read.
+func (v *view) sum(r ref) [32]byte {
+	switch {
+	case r == 0:
 		return emptyHash
+	case r&leafFlag != 0:
+		l := v.lf(r)
+		return leafHash(l.key, ValueHash(v.items(l)))
 	}
-	if n.dirty {
-		if n.leaf {
-			n.hash = leafHash(n.key, ValueHash(n.items))
-		} else {
-			n.hash = nodeHash(n.child[0].sum(), n.child[1].sum())
-		}
-		n.dirty = false
+	n := v.in(r)
+	if n.gen&dirtyBit != 0 {
+		n.hash = nodeHash(v.sum(n.child[0]), v.sum(n.child[1]))
+		n.gen &^= dirtyBit
 	}
 	return n.hash
 }
 
 // Root returns the map's root hash (recomputing only what changed).
-func (m *Map) Root() [32]byte { return m.root.sum() }
+func (m *Map) Root() [32]byte {
+	defer runtime.KeepAlive(m)
+	return m.view().sum(m.root)
+}
 
 // Prove returns the items of key and the proof of them (of absence when
 // there are none) under Root.
 func (m *Map) Prove(key [32]byte) ([]Item, *MapProof) {
+	defer runtime.KeepAlive(m)
 	m.Root()
+	v := m.view()
 	pr := &MapProof{}
-	n := m.root
+	r := m.root
 	for d := 0; ; d++ {
 		switch {
-		case n == nil:
+		case r == 0:
 			pr.Terminal = TerminalEmpty
 			return nil, pr
-		case n.leaf && n.key == key:
-			pr.Terminal = TerminalKey
-			return n.items, pr
-		case n.leaf:
-			pr.Terminal, pr.OtherKey, pr.OtherValue = TerminalOther, n.key, ValueHash(n.items)
+		case r&leafFlag != 0:
+			l := v.lf(r)
+			if l.key == key {
+				pr.Terminal = TerminalKey
+				return append([]Item(nil), v.items(l)...), pr
+			}
+			pr.Terminal, pr.OtherKey, pr.OtherValue = TerminalOther, l.key, ValueHash(v.items(l))
 			return nil, pr
 		}
+		n := v.in(r)
 		b := bit(key, d)
-		pr.Siblings = append(pr.Siblings, n.child[1-b].sum())
-		n = n.child[b]
+		pr.Siblings = append(pr.Siblings, v.sum(n.child[1-b]))
+		r = n.child[b]
 	}
 }
 

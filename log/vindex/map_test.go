@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	mrand "math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // refRoot computes the root from scratch, straight from the definition.
@@ -225,6 +228,173 @@ func TestSnapshot(t *testing.T) {
 			t.Fatalf("the snapshot sees %d items, want 1 (the revocations came later)", len(items))
 		}
 		if err := pr.Verify(root, k, items); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestSnapshotItemsRuns: keys with many items (runs of every size class
+// up to 64) keep each snapshot's items while later ones are added, in
+// place and by copying.
+func TestSnapshotItemsRuns(t *testing.T) {
+	var m Map
+	k := randKey()
+	other := randKey()
+	m.Add(other, Item{Index: 0, Kind: KindRelease})
+	var want [][]Item
+	var snaps []*Map
+	var items []Item
+	for i := range 64 {
+		it := Item{Index: uint64(1000 - i), Kind: KindReproduction} // descending: each goes first
+		m.Add(k, it)
+		m.Add(k, it) // twice: once
+		items = append([]Item{it}, items...)
+		if i%3 == 0 {
+			snaps = append(snaps, m.Snapshot())
+			want = append(want, append([]Item(nil), items...))
+		}
+	}
+	if got := m.Get(k); !equalItems(got, items) {
+		t.Fatalf("Get = %v, want %v", got, items)
+	}
+	vals := map[[32]byte][]Item{k: items, other: {{Index: 0, Kind: KindRelease}}}
+	if got, def := m.Root(), refRoot([][32]byte{k, other}, vals, 0); got != def {
+		t.Fatal("the root of a many-item key is not the definition's")
+	}
+	for i, s := range snaps {
+		got, pr := s.Prove(k)
+		if !equalItems(got, want[i]) {
+			t.Fatalf("snapshot %d: %d items, want %d", i, len(got), len(want[i]))
+		}
+		if err := pr.Verify(s.Root(), k, got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What Get returns is a copy.
+	g := m.Get(k)
+	g[0].Index = 7
+	if m.Get(k)[0].Index == 7 {
+		t.Fatal("Get returned the map's own memory")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a snapshot accepted Add")
+		}
+	}()
+	snaps[0].Add(k, Item{Index: 1})
+}
+
+// TestSnapshotsReclaimed: the slots that path copying retires are reused
+// once the snapshots that share them are gone, so a map that keeps
+// taking (and dropping) snapshots does not grow without bound.
+func TestSnapshotsReclaimed(t *testing.T) {
+	var m Map
+	var keys [][32]byte
+	for i := range 2000 {
+		k := randKey()
+		keys = append(keys, k)
+		m.Add(k, Item{Index: uint64(i), Kind: KindRelease})
+	}
+	var slots []uint32
+	for round := range 40 {
+		s := m.Snapshot()
+		for i := range 200 {
+			m.Add(keys[(round*200+i)%len(keys)], Item{Index: uint64(10000 + round*200 + i), Kind: KindReproduction})
+		}
+		s.Root()
+		s = nil
+		runtime.GC()
+		// The cleanup runs on its own goroutine after the collection.
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			m.s.mu.Lock()
+			gone := len(m.s.live) > 0 && m.s.live[len(m.s.live)-1].n == 0
+			m.s.mu.Unlock()
+			if gone {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		m.s.reclaim()
+		slots = append(slots, m.s.nInner)
+	}
+	// 2,000 keys need 1,999 inner nodes; each round copies at most its
+	// 200 paths (11 levels), and reuses what the round before retired.
+	if first, last := slots[1], slots[len(slots)-1]; last > first+first/4 {
+		t.Fatalf("inner slots grew from %d to %d over 40 rounds of snapshots: retired slots are not reused", first, last)
+	}
+	if len(m.s.freeInner) == 0 {
+		t.Fatal("nothing was reclaimed")
+	}
+	// And the map is still the definition's.
+	vals := map[[32]byte][]Item{}
+	for i, k := range keys {
+		vals[k] = []Item{{Index: uint64(i), Kind: KindRelease}}
+	}
+	for round := range 40 {
+		for i := range 200 {
+			k := keys[(round*200+i)%len(keys)]
+			vals[k] = append(vals[k], Item{Index: uint64(10000 + round*200 + i), Kind: KindReproduction})
+		}
+	}
+	if m.Root() != refRoot(keys, vals, 0) {
+		t.Fatal("after reclaiming, the root is not the definition's")
+	}
+}
+
+// TestSnapshotsConcurrent: proofs from live snapshots verify while the
+// map grows, older snapshots are dropped and their slots reused (run
+// with -race).
+func TestSnapshotsConcurrent(t *testing.T) {
+	var m Map
+	var keys [][32]byte
+	for i := range 500 {
+		k := randKey()
+		keys = append(keys, k)
+		m.Add(k, Item{Index: uint64(i), Kind: KindRelease})
+	}
+	snaps := make(chan *Map, 1)
+	snaps <- m.Snapshot()
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for w := range 3 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				s := <-snaps
+				snaps <- s
+				k := keys[(i*7+w)%len(keys)]
+				items, pr := s.Prove(k)
+				if err := pr.Verify(s.Root(), k, items); err != nil {
+					errs <- err
+					return
+				}
+				if len(items) == 0 {
+					errs <- fmt.Errorf("a key of the snapshot proves absent")
+					return
+				}
+			}
+		}()
+	}
+	for round := range 200 {
+		for i := range 20 {
+			m.Add(keys[(round*20+i)%len(keys)], Item{Index: uint64(1000 + round*20 + i), Kind: KindReproduction})
+			m.Add(randKey(), Item{Index: uint64(1000 + round*20 + i), Kind: KindRelease})
+		}
+		<-snaps
+		snaps <- m.Snapshot()
+		if round%20 == 0 {
+			runtime.GC()
+		}
+	}
+	close(done)
+	for range 3 {
+		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -71,6 +71,15 @@ type indexCommit struct {
 // maxCommits is how many committed snapshots are kept for proofs.
 const maxCommits = 4
 
+// trimCommits keeps the newest maxCommits commits, in a fresh array: a
+// resliced one would keep the older snapshots reachable, and with them
+// every map node they share (v.mu held).
+func (v *vindexState) trimCommits() {
+	if len(v.commits) > maxCommits {
+		v.commits = append([]indexCommit(nil), v.commits[len(v.commits)-maxCommits:]...)
+	}
+}
+
 // recentKept is how many recent map sizes keep a snapshot.
 const recentKept = 4096
 
@@ -99,9 +108,7 @@ func (l *Log) recoverCommit(idx uint64, entry []byte) {
 		return
 	}
 	v.commits = append(v.commits, indexCommit{entry: idx, ic: *ic, snap: snap})
-	if len(v.commits) > maxCommits {
-		v.commits = v.commits[len(v.commits)-maxCommits:]
-	}
+	v.trimCommits()
 	v.committed = max(v.committed, ic.Size)
 }
 
@@ -231,9 +238,7 @@ func (l *Log) commitIndex(ctx context.Context) error {
 	}
 	v.mu.Lock()
 	v.commits = append(v.commits, indexCommit{entry: idx.Index, ic: ic, snap: snap})
-	if len(v.commits) > maxCommits {
-		v.commits = v.commits[len(v.commits)-maxCommits:]
-	}
+	v.trimCommits()
 	v.mu.Unlock()
 	l.metrics.vindexCommitted.Set(float64(ic.Size))
 	l.logger.Debug("index checkpoint", "size", ic.Size, "entry", idx.Index, "root", hex.EncodeToString(ic.Root[:8]))

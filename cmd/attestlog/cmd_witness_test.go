@@ -188,6 +188,9 @@ func TestBenchWitness(t *testing.T) {
 
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
+	// Built as an installed attestlog builds it: from a directory outside
+	// this module, at the version this binary was built with.
+	t.Chdir(dir)
 	lw, err := driver.BuildPeer(bctx, dir, driver.LitewitnessPkg)
 	if err != nil {
 		testenv.Missing(t, "litewitness", err)

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -33,14 +35,46 @@ const (
 )
 
 // BuildPeer runs `go build -o dir pkg` (from within this module, so at the
-// version go.mod requires) and returns the binary's path.
+// version go.mod requires) and returns the binary's path. Run from outside
+// the module (an installed attestlog), it installs pkg at the version this
+// binary was built with instead (`go install pkg@version`, GOBIN=dir).
 func BuildPeer(ctx context.Context, dir, pkg string) (string, error) {
 	out := filepath.Join(dir, filepath.Base(pkg))
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
-	if b, err := cmd.CombinedOutput(); err != nil {
+	b, err := cmd.CombinedOutput()
+	if err == nil {
+		return out, nil
+	}
+	version := moduleVersion(pkg)
+	if version == "" || !bytes.Contains(b, []byte("go.mod file not found")) && !bytes.Contains(b, []byte("no required module provides")) {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	cmd = exec.CommandContext(ctx, "go", "install", pkg+"@"+version)
+	cmd.Env = append(os.Environ(), "GOBIN="+abs)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go install %s@%s (not within the attestlog module): %v\n%s", pkg, version, err, b)
+	}
 	return out, nil
+}
+
+// moduleVersion is the version of the module providing pkg in this
+// binary's dependencies ("" when it is not one).
+func moduleVersion(pkg string) string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	best, version := "", ""
+	for _, d := range bi.Deps {
+		if m := d; m.Replace == nil && (pkg == m.Path || strings.HasPrefix(pkg, m.Path+"/")) && len(m.Path) > len(best) {
+			best, version = m.Path, m.Version
+		}
+	}
+	return version
 }
 
 // Peer is a witness process started on 127.0.0.1.

@@ -44,6 +44,33 @@ type Result struct {
 // A statement already in the log (same payload, whatever its signature)
 // returns the original index with Duplicate set and appends nothing.
 func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
+	// A slot for the admission, taken before any work on the body: under
+	// overload the 503 then costs the log nothing but the read, where
+	// parsing and verifying first spent the CPU of a statement it turned
+	// away (and the client sends it again). Wait a while for one rather
+	// than answer 503 at once (the client would then wait a whole
+	// Retry-After).
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(pushbackWait)
+		select {
+		case l.slots <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			l.metrics.pushback.Inc()
+			return Result{}, fmt.Errorf("%w: %d entries are waiting to be integrated; retry shortly", tessera.ErrPushback, l.cfg.Pushback)
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, ctx.Err()
+		}
+	}
+	slot := true
+	defer func() {
+		if slot {
+			<-l.slots
+		}
+	}()
 	p, who, err := l.checkSigner(ctx, body)
 	if err != nil {
 		var kind statement.Kind
@@ -71,29 +98,6 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 		return Result{}, err
 	}
 	entryHash := sha256.Sum256(entry)
-	// A slot for the append: wait a while for one rather than answer 503
-	// at once (the client would then wait a whole Retry-After).
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(pushbackWait)
-		select {
-		case l.slots <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			l.metrics.pushback.Inc()
-			return Result{Kind: p.Kind}, fmt.Errorf("%w: %d entries are waiting to be integrated; retry shortly", tessera.ErrPushback, l.cfg.Pushback)
-		case <-ctx.Done():
-			t.Stop()
-			return Result{Kind: p.Kind}, ctx.Err()
-		}
-	}
-	slot := true
-	defer func() {
-		if slot {
-			<-l.slots
-		}
-	}()
 	l.pendingMu.Lock()
 	pa, dup := l.pending[p.PayloadHash]
 	if !dup && l.indexGen != gen {

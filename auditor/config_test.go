@@ -48,6 +48,7 @@ func TestConfigErrors(t *testing.T) {
 		{good + "deployments:\n  - {name: a, url: 'http://h', log: nope}\n", "is not one of the configured logs"},
 		{good + "colour: red\n", "colour (line 5): unknown field"},
 		{good + "poll_interval: often\n", `poll_interval (line 5): "often" is not a duration`},
+		{good + "index_map: disk\n", `index_map: "disk" is neither memory nor file`},
 	} {
 		c, err := ParseConfig([]byte(tc.yaml))
 		if err == nil {

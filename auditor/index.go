@@ -28,8 +28,17 @@ type indexReplay struct {
 // it appended the checkpoint: a few batches back at most).
 const rootsKept = 1 << 16
 
-func newIndexReplay() *indexReplay {
-	return &indexReplay{b: vindex.NewBuilder(), roots: map[uint64][32]byte{0: vindex.EmptyRoot()}}
+// newIndexReplay starts a replay, its map in a scratch file in dir when
+// dir is not empty (Config.IndexMap "file").
+func newIndexReplay(dir string) (*indexReplay, error) {
+	b := vindex.NewBuilder()
+	if dir != "" {
+		var err error
+		if b, err = vindex.NewBuilderFile(dir); err != nil {
+			return nil, fmt.Errorf("index_map file: %w", err)
+		}
+	}
+	return &indexReplay{b: b, roots: map[uint64][32]byte{0: vindex.EmptyRoot()}}, nil
 }
 
 func (r *indexReplay) add(idx uint64, entry []byte, p *statement.Parsed) error {
@@ -48,7 +57,15 @@ func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tre
 	if l.index != nil && int64(l.index.b.Size()) == next {
 		return nil
 	}
-	l.index = newIndexReplay()
+	dir := ""
+	if a.cfg.IndexMap == "file" {
+		dir = filepath.Dir(a.cfg.DB)
+	}
+	r, err := newIndexReplay(dir)
+	if err != nil {
+		return err
+	}
+	l.index = r
 	l.gpuSpecs = map[uint64]*statement.GPUs{}
 	if next == 0 {
 		return nil

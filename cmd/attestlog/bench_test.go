@@ -156,3 +156,21 @@ func TestBenchGrow(t *testing.T) {
 		t.Errorf("no reindex of all %d entries:\n%s", prev, out)
 	}
 }
+
+// TestBenchAudit: the auditor verifies every entry of the benchmark's log
+// with either index map, raises nothing, and the report says where the map
+// lived and what heap the auditor kept.
+func TestBenchAudit(t *testing.T) {
+	for _, mode := range []string{"file", "memory"} {
+		out := runCmd(t, "bench", "audit", "--entries", "400", "--index-map", mode)
+		if m := regexp.MustCompile(`(?m)^attestlog auditor \(full verification\) +(\d+) `).FindStringSubmatch(out); m == nil || m[1] != "400" {
+			t.Errorf("%s: the auditor did not verify all 400 entries:\n%s", mode, out)
+		}
+		if !regexp.MustCompile(`auditor memory \(index_map ` + mode + `: .*\): Go heap \d+ MB live after following \(\d+ bytes per entry\)`).MatchString(out) {
+			t.Errorf("%s: no memory line:\n%s", mode, out)
+		}
+	}
+	if _, errOut, err := tryCmd(t, "bench", "audit", "--entries", "10", "--index-map", "disk"); err == nil || !strings.Contains(errOut, `--index-map "disk": file or memory`) {
+		t.Errorf("--index-map disk: %v, %s", err, errOut)
+	}
+}

@@ -12,7 +12,7 @@ import (
 
 // benchEntries are n signed releases, each with its own measurement and
 // artifact, and a revocation every tenth entry.
-func benchEntries(b *testing.B, n int) [][]byte {
+func benchEntries(b testing.TB, n int) [][]byte {
 	op, _ := statement.GenerateSigner(statement.AlgEd25519)
 	var out [][]byte
 	for i := 0; len(out) < n; i++ {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 
 	"github.com/attestlog/attestlog/log/statement"
 )
@@ -18,29 +19,50 @@ const MapVersion = 1
 type Builder struct {
 	m    Map
 	size uint64
-	// releases remembers, for each release, its entry's SHA-256 and keys:
-	// reproductions and revocations are filed under the keys of the
-	// release they name. Neither holds a Go pointer, so the garbage
-	// collector does not scan them.
-	releases map[uint64]release
+	// releases remembers, for each entry that is a release, its SHA-256
+	// and keys: reproductions and revocations are filed under the keys of
+	// the release they name. Neither holds a Go pointer, so the garbage
+	// collector does not scan them, and with a map file neither is on the
+	// heap.
+	releases releaseArena
 	keys     keyArena
+	file     *chunkFile
 }
 
 type release struct {
 	sha256 [32]byte
 	off    uint64 // its keys are keys[off:off+n]
 	n      uint32
+	ok     uint32 // 1: the entry is a release
+}
+
+// releaseArena is a release slot per entry index, in fixed-size chunks.
+type releaseArena struct{ chunks [][]release }
+
+func (a *releaseArena) set(f *chunkFile, i uint64, r release) {
+	for i>>chunkBits >= uint64(len(a.chunks)) {
+		a.chunks = append(a.chunks, newChunk[release](f, chunkLen))
+	}
+	a.chunks[i>>chunkBits][i&chunkMask] = r
+}
+
+func (a *releaseArena) get(i uint64) (release, bool) {
+	if i>>chunkBits >= uint64(len(a.chunks)) {
+		return release{}, false
+	}
+	r := a.chunks[i>>chunkBits][i&chunkMask]
+	return r, r.ok == 1
 }
 
 // keyArena is a sequence of keys in fixed-size chunks.
 type keyArena struct {
-	chunks [][]([32]byte)
+	chunks [][][32]byte
 	n      uint64
 }
 
-func (a *keyArena) add(k [32]byte) {
+func (a *keyArena) add(f *chunkFile, k [32]byte) {
 	if a.n>>chunkBits == uint64(len(a.chunks)) {
-		a.chunks = append(a.chunks, make([][32]byte, chunkLen))
+		a.chunks = append(a.chunks, newChunk[[32]byte](f, chunkLen))
 	}
 	a.chunks[a.n>>chunkBits][a.n&chunkMask] = k
 	a.n++
@@ -48,8 +70,26 @@ func (a *keyArena) add(k [32]byte) {
 
 func (a *keyArena) at(i uint64) [32]byte { return a.chunks[i>>chunkBits][i&chunkMask] }
 
-// NewBuilder returns a builder of the empty log.
-func NewBuilder() *Builder { return &Builder{releases: map[uint64]release{}} }
+// NewBuilder returns a builder of the empty log, its map on the heap.
+func NewBuilder() *Builder { return &Builder{} }
+
+// NewBuilderFile returns a builder of the empty log whose map lives in a
+// scratch file in dir, mapped into memory: the Go heap holds none of it,
+// and the kernel keeps resident what it has room for (under a cgroup's
+// memory limit, say) and writes the rest back to the file. The file is
+// unlinked at once and unmapped when the builder, its map and every
+// snapshot are unreachable. Where the file cannot grow, chunks come from
+// the heap. Not on systems without mmap (an error).
+func NewBuilderFile(dir string) (*Builder, error) {
+	f, err := openChunkFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Builder{file: f}
+	b.m.s = newStore(f)
+	runtime.AddCleanup(b.m.s, func(f *chunkFile) { f.release() }, f)
+	return b, nil
+}
 
 // Size is the number of entries added.
 func (b *Builder) Size() uint64 { return b.size }
@@ -83,15 +123,15 @@ func (b *Builder) AddParsed(index uint64, entry []byte, p *statement.Parsed) ([]
 	switch p.Kind {
 	case statement.KindRelease:
 		keys := ReleaseKeys(p.Release, p.Statement.Subject)
-		r := release{sha256: sha256.Sum256(entry), off: b.keys.n, n: uint32(len(keys))}
+		r := release{sha256: sha256.Sum256(entry), off: b.keys.n, n: uint32(len(keys)), ok: 1}
 		for _, k := range keys {
-			b.keys.add(k)
+			b.keys.add(b.file, k)
 			b.m.Add(k, Item{Index: index, Kind: KindRelease})
 		}
-		b.releases[index] = r
+		b.releases.set(b.file, index, r)
 		return keys, nil
 	case statement.KindReproduction, statement.KindRevocation:
-		r, ok := b.releases[p.Ref.Index]
+		r, ok := b.releases.get(p.Ref.Index)
 		if !ok || hex.EncodeToString(r.sha256[:]) != p.Ref.SHA256 || p.Ref.Index >= index {
 			return nil, nil
 		}

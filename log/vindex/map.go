@@ -183,7 +183,7 @@ func (m *Map) Add(key [32]byte, it Item) {
 		panic("vindex: Add to a snapshot")
 	}
 	if m.s == nil {
-		m.s = newStore()
+		m.s = newStore(nil)
 	}
 	s := m.s
 	if s.sinceReclaim++; s.sinceReclaim >= 4096 {

@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"sort"
 	"sync"
+	"unsafe"
 )
 
 // The map's nodes live in arenas of fixed-size chunks holding no Go
@@ -112,6 +113,7 @@ type liveGen struct {
 
 // store is the memory of one map and its snapshots.
 type store struct {
+	file         *chunkFile // nil: chunks on the heap
 	v            view
 	nInner       uint32 // fresh slots: slot 0 of inners is never used (ref 0 is empty)
 	nLeaf        uint32
@@ -126,7 +128,19 @@ type store struct {
 	live []liveGen  // snapshots not yet collected, by generation
 }
 
-func newStore() *store { return &store{nInner: 1, v: view{inners: [][]inner{make([]inner, chunkLen)}}} }
+func newStore(f *chunkFile) *store {
+	return &store{file: f, nInner: 1, v: view{inners: [][]inner{newChunk[inner](f, chunkLen)}}}
+}
+
+// newChunk returns n zeroed Ts mapped from f, or from the heap without
+// one (or when f cannot grow). T holds no pointers.
+func newChunk[T any](f *chunkFile, n int) []T {
+	var zero T
+	if b := f.chunk(n * int(unsafe.Sizeof(zero))); b != nil {
+		return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
+	}
+	return make([]T, n)
+}
 
 func (s *store) newInner(gen uint64) ref {
 	var r ref
@@ -139,7 +153,7 @@ func (s *store) newInner(gen uint64) ref {
 		r = ref(s.nInner)
 		s.nInner++
 		if int(r>>chunkBits) == len(s.v.inners) {
-			s.v.inners = append(s.v.inners, make([]inner, chunkLen))
+			s.v.inners = append(s.v.inners, newChunk[inner](s.file, chunkLen))
 		}
 	}
 	*s.v.in(r) = inner{gen: gen | dirtyBit}
@@ -157,7 +171,7 @@ func (s *store) newLeaf() ref {
 		r = ref(s.nLeaf)
 		s.nLeaf++
 		if int(r>>chunkBits) == len(s.v.leaves) {
-			s.v.leaves = append(s.v.leaves, make([]leaf, chunkLen))
+			s.v.leaves = append(s.v.leaves, newChunk[leaf](s.file, chunkLen))
 		}
 		r |= leafFlag
 	}
@@ -173,7 +187,7 @@ func (s *store) newRun(c int) uint32 {
 	off := s.nRun[c]
 	s.nRun[c]++
 	if per := runsPerChunk(c); int(off)/per == len(s.v.runs[c]) {
-		s.v.runs[c] = append(s.v.runs[c], make([]Item, per<<c))
+		s.v.runs[c] = append(s.v.runs[c], newChunk[Item](s.file, per<<c))
 	}
 	return off
 }

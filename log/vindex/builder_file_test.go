@@ -1,0 +1,96 @@
+//go:build unix
+
+package vindex
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/attestlog/attestlog/log/statement"
+)
+
+// TestBuilderFile: a builder whose map lives in a scratch file gives the
+// roots, items and proofs of one on the heap, at every size, and keeps
+// its map off the Go heap.
+func TestBuilderFile(t *testing.T) {
+	entries := benchEntries(t, 6000)
+	before := heapAlloc()
+	heapB := NewBuilder()
+	for i, e := range entries {
+		heapB.Add(uint64(i), e)
+	}
+	heapBytes := heapAlloc() - before
+	before = heapAlloc()
+	fileB, err := NewBuilderFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snaps []*Map
+	var roots [][32]byte
+	for i, e := range entries {
+		if _, err := fileB.Add(uint64(i), e); err != nil {
+			t.Fatal(err)
+		}
+		if i%500 == 0 {
+			snaps = append(snaps, fileB.Map().Snapshot())
+			roots = append(roots, fileB.Root())
+		}
+	}
+	fileBytes := heapAlloc() - min(before, heapAlloc())
+	if fileB.Root() != heapB.Root() {
+		t.Fatal("the file map's root differs from the heap map's")
+	}
+	if fileB.file.size == 0 {
+		t.Fatal("nothing was mapped from the file")
+	}
+	// The revocations are filed under the keys of the releases they name.
+	p, _ := statement.ParseEntry(entries[8]) // revoked by entry 9
+	for _, k := range ReleaseKeys(p.Release, p.Statement.Subject) {
+		got, want := fileB.Map().Get(k), heapB.Map().Get(k)
+		if !equalItems(got, want) || len(got) != 2 {
+			t.Fatalf("items of a revoked release's key: file %v, heap %v", got, want)
+		}
+	}
+	for i, s := range snaps {
+		if s.Root() != roots[i] {
+			t.Fatalf("snapshot %d's root moved", i)
+		}
+		k := ReleaseKeys(p.Release, p.Statement.Subject)[0]
+		items, pr := s.Prove(k)
+		if err := pr.Verify(roots[i], k, items); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("Go heap: %d bytes with the map on the heap, %d with it in the file (%d bytes mapped)", heapBytes, fileBytes, fileB.file.size)
+	if fileBytes*4 > heapBytes {
+		t.Fatalf("with the map in a file the builder still holds %d of the heap's %d bytes", fileBytes, heapBytes)
+	}
+	runtime.KeepAlive(heapB)
+	runtime.KeepAlive(snaps)
+}
+
+// TestChunkFileCannotGrow: where the file cannot grow, chunks come from
+// the heap and the map goes on.
+func TestChunkFileCannotGrow(t *testing.T) {
+	b, err := NewBuilderFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.file.f.Close() // every later Fallocate, Truncate and Mmap fails
+	size := b.file.size
+	for i, e := range benchEntries(t, 300) {
+		if _, err := b.Add(uint64(i), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := NewBuilder()
+	for i, e := range benchEntries(t, 300) {
+		ref.Add(uint64(i), e)
+	}
+	if b.file.size != size {
+		t.Fatal("the closed file grew")
+	}
+	if b.Map().Len() != ref.Map().Len() || b.Map().Len() == 0 {
+		t.Fatalf("the map holds %d keys, want %d", b.Map().Len(), ref.Map().Len())
+	}
+}

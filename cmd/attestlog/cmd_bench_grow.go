@@ -26,14 +26,19 @@ func init() {
 }
 
 func runBenchGrow(args []string) error {
-	fs := newFlagSet("bench grow", "[--entries N] [--step N] [--writers N] [--dir DIR]")
+	fs := newFlagSet("bench grow", "[--entries N] [--step N] [--writers N] [--dir DIR] [--index-map memory|file]")
 	total := fs.Int("entries", 1000000, "grow the log to this many releases")
 	step := fs.Int("step", 100000, "measure after every this many")
 	writers := fs.Int("writers", 256, "concurrent writers while appending")
 	dir := fs.String("dir", "", "directory for the log (default: a temporary one, removed afterwards)")
 	samples := fs.Int("samples", 300, "proofs and lookups timed after each step")
+	indexMap := fs.String("index-map", "memory", "the log's index_map: memory or file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *indexMap != "file" && *indexMap != "memory" {
+		fmt.Fprintf(fs.Output(), "--index-map %q: memory or file\n", *indexMap)
+		return errUsage
 	}
 	if *total <= 0 || *step <= 0 || *writers <= 0 || *samples <= 0 {
 		fmt.Fprintln(fs.Output(), "--entries, --step, --writers and --samples must be positive")
@@ -49,7 +54,7 @@ func runBenchGrow(args []string) error {
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	cfg, signer, err := growLogConfig(*dir)
+	cfg, signer, err := growLogConfig(*dir, *indexMap)
 	if err != nil {
 		return err
 	}
@@ -151,7 +156,7 @@ func runBenchGrow(args []string) error {
 
 // growLogConfig writes a log of its own in dir: a key, an operator, a
 // policy trusting it, no witness.
-func growLogConfig(dir string) (*logserver.Config, *statement.Signer, error) {
+func growLogConfig(dir, indexMap string) (*logserver.Config, *statement.Signer, error) {
 	keyPath := filepath.Join(dir, "log.key")
 	if _, err := os.Stat(keyPath); err != nil {
 		if _, err := keyfile.Generate(keyfile.KindLog, "bench.attestlog/grow", keyPath, ""); err != nil {
@@ -172,7 +177,7 @@ func growLogConfig(dir string) (*logserver.Config, *statement.Signer, error) {
 	}
 	cfg := &logserver.Config{Origin: "bench.attestlog/grow", Listen: "127.0.0.1:0", Key: keyPath,
 		Storage: logserver.Storage{POSIX: &logserver.POSIXStorage{Dir: filepath.Join(dir, "tiles")}},
-		Index:   filepath.Join(dir, "index.db"), Policy: pol, WitnessPolicy: wp}
+		Index:   filepath.Join(dir, "index.db"), Policy: pol, WitnessPolicy: wp, IndexMap: indexMap}
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}

@@ -73,6 +73,13 @@ type Config struct {
 	// indexed before POST /add answers 503 with Retry-After (default
 	// 4096).
 	Pushback uint `yaml:"pushback"`
+	// IndexMap is where the verifiable index's map lives: "memory" (the
+	// default: the Go heap, about 1.4 KB a release) or "file" (a scratch
+	// file beside Index, mapped into memory and removed at once: the Go
+	// heap holds none of the map and the kernel pages it, so the log runs
+	// under a memory limit smaller than the map). Rebuilt on every start
+	// either way.
+	IndexMap string `yaml:"index_map"`
 }
 
 // Storage selects Tessera's storage driver.
@@ -184,6 +191,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Pushback == 0 {
 		c.Pushback = DefaultPushback
+	}
+	switch c.IndexMap {
+	case "":
+		c.IndexMap = "memory"
+	case "memory", "file":
+	default:
+		errs = append(errs, fmt.Errorf("index_map: %q is neither memory nor file", c.IndexMap))
 	}
 	if c.BatchMaxAge < 0 || c.CheckpointInterval < 0 || c.WitnessTimeout < 0 {
 		errs = append(errs, errors.New("durations must be positive"))

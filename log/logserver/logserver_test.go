@@ -523,6 +523,7 @@ func TestConfigErrors(t *testing.T) {
 		"no storage":   {"origin: a\nlisten: x\nkey: k\nindex: i\npolicy: p\nwitness_policy: w\n", "storage"},
 		"two storages": {"origin: a\nlisten: x\nkey: k\nindex: i\npolicy: p\nwitness_policy: w\nstorage: {posix: {dir: d}, mysql: {dsn: x}}\n", "exactly one"},
 		"missing":      {"storage: {posix: {dir: d}}\n", "origin is required"},
+		"index map":    {"origin: a\nlisten: x\nkey: k\nindex: i\npolicy: p\nwitness_policy: w\nstorage: {posix: {dir: d}}\nindex_map: disk\n", `index_map: "disk" is neither memory nor file`},
 	} {
 		dir := t.TempDir()
 		p := filepath.Join(dir, "log.yaml")

@@ -17,6 +17,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,6 +146,14 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
 		vidx:    &vindexState{b: vindex.NewBuilder(), signer: signer},
+	}
+	if cfg.IndexMap == "file" {
+		b, err := vindex.NewBuilderFile(filepath.Dir(cfg.Index))
+		if err != nil {
+			l0cancel()
+			return nil, fmt.Errorf("index_map file: %w", err)
+		}
+		l.vidx.b = b
 	}
 	opened := false
 	defer func() {

@@ -368,6 +368,9 @@ func TestSnapshotsConcurrent(t *testing.T) {
 				}
 				s := <-snaps
 				snaps <- s
+				// Yield: under WebAssembly nothing preempts a goroutine
+				// that never blocks, and the writer would never run.
+				runtime.Gosched()
 				k := keys[(i*7+w)%len(keys)]
 				items, pr := s.Prove(k)
 				if err := pr.Verify(s.Root(), k, items); err != nil {

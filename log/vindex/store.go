@@ -142,41 +142,34 @@ func newChunk[T any](f *chunkFile, n int) []T {
 	return make([]T, n)
 }
 
-func (s *store) newInner(gen uint64) ref {
-	var r ref
-	if n := len(s.freeInner); n > 0 {
-		r, s.freeInner = s.freeInner[n-1], s.freeInner[:n-1]
-	} else {
-		if s.nInner == uint32(leafFlag) {
-			panic("vindex: the map is full")
-		}
-		r = ref(s.nInner)
-		s.nInner++
-		if int(r>>chunkBits) == len(s.v.inners) {
-			s.v.inners = append(s.v.inners, newChunk[inner](s.file, chunkLen))
-		}
+// slot takes a free slot of an arena, or its next fresh one (adding a
+// chunk to its directory when the last is full).
+func slot[T any](free *[]ref, next *uint32, dir *[][]T, f *chunkFile) ref {
+	if n := len(*free); n > 0 {
+		r := (*free)[n-1]
+		*free = (*free)[:n-1]
+		return r
 	}
+	if *next == uint32(leafFlag) {
+		panic("vindex: the map is full")
+	}
+	r := ref(*next)
+	*next++
+	if int(r>>chunkBits) == len(*dir) {
+		*dir = append(*dir, newChunk[T](f, chunkLen))
+	}
+	return r
+}
+
+func (s *store) newInner(gen uint64) ref {
+	r := slot(&s.freeInner, &s.nInner, &s.v.inners, s.file)
 	*s.v.in(r) = inner{gen: gen | dirtyBit}
 	return r
 }
 
-func (s *store) newLeaf() ref {
-	var r ref
-	if n := len(s.freeLeaf); n > 0 {
-		r, s.freeLeaf = s.freeLeaf[n-1], s.freeLeaf[:n-1]
-	} else {
-		if s.nLeaf == uint32(leafFlag) {
-			panic("vindex: the map is full")
-		}
-		r = ref(s.nLeaf)
-		s.nLeaf++
-		if int(r>>chunkBits) == len(s.v.leaves) {
-			s.v.leaves = append(s.v.leaves, newChunk[leaf](s.file, chunkLen))
-		}
-		r |= leafFlag
-	}
-	return r
-}
+// newLeaf is a leaf's slot, as a ref with leafFlag (retired leaves are
+// freed as such refs).
+func (s *store) newLeaf() ref { return slot(&s.freeLeaf, &s.nLeaf, &s.v.leaves, s.file) | leafFlag }
 
 func (s *store) newRun(c int) uint32 {
 	if n := len(s.freeRun[c]); n > 0 {

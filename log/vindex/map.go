@@ -152,15 +152,6 @@ func (m *Map) Snapshot() *Map {
 	return snap
 }
 
-// Bytes is the memory the map's nodes and items take, with its snapshots'
-// (slots in use, retired and free).
-func (m *Map) Bytes() int {
-	if m.s == nil {
-		return 0
-	}
-	return m.s.bytes()
-}
-
 // own returns r if this generation of m made it (nobody shares it),
 // marked dirty, else a dirty copy to change, retiring r.
 func (m *Map) own(r ref) ref {

@@ -3,7 +3,6 @@
 package vindex
 
 import (
-	"fmt"
 	"os"
 	"syscall"
 )
@@ -59,5 +58,3 @@ func (c *chunkFile) release() {
 	}
 	c.f.Close()
 }
-
-func (c *chunkFile) String() string { return fmt.Sprintf("map file of %d bytes", c.size) }

@@ -241,15 +241,3 @@ func (s *store) reclaim() {
 	}
 	s.retired = append(s.retired[:0], s.retired[j:]...)
 }
-
-// slots is how many node and item slots the store holds, in use or free,
-// and their bytes.
-func (s *store) bytes() int {
-	b := len(s.v.inners)*chunkLen*48 + len(s.v.leaves)*chunkLen*64
-	for c := range s.v.runs {
-		for _, ch := range s.v.runs[c] {
-			b += len(ch) * 16
-		}
-	}
-	return b
-}

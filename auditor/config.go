@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,7 +68,8 @@ type Config struct {
 	// exponential backoff until a 2xx answer, across restarts.
 	Webhooks []WebhookConfig `yaml:"webhooks"`
 	// IndexMap is where the auditor's replay of each log's verifiable
-	// index lives: "file" (the default: a scratch file beside DB, mapped
+	// index lives: "file" (the default on Linux, elsewhere "memory": a
+	// scratch file beside DB, mapped
 	// into memory and removed at once; the Go heap holds none of the map,
 	// and the kernel pages it, so the auditor's heap stays bounded however
 	// long the log) or "memory" (the Go heap, about 0.4–1.4 KB a release;
@@ -276,7 +278,10 @@ func (c *Config) validate() error {
 	c.Key = c.path(c.Key)
 	switch c.IndexMap {
 	case "":
-		c.IndexMap = "file"
+		c.IndexMap = "memory"
+		if runtime.GOOS == "linux" {
+			c.IndexMap = "file"
+		}
 	case "memory", "file":
 	default:
 		return fmt.Errorf("index_map: %q is neither memory nor file", c.IndexMap)

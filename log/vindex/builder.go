@@ -79,7 +79,7 @@ func NewBuilder() *Builder { return &Builder{} }
 // memory limit, say) and writes the rest back to the file. The file is
 // unlinked at once and unmapped when the builder, its map and every
 // snapshot are unreachable. Where the file cannot grow, chunks come from
-// the heap. Not on systems without mmap (an error).
+// the heap. Linux only (elsewhere an error).
 func NewBuilderFile(dir string) (*Builder, error) {
 	f, err := openChunkFile(dir)
 	if err != nil {

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !linux
 
 package vindex
 
@@ -8,7 +8,7 @@ import "errors"
 type chunkFile struct{}
 
 func openChunkFile(string) (*chunkFile, error) {
-	return nil, errors.New("vindex: a map file needs a unix system")
+	return nil, errors.New("vindex: a map file needs Linux")
 }
 
 func (*chunkFile) chunk(int) []byte { return nil }

@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package vindex
 
@@ -37,6 +37,11 @@ func (c *chunkFile) chunk(n int) []byte {
 	}
 	fd := int(c.f.Fd())
 	if err := syscall.Fallocate(fd, 0, c.size, int64(n)); err != nil {
+		// A file system without fallocate grows the file sparse: there a
+		// disk that fills later can still fault the process.
+		if err != syscall.EOPNOTSUPP && err != syscall.ENOSYS {
+			return nil
+		}
 		if err := c.f.Truncate(c.size + int64(n)); err != nil {
 			return nil
 		}

@@ -68,12 +68,12 @@ type Config struct {
 	// exponential backoff until a 2xx answer, across restarts.
 	Webhooks []WebhookConfig `yaml:"webhooks"`
 	// IndexMap is where the auditor's replay of each log's verifiable
-	// index lives: "file" (the default on Linux, elsewhere "memory": a
-	// scratch file beside DB, mapped
-	// into memory and removed at once; the Go heap holds none of the map,
-	// and the kernel pages it, so the auditor's heap stays bounded however
-	// long the log) or "memory" (the Go heap, about 0.4–1.4 KB a release;
-	// a few percent faster). Rebuilt on every start either way.
+	// index lives: "file" (the default on Linux: a scratch file beside DB,
+	// mapped into memory and removed at once; the Go heap holds none of
+	// the map, and the kernel pages it, so the auditor's heap stays
+	// bounded however long the log) or "memory" (the Go heap, about
+	// 0.4–1.4 KB a release, a few percent faster; the default elsewhere).
+	// Rebuilt on every start either way.
 	IndexMap string `yaml:"index_map"`
 
 	dir string // of the config file

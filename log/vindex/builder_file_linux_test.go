@@ -3,8 +3,10 @@
 package vindex
 
 import (
+	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/attestlog/attestlog/log/statement"
 )
@@ -92,5 +94,45 @@ func TestChunkFileCannotGrow(t *testing.T) {
 	}
 	if b.Map().Len() != ref.Map().Len() || b.Map().Len() == 0 {
 		t.Fatalf("the map holds %d keys, want %d", b.Map().Len(), ref.Map().Len())
+	}
+}
+
+// TestBuilderFileReleased: a dropped builder's file is unmapped and
+// closed once it is collected, so an auditor that rebuilds its replay
+// again and again does not leak descriptors or mappings.
+func TestBuilderFileReleased(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		return len(ents)
+	}
+	entries := benchEntries(t, 50)
+	dir := t.TempDir()
+	before := fds()
+	for range 40 {
+		b, err := NewBuilderFile(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range entries {
+			b.Add(uint64(i), e)
+		}
+		_ = b.Map().Snapshot()
+	}
+	if fds() < before+40 {
+		t.Fatalf("the builders hold %d descriptors, want 40 (one file each)", fds()-before)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fds() > before+2 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := fds() - before; n > 2 {
+		t.Fatalf("%d of the 40 dropped builders' files are still open", n)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("%d map files left in the directory: each is unlinked when made", len(ents))
 	}
 }

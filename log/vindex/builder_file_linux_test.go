@@ -39,7 +39,8 @@ func TestBuilderFile(t *testing.T) {
 			roots = append(roots, fileB.Root())
 		}
 	}
-	fileBytes := heapAlloc() - min(before, heapAlloc())
+	after := heapAlloc()
+	fileBytes := after - min(before, after)
 	if fileB.Root() != heapB.Root() {
 		t.Fatal("the file map's root differs from the heap map's")
 	}

@@ -161,9 +161,8 @@ func (m *Map) own(r ref) ref {
 		n.gen |= dirtyBit
 		return r
 	}
-	c := s.newInner(m.gen)
-	child := s.v.in(r).child
-	s.v.in(c).child = child
+	c := s.newInner(m.gen) // a chunk may be added; n stays where it is
+	s.v.in(c).child = n.child
 	s.current(m.gen).inners = append(s.current(m.gen).inners, r)
 	return c
 }
@@ -233,10 +232,8 @@ func (m *Map) addItem(r ref, it Item) ref {
 		l.n = n
 		return r
 	}
-	off := s.newRun(class(n))
-	l = s.v.lf(r) // newRun may have grown a directory, not moved a chunk; reload for clarity
+	off := s.newRun(class(n)) // a chunk of runs: l and old stay where they are
 	run := s.v.run(class(n), off)[:n]
-	old = s.v.items(l)
 	copy(run, old[:pos])
 	run[pos] = it
 	copy(run[pos+1:], old[pos:])

@@ -131,6 +131,13 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		return nil, fmt.Errorf("witness_policy %s: %w", cfg.WitnessPolicy, err)
 	}
 
+	b := vindex.NewBuilder()
+	if cfg.IndexMap == "file" {
+		if b, err = vindex.NewBuilderFile(filepath.Dir(cfg.Index)); err != nil {
+			return nil, fmt.Errorf("index_map file: %w", err)
+		}
+	}
+
 	// Tessera runs on a context of its own, cancelled by Close after a
 	// clean shutdown: cancelling it first would leave shutdown waiting for
 	// an integration that can no longer happen.
@@ -145,15 +152,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		slots:   make(chan struct{}, cfg.Pushback),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
-		vidx:    &vindexState{b: vindex.NewBuilder(), signer: signer},
-	}
-	if cfg.IndexMap == "file" {
-		b, err := vindex.NewBuilderFile(filepath.Dir(cfg.Index))
-		if err != nil {
-			l0cancel()
-			return nil, fmt.Errorf("index_map file: %w", err)
-		}
-		l.vidx.b = b
+		vidx:    &vindexState{b: b, signer: signer},
 	}
 	opened := false
 	defer func() {

@@ -39,7 +39,7 @@ func Log(ctx context.Context, url string, pol *policy.Policy, want [][]byte) (*p
 		return nil, fmt.Errorf("checkpoint size %d < %d expected entries", cp.N, len(want))
 	}
 	tree := tlog.Tree{N: cp.N, Hash: cp.Hash}
-	entries, err := Entries(ctx, url, tree)
+	entries, err := entries(ctx, c, tree)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +73,10 @@ func Entries(ctx context.Context, url string, tree tlog.Tree) ([][]byte, error) 
 	if err != nil {
 		return nil, err
 	}
+	return entries(ctx, c, tree)
+}
+
+func entries(ctx context.Context, c *torchwood.Client, tree tlog.Tree) ([][]byte, error) {
 	var out [][]byte
 	for pass := 0; int64(len(out)) < tree.N && pass < 3; pass++ {
 		for idx, e := range c.Entries(ctx, tree, int64(len(out))) {

@@ -121,6 +121,9 @@ type followedLog struct {
 	// gpuSpecs are the gpus sections of the releases replayed into index,
 	// by entry index (what a deployment's GPUs must run).
 	gpuSpecs map[uint64]*statement.GPUs
+	// revocations are the envelopes of the revocations replayed into
+	// index, by entry index (who signed one decides whom it revokes).
+	revocations map[uint64]*statement.Envelope
 }
 
 type deployment struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/attestlog/attestlog/auditor/internal/store"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
+	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/gpu"
@@ -53,7 +54,7 @@ type DeploymentAlert struct {
 	Result      *attest.Result  `json:"verification,omitempty"`
 	Releases    []store.Release `json:"releases,omitempty"`
 	// AbsenceProof is, for an unlogged measurement, the log's own index
-	// proof that no entry has it (attestlog.dev/vindex-proof/v1), when
+	// proof that no entry has it (attestlog.dev/vindex-proof/v2), when
 	// the log gave one that verifies under the log's policy: the alert
 	// then needs no trust in this auditor.
 	AbsenceProof string `json:"absence_proof,omitempty"`
@@ -142,18 +143,22 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	var revocations []int64
-	if raw, err := hex.DecodeString(m); err == nil {
-		d.log.mu.Lock()
-		if d.log.index != nil {
-			for _, it := range d.log.index.b.Map().Get(vindex.Key(raw)) {
-				if it.Kind == vindex.KindRevocation {
-					revocations = append(revocations, int64(it.Index))
-				}
-			}
-		}
-		d.log.mu.Unlock()
+	// The releases the evidence can run are those whose identity (the
+	// platform and every measurement they fix) it matches: for TDX, a
+	// release on the same MRTD with other RTMRs is not this deployment's.
+	ids, ready := d.log.identities(res)
+	if !ready {
+		st.Verdict = "pending"
+		st.Error = "this auditor's replay of the log's index is not built yet; deciding once it is"
+		return nil
 	}
+	matched := rels[:0:0]
+	for _, r := range rels {
+		if _, ok := ids[r.Index]; ok {
+			matched = append(matched, r)
+		}
+	}
+	rels = matched
 	ev.Releases = rels
 	for _, r := range rels {
 		st.Releases = append(st.Releases, r.Index)
@@ -169,7 +174,7 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 			return nil
 		}
 		st.Verdict = AlertUnloggedMeasurement
-		ev.AbsenceProof = a.absenceProof(ctx, d.log, m)
+		ev.AbsenceProof = a.absenceProof(ctx, d.log, res)
 		return a.raise(ctx, AlertUnloggedMeasurement, d.cfg.Name+"|"+m, subject,
 			fmt.Sprintf("deployment %s serves measurement %s, which no release among the %d entries of %s verified by this auditor has", d.cfg.Name, m, cur.NextEntry, d.log.cfg.Origin), ev)
 	}
@@ -178,17 +183,28 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	if err != nil {
 		return err
 	}
-	// A revocation of any release with the measurement revokes it, unless
-	// a release of it that an authority of the log's policy co-signed
-	// came after every revocation (a reinstatement, as clients decide).
-	allRevoked := len(revocations) > 0
+	// Revoked when every release the evidence can run is revoked, by the
+	// policy's one rule (policy.Revokes): a revocation of the release, or
+	// one under its identity by a signer who may revoke it (an authority,
+	// or its own operator), unless an authority co-signed the release
+	// after it.
+	allRevoked := true
+	var revocations []string
 	for _, r := range rels {
 		if r.Revoked != "" {
-			allRevoked = true
+			revocations = append(revocations, "entry "+r.Revoked)
+			continue
 		}
-	}
-	if allRevoked && reinstated(rels, revocations) {
-		allRevoked = false
+		me := policy.Release{Index: uint64(r.Index), Signers: strings.Split(r.Signer, ","), Reinstated: r.Authority}
+		revoked := false
+		for _, rv := range ids[r.Index] {
+			if ok, why := d.log.pol.Revokes(me, rv); ok {
+				revoked = true
+				revocations = append(revocations, why)
+				break
+			}
+		}
+		allRevoked = allRevoked && revoked
 	}
 	st.Verdict = "ok"
 	if gpuBad {
@@ -214,22 +230,6 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	return nil
 }
 
-// reinstated reports whether one of rels (the releases of a measurement)
-// is unrevoked, co-signed by an authority of the log's policy, and later
-// in the log than every revocation of the measurement.
-func reinstated(rels []store.Release, revocations []int64) bool {
-	last := int64(-1)
-	for _, i := range revocations {
-		last = max(last, i)
-	}
-	for _, r := range rels {
-		if r.Revoked == "" && r.Authority != "" && r.Index > last {
-			return true
-		}
-	}
-	return false
-}
-
 func short(s string, n int) string {
 	if len(s) > n {
 		return s[:n]
@@ -237,16 +237,22 @@ func short(s string, n int) string {
 	return s
 }
 
-// absenceProof asks the log for its index proof of m and returns it if it
-// verifies under the log's policy and proves m absent ("" otherwise: the
-// alert then rests on this auditor's own copy alone).
-func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, m string) string {
-	ip, raw, err := l.client.IndexProof(ctx, m)
+// absenceProof asks the log for its index proof of m (the SNP launch
+// digest or TDX MRTD the evidence shows) and returns it if it verifies
+// under the log's policy and proves m absent ("" otherwise: the alert then
+// rests on this auditor's own copy alone).
+func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, res *attest.Result) string {
+	t := vindex.KeySNPLaunchDigest
+	if res.TDX != nil {
+		t = vindex.KeyTDXMRTD
+	}
+	m := res.Measurement()
+	ip, raw, err := l.client.IndexProof(ctx, t, m)
 	if err != nil {
 		return ""
 	}
 	cp, err := l.pol.VerifyCheckpoint(ip.Commit.Checkpoint)
-	if err != nil || cp.Log.Origin != l.cfg.Origin || hex.EncodeToString(ip.Digest) != m {
+	if err != nil || cp.Log.Origin != l.cfg.Origin || ip.Type != t || hex.EncodeToString(ip.Digest) != m {
 		return ""
 	}
 	v, err := ip.VerifyProof(l.verifier, cp.N, cp.Hash)
@@ -254,6 +260,52 @@ func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, m string) st
 		return ""
 	}
 	return string(raw)
+}
+
+// identities returns the releases among the auditor's replay of the log's
+// index that the evidence can run — those filed under an identity its
+// measurements match — each with the revocations filed under that
+// identity (their entries at hand when this auditor read them).
+func (l *followedLog) identities(res *attest.Result) (map[int64][]policy.Revocation, bool) {
+	var ids [][]byte
+	switch {
+	case res.SNP != nil:
+		if d, err := hex.DecodeString(res.SNP.LaunchDigest); err == nil && len(d) == 48 {
+			ids = append(ids, append([]byte(statement.PlatformSNP+"\x00"), d...))
+		}
+	case res.TDX != nil:
+		var regs [6][]byte
+		ok := true
+		for i, h := range []string{res.TDX.MRTD, res.TDX.RTMR0, res.TDX.RTMR1, res.TDX.RTMR2, res.TDX.RTMR3, res.TDX.MRConfigID} {
+			d, err := hex.DecodeString(h)
+			ok = ok && err == nil && len(d) == 48
+			regs[i] = d
+		}
+		if ok {
+			ids = vindex.TDXIdentities(regs)
+		}
+	}
+	out := map[int64][]policy.Revocation{}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.index == nil {
+		return out, false
+	}
+	for _, id := range ids {
+		items := l.index.b.Map().Get(vindex.Key(vindex.KeyIdentity, id))
+		var revs []policy.Revocation
+		for _, it := range items {
+			if it.Kind == vindex.KindRevocation {
+				revs = append(revs, policy.Revocation{Index: it.Index, Envelope: l.revocations[it.Index]})
+			}
+		}
+		for _, it := range items {
+			if it.Kind == vindex.KindRelease {
+				out[int64(it.Index)] = revs
+			}
+		}
+	}
+	return out, true
 }
 
 // checkGPUs raises gpu-unlogged when the deployment's GPUs (or their

@@ -261,11 +261,14 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 	}
 	tree := tlog.Tree{N: cur.Size, Hash: tlog.Hash(cur.Hash)}
 	next := cur.NextEntry
-	if next >= tree.N {
-		return nil
-	}
+	// The replay of the index exists even when nothing is left to
+	// verify (after a restart): the deployment watch decides "logged" and
+	// "revoked" on it.
 	if err := a.ensureIndex(ctx, l, tree, next); err != nil {
 		return err
+	}
+	if next >= tree.N {
+		return nil
 	}
 	// Fetching (and authenticating) tiles runs ahead of verification by a
 	// few batches, so the network and the CPU work overlap.
@@ -422,12 +425,9 @@ func (a *Auditor) commitBatch(ctx context.Context, l *followedLog, tree tlog.Tre
 			switch c.p.Kind {
 			case statement.KindRelease:
 				ref := statement.RefOf(uint64(c.idx), c.data)
-				signer := c.signer.ID()
-				if c.p.Envelope == nil {
-					// Keyless: no operator key, so only an authority
-					// revokes it (as the log decides).
-					signer = "keyless"
-				}
+				// Every operator key that signed it may revoke it;
+				// keyless, only an authority (as the log decides).
+				signer := strings.Join(l.pol.Signers(c.p.Envelope), ",")
 				rel := store.Release{Origin: l.cfg.Origin, Index: c.idx, EntrySHA256: ref.SHA256, Platform: c.p.Release.Platform,
 					Version: c.p.Release.Version, Measurement: c.p.Release.Measurements.Primary(), Signer: signer, Rebuild: store.RebuildOff}
 				if c.p.Envelope != nil { // keyless releases are Sigstore bundles
@@ -564,10 +564,15 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 	return c
 }
 
-// revokerOK applies the policy's one rule of who may revoke a release.
-func revokerOK(pol *policy.Policy, env *statement.Envelope, releaseSigner string) bool {
-	_, ok := pol.Revoker(env, releaseSigner)
-	return ok
+// revokerOK applies the policy's one rule of who may revoke a release
+// (releaseSigners: the store's comma-separated key IDs).
+func revokerOK(pol *policy.Policy, env *statement.Envelope, releaseSigners string) bool {
+	for _, s := range strings.Split(releaseSigners, ",") {
+		if _, ok := pol.Revoker(env, s); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // checkProvenance checks a release's provenance with the hook, or by

@@ -622,7 +622,7 @@ func TestFollowIndexCheckpoints(t *testing.T) {
 	for i, e := range fx.log.fork(3).entries {
 		b.Add(uint64(i), e)
 	}
-	good, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: b.Root()}, fx.log.signer)
+	good, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: b.Root(), Time: time.Now()}, fx.log.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,10 +638,10 @@ func TestFollowIndexCheckpoints(t *testing.T) {
 		}
 		lying.Add(uint64(i), e)
 	}
-	bad, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: lying.Root()}, fx.log.signer)
+	bad, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: lying.Root(), Time: time.Now()}, fx.log.signer)
 	fx.log.add(fx.release(t, fx.op, "1.1.0"), bad)
 	other := newFakeLog(t)
-	forged, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: b.Root()}, other.signer)
+	forged, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: b.Root(), Time: time.Now()}, other.signer)
 	fx.log.add(forged)
 	err, alerts := fx.runOnce(t)
 	if err != nil {
@@ -742,10 +742,23 @@ func TestDeploymentWatch(t *testing.T) {
 			fx.log.add(re)
 			fx.log.add(fx.revocation(t, fx.op, 2, re))
 		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed, nil},
-		{"another release of the measurement revoked", func(t *testing.T, fx *auditorFixture) {
+		{"another release of the measurement, by the same operator, revoked", func(t *testing.T, fx *auditorFixture) {
+			rel := fx.releaseOf(t, fx.op, served)
+			fx.log.add(rel, fx.releaseOfGPUs(t, fx.op, served, nil))
+			fx.log.add(fx.revocation(t, fx.op, 0, rel))
+		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed, nil},
+		// A revocation revokes what its signer may revoke: op's revocation
+		// of its own release leaves op2's release of the measurement
+		// standing, which the deployment may be running.
+		{"another operator's release of the measurement revoked", func(t *testing.T, fx *auditorFixture) {
 			rel := fx.releaseOf(t, fx.op, served)
 			fx.log.add(rel, fx.releaseOf(t, fx.op2, served))
 			fx.log.add(fx.revocation(t, fx.op, 0, rel))
+		}, nil, "ok", nil},
+		{"an authority revoked another operator's release of the measurement", func(t *testing.T, fx *auditorFixture) {
+			rel := fx.releaseOf(t, fx.op, served)
+			fx.log.add(rel, fx.releaseOf(t, fx.op2, served))
+			fx.log.add(fx.revocation(t, fx.auth, 0, rel))
 		}, []string{AlertRevokedReleaseServed}, AlertRevokedReleaseServed, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -67,6 +67,7 @@ func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tre
 	}
 	l.index = r
 	l.gpuSpecs = map[uint64]*statement.GPUs{}
+	l.revocations = map[uint64]*statement.Envelope{}
 	if next == 0 {
 		return nil
 	}
@@ -99,6 +100,11 @@ func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree
 		if ic, err := statement.VerifyIndexCheckpoint(entry, l.verifier); err == nil {
 			want, known := l.index.roots[ic.Size]
 			switch {
+			case ic.Version != vindex.MapVersion:
+				// An older map's, in a log from before it: no client
+				// decides on it any more, and this auditor builds only
+				// the current map.
+				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "unchecked").Inc()
 			case ic.Size > idx:
 				if err := a.indexMisbehaved(ctx, l, tree, idx, ic, fmt.Sprintf("index checkpoint at entry %d claims to cover %d entries", idx, ic.Size)); err != nil {
 					return err
@@ -123,6 +129,9 @@ func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree
 	}
 	if p != nil && p.Release != nil && p.Release.GPUs != nil {
 		l.gpuSpecs[idx] = p.Release.GPUs
+	}
+	if p != nil && p.Kind == statement.KindRevocation && p.Envelope != nil {
+		l.revocations[idx] = p.Envelope
 	}
 	return l.index.add(idx, entry, p)
 }

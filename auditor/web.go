@@ -72,7 +72,8 @@ func (a *Auditor) webAlert(al Alert) web.AuditAlert {
 
 // signerName names the operator whose key keyID signed a release of the
 // log origin, as that log's policy calls it.
-func (a *Auditor) signerName(origin, keyID string) string {
+func (a *Auditor) signerName(origin, keyIDs string) string {
+	keyID, _, _ := strings.Cut(keyIDs, ",") // the first operator that signed it
 	if keyID == "" || keyID == "keyless" {
 		return "keyless operator (Sigstore)"
 	}

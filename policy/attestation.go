@@ -21,7 +21,9 @@ package policy
 //	reproductions N                      # independent reproductions a release needs (default 0)
 //	allow-unsandboxed-reproductions      # count reproductions an auditor made without a sandbox
 //	reproduction-mismatch allow|deny     # a policy auditor's mismatch makes a release untrusted (default deny)
-//	revocation-proof required|off        # require the log's index proof that nothing revoked the measurement
+//	revocation-proof required|off [max-age=DURATION]
+//	                                     # require the log's index proof that nothing revoked the
+//	                                     # release's identity, current to within max-age (default 10m)
 //	max-checkpoint-age DURATION          # e.g. 24h, 90m, 7d; default: not checked
 //	trust-root sev-snp|tdx|gpu FILE      # also trust this root (test roots need this line)
 //	gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional] [ocsp=required|optional] [mode=cc|ppcie|any]
@@ -79,6 +81,14 @@ type AttestationPolicy struct {
 	// checkpoint, listing no revocation. Off, a client sees only the
 	// revocations it is handed, and says so.
 	RequireRevocationProof bool
+
+	// RevocationMaxAge bounds what a client may miss: the index proof
+	// must show the log's index as of at most this long ago (the index
+	// checkpoint's time, or, for an index checkpoint that ends the tree,
+	// the witnesses' cosignature of that tree). A revocation logged
+	// longer ago than this always reaches the client. Default
+	// DefaultRevocationMaxAge.
+	RevocationMaxAge time.Duration
 
 	// GPU is the gpu line: the GPUs the enclave must attest.
 	GPU GPUPolicy
@@ -387,11 +397,45 @@ func parseReproductions(a *AttestationPolicy, f []string) error {
 	return nil
 }
 
+// RevocationBound is how current an index proof must be for a client to
+// decide "not revoked" on it: RevocationMaxAge (DefaultRevocationMaxAge
+// when unset), and no more than MaxCheckpointAge when that is set — a
+// client that wants a view of the log no older than that wants its
+// revocations no older either.
+func (a *AttestationPolicy) RevocationBound() time.Duration {
+	d := a.RevocationMaxAge
+	if d == 0 {
+		d = DefaultRevocationMaxAge
+	}
+	if a.MaxCheckpointAge > 0 {
+		d = min(d, a.MaxCheckpointAge)
+	}
+	return d
+}
+
+// DefaultRevocationMaxAge is a policy's revocation-proof max-age when
+// the line names none: ten times the log's default republishing interval
+// (a log at rest has its checkpoint cosigned again every minute), so an
+// honest enclave re-stapling every few seconds always meets it.
+const DefaultRevocationMaxAge = 10 * time.Minute
+
 func parseRevocationProof(a *AttestationPolicy, f []string) error {
-	if len(f) != 2 || (f[1] != "required" && f[1] != "off") {
-		return errors.New("want: revocation-proof required|off")
+	if len(f) < 2 || len(f) > 3 || (f[1] != "required" && f[1] != "off") {
+		return errors.New("want: revocation-proof required|off [max-age=DURATION]")
 	}
 	a.RequireRevocationProof = f[1] == "required"
+	a.RevocationMaxAge = DefaultRevocationMaxAge
+	if len(f) == 3 {
+		v, ok := strings.CutPrefix(f[2], "max-age=")
+		if !ok {
+			return fmt.Errorf("revocation-proof: unknown option %q (want max-age=DURATION)", f[2])
+		}
+		d, err := parseDuration(v)
+		if err != nil {
+			return fmt.Errorf("revocation-proof max-age: %w", err)
+		}
+		a.RevocationMaxAge = d
+	}
 	return nil
 }
 

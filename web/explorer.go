@@ -19,6 +19,7 @@ import (
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy"
 )
 
@@ -468,7 +469,8 @@ func (e *Explorer) handleEntry(w http.ResponseWriter, r *http.Request) {
 			v.SignatureKeyIDs = append(v.SignatureKeyIDs, s.KeyID)
 		}
 	case p.IndexCheckpoint != nil:
-		v.IndexCheckpoint = &IndexCheckpointView{Size: p.IndexCheckpoint.Size, Root: base64.StdEncoding.EncodeToString(p.IndexCheckpoint.Root[:])}
+		ic := p.IndexCheckpoint
+		v.IndexCheckpoint = &IndexCheckpointView{Version: ic.Version, Size: ic.Size, Root: base64.StdEncoding.EncodeToString(ic.Root[:]), Time: ic.Time}
 	default:
 		// A keyless release: the entry is a Sigstore bundle whose
 		// certificate names the CI identity that signed it.
@@ -520,8 +522,11 @@ func (e *Explorer) handleEntry(w http.ResponseWriter, r *http.Request) {
 // IndexCheckpointView is an index checkpoint entry: the log committing
 // its verifiable index over its first Size entries to Root.
 type IndexCheckpointView struct {
-	Size uint64 `json:"size"`
-	Root string `json:"root"` // base64
+	// Version is the map version (2; 1 in logs from before it).
+	Version int       `json:"version"`
+	Size    uint64    `json:"size"`
+	Root    string    `json:"root"` // base64
+	Time    time.Time `json:"time,omitzero"`
 }
 
 // LookupView is the data of a measurement or digest page.
@@ -533,6 +538,12 @@ type LookupView struct {
 	Entries []api.EntryInfo `json:"entries"`
 	// Releases counts the releases among Entries.
 	Releases int `json:"releases"`
+	// ProofType is the index key type the log's proof of the value is
+	// under (the index types every key: a TDX MRTD when a TDX release has
+	// it, else an SNP launch digest for 48 bytes, else the artifact digest
+	// of its size), and SearchFlag the 'attestlog search' flag for it.
+	ProofType  string `json:"proof_type"`
+	SearchFlag string `json:"-"`
 }
 
 var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
@@ -562,10 +573,23 @@ func (e *Explorer) handleLookup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := LookupView{Query: h, Entries: append([]api.EntryInfo{}, es...)}
+	tdx := false
 	for _, en := range es {
 		if en.Kind == string(statement.KindRelease) {
 			v.Releases++
 		}
+		tdx = tdx || en.Platform == statement.PlatformTDX
+	}
+	switch len(h) / 2 {
+	case 48:
+		v.ProofType, v.SearchFlag = string(vindex.KeySNPLaunchDigest), "--measurement"
+		if tdx {
+			v.ProofType = string(vindex.KeyTDXMRTD)
+		}
+	case 32:
+		v.ProofType, v.SearchFlag = string(vindex.KeyArtifactSHA256), "--digest"
+	case 64:
+		v.ProofType, v.SearchFlag = string(vindex.KeyArtifactSHA512), "--digest"
 	}
 	code := http.StatusOK
 	if len(es) == 0 {

@@ -119,7 +119,7 @@ func TestExplorerPages(t *testing.T) {
 		{m(tl.provMeasurement), 200, []string{"1 release in this log has it", e(tl.provRelease), "1 match"}, []string{"Not in this log"}},
 		{m(tl.artifactDigest), 200, []string{e(tl.provRelease)}, nil},
 		{m(tl.plainMeasurement), 200, []string{e(tl.plainRelease), "No provenance"}, nil},
-		{m(tl.unloggedMeasurement), 404, []string{"Not in this log", tl.unloggedMeasurement, `href="/index/proof?key=` + tl.unloggedMeasurement + `"`}, nil},
+		{m(tl.unloggedMeasurement), 404, []string{"Not in this log", tl.unloggedMeasurement, `href="/index/proof?type=sev-snp%2flaunch_digest&amp;digest=` + tl.unloggedMeasurement + `"`}, nil},
 		{m("zz"), 400, []string{"not a measurement or digest"}, nil},
 		{m("abcd"), 400, []string{"not a measurement or digest"}, nil},
 		{"/ui/checkpoints", 200, []string{"Checkpoint history", "local-witness", "cosigned at"}, nil},

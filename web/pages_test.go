@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/auditor"
+	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/web"
 )
 
@@ -79,7 +80,7 @@ rebuild:
 	// The log's own index checkpoints are entries too: wait for one.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, err := tl.Log.IndexProof(t.Context(), []byte{1}); err == nil {
+		if _, err := tl.Log.IndexProof(t.Context(), vindex.KeyArtifactSHA256, make([]byte, 32)); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

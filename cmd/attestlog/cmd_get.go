@@ -117,11 +117,12 @@ func printStatement(idx uint64, st *statement.Parsed) {
 }
 
 func runSearch(args []string) error {
-	fs := newFlagSet("search", "--log URL --policy FILE (--measurement HEX | --digest HEX) [--json]")
+	fs := newFlagSet("search", "--log URL --policy FILE (--measurement HEX | --digest HEX) [--type TYPE] [--json]")
 	logURL := fs.String("log", "", "log URL")
 	policyPath := fs.String("policy", "", "trust policy `FILE` naming the log and its witness quorum: the answer is verified before it is printed")
 	m := fs.String("measurement", "", "a launch digest, MRTD, RTMR or MRCONFIGID (hex)")
 	d := fs.String("digest", "", "an artifact's sha256, sha384 or sha512 (hex)")
+	typ := fs.String("type", "", "the one key `TYPE` to look under (default: every measurement register, or the artifact digest of the value's size): "+fmt.Sprint(vindex.KeyTypes[1:]))
 	asJSON := fs.Bool("json", false, "print the verified answer as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -130,6 +131,34 @@ func runSearch(args []string) error {
 		return usageError(fs, "--log, --policy and exactly one of --measurement and --digest are required")
 	}
 	q := strings.ToLower(*m + *d)
+	raw, err := hex.DecodeString(q)
+	if err != nil {
+		return usageError(fs, "the value must be hex")
+	}
+	// The index types every key: a measurement is looked up under each
+	// register it could be, an artifact digest under its algorithm.
+	var types []vindex.KeyType
+	switch {
+	case *typ != "":
+		t, err := vindex.ParseKeyType(*typ)
+		if err != nil || t == vindex.KeyIdentity {
+			return usageError(fs, fmt.Sprintf("--type: want one of %v", vindex.KeyTypes[1:]))
+		}
+		types = []vindex.KeyType{t}
+	case *m != "":
+		types = []vindex.KeyType{vindex.KeySNPLaunchDigest, vindex.KeyTDXMRTD, vindex.KeyTDXRTMR0, vindex.KeyTDXRTMR1, vindex.KeyTDXRTMR2, vindex.KeyTDXRTMR3, vindex.KeyTDXMRConfigID}
+	default:
+		types = []vindex.KeyType{vindex.KeyArtifactSHA256, vindex.KeyArtifactSHA384, vindex.KeyArtifactSHA512}
+	}
+	var fit []vindex.KeyType
+	for _, t := range types {
+		if t.CheckDigest(raw) == nil {
+			fit = append(fit, t)
+		}
+	}
+	if len(fit) == 0 {
+		return usageError(fs, fmt.Sprintf("a value of %d bytes is none of %v", len(raw), types))
+	}
 	pol, err := policy.Load(*policyPath)
 	if err != nil {
 		return err
@@ -140,47 +169,51 @@ func runSearch(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// The answer is the log's index proof, checked under the policy: a
-	// witnessed checkpoint, the log's index checkpoint in it, and the
-	// map proof — so "none" is a proof of absence, not the log's word.
-	ip, _, err := c.IndexProof(ctx, q)
-	if err != nil {
-		return err
-	}
-	cp, err := pol.VerifyCheckpoint(ip.Commit.Checkpoint)
-	if err != nil {
-		return fmt.Errorf("the log's answer: %w", err)
-	}
-	if hex.EncodeToString(ip.Digest) != q {
-		return fmt.Errorf("the log answered for %s, not %s", hex.EncodeToString(ip.Digest), q)
-	}
-	ver, err := ip.VerifyProof(cp.Log.Verifier, cp.N, cp.Hash)
-	if err != nil {
-		return fmt.Errorf("the log's answer does not verify: %w", err)
-	}
 	type row struct {
+		Type    string  `json:"type"`
 		Index   uint64  `json:"index"`
 		Kind    string  `json:"kind"`
 		Version string  `json:"version,omitempty"`
 		Ref     *uint64 `json:"ref,omitempty"`
 	}
 	var rows []row
-	for _, it := range ver.Items {
-		r := row{Index: it.Index, Kind: vindex.KindName(it.Kind)}
-		// Details come from the entry itself, proven in the log.
-		if p, _, err := c.Proof(ctx, it.Index); err == nil {
-			if pcp, err := pol.VerifyCheckpoint(p.Checkpoint); err == nil && p.VerifyInclusion(p.Extra, pcp.N, pcp.Hash) == nil {
-				if st, err := statement.ParseEntry(p.Extra); err == nil {
-					if st.Release != nil {
-						r.Version = st.Release.Version
-					} else if st.Kind == statement.KindReproduction || st.Kind == statement.KindRevocation {
-						ref := st.Ref.Index
-						r.Ref = &ref
+	var ver *vindex.Verified
+	var cp *policy.Checkpoint
+	for _, t := range fit {
+		// The answer is the log's index proof, checked under the policy:
+		// a witnessed checkpoint, the log's index checkpoint in it, and
+		// the map proof — so "none" is a proof of absence, not the log's
+		// word.
+		ip, _, err := c.IndexProof(ctx, t, q)
+		if err != nil {
+			return err
+		}
+		if cp, err = pol.VerifyCheckpoint(ip.Commit.Checkpoint); err != nil {
+			return fmt.Errorf("the log's answer: %w", err)
+		}
+		if ip.Type != t || hex.EncodeToString(ip.Digest) != q {
+			return fmt.Errorf("the log answered for %s %s, not %s %s", ip.Type, hex.EncodeToString(ip.Digest), t, q)
+		}
+		if ver, err = ip.VerifyProof(cp.Log.Verifier, cp.N, cp.Hash); err != nil {
+			return fmt.Errorf("the log's answer does not verify: %w", err)
+		}
+		for _, it := range ver.Items {
+			r := row{Type: string(t), Index: it.Index, Kind: vindex.KindName(it.Kind)}
+			// Details come from the entry itself, proven in the log.
+			if p, _, err := c.Proof(ctx, it.Index); err == nil {
+				if pcp, err := pol.VerifyCheckpoint(p.Checkpoint); err == nil && p.VerifyInclusion(p.Extra, pcp.N, pcp.Hash) == nil {
+					if st, err := statement.ParseEntry(p.Extra); err == nil {
+						if st.Release != nil {
+							r.Version = st.Release.Version
+						} else if st.Kind == statement.KindReproduction || st.Kind == statement.KindRevocation {
+							ref := st.Ref.Index
+							r.Ref = &ref
+						}
 					}
 				}
 			}
+			rows = append(rows, r)
 		}
-		rows = append(rows, r)
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(struct {
@@ -194,17 +227,17 @@ func runSearch(args []string) error {
 		for _, r := range rows {
 			switch {
 			case r.Version != "":
-				fmt.Printf("%d\t%s\t%s\n", r.Index, r.Kind, r.Version)
+				fmt.Printf("%d\t%s\t%s\t%s\n", r.Index, r.Kind, r.Version, r.Type)
 			case r.Ref != nil:
-				fmt.Printf("%d\t%s\tof %d\n", r.Index, r.Kind, *r.Ref)
+				fmt.Printf("%d\t%s\tof %d\t%s\n", r.Index, r.Kind, *r.Ref, r.Type)
 			default:
-				fmt.Printf("%d\t%s\n", r.Index, r.Kind)
+				fmt.Printf("%d\t%s\t\t%s\n", r.Index, r.Kind, r.Type)
 			}
 		}
 		fmt.Fprintf(stderr, "(verified: the log's index over its first %d entries, under a checkpoint of size %d cosigned by %v)\n", ver.Checkpoint.Size, cp.N, cp.CosignerNames())
 	}
 	if len(rows) == 0 {
-		fmt.Printf("no entry among the first %d of %s has %s (proven absent)\n", ver.Checkpoint.Size, cp.Log.Origin, q)
+		fmt.Printf("no entry among the first %d of %s has %s as any of %v (proven absent)\n", ver.Checkpoint.Size, cp.Log.Origin, q, fit)
 		return &exitError{code: 1, err: errors.New("not found")}
 	}
 	return nil

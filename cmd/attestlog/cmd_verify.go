@@ -151,7 +151,7 @@ func indexProofFor(path string, v *verify.Verifier, p *tlogproof.Proof) (*vindex
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ip, _, err := c.IndexProof(ctx, st.Release.Measurements.Primary())
+	ip, _, err := c.IdentityProof(ctx, p.Index)
 	if err != nil {
 		return nil, fmt.Errorf("fetching the index proof from %s: %w", l.URL, err)
 	}
@@ -201,13 +201,16 @@ func fetchFromLog(ctx context.Context, logURL string, v *verify.Verifier, in *ve
 		}
 		in.Proof = p
 	}
-	// The log's index proof for the release's measurement: that nothing
+	// The log's index proof for the release's identity: that nothing
 	// revoked it (when none is stapled).
-	if in.IndexProof == nil && (in.Evidence == nil || in.Evidence.IndexProof == "") {
+	ip := in.IndexProof
+	if ip == nil && in.Evidence != nil && in.Evidence.IndexProof != "" {
+		ip, _ = vindex.ParseProof([]byte(in.Evidence.IndexProof))
+	}
+	if ip == nil {
 		if st, err := statement.ParseEntry(p.Extra); err == nil && st.Release != nil {
-			ip, _, err := c.IndexProof(ctx, st.Release.Measurements.Primary())
-			if err != nil {
-				return fmt.Errorf("fetching the index proof of measurement %s: %w", st.Release.Measurements.Primary(), err)
+			if ip, _, err = c.IdentityProof(ctx, p.Index); err != nil {
+				return fmt.Errorf("fetching the index proof of release %d's identity: %w", p.Index, err)
 			}
 			in.IndexProof = ip
 		}
@@ -216,12 +219,30 @@ func fetchFromLog(ctx context.Context, logURL string, v *verify.Verifier, in *ve
 	if err != nil {
 		return fmt.Errorf("looking up entry %d: %w", p.Index, err)
 	}
+	want := map[uint64]bool{}
+	var order []uint64
 	for _, r := range append(info.Revocations, info.Reproductions...) {
+		if !want[r.Index] {
+			want[r.Index] = true
+			order = append(order, r.Index)
+		}
+	}
+	// And the revocations of other releases with the identity: whether
+	// one counts depends on who signed it, which only its entry shows.
+	if ip != nil {
+		for _, it := range ip.Items {
+			if it.Kind == vindex.KindRevocation && !want[it.Index] {
+				want[it.Index] = true
+				order = append(order, it.Index)
+			}
+		}
+	}
+	for _, idx := range order {
 		// An entry the index already lists may not be under a witnessed
 		// checkpoint yet: wait for one (bounded by ctx).
-		rp, _, err := c.WaitProof(ctx, r.Index)
+		rp, _, err := c.WaitProof(ctx, idx)
 		if err != nil {
-			return fmt.Errorf("fetching proof of entry %d: %w", r.Index, err)
+			return fmt.Errorf("fetching proof of entry %d: %w", idx, err)
 		}
 		in.Related = append(in.Related, rp)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/vindex"
+	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/evidence/stapler"
 )
 
@@ -77,7 +79,7 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.
 		if err != nil {
 			return stapler.Staple{}, err
 		}
-		ip, err := lg.IndexProof(ctx, m)
+		ip, err := lg.IdentityProof(ctx, res.Index)
 		if err != nil {
 			return stapler.Staple{}, err
 		}
@@ -88,7 +90,18 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.
 		if ic.Size <= res.Index {
 			return stapler.Staple{}, fmt.Errorf("the newest index checkpoint covers %d entries, not yet release %d", ic.Size, res.Index)
 		}
-		return stapler.Staple{Proof: string(p.Marshal()), IndexProof: string(ip.Marshal())}, nil
+		st := stapler.Staple{Proof: string(p.Marshal()), IndexProof: string(ip.Marshal())}
+		for _, it := range ip.Items {
+			if it.Kind != vindex.KindRevocation || len(st.Related) == evidence.MaxRelated {
+				continue
+			}
+			rp, err := lg.Proof(ctx, it.Index)
+			if err != nil {
+				return stapler.Staple{}, err
+			}
+			st.Related = append(st.Related, string(rp.Marshal()))
+		}
+		return st, nil
 	}}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

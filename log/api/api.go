@@ -61,7 +61,7 @@ type LookupResponse struct {
 	Query   string      `json:"query"`
 	Entries []EntryInfo `json:"entries"`
 	// IndexProof is the log's index proof for the query
-	// (attestlog.dev/vindex-proof/v1): what Entries says, proven, and for
+	// (attestlog.dev/vindex-proof/v2): what Entries says, proven, and for
 	// no entries a proof of absence. Empty while no index checkpoint is
 	// witnessed. Entries is the log's word; decide on the proof.
 	IndexProof string `json:"index_proof,omitempty"`

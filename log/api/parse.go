@@ -54,8 +54,8 @@ func ParseLookupResponse(b []byte) (*LookupResponse, error) {
 	if len(r.Entries) > MaxLookupEntries {
 		return nil, fmt.Errorf("bad /lookup response: %w: %d entries, at most %d are accepted", ErrBadResponse, len(r.Entries), MaxLookupEntries)
 	}
-	if r.IndexProof != "" && !strings.HasPrefix(r.IndexProof, "attestlog.dev/vindex-proof/v1\n") {
-		return nil, fmt.Errorf("bad /lookup response: %w: index_proof is not an attestlog.dev/vindex-proof/v1", ErrBadResponse)
+	if r.IndexProof != "" && !strings.HasPrefix(r.IndexProof, "attestlog.dev/vindex-proof/v2\n") {
+		return nil, fmt.Errorf("bad /lookup response: %w: index_proof is not an attestlog.dev/vindex-proof/v2", ErrBadResponse)
 	}
 	for i := range r.Entries {
 		if err := r.Entries[i].check(fmt.Sprintf("entries[%d]", i), 0); err != nil {

@@ -135,11 +135,22 @@ func (c *Client) ProofByMeasurement(ctx context.Context, m string) (*tlogproof.P
 	return c.proof(ctx, "proof?measurement="+url.QueryEscape(m))
 }
 
-// IndexProof returns the log's index proof for a digest (hex): every
-// entry about it, or its absence, under an index checkpoint. It is not
-// verified here (vindex.Proof.VerifyProof, or policy/verify).
-func (c *Client) IndexProof(ctx context.Context, digest string) (*vindex.Proof, []byte, error) {
-	b, err := c.do(ctx, http.MethodGet, "index/proof?key="+url.QueryEscape(digest), nil)
+// IndexProof returns the log's index proof for a digest (hex) of type t:
+// every entry about it, or its absence, under an index checkpoint. It is
+// not verified here (vindex.Proof.VerifyProof, or policy/verify).
+func (c *Client) IndexProof(ctx context.Context, t vindex.KeyType, digest string) (*vindex.Proof, []byte, error) {
+	return c.indexProof(ctx, "index/proof?type="+url.QueryEscape(string(t))+"&digest="+url.QueryEscape(digest))
+}
+
+// IdentityProof returns the log's index proof for the identity of release
+// idx: every release with that identity and every revocation of one of
+// them (what a client decides "not revoked" on). Not verified here.
+func (c *Client) IdentityProof(ctx context.Context, idx uint64) (*vindex.Proof, []byte, error) {
+	return c.indexProof(ctx, "index/proof?release="+strconv.FormatUint(idx, 10))
+}
+
+func (c *Client) indexProof(ctx context.Context, path string) (*vindex.Proof, []byte, error) {
+	b, err := c.do(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return nil, nil, err
 	}

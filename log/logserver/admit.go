@@ -3,7 +3,6 @@ package logserver
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,49 +48,60 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	// parsing and verifying first spent the CPU of a statement it turned
 	// away (and the client sends it again). Wait a while for one rather
 	// than answer 503 at once (the client would then wait a whole
-	// Retry-After).
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		t := time.NewTimer(pushbackWait)
-		select {
-		case l.slots <- struct{}{}:
-			t.Stop()
-		case <-t.C:
+	// Retry-After). Slots are shared fairly between clients (fairSlots).
+	client := clientOf(ctx)
+	if err := l.slots.acquire(ctx, client, pushbackWait); err != nil {
+		if errors.Is(err, errNoSlot) {
 			l.metrics.pushback.Inc()
 			return Result{}, fmt.Errorf("%w: %d entries are waiting to be integrated; retry shortly", tessera.ErrPushback, l.cfg.Pushback)
-		case <-ctx.Done():
-			t.Stop()
-			return Result{}, ctx.Err()
 		}
+		return Result{}, err
 	}
 	slot := true
 	defer func() {
 		if slot {
-			<-l.slots
+			l.slots.release(client)
 		}
 	}()
-	p, who, err := l.checkSigner(ctx, body)
+	// Parse first, and answer a statement already in the log before any
+	// signature or provenance is verified: replaying the log's public
+	// entries costs a parse and a lookup, not a verification.
+	p, err := l.parse(body)
+	if err != nil {
+		return Result{}, err
+	}
+	// Duplicate detection: first what is in flight, then the index. The
+	// pending check and insert below are one step under pendingMu, so two
+	// concurrent submissions of one statement yield one entry. An entry
+	// leaves pending only once it is in the index; if the indexer moved
+	// on between our index lookup and taking the lock, look again.
+	l.pendingMu.Lock()
+	gen := l.indexGen
+	inFlight := l.pending[p.PayloadHash]
+	l.pendingMu.Unlock()
+	if inFlight != nil {
+		select {
+		case <-inFlight.done:
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+		if inFlight.err != nil {
+			return Result{}, inFlight.err
+		}
+		return Result{Index: inFlight.idx.Index, Duplicate: true, Kind: p.Kind}, nil
+	}
+	if idx, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
+		return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
+	} else if !errors.Is(err, index.ErrNotFound) {
+		return Result{}, err
+	}
+	p, who, err := l.authorizeParsed(ctx, body, p)
 	if err != nil {
 		var kind statement.Kind
 		if p != nil {
 			kind = p.Kind
 		}
 		return Result{Kind: kind}, err
-	}
-
-	// Duplicate detection: first the index, then what is in flight. The
-	// pending check and insert are one step under pendingMu, so two
-	// concurrent submissions of one statement yield one entry. An entry
-	// leaves pending only once it is in the index; if the indexer moved
-	// on between our index lookup and taking the lock, look again.
-	l.pendingMu.Lock()
-	gen := l.indexGen
-	l.pendingMu.Unlock()
-	if idx, err := l.idx.ByPayload(ctx, p.PayloadHash[:]); err == nil {
-		return Result{Index: idx, Duplicate: true, Kind: p.Kind}, nil
-	} else if !errors.Is(err, index.ErrNotFound) {
-		return Result{}, err
 	}
 	entry, err := p.Entry()
 	if err != nil {
@@ -132,7 +142,7 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	} else {
 		pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
 		close(pa.done)
-		<-l.slots
+		l.slots.release(client)
 		slot = false
 		// Wake the follower: the sooner the entry is indexed, the
 		// sooner it leaves pending.
@@ -212,22 +222,41 @@ type admitted struct {
 
 // checkSigner is check, also returning the signer it verified.
 func (l *Log) checkSigner(ctx context.Context, body []byte) (*statement.Parsed, signer, error) {
-	if len(body) > statement.MaxEntrySize {
-		return nil, signer{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
-	}
-	if statement.IsBundle(body) {
-		// Not a DSSE envelope but a statement signed keylessly by a CI
-		// identity: the Sigstore bundle is verified against the policy's
-		// keyless operators.
-		p, err := l.keyless(body)
-		return p, signer{}, err
-	}
-	p, err := statement.ParseEntry(body)
+	p, err := l.parse(body)
 	if err != nil {
 		return nil, signer{}, err
 	}
+	return l.authorizeParsed(ctx, body, p)
+}
+
+// parse reads a submission with statement.ParseEntry (size-checked),
+// verifying nothing: enough to tell a duplicate.
+func (l *Log) parse(body []byte) (*statement.Parsed, error) {
+	if len(body) > statement.MaxEntrySize {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(body), statement.MaxEntrySize)
+	}
+	p, err := statement.ParseEntry(body)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// authorizeParsed checks the signer of body (parsed as p) against the
+// policy. A Sigstore bundle (a statement signed keylessly by a CI
+// identity) is first matched, unverified, against the policy's keyless
+// operators, so that one from an identity the policy does not name costs
+// no verification; then verified (which yields the statement to store).
+func (l *Log) authorizeParsed(ctx context.Context, body []byte, p *statement.Parsed) (*statement.Parsed, signer, error) {
+	if p.Envelope == nil {
+		if err := provenance.PrefilterKeyless(body, &l.Policy().Provenance); err != nil {
+			return p, signer{}, l.keylessErr(err)
+		}
+		p, err := l.keyless(ctx, body)
+		return p, signer{}, err
+	}
 	var who signer
-	err = l.authorize(ctx, p, &who)
+	err := l.authorize(ctx, p, &who)
 	return p, who, err
 }
 
@@ -314,17 +343,12 @@ func (l *Log) release(ctx context.Context, ref statement.EntryRef) (index.Entry,
 // a keyless operator of the policy, and its provenance. The entry to store
 // is the returned statement's canonical bundle (provenance.VerifyKeylessEntry
 // parses with statement.ParseEntry, as every reader does).
-func (l *Log) keyless(body []byte) (*statement.Parsed, error) {
+func (l *Log) keyless(ctx context.Context, body []byte) (*statement.Parsed, error) {
 	pol := l.Policy()
 	now := time.Now()
 	p, _, err := provenance.VerifyKeylessEntry(body, &pol.Provenance, now)
-	switch {
-	case errors.Is(err, provenance.ErrMalformed):
-		return nil, fmt.Errorf("%w: %v", statement.ErrMalformed, err)
-	case errors.Is(err, provenance.ErrConfig):
-		return nil, err
-	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
+	if err != nil {
+		return nil, l.keylessErr(err)
 	}
 	cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, now)
 	if err != nil {
@@ -333,22 +357,37 @@ func (l *Log) keyless(body []byte) (*statement.Parsed, error) {
 	if err := provenance.Rejection(cs); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
 	}
-	return p, nil
+	// Only an authority revokes a keyless release, and nothing reinstates
+	// one (a bundle carries no second signature).
+	return p, l.checkNotRevoked(ctx, p)
 }
 
-// checkNotRevoked refuses a release of a revoked measurement: a revocation
-// revokes the measurement, so a new version with it is refused unless an
+// keylessErr maps a keyless verification error to admission's.
+func (l *Log) keylessErr(err error) error {
+	switch {
+	case errors.Is(err, provenance.ErrMalformed):
+		return fmt.Errorf("%w: %v", statement.ErrMalformed, err)
+	case errors.Is(err, provenance.ErrConfig):
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrForbidden, err)
+}
+
+// checkNotRevoked refuses a release of a revoked identity: a revocation
+// revokes the identity (the platform and every measurement the release
+// fixes) for those its signer may revoke — an authority's for every
+// operator, an operator's for its own releases (policy.Revokes, the rule
+// clients apply) — so a new version with it is refused unless an
 // authority of the policy signed the release too (reinstating it).
 //
 // A resubmission of a release already logged is not a new release: it is
 // answered as the duplicate it is.
 func (l *Log) checkNotRevoked(ctx context.Context, p *statement.Parsed) error {
-	raw, err := hex.DecodeString(p.Release.Measurements.Primary())
-	if err != nil {
+	key, ok := vindex.IdentityKey(p.Release)
+	if !ok {
 		return nil
 	}
 	v := l.vidx
-	key := vindex.Key(raw)
 	v.revokedMu.RLock()
 	revoked := v.revoked[key]
 	v.revokedMu.RUnlock()
@@ -358,10 +397,24 @@ func (l *Log) checkNotRevoked(ctx context.Context, p *statement.Parsed) error {
 	v.mu.Lock()
 	items := v.b.Map().Get(key)
 	v.mu.Unlock()
+	pol := l.Policy()
+	auth, _ := pol.Reinstates(p.Envelope)
+	me := policy.Release{Index: policy.NotLogged, Signers: pol.Signers(p.Envelope), Reinstated: auth.Name}
 	var revs []string
 	for _, it := range items {
-		if it.Kind == vindex.KindRevocation {
-			revs = append(revs, fmt.Sprintf("entry %d", it.Index))
+		if it.Kind != vindex.KindRevocation {
+			continue
+		}
+		r := policy.Revocation{Index: it.Index}
+		if e, err := l.entry(ctx, it.Index); err == nil {
+			if rp, err := statement.ParseEntry(e); err == nil && rp.Kind == statement.KindRevocation {
+				r.Envelope = rp.Envelope
+			}
+		} else {
+			return fmt.Errorf("reading revocation %d: %w", it.Index, err)
+		}
+		if ok, why := pol.Revokes(me, r); ok {
+			revs = append(revs, why)
 		}
 	}
 	if len(revs) == 0 {
@@ -377,10 +430,5 @@ func (l *Log) checkNotRevoked(ctx context.Context, p *statement.Parsed) error {
 	if inFlight {
 		return nil
 	}
-	if p.Envelope != nil {
-		if _, ok := p.Envelope.VerifiedBy(policy.Keys(l.Policy().Authorities)); ok {
-			return nil // reinstated by an authority
-		}
-	}
-	return fmt.Errorf("%w: measurement %s was revoked (%s); a new release of it needs an authority's signature beside the operator's ('attestlog publish --authority-key FILE')", ErrForbidden, p.Release.Measurements.Primary(), strings.Join(revs, ", "))
+	return fmt.Errorf("%w: the release's identity (%s %s) was revoked (%s); a new release of it needs an authority's signature beside the operator's ('attestlog publish --authority-key FILE')", ErrForbidden, p.Release.Platform, p.Release.Measurements.Primary(), strings.Join(revs, "; "))
 }

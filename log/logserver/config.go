@@ -22,8 +22,11 @@ const (
 	// DefaultMySQLCheckpointInterval is the least interval with MySQL
 	// storage (Tessera's MySQL driver publishes at most once a second).
 	DefaultMySQLCheckpointInterval = time.Second
-	DefaultWitnessTimeout          = 10 * time.Second
-	DefaultPushback                = 4096
+	// DefaultCheckpointRepublishInterval is how often a log at rest has
+	// its checkpoint cosigned again.
+	DefaultCheckpointRepublishInterval = time.Minute
+	DefaultWitnessTimeout              = 10 * time.Second
+	DefaultPushback                    = 4096
 )
 
 // Config is the log server's configuration, read from one YAML file
@@ -60,6 +63,12 @@ type Config struct {
 	// CheckpointInterval is how often a new checkpoint is signed and sent
 	// to the witnesses (default 1s; at least 1s with MySQL).
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// CheckpointRepublishInterval is how often the checkpoint of a log at
+	// rest is signed and cosigned again (default 1m): a client bounds how
+	// stale a proof of absence may be (revocation-proof max-age, default
+	// 10m) by the witnesses' time, so an idle log must be re-witnessed
+	// more often than that.
+	CheckpointRepublishInterval time.Duration `yaml:"checkpoint_republish_interval"`
 	// IndexCheckpoints makes the log commit its verifiable index (an
 	// index checkpoint entry at most every checkpoint interval while
 	// entries arrive), so that lookups and absences are provable.
@@ -186,6 +195,9 @@ func (c *Config) Validate() error {
 			c.CheckpointInterval = DefaultMySQLCheckpointInterval
 		}
 	}
+	if c.CheckpointRepublishInterval == 0 {
+		c.CheckpointRepublishInterval = max(DefaultCheckpointRepublishInterval, c.CheckpointInterval)
+	}
 	if c.WitnessTimeout == 0 {
 		c.WitnessTimeout = DefaultWitnessTimeout
 	}
@@ -199,8 +211,11 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("index_map: %q is neither memory nor file", c.IndexMap))
 	}
-	if c.BatchMaxAge < 0 || c.CheckpointInterval < 0 || c.WitnessTimeout < 0 {
+	if c.BatchMaxAge < 0 || c.CheckpointInterval < 0 || c.WitnessTimeout < 0 || c.CheckpointRepublishInterval < 0 {
 		errs = append(errs, errors.New("durations must be positive"))
+	}
+	if c.CheckpointRepublishInterval < c.CheckpointInterval {
+		errs = append(errs, fmt.Errorf("checkpoint_republish_interval %v is shorter than checkpoint_interval %v", c.CheckpointRepublishInterval, c.CheckpointInterval))
 	}
 	if c.Storage.MySQL != nil && c.CheckpointInterval < time.Second {
 		errs = append(errs, errors.New("checkpoint_interval must be at least 1s with mysql storage"))

@@ -49,6 +49,7 @@ func (l *Log) follow(ctx context.Context) {
 			if size, err := checkpointSize(cp); err == nil {
 				if err := l.idx.AddCheckpoint(ctx, size, cp, time.Now()); err == nil {
 					lastCP = cp
+					l.noteTip(size, cp)
 					l.publishedSize.Store(size)
 					l.publishedAt.Store(time.Now().UnixNano())
 					l.countCosignatures(cp)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/attestlog/attestlog/log/internal/index"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/log/vindex"
 )
 
 // Errors of the read API.
@@ -131,7 +133,7 @@ func (l *Log) handleAdd(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := l.Admit(r.Context(), body)
+	res, err := l.Admit(withClient(r.Context(), clientFromAddr(r.RemoteAddr)), body)
 	kind := string(res.Kind)
 	if kind == "" {
 		kind = "unknown"
@@ -255,6 +257,12 @@ func (l *Log) Proof(ctx context.Context, idx uint64) (*tlogproof.Proof, error) {
 		}
 		return nil, err
 	}
+	return l.proofUnder(ctx, idx, cpRaw)
+}
+
+// proofUnder returns the tlog-proof of entry idx under cpRaw, a
+// checkpoint the log published (witnessed).
+func (l *Log) proofUnder(ctx context.Context, idx uint64, cpRaw []byte) (*tlogproof.Proof, error) {
 	body, _, _ := bytes.Cut(cpRaw, []byte("\n\n"))
 	cp, err := torchwood.ParseCheckpoint(string(body) + "\n")
 	if err != nil {
@@ -423,10 +431,38 @@ func (l *Log) handleLookup(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp := api.LookupResponse{Query: v, Entries: append([]api.EntryInfo{}, es...)}
 	d, _ := hex.DecodeString(v)
-	if ip, err := l.IndexProof(r.Context(), d); err == nil {
-		resp.IndexProof = string(ip.Marshal())
+	if t, ok := lookupType(q, d, es); ok {
+		if ip, err := l.IndexProof(r.Context(), t, d); err == nil {
+			resp.IndexProof = string(ip.Marshal())
+		}
 	}
 	return writeJSON(w, resp)
+}
+
+// lookupType is the key type a lookup of d is proven under: the type
+// parameter when given; else, for a measurement, the TDX MRTD when a TDX
+// release has it and the SNP launch digest otherwise, and for an artifact
+// digest the algorithm of its size.
+func lookupType(q url.Values, d []byte, es []api.EntryInfo) (vindex.KeyType, bool) {
+	if q.Has("type") {
+		t, err := vindex.ParseKeyType(q.Get("type"))
+		return t, err == nil && t != vindex.KeyIdentity && t.CheckDigest(d) == nil
+	}
+	if q.Has("measurement") {
+		t := vindex.KeySNPLaunchDigest
+		for _, e := range es {
+			if e.Platform == statement.PlatformTDX {
+				t = vindex.KeyTDXMRTD
+			}
+		}
+		return t, t.CheckDigest(d) == nil
+	}
+	for _, t := range []vindex.KeyType{vindex.KeyArtifactSHA256, vindex.KeyArtifactSHA384, vindex.KeyArtifactSHA512} {
+		if t.CheckDigest(d) == nil {
+			return t, true
+		}
+	}
+	return "", false
 }
 
 func (l *Log) handleEntry(w http.ResponseWriter, r *http.Request) error {

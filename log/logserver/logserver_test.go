@@ -337,7 +337,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 	good := release(t, tl.operator, measurement(1))
 	tl.add(t, good)
 	before := tl.size(t)
-	p, _ := statement.Parse(good)
+	// A statement not yet logged under a broken signature (a logged one
+	// is answered as its duplicate before any signature is checked).
+	p, _ := statement.Parse(release(t, tl.operator, measurement(3)))
 	badSig := bytes.Clone(p.Envelope.Signatures[0].Sig)
 	badSig[3] ^= 0x40
 	p.Envelope.Signatures[0].Sig = badSig

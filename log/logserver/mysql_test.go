@@ -168,12 +168,12 @@ func TestFrontendsShareMySQL(t *testing.T) {
 	if signer.vidx.lockConn == nil || other.vidx.lockConn != nil {
 		t.Fatalf("index checkpoint signers: a %v, b %v; want exactly one", a.vidx.lockConn != nil, b.vidx.lockConn != nil)
 	}
-	other.getIndexProof(t, measurement(3), 1)
+	other.getIndexProof(t, snp(measurement(3)), 1)
 	// The signer stops; the other commits the next entries itself.
 	signer.Log.Close(ctx)
 	m := measurement(100)
 	other.add(t, release(t, other.operator, m))
-	other.getIndexProof(t, m, 1)
+	other.getIndexProof(t, snp(m), 1)
 	if other.vidx.lockConn == nil {
 		t.Error("the remaining frontend proves a new entry but holds no lock")
 	}

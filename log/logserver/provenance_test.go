@@ -1,6 +1,8 @@
 package logserver
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -139,9 +141,33 @@ func TestProvenanceAdmission(t *testing.T) {
 		t.Errorf("keyless resubmission: %d, want 200 (duplicate)", code)
 	}
 	stranger := provenancetest.GitHubWorkflow("https://github.com/evil/fork", ".github/workflows/publish.yml", "refs/heads/main", commit)
-	evil, _ := ss.SignStatement(stranger, goodP.Envelope.Payload, nil)
-	if code, msg := tl.post(t, evil); code != 403 || !strings.Contains(msg, "keyless") {
+	otherP, _ := statement.Parse(mk(func(rel *statement.Release, subj []statement.Subject) []statement.Subject {
+		rel.Version = "1.0.2-evil"
+		return subj
+	}))
+	evil, _ := ss.SignStatement(stranger, otherP.Envelope.Payload, nil)
+	if code, msg := tl.post(t, evil); code != 403 || !strings.Contains(msg, "matches no keyless-operator") {
 		t.Errorf("keyless release by an unknown identity: %d %q, want 403", code, msg)
+	}
+	// Turned away on the identity its certificate names, before the
+	// cryptography: the same bundle with its signature broken gets the
+	// same answer, not a verification failure (the second security
+	// review's item 6: a flood of foreign bundles costs a parse each).
+	var bj map[string]any
+	if err := json.Unmarshal(evil, &bj); err != nil {
+		t.Fatal(err)
+	}
+	sigs := bj["dsseEnvelope"].(map[string]any)["signatures"].([]any)
+	sigs[0].(map[string]any)["sig"] = base64.StdEncoding.EncodeToString(make([]byte, 64))
+	broken, _ := json.Marshal(bj)
+	if code, msg := tl.post(t, broken); code != 403 || !strings.Contains(msg, "matches no keyless-operator") {
+		t.Errorf("keyless release by an unknown identity, signature broken: %d %q, want 403 naming the identity", code, msg)
+	}
+	// The logged statement, signed by anyone at all, is answered as the
+	// duplicate it is: nothing is verified and nothing appended.
+	replay, _ := ss.SignStatement(stranger, goodP.Envelope.Payload, nil)
+	if r, err := tl.client.Add(t.Context(), replay); err != nil || !r.Duplicate || r.Index != 1 {
+		t.Errorf("the logged keyless statement under a stranger's signature = %+v, %v; want the duplicate of 1", r, err)
 	}
 	p1, _, err := tl.client.WaitProof(t.Context(), 1)
 	if err != nil {

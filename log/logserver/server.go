@@ -62,7 +62,7 @@ type Log struct {
 	// slots bounds the appends in progress (Pushback of them): what
 	// pushback bounds. Entries appended but not yet indexed stay in
 	// pending, bounded by backlogFactor times as much.
-	slots chan struct{}
+	slots *fairSlots
 	// wake tells the follower that an append finished.
 	wake chan struct{}
 	// parsed maps the SHA-256 of entries in pending to their parse.
@@ -149,7 +149,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		parsed:  map[[32]byte]admitted{},
 		indexed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
-		slots:   make(chan struct{}, cfg.Pushback),
+		slots:   newFairSlots(int(cfg.Pushback)),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
 		vidx:    &vindexState{b: b, signer: signer},
@@ -190,6 +190,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		WithCheckpointSigner(signer).
 		WithBatching(cfg.BatchMaxSize, cfg.BatchMaxAge).
 		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithCheckpointRepublishInterval(cfg.CheckpointRepublishInterval).
 		WithPushback(cfg.Pushback).
 		WithWitnesses(wg, &tessera.WitnessOptions{Timeout: cfg.WitnessTimeout})
 	// Tessera publishes a first checkpoint when it starts, and that needs

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/log/vindex"
 )
 
@@ -30,7 +32,12 @@ import (
 //
 // Staleness: an entry integrated at time t is in an index checkpoint
 // appended by t + one checkpoint interval + one follower pass, which a
-// witnessed checkpoint covers one checkpoint interval later.
+// witnessed checkpoint covers one checkpoint interval later. Each index
+// checkpoint is dated, and a client accepts one only if it was signed
+// within its bound (revocation-proof max-age) or ends a tree the witnesses
+// cosigned within it (vindex.Verified.Current): a log at rest ends with
+// its last index checkpoint, and Tessera has it cosigned again every
+// checkpoint_republish_interval.
 //
 // The map is derived data, in memory: on start the follower rebuilds it
 // from the log's entries and then commits afresh.
@@ -51,12 +58,19 @@ type vindexState struct {
 	// where another frontend may be the one that commits.
 	recent     map[uint64]*vindex.Map
 	keepRecent bool
-	// revoked are the keys with a revocation among their items: admission
-	// asks it for every release without waiting for mu, which the
-	// follower holds while it maps (revocations are rare; this is the
+	// revoked are the identity keys with a revocation among their items:
+	// admission asks it for every release without waiting for mu, which
+	// the follower holds while it maps (revocations are rare; this is the
 	// same answer as scanning the map's items for one).
 	revokedMu sync.RWMutex
 	revoked   map[[32]byte]bool
+	// tip is the newest published checkpoint whose last entry is the
+	// newest commit, covering every entry before it: proofs under it are
+	// current whatever the commit's age (vindex.Verified.Complete). Kept
+	// for the moment after a log at rest receives entries, when the
+	// published tree has grown past the commit and the next commit is not
+	// yet witnessed.
+	tip []byte
 	// lockConn holds the MySQL named lock of the frontend that signs
 	// index checkpoints (nil when this one does not hold it).
 	lockConn *sql.Conn
@@ -94,8 +108,8 @@ func (l *Log) recoverCommit(idx uint64, entry []byte) {
 		}
 	}
 	ic, err := statement.VerifyIndexCheckpoint(entry, l.verifier)
-	if err != nil {
-		return
+	if err != nil || ic.Version != vindex.MapVersion {
+		return // an older map's (the map is rebuilt; a new commit follows)
 	}
 	snap := v.recent[ic.Size]
 	if ic.Size == 0 {
@@ -220,7 +234,7 @@ func (l *Log) commitIndex(ctx context.Context) error {
 			return nil
 		}
 	}
-	ic := statement.IndexCheckpoint{Origin: l.cfg.Origin, Size: v.b.Size(), Root: v.b.Root()}
+	ic := statement.IndexCheckpoint{Version: vindex.MapVersion, Origin: l.cfg.Origin, Size: v.b.Size(), Root: v.b.Root(), Time: time.Now().Truncate(time.Second)}
 	snap := v.b.Map().Snapshot()
 	prev := v.committed
 	v.committed, v.last = ic.Size, time.Now()
@@ -245,9 +259,34 @@ func (l *Log) commitIndex(ctx context.Context) error {
 	return nil
 }
 
-// IndexProof proves the entries about digest (none: a proof of absence)
-// under the newest committed index that a published checkpoint covers.
-func (l *Log) IndexProof(ctx context.Context, digest []byte) (*vindex.Proof, error) {
+// staleCommit is how old the newest commit may be before IndexProof
+// prefers to prove it under the tree it ends (v.tip), if there is one.
+const staleCommit = 10 * time.Second
+
+// noteTip remembers cp, just published with size, as the tip if the newest
+// commit ends its tree and covers every entry before it (v.mu not held).
+func (l *Log) noteTip(size uint64, cp []byte) {
+	v := l.vidx
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if n := len(v.commits); n > 0 {
+		c := v.commits[n-1]
+		if c.entry+1 == size && c.ic.Size == c.entry {
+			v.tip = cp
+		}
+	}
+}
+
+// IndexProof proves the entries about a typed digest (none: a proof of
+// absence) under the newest committed index that a published checkpoint
+// covers: under that checkpoint, or under the tree the commit ends when
+// the commit is older than staleCommit and other entries follow it in
+// the published tree (clients accept an old index checkpoint only as the
+// last word of a recently cosigned tree).
+func (l *Log) IndexProof(ctx context.Context, t vindex.KeyType, digest []byte) (*vindex.Proof, error) {
+	if err := t.CheckDigest(digest); err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
 	published := l.publishedSize.Load()
 	v := l.vidx
 	v.mu.Lock()
@@ -258,16 +297,28 @@ func (l *Log) IndexProof(ctx context.Context, digest []byte) (*vindex.Proof, err
 			break
 		}
 	}
+	tip := v.tip
 	v.mu.Unlock()
 	if c == nil {
 		return nil, fmt.Errorf("%w: no index checkpoint is covered by a witnessed checkpoint yet; retry shortly", ErrNotWitnessed)
 	}
-	items, mp := c.snap.Prove(vindex.Key(digest))
-	commit, err := l.Proof(ctx, c.entry)
-	if err != nil {
-		return nil, err
+	items, mp := c.snap.Prove(vindex.Key(t, digest))
+	var commit *tlogproof.Proof
+	var err error
+	if tip != nil && c.ic.Size == c.entry && c.entry+1 < published && time.Since(c.ic.Time) > staleCommit {
+		if size, err := checkpointSize(tip); err == nil && size == c.entry+1 {
+			commit, err = l.proofUnder(ctx, c.entry, tip)
+			if err != nil {
+				commit = nil
+			}
+		}
 	}
-	p := &vindex.Proof{Digest: digest, Items: items, Map: mp, Commit: commit}
+	if commit == nil {
+		if commit, err = l.Proof(ctx, c.entry); err != nil {
+			return nil, err
+		}
+	}
+	p := &vindex.Proof{Type: t, Digest: digest, Items: items, Map: mp, Commit: commit}
 	// Never hand out a proof that does not verify.
 	body, _, _ := bytes.Cut(commit.Checkpoint, []byte("\n\n"))
 	cp, err := torchwood.ParseCheckpoint(string(body) + "\n")
@@ -280,14 +331,52 @@ func (l *Log) IndexProof(ctx context.Context, digest []byte) (*vindex.Proof, err
 	return p, nil
 }
 
+// IdentityProof is IndexProof for the identity of release idx (the key a
+// client decides "not revoked" on).
+func (l *Log) IdentityProof(ctx context.Context, idx uint64) (*vindex.Proof, error) {
+	e, err := l.entry(ctx, idx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := statement.ParseEntry(e)
+	if err != nil || p.Kind != statement.KindRelease {
+		return nil, fmt.Errorf("%w: entry %d is not a release", errBadRequest, idx)
+	}
+	id := vindex.Identity(p.Release)
+	if id == nil {
+		return nil, fmt.Errorf("%w: release %d has no identity", errBadRequest, idx)
+	}
+	return l.IndexProof(ctx, vindex.KeyIdentity, id)
+}
+
+// handleIndexProof answers GET /index/proof?type=T&digest=HEX, and
+// ?release=N for the identity of release N.
 func (l *Log) handleIndexProof(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	k, err := hexParam(q.Get("key"))
-	if err != nil {
-		return err
+	var p *vindex.Proof
+	var err error
+	switch {
+	case q.Has("release"):
+		n, perr := strconv.ParseUint(q.Get("release"), 10, 63)
+		if perr != nil {
+			return fmt.Errorf("%w: release must be an entry index", errBadRequest)
+		}
+		p, err = l.IdentityProof(r.Context(), n)
+	case q.Has("type") && q.Has("digest"):
+		t, terr := vindex.ParseKeyType(q.Get("type"))
+		if terr != nil {
+			return fmt.Errorf("%w: %v", errBadRequest, terr)
+		}
+		d, derr := hex.DecodeString(q.Get("digest"))
+		if derr != nil || len(q.Get("digest")) > 2*vindex.MaxIdentitySize {
+			return fmt.Errorf("%w: digest must be hex", errBadRequest)
+		}
+		p, err = l.IndexProof(r.Context(), t, d)
+	case q.Has("key"):
+		return fmt.Errorf("%w: ?key= named an untyped digest (index map version 1); give ?type=TYPE&digest=HEX (types: %v) or ?release=N", errBadRequest, vindex.KeyTypes)
+	default:
+		return fmt.Errorf("%w: give ?type=TYPE&digest=HEX (types: %v) or ?release=N", errBadRequest, vindex.KeyTypes)
 	}
-	d, _ := hex.DecodeString(k)
-	p, err := l.IndexProof(r.Context(), d)
 	if err != nil {
 		return err
 	}
@@ -295,4 +384,24 @@ func (l *Log) handleIndexProof(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(p.Marshal())
 	return nil
+}
+
+// entry reads integrated entry idx from the log's storage.
+func (l *Log) entry(ctx context.Context, idx uint64) ([]byte, error) {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if idx >= size {
+		return nil, fmt.Errorf("%w: entry %d is not integrated (the tree has %d)", ErrNotFound, idx, size)
+	}
+	b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, idx/layout.EntryBundleWidth, size)
+	if err != nil {
+		return nil, fmt.Errorf("reading entry %d: %w", idx, err)
+	}
+	i := idx % layout.EntryBundleWidth
+	if i >= uint64(len(b.Entries)) {
+		return nil, fmt.Errorf("entry bundle %d holds no entry %d", idx/layout.EntryBundleWidth, idx)
+	}
+	return b.Entries[i], nil
 }

@@ -2,6 +2,7 @@ package logserver
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,13 +14,19 @@ import (
 	"github.com/attestlog/attestlog/log/vindex"
 )
 
-// getIndexProof polls GET /index/proof until the proof lists want
+// snp is the index proof query of an SNP launch digest.
+func snp(m string) string { return "type=sev-snp/launch_digest&digest=" + m }
+
+// identityOf is the index proof query of release i's identity.
+func identityOf(i uint64) string { return fmt.Sprintf("release=%d", i) }
+
+// getIndexProof polls GET /index/proof?QUERY until the proof lists want
 // entries, and returns it verified as a client would.
-func (tl *testLog) getIndexProof(t *testing.T, digestHex string, want int) (*vindex.Proof, *vindex.Verified) {
+func (tl *testLog) getIndexProof(t *testing.T, query string, want int) (*vindex.Proof, *vindex.Verified) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(tl.url + "/index/proof?key=" + digestHex)
+		resp, err := http.Get(tl.url + "/index/proof?" + query)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +52,7 @@ func (tl *testLog) getIndexProof(t *testing.T, digestHex string, want int) (*vin
 			t.Fatalf("GET /index/proof = %d %s", resp.StatusCode, b)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no index proof of %d entries for %s within 30 s (last: %d %s)", want, digestHex[:12], resp.StatusCode, b)
+			t.Fatalf("no index proof of %d entries for %s within 30 s (last: %d %s)", want, query, resp.StatusCode, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -62,17 +69,20 @@ func TestIndexProofs(t *testing.T) {
 	rel := release(t, tl.operator, m)
 	i := tl.add(t, rel)
 	j := tl.add(t, release(t, tl.operator, measurement(41)))
-	_, v := tl.getIndexProof(t, m, 1)
+	_, v := tl.getIndexProof(t, snp(m), 1)
 	if v.Items[0] != (vindex.Item{Index: i, Kind: vindex.KindRelease}) {
 		t.Errorf("index proof of %s lists %v, want release %d", m[:12], v.Items, i)
 	}
-	// A revocation joins the release's keys.
+	// A revocation joins the release's identity, and only that key.
 	rv, _ := statement.EncodeRevocation(statement.RefOf(i, mustEntry(t, rel)), &statement.Revocation{Reason: "CVE-2026-7", Time: time.Now().UTC().Truncate(time.Second)})
 	rve, _ := statement.Sign(rv, tl.operator)
 	r := tl.add(t, rve)
-	_, v = tl.getIndexProof(t, m, 2)
+	_, v = tl.getIndexProof(t, identityOf(i), 2)
 	if v.Items[1] != (vindex.Item{Index: r, Kind: vindex.KindRevocation}) {
 		t.Errorf("after the revocation: %v, want it to list revocation %d", v.Items, r)
+	}
+	if _, v := tl.getIndexProof(t, snp(m), 1); v.Items[0].Kind != vindex.KindRelease {
+		t.Errorf("the launch digest's lookup key lists %v", v.Items)
 	}
 	// The measurement is revoked: a new version of it is refused, unless
 	// an authority signs it too.
@@ -90,7 +100,7 @@ func TestIndexProofs(t *testing.T) {
 		t.Errorf("the release co-signed by an authority = %d %q, want 200", code, msg)
 	}
 	// Absent: a proof of absence over an index that covers both releases.
-	p, v := tl.getIndexProof(t, strings.Repeat("ee", 48), 0)
+	p, v := tl.getIndexProof(t, snp(strings.Repeat("ee", 48)), 0)
 	if v.Checkpoint.Size <= j {
 		t.Errorf("the absence proof's index covers %d entries, want more than %d", v.Checkpoint.Size, j)
 	}
@@ -100,7 +110,7 @@ func TestIndexProofs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: testOrigin, Size: 1, Root: vindex.EmptyRoot()}, ls)
+	forged, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: testOrigin, Size: 1, Root: vindex.EmptyRoot(), Time: time.Now()}, ls)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,15 +127,16 @@ func TestIndexProofs(t *testing.T) {
 	} else if len(lp.Items) == 0 {
 		t.Error("/lookup index_proof lists no entry")
 	}
-	// Bad keys are 400s.
-	for _, q := range []string{"", "zz", strings.Repeat("a", 200)} {
-		resp, err := http.Get(tl.url + "/index/proof?key=" + q)
+	// Bad queries are 400s.
+	for _, q := range []string{"", "key=" + m, "type=sev-snp/launch_digest&digest=zz", "type=sev-snp/launch_digest&digest=" + strings.Repeat("a", 200),
+		"type=artifact/sha256&digest=" + m, "type=nope&digest=" + m, "release=x", fmt.Sprintf("release=%d", r)} {
+		resp, err := http.Get(tl.url + "/index/proof?" + q)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != 400 {
-			t.Errorf("GET /index/proof?key=%.10s = %d, want 400", q, resp.StatusCode)
+			t.Errorf("GET /index/proof?%.40s = %d, want 400", q, resp.StatusCode)
 		}
 	}
 	// The index checkpoint entries are read back like any other entry,
@@ -150,14 +161,14 @@ func TestIndexProofsAfterRestart(t *testing.T) {
 	tl := newTestLogIndexed(t)
 	m := measurement(50)
 	tl.add(t, release(t, tl.operator, m))
-	p, _ := tl.getIndexProof(t, m, 1)
+	p, _ := tl.getIndexProof(t, snp(m), 1)
 	size := tl.size(t)
 	tl.Log.Close(context.Background())
 	// Restarted with the map in a file: the replay rebuilds the same map
 	// there, and the commit it finds in the log matches it.
 	tl.cfg.IndexMap = "file"
 	tl.start(t)
-	p2, v2 := tl.getIndexProof(t, m, 1)
+	p2, v2 := tl.getIndexProof(t, snp(m), 1)
 	if p2.Commit.Index != p.Commit.Index {
 		t.Errorf("after the restart the proof is from index checkpoint %d, want the committed %d", p2.Commit.Index, p.Commit.Index)
 	}
@@ -166,8 +177,115 @@ func TestIndexProofsAfterRestart(t *testing.T) {
 	}
 	// New entries get a new commit.
 	i := tl.add(t, release(t, tl.operator, m))
-	_, v3 := tl.getIndexProof(t, m, 2)
+	_, v3 := tl.getIndexProof(t, snp(m), 2)
 	if v3.Checkpoint.Size <= i || v3.Checkpoint.Size <= v2.Checkpoint.Size {
 		t.Errorf("no new commit after the restart: covers %d", v3.Checkpoint.Size)
+	}
+}
+
+// releaseOf is release with the subjects and measurements given.
+func releaseOf(t *testing.T, s *statement.Signer, platform string, m statement.Measurements, subj statement.Digest) []byte {
+	t.Helper()
+	n := releaseN.Add(1)
+	p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: subj}}, &statement.Release{
+		Version: fmt.Sprintf("2.0.%d", n), Time: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Platform: platform,
+		Measurements: m, Source: statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("a", 40)},
+		Recipe: statement.Recipe{Argv: []string{"make"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := statement.Sign(p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestRevocationScopeAtAdmission is the second security review's item 2
+// at the log: a revocation revokes exactly what its signer may revoke,
+// so the log refuses a new release of an identity only when a revocation
+// that applies to it was logged.
+func TestRevocationScopeAtAdmission(t *testing.T) {
+	authority, _ := statement.GenerateSigner(statement.AlgEd25519)
+	tl := newTestLogOpts(t, nil, func(string) string { return "authority sec " + authority.Public().String() + "\n" }, "quorum none\n", "", true)
+	acme, beta := tl.operator, tl.operator2
+	revoke := func(s *statement.Signer, i uint64, body []byte) uint64 {
+		rv, _ := statement.EncodeRevocation(statement.RefOf(i, mustEntry(t, body)), &statement.Revocation{Reason: "r", Time: time.Now().UTC().Truncate(time.Second)})
+		e, _ := statement.Sign(rv, s)
+		return tl.add(t, e)
+	}
+	waitRevoked := func(query string, n int) { t.Helper(); tl.getIndexProof(t, query, n) }
+	v := measurement(60)
+	tl.add(t, release(t, acme, v))
+	// 1. Beta's release lists, as an artifact's SHA-384, the bytes of
+	// acme's launch digest; beta revokes it.
+	x := releaseOf(t, beta, statement.PlatformSNP, statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: measurement(61)}}, statement.Digest{SHA384: v})
+	xi := tl.add(t, x)
+	revoke(beta, xi, x)
+	waitRevoked(identityOf(xi), 2)
+	if code, msg := tl.post(t, release(t, acme, v)); code != 200 {
+		t.Errorf("acme's new release of its own identity after beta revoked a release whose artifact digest has its bytes = %d %q, want 200", code, msg)
+	}
+	// 2. Beta publishes a release with acme's very identity and revokes
+	// it: acme may still publish it (beta may not revoke acme's), beta
+	// may not.
+	y := release(t, beta, v)
+	yi := tl.add(t, y)
+	revoke(beta, yi, y)
+	waitRevoked(identityOf(yi), 4) // acme's two releases, beta's, its revocation
+	if code, msg := tl.post(t, release(t, acme, v)); code != 200 {
+		t.Errorf("acme's new release after beta revoked beta's release of the same identity = %d %q, want 200", code, msg)
+	}
+	if code, msg := tl.post(t, release(t, beta, v)); code != http.StatusForbidden || !strings.Contains(msg, "was revoked") {
+		t.Errorf("beta's new release of the identity it revoked = %d %q, want 403", code, msg)
+	}
+	// 3. TDX: two releases on one TDVF (one MRTD), other RTMRs. Revoking
+	// one revokes its identity, not the TDVF's.
+	mrtd := measurement(70)
+	tdx := func(rtmr0 string) []byte {
+		return releaseOf(t, acme, statement.PlatformTDX, statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: mrtd, RTMR0: rtmr0}}, statement.Digest{SHA256: strings.Repeat("d7", 32)})
+	}
+	t1 := tdx(measurement(71))
+	t1i := tl.add(t, t1)
+	tl.add(t, tdx(measurement(72)))
+	revoke(acme, t1i, t1)
+	waitRevoked(identityOf(t1i), 2)
+	if code, msg := tl.post(t, tdx(measurement(73))); code != 200 {
+		t.Errorf("a new TDX release on the same TDVF after another one's revocation = %d %q, want 200", code, msg)
+	}
+	if code, msg := tl.post(t, tdx(measurement(71))); code != http.StatusForbidden || !strings.Contains(msg, "was revoked") {
+		t.Errorf("a new TDX release of the revoked identity = %d %q, want 403", code, msg)
+	}
+	// 4. An authority's revocation of beta's release revokes the identity
+	// for acme too.
+	revoke(authority, yi, y)
+	waitRevoked(identityOf(yi), 6)
+	if code, msg := tl.post(t, release(t, acme, v)); code != http.StatusForbidden || !strings.Contains(msg, "signed by sec") {
+		t.Errorf("acme's new release after an authority revoked the identity = %d %q, want 403", code, msg)
+	}
+}
+
+// TestIndexProofAtRest: a log at rest ends with its last index
+// checkpoint, so its proofs are complete (and current for any client
+// whatever the checkpoint's age, as long as the witnesses cosigned the
+// tree recently).
+func TestIndexProofAtRest(t *testing.T) {
+	tl := newTestLogIndexed(t)
+	m := measurement(80)
+	i := tl.add(t, release(t, tl.operator, m))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, v := tl.getIndexProof(t, identityOf(i), 1)
+		if v.Complete() {
+			if v.Checkpoint.Time.IsZero() || time.Since(v.Checkpoint.Time) > time.Minute {
+				t.Errorf("the index checkpoint is dated %v", v.Checkpoint.Time)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no complete index proof within 30 s: %+v", v)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -66,6 +66,18 @@ func SignEnvelope(payload []byte, s *Signer) (*Envelope, error) {
 	}, nil
 }
 
+// VerifiedAll returns every key of keys that produced a valid signature
+// over e (each once, in the order of keys).
+func (e *Envelope) VerifiedAll(keys []PublicKey) []PublicKey {
+	var out []PublicKey
+	for _, k := range keys {
+		if _, ok := e.VerifiedBy([]PublicKey{k}); ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // VerifiedBy returns the first key of keys that produced a valid signature
 // over e, or false if none did.
 func (e *Envelope) VerifiedBy(keys []PublicKey) (PublicKey, bool) {

@@ -106,7 +106,7 @@ func BenchmarkProof(b *testing.B) {
 		var m Map
 		var keys [][32]byte
 		for i := range n {
-			k := Key([]byte(fmt.Sprintf("%d", i)))
+			k := Key(KeyArtifactSHA256, []byte(fmt.Sprintf("%d", i)))
 			keys = append(keys, k)
 			m.Add(k, Item{Index: uint64(i), Kind: KindRelease})
 		}
@@ -129,7 +129,7 @@ func BenchmarkProof(b *testing.B) {
 			var size int
 			i := 0
 			for b.Loop() {
-				k := Key([]byte(fmt.Sprintf("absent-%d", i)))
+				k := Key(KeyArtifactSHA256, []byte(fmt.Sprintf("absent-%d", i)))
 				i++
 				_, pr := m.Prove(k)
 				size += len(pr.Marshal())

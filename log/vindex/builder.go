@@ -11,7 +11,7 @@ import (
 
 // MapVersion names the map function below; an index checkpoint's header
 // (statement.IndexCheckpointHeader) carries it.
-const MapVersion = 1
+const MapVersion = 2
 
 // Builder applies the map function to a log's entries, in order. The map
 // is derived data: anyone who reads the log can build it, and must get the
@@ -33,7 +33,8 @@ type release struct {
 	sha256 [32]byte
 	off    uint64 // its keys are keys[off:off+n]
 	n      uint32
-	ok     uint32 // 1: the entry is a release
+	ok     uint8 // 1: the entry is a release
+	id     uint8 // 1: keys[off] is its identity key (ReleaseKeys)
 }
 
 // releaseArena is a release slot per entry index, in fixed-size chunks.
@@ -124,6 +125,9 @@ func (b *Builder) AddParsed(index uint64, entry []byte, p *statement.Parsed) ([]
 	case statement.KindRelease:
 		keys := ReleaseKeys(p.Release, p.Statement.Subject)
 		r := release{sha256: sha256.Sum256(entry), off: b.keys.n, n: uint32(len(keys)), ok: 1}
+		if _, ok := IdentityKey(p.Release); ok {
+			r.id = 1
+		}
 		for _, k := range keys {
 			b.keys.add(b.file, k)
 			b.m.Add(k, Item{Index: index, Kind: KindRelease})
@@ -135,52 +139,26 @@ func (b *Builder) AddParsed(index uint64, entry []byte, p *statement.Parsed) ([]
 		if !ok || hex.EncodeToString(r.sha256[:]) != p.Ref.SHA256 || p.Ref.Index >= index {
 			return nil, nil
 		}
-		kind := KindReproduction
+		// A revocation under the release's identity only (what it
+		// revokes); a reproduction under its lookup keys (what it
+		// reproduced), never under the identity.
+		lo, hi := r.off, r.off+uint64(r.n)
+		item := Item{Index: index, Kind: KindReproduction}
 		if p.Kind == statement.KindRevocation {
-			kind = KindRevocation
+			if r.id == 0 {
+				return nil, nil
+			}
+			hi, item.Kind = lo+1, KindRevocation
+		} else if r.id == 1 {
+			lo++
 		}
-		keys := make([][32]byte, r.n)
-		for i := range keys {
-			keys[i] = b.keys.at(r.off + uint64(i))
-			b.m.Add(keys[i], Item{Index: index, Kind: kind})
+		var keys [][32]byte
+		for i := lo; i < hi; i++ {
+			k := b.keys.at(i)
+			keys = append(keys, k)
+			b.m.Add(k, item)
 		}
 		return keys, nil
 	}
 	return nil, nil
-}
-
-// ReleaseKeys are the keys of a release: its measurements and its
-// subjects' digests, each once.
-func ReleaseKeys(rel *statement.Release, subjects []statement.Subject) [][32]byte {
-	var keys [][32]byte
-	seen := map[[32]byte]bool{}
-	add := func(h string) {
-		raw, err := hex.DecodeString(h)
-		if err != nil || len(raw) == 0 || allZero(raw) {
-			return // a zero register measures nothing: not a key
-		}
-		k := Key(raw)
-		if !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
-		}
-	}
-	for _, v := range rel.Measurements.Values() {
-		add(v)
-	}
-	for _, s := range subjects {
-		for _, alg := range statement.DigestAlgs {
-			add(s.Digest.Get(alg))
-		}
-	}
-	return keys
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,38 +108,50 @@ func TestBuilderAndProofs(t *testing.T) {
 	if _, err := bld.Add(99, nil); err == nil {
 		t.Error("Add out of order accepted")
 	}
-	raw := func(h string) [32]byte { b, _ := hex.DecodeString(h); return Key(b) }
+	typed := func(kt KeyType, h string) [32]byte { b, _ := hex.DecodeString(h); return Key(kt, b) }
+	ident := func(m string) [32]byte { return typed(KeyIdentity, hex.EncodeToString([]byte("sev-snp\x00"))+m) }
 	for _, tc := range []struct {
-		key  string
+		name string
+		key  [32]byte
 		want []Item
 	}{
-		{m1, []Item{{a, KindRelease}, {b, KindRelease}, {ra, KindRevocation}}},
-		{d1, []Item{{a, KindRelease}, {ra, KindRevocation}}},
-		{d2, []Item{{b, KindRelease}, {c, KindRelease}}},
-		{m2, []Item{{c, KindRelease}}},
-		{strings.Repeat("ee", 48), nil},
+		{"identity of m1", ident(m1), []Item{{a, KindRelease}, {b, KindRelease}, {ra, KindRevocation}}},
+		{"launch digest m1", typed(KeySNPLaunchDigest, m1), []Item{{a, KindRelease}, {b, KindRelease}}},
+		{"artifact d1", typed(KeyArtifactSHA256, d1), []Item{{a, KindRelease}}},
+		{"artifact d2", typed(KeyArtifactSHA256, d2), []Item{{b, KindRelease}, {c, KindRelease}}},
+		{"identity of m2", ident(m2), []Item{{c, KindRelease}}},
+		{"launch digest m2", typed(KeySNPLaunchDigest, m2), []Item{{c, KindRelease}}},
+		{"m1 as an artifact", typed(KeyArtifactSHA384, m1), nil},
+		{"absent", typed(KeySNPLaunchDigest, strings.Repeat("ee", 48)), nil},
 	} {
-		if got := bld.Map().Get(raw(tc.key)); !equalItems(got, tc.want) {
-			t.Errorf("%s…: %v, want %v", tc.key[:8], got, tc.want)
+		if got := bld.Map().Get(tc.key); !equalItems(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 
 	// The log commits the index and proves lookups, present and absent.
-	ic := statement.IndexCheckpoint{Origin: "vindex.test/log", Size: bld.Size(), Root: bld.Root()}
+	signed := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	ic := statement.IndexCheckpoint{Origin: "vindex.test/log", Size: bld.Size(), Root: bld.Root(), Time: signed}
 	ice, err := statement.SignIndexCheckpoint(ic, l.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, err := statement.ParseEntry(ice); err != nil || p.Kind != statement.KindIndexCheckpoint || p.IndexCheckpoint.Size != ic.Size {
+	if p, err := statement.ParseEntry(ice); err != nil || p.Kind != statement.KindIndexCheckpoint || p.IndexCheckpoint.Size != ic.Size || !p.IndexCheckpoint.Time.Equal(signed) {
 		t.Fatalf("ParseEntry(index checkpoint) = %+v, %v", p, err)
 	}
 	ici := l.add(ice)
 	v, _ := note.NewVerifier(l.vkey)
-	for _, h := range []string{m1, strings.Repeat("ee", 48)} {
-		d, _ := hex.DecodeString(h)
-		items, mp := bld.Map().Prove(Key(d))
+	for _, tc := range []struct {
+		kt KeyType
+		d  string
+	}{
+		{KeyIdentity, hex.EncodeToString([]byte("sev-snp\x00")) + m1},
+		{KeySNPLaunchDigest, strings.Repeat("ee", 48)},
+	} {
+		d, _ := hex.DecodeString(tc.d)
+		items, mp := bld.Map().Prove(Key(tc.kt, d))
 		commit, size, root := l.prove(ici)
-		p := &Proof{Digest: d, Items: items, Map: mp, Commit: commit}
+		p := &Proof{Type: tc.kt, Digest: d, Items: items, Map: mp, Commit: commit}
 		q, err := ParseProof(p.Marshal())
 		if err != nil {
 			t.Fatalf("ParseProof(Marshal) = %v\n%s", err, p.Marshal())
@@ -148,10 +161,18 @@ func TestBuilderAndProofs(t *testing.T) {
 		}
 		got, err := q.VerifyProof(v, size, root)
 		if err != nil {
-			t.Fatalf("%s…: VerifyProof = %v", h[:8], err)
+			t.Fatalf("%s: VerifyProof = %v", tc.kt, err)
 		}
-		if !equalItems(got.Items, items) || got.Checkpoint.Size != ic.Size {
+		if !equalItems(got.Items, items) || got.Checkpoint.Size != ic.Size || !got.Complete() {
 			t.Errorf("verified %+v", got)
+		}
+		// The same digest under another type does not verify.
+		if len(items) > 0 {
+			q.Type = KeyArtifactSHA384
+			if _, err := q.VerifyProof(v, size, root); err == nil {
+				t.Errorf("%s: the proof verified as one of %s", tc.kt, q.Type)
+			}
+			q.Type = tc.kt
 		}
 		// Leaving an entry out (hiding the revocation) fails.
 		if len(q.Items) > 0 {
@@ -170,6 +191,123 @@ func TestBuilderAndProofs(t *testing.T) {
 	}
 }
 
+// TestRevocationStaysWithItsIdentity is the second security review's
+// item 2 at the map: a revocation reaches no release of another identity,
+// whatever digests the two share.
+func TestRevocationStaysWithItsIdentity(t *testing.T) {
+	op, _ := statement.GenerateSigner(statement.AlgEd25519)
+	l := newTestLog(t)
+	victim := strings.Repeat("5a", 48)
+	// Release X lists, as an artifact's SHA-384, the bytes of the
+	// victim's launch digest.
+	px, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA384: victim}}}, &statement.Release{
+		Version: "1.0.0", Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: strings.Repeat("07", 48)}},
+		Source:       statement.Source{Repo: "https://example.com/e", Commit: strings.Repeat("c", 40)},
+		Recipe:       statement.Recipe{Argv: []string{"make"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, _ := statement.Sign(px, op)
+	y := l.add(testRelease(t, op, victim, strings.Repeat("d1", 32)))
+	x := l.add(ex)
+	// Two TDX releases on one TDVF (same MRTD), different RTMRs.
+	mrtd := strings.Repeat("1d", 48)
+	t1 := l.add(tdxRelease(t, op, mrtd, strings.Repeat("01", 48)))
+	t2 := l.add(tdxRelease(t, op, mrtd, strings.Repeat("02", 48)))
+	rx := l.add(revoke(t, op, statement.RefOf(x, l.entries[x])))
+	rt := l.add(revoke(t, op, statement.RefOf(t1, l.entries[t1])))
+	bld := NewBuilder()
+	for i, e := range l.entries {
+		if _, err := bld.Add(uint64(i), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idOf := func(i uint64) [32]byte {
+		p, err := statement.ParseEntry(l.entries[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, ok := IdentityKey(p.Release)
+		if !ok {
+			t.Fatalf("entry %d has no identity", i)
+		}
+		return k
+	}
+	for _, tc := range []struct {
+		name string
+		key  [32]byte
+		want []Item
+	}{
+		{"the victim's identity", idOf(y), []Item{{y, KindRelease}}},
+		{"X's identity", idOf(x), []Item{{x, KindRelease}, {rx, KindRevocation}}},
+		{"the revoked TDX release's identity", idOf(t1), []Item{{t1, KindRelease}, {rt, KindRevocation}}},
+		{"the other TDX release on the same TDVF", idOf(t2), []Item{{t2, KindRelease}}},
+		{"the shared MRTD (a lookup key)", Key(KeyTDXMRTD, mustHex(mrtd)), []Item{{t1, KindRelease}, {t2, KindRelease}}},
+	} {
+		if got := bld.Map().Get(tc.key); !equalItems(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func mustHex(h string) []byte {
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func tdxRelease(t *testing.T, s *statement.Signer, mrtd, rtmr0 string) []byte {
+	p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: strings.Repeat("d9", 32)}}}, &statement.Release{
+		Version: "1.0.0-" + rtmr0[:4], Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformTDX,
+		Measurements: statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: mrtd, RTMR0: rtmr0}},
+		Source:       statement.Source{Repo: "https://example.com/e", Commit: strings.Repeat("c", 40)},
+		Recipe:       statement.Recipe{Argv: []string{"make"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := statement.Sign(p, s)
+	return e
+}
+
+// TestKeyVectors checks the typed key and identity encodings against
+// values computed independently of this package (Python's hashlib:
+// hashlib.sha256(b"attestlog vindex v2 key\x00" + type + b"\x00" +
+// digest).hexdigest()).
+func TestKeyVectors(t *testing.T) {
+	ld := strings.Repeat("ab", 48)
+	rel := &statement.Release{Platform: statement.PlatformSNP, Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: ld, GuestPolicy: "0000000000030000"}}}
+	if got, want := hex.EncodeToString(Identity(rel)), "7365762d736e7000"+ld; got != want {
+		t.Errorf("Identity(snp) = %s, want %s", got, want)
+	}
+	tdx := &statement.Release{Platform: statement.PlatformTDX, Measurements: statement.Measurements{TDX: &statement.TDXMeasurements{
+		MRTD: strings.Repeat("11", 48), RTMR2: strings.Repeat("00", 48)}}}
+	if got, want := hex.EncodeToString(Identity(tdx)), "74647800"+"01"+strings.Repeat("11", 48)+"00"+"00"+"01"+strings.Repeat("00", 48)+"00"+"00"; got != want {
+		t.Errorf("Identity(tdx) = %s, want %s", got, want)
+	}
+	for _, tc := range []struct {
+		kt   KeyType
+		d    string
+		want string
+	}{
+		{KeySNPLaunchDigest, ld, "b087e3a1c87de777eb0b8209c253b4c1023e720b07d7a142af3a6b9f0eec9515"},
+		{KeyArtifactSHA384, ld, "32312dc0862f9420319a1fe98c2bc72dd8f52d396c15a80235598c49da2abb48"},
+		{KeyIdentity, "7365762d736e7000" + ld, "cb14df0e582acfd68160092017f33ed5d69922f0a444c87a87d5a05027083c18"},
+	} {
+		k := Key(tc.kt, mustHex(tc.d))
+		if got := hex.EncodeToString(k[:]); got != tc.want {
+			t.Errorf("Key(%s, %s…) = %s, want %s", tc.kt, tc.d[:8], got, tc.want)
+		}
+	}
+	if got, want := hex.EncodeToString(emptyHash[:]), "f7fc8124aa0171e0cb2c6b8e982fd7a9ac4250077ee029e957c7562629eb0fa3"; got != want {
+		t.Errorf("empty = %s, want %s", got, want)
+	}
+}
+
 func equalItems(a, b []Item) bool {
 	if len(a) != len(b) {
 		return false
@@ -183,8 +321,8 @@ func equalItems(a, b []Item) bool {
 }
 
 func FuzzParseProof(f *testing.F) {
-	f.Add([]byte(ProofHeader + "\nkey 00\nmap AAAA\n\nc2sp.org/tlog-proof@v1\nindex 0\n\nx\n\n— x AAAA\n"))
-	f.Add([]byte(ProofHeader + "\nkey ab\nentry 1 release\nentry 2 revocation\nmap AAAB\n\n"))
+	f.Add([]byte(ProofHeader + "\nkey identity 00\nmap AAAA\n\nc2sp.org/tlog-proof@v1\nindex 0\n\nx\n\n— x AAAA\n"))
+	f.Add([]byte(ProofHeader + "\nkey artifact/sha256 " + strings.Repeat("ab", 32) + "\nentry 1 release\nentry 2 revocation\nmap AAAB\n\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > MaxProofSize+1 {
 			return
@@ -201,4 +339,97 @@ func FuzzParseProof(f *testing.F) {
 			t.Fatal("re-encoding is not stable")
 		}
 	})
+}
+
+// TestReplayedIndexCheckpoint is the second security review's item 1 at
+// the proof: an index checkpoint signed before a revocation, proven under
+// a later checkpoint with the map rebuilt at its size from public
+// entries, verifies as a proof — and Current refuses it, while the
+// honest, newer proof shows the revocation.
+func TestReplayedIndexCheckpoint(t *testing.T) {
+	op, _ := statement.GenerateSigner(statement.AlgEd25519)
+	l := newTestLog(t)
+	m := strings.Repeat("a1", 48)
+	rel := l.add(testRelease(t, op, m, strings.Repeat("d1", 32)))
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	commit := func(at time.Time) uint64 {
+		b := NewBuilder()
+		for i, e := range l.entries {
+			b.Add(uint64(i), e)
+		}
+		e, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: "vindex.test/log", Size: b.Size(), Root: b.Root(), Time: at}, l.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.add(e)
+	}
+	old := commit(t0)
+	l.add(revoke(t, op, statement.RefOf(rel, l.entries[rel])))
+	t1 := t0.Add(time.Hour)
+	fresh := commit(t1)
+	l.add(testRelease(t, op, strings.Repeat("b2", 48), strings.Repeat("d2", 32))) // after it: neither is the tree's last entry
+	id := Identity(mustParse(t, l.entries[rel]).Release)
+	v, _ := note.NewVerifier(l.vkey)
+	prove := func(ici uint64) *Verified {
+		ic, err := statement.ParseIndexCheckpoint(l.entries[ici])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := NewBuilder() // anyone can rebuild the map at that size
+		for i := range ic.Size {
+			b.Add(i, l.entries[i])
+		}
+		items, mp := b.Map().Prove(Key(KeyIdentity, id))
+		c, size, root := l.prove(ici)
+		got, err := (&Proof{Type: KeyIdentity, Digest: id, Items: items, Map: mp, Commit: c}).VerifyProof(v, size, root)
+		if err != nil {
+			t.Fatalf("VerifyProof(index checkpoint %d) = %v", ici, err)
+		}
+		return got
+	}
+	now := t1.Add(10 * time.Second)
+	stale := prove(old)
+	if len(stale.Items) != 1 || stale.Complete() {
+		t.Fatalf("the replayed proof: %+v", stale)
+	}
+	if err := stale.Current(now, 20*time.Second, now); !errors.Is(err, ErrStale) {
+		t.Errorf("Current(replayed index checkpoint signed 1h ago, max 20s) = %v, want ErrStale", err)
+	}
+	honest := prove(fresh)
+	if err := honest.Current(now, 20*time.Second, now); err != nil || len(honest.Items) != 2 || honest.Items[1].Kind != KindRevocation {
+		t.Errorf("the honest proof: Current = %v, items %v", err, honest.Items)
+	}
+	if err := honest.Current(now.Add(time.Minute), 20*time.Second, now.Add(time.Minute)); !errors.Is(err, ErrStale) {
+		t.Errorf("Current(a minute later) = %v, want ErrStale", err)
+	}
+	if err := honest.Current(t1.Add(-10*time.Minute), 20*time.Second, now); !errors.Is(err, ErrStale) {
+		t.Errorf("Current(10 minutes before it was signed) = %v, want ErrStale (from the future)", err)
+	}
+	if err := honest.Current(now, 0, now); !errors.Is(err, ErrStale) {
+		t.Errorf("Current(no bound) = %v, want ErrStale", err)
+	}
+	// The tree's last entry, covering everything before it, is current
+	// however old, as long as the witnesses cosigned that tree recently.
+	tip := commit(t1)
+	last := prove(tip)
+	if !last.Complete() {
+		t.Fatalf("the last index checkpoint is not complete: %+v", last)
+	}
+	later := t1.Add(48 * time.Hour)
+	if err := last.Current(later, 20*time.Second, later.Add(-5*time.Second)); err != nil {
+		t.Errorf("Current(complete, 2 days on, cosigned 5s ago) = %v", err)
+	}
+	for _, cosigned := range []time.Time{{}, later.Add(-time.Minute)} {
+		if err := last.Current(later, 20*time.Second, cosigned); !errors.Is(err, ErrStale) {
+			t.Errorf("Current(complete, cosigned at %v) = %v, want ErrStale", cosigned, err)
+		}
+	}
+}
+
+func mustParse(t *testing.T, e []byte) *statement.Parsed {
+	p, err := statement.ParseEntry(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

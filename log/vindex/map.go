@@ -10,23 +10,35 @@
 // without fetching them; the map root is committed inside the same
 // witnessed log as the entries, so one witnessed checkpoint covers both.
 //
-// # The map (version 1)
+// # The map (version 2)
 //
-// Keys are SHA-256(raw digest bytes): a release adds its SNP launch
-// digest, its TDX MRTD, RTMR0-3 and MRCONFIGID (those set), and the
-// SHA-256, SHA-384 and SHA-512 digests of its subjects (artifacts), except
-// all-zero values (an unused register measures nothing). A
-// reproduction or revocation adds itself under every key of the release
-// it names, when that entry is a release and the SHA-256 matches. Entries
-// that do not parse and index checkpoints add nothing. Values are the
-// entries' (index, kind) pairs, ascending by index.
+// Keys are typed (keys.go): Key(type, digest) = SHA-256("attestlog vindex
+// v2 key" || 0x00 || type || 0x00 || digest). A release adds itself under
+//   - its identity key (Identity: the platform and every measurement the
+//     release fixes), and
+//   - a lookup key per value it can be found by: its SNP launch digest;
+//     its TDX MRTD, RTMR0-3 and MRCONFIGID (those set and not all zero);
+//     the SHA-256, SHA-384 and SHA-512 digests of its subjects
+//     (artifacts), each under its own type.
+//
+// A revocation adds itself under the identity key of the release it
+// names, and nowhere else; a reproduction under that release's lookup
+// keys, and not under its identity; both only when the named entry is a
+// release whose SHA-256 matches. Entries that do not parse and index
+// checkpoints add nothing. Values are the entries' (index, kind) pairs,
+// ascending by index.
+//
+// So the value under an identity key lists every release with that
+// identity and every revocation of one of them: what a client needs to
+// decide "not revoked" (policy.Revokes decides which of them count). A
+// digest of one type never reaches a key of another.
 //
 // # Hashing
 //
 // A binary trie over the 256 key bits, collapsed so that a subtree with
 // one key is that key's leaf and a subtree with none is empty:
 //
-//	empty    = SHA-256("attestlog vindex v1 empty")
+//	empty    = SHA-256("attestlog vindex v2 empty")
 //	leaf     = SHA-256(0x00 || key || valueHash)
 //	node     = SHA-256(0x01 || left || right)
 //	value    = SHA-256(0x02 || (index uint64 BE || kind byte)...)
@@ -69,7 +81,7 @@ func KindName(k byte) string {
 	return fmt.Sprintf("kind-%02x", k)
 }
 
-var emptyHash = sha256.Sum256([]byte("attestlog vindex v1 empty"))
+var emptyHash = sha256.Sum256([]byte("attestlog vindex v2 empty"))
 
 // EmptyRoot is the root of the map with no keys.
 func EmptyRoot() [32]byte { return emptyHash }
@@ -106,9 +118,6 @@ func nodeHash(l, r [32]byte) [32]byte {
 }
 
 func bit(k [32]byte, d int) int { return int(k[d/8]>>(7-d%8)) & 1 }
-
-// Key is the map key of a raw digest.
-func Key(digest []byte) [32]byte { return sha256.Sum256(digest) }
 
 // Map is the index in memory. Add copies the path it changes and never
 // modifies a node a Snapshot shares, so a snapshot stays valid (and

@@ -97,6 +97,9 @@ func (m *Misbehaviour) Verify() error {
 	if err != nil {
 		return fmt.Errorf("%w: entry %d: %v", ErrNotProven, m.IndexEntry, err)
 	}
+	if ic.Version != MapVersion {
+		return fmt.Errorf("%w: the index checkpoint at entry %d is of map version %d; this program builds version %d", ErrNotProven, m.IndexEntry, ic.Version, MapVersion)
+	}
 	if ic.Size > m.IndexEntry {
 		return fmt.Errorf("%w: the index checkpoint at entry %d covers %d entries", ErrNotProven, m.IndexEntry, ic.Size)
 	}

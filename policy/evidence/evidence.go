@@ -90,6 +90,9 @@ const (
 	MaxProofSize = 128 << 10
 	// MaxIndexProofSize bounds a stapled index proof (log/vindex's limit).
 	MaxIndexProofSize = 256 << 10
+	// MaxRelated bounds the related entries' proofs stapled beside the
+	// release's.
+	MaxRelated = 16
 	// MinNonceSize and MaxNonceSize bound a client nonce.
 	MinNonceSize = 16
 	MaxNonceSize = 64
@@ -116,10 +119,16 @@ type Bundle struct {
 	// Proof is the c2sp.org/tlog-proof text for the release the enclave
 	// runs (opaque here; see log/tlogproof).
 	Proof string `json:"proof,omitempty"`
-	// IndexProof is the log's attestlog.dev/vindex-proof/v1 for the
-	// release's measurement: every entry about it (revocations included),
-	// under a fresh witnessed checkpoint (opaque here; see log/vindex).
+	// IndexProof is the log's attestlog.dev/vindex-proof/v2 for the
+	// release's identity: every release with it and every revocation of
+	// one of them, under a fresh witnessed checkpoint (opaque here; see
+	// log/vindex).
 	IndexProof string `json:"index_proof,omitempty"`
+	// Related are c2sp.org/tlog-proofs of entries about the release that
+	// a client cannot decide without: a revocation in the index proof
+	// whose signer may not revoke this release (another operator's)
+	// counts against it unless its entry is here to show so.
+	Related []string `json:"related,omitempty"`
 	// GPUs is the evidence of the enclave's GPUs (format v2): GPU i's
 	// report answers GPUNonce(nonce, i), and REPORT_DATA commits to all of
 	// them, so the CPU's hardware vouches for which GPUs it talks to.
@@ -345,6 +354,14 @@ func (b *Bundle) Check() error {
 	}
 	if len(b.IndexProof) > MaxIndexProofSize {
 		return bad("index proof is %d bytes; the limit is %d", len(b.IndexProof), MaxIndexProofSize)
+	}
+	if len(b.Related) > MaxRelated {
+		return bad("%d related proofs; the limit is %d", len(b.Related), MaxRelated)
+	}
+	for i, r := range b.Related {
+		if len(r) == 0 || len(r) > MaxProofSize {
+			return bad("related proof %d is %d bytes; want 1 to %d", i, len(r), MaxProofSize)
+		}
 	}
 	return nil
 }

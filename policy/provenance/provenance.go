@@ -329,6 +329,24 @@ func (v *Verifier) VerifyKeylessEntry(entry []byte, now time.Time) (*statement.P
 	return p, id, nil
 }
 
+// PrefilterKeyless is a cheap first look at a keyless entry, before
+// VerifyKeylessEntry's cryptography: it fails unless the leaf certificate
+// the bundle carries names an identity of one of the policy's keyless
+// operators. The certificate is not verified here — a match proves
+// nothing, and the entry must still pass VerifyKeylessEntry — but a
+// mismatch is final: a log turns away a flood of bundles from identities
+// its policy does not name for the cost of parsing them.
+func PrefilterKeyless(entry []byte, pp *policy.ProvenancePolicy) error {
+	v, err := verifierFor(pp)
+	if err != nil {
+		return err
+	}
+	if v.configErr != nil {
+		return fmt.Errorf("%w: the policy names no keyless-operator (and no sigstore-root)", ErrUnauthorized)
+	}
+	return v.prefilterKeyless(entry)
+}
+
 // IsBundle reports whether b looks like a Sigstore bundle (a JSON object
 // whose mediaType is application/vnd.dev.sigstore.bundle…) rather than
 // our DSSE envelope (which has no mediaType). It does not validate b.

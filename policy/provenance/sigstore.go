@@ -157,6 +157,31 @@ func (v *Verifier) verifyKeyless(b []byte, now time.Time) ([]byte, *Identity, er
 	return payload, id, nil
 }
 
+// prefilterKeyless matches a keyless bundle's leaf certificate, read but
+// not verified, against the policy's keyless operators.
+func (v *Verifier) prefilterKeyless(b []byte) error {
+	bn, err := parseBundle(b, statement.MaxEntrySize)
+	if err != nil {
+		return err
+	}
+	vc, err := bn.VerificationContent()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	leaf := vc.Certificate()
+	if leaf == nil {
+		return fmt.Errorf("%w: the bundle has no Fulcio certificate", ErrMalformed)
+	}
+	sum, err := certificate.SummarizeCertificate(leaf)
+	if err != nil {
+		return fmt.Errorf("%w: the bundle's certificate: %v", ErrMalformed, err)
+	}
+	if _, err := matchAny(v.pp.KeylessOperators, &sum, "keyless-operator"); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnauthorized, err)
+	}
+	return nil
+}
+
 // parseBundle parses and bounds a bundle before any verification.
 func parseBundle(b []byte, limit int) (*bundle.Bundle, error) {
 	if len(b) > limit {

@@ -13,6 +13,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -281,7 +282,7 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 	vd.Release = info
 	vd.add(check.Pass(ReleaseStatement, "release %s for %s from %s", rel.Version, rel.Platform, info.Source))
 
-	var relKey *statement.PublicKey
+	signers := []string{"keyless"}
 	switch {
 	case st.Envelope == nil: // keyless: a Sigstore bundle from a CI identity
 		_, id, err := provenance.VerifyKeylessEntry(proof.Extra, &v.pol.Provenance, now)
@@ -292,9 +293,12 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 			vd.add(check.Pass(Operator, "signed keylessly by %s (%s, %s)", id.Name, id.Issuer, id.Subject))
 		}
 	default:
-		if k, ok := v.operatorOf(proof.Extra, st); ok {
-			relKey = &k
-			op, _ := policy.Named(v.pol.Operators, k)
+		signers = nil
+		for _, k := range v.operatorsOf(proof.Extra, st) {
+			signers = append(signers, k.ID())
+		}
+		if len(signers) > 0 {
+			op, _ := policy.Named(v.pol.Operators, v.operatorsOf(proof.Extra, st)[0])
 			info.Operator = op.Name
 			vd.add(check.Pass(Operator, "signed by operator %s", op.Name))
 		} else {
@@ -312,15 +316,21 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 
 	entry := proof.Extra
 	ref := statement.RefOf(proof.Index, entry)
-	revoked, repros, mismatches := v.related(cp.Log.Origin, ref, rel, relKey, in.Related)
-	// An authority's signature beside the operator's reinstates a
-	// revoked measurement for this release (and later ones): revocations
-	// logged before it no longer count for it.
-	reinstated := false
-	if st.Envelope != nil {
-		_, reinstated = st.Envelope.VerifiedBy(policy.Keys(v.pol.Authorities))
+	related := in.Related
+	if in.Evidence != nil {
+		for i, r := range in.Evidence.Related {
+			p, err := tlogproof.Parse([]byte(r))
+			if err != nil {
+				vd.add(check.Fail(NotRevoked, "stapled related proof %d does not parse: %v", i, err))
+				return v.skipRest(vd, CheckpointSignature, WitnessQuorum, CheckpointFresh, InclusionProof, ReleaseStatement, Operator, MeasurementMatches, NotRevoked)
+			}
+			related = append(related, p)
+		}
 	}
-	vd.add(v.notRevoked(in, proof, cp, rel, revoked, reinstated, now))
+	rl := v.related(cp.Log.Origin, ref, rel, related)
+	reinstated, _ := v.pol.Reinstates(st.Envelope)
+	vd.add(v.notRevoked(in, proof, cp, rel, policy.Release{Index: proof.Index, Signers: signers, Reinstated: reinstated.Name}, rl, now))
+	repros, mismatches := rl.repros, rl.mismatches
 	info.Reproductions = repros
 	need := v.pol.Attestation.Reproductions
 	switch {
@@ -336,12 +346,20 @@ func (v *Verifier) decide(vd *Verdict, hw *attest.Result, in Input, now time.Tim
 	return vd
 }
 
-// notRevoked decides the NotRevoked check: revocations among the related
-// entries, and the log's index proof that nothing revoked the release's
-// measurement (required when the policy says revocation-proof required).
-func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Checkpoint, rel *statement.Release, revoked []string, reinstated bool, now time.Time) check.Check {
-	if len(revoked) > 0 {
-		return check.Fail(NotRevoked, "release %d was revoked: %s", proof.Index, strings.Join(revoked, "; "))
+// notRevoked decides the NotRevoked check with the policy's one rule
+// (policy.Revokes): the revocations of this release among the related
+// entries, and the log's index proof for the release's identity, which
+// lists every revocation of a release with that identity (required when
+// the policy says revocation-proof required).
+func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Checkpoint, rel *statement.Release, me policy.Release, rl relatedEntries, now time.Time) check.Check {
+	var revs []string
+	for _, r := range rl.targeting {
+		if ok, why := v.pol.Revokes(me, r); ok {
+			revs = append(revs, why+rl.reasons[r.Index])
+		}
+	}
+	if len(revs) > 0 {
+		return check.Fail(NotRevoked, "release %d was revoked: %s", proof.Index, strings.Join(revs, "; "))
 	}
 	ip := in.IndexProof
 	if ip == nil && in.Evidence != nil && in.Evidence.IndexProof != "" {
@@ -351,12 +369,12 @@ func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Ch
 		}
 		ip = p
 	}
-	m := rel.Measurements.Primary()
+	id := vindex.Identity(rel)
 	if ip == nil {
 		if v.pol.Attestation.RequireRevocationProof {
-			return check.Fail(NotRevoked, "the policy requires the log's index proof that nothing revoked measurement %s, and there is none (an enclave staples it; 'attestlog proof --index --measurement HEX' fetches it)", short(m))
+			return check.Fail(NotRevoked, "the policy requires the log's index proof that nothing revoked the release's identity, and there is none (an enclave staples it; 'attestlog proof --index --release N' fetches it)")
 		}
-		return check.Pass(NotRevoked, "no revocation of release %d among the %d related entries seen; that none exists is not proven (policy: revocation-proof off)", proof.Index, len(in.Related))
+		return check.Pass(NotRevoked, "no revocation of release %d among the %d related entries seen; that none exists is not proven (policy: revocation-proof off)", proof.Index, len(rl.targeting)+len(rl.revocations))
 	}
 	// Usually the release proof's own checkpoint (stapled together):
 	// remembered, so its signatures are checked once.
@@ -370,41 +388,56 @@ func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Ch
 	if cp.Log.Origin != relCP.Log.Origin {
 		return check.Fail(NotRevoked, "the index proof is of log %s, the release of %s", cp.Log.Origin, relCP.Log.Origin)
 	}
+	since, dated := v.pol.QuorumTime(cp)
 	if maxAge := v.pol.Attestation.MaxCheckpointAge; maxAge > 0 {
-		since, dated := v.pol.QuorumTime(cp)
 		if !dated || now.Sub(since) > maxAge {
 			return check.Fail(NotRevoked, "the index proof's checkpoint is older than the policy's max-checkpoint-age %v (a revocation since would not show): fetch a fresh one", maxAge)
 		}
 	}
-	if hex.EncodeToString(ip.Digest) != m {
-		return check.Fail(NotRevoked, "the index proof is for %s, not the release's measurement %s", short(hex.EncodeToString(ip.Digest)), short(m))
+	if id == nil || ip.Type != vindex.KeyIdentity || !bytes.Equal(ip.Digest, id) {
+		return check.Fail(NotRevoked, "the index proof is for %s %s, not the identity of release %d (%s)", ip.Type, short(hex.EncodeToString(ip.Digest)), proof.Index, short(hex.EncodeToString(id)))
 	}
 	ver, err := ip.VerifyProof(cp.Log.Verifier, cp.N, cp.Hash)
 	if err != nil {
+		return check.Fail(NotRevoked, "index proof: %v", err)
+	}
+	maxAge := v.pol.Attestation.RevocationBound()
+	if !dated {
+		since = time.Time{}
+	}
+	if err := ver.Current(now, maxAge, since); err != nil {
 		return check.Fail(NotRevoked, "index proof: %v", err)
 	}
 	if proof.Index >= ver.Checkpoint.Size {
 		return check.Fail(NotRevoked, "the index proof covers the log's first %d entries, not release %d: fetch a fresh one", ver.Checkpoint.Size, proof.Index)
 	}
 	listed := false
-	var revs []string
+	var ignored []string
 	for _, it := range ver.Items {
 		switch {
 		case it.Index == proof.Index && it.Kind == vindex.KindRelease:
 			listed = true
-		case it.Kind == vindex.KindRevocation && reinstated && it.Index < proof.Index:
-			// before this release, which an authority signed
 		case it.Kind == vindex.KindRevocation:
-			revs = append(revs, fmt.Sprintf("entry %d", it.Index))
+			ok, why := v.pol.Revokes(me, policy.Revocation{Index: it.Index, Envelope: rl.revocations[it.Index]})
+			if ok {
+				revs = append(revs, why+rl.reasons[it.Index])
+			} else {
+				ignored = append(ignored, why)
+			}
 		}
 	}
 	if !listed {
-		return check.Fail(NotRevoked, "the log's index does not list release %d under its measurement: the log's index and its entries disagree", proof.Index)
+		return check.Fail(NotRevoked, "the log's index does not list release %d under its identity: the log's index and its entries disagree", proof.Index)
 	}
 	if len(revs) > 0 {
-		return check.Fail(NotRevoked, "measurement %s was revoked (%s): a revocation of any release with a measurement revokes the measurement", short(m), strings.Join(revs, ", "))
+		return check.Fail(NotRevoked, "the identity of release %d (%s) was revoked: %s", proof.Index, short(rel.Measurements.Primary()), strings.Join(revs, "; "))
 	}
-	return check.Pass(NotRevoked, "the log's index over its first %d entries (checkpoint of size %d, quorum %s) lists %d entries about measurement %s and no revocation", ver.Checkpoint.Size, cp.N, v.pol.Quorum, len(ver.Items), short(m))
+	more := ""
+	if len(ignored) > 0 {
+		more = "; not counted: " + strings.Join(ignored, "; ")
+	}
+	return check.Pass(NotRevoked, "the log's index over its first %d entries (checkpoint of size %d, quorum %s) lists %d entries about the identity of release %d (%s) and no revocation that applies to it%s",
+		ver.Checkpoint.Size, cp.N, v.pol.Quorum, len(ver.Items), proof.Index, short(rel.Measurements.Primary()), more)
 }
 
 // checkpoint adds the checkpoint signature, quorum and freshness checks.
@@ -491,47 +524,58 @@ func short(h string) string {
 	return h
 }
 
-// related verifies the related proofs and returns the revocations and the
-// distinct auditors that reproduced the release with a matching outcome.
-//
-// A revocation counts when an authority of the policy signed it, or the
-// operator key that signed the release (relKey, nil if none did).
-func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement.Release, relKey *statement.PublicKey, rs []*tlogproof.Proof) (revoked, repros, mismatches []string) {
+// relatedEntries is what the related entries a client was handed say
+// about a release.
+type relatedEntries struct {
+	// targeting are the revocations naming the release itself.
+	targeting []policy.Revocation
+	// revocations are the envelopes of every revocation at hand, by
+	// index: the index proof's revocations of other releases with the
+	// same identity are decided on them.
+	revocations map[uint64]*statement.Envelope
+	// reasons are their reasons, as ": REASON (ADVISORY)".
+	reasons map[uint64]string
+	// repros are the distinct auditors that reproduced the release with
+	// a matching outcome; mismatches the policy auditors' mismatches.
+	repros, mismatches []string
+}
+
+// related reads the related entries: only those proven under a
+// checkpoint of the log that the quorum cosigned (a related entry the
+// witnesses never saw could be a view shown to this client alone).
+func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement.Release, rs []*tlogproof.Proof) relatedEntries {
+	out := relatedEntries{revocations: map[uint64]*statement.Envelope{}, reasons: map[uint64]string{}}
 	auditors := map[string]bool{}
 	for _, p := range rs {
-		// Only under a checkpoint the quorum cosigned: a related entry
-		// the witnesses never saw could be a view shown to this client
-		// alone.
 		cp, err := v.openCheckpoint(p.Checkpoint)
 		if err != nil || !cp.QuorumMet || cp.Log.Origin != origin || p.VerifyInclusion(p.Extra, cp.N, cp.Hash) != nil {
 			continue
 		}
 		st, err := statement.Parse(p.Extra)
-		if err != nil || st.Ref != ref {
+		if err != nil {
 			continue
 		}
 		switch st.Kind {
 		case statement.KindRevocation:
-			// Who may revoke: the policy's one rule.
-			relSigner := ""
-			if relKey != nil {
-				relSigner = relKey.ID()
+			out.revocations[p.Index] = st.Envelope
+			out.reasons[p.Index] = ": " + st.Revocation.Reason
+			if st.Revocation.Advisory != "" {
+				out.reasons[p.Index] += " (" + st.Revocation.Advisory + ")"
 			}
-			if _, ok := v.pol.Revoker(st.Envelope, relSigner); ok {
-				reason := st.Revocation.Reason
-				if st.Revocation.Advisory != "" {
-					reason += " (" + st.Revocation.Advisory + ")"
-				}
-				revoked = append(revoked, fmt.Sprintf("entry %d: %s", p.Index, reason))
+			if st.Ref == ref {
+				out.targeting = append(out.targeting, policy.Revocation{Index: p.Index, Envelope: st.Envelope})
 			}
 		case statement.KindReproduction:
+			if st.Ref != ref {
+				continue
+			}
 			k, ok := st.Envelope.VerifiedBy(policy.Keys(v.pol.Auditors))
 			if !ok {
 				continue
 			}
 			a, _ := policy.Named(v.pol.Auditors, k)
 			if st.Reproduction.Outcome == statement.OutcomeMismatch {
-				mismatches = append(mismatches, fmt.Sprintf("entry %d by %s", p.Index, a.Name))
+				out.mismatches = append(out.mismatches, fmt.Sprintf("entry %d by %s", p.Index, a.Name))
 				continue
 			}
 			if st.Reproduction.Outcome != statement.OutcomeMatch {
@@ -547,10 +591,10 @@ func (v *Verifier) related(origin string, ref statement.EntryRef, rel *statement
 		}
 	}
 	for a := range auditors {
-		repros = append(repros, a)
+		out.repros = append(out.repros, a)
 	}
-	sort.Strings(repros)
-	return revoked, repros, mismatches
+	sort.Strings(out.repros)
+	return out
 }
 
 // skipRest marks the checks that could not run because an earlier one
@@ -590,7 +634,7 @@ func (v *Verifier) Hardware(b *evidence.Bundle) *attest.Result {
 type verifiedCache struct {
 	mu          sync.Mutex
 	checkpoints map[[32]byte]*policy.Checkpoint
-	operators   map[[32]byte]statement.PublicKey
+	operators   map[[32]byte][]statement.PublicKey
 }
 
 const maxCached = 256
@@ -617,27 +661,24 @@ func (v *Verifier) openCheckpoint(signed []byte) (*policy.Checkpoint, error) {
 	return cp, nil
 }
 
-// operatorOf returns the policy operator key that signed the release
-// entry, remembered.
-func (v *Verifier) operatorOf(entry []byte, st *statement.Parsed) (statement.PublicKey, bool) {
+// operatorsOf returns the policy operator keys that signed the release
+// entry (none: no operator did), remembered.
+func (v *Verifier) operatorsOf(entry []byte, st *statement.Parsed) []statement.PublicKey {
 	h := sha256.Sum256(entry)
 	v.cache.mu.Lock()
-	k, ok := v.cache.operators[h]
+	ks, ok := v.cache.operators[h]
 	v.cache.mu.Unlock()
 	if ok {
-		return k, true
+		return ks
 	}
-	k, ok = st.Envelope.VerifiedBy(policy.Keys(v.pol.Operators))
-	if !ok {
-		return k, false
-	}
+	ks = st.Envelope.VerifiedAll(policy.Keys(v.pol.Operators))
 	v.cache.mu.Lock()
 	if v.cache.operators == nil || len(v.cache.operators) >= maxCached {
-		v.cache.operators = map[[32]byte]statement.PublicKey{}
+		v.cache.operators = map[[32]byte][]statement.PublicKey{}
 	}
-	v.cache.operators[h] = k
+	v.cache.operators[h] = ks
 	v.cache.mu.Unlock()
-	return k, true
+	return ks
 }
 
 func (c *verifiedCache) reset() {

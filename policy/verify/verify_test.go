@@ -460,37 +460,60 @@ func TestRelatedFailClosed(t *testing.T) {
 	}
 }
 
-// indexProof commits the miniLog's index over its entries so far and
-// returns the proof for digest under a checkpoint cosigned by nCosign.
-func (l *miniLog) indexProof(t *testing.T, digestHex string, nCosign int) *vindex.Proof {
+// indexProof commits the miniLog's index over its entries so far, signed
+// now, and returns the proof for the identity of an SNP release with
+// launch digest m under a checkpoint cosigned by nCosign.
+func (l *miniLog) indexProof(t *testing.T, m string, nCosign int) *vindex.Proof {
+	t.Helper()
+	return l.indexProofAt(t, m, nCosign, time.Now())
+}
+
+// indexProofAt is indexProof with the index checkpoint signed at time at.
+func (l *miniLog) indexProofAt(t *testing.T, m string, nCosign int, at time.Time) *vindex.Proof {
 	t.Helper()
 	b := vindex.NewBuilder()
 	for i, e := range l.entries {
 		b.Add(uint64(i), e)
 	}
-	ic := statement.IndexCheckpoint{Origin: l.origin, Size: b.Size(), Root: b.Root()}
+	ic := statement.IndexCheckpoint{Origin: l.origin, Size: b.Size(), Root: b.Root(), Time: at}
 	ice, err := statement.SignIndexCheckpoint(ic, l.signer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	j := l.add(ice)
-	d := mustHex(digestHex)
-	items, mp := b.Map().Prove(vindex.Key(d))
-	return &vindex.Proof{Digest: d, Items: items, Map: mp, Commit: l.proof(j, nCosign)}
+	return l.proveIndex(t, j, m, nCosign)
+}
+
+// proveIndex proves, under a checkpoint of the log's current size, the
+// identity of launch digest m under the index checkpoint at entry j —
+// with the map rebuilt at its size from the log's entries, as anyone can.
+func (l *miniLog) proveIndex(t *testing.T, j uint64, m string, nCosign int) *vindex.Proof {
+	t.Helper()
+	ic, err := statement.ParseIndexCheckpoint(l.entries[j])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := vindex.NewBuilder()
+	for i := range ic.Size {
+		b.Add(i, l.entries[i])
+	}
+	id := append([]byte("sev-snp\x00"), mustHex(m)...)
+	items, mp := b.Map().Prove(vindex.Key(vindex.KeyIdentity, id))
+	return &vindex.Proof{Type: vindex.KeyIdentity, Digest: id, Items: items, Map: mp, Commit: l.proof(j, nCosign)}
 }
 
 // TestRevocationProof: with 'revocation-proof required' a release is
-// trusted only with the log's index proof for its measurement, listing no
-// revocation of any release with that measurement.
+// trusted only with the log's index proof for its identity, listing no
+// revocation that applies to it.
 func TestRevocationProof(t *testing.T) {
 	f := newFixture(t)
 	relIdx := f.log.add(f.release(t, f.operator, f.m))
 	req := f.policy(t, "revocation-proof required\n")
 	off := f.policy(t, "")
 	n := nonce()
-	decide := func(v *Verifier, ip *vindex.Proof) check.Check {
+	decideWith := func(v *Verifier, ip *vindex.Proof, related ...*tlogproof.Proof) check.Check {
 		t.Helper()
-		vd := v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), IndexProof: ip})
+		vd := v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), IndexProof: ip, Related: related})
 		c, ok := vd.Checks.Find(NotRevoked)
 		if !ok {
 			t.Fatal("no not-revoked check")
@@ -500,6 +523,7 @@ func TestRevocationProof(t *testing.T) {
 		}
 		return c
 	}
+	decide := func(v *Verifier, ip *vindex.Proof) check.Check { t.Helper(); return decideWith(v, ip) }
 	if c := decide(req, nil); c.OK || !strings.Contains(c.Reason, "requires the log's index proof") {
 		t.Errorf("required, none given: %+v", c)
 	}
@@ -519,17 +543,17 @@ func TestRevocationProof(t *testing.T) {
 	if c := decide(req, f.log.indexProof(t, f.m, 1)); c.OK || !strings.Contains(c.Reason, "quorum") {
 		t.Errorf("index proof short of the quorum: %+v", c)
 	}
-	if c := decide(req, f.log.indexProof(t, strings.Repeat("ee", 48), 2)); c.OK || !strings.Contains(c.Reason, "not the release's measurement") {
-		t.Errorf("index proof of another digest: %+v", c)
+	if c := decide(req, f.log.indexProof(t, strings.Repeat("ee", 48), 2)); c.OK || !strings.Contains(c.Reason, "not the identity of release") {
+		t.Errorf("index proof of another identity: %+v", c)
 	}
-	// Another release with the same measurement, revoked: the measurement
-	// is revoked, so this release is untrusted too.
+	// Another release with the same identity, revoked by the same
+	// operator: the identity is revoked, so this release is untrusted too.
 	other := f.log.add(f.release(t, f.operator, f.m))
 	rv, _ := statement.EncodeRevocation(statement.RefOf(other, f.log.entries[other]), &statement.Revocation{Reason: "CVE-2026-11", Time: time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC)})
 	rve, _ := statement.Sign(rv, f.operator)
 	f.log.add(rve)
 	if c := decide(req, f.log.indexProof(t, f.m, 2)); c.OK || !strings.Contains(c.Reason, "was revoked") {
-		t.Errorf("measurement revoked through another release: %+v", c)
+		t.Errorf("identity revoked through another release: %+v", c)
 	}
 	// An index proof that hides the revocation does not verify.
 	hidden := f.log.indexProof(t, f.m, 2)
@@ -544,6 +568,129 @@ func TestRevocationProof(t *testing.T) {
 	vd := g.policy(t, "revocation-proof required\n").Verify(Input{Evidence: g.evidence(t, n), Nonce: n, Proof: g.log.proof(gi, 2), IndexProof: early})
 	if c, _ := vd.Checks.Find(NotRevoked); c.OK || !strings.Contains(c.Reason, "fetch a fresh one") {
 		t.Errorf("an index older than the release: %+v", c)
+	}
+}
+
+// TestReplayedIndexProof is the second security review's item 1: an
+// index checkpoint the log appended after a release and before its
+// revocation, proven under today's fresh, cosigned checkpoint with the map
+// rebuilt at its size, must not show the release unrevoked.
+func TestReplayedIndexProof(t *testing.T) {
+	f := newFixture(t)
+	relIdx := f.log.add(f.release(t, f.operator, f.m))
+	before := f.log.indexProofAt(t, f.m, 2, time.Now().Add(-time.Hour)) // signed an hour ago
+	rv, _ := statement.EncodeRevocation(statement.RefOf(relIdx, f.log.entries[relIdx]), &statement.Revocation{Reason: "CVE-2026-21", Time: time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC)})
+	rve, _ := statement.Sign(rv, f.operator)
+	f.log.add(rve)
+	f.log.indexProof(t, f.m, 2) // the log's honest, newer index checkpoint
+	// The replay: the old index checkpoint, proven under the newest
+	// checkpoint (which the quorum cosigned just now).
+	replayed := f.log.proveIndex(t, before.Commit.Index, f.m, 2)
+	n := nonce()
+	for _, tc := range []struct {
+		policy string
+		want   string
+	}{
+		{"revocation-proof required\nmax-checkpoint-age 20s\n", "too stale"},
+		{"revocation-proof required max-age=30m\n", "too stale"},
+		{"revocation-proof required max-age=2h\nmax-checkpoint-age 30m\n", "too stale"}, // never more than max-checkpoint-age
+		{"revocation-proof required max-age=2h\n", "was revoked"},                       // an hour is within it: the client said so
+	} {
+		v := f.policy(t, tc.policy)
+		ev := f.evidence(t, n)
+		ev.Proof, ev.IndexProof = string(f.log.proof(relIdx, 2).Marshal()), string(replayed.Marshal())
+		vd := v.Verify(Input{Evidence: ev, Nonce: n, Related: nil})
+		c, _ := vd.Checks.Find(NotRevoked)
+		if tc.want == "was revoked" {
+			// Within max-age the replay is accepted as what it is: the
+			// index an hour ago, without the revocation. That is the bound
+			// the policy chose; the test records it.
+			if !c.OK {
+				t.Errorf("%q: %+v", tc.policy, c)
+			}
+			continue
+		}
+		if vd.OK() || c.OK || !strings.Contains(c.Reason, tc.want) {
+			t.Errorf("%q: the replayed index proof: OK %v, %+v", tc.policy, vd.OK(), c)
+		}
+	}
+	// The honest proof, fetched now, says revoked.
+	honest := f.log.indexProof(t, f.m, 2)
+	vd := f.policy(t, "revocation-proof required\n").Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(relIdx, 2), IndexProof: honest})
+	if c, _ := vd.Checks.Find(NotRevoked); vd.OK() || c.OK || !strings.Contains(c.Reason, "was revoked") {
+		t.Errorf("the honest index proof: %+v", c)
+	}
+}
+
+// TestRevocationScope is the second security review's item 2 at the
+// client: a revocation revokes what its signer may revoke, and nothing
+// more.
+func TestRevocationScope(t *testing.T) {
+	f := newFixture(t)
+	beta, _ := statement.GenerateSigner(statement.AlgEd25519)
+	authority, _ := statement.GenerateSigner(statement.AlgEd25519)
+	pol := fmt.Sprintf("revocation-proof required\noperator beta %s\nauthority sec %s\n", beta.Public(), authority.Public())
+	v := f.policy(t, pol)
+	mine := f.log.add(f.release(t, f.operator, f.m))
+	n := nonce()
+	decide := func(related ...*tlogproof.Proof) check.Check {
+		t.Helper()
+		ip := f.log.indexProof(t, f.m, 2)
+		vd := v.Verify(Input{Evidence: f.evidence(t, n), Nonce: n, Proof: f.log.proof(mine, 2), IndexProof: ip, Related: related})
+		c, _ := vd.Checks.Find(NotRevoked)
+		if c.OK != vd.OK() {
+			t.Fatalf("not revoked %v but verdict %v: %v", c.OK, vd.OK(), failed(vd))
+		}
+		return c
+	}
+	revoke := func(s *statement.Signer, idx uint64) uint64 {
+		rv, _ := statement.EncodeRevocation(statement.RefOf(idx, f.log.entries[idx]), &statement.Revocation{Reason: "r", Time: time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC)})
+		e, _ := statement.Sign(rv, s)
+		return f.log.add(e)
+	}
+	// 1. A release of another identity whose artifact's SHA-384 is this
+	// launch digest, revoked: nothing of this release's.
+	payload, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA384: f.m}}}, &statement.Release{
+		Version: "9.9.9", Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
+		Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: strings.Repeat("07", 48)}},
+		Source:       statement.Source{Repo: "https://example.com/x", Commit: strings.Repeat("c", 40)},
+		Recipe:       statement.Recipe{Argv: []string{"make"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	colliding, _ := statement.Sign(payload, beta)
+	revoke(beta, f.log.add(colliding))
+	if c := decide(); !c.OK {
+		t.Errorf("a revocation of a release whose artifact digest has the launch digest's bytes: %+v", c)
+	}
+	// 2. Another operator publishes a release with this very identity and
+	// revokes it: unless its entry is at hand the client fails closed; with
+	// it, the revocation does not count (beta may not revoke acme's).
+	theirs := f.log.add(f.release(t, beta, f.m))
+	r := revoke(beta, theirs)
+	if c := decide(); c.OK || !strings.Contains(c.Reason, "not at hand") {
+		t.Errorf("another operator's revocation of the identity, entry not stapled: %+v", c)
+	}
+	if c := decide(f.log.proof(r, 2)); !c.OK || !strings.Contains(c.Reason, "not counted") {
+		t.Errorf("another operator's revocation, entry stapled: %+v", c)
+	}
+	// Stapled in the evidence's related proofs, the same.
+	ev := f.evidence(t, n)
+	ev.Proof, ev.IndexProof, ev.Related = string(f.log.proof(mine, 2).Marshal()), string(f.log.indexProof(t, f.m, 2).Marshal()), []string{string(f.log.proof(r, 2).Marshal())}
+	if vd := v.Verify(Input{Evidence: ev, Nonce: n}); !vd.OK() {
+		t.Errorf("with the other operator's revocation stapled: %v", failed(vd))
+	}
+	// Under a checkpoint short of the quorum, the stapled entry is not
+	// evidence of anything: fail closed.
+	if c := decide(f.log.proof(r, 1)); c.OK {
+		t.Errorf("another operator's revocation stapled under a checkpoint short of the quorum counted as evidence: %+v", c)
+	}
+	// 3. An authority revokes the other operator's release: the identity
+	// is revoked for everyone.
+	ra := revoke(authority, theirs)
+	if c := decide(f.log.proof(r, 2), f.log.proof(ra, 2)); c.OK || !strings.Contains(c.Reason, "signed by sec") {
+		t.Errorf("an authority's revocation of the identity: %+v", c)
 	}
 }
 

@@ -14,9 +14,13 @@ import (
 )
 
 // Staple is what an enclave staples to its evidence: the release's
-// c2sp.org/tlog-proof and the log's index proof for its measurement.
+// c2sp.org/tlog-proof, the log's index proof for its identity, and the
+// proofs of the revocations that index proof lists (a client counts a
+// revocation whose entry it lacks against the release: only its entry
+// shows that its signer, another operator, may not revoke this one).
 type Staple struct {
 	Proof, IndexProof string
+	Related           []string
 }
 
 // Stapler keeps a fresh Staple on every bundle of a Source: it refreshes
@@ -132,6 +136,6 @@ func (s *Stapler) Evidence(ctx context.Context, nonce []byte) (*evidence.Bundle,
 		return nil, err
 	}
 	st, _ := s.Current()
-	b.Proof, b.IndexProof = st.Proof, st.IndexProof
+	b.Proof, b.IndexProof, b.Related = st.Proof, st.IndexProof, st.Related
 	return b, nil
 }

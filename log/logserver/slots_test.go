@@ -1,0 +1,141 @@
+package logserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/attestlog/attestlog/log/statement"
+)
+
+// TestFairSlots: a freed slot goes to the waiting client holding the
+// fewest, not to whoever has the most requests waiting — the second
+// security review's item 6 (one client with thousands of requests in
+// flight pushed every other submitter into 503).
+func TestFairSlots(t *testing.T) {
+	s := newFairSlots(4)
+	ctx := context.Background()
+	for range 4 {
+		if err := s.acquire(ctx, "greedy", time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The greedy client queues 8 more, then the modest one arrives.
+	got := make(chan string, 16)
+	wait := func(c string) {
+		if err := s.acquire(ctx, c, 5*time.Second); err == nil {
+			got <- c
+		} else {
+			got <- "timeout " + c
+		}
+	}
+	for range 8 {
+		go wait("greedy")
+	}
+	waitQueued(t, s, "greedy", 8)
+	go wait("modest")
+	waitQueued(t, s, "modest", 1)
+	s.release("greedy")
+	if c := <-got; c != "modest" {
+		t.Fatalf("the freed slot went to %q, want the client holding none", c)
+	}
+	// Then back to the greedy client's queue, one per release.
+	for range 8 {
+		s.release("greedy")
+		if c := <-got; c != "greedy" {
+			t.Fatalf("got %q", c)
+		}
+	}
+	// A waiter that gives up leaves nothing behind.
+	err := s.acquire(ctx, "late", 10*time.Millisecond)
+	if !errors.Is(err, errNoSlot) {
+		t.Fatalf("acquire with every slot held = %v, want errNoSlot", err)
+	}
+	s.mu.Lock()
+	n := len(s.waiting)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d clients still queued after giving up", n)
+	}
+	// Every slot comes back.
+	s.release("modest")
+	for range 3 {
+		s.release("greedy")
+	}
+	s.mu.Lock()
+	free, held := s.free, len(s.held)
+	s.mu.Unlock()
+	if free != 4 || held != 0 {
+		t.Fatalf("after every release: free %d, held by %d clients", free, held)
+	}
+}
+
+func waitQueued(t *testing.T, s *fairSlots, client string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		q := len(s.waiting[client])
+		s.mu.Unlock()
+		if q == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %q's requests queued, want %d", q, client, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestClientFromAddr(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"192.0.2.7:443", "192.0.2.7"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff::1]:80", "2001:db8:1:2::/64"},
+		{"[::ffff:192.0.2.7]:1", "192.0.2.7"},
+		{"not an address", "not an address"},
+	} {
+		if got := clientFromAddr(tc.in); got != tc.want {
+			t.Errorf("clientFromAddr(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestDuplicateBeforeVerify: a statement already in the log is answered
+// as the duplicate it is before its signature is looked at, so that a
+// replay of public entries costs a lookup, not a verification (and a
+// resubmission under a broken signature is still the original's index).
+func TestDuplicateBeforeVerify(t *testing.T) {
+	tl := newTestLog(t, nil)
+	e := release(t, tl.operator, measurement(90))
+	i := tl.add(t, e)
+	p, err := statement.Parse(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Envelope.Signatures[0].Sig = bytes.Repeat([]byte{1}, len(p.Envelope.Signatures[0].Sig))
+	broken, err := p.Envelope.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tl.waitIndexed(t.Context(), i); err != nil {
+		t.Fatal(err)
+	}
+	r, err := tl.client.Add(t.Context(), broken)
+	if err != nil || !r.Duplicate || r.Index != i {
+		t.Errorf("the logged statement under a broken signature = %+v, %v; want the duplicate of %d", r, err, i)
+	}
+	// A statement not in the log under a broken signature is still 403.
+	q, _ := statement.Parse(release(t, tl.operator, measurement(91)))
+	q.Envelope.Signatures[0].Sig = bytes.Repeat([]byte{1}, len(q.Envelope.Signatures[0].Sig))
+	nb, _ := q.Envelope.Marshal()
+	if code, msg := tl.post(t, nb); code != http.StatusForbidden {
+		t.Errorf("a new statement under a broken signature = %d %q, want 403", code, msg)
+	}
+	if n := tl.size(t); n != 1 {
+		t.Errorf("the log has %d entries, want 1", n)
+	}
+}

@@ -176,7 +176,7 @@ func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Ind
 			return tessera.Index{Index: idx, IsDup: true}, nil
 		}
 	}
-	i, err := l.add(context.WithoutCancel(ctx), tessera.NewEntry(entry))()
+	i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
 	if err != nil {
 		if l.db != nil {
 			l.releasePayload(ctx, h)
@@ -187,6 +187,17 @@ func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Ind
 		l.recordPayload(ctx, h, i.Index)
 	}
 	return i, nil
+}
+
+// appendEntry is Tessera's Add of entry (payload hash h), after the
+// append hook if there is one.
+func (l *Log) appendEntry(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
+	if l.appendHook != nil {
+		if err := l.appendHook(ctx, h); err != nil {
+			return tessera.Index{}, err
+		}
+	}
+	return l.add(ctx, tessera.NewEntry(entry))()
 }
 
 // check is admission without the append: it parses body with
@@ -253,7 +264,7 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed, who *signer) e
 			*who = signer{k.ID(), pr.Name}
 		}
 		// Build provenance, checked offline against the log's policy.
-		cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, time.Now())
+		cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, l.now())
 		if err != nil {
 			if errors.Is(err, provenance.ErrConfig) {
 				return err // the server's policy is broken: 500
@@ -316,7 +327,7 @@ func (l *Log) release(ctx context.Context, ref statement.EntryRef) (index.Entry,
 // parses with statement.ParseEntry, as every reader does).
 func (l *Log) keyless(body []byte) (*statement.Parsed, error) {
 	pol := l.Policy()
-	now := time.Now()
+	now := l.now()
 	p, _, err := provenance.VerifyKeylessEntry(body, &pol.Provenance, now)
 	switch {
 	case errors.Is(err, provenance.ErrMalformed):

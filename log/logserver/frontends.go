@@ -37,10 +37,10 @@ const payloadsSchema = "CREATE TABLE IF NOT EXISTS `attestlog_payloads` (`payloa
 // ErrUnavailable: the storage cannot be reached; nothing was appended.
 var ErrUnavailable = errors.New("storage unavailable")
 
-// claimStale is how long a claim without an index may be held before
-// another frontend takes it over (its claimer died between claiming and
-// appending, or before recording the index).
-const claimStale = 30 * time.Second
+// defaultClaimStale is how long a claim without an index may be held
+// before another frontend takes it over (its claimer died between
+// claiming and appending, or before recording the index).
+const defaultClaimStale = 30 * time.Second
 
 // claimPoll is how often a frontend waiting on another's claim looks.
 const claimPoll = 20 * time.Millisecond
@@ -50,7 +50,7 @@ const claimPoll = 20 * time.Millisecond
 // already (appended through another frontend), and owned when this
 // frontend must append it (then recordPayload once it has the index).
 func (l *Log) claimPayload(ctx context.Context, h [32]byte) (idx uint64, dup bool, err error) {
-	res, err := l.db.ExecContext(ctx, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`) VALUES (?, NULL, ?)", h[:], time.Now().UnixMilli())
+	res, err := l.db.ExecContext(ctx, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`) VALUES (?, NULL, ?)", h[:], l.now().UnixMilli())
 	if err != nil {
 		return 0, false, fmt.Errorf("%w: claiming the statement: %v", ErrUnavailable, err)
 	}
@@ -70,7 +70,7 @@ func (l *Log) claimPayload(ctx context.Context, h [32]byte) (idx uint64, dup boo
 		case got.Valid:
 			return uint64(got.Int64), true, nil
 		}
-		if time.Since(time.UnixMilli(claimed)) > claimStale {
+		if l.now().Sub(time.UnixMilli(claimed)) > l.claimStale {
 			// The claimer is gone. If it appended before dying, the entry
 			// is in the tree: look there (through our index, caught up to
 			// the integrated size) before appending it again.
@@ -83,7 +83,7 @@ func (l *Log) claimPayload(ctx context.Context, h [32]byte) (idx uint64, dup boo
 			} else if !errors.Is(err, index.ErrNotFound) {
 				return 0, false, err
 			}
-			res, err := l.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `claimed` = ? WHERE `payload_hash` = ? AND `idx` IS NULL AND `claimed` = ?", time.Now().UnixMilli(), h[:], claimed)
+			res, err := l.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `claimed` = ? WHERE `payload_hash` = ? AND `idx` IS NULL AND `claimed` = ?", l.now().UnixMilli(), h[:], claimed)
 			if err != nil {
 				return 0, false, fmt.Errorf("%w: taking over a claim: %v", ErrUnavailable, err)
 			}

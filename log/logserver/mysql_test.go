@@ -93,13 +93,14 @@ func TestMySQLStorage(t *testing.T) {
 }
 
 // frontend starts another frontend of tl's log: the same key, policy and
-// database, its own measurement index, served on its own port.
-func (tl *testLog) frontend(t *testing.T) *testLog {
+// database, its own measurement index, served on its own port, opened with
+// the options given (not tl's).
+func (tl *testLog) frontend(t *testing.T, with ...option) *testLog {
 	t.Helper()
 	cfg := *tl.cfg
 	cfg.Index = filepath.Join(t.TempDir(), "index.db")
 	f := *tl
-	f.cfg = &cfg
+	f.cfg, f.with = &cfg, with
 	f.start(t)
 	return &f
 }

@@ -167,25 +167,28 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 // its previous batch is being written. Once started, an append completes
 // even if the client goes away, so that pending stays truthful.
 func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
-	if l.db != nil {
-		idx, dup, err := l.claimPayload(ctx, h)
+	if l.db == nil {
+		i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
 		if err != nil {
-			return tessera.Index{}, err
+			return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 		}
-		if dup {
-			return tessera.Index{Index: idx, IsDup: true}, nil
-		}
+		return i, nil
 	}
-	i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
+	c, idx, dup, err := l.claimPayload(ctx, h)
 	if err != nil {
-		if l.db != nil {
-			l.releasePayload(ctx, h)
-		}
+		return tessera.Index{}, err
+	}
+	if dup {
+		return tessera.Index{Index: idx, IsDup: true}, nil
+	}
+	stop := l.hold(c)
+	i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
+	stop()
+	if err != nil {
+		l.releasePayload(ctx, c)
 		return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 	}
-	if l.db != nil {
-		l.recordPayload(ctx, h, i.Index)
-	}
+	l.recordPayload(ctx, c, i.Index)
 	return i, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,6 +39,7 @@ type testLog struct {
 	client    *client.Client
 	policy    *policy.Policy // a client policy for this log
 	with      []option       // what start passes to Open
+	logger    *slog.Logger   // what start passes to Open (nil: none)
 }
 
 // newTestLog starts a log with POSIX storage (or the given storage) in a
@@ -136,7 +138,7 @@ func newTestLogOpts(t testing.TB, storage *Storage, extra func(dir string) strin
 
 func (tl *testLog) start(t testing.TB) {
 	t.Helper()
-	l, err := Open(t.Context(), tl.cfg, nil, tl.with...)
+	l, err := Open(t.Context(), tl.cfg, tl.logger, tl.with...)
 	if err != nil {
 		t.Fatalf("Open = %v", err)
 	}

@@ -86,7 +86,8 @@ type Log struct {
 	closeErr      error
 
 	// now is this frontend's clock (time.Now): admission reads it for
-	// certificate validity and for the age of other frontends' claims.
+	// certificate validity. Claims never do: the database's clock times
+	// them, one clock for every frontend.
 	now func() time.Time
 	// claimStale is how long, with MySQL storage, a claim on a statement
 	// may go unrefreshed before another frontend takes it over
@@ -306,9 +307,7 @@ func (l *Log) close(ctx context.Context) error {
 		errs = append(errs, l.shutdown(ctx))
 	}
 	l.tesseraCancel()
-	if c := l.vidx.lockConn; c != nil {
-		c.Close()
-	}
+	l.dropIndexLock()
 	if l.idx != nil {
 		errs = append(errs, l.idx.Close())
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/transparency-dev/tessera"
 
@@ -177,26 +176,40 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 // its previous batch is being written. Once started, an append completes
 // even if the client goes away, so that pending stays truthful.
 func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
-	if l.db != nil {
-		idx, dup, err := l.claimPayload(ctx, h)
+	if l.db == nil {
+		i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
 		if err != nil {
-			return tessera.Index{}, err
+			return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 		}
-		if dup {
-			return tessera.Index{Index: idx, IsDup: true}, nil
-		}
+		return i, nil
 	}
-	i, err := l.add(context.WithoutCancel(ctx), tessera.NewEntry(entry))()
+	c, idx, dup, err := l.claimPayload(ctx, h)
 	if err != nil {
-		if l.db != nil {
-			l.releasePayload(ctx, h)
-		}
+		return tessera.Index{}, err
+	}
+	if dup {
+		return tessera.Index{Index: idx, IsDup: true}, nil
+	}
+	stop := l.hold(c)
+	i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
+	stop()
+	if err != nil {
+		l.releasePayload(ctx, c)
 		return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 	}
-	if l.db != nil {
-		l.recordPayload(ctx, h, i.Index)
-	}
+	l.recordPayload(ctx, c, i.Index)
 	return i, nil
+}
+
+// appendEntry is Tessera's Add of entry (payload hash h), after the
+// append hook if there is one.
+func (l *Log) appendEntry(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
+	if l.appendHook != nil {
+		if err := l.appendHook(ctx, h); err != nil {
+			return tessera.Index{}, err
+		}
+	}
+	return l.add(ctx, tessera.NewEntry(entry))()
 }
 
 // check is admission without the append: it parses body with
@@ -282,7 +295,7 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed, who *signer) e
 			*who = signer{k.ID(), pr.Name}
 		}
 		// Build provenance, checked offline against the log's policy.
-		cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, time.Now())
+		cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, l.now())
 		if err != nil {
 			if errors.Is(err, provenance.ErrConfig) {
 				return err // the server's policy is broken: 500
@@ -345,7 +358,7 @@ func (l *Log) release(ctx context.Context, ref statement.EntryRef) (index.Entry,
 // parses with statement.ParseEntry, as every reader does).
 func (l *Log) keyless(ctx context.Context, body []byte) (*statement.Parsed, error) {
 	pol := l.Policy()
-	now := time.Now()
+	now := l.now()
 	p, _, err := provenance.VerifyKeylessEntry(body, &pol.Provenance, now)
 	if err != nil {
 		return nil, l.keylessErr(err)

@@ -2,9 +2,14 @@ package logserver
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/attestlog/attestlog/log/internal/index"
@@ -20,139 +25,321 @@ import (
 //   - duplicate detection across frontends: each statement's payload hash
 //     is claimed in attestlog_payloads before it is appended, so a
 //     statement sent to two frontends at once is appended by one and
-//     answered as a duplicate by the other;
+//     answered as a duplicate by the other. A claim carries its owner's
+//     random token and is timed by the database's clock, never by a
+//     frontend's: only its owner refreshes, records or releases it; the
+//     owner refreshes it while its append is pending; another frontend
+//     takes it over (a compare-and-swap on the token) only once it went
+//     unrefreshed for claimStale and the statement is not in the tree;
 //   - one frontend at a time signs index checkpoints (the holder of a
-//     MySQL named lock); every frontend maps every entry of the shared
-//     tree in its own memory and proves lookups against the holder's
-//     index checkpoints, which it recognises in the tree.
+//     MySQL named lock, of a fixed-length name); every frontend maps
+//     every entry of the shared tree in its own memory and proves lookups
+//     against the holder's index checkpoints, which it recognises in the
+//     tree.
 //
 // Each frontend keeps its own measurement index (SQLite): it is derived
 // from the shared tree, read locally for every lookup, and rebuilt by
 // 'attestlog log reindex', so sharing it would put a network round trip
 // in every read for nothing.
 
-// payloadsSchema is the claim table of cross-frontend duplicate detection.
-const payloadsSchema = "CREATE TABLE IF NOT EXISTS `attestlog_payloads` (`payload_hash` BINARY(32) NOT NULL, `idx` BIGINT UNSIGNED NULL, `claimed` BIGINT NOT NULL, PRIMARY KEY (`payload_hash`))"
+// payloadsSchema is the claim table of cross-frontend duplicate detection:
+// claimed is the database's clock (Unix milliseconds) when the claim was
+// made or last refreshed; owner the claim's token (NULL in claims made
+// before tokens, taken over like any other once stale).
+const payloadsSchema = "CREATE TABLE IF NOT EXISTS `attestlog_payloads` (`payload_hash` BINARY(32) NOT NULL, `idx` BIGINT UNSIGNED NULL, `claimed` BIGINT NOT NULL, `owner` BINARY(16) NULL, PRIMARY KEY (`payload_hash`))"
+
+// dbNowMillis is the database's clock in Unix milliseconds, in SQL: every
+// claim time is written and compared by the one clock all frontends share
+// (UTC, whatever the session's time zone).
+const dbNowMillis = "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(6)) DIV 1000)"
 
 // ErrUnavailable: the storage cannot be reached; nothing was appended.
 var ErrUnavailable = errors.New("storage unavailable")
 
-// claimStale is how long a claim without an index may be held before
-// another frontend takes it over (its claimer died between claiming and
-// appending, or before recording the index).
-const claimStale = 30 * time.Second
+// defaultClaimStale is how long a claim without an index may go
+// unrefreshed, by the database's clock, before another frontend takes it
+// over (its owner died, or lost the database, between claiming and
+// recording the index). An owner refreshes its claim every third of it.
+const defaultClaimStale = 30 * time.Second
 
 // claimPoll is how often a frontend waiting on another's claim looks.
 const claimPoll = 20 * time.Millisecond
 
+// claim is this frontend's hold on a statement it appends: the row of
+// attestlog_payloads for payload hash h whose owner is token, random per
+// claim.
+type claim struct {
+	h     [32]byte
+	token [16]byte
+}
+
+func newClaim(h [32]byte) *claim {
+	c := &claim{h: h}
+	rand.Read(c.token[:]) // never fails (crypto/rand)
+	return c
+}
+
+// payloadAttr names a statement in log lines.
+func payloadAttr(h [32]byte) slog.Attr {
+	return slog.String("payload_sha256", hex.EncodeToString(h[:8]))
+}
+
 // claimPayload claims payload hash h for this frontend to append. It
 // returns dup with the entry's index when the statement is in the log
-// already (appended through another frontend), and owned when this
-// frontend must append it (then recordPayload once it has the index).
-func (l *Log) claimPayload(ctx context.Context, h [32]byte) (idx uint64, dup bool, err error) {
-	res, err := l.db.ExecContext(ctx, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`) VALUES (?, NULL, ?)", h[:], time.Now().UnixMilli())
-	if err != nil {
-		return 0, false, fmt.Errorf("%w: claiming the statement: %v", ErrUnavailable, err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n == 1 {
-		return 0, false, nil
-	}
-	for {
+// already (appended through another frontend), or the claim when this
+// frontend must append it: hold it while appending, then recordPayload
+// with the index, or releasePayload if the append failed.
+//
+// Another frontend's claim is waited for until it has an index, and
+// taken over only when it went unrefreshed for claimStale by the
+// database's clock and the statement is not in the tree (takeOver).
+func (l *Log) claimPayload(ctx context.Context, h [32]byte) (c *claim, idx uint64, dup bool, err error) {
+	c = newClaim(h)
+	for insert := true; ; {
+		if insert {
+			res, err := l.db.ExecContext(ctx, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`, `owner`) VALUES (?, NULL, "+dbNowMillis+", ?)", h[:], c.token[:])
+			if err == nil {
+				var n int64
+				if n, err = res.RowsAffected(); err == nil && n == 1 {
+					return c, 0, false, nil
+				}
+			}
+			if err != nil {
+				return nil, 0, false, fmt.Errorf("%w: claiming the statement: %v", ErrUnavailable, err)
+			}
+		}
 		var got sql.NullInt64
-		var claimed int64
-		err := l.db.QueryRowContext(ctx, "SELECT `idx`, `claimed` FROM `attestlog_payloads` WHERE `payload_hash` = ?", h[:]).Scan(&got, &claimed)
+		var owner []byte
+		var stale bool
+		err := l.db.QueryRowContext(ctx, "SELECT `idx`, `owner`, `claimed` < "+dbNowMillis+" - ? FROM `attestlog_payloads` WHERE `payload_hash` = ?", l.claimStale.Milliseconds(), h[:]).Scan(&got, &owner, &stale)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			// Released by a claimer whose append failed: claim it again.
-			return l.claimPayload(ctx, h)
-		case err != nil:
-			return 0, false, fmt.Errorf("%w: reading a claim: %v", ErrUnavailable, err)
-		case got.Valid:
-			return uint64(got.Int64), true, nil
-		}
-		if time.Since(time.UnixMilli(claimed)) > claimStale {
-			// The claimer is gone. If it appended before dying, the entry
-			// is in the tree: look there (through our index, caught up to
-			// the integrated size) before appending it again.
-			if err := l.indexOnce(ctx); err != nil {
-				return 0, false, fmt.Errorf("%w: catching up the index: %v", ErrUnavailable, err)
-			}
-			if i, err := l.idx.ByPayload(ctx, h[:]); err == nil {
-				l.recordPayload(ctx, h, i)
-				return i, true, nil
-			} else if !errors.Is(err, index.ErrNotFound) {
-				return 0, false, err
-			}
-			res, err := l.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `claimed` = ? WHERE `payload_hash` = ? AND `idx` IS NULL AND `claimed` = ?", time.Now().UnixMilli(), h[:], claimed)
-			if err != nil {
-				return 0, false, fmt.Errorf("%w: taking over a claim: %v", ErrUnavailable, err)
-			}
-			if n, err := res.RowsAffected(); err == nil && n == 1 {
-				l.logger.Warn("took over a stale claim: its frontend did not append the statement", "payload_sha256", fmt.Sprintf("%x", h[:8]))
-				return 0, false, nil
-			}
+			// Released by its owner, whose append failed: claim it.
+			insert = true
 			continue
+		case err != nil:
+			return nil, 0, false, fmt.Errorf("%w: reading a claim: %v", ErrUnavailable, err)
+		case got.Valid:
+			return nil, uint64(got.Int64), true, nil
+		case stale:
+			idx, dup, took, err := l.takeOver(ctx, c, owner)
+			switch {
+			case took:
+				return c, 0, false, nil
+			case err != nil || dup:
+				return nil, idx, dup, err
+			}
 		}
+		insert = false
 		select {
 		case <-ctx.Done():
-			return 0, false, ctx.Err()
+			return nil, 0, false, ctx.Err()
 		case <-time.After(claimPoll):
 		}
 	}
 }
 
-// recordPayload records the index of a claimed statement (best effort:
-// a claim left without one is resolved from the tree by the next
-// submitter after claimStale).
-func (l *Log) recordPayload(ctx context.Context, h [32]byte, idx uint64) {
-	if _, err := l.db.ExecContext(context.WithoutCancel(ctx), "UPDATE `attestlog_payloads` SET `idx` = ? WHERE `payload_hash` = ?", idx, h[:]); err != nil {
-		l.logger.Warn("recording a statement's index for duplicate detection", "index", idx, "err", err)
+// takeOver takes over for c the stale claim on c.h whose owner is owner.
+// If that owner appended the statement before it stopped, the entry is in
+// the tree: look there (through our index, caught up to the integrated
+// size) and answer dup. Otherwise swap c's token for owner's, on the
+// condition that nobody did first and the claim is still stale by the
+// database's clock (its owner did not refresh it meanwhile): took says
+// whether c holds it now.
+func (l *Log) takeOver(ctx context.Context, c *claim, owner []byte) (idx uint64, dup, took bool, err error) {
+	if err := l.indexOnce(ctx); err != nil {
+		return 0, false, false, fmt.Errorf("%w: catching up the index: %v", ErrUnavailable, err)
+	}
+	if i, err := l.idx.ByPayload(ctx, c.h[:]); err == nil {
+		if _, err := l.setIndex(ctx, c.h, owner, i); err != nil {
+			l.logger.Warn("recording a statement's index for duplicate detection", "index", i, payloadAttr(c.h), "err", err)
+		}
+		return i, true, false, nil
+	} else if !errors.Is(err, index.ErrNotFound) {
+		return 0, false, false, err
+	}
+	res, err := l.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `owner` = ?, `claimed` = "+dbNowMillis+" WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` <=> ? AND `claimed` < "+dbNowMillis+" - ?",
+		c.token[:], c.h[:], owner, l.claimStale.Milliseconds())
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return 0, false, false, fmt.Errorf("%w: taking over a claim: %v", ErrUnavailable, err)
+	}
+	if n == 1 {
+		l.logger.Warn("took over a stale claim: its frontend neither appended the statement nor refreshed the claim", payloadAttr(c.h), "stale_after_seconds", l.claimStale.Seconds())
+	}
+	return 0, false, n == 1, nil
+}
+
+// hold keeps c fresh while its append is pending: it refreshes the claim
+// every third of claimStale, so that another frontend takes it over only
+// from a frontend that stopped, or lost the database, for claimStale. It
+// logs when the claim is no longer c's. The returned stop ends it and
+// returns once it has ended.
+func (l *Log) hold(c *claim) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(l.claimStale / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			// GREATEST: the row changes (MySQL counts changed rows), also
+			// within one millisecond.
+			res, err := l.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `claimed` = GREATEST(`claimed` + 1, "+dbNowMillis+") WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` = ?", c.h[:], c.token[:])
+			var n int64
+			if err == nil {
+				n, err = res.RowsAffected()
+			}
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				l.logger.Warn("refreshing the claim on a statement being appended", payloadAttr(c.h), "err", err)
+			case n == 0:
+				l.logger.Error("lost the claim on a statement being appended: another frontend took it over, and may append it too", payloadAttr(c.h))
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 
-// releasePayload drops this frontend's claim on h after a failed append,
-// so that a retry (here or elsewhere) appends it.
-func (l *Log) releasePayload(ctx context.Context, h [32]byte) {
-	if _, err := l.db.ExecContext(context.WithoutCancel(ctx), "DELETE FROM `attestlog_payloads` WHERE `payload_hash` = ? AND `idx` IS NULL", h[:]); err != nil {
-		l.logger.Warn("releasing a claim after a failed append", "err", err)
+// setIndex records idx as the entry of the claim on h whose owner is owner
+// (nil: a claim made before tokens), unless an index is recorded already.
+// It reports whether it did. Run to the end, whatever ctx.
+func (l *Log) setIndex(ctx context.Context, h [32]byte, owner []byte, idx uint64) (bool, error) {
+	res, err := l.db.ExecContext(context.WithoutCancel(ctx), "UPDATE `attestlog_payloads` SET `idx` = ? WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` <=> ?", idx, h[:], owner)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// recordPayload records the index of the statement c claimed (best
+// effort: a claim left without one is resolved from the tree by the next
+// submitter after claimStale).
+func (l *Log) recordPayload(ctx context.Context, c *claim, idx uint64) {
+	ok, err := l.setIndex(ctx, c.h, c.token[:], idx)
+	switch {
+	case err != nil:
+		l.logger.Warn("recording a statement's index for duplicate detection", "index", idx, payloadAttr(c.h), "err", err)
+	case !ok:
+		l.logger.Error("appended a statement whose claim another frontend had taken over: it may be in the log twice", "index", idx, payloadAttr(c.h))
+	}
+}
+
+// releasePayload drops the claim c after a failed append, so that a retry
+// (here or elsewhere) appends it; a claim another frontend took over is
+// that frontend's, and stays.
+func (l *Log) releasePayload(ctx context.Context, c *claim) {
+	res, err := l.db.ExecContext(context.WithoutCancel(ctx), "DELETE FROM `attestlog_payloads` WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` = ?", c.h[:], c.token[:])
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	switch {
+	case err != nil:
+		l.logger.Warn("releasing a claim after a failed append", payloadAttr(c.h), "err", err)
+	case n == 0:
+		l.logger.Warn("after a failed append, the claim was no longer this frontend's: left to the frontend that took it over", payloadAttr(c.h))
 	}
 }
 
 // indexLockName is the MySQL named lock whose holder signs index
-// checkpoints.
+// checkpoints: a hash of the origin, so that it has one length whatever
+// the origin (MySQL 8 refuses names over 64 characters, MariaDB over 192
+// bytes).
 func (l *Log) indexLockName() string {
-	return "attestlog-vindex:" + l.cfg.Origin
+	h := sha256.Sum256([]byte(l.cfg.Origin))
+	return "attestlog-idx-" + hex.EncodeToString(h[:16])
 }
 
 // indexLeader reports whether this frontend signs index checkpoints now:
 // always for POSIX storage; on MySQL, while it holds the named lock on a
 // connection of its own (the database releases it when that connection
-// dies, and another frontend takes it at its next try).
+// dies, and another frontend takes it at its next try). Errors of the
+// database are logged (once until they change) and answer false.
 func (l *Log) indexLeader(ctx context.Context) bool {
 	if l.db == nil {
 		return true
 	}
 	v := l.vidx
+	name := l.indexLockName()
 	if v.lockConn != nil {
 		var mine sql.NullInt64
-		err := v.lockConn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", l.indexLockName()).Scan(&mine)
+		err := v.lockConn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", name).Scan(&mine)
 		if err == nil && mine.Valid && mine.Int64 == 1 {
 			return true
 		}
-		v.lockConn.Close()
-		v.lockConn = nil
-		l.logger.Info("no longer signing index checkpoints: the lock was lost", "err", err)
+		if err != nil {
+			l.logger.Warn("no longer signing index checkpoints: checking the lock failed", "lock", name, "err", err)
+		} else {
+			l.logger.Info("no longer signing index checkpoints: the lock was lost", "lock", name)
+		}
+		l.dropIndexLock()
 	}
 	c, err := l.db.Conn(ctx)
 	if err != nil {
+		l.lockTrouble("taking a connection for the index lock", err)
 		return false
 	}
 	var got sql.NullInt64
-	if err := c.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", l.indexLockName()).Scan(&got); err != nil || !got.Valid || got.Int64 != 1 {
+	err = c.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", name).Scan(&got)
+	if err == nil && !got.Valid {
+		err = errors.New("GET_LOCK returned NULL")
+	}
+	if err != nil || got.Int64 != 1 {
 		c.Close()
+		if err != nil {
+			l.lockTrouble("taking the index lock", err)
+		} else {
+			v.lockErr = "" // held by another frontend
+		}
 		return false
 	}
-	v.lockConn = c
-	l.logger.Info("signing index checkpoints (this frontend holds the lock)")
+	v.lockConn, v.lockErr = c, ""
+	l.logger.Info("signing index checkpoints (this frontend holds the lock)", "lock", name)
 	return true
+}
+
+// lockTrouble logs an error of the index lock, once until it changes:
+// indexLeader runs every checkpoint interval.
+func (l *Log) lockTrouble(doing string, err error) {
+	v := l.vidx
+	if s := doing + ": " + err.Error(); s != v.lockErr {
+		v.lockErr = s
+		l.logger.Warn("not signing index checkpoints: "+doing+" failed", "lock", l.indexLockName(), "err", err)
+	}
+}
+
+// dropIndexLock gives the index lock up: RELEASE_LOCK on its connection,
+// which is then closed rather than pooled (a pooled connection would go
+// on holding the lock had RELEASE_LOCK failed).
+func (l *Log) dropIndexLock() {
+	v := l.vidx
+	c := v.lockConn
+	if c == nil {
+		return
+	}
+	v.lockConn = nil
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var released sql.NullInt64
+	if err := c.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", l.indexLockName()).Scan(&released); err != nil {
+		l.logger.Warn("releasing the index lock (closing its connection instead)", "lock", l.indexLockName(), "err", err)
+	}
+	c.Raw(func(any) error { return driver.ErrBadConn })
+	c.Close()
 }

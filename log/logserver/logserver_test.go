@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,6 +38,8 @@ type testLog struct {
 	stranger  *statement.Signer
 	client    *client.Client
 	policy    *policy.Policy // a client policy for this log
+	with      []option       // what start passes to Open
+	logger    *slog.Logger   // what start passes to Open (nil: none)
 }
 
 // newTestLog starts a log with POSIX storage (or the given storage) in a
@@ -77,7 +80,9 @@ func newTestLogFull(t testing.TB, storage *Storage, extra func(dir string) strin
 	return newTestLogOpts(t, storage, extra, witnessPolicy, keyPathOverride, false)
 }
 
-func newTestLogOpts(t testing.TB, storage *Storage, extra func(dir string) string, witnessPolicy, keyPathOverride string, indexCheckpoints bool) *testLog {
+// newTestLogOpts starts a test log with everything said; its origin is the
+// key's name (testOrigin, or that of keyPathOverride's key).
+func newTestLogOpts(t testing.TB, storage *Storage, extra func(dir string) string, witnessPolicy, keyPathOverride string, indexCheckpoints bool, with ...option) *testLog {
 	t.Helper()
 	dir := t.TempDir()
 	keyPath := keyPathOverride
@@ -92,7 +97,8 @@ func newTestLogOpts(t testing.TB, storage *Storage, extra func(dir string) strin
 		t.Fatal(err)
 	}
 	g := struct{ Path, Public string }{keyPath, pub}
-	tl := &testLog{dir: dir}
+	origin, _, _ := strings.Cut(pub, "+")
+	tl := &testLog{dir: dir, with: with}
 	tl.operator, _ = statement.GenerateSigner(statement.AlgEd25519)
 	tl.operator2, _ = statement.GenerateSigner(statement.AlgECDSAP256)
 	tl.auditor, _ = statement.GenerateSigner(statement.AlgEd25519)
@@ -108,7 +114,7 @@ func newTestLogOpts(t testing.TB, storage *Storage, extra func(dir string) strin
 		storage = &Storage{POSIX: &POSIXStorage{Dir: filepath.Join(dir, "tiles")}}
 	}
 	tl.cfg = &Config{
-		Origin: testOrigin, Listen: "127.0.0.1:0", Key: g.Path, Storage: *storage,
+		Origin: origin, Listen: "127.0.0.1:0", Key: g.Path, Storage: *storage,
 		Index: filepath.Join(dir, "index.db"), Policy: filepath.Join(dir, "policy.txt"),
 		WitnessPolicy: filepath.Join(dir, "witnesses.txt"),
 		BatchMaxAge:   10 * time.Millisecond, CheckpointInterval: 100 * time.Millisecond,
@@ -132,7 +138,7 @@ func newTestLogOpts(t testing.TB, storage *Storage, extra func(dir string) strin
 
 func (tl *testLog) start(t testing.TB) {
 	t.Helper()
-	l, err := Open(t.Context(), tl.cfg, nil)
+	l, err := Open(t.Context(), tl.cfg, tl.logger, tl.with...)
 	if err != nil {
 		t.Fatalf("Open = %v", err)
 	}

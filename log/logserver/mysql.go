@@ -3,9 +3,12 @@ package logserver
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 )
 
 // mysqlSchema is the schema Tessera's MySQL driver expects (compatibility
@@ -41,7 +44,27 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
 			return nil, fmt.Errorf("applying the MySQL schema: %w", err)
 		}
 	}
+	if err := addClaimOwners(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("adding the owner column to attestlog_payloads: %w", err)
+	}
 	return db, nil
+}
+
+// addClaimOwners adds the owner column to a claim table created before
+// claims had owners (CREATE TABLE IF NOT EXISTS leaves it as it was). Of
+// frontends starting together, one adds it and the others find it added
+// (MySQL error 1060, duplicate column).
+func addClaimOwners(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'attestlog_payloads' AND COLUMN_NAME = 'owner'").Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	_, err := db.ExecContext(ctx, "ALTER TABLE `attestlog_payloads` ADD COLUMN `owner` BINARY(16) NULL")
+	if me := (*gomysql.MySQLError)(nil); errors.As(err, &me) && me.Number == 1060 {
+		return nil
+	}
+	return err
 }
 
 // redactDSN hides the password of a DSN for error messages.

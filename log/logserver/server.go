@@ -84,7 +84,24 @@ type Log struct {
 	tesseraCancel context.CancelFunc
 	closeOnce     sync.Once
 	closeErr      error
+
+	// now is this frontend's clock (time.Now): admission reads it for
+	// certificate validity. Claims never do: the database's clock times
+	// them, one clock for every frontend.
+	now func() time.Time
+	// claimStale is how long, with MySQL storage, a claim on a statement
+	// may go unrefreshed before another frontend takes it over
+	// (defaultClaimStale).
+	claimStale time.Duration
+	// appendHook, when set, runs in the append path between the claim
+	// and Tessera's Add (a test's fault injection: a slow or failing
+	// append); its error fails the append.
+	appendHook func(ctx context.Context, h [32]byte) error
 }
+
+// option sets what Open takes beyond Config: the seams tests inject
+// through (a clock, a claim lifetime, fault injection).
+type option func(*Log)
 
 // pushbackWait is how long a statement waits for an append slot before
 // POST /add answers 503.
@@ -100,7 +117,7 @@ const startupWitnessWait = 2 * time.Minute
 
 // Open starts the log described by cfg. cfg must have passed Validate.
 // The log signs and witnesses checkpoints in the background until Close.
-func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
+func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option) (*Log, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -153,6 +170,10 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Log, error) {
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
 		vidx:    &vindexState{b: b, signer: signer},
+		now:     time.Now, claimStale: defaultClaimStale,
+	}
+	for _, o := range with {
+		o(l)
 	}
 	opened := false
 	defer func() {
@@ -287,9 +308,7 @@ func (l *Log) close(ctx context.Context) error {
 		errs = append(errs, l.shutdown(ctx))
 	}
 	l.tesseraCancel()
-	if c := l.vidx.lockConn; c != nil {
-		c.Close()
-	}
+	l.dropIndexLock()
 	if l.idx != nil {
 		errs = append(errs, l.idx.Close())
 	}

@@ -72,8 +72,11 @@ type vindexState struct {
 	// yet witnessed.
 	tip []byte
 	// lockConn holds the MySQL named lock of the frontend that signs
-	// index checkpoints (nil when this one does not hold it).
+	// index checkpoints (nil when this one does not hold it); lockErr is
+	// the last error of the lock logged. Only the follower uses them,
+	// and Close once it has stopped.
 	lockConn *sql.Conn
+	lockErr  string
 }
 
 type indexCommit struct {

@@ -37,6 +37,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // TestLogWithThreeWitnesses runs attestlog's log with a 'group … all'
 // quorum of attestlog's witness, litewitness and omniwitness (the real
 // peers, built from the module cache and started on loopback): every

@@ -177,7 +177,11 @@ func inspectGPUs(gpus []spdm.GPUEvidence, at time.Time, nonce []byte, rims []*ri
 	for _, g := range gpus {
 		in := spdm.Inspect(g, spdm.DeviceRoots(), at, nonce)
 		if r := in.Report(); r != nil && len(rims) > 0 {
-			in.Checks = append(in.Checks, rim.CheckMeasurements(r.BlockMap(), r.DriverVersion(), r.VBIOSVersion(), rims...))
+			chip := ""
+			if p := in.Path(); p != nil {
+				chip = spdm.CertifiedChip(p[0])
+			}
+			in.Checks = append(in.Checks, rim.CheckMeasurements(rim.GPUOf(r, chip), rims...))
 		}
 		ins = append(ins, in)
 		if !in.OK() {

@@ -141,6 +141,8 @@ type Release struct {
 // driver and VBIOS versions accepted, and where their golden measurements
 // are — NVIDIA RIMs named by their files' SHA-256, and/or the golden
 // values themselves (by SPDM block index) for a GPU with no public RIM.
+// Count is of distinct devices; RIMs are exactly the RIMs the GPUs use
+// (each GPU staples only RIMs named here, every one named is stapled).
 type GPUs struct {
 	Vendor  string            `json:"vendor" yaml:"vendor"`
 	Arch    string            `json:"arch" yaml:"arch"`

@@ -1,13 +1,15 @@
 // Package gpu makes the GPU part of the trust decision: every GPU of an
 // evidence bundle is verified (device chain, report signature, the nonce
-// derived from the client's, measurements against the stapled NVIDIA
-// RIMs) and the set is held to the policy's gpu line (count,
-// architecture, minimum driver, RIMs required). The CPU evidence binds
+// derived from the client's, measurements against its stapled NVIDIA
+// driver and VBIOS RIMs) and the set is held to the policy's gpu line
+// (count of distinct devices, architecture, minimum driver, RIMs
+// required) and to the release's gpus section. The CPU evidence binds
 // the GPUs through REPORT_DATA (evidence.Bundle.ExpectedReportData), so
 // the GPUs verified here are the ones the enclave talks to.
 package gpu
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -55,20 +57,22 @@ func NewVerifier(p policy.GPUPolicy, extraDeviceRoots ...[]byte) *Verifier {
 
 // Verify checks the GPUs of b for the client's nonce. With no gpu line and
 // no GPUs it returns no checks: a CPU-only enclave under a CPU-only policy.
+//
+// The count is of distinct devices: the same GPU asked once per place
+// answers every derived nonce, so evidence naming one device twice fails
+// the count check. Stapled RIMs are chosen by whoever staples them (they
+// are not in REPORT_DATA), so when a GPU carries any, they must be exactly
+// its driver RIM and its board's VBIOS RIM, and they must cover every
+// measured block (rim.MatchGPU); with rims=required a GPU without them
+// fails.
 func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 	p := v.Policy
 	if !p.Required && len(b.GPUs) == 0 {
 		return nil
 	}
-	var cs check.List
-	switch {
-	case p.Required && len(b.GPUs) != p.Count:
-		cs = append(cs, check.Fail(CheckCount, "the evidence carries %d GPUs; the policy requires %d", len(b.GPUs), p.Count))
-	case !p.Required:
-		cs = append(cs, check.Fail(CheckCount, "the evidence carries %d GPUs and the policy has no gpu line: add 'gpu nvidia count=%d …' to trust them", len(b.GPUs), len(b.GPUs)))
-	default:
-		cs = append(cs, check.Pass(CheckCount, "%d GPUs, as the policy requires", len(b.GPUs)))
-	}
+	cs := check.List{{}}        // the count check, decided once the devices are known
+	devices := map[string]int{} // device → 1 + the first GPU that is it
+	var dup string
 	now := v.Now()
 	for i, g := range b.GPUs {
 		n := evidence.GPUNonce(nonce, i)
@@ -78,7 +82,13 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 			c.Reason = prefix + c.Reason
 			cs = append(cs, c)
 		}
-		if path := in.Path(); path != nil {
+		path := in.Path()
+		if path != nil {
+			if id := deviceOf(path); devices[id] == 0 {
+				devices[id] = i + 1
+			} else if dup == "" {
+				dup = fmt.Sprintf("GPU %d is the same device as GPU %d (device certificate %s)", i, devices[id]-1, deviceCert(path).Subject.CommonName)
+			}
 			// The leaf is made by the GPU's firmware at boot and has no
 			// OCSP status; NVIDIA's verifiers start at the next one.
 			if c, ok := statusOf(prefix+"device chain", path, 1, g.OCSP, now, p.RequireOCSP); ok {
@@ -112,13 +122,13 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 		var rims []*rim.RIM
 		var bad error
 		for _, raw := range g.RIMs {
-			rr, path, err := rim.Verify(raw, v.RIMRoots, now)
+			rr, signing, err := rim.Verify(raw, v.RIMRoots, now)
 			if err != nil {
 				bad = err
 				break
 			}
 			rims = append(rims, rr)
-			if c, ok := statusOf(fmt.Sprintf("%sRIM %s", prefix, rr.TagID), path, 0, g.OCSP, now, p.RequireOCSP); ok {
+			if c, ok := statusOf(fmt.Sprintf("%sRIM %s", prefix, rr.TagID), signing, 0, g.OCSP, now, p.RequireOCSP); ok {
 				cs = append(cs, c)
 			}
 		}
@@ -126,14 +136,54 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 		case bad != nil:
 			cs = append(cs, check.Fail(rim.CheckName, "%sa stapled RIM does not verify: %v", prefix, bad))
 		case len(rims) > 0:
-			c := rim.CheckMeasurements(r.BlockMap(), r.DriverVersion(), r.VBIOSVersion(), rims...)
+			chip := ""
+			if path != nil {
+				chip = spdm.CertifiedChip(path[0])
+			}
+			c := rim.CheckMeasurements(rim.GPUOf(r, chip), rims...)
 			c.Reason = prefix + c.Reason
 			cs = append(cs, c)
 		case p.RequireRIMs:
-			cs = append(cs, check.Fail(rim.CheckName, "%sno RIM stapled; the policy requires the GPU's measurements to equal NVIDIA's RIMs", prefix))
+			cs = append(cs, check.Fail(rim.CheckName, "%sno RIM stapled; the policy requires the GPU's measurements to equal NVIDIA's RIMs: staple its driver RIM and its board's VBIOS RIM", prefix))
 		}
 	}
+	switch {
+	case !p.Required:
+		cs[0] = check.Fail(CheckCount, "the evidence carries %d GPUs and the policy has no gpu line: add 'gpu nvidia count=%d …' to trust them", len(b.GPUs), len(b.GPUs))
+	case dup != "":
+		cs[0] = check.Fail(CheckCount, "%s: the policy requires %d distinct GPUs, and one GPU answers every nonce asked of it", dup, p.Count)
+	case len(b.GPUs) != p.Count:
+		cs[0] = check.Fail(CheckCount, "the evidence carries %d GPUs; the policy requires %d", len(b.GPUs), p.Count)
+	default:
+		cs[0] = check.Pass(CheckCount, "%d GPU(s), each a distinct device, as the policy requires", len(b.GPUs))
+	}
 	return cs
+}
+
+// deviceCert is the certificate of the device a GPU's chain (leaf first)
+// certifies: the one that issued the leaf — the device certificate NVIDIA
+// provisions for each GPU (its BROM certificate), whose key the GPU keeps
+// from manufacture, while the leaf is made at every boot — or the leaf
+// itself when a root issued it. Verify passes the verified path, whose
+// second certificate is that issuer; CheckRelease the chain as presented.
+func deviceCert(chain []*x509.Certificate) *x509.Certificate {
+	leaf := chain[0]
+	for _, c := range chain[1:] {
+		if bytes.Equal(c.RawSubject, leaf.RawIssuer) {
+			if !bytes.Equal(c.RawSubject, c.RawIssuer) {
+				return c
+			}
+			break
+		}
+	}
+	return leaf
+}
+
+// deviceOf names a GPU's device: the SHA-256 of deviceCert's public key.
+// Two GPUs with one name are one device.
+func deviceOf(chain []*x509.Certificate) string {
+	h := sha256.Sum256(deviceCert(chain).RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(h[:])
 }
 
 // olderThan compares dotted version numbers ("550.144.03" < "550.163").
@@ -158,9 +208,12 @@ func olderThan(have, min string) bool {
 // section.
 const CheckRelease = "GPUs as released"
 
-// CheckRelease holds the GPUs of b to what the release logged: count and
-// architecture, driver and VBIOS versions, each golden measurement, and
-// that the RIMs stapled for each GPU are ones the release names. Without
+// CheckRelease holds the GPUs of b to what the release logged: count
+// (of distinct devices) and architecture, driver and VBIOS versions, each
+// golden measurement, and the release's RIMs: every RIM stapled is one
+// the release names, and every RIM the release names is stapled (Verify
+// holds each GPU's stapled RIMs to be exactly its driver and VBIOS RIMs,
+// every one compared, so a named RIM stapled is a named RIM used). Without
 // a gpus section, GPUs in the evidence have no logged origin.
 func (v *Verifier) CheckRelease(b *evidence.Bundle, rel *statement.Release) check.Check {
 	g := rel.GPUs
@@ -176,16 +229,22 @@ func (v *Verifier) CheckRelease(b *evidence.Bundle, rel *statement.Release) chec
 	for _, d := range g.RIMs {
 		named[d] = true
 	}
+	stapled := map[string]bool{}
+	devices := map[string]int{}
 	for i, ge := range b.GPUs {
-		// The certified architecture (Verify checked the chain; if it did
-		// not verify, the decision has failed already).
-		arch := ""
-		if chain, err := spdm.ParseChain([]byte(ge.CertChain)); err == nil {
-			arch = spdm.CertifiedArch(chain[0])
+		// The certified architecture and device (Verify checked the
+		// chain; if it did not verify, the decision has failed already).
+		chain, err := spdm.ParseChain([]byte(ge.CertChain))
+		if err != nil {
+			return check.Fail(CheckRelease, "GPU %d: %v", i, err)
 		}
-		if !strings.EqualFold(arch, g.Arch) {
+		if arch := spdm.CertifiedArch(chain[0]); !strings.EqualFold(arch, g.Arch) {
 			return check.Fail(CheckRelease, "GPU %d's certificate names %q; the release names %s", i, arch, g.Arch)
 		}
+		if j, seen := devices[deviceOf(chain)]; seen {
+			return check.Fail(CheckRelease, "GPU %d is the same device as GPU %d: the release names %d distinct %s GPUs", i, j, g.Count, g.Arch)
+		}
+		devices[deviceOf(chain)] = i
 		r, err := spdm.ParseReport(ge.Report)
 		if err != nil {
 			return check.Fail(CheckRelease, "GPU %d: %v", i, err)
@@ -212,7 +271,13 @@ func (v *Verifier) CheckRelease(b *evidence.Bundle, rel *statement.Release) chec
 				if !named[hex.EncodeToString(h[:])] {
 					return check.Fail(CheckRelease, "GPU %d: a stapled RIM (sha256 %x…) is not one the release names", i, h[:8])
 				}
+				stapled[hex.EncodeToString(h[:])] = true
 			}
+		}
+	}
+	for _, d := range g.RIMs {
+		if !stapled[d] {
+			return check.Fail(CheckRelease, "the release names RIM sha256 %.16s…, which no GPU staples: every RIM the release names must be stapled with the GPU whose driver or VBIOS it is", d)
 		}
 	}
 	return check.Pass(CheckRelease, "%d %s GPUs run what release %s names (%d golden values, %d RIMs)", len(b.GPUs), g.Arch, rel.Version, len(g.Golden), len(g.RIMs))

@@ -837,6 +837,21 @@ func TestGPUs(t *testing.T) {
 			t.Errorf("%s: OK %v, %+v", name, vd.OK(), c)
 		}
 	}
+	// One GPU reported twice, each time answering the nonce derived for its
+	// place: REPORT_DATA binds both reports and every signature verifies,
+	// but it is one device, and count=2 (and a release of 2) means two.
+	if f.enclave, err = fakeenclave.NewSNP(mustHex(f.m), fakeenclave.WithGPUs(2), fakeenclave.WithGPUsCloned()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.dir, "root.pem"), f.enclave.RootPEM(), 0o644)
+	os.WriteFile(filepath.Join(f.dir, "gpu-root.pem"), f.enclave.GPURootPEM(), 0o644)
+	vd = decide(f.policy(t, trustGPU+"gpu nvidia count=2 arch=hopper min-driver=550.144 mode=cc rims=optional\n"), f.evidence(t, n))
+	if c, ok := vd.Checks.Failed().Find(gpu.CheckCount); vd.OK() || !ok {
+		t.Errorf("one GPU reported twice under count=2: OK %v, %+v\n%s", vd.OK(), c, vd.Checks)
+	}
+	if c, ok := vd.Checks.Find(gpu.CheckRelease); !ok || c.OK {
+		t.Errorf("one GPU reported twice, a release of 2: %+v", c)
+	}
 	// A policy that requires GPUs refuses a CPU-only enclave.
 	g := newFixture(t)
 	gi := g.log.add(g.release(t, g.operator, g.m))

@@ -91,6 +91,7 @@ type options struct {
 	gpuSwap    map[int]map[int][]byte
 	gpuRevoked map[int]bool
 	gpuPPCIe   bool
+	gpuCloned  bool
 }
 
 // Option configures NewSNP and NewTDX.
@@ -623,6 +624,11 @@ func (e *Enclave) attachGPUs() error {
 	g, err := newGPUs(e.o.gpus, e.o.created, e.o.gpuSwap, e.o.gpuRevoked, e.o.gpuPPCIe)
 	if err != nil {
 		return err
+	}
+	if e.o.gpuCloned {
+		for i := range g.devs {
+			g.devs[i] = g.devs[0]
+		}
 	}
 	e.gpus = g
 	return nil

@@ -186,6 +186,11 @@ func WithGPUMeasurement(gpu, block int, value []byte) Option {
 // of CC mode (for tests).
 func WithGPUsInPPCIe() Option { return func(o *options) { o.gpuPPCIe = true } }
 
+// WithGPUsCloned makes every demo GPU the first one: one device, reported
+// as many times as WithGPUs says, each time answering the nonce derived
+// for its place (how a host with one GPU would meet count=N; for tests).
+func WithGPUsCloned() Option { return func(o *options) { o.gpuCloned = true } }
+
 // WithGPURevoked makes the demo root's OCSP responder say GPU gpu's
 // device certificate is revoked (for tests).
 func WithGPURevoked(gpu int) Option {

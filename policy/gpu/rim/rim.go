@@ -3,7 +3,10 @@
 // SHA-384 value of each measurement index, signed with an enveloped
 // XML-DSig (ECDSA P-384 / SHA-384) whose certificate chain, in KeyInfo,
 // ends at NVIDIA's CoRIM signing root (embedded). There is a driver RIM
-// and a VBIOS RIM per board; RIM index i is SPDM measurement block i+1.
+// per chip and driver version and a VBIOS RIM per board and VBIOS
+// version, each named by its signed tag id; a GPU is held to exactly its
+// two, which must cover every block it measures (MatchGPU). RIM index i is
+// SPDM measurement block i+1.
 //
 // The XML signature is checked with github.com/russellhaering/goxmldsig
 // (exclusive canonicalisation, reference digests): it is the maintained
@@ -15,6 +18,7 @@ package rim
 
 import (
 	"bytes"
+	"crypto/sha512"
 	_ "embed"
 	"encoding/asn1"
 	"encoding/base64"
@@ -303,28 +307,160 @@ func (s Summary) WriteText(w interface{ Write([]byte) (int, error) }) error {
 	return nil
 }
 
-// CheckMeasurements is the "GPU measurements" check: blocks against the
-// active measurements of rims (Match), and each RIM's version against the
-// version the GPU reports for it (driver RIMs against driver, VBIOS RIMs
-// against VBIOS).
-func CheckMeasurements(blocks map[int][]byte, driver, vbios string, rims ...*RIM) check.Check {
+// Errors of MatchGPU, wrapped with what was wrong.
+var (
+	// ErrNotThisGPU: a RIM is neither the GPU's driver RIM nor its
+	// board's VBIOS RIM.
+	ErrNotThisGPU = errors.New("a RIM is not this GPU's")
+	// ErrMissingRIM: the GPU's driver or VBIOS RIM is not among those
+	// given (or is there twice).
+	ErrMissingRIM = errors.New("a RIM of the GPU is missing")
+	// ErrUncovered: a measurement block the GPU reports is covered by no
+	// active index of its RIMs, so nothing says what it must be.
+	ErrUncovered = errors.New("a measurement block no RIM covers")
+	// ErrMismatch: a measurement block is not a golden value of its RIM,
+	// or the RIMs overlap.
+	ErrMismatch = errors.New("the GPU's measurements differ from its RIMs")
+)
+
+// GPU is what one GPU's signed evidence says about itself that its RIMs
+// are held to: its chip (named by its device certificate), its driver and
+// VBIOS versions and its board (project and project SKU), from the
+// report's opaque data, and its measurement blocks.
+type GPU struct {
+	Chip       string
+	Driver     string
+	VBIOS      string
+	Project    string
+	ProjectSKU string
+	Blocks     map[int][]byte
+}
+
+// GPUOf reads a GPU from its report and the chip its verified device
+// certificate names (spdm.CertifiedChip).
+func GPUOf(r *spdm.Report, chip string) GPU {
+	return GPU{Chip: chip, Driver: r.DriverVersion(), VBIOS: r.VBIOSVersion(), Project: r.Project(), ProjectSKU: r.ProjectSKU(), Blocks: r.BlockMap()}
+}
+
+// NVIDIA names a RIM by a tag id, the lowercase hex SHA-384 of a name that
+// says what the RIM is for: "GH100_550.144.03" for the GH100 driver
+// 550.144.03, "GH100_P1010_SKU0200_96.00.5E.00.01" for the VBIOS
+// 96.00.5E.00.01 of the board with project 1010 and project SKU 0200 (as
+// the GPU's report states them; every RIM NVIDIA published with its
+// samples follows this: TestNVIDIATagIDs). The tag id is
+// inside what NVIDIA signs, so it binds a RIM to its chip, driver, board
+// and VBIOS; the file name does not.
+func tagID(name string) string {
+	h := sha512.Sum384([]byte(name))
+	return hex.EncodeToString(h[:])
+}
+
+// DriverName is the name the tag id of g's driver RIM hashes.
+func (g GPU) DriverName() string { return g.Chip + "_" + g.Driver }
+
+// VBIOSName is the name the tag id of g's board's VBIOS RIM hashes.
+func (g GPU) VBIOSName() string {
+	return g.Chip + "_P" + g.Project + "_SKU" + g.ProjectSKU + "_" + g.VBIOS
+}
+
+// Pick finds g's driver RIM and VBIOS RIM among rims. A RIM is g's driver
+// RIM if its tag id is that of DriverName, its product g's chip and its
+// version g's driver; its VBIOS RIM likewise with VBIOSName and g's
+// VBIOS. Every RIM must be one of the two, and each of the two must be
+// there exactly once: whoever staples RIMs does not choose which of the
+// GPU's measurements are compared.
+func Pick(g GPU, rims []*RIM) (driver, vbios *RIM, err error) {
+	if g.Chip == "" {
+		return nil, nil, fmt.Errorf("%w: the GPU's certificate names no chip, so no RIM can be its own", ErrNotThisGPU)
+	}
+	drv, vb := tagID(g.DriverName()), tagID(g.VBIOSName())
+	for _, r := range rims {
+		var slot **RIM
+		switch {
+		case r.TagID == drv && r.Product == g.Chip && r.Version == g.Driver:
+			slot = &driver
+		case r.TagID == vb && r.Product == g.Chip && r.Version == g.VBIOS:
+			slot = &vbios
+		case r.Version == g.VBIOS:
+			return nil, nil, fmt.Errorf("%w: RIM %s %s (tag id %.16s…) is a VBIOS RIM of another board or chip: this GPU's is tagged SHA-384(%q)", ErrNotThisGPU, r.Product, r.Version, r.TagID, g.VBIOSName())
+		case r.Version == g.Driver:
+			return nil, nil, fmt.Errorf("%w: RIM %s %s (tag id %.16s…) is a driver RIM of another chip: this GPU's is tagged SHA-384(%q)", ErrNotThisGPU, r.Product, r.Version, r.TagID, g.DriverName())
+		default:
+			return nil, nil, fmt.Errorf("%w: RIM %s %s is neither the RIM of the GPU's driver (%s) nor that of its board's VBIOS (%s)", ErrNotThisGPU, r.Product, r.Version, g.DriverName(), g.VBIOSName())
+		}
+		if *slot != nil {
+			return nil, nil, fmt.Errorf("%w: RIM %s %s is given twice", ErrMissingRIM, r.Product, r.Version)
+		}
+		*slot = r
+	}
+	switch {
+	case driver == nil:
+		return nil, nil, fmt.Errorf("%w: no driver RIM for %s (NVIDIA's NV_GPU_DRIVER_%s): without it the driver's measurement blocks would go unchecked", ErrMissingRIM, g.DriverName(), g.DriverName())
+	case vbios == nil:
+		return nil, nil, fmt.Errorf("%w: no VBIOS RIM for %s: without it the VBIOS's measurement blocks would go unchecked", ErrMissingRIM, g.VBIOSName())
+	}
+	return driver, vbios, nil
+}
+
+// MatchGPU holds g to its RIMs: Pick its driver and VBIOS RIMs, compare
+// every active index of each with its block (Match), and require that
+// every block g reports with a value other than zeros is covered by an
+// active index (all-zero blocks are the slots NVIDIA's GPUs leave
+// unmeasured). It returns how many blocks were compared.
+func MatchGPU(g GPU, rims ...*RIM) (int, error) {
+	driver, vbios, err := Pick(g, rims)
+	if err != nil {
+		return 0, err
+	}
+	done, err := Match(g.Blocks, driver, vbios)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrMismatch, err)
+	}
+	covered := map[int]bool{}
+	for _, idx := range done {
+		covered[idx+1] = true
+	}
+	var uncovered []int
+	for b, v := range g.Blocks {
+		if !covered[b] && !allZero(v) {
+			uncovered = append(uncovered, b)
+		}
+	}
+	if len(uncovered) > 0 {
+		sort.Ints(uncovered)
+		return 0, fmt.Errorf("%w: the GPU reports measurement block %s, which no active index of its driver RIM (%s) or VBIOS RIM (%s) covers: nothing says what it must be", ErrUncovered, joinInts(uncovered), driver.Version, vbios.Version)
+	}
+	return len(done), nil
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
+
+// CheckMeasurements is the "GPU measurements" check of g against the
+// stapled, verified rims (MatchGPU).
+func CheckMeasurements(g GPU, rims ...*RIM) check.Check {
 	if len(rims) == 0 {
 		return check.Fail(CheckName, "no RIM to compare the GPU's measurements with")
 	}
-	for _, r := range rims {
-		if r.Version != driver && r.Version != vbios {
-			return check.Fail(CheckName, "RIM %s %s is for neither the GPU's driver %s nor its VBIOS %s", r.Product, r.Version, driver, vbios)
-		}
-	}
-	done, err := Match(blocks, rims...)
+	n, err := MatchGPU(g, rims...)
 	if err != nil {
 		return check.Fail(CheckName, "%v", err)
 	}
-	var names []string
-	for _, r := range rims {
-		names = append(names, r.Product+" "+r.Version)
-	}
-	return check.Pass(CheckName, "%d active measurements equal the golden values of %s", len(done), strings.Join(names, " and "))
+	return check.Pass(CheckName, "%d active measurements equal the golden values of driver RIM %s and VBIOS RIM %s %s P%s SKU%s, and they cover every measured block", n, g.DriverName(), g.Chip, g.VBIOS, g.Project, g.ProjectSKU)
 }
 
 // CheckName names the GPU measurements check.

@@ -2,12 +2,15 @@ package rim
 
 import (
 	"bytes"
+	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/attestlog/attestlog/policy/gpu/rim/rimtest"
 	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
@@ -137,29 +140,120 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func TestCheckMeasurements(t *testing.T) {
-	v, _, err := Verify(read(t, "testdata/1010_0200_882_96005E0001_PROD.swidtag"), Roots(), at)
+// sdkGPU is NVIDIA's sample H100 as its RIMs see it (its certificate
+// names GH100; its report project 1010, SKU 0200, driver 535.86.09, VBIOS
+// 96.00.5E.00.01).
+func sdkGPU(t *testing.T) GPU {
+	t.Helper()
+	return GPU{Chip: "GH100", Driver: "535.86.09", VBIOS: "96.00.5E.00.01", Project: "1010", ProjectSKU: "0200", Blocks: sdkBlocks(t)}
+}
+
+// TestMatchGPU: NVIDIA's VBIOS RIM of the sample GPU's board, with a
+// driver RIM for its driver (NVIDIA's 550.144.03 RIM given the sample's
+// version, tag id and values, signed by a test CA), is exactly what the
+// sample GPU must be held to; everything else is refused, each with its
+// reason.
+func TestMatchGPU(t *testing.T) {
+	ca, err := rimtest.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _, _ := Verify(read(t, "testdata/1010_0205_862_96005E0002_PROD.swidtag"), Roots(), at)
-	blocks := sdkBlocks(t)
+	roots := Roots()
+	roots.AddCert(ca.Root)
+	verify := func(b []byte) *RIM {
+		t.Helper()
+		r, _, err := Verify(b, roots, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	g := sdkGPU(t)
+	nvDriver := read(t, "testdata/NV_GPU_DRIVER_GH100_550.144.03.xml")
+	edits := []rimtest.Edit{rimtest.TagID(tagID("GH100_535.86.09")), rimtest.Version(g.Driver)}
+	p, _ := Parse(nvDriver)
+	for idx := range p.Active() {
+		edits = append(edits, rimtest.Golden(idx, g.Blocks[idx+1]))
+	}
+	remake := func(b []byte, e ...rimtest.Edit) []byte {
+		t.Helper()
+		out, err := ca.Remake(b, e...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	driverRaw := remake(nvDriver, edits...)
+	driver := verify(driverRaw)
+	vbiosRaw := read(t, "testdata/1010_0200_882_96005E0001_PROD.swidtag")
+	vbios := verify(vbiosRaw)
+	swapped := sdkGPU(t)
+	swapped.Blocks[2] = bytes.Repeat([]byte{0xee}, 48)
+	chipless := sdkGPU(t)
+	chipless.Chip = ""
+	otherSKU := sdkGPU(t)
+	otherSKU.ProjectSKU = "0205"
 	for _, tc := range []struct {
-		name   string
-		rims   []*RIM
-		driver string
-		vbios  string
-		ok     bool
-		why    string
+		name string
+		g    GPU
+		rims []*RIM
+		want error
 	}{
-		{"its VBIOS RIM", []*RIM{v}, "535.86.09", "96.00.5E.00.01", true, "12 active"},
-		{"no RIM", nil, "535.86.09", "96.00.5E.00.01", false, "no RIM"},
-		{"a RIM of another version", []*RIM{other}, "535.86.09", "96.00.5E.00.01", false, "neither"},
-		{"its RIM, but the GPU says another VBIOS", []*RIM{v}, "535.86.09", "96.00.5E.00.09", false, "neither"},
+		{"its driver and VBIOS RIMs", g, []*RIM{driver, vbios}, nil},
+		{"in either order", g, []*RIM{vbios, driver}, nil},
+		{"no driver RIM", g, []*RIM{vbios}, ErrMissingRIM},
+		{"no VBIOS RIM", g, []*RIM{driver}, ErrMissingRIM},
+		{"none", g, nil, ErrMissingRIM},
+		{"the driver RIM twice", g, []*RIM{driver, driver, vbios}, ErrMissingRIM},
+		{"the GPU is of another SKU", otherSKU, []*RIM{driver, vbios}, ErrNotThisGPU},
+		{"a VBIOS RIM tagged for another board", g, []*RIM{driver, verify(remake(vbiosRaw, rimtest.TagID(tagID("GH100_P1010_SKU0205_96.00.5E.00.01"))))}, ErrNotThisGPU},
+		{"a VBIOS RIM of another chip", g, []*RIM{driver, verify(remake(vbiosRaw, rimtest.TagID(tagID("GH180_P1010_SKU0200_96.00.5E.00.01"))))}, ErrNotThisGPU},
+		{"a driver RIM of another version", g, []*RIM{vbios, verify(nvDriver)}, ErrNotThisGPU},
+		{"NVIDIA's RIM of another board", g, []*RIM{driver, verify(read(t, "testdata/1010_0205_862_96005E0002_PROD.swidtag"))}, ErrNotThisGPU},
+		{"a GPU whose certificate names no chip", chipless, []*RIM{driver, vbios}, ErrNotThisGPU},
+		{"a measured block no RIM covers", g, []*RIM{verify(remake(driverRaw, rimtest.Inactive(40))), vbios}, ErrUncovered},
+		{"a swapped block", swapped, []*RIM{driver, vbios}, ErrMismatch},
+		{"overlapping RIMs", g, []*RIM{verify(remake(driverRaw, rimtest.Golden(1, g.Blocks[2]))), vbios}, ErrMismatch},
 	} {
-		c := CheckMeasurements(blocks, tc.driver, tc.vbios, tc.rims...)
-		if c.OK != tc.ok || !strings.Contains(c.Reason, tc.why) {
-			t.Errorf("%s: %+v", tc.name, c)
+		n, err := MatchGPU(tc.g, tc.rims...)
+		if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+			t.Errorf("%s: MatchGPU = %d, %v; want %v", tc.name, n, err, tc.want)
+		}
+		if c := CheckMeasurements(tc.g, tc.rims...); c.OK != (tc.want == nil) {
+			t.Errorf("%s: CheckMeasurements = %+v", tc.name, c)
+		}
+	}
+	// The sample leaves blocks 14-21 and 42-64 zero, covered by no RIM:
+	// unmeasured, accepted; 33 blocks are compared.
+	if n, err := MatchGPU(g, driver, vbios); n != 33 || err != nil {
+		t.Errorf("MatchGPU(sample) = %d, %v; want 33 blocks", n, err)
+	}
+}
+
+// TestNVIDIATagIDs: the tag id of each RIM NVIDIA published is the
+// SHA-384 of the name of what it is for, as the GPU's evidence states it.
+func TestNVIDIATagIDs(t *testing.T) {
+	for file, tc := range map[string]struct {
+		g     GPU
+		vbios bool
+		name  string
+	}{
+		"testdata/1010_0200_882_96005E0001_PROD.swidtag": {GPU{Chip: "GH100", Project: "1010", ProjectSKU: "0200", VBIOS: "96.00.5E.00.01"}, true, "GH100_P1010_SKU0200_96.00.5E.00.01"},
+		"testdata/1010_0205_862_96005E0002_PROD.swidtag": {GPU{Chip: "GH100", Project: "1010", ProjectSKU: "0205", VBIOS: "96.00.5E.00.02"}, true, "GH100_P1010_SKU0205_96.00.5E.00.02"},
+		"testdata/g520_0202_885_9600740014_PROD.swidtag": {GPU{Chip: "GH100", Project: "G520", ProjectSKU: "0202", VBIOS: "96.00.74.00.14"}, true, "GH100_PG520_SKU0202_96.00.74.00.14"},
+		"testdata/NV_GPU_DRIVER_GH100_550.144.03.xml":    {GPU{Chip: "GH100", Driver: "550.144.03"}, false, "GH100_550.144.03"},
+	} {
+		r, err := Parse(read(t, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := tc.g.DriverName()
+		if tc.vbios {
+			name = tc.g.VBIOSName()
+		}
+		h := sha512.Sum384([]byte(tc.name))
+		if name != tc.name || r.TagID != hex.EncodeToString(h[:]) || tagID(name) != r.TagID {
+			t.Errorf("%s: tagId %s; name %q, want SHA-384(%q)", file, r.TagID, name, tc.name)
 		}
 	}
 }

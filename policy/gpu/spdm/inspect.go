@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -80,6 +81,18 @@ func CertifiedArch(leaf *x509.Certificate) string {
 		return "BLACKWELL"
 	}
 	return ""
+}
+
+// chipRE is a GPU chip name as NVIDIA's certificates and RIMs spell it
+// (GH100, GB100, …).
+var chipRE = regexp.MustCompile(`\bG[A-Z][0-9]{3}\b`)
+
+// CertifiedChip is the chip the GPU's device certificate names (the first
+// chip name in its subject's common name, e.g. GH100 in "GH100 A01 GSP
+// FMC LF"), or "" when it names none. NVIDIA's RIMs name the same chip
+// (their product, and the first part of their tag id).
+func CertifiedChip(leaf *x509.Certificate) string {
+	return chipRE.FindString(leaf.Subject.CommonName)
 }
 
 // CheckArch names the check that the architecture the evidence claims is

@@ -2,6 +2,8 @@ package spdm
 
 import (
 	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"os"
 	"testing"
 	"time"
@@ -14,6 +16,9 @@ func TestInspect(t *testing.T) {
 	in := Inspect(e, DeviceRoots(), at, raw[4:36])
 	if !in.OK() || in.Arch != "HOPPER" || in.Driver != "535.86.09" || in.VBIOS != "96.00.5E.00.01" || len(in.Measurements) != 64 || in.Board != "1010_0200_882" {
 		t.Fatalf("good evidence: OK %v, %+v\n%s", in.OK(), in, in.Checks)
+	}
+	if chip := CertifiedChip(in.Path()[0]); chip != "GH100" {
+		t.Errorf("CertifiedChip(%q) = %q, want GH100", in.Path()[0].Subject.CommonName, chip)
 	}
 	for _, tc := range []struct {
 		name  string
@@ -69,4 +74,18 @@ func FuzzParseEvidenceJSON(f *testing.F) {
 			Inspect(g, DeviceRoots(), at, nil)
 		}
 	})
+}
+
+func TestCertifiedChip(t *testing.T) {
+	for cn, want := range map[string]string{
+		"GH100 A01 GSP FMC LF":              "GH100", // NVIDIA's H100 leaf
+		"attestlog demo GH100 GPU 0 FMC LF": "GH100", // the demo's
+		"GB100 A01 FSP FMC LF":              "GB100",
+		"NVIDIA Device Identity CA":         "",
+		"XGH1000":                           "",
+	} {
+		if got := CertifiedChip(&x509.Certificate{Subject: pkix.Name{CommonName: cn}}); got != want {
+			t.Errorf("CertifiedChip(%q) = %q, want %q", cn, got, want)
+		}
+	}
 }

@@ -282,7 +282,7 @@ func TestIndexCheckpointsLongOrigin(t *testing.T) {
 	tl := newTestLogOpts(t, &Storage{MySQL: &MySQLStorage{DSN: dsn}}, nil, "quorum none\n", keyPath, true)
 	m := measurement(1)
 	tl.add(t, release(t, tl.operator, m))
-	tl.getIndexProof(t, m, 1)
+	tl.getIndexProof(t, snp(m), 1)
 }
 
 // TestClaimTableUpgrade: a claim table from before claims had owners gets

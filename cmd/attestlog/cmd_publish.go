@@ -184,16 +184,23 @@ func runRevoke(args []string) error {
 }
 
 func runProof(args []string) error {
-	fs := newFlagSet("proof", "--log URL (--measurement HEX | --index N) [-o FILE]")
+	fs := newFlagSet("proof", "--log URL (--measurement HEX | --index N | --identity-of N) [-o FILE]")
 	logURL := fs.String("log", "", "log URL")
 	m := fs.String("measurement", "", "measurement (hex) of the release")
 	idx := fs.Int64("index", -1, "entry index")
+	idOf := fs.Int64("identity-of", -1, "print the log's index proof (attestlog.dev/vindex-proof/v2) for the identity of release `N`: every release with it and every revocation of one of them")
 	out := fs.String("o", "", "write the proof here instead of stdout")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *logURL == "" || (*m == "") == (*idx < 0) {
-		fmt.Fprintln(fs.Output(), "--log and exactly one of --measurement and --index are required")
+	given := 0
+	for _, b := range []bool{*m != "", *idx >= 0, *idOf >= 0} {
+		if b {
+			given++
+		}
+	}
+	if *logURL == "" || given != 1 {
+		fmt.Fprintln(fs.Output(), "--log and exactly one of --measurement, --index and --identity-of are required")
 		fs.Usage()
 		return errUsage
 	}
@@ -204,10 +211,13 @@ func runProof(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var raw []byte
-	if *m != "" {
+	switch {
+	case *m != "":
 		_, raw, err = c.ProofByMeasurement(ctx, *m)
-	} else {
+	case *idx >= 0:
 		_, raw, err = c.Proof(ctx, uint64(*idx))
+	default:
+		_, raw, err = c.IdentityProof(ctx, uint64(*idOf))
 	}
 	if err != nil {
 		return err

@@ -372,7 +372,7 @@ func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Ch
 	id := vindex.Identity(rel)
 	if ip == nil {
 		if v.pol.Attestation.RequireRevocationProof {
-			return check.Fail(NotRevoked, "the policy requires the log's index proof that nothing revoked the release's identity, and there is none (an enclave staples it; 'attestlog proof --index --release N' fetches it)")
+			return check.Fail(NotRevoked, "the policy requires the log's index proof that nothing revoked the release's identity, and there is none (an enclave staples it; 'attestlog proof --log URL --identity-of N' fetches it)")
 		}
 		return check.Pass(NotRevoked, "no revocation of release %d among the %d related entries seen; that none exists is not proven (policy: revocation-proof off)", proof.Index, len(rl.targeting)+len(rl.revocations))
 	}

@@ -193,6 +193,11 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		d.gpus = gpu.NewVerifier(pol.Attestation.GPU, v.GPURoots()...)
 		a.deps = append(a.deps, d)
 	}
+	// The state directory exists, with its mode, before the builder checks
+	// that no build can reach it.
+	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
+		return nil, err
+	}
 	rc := cfg.Rebuild
 	a.builder = &rebuild.Builder{Sandbox: rc.Sandbox, Bwrap: rc.Bwrap, Git: rc.Git, Timeout: rc.Timeout, MaxLog: int64(rc.MaxLog),
 		MaxOutput: int64(rc.MaxOutput), WorkDir: rc.WorkDir, RepoSchemes: rc.RepoSchemes, Path: rc.Path, Keep: rc.Keep,
@@ -204,6 +209,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		}
 		a.builder.User = &u
 	}
+	a.builder.Private, a.builder.Guarded = cfg.buildReach()
 	if *rc.Enabled {
 		sandboxed, err := a.builder.CheckSandbox(ctx)
 		if err != nil {
@@ -213,13 +219,10 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		case sandboxed:
 			logger.Info("rebuild sandbox", "sandbox", a.builder.Enforcement())
 		case rc.Sandbox == rebuild.SandboxOff:
-			logger.Warn("rebuilds run WITHOUT a sandbox (rebuild.sandbox: off): recipes run as the auditor's user on the host; reproductions are marked unsandboxed", "limits", a.builder.Enforcement())
+			logger.Warn("rebuilds run WITHOUT a sandbox (rebuild.sandbox: off): recipes run on the host, as another user than the auditor's; reproductions are marked unsandboxed", "limits", a.builder.Enforcement())
 		default:
 			logger.Warn("no working rebuild sandbox: releases are not rebuilt (alert rebuild-unsandboxed) until one works", "why", a.builder.Enforcement())
 		}
-	}
-	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
-		return nil, err
 	}
 	st, err := store.Open(ctx, cfg.DB)
 	if err != nil {

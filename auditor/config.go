@@ -76,7 +76,8 @@ type Config struct {
 	// Rebuilt on every start either way.
 	IndexMap string `yaml:"index_map"`
 
-	dir string // of the config file
+	dir  string // of the config file
+	file string // the config file, when read from one
 }
 
 // LogConfig is one followed log.
@@ -129,7 +130,12 @@ type RebuildConfig struct {
 	// Enabled turns rebuilding on (default true).
 	Enabled *bool `yaml:"enabled"`
 	// Sandbox is "required" (default: refuse to build without a working
-	// bubblewrap), "auto" (bubblewrap when it works) or "off".
+	// bubblewrap), "auto" (bubblewrap when it works) or "off" (build on
+	// the host as User, which only an auditor running as root can: one
+	// that is not root refuses to start rather than build as itself).
+	// In every mode the auditor refuses to start if a build could read
+	// its key or database, enter the directory of its database, or write
+	// or replace its configuration, policies or evidence directory.
 	Sandbox string `yaml:"sandbox"`
 	// Bwrap is the bubblewrap binary (default "bwrap").
 	Bwrap string `yaml:"bwrap"`
@@ -147,9 +153,10 @@ type RebuildConfig struct {
 	// Limits bound each build while it runs; a build over one is stopped
 	// and reported as rebuild-failed naming it.
 	Limits LimitsConfig `yaml:"limits"`
-	// User is "UID:GID", who sandboxed builds run as when the auditor
-	// runs as root (default "65534:65534", nobody). An auditor that is not
-	// root builds as itself, and may not set it.
+	// User is "UID:GID", who builds run as, sandboxed or not, when the
+	// auditor runs as root (default "65534:65534", nobody; best a uid of
+	// no other service). An auditor that is not root builds in bubblewrap
+	// as itself, and may not set it.
 	User string `yaml:"user"`
 	// WorkDir is the parent of build directories (default: "rebuild"
 	// beside DB).
@@ -240,11 +247,11 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	abs, err := filepath.Abs(filepath.Dir(path))
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, err
 	}
-	c.dir = abs
+	c.dir, c.file = filepath.Dir(abs), abs
 	return c, nil
 }
 
@@ -456,6 +463,32 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// buildReach is what no build may reach (rebuild.Builder's Private and
+// Guarded): the key, the database and the directory that holds it (other
+// keys often lie beside them) are private; the configuration (private
+// when it holds webhook headers, which are credentials), the policies and
+// the evidence directory are guarded.
+func (c *Config) buildReach() (private, guarded []string) {
+	private = []string{c.Key, c.DB, c.DB + "-wal", c.DB + "-shm", c.DB + "-journal", filepath.Dir(c.DB)}
+	guarded = []string{c.EvidenceDir}
+	secret := false
+	for _, w := range c.Webhooks {
+		secret = secret || len(w.Headers) > 0
+	}
+	if secret {
+		private = append(private, c.file)
+	} else {
+		guarded = append(guarded, c.file)
+	}
+	for _, l := range c.Logs {
+		guarded = append(guarded, l.Policy, l.WitnessPolicy)
+	}
+	for _, d := range c.Deployments {
+		guarded = append(guarded, d.Policy)
+	}
+	return private, guarded
 }
 
 func checkHTTPURL(s string) error {

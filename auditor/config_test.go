@@ -1,6 +1,9 @@
 package auditor
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,6 +59,41 @@ func TestConfigErrors(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// TestBuildReachPaths: what the builder must keep out of every build's
+// reach is the key, the database (with SQLite's side files) and its
+// directory, and the configuration when it holds webhook credentials; the
+// configuration otherwise, the policies and the evidence are guarded.
+func TestBuildReachPaths(t *testing.T) {
+	const vkey = "log.example/log+32fc4b3c+ARRu/ezQC97PeODp73ybF7DGmOAFb9DleTDUT28cWMjI"
+	dir := t.TempDir()
+	yaml := "db: state/a.db\nkey: keys/auditor.key\nevidence_dir: ev\nlogs:\n  - vkey: " + vkey +
+		"\n    url: http://127.0.0.1:1\n    policy: p.txt\n    witness_policy: w.txt\ndeployments:\n  - {name: d, url: 'http://h', policy: d.txt}\n"
+	for _, hooks := range []string{"", "webhooks:\n  - {url: 'http://h', headers: {Authorization: 'Bearer x'}}\n"} {
+		p := filepath.Join(dir, "auditor.yaml")
+		if err := os.WriteFile(p, []byte(yaml+hooks), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := LoadConfig(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.validate(); err != nil {
+			t.Fatal(err)
+		}
+		private, guarded := c.buildReach()
+		j := func(s string) string { return filepath.Join(dir, s) }
+		wantPrivate := []string{j("keys/auditor.key"), j("state/a.db"), j("state/a.db-wal"), j("state/a.db-shm"), j("state/a.db-journal"), j("state")}
+		wantGuarded := []string{j("ev"), p, j("p.txt"), j("w.txt"), j("d.txt")}
+		if hooks != "" {
+			wantPrivate = append(wantPrivate, p)
+			wantGuarded = slices.DeleteFunc(wantGuarded, func(s string) bool { return s == p })
+		}
+		if !slices.Equal(private, wantPrivate) || !slices.Equal(guarded, wantGuarded) {
+			t.Errorf("webhooks %q: buildReach() = %q, %q, want %q, %q", hooks, private, guarded, wantPrivate, wantGuarded)
 		}
 	}
 }

@@ -25,6 +25,7 @@ import (
 	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/log/client"
+	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/evidence"
@@ -752,32 +753,12 @@ func listAlertsQuiet(db string) []auditor.Alert {
 func TestAuditHostileRelease(t *testing.T) {
 	testenv.LookPath(t, "bwrap")
 	dir := t.TempDir()
-	repo, commit, out := enclaveRepo(t, dir)
-	u := startUp(t, filepath.Join(dir, "up"), "--auditor=false")
-	key, err := os.ReadFile(u.info.Auditor.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath := u.info.Auditor.Key
-	leak := fmt.Sprintf("#!/bin/sh\necho BEGIN\ncat %s\ncat ../../../auditor.key ../../../../auditor.key ../../auditor.key\nbase64 -w0 %s\necho END\nfalse\n", keyPath, keyPath)
-	if err := os.WriteFile(filepath.Join(repo, "leak.sh"), []byte(leak), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(t, repo, "add", "leak.sh")
-	git(t, repo, "commit", "-q", "-m", "leak")
-	leakCommit := git(t, repo, "rev-parse", "HEAD")
-
-	snpLD := strings.TrimSpace(runCmd(t, "measure", "snp", "--ovmf", filepath.Join(out, "OVMF-snp.fd"), "--kernel", filepath.Join(out, "bzImage"),
-		"--initrd", filepath.Join(out, "initrd.img"), "--append", "console=ttyS0 root=/dev/vda ro", "--vcpus", "2", "--vcpu-type", "EPYC-Milan"))
-	iGood := publishIndex(t, u, writeEnclaveRelease(t, dir, "good", "2.0.0", "sev-snp", snpLD, repo, commit, out))
-	hostile := writeEnclaveRelease(t, dir, "hostile", "2.0.1", "sev-snp", snpLD, repo, leakCommit, out)
-	y, _ := os.ReadFile(hostile)
-	os.WriteFile(hostile, bytes.Replace(y, []byte("argv: [sh, build.sh]"), []byte("argv: [sh, leak.sh]"), 1), 0o644)
-	iBad := publishIndex(t, u, hostile)
+	h := newHostileLog(t, dir)
+	u, key, iGood, iBad, repo, commit, out, snpLD := h.u, h.key, h.good, h.bad, h.repo, h.commit, h.out, h.ld
 	// One that spins past its CPU limit: stopped, named, and the auditor
 	// goes on with the other releases.
 	spin := writeEnclaveRelease(t, dir, "spin", "2.0.3", "sev-snp", snpLD, repo, commit, out)
-	y, _ = os.ReadFile(spin)
+	y, _ := os.ReadFile(spin)
 	os.WriteFile(spin, bytes.Replace(y, []byte("argv: [sh, build.sh]"), []byte(`argv: [sh, -c, "while :; do :; done"]`), 1), 0o644)
 	iSpin := publishIndex(t, u, spin)
 
@@ -848,17 +829,7 @@ func TestAuditHostileRelease(t *testing.T) {
 	if !bytes.Contains(published["GET /audit/alert/"+fmt.Sprint(failed[0].ID)], []byte("BEGIN")) {
 		t.Errorf("the dashboard's alert page does not show the build output tail")
 	}
-	b64 := []byte(base64.StdEncoding.EncodeToString(key))
-	for what, b := range published {
-		for _, secret := range [][]byte{bytes.TrimSpace(key), b64} {
-			if bytes.Contains(b, secret) {
-				t.Errorf("%s contains the auditor's key", what)
-			}
-		}
-		if len(key) > 40 && bytes.Contains(b, bytes.TrimSpace(key)[20:40]) {
-			t.Errorf("%s contains part of the auditor's key", what)
-		}
-	}
+	noKey(t, key, published)
 	a.stop(t)
 
 	// sandbox: auto with no bubblewrap: nothing is rebuilt or signed.
@@ -879,6 +850,133 @@ func TestAuditHostileRelease(t *testing.T) {
 	}
 	if len(e.Reproductions) != 0 || strings.Contains(output, "reproduction logged") {
 		t.Errorf("a reproduction of entry %d without a sandbox: %+v\n%s", iAuto, e.Reproductions, output)
+	}
+}
+
+// enclaveLD is the SEV-SNP launch digest of the test build in out.
+func enclaveLD(t *testing.T, out string) string {
+	t.Helper()
+	return strings.TrimSpace(runCmd(t, "measure", "snp", "--ovmf", filepath.Join(out, "OVMF-snp.fd"), "--kernel", filepath.Join(out, "bzImage"),
+		"--initrd", filepath.Join(out, "initrd.img"), "--append", "console=ttyS0 root=/dev/vda ro", "--vcpus", "2", "--vcpu-type", "EPYC-Milan"))
+}
+
+// hostileLog is an up (without its auditor) whose log holds a benign
+// release of the test build (good) and one built by leakingRelease (bad).
+type hostileLog struct {
+	u                     *upProc
+	key                   []byte // the auditor key's bytes
+	repo, commit, out, ld string // the test build's repository, commit, outputs and launch digest
+	good, bad             uint64
+}
+
+func newHostileLog(t *testing.T, dir string) *hostileLog {
+	t.Helper()
+	h := &hostileLog{}
+	h.repo, h.commit, h.out = enclaveRepo(t, dir)
+	h.u = startUp(t, filepath.Join(dir, "up"), "--auditor=false")
+	var err error
+	if h.key, err = os.ReadFile(h.u.info.Auditor.Key); err != nil {
+		t.Fatal(err)
+	}
+	h.ld = enclaveLD(t, h.out)
+	h.good = publishIndex(t, h.u, writeEnclaveRelease(t, dir, "good", "2.0.0", "sev-snp", h.ld, h.repo, h.commit, h.out))
+	h.bad = publishIndex(t, h.u, leakingRelease(t, dir, h.repo, h.u.info.Auditor.Key, h.ld, h.out))
+	return h
+}
+
+// leakingRelease commits to repo a leak.sh that prints, between BEGIN and
+// END, the auditor's key at keyPath (by its path, by relative paths, and
+// in base64) and fails, and writes a release (version 2.0.1) built by it.
+func leakingRelease(t *testing.T, dir, repo, keyPath, measurement, out string) string {
+	t.Helper()
+	leak := fmt.Sprintf("#!/bin/sh\necho BEGIN\ncat %s\ncat ../../../auditor.key ../../../../auditor.key ../../auditor.key\nbase64 -w0 %s\necho END\nfalse\n", keyPath, keyPath)
+	if err := os.WriteFile(filepath.Join(repo, "leak.sh"), []byte(leak), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "add", "leak.sh")
+	git(t, repo, "commit", "-q", "-m", "leak")
+	hostile := writeEnclaveRelease(t, dir, "hostile", "2.0.1", "sev-snp", measurement, repo, git(t, repo, "rev-parse", "HEAD"), out)
+	y, _ := os.ReadFile(hostile)
+	os.WriteFile(hostile, bytes.Replace(y, []byte("argv: [sh, build.sh]"), []byte("argv: [sh, leak.sh]"), 1), 0o644)
+	return hostile
+}
+
+// noKey fails t if anything published (by name) holds the key or a part of it.
+func noKey(t *testing.T, key []byte, published map[string][]byte) {
+	t.Helper()
+	b64 := []byte(base64.StdEncoding.EncodeToString(key))
+	for what, b := range published {
+		for _, secret := range [][]byte{bytes.TrimSpace(key), b64} {
+			if bytes.Contains(b, secret) {
+				t.Errorf("%s contains the auditor's key", what)
+			}
+		}
+		if len(key) > 40 && bytes.Contains(b, bytes.TrimSpace(key)[20:40]) {
+			t.Errorf("%s contains part of the auditor's key", what)
+		}
+	}
+}
+
+// TestAuditHostileReleaseUnsandboxed: with rebuild.sandbox off, recipes
+// run on the host, but as uid 65534, never as the auditor (this test runs
+// as root, as an auditor that builds unsandboxed must): the recipe that
+// prints the auditor's key gets "Permission denied", the key is in
+// nothing the auditor publishes, and a benign release still reproduces
+// and is signed. An auditor whose key that user could read (its own file)
+// refuses to start, naming the file, and builds nothing.
+func TestAuditHostileReleaseUnsandboxed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as root only: an auditor that is not root refuses rebuild.sandbox: off (auditor/internal/rebuild TestUnsandboxedNeedsBuildUser)")
+	}
+	dir := t.TempDir()
+	h := newHostileLog(t, dir)
+	u, key, iGood, iBad := h.u, h.key, h.good, h.bad
+
+	const rebuildOff = "  sandbox: off\n  repo_schemes: [file]\n  timeout: 2m\n"
+	code, output := auditOnce(t, auditConfig(t, u, dir, "off", rebuildOff, ""))
+	if code != 1 || !strings.Contains(output, "on the host as uid 65534") {
+		t.Errorf("audit --once with sandbox off = exit %d, want 1 (the hostile release's alert), building as uid 65534:\n%s", code, output)
+	}
+	alertsJSON := runCmd(t, "alerts", "--db", filepath.Join(dir, "off.db"), "--json")
+	var al []auditor.Alert
+	json.Unmarshal([]byte(alertsJSON), &al)
+	failed := alertsOf(al, auditor.AlertRebuildFailed)
+	if len(failed) != 1 || failed[0].Subject != fmt.Sprintf("log/%s/entry/%d", u.info.Log.Origin, iBad) {
+		t.Fatalf("rebuild-failed alerts %s, want one about entry %d\n%s", summaries(failed), iBad, output)
+	}
+	var ev auditor.RebuildAlert
+	json.Unmarshal(failed[0].Evidence, &ev)
+	if ev.Result == nil || ev.Result.Sandboxed || !strings.Contains(ev.Result.BuildOutput, "BEGIN") ||
+		!strings.Contains(ev.Result.BuildOutput, u.info.Auditor.Key+": Permission denied") {
+		t.Errorf("the hostile build's output does not show its reads of the key refused: %+v", ev.Result)
+	}
+	noKey(t, key, map[string][]byte{"alerts --json": []byte(alertsJSON), "audit --once": []byte(output)})
+	c, _ := client.New(u.info.URL, nil)
+	if e, err := c.Entry(t.Context(), iGood); err != nil || len(e.Reproductions) != 1 || e.Reproductions[0].Outcome != statement.OutcomeMatch {
+		t.Errorf("the benign release built unsandboxed: %+v, %v, want one matching reproduction\n%s", e, err, output)
+	}
+
+	// A key file the build user can read (mode 0600, as the auditor
+	// requires, but the build user's own, in a directory it can enter: a
+	// rebuild.user that owns the key), the rest as it should be: the
+	// auditor does not start.
+	exposed, state := filepath.Join(dir, "exposed"), filepath.Join(dir, "exposed-state")
+	os.Mkdir(exposed, 0o755)
+	os.Mkdir(state, 0o700)
+	exposedKey := filepath.Join(exposed, "auditor.key")
+	if err := errors.Join(os.WriteFile(exposedKey, key, 0o600), os.Chown(exposedKey, 65534, 65534)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	cfg := auditConfig(t, u, state, "exposed", rebuildOff, "")
+	y, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, bytes.Replace(y, []byte("key: "+u.info.Auditor.Key), []byte("key: "+exposedKey), 1), 0o600)
+	code, output = auditOnce(t, cfg)
+	t.Logf("refused: %s", output)
+	if code == 0 || !strings.Contains(output, "can read "+exposedKey) || !strings.Contains(output, "mode 0600") || strings.Contains(output, "rebuilding release") {
+		t.Errorf("audit --once with its key readable by the build user = exit %d, want a refusal to start naming %s:\n%s", code, exposedKey, output)
 	}
 }
 

@@ -11,6 +11,12 @@
 // Without a working sandbox there is no sandboxed result: SandboxAuto
 // refuses to build (Outcome Unsandboxed), and only SandboxOff, said
 // explicitly, builds on the host and marks the result unsandboxed.
+//
+// In every mode the auditor's key and state are out of a build's reach,
+// and no build runs until a build has shown it (CheckSandbox): in the
+// sandbox they are not mounted; on the host the build runs as another
+// user (the auditor must be root), to whom the auditor's files must be
+// closed.
 package rebuild
 
 import (
@@ -58,6 +64,16 @@ const (
 	Unsandboxed = "unsandboxed"
 )
 
+// Errors of CheckSandbox that no mode builds past.
+var (
+	// ErrNoBuildUser: builds would run on the host as the auditor's own
+	// user (or root), which can read its key and rewrite its state.
+	ErrNoBuildUser = errors.New("no separate user to build as")
+	// ErrExposed: a build could read, write or replace one of
+	// Builder.Private or write or replace one of Builder.Guarded.
+	ErrExposed = errors.New("a build could reach the auditor's key or state")
+)
+
 // MaxOutputTail bounds the build output a failed result carries.
 const MaxOutputTail = 4096
 
@@ -74,12 +90,21 @@ type Builder struct {
 	RepoSchemes []string      // URL schemes git may fetch from
 	Path        string        // PATH of the build
 	Keep        bool          // keep build directories
-	// User is who sandboxed builds run as when the auditor runs as root
-	// (default DefaultUser); an auditor that is not root builds as itself.
+	// User is who builds run as, sandboxed or not, when the auditor runs
+	// as root (default DefaultUser); an auditor that is not root builds
+	// in bubblewrap as itself, and not at all with SandboxOff.
 	User *Credential
+	// Private are the auditor's files and directories that no build may
+	// read, write, enter or replace: its key, its database and the
+	// directory that holds it. Guarded are those that decide what the
+	// auditor trusts when it next starts (configuration, policies,
+	// evidence): no build may write or replace them. CheckSandbox runs a
+	// build that tries, and refuses every build if one can.
+	Private, Guarded []string
 
 	once        sync.Once
 	mu          sync.Mutex
+	fatal       error // no build runs, in any mode
 	useBwrap    bool
 	bwrapErr    error
 	bwrapPath   string
@@ -89,58 +114,77 @@ type Builder struct {
 }
 
 // CheckSandbox decides, once, whether builds run in bubblewrap, by running
-// one as a build would. In SandboxRequired mode an unusable sandbox is an
-// error; in SandboxAuto mode it makes every Rebuild refuse.
+// one as a build would, and whether a build can reach what Private and
+// Guarded name, by running another. In SandboxRequired mode an unusable
+// sandbox is an error; in SandboxAuto mode it makes every Rebuild refuse.
+// In every mode, a build that could reach the auditor's files, or one
+// that would run on the host as the auditor's user, is an error (wrapping
+// ErrExposed or ErrNoBuildUser) and no Rebuild builds.
 func (b *Builder) CheckSandbox(ctx context.Context) (sandboxed bool, err error) {
 	b.once.Do(func() {
-		if b.User == nil && os.Geteuid() == 0 {
-			u := DefaultUser
-			b.User = &u
+		if b.fatal = b.check(ctx); b.fatal != nil {
+			b.enforcement = "no build can run: " + b.fatal.Error()
 		}
-		if p, err := exec.LookPath("prlimit"); err == nil {
-			b.prlimitPath = p
-		} else {
-			b.bwrapErr = fmt.Errorf("prlimit (Debian's util-linux) sets the builds' rlimits: %w", err)
-			b.enforcement = "no build can run: " + b.bwrapErr.Error()
-			return
-		}
-		how := "rlimits and /proc polling"
-		if cg, err := b.newCgroup(); err == nil {
-			how = cg.String()
-			cg.remove()
-		} else {
-			how += " (no cgroup: " + err.Error() + ")"
-		}
-		if b.Sandbox == SandboxOff {
-			b.enforcement = "no sandbox (rebuild.sandbox: off), limits by " + how
-			return
-		}
-		p, err := exec.LookPath(b.Bwrap)
-		if err == nil {
-			b.bwrapPath = p
-			if perr := b.probe(ctx, true); perr != nil {
-				err = fmt.Errorf("%s does not work here: %v", p, perr)
-			}
-		}
-		if err != nil {
-			b.bwrapErr = err
-			b.enforcement = "no working sandbox: " + err.Error()
-			return
-		}
-		b.useBwrap = true
-		user := "the auditor's user"
-		if b.User != nil {
-			user = fmt.Sprintf("uid %d", b.User.UID)
-		}
-		b.enforcement = fmt.Sprintf("bubblewrap as %s, limits by %s", user, how)
 	})
-	if b.prlimitPath == "" { // nothing runs without its limits, in any mode
-		return false, fmt.Errorf("rebuilds cannot run: %v", b.bwrapErr)
+	if b.fatal != nil {
+		return false, b.fatal
 	}
 	if b.Sandbox == SandboxRequired && !b.useBwrap {
-		return false, fmt.Errorf("rebuild sandbox is required but bubblewrap is unusable: %v (install Debian's bubblewrap; or set rebuild.sandbox to off to build on the host, marking reproductions unsandboxed)", b.bwrapErr)
+		return false, fmt.Errorf("rebuild sandbox is required but bubblewrap is unusable: %v (install Debian's bubblewrap; or set rebuild.sandbox to off to build on the host as another user, marking reproductions unsandboxed)", b.bwrapErr)
 	}
 	return b.useBwrap, nil
+}
+
+// check is CheckSandbox's one run; its error stops every build.
+func (b *Builder) check(ctx context.Context) error {
+	if b.User == nil && os.Geteuid() == 0 {
+		u := DefaultUser
+		b.User = &u
+	}
+	p, err := exec.LookPath("prlimit")
+	if err != nil { // nothing runs without its limits, in any mode
+		return fmt.Errorf("rebuilds cannot run: prlimit (Debian's util-linux) sets the builds' rlimits: %w", err)
+	}
+	b.prlimitPath = p
+	how := "rlimits and /proc polling"
+	if cg, err := b.newCgroup(); err == nil {
+		how = cg.String()
+		cg.remove()
+	} else {
+		how += " (no cgroup: " + err.Error() + ")"
+	}
+	if b.Sandbox == SandboxOff {
+		switch {
+		case b.User == nil:
+			return fmt.Errorf("%w: rebuild.sandbox is off and the auditor runs as uid %d, not root, so recipes would run as the auditor itself, able to read its key and rewrite its state; run the auditor as root (it then builds as rebuild.user, default 65534:65534; best a uid no other service uses) or set rebuild.sandbox to required (bubblewrap)", ErrNoBuildUser, os.Geteuid())
+		case b.User.UID == 0 || b.User.UID == uint32(os.Geteuid()):
+			return fmt.Errorf("%w: rebuild.sandbox is off and rebuild.user is uid %d, the auditor's own or root; set rebuild.user to a uid of its own (default 65534:65534)", ErrNoBuildUser, b.User.UID)
+		}
+		if err := b.probe(ctx, false); err != nil {
+			return fmt.Errorf("rebuild.sandbox is off and no build runs as uid %d here: %v", b.User.UID, err)
+		}
+		b.enforcement = fmt.Sprintf("no sandbox (rebuild.sandbox: off): on the host as uid %d, limits by %s", b.User.UID, how)
+		return b.checkReach(ctx, false)
+	}
+	p, err = exec.LookPath(b.Bwrap)
+	if err == nil {
+		b.bwrapPath = p
+		if perr := b.probe(ctx, true); perr != nil {
+			err = fmt.Errorf("%s does not work here: %v", p, perr)
+		}
+	}
+	if err != nil {
+		b.bwrapErr = err
+		b.enforcement = "no working sandbox: " + err.Error()
+		return nil // SandboxAuto: no build runs; SandboxRequired: CheckSandbox fails
+	}
+	b.useBwrap = true
+	user := "the auditor's user"
+	if b.User != nil {
+		user = fmt.Sprintf("uid %d", b.User.UID)
+	}
+	b.enforcement = fmt.Sprintf("bubblewrap as %s, limits by %s", user, how)
+	return b.checkReach(ctx, true)
 }
 
 // Artifact compares a logged artifact with the rebuilt output.

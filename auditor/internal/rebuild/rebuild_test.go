@@ -5,11 +5,13 @@ import (
 	"cmp"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,14 +32,20 @@ func workDir(t *testing.T) string {
 	return d
 }
 
-func builder(t *testing.T, sandbox string) *Builder {
+// newBuilder is a builder of the tests' limits, not yet checked.
+func newBuilder(t *testing.T, sandbox string) *Builder {
 	t.Helper()
 	if sandbox == SandboxRequired {
 		testenv.LookPath(t, "bwrap")
 	}
-	b := &Builder{Sandbox: sandbox, Bwrap: "bwrap", Git: "git", Timeout: time.Minute, MaxLog: 1 << 20, MaxOutput: 1 << 30,
+	return &Builder{Sandbox: sandbox, Bwrap: "bwrap", Git: "git", Timeout: time.Minute, MaxLog: 1 << 20, MaxOutput: 1 << 30,
 		Limits:  Limits{Memory: 1 << 30, Processes: 1024, Disk: 1 << 30, CPUTime: time.Minute},
 		WorkDir: workDir(t), RepoSchemes: []string{"file"}, Path: "/usr/local/bin:/usr/bin:/bin"}
+}
+
+func builder(t *testing.T, sandbox string) *Builder {
+	t.Helper()
+	b := newBuilder(t, sandbox)
 	if _, err := b.CheckSandbox(t.Context()); err != nil {
 		testenv.Missing(t, "a working bubblewrap", err)
 	}
@@ -49,7 +57,7 @@ func builder(t *testing.T, sandbox string) *Builder {
 // recipe's environment, and returns its log.
 func runIn(t *testing.T, b *Builder, env map[string]string, argv ...string) (string, error) {
 	t.Helper()
-	work := t.TempDir()
+	work := workDir(t) // a build on the host must reach it
 	src := filepath.Join(work, "src")
 	os.Mkdir(src, 0o755)
 	return b.exec(t.Context(), b.useBwrap, argv, env, work, src)
@@ -262,21 +270,6 @@ func TestHostileRecipesUnprivileged(t *testing.T) {
 	}
 	testenv.LookPath(t, "bwrap")
 	u := DefaultUser
-	dir := workDir(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, fw := filepath.Join(dir, "rebuild.test"), filepath.Join(dir, "fw.bin")
-	for _, c := range [][2]string{{exe, bin}, {firmwareFile, fw}} {
-		b, err := os.ReadFile(c[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(c[1], b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// Delegate a group of each v1 controller (or the v2 group) to u.
 	mounts, own := cgroupMounts(), ownCgroups()
 	name := fmt.Sprintf("attestlog-delegated-%d", os.Getpid())
@@ -303,12 +296,8 @@ func TestHostileRecipesUnprivileged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/bin/sh", "-c", gateScript, "gate", bin, "-test.run", "^TestHostileRecipes$", "-test.v", "-test.count=1")
+	cmd := selfAs(t, u, []string{"/bin/sh", "-c", gateScript, "gate"}, "^TestHostileRecipes$")
 	cmd.ExtraFiles = []*os.File{gateR}
-	cmd.Dir = filepath.Dir(bin)
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "ATTESTLOG_STRICT=1",
-		"ATTESTLOG_TEST_UNPRIVILEGED=1", "ATTESTLOG_TEST_FIRMWARE=" + fw}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -328,6 +317,36 @@ func TestHostileRecipesUnprivileged(t *testing.T) {
 	if err != nil || !strings.Contains(out.String(), "--- PASS: TestHostileRecipes ") {
 		t.Errorf("TestHostileRecipes as uid %d: %v", u.UID, err)
 	}
+}
+
+// selfAs is a command that runs the tests matching run of a copy of this
+// test binary (beside a copy of the test firmware, where u can reach
+// both) as u, under wrap (an argv the binary's path and arguments are
+// appended to), with ATTESTLOG_STRICT=1 and ATTESTLOG_TEST_UNPRIVILEGED=1.
+func selfAs(t *testing.T, u Credential, wrap []string, run string) *exec.Cmd {
+	t.Helper()
+	dir := workDir(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, fw := filepath.Join(dir, "rebuild.test"), filepath.Join(dir, "fw.bin")
+	for _, c := range [][2]string{{exe, bin}, {firmwareFile, fw}} {
+		b, err := os.ReadFile(c[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(c[1], b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	argv := append(append(slices.Clone(wrap), bin), "-test.run", run, "-test.v", "-test.count=1")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "ATTESTLOG_STRICT=1",
+		"ATTESTLOG_TEST_UNPRIVILEGED=1", "ATTESTLOG_TEST_FIRMWARE=" + fw}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}}
+	return cmd
 }
 
 // hostileRecipes runs the attacks against b; cgroup says whether b names
@@ -532,6 +551,185 @@ func TestUnsandboxed(t *testing.T) {
 	res = off.Rebuild(t.Context(), "off", repo.rel, nil)
 	if res.Outcome != Reproduced || res.Sandboxed || !strings.Contains(res.Summary(), "without sandbox") {
 		t.Errorf("sandbox off: %s (sandboxed %v): %s", res.Outcome, res.Sandboxed, res.Summary())
+	}
+}
+
+// TestHostileRecipeUnsandboxed: with rebuild.sandbox off a recipe runs on
+// the host, but as the build user, never as the auditor: it cannot read
+// the auditor's key (by its path, through /proc/PPID/root), the auditor's
+// environment (/proc/PPID/environ), nor write, move or replace anything
+// of its state directory. A benign release still reproduces.
+func TestHostileRecipeUnsandboxed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as root only: an auditor that is not root has no other user to build as (TestUnsandboxedNeedsBuildUser)")
+	}
+	state, key := auditorState(t)
+	const secret = "AUDITOR-ENVIRONMENT-SECRET-5c1d"
+	t.Setenv("ATTESTLOG_TEST_SECRET", secret)
+	repo := newRepo(t, map[string]string{"steal.sh": fmt.Sprintf(`
+echo "uid $(id -u)"
+cat %[1]s/auditor.key 2>&1
+cat /proc/$PPID/root%[1]s/auditor.key 2>&1
+tr '\000' '\n' < /proc/$PPID/environ 2>&1
+touch %[1]s/pwned 2>&1 && echo WROTE-STATE
+echo x >> %[1]s/auditor.db 2>&1 && echo WROTE-DB
+mv %[1]s/auditor.key %[1]s/moved 2>&1 && echo MOVED-KEY
+exit 1
+`, state)})
+	b := builder(t, SandboxOff)
+	res := b.Rebuild(t.Context(), "steal", repo.with("sh", "steal.sh"), nil)
+	if res.Outcome != Failed || res.Sandboxed {
+		t.Fatalf("steal.sh = %s (sandboxed %v): %s", res.Outcome, res.Sandboxed, res.Summary())
+	}
+	t.Logf("the hostile build's output:\n%s", res.BuildOutput)
+	for _, s := range [][]byte{key, []byte(secret)} {
+		if strings.Contains(res.BuildOutput, string(s)) {
+			t.Errorf("the unsandboxed build read %q", s)
+		}
+	}
+	for _, s := range []string{"WROTE-STATE", "WROTE-DB", "MOVED-KEY", "uid 0\n"} {
+		if strings.Contains(res.BuildOutput, s) {
+			t.Errorf("the unsandboxed build could %s", s)
+		}
+	}
+	if !strings.Contains(res.BuildOutput, fmt.Sprintf("uid %d\n", DefaultUser.UID)) || !strings.Contains(res.BuildOutput, "Permission denied") {
+		t.Errorf("the build did not run as uid %d, or tried nothing:\n%s", DefaultUser.UID, res.BuildOutput)
+	}
+	if got, err := os.ReadFile(filepath.Join(state, "auditor.key")); err != nil || !bytes.Equal(got, key) {
+		t.Errorf("the auditor's key after the build: %q, %v", got, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(state, "auditor.db")); string(got) != "db" {
+		t.Errorf("the auditor's database after the build: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(state, "pwned")); err == nil {
+		t.Errorf("the build wrote into the auditor's state directory")
+	}
+	if res := b.Rebuild(t.Context(), "benign", repo.rel, nil); res.Outcome != Reproduced || res.Sandboxed {
+		t.Errorf("a benign release with sandbox off = %s (sandboxed %v): %s\n%s", res.Outcome, res.Sandboxed, res.Summary(), res.BuildOutput)
+	}
+}
+
+// TestUnsandboxedNeedsBuildUser: with rebuild.sandbox off, an auditor
+// that is not root (it has no other user to build as) or whose build user
+// is root or itself refuses every build, saying what to configure, and
+// runs nothing of the recipe.
+func TestUnsandboxedNeedsBuildUser(t *testing.T) {
+	repo := newRepo(t, map[string]string{})
+	marker := filepath.Join(workDir(t), "ran")
+	rel := repo.with("sh", "-c", "echo ran > "+marker)
+	refused := func(t *testing.T, b *Builder, want string) {
+		t.Helper()
+		if _, err := b.CheckSandbox(t.Context()); !errors.Is(err, ErrNoBuildUser) || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckSandbox as uid %d (user %+v) = %v, want ErrNoBuildUser saying %q", os.Geteuid(), b.User, err, want)
+		}
+		if res := b.Rebuild(t.Context(), "refused", rel, nil); res.Outcome != Failed || !strings.Contains(res.Reason, want) {
+			t.Errorf("Rebuild = %s: %s, want a failure saying %q", res.Outcome, res.Reason, want)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Errorf("the recipe ran")
+		}
+	}
+	as := func(u Credential) *Builder {
+		b := newBuilder(t, SandboxOff)
+		b.User = &u
+		return b
+	}
+	if os.Geteuid() != 0 {
+		refused(t, newBuilder(t, SandboxOff), "run the auditor as root")
+		refused(t, as(Credential{uint32(os.Geteuid()), uint32(os.Getegid())}), "set rebuild.user to a uid of its own")
+		return
+	}
+	refused(t, as(Credential{0, 0}), "set rebuild.user to a uid of its own")
+	// The auditor not root: this test again, as uid 65534.
+	cmd := selfAs(t, DefaultUser, nil, "^TestUnsandboxedNeedsBuildUser$")
+	out, err := cmd.CombinedOutput()
+	t.Logf("as uid %d:\n%s", DefaultUser.UID, out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestUnsandboxedNeedsBuildUser ") {
+		t.Errorf("TestUnsandboxedNeedsBuildUser as uid %d: %v", DefaultUser.UID, err)
+	}
+}
+
+// TestBuildReach: the auditor's files that a build could reach — its key
+// or database readable, the directory of its database enterable, its
+// configuration writable or replaceable — stop every build, in every
+// mode, naming each; what the build cannot reach (a private directory, a
+// sticky one, the sandbox's own /tmp) does not.
+func TestBuildReach(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("as root only: the layouts are files of another user than the build's")
+	}
+	testenv.LookPath(t, "bwrap")
+	u := DefaultUser
+	// base is a directory the build user can enter, as /var/lib is.
+	base := workDir(t)
+	mk := func(path string, mode os.FileMode, dir bool) string {
+		p := filepath.Join(base, path)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if dir {
+			os.Mkdir(p, mode)
+		} else {
+			os.WriteFile(p, []byte("AUDITOR-SECRET"), mode)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	closed := mk("closed", 0o700, true)    // a state directory as it must be
+	mk("closed/auditor.key", 0o600, false) // inside: out of reach whatever its mode
+	open := mk("open", 0o755, true)        // a state directory others can enter
+	keyOK := mk("open/auditor.key", 0o600, false)
+	keyBad := mk("open/world.key", 0o644, false)
+	cfgBad := mk("open/auditor.yaml", 0o666, false)
+	cfgOK := mk("open/ok.yaml", 0o644, false)
+	theirs := mk("theirs", 0o755, true)
+	os.Chown(theirs, int(u.UID), int(u.GID))
+	replaceable := mk("theirs/policy.txt", 0o644, false)
+	deep := mk("theirs/etc/attestlog/policy.txt", 0o644, false) // two root directories under theirs
+	mk("sticky", 0o777|os.ModeSticky, true)
+	inSticky := mk("sticky/policy.txt", 0o644, false)
+
+	for _, c := range []struct {
+		mode             string
+		private, guarded []string
+		want             []string // "" : no error
+	}{
+		{SandboxOff, []string{closed, filepath.Join(closed, "auditor.key"), keyOK}, []string{cfgOK, inSticky}, nil},
+		{SandboxOff, []string{open}, nil, []string{"can enter " + open}},
+		{SandboxOff, []string{keyBad, keyOK}, nil, []string{"can read " + keyBad}},
+		{SandboxOff, nil, []string{cfgBad}, []string{"can write " + cfgBad}},
+		{SandboxOff, nil, []string{replaceable}, []string{"can replace " + replaceable + " (can write " + theirs + ")"}},
+		{SandboxOff, nil, []string{deep}, []string{"can replace " + deep + " (can write " + theirs + ")"}},
+		{SandboxOff, []string{"/tmp"}, nil, []string{"can enter /tmp"}},
+		// In the sandbox none of base is visible, /tmp is its own, but
+		// /etc/passwd is the host's.
+		{SandboxRequired, []string{open, keyBad}, []string{cfgBad, replaceable, "/tmp/x"}, nil},
+		{SandboxRequired, []string{"/tmp", "/etc/passwd"}, nil, []string{"a sandboxed build can read /etc/passwd"}},
+	} {
+		b := newBuilder(t, c.mode)
+		b.Private, b.Guarded = c.private, c.guarded
+		_, err := b.CheckSandbox(t.Context())
+		if c.want == nil {
+			if err != nil {
+				t.Errorf("%s, private %v, guarded %v: %v, want nil", c.mode, c.private, c.guarded, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrExposed) {
+			t.Errorf("%s, private %v, guarded %v: %v, want ErrExposed", c.mode, c.private, c.guarded, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v, want it to say %q", c.mode, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "AUDITOR-SECRET") || strings.Contains(err.Error(), keyOK) {
+			t.Errorf("%s: %v names what the build cannot reach, or the key's bytes", c.mode, err)
+		}
+		if res := b.Rebuild(t.Context(), "exposed", &statement.Release{}, nil); res.Outcome != Failed || !strings.Contains(res.Reason, c.want[0]) {
+			t.Errorf("%s: Rebuild with the auditor's files in reach = %s: %s, want a failure naming them", c.mode, res.Outcome, res.Reason)
+		}
 	}
 }
 

@@ -47,6 +47,10 @@ func (e *LimitError) Error() string {
 	return fmt.Sprintf("the build exceeded its %s limit (rebuild.limits.%s, enforced by %s) and was stopped", e.What, e.Limit, e.How)
 }
 
+// sandboxOwn are the places bubblewrap gives the build fresh or its own:
+// nothing of the host's there is visible inside.
+var sandboxOwn = []string{"/build", "/tmp", "/proc", "/dev"}
+
 // bwrapArgs isolates a build: an unprivileged user in a user namespace of
 // its own that cannot make another, every capability dropped, every other
 // namespace unshared (the network among them), a cleared environment, a
@@ -92,26 +96,111 @@ func (b *Builder) Enforcement() string {
 
 // probe runs "true" as a build would run, to see whether this machine can.
 func (b *Builder) probe(ctx context.Context, sandboxed bool) error {
+	log, err := b.probeRun(ctx, sandboxed, []string{"true"})
+	if err != nil {
+		hint := ""
+		if b.User != nil && (strings.Contains(log, "Can't find source path") || errors.Is(err, fs.ErrPermission)) {
+			hint = fmt.Sprintf(" (uid %d must be able to reach %s: every directory above it must be searchable by others)", b.User.UID, b.WorkDir)
+		}
+		if log = OutputTail(strings.TrimSpace(log), 1000); log != "" {
+			hint = ": " + log + hint
+		}
+		return fmt.Errorf("%w%s", err, hint)
+	}
+	return nil
+}
+
+// probeRun runs argv as a build would, in a fresh build directory.
+func (b *Builder) probeRun(ctx context.Context, sandboxed bool, argv []string) (string, error) {
 	work, err := b.workDir("sandbox-probe")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(work)
 	src := filepath.Join(work, "src")
 	if err := os.Mkdir(src, 0o700); err != nil {
-		return err
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	log, err := b.exec(ctx, sandboxed, []string{"true"}, nil, work, src)
-	if err != nil {
-		hint := ""
-		if strings.Contains(log, "Can't find source path") && b.User != nil {
-			hint = fmt.Sprintf(" (uid %d must be able to reach %s: every directory above it must be searchable by others)", b.User.UID, work)
+	return b.exec(ctx, sandboxed, argv, nil, work, src)
+}
+
+// reachScript is run as a build with one argument per path of the
+// auditor's (absolute and clean), "private:PATH" or "guarded:PATH". It
+// prints a line for each way the build could reach one and then exits 3:
+// reading, writing or (a directory) entering a private path, writing a
+// guarded one, or replacing either by renaming it or a directory above it
+// within a directory it can write (unless that directory is sticky and
+// neither it nor the renamed entry is the build's). A path the build
+// cannot see is out of its reach.
+const reachScript = `n=0
+for a do
+	k=${a%%:*} p=${a#*:}
+	[ -e "$p" ] || [ -L "$p" ] || continue
+	if [ "$k" = private ] && [ -r "$p" ]; then echo "can read $p"; n=3; fi
+	if [ "$k" = private ] && [ -d "$p" ] && [ -x "$p" ]; then echo "can enter $p"; n=3; fi
+	if [ -w "$p" ]; then echo "can write $p"; n=3; fi
+	c=$p
+	while [ "$c" != / ]; do
+		d=${c%/*} d=${d:-/}
+		if [ -w "$d" ] && ! { [ -k "$d" ] && ! [ -O "$c" ] && ! [ -O "$d" ]; }; then echo "can replace $p (can write $d)"; n=3; break; fi
+		c=$d
+	done
+done
+exit $n`
+
+// checkReach runs reachScript as a build would run over b.Private and
+// b.Guarded (and what their symbolic links name), and returns an error
+// wrapping ErrExposed that lists what a build could reach.
+func (b *Builder) checkReach(ctx context.Context, sandboxed bool) error {
+	argv := []string{"sh", "-c", reachScript, "attestlog-reach"}
+	add := func(kind string, paths []string) {
+		for _, p := range paths {
+			if p == "" {
+				continue
+			}
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				continue
+			}
+			all := []string{abs}
+			if r, err := filepath.EvalSymlinks(abs); err == nil && r != abs {
+				all = append(all, r)
+			}
+			for _, p := range all {
+				own := false
+				for _, d := range sandboxOwn {
+					own = own || p == d || strings.HasPrefix(p, d+"/")
+				}
+				if !(sandboxed && own) { // the sandbox has its own there
+					argv = append(argv, kind+":"+p)
+				}
+			}
 		}
-		return fmt.Errorf("%w: %s%s", err, OutputTail(strings.TrimSpace(log), 1000), hint)
 	}
-	return nil
+	add("private", b.Private)
+	add("guarded", b.Guarded)
+	log, err := b.probeRun(ctx, sandboxed, argv)
+	var ee *exec.ExitError
+	if err == nil {
+		return nil
+	}
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		if ee != nil {
+			err = ee // not the script's text again
+		}
+		return fmt.Errorf("checking what a build can reach: %w: %s", err, OutputTail(strings.TrimSpace(log), 1000))
+	}
+	what := strings.ReplaceAll(strings.TrimSpace(OutputTail(log, 2000)), "\n", ", ")
+	if sandboxed {
+		return fmt.Errorf("%w: a sandboxed build %s; the sandbox shows /usr and a few files of /etc: keep the auditor's key, database, configuration and policies elsewhere", ErrExposed, what)
+	}
+	who := "the auditor's own user"
+	if b.User != nil {
+		who = fmt.Sprintf("uid %d", b.User.UID)
+	}
+	return fmt.Errorf("%w: a build, as %s, %s; it must reach none of them: the auditor's key and database must be files of the auditor's user with mode 0600, the directory of its database mode 0700 (rebuild.work_dir outside it), and its configuration, policies and the directories above them writable by the auditor only; rebuild.user must own none of them", ErrExposed, who, what)
 }
 
 func (b *Builder) newCgroup() (*cgroup, error) {
@@ -122,8 +211,10 @@ func (b *Builder) newCgroup() (*cgroup, error) {
 }
 
 // workDir makes a directory for one build under b.WorkDir. When builds run
-// as b.User, b.WorkDir is searchable by others (not listable) and the
-// build's directory is the build user's, mode 0700.
+// as b.User, b.WorkDir and the build's directory are searchable by others
+// (not listable) and stay the auditor's: the build user gets only what
+// exec gives it inside, so it cannot swap what the auditor works in
+// (the fetch, the hashing) for a link elsewhere.
 func (b *Builder) workDir(name string) (string, error) {
 	mode := os.FileMode(0o700)
 	if b.User != nil {
@@ -139,11 +230,9 @@ func (b *Builder) workDir(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if b.User != nil && b.Sandbox != SandboxOff {
-		if err := os.Chown(work, int(b.User.UID), int(b.User.GID)); err != nil {
-			os.RemoveAll(work)
-			return "", err
-		}
+	if err := os.Chmod(work, mode); err != nil {
+		os.RemoveAll(work)
+		return "", err
 	}
 	return work, nil
 }
@@ -174,23 +263,36 @@ func chownTree(dir string, c Credential) error {
 	})
 }
 
-// exec runs argv as a build in src (with work/tmp as its /tmp), bounded by
-// b.Limits, b.Timeout and b.MaxLog, and returns the bounded build log.
-// sandboxed runs it in bubblewrap as b.User; otherwise it runs on the host
-// as the auditor's user, with only the limits and the cleared environment.
+// exec runs argv as a build in src (with work/tmp as its /tmp), as b.User
+// (when set), bounded by b.Limits, b.Timeout and b.MaxLog, and returns the
+// bounded build log. sandboxed runs it in bubblewrap; otherwise it runs
+// on the host (with work/home as its HOME), with only the limits, the
+// cleared environment and its user's file permissions between it and the
+// host.
 func (b *Builder) exec(ctx context.Context, sandboxed bool, argv []string, recipeEnv map[string]string, work, src string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.Timeout)
 	defer cancel()
 	if len(argv) == 0 {
 		return "", errors.New("the recipe has no argv")
 	}
-	tmp := filepath.Join(work, "tmp")
+	tmp, home := filepath.Join(work, "tmp"), filepath.Join(work, "home")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return "", err
 	}
-	if sandboxed && b.User != nil {
-		if err := errors.Join(chownTree(src, *b.User), chownTree(tmp, *b.User)); err != nil {
-			return "", fmt.Errorf("giving the build tree to uid %d: %w", b.User.UID, err)
+	// What the build may write, and the disk limit counts: its tree and
+	// /tmp, and on the host its HOME.
+	dirs := []string{src, tmp}
+	if !sandboxed {
+		if err := os.Mkdir(home, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+		dirs = append(dirs, home)
+	}
+	if b.User != nil {
+		for _, d := range dirs {
+			if err := chownTree(d, *b.User); err != nil {
+				return "", fmt.Errorf("giving the build tree to uid %d: %w", b.User.UID, err)
+			}
 		}
 	}
 	// Files the auditor inherited without close-on-exec must not reach
@@ -232,8 +334,6 @@ func (b *Builder) exec(ctx context.Context, sandboxed bool, argv []string, recip
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "LC_ALL=C"}
 		cmd.Dir = "/"
 	} else {
-		home := filepath.Join(work, "home")
-		os.Mkdir(home, 0o700)
 		argv0 := argv[0]
 		if !strings.Contains(argv0, "/") {
 			p, err := lookPath(argv0, b.Path)
@@ -249,11 +349,11 @@ func (b *Builder) exec(ctx context.Context, sandboxed bool, argv []string, recip
 		cmd.Dir = src
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if sandboxed && b.User != nil {
+	if b.User != nil {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: b.User.UID, Gid: b.User.GID, Groups: []uint32{}}
 	}
 
-	w := &watcher{b: b, cg: cg, how: how, dirs: []string{src, tmp}}
+	w := &watcher{b: b, cg: cg, how: how, dirs: dirs}
 	kill := func() {
 		if cmd.Process != nil {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -297,11 +397,15 @@ func (b *Builder) exec(ctx context.Context, sandboxed bool, argv []string, recip
 	if cg != nil {
 		cg.kill() // nothing of the build outlives it
 	}
-	if sandboxed && b.User != nil {
+	if b.User != nil {
 		// What the build left is the auditor's again before it is hashed,
 		// so no other process of the build user can change it.
 		own := Credential{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
-		if cerr := errors.Join(os.Chown(work, int(own.UID), int(own.GID)), chownTree(src, own), chownTree(tmp, own)); cerr != nil && err == nil {
+		var cerr error
+		for _, d := range dirs {
+			cerr = errors.Join(cerr, chownTree(d, own))
+		}
+		if cerr != nil && err == nil {
 			err = fmt.Errorf("taking back the build tree: %w", cerr)
 		}
 	}
@@ -329,9 +433,9 @@ func (b *Builder) exec(ctx context.Context, sandboxed bool, argv []string, recip
 	case ctx.Err() == context.DeadlineExceeded:
 		return log, fmt.Errorf("the build did not finish within %v and was stopped", b.Timeout)
 	case err != nil && cg == nil:
-		return log, fmt.Errorf("%s: %v (without a cgroup, processes are bounded by an RLIMIT_NPROC of %d and memory per process by an address-space rlimit of %s: a failed fork or allocation may be one of these limits)", strings.Join(argv, " "), err, b.Limits.Processes, FormatBytes(b.Limits.Memory))
+		return log, fmt.Errorf("%s: %w (without a cgroup, processes are bounded by an RLIMIT_NPROC of %d and memory per process by an address-space rlimit of %s: a failed fork or allocation may be one of these limits)", strings.Join(argv, " "), err, b.Limits.Processes, FormatBytes(b.Limits.Memory))
 	case err != nil:
-		return log, fmt.Errorf("%s: %v", strings.Join(argv, " "), err)
+		return log, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
 	return log, nil
 }

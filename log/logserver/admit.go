@@ -62,9 +62,16 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 			l.slots.release(client)
 		}
 	}()
-	// Parse first, and answer a statement already in the log before any
-	// signature or provenance is verified: replaying the log's public
-	// entries costs a parse and a lookup, not a verification.
+	// Answer a statement already in the log before it is even parsed,
+	// let alone verified: replaying the log's public entries costs a
+	// lookup (and the payload's hash), not a parse and a signature check.
+	if h, ok := statement.PayloadHashOf(body); ok {
+		if idx, err := l.idx.ByPayload(ctx, h[:]); err == nil {
+			return Result{Index: idx, Duplicate: true}, nil
+		} else if !errors.Is(err, index.ErrNotFound) {
+			return Result{}, err
+		}
+	}
 	p, err := l.parse(body)
 	if err != nil {
 		return Result{}, err

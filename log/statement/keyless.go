@@ -113,3 +113,35 @@ func protoErr(err error) string {
 	s = strings.TrimPrefix(s, "\u00a0") // protojson's non-breaking space
 	return strings.TrimSpace(s)
 }
+
+// PayloadHashOf is the SHA-256 of the statement payload a submission
+// carries — a DSSE envelope's payload, or the payload of a Sigstore
+// bundle's DSSE envelope — read without checking anything else: enough to
+// look for a statement already logged (whose entry was checked when it
+// was admitted), nothing more. A submission it finds no payload in is
+// for ParseEntry to refuse.
+func PayloadHashOf(body []byte) ([32]byte, bool) {
+	if len(body) > MaxEntrySize {
+		return [32]byte{}, false
+	}
+	var probe struct {
+		Payload      []byte `json:"payload"`
+		DSSEEnvelope *struct {
+			Payload []byte `json:"payload"`
+		} `json:"dsseEnvelope"`
+	}
+	if jsonv2.Unmarshal(body, &probe) != nil {
+		return [32]byte{}, false
+	}
+	p := probe.Payload
+	if probe.DSSEEnvelope != nil {
+		if p != nil {
+			return [32]byte{}, false
+		}
+		p = probe.DSSEEnvelope.Payload
+	}
+	if len(p) == 0 {
+		return [32]byte{}, false
+	}
+	return sha256.Sum256(p), true
+}

@@ -139,3 +139,47 @@ func TestDuplicateBeforeVerify(t *testing.T) {
 		t.Errorf("the log has %d entries, want 1", n)
 	}
 }
+
+// TestAdmissionSharedFairly: with every admission slot held by one
+// client's appends, which are slow, and more of its requests waiting, a
+// request of another client is admitted at the next freed slot rather
+// than after the greedy client's queue, or never (the second security
+// review's item 6, through Admit).
+func TestAdmissionSharedFairly(t *testing.T) {
+	const slots = 4
+	gate := make(chan struct{})
+	tl := newTestLogOpts(t, nil, nil, "quorum none\n", "", false,
+		func(l *Log) { l.slots = newFairSlots(slots) },
+		withAppendHook(func(ctx context.Context, _ [32]byte) error {
+			if clientOf(ctx) == "greedy" {
+				<-gate
+			}
+			return nil
+		}))
+	greedy := withClient(t.Context(), "greedy")
+	done := make(chan error, 3*slots)
+	for i := range 3 * slots {
+		e := release(t, tl.operator, measurement(200+i))
+		go func() { _, err := tl.Admit(greedy, e); done <- err }()
+	}
+	waitQueued(t, tl.slots, "greedy", 2*slots)
+	modest := make(chan error, 1)
+	go func() {
+		_, err := tl.Admit(withClient(t.Context(), "modest"), release(t, tl.operator, measurement(300)))
+		modest <- err
+	}()
+	waitQueued(t, tl.slots, "modest", 1)
+	gate <- struct{}{} // one greedy append finishes, freeing one slot
+	select {
+	case err := <-modest:
+		if err != nil {
+			t.Errorf("the other client's request = %v, want admitted", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other client's request was not admitted at the freed slot")
+	}
+	close(gate)
+	for range 3 * slots {
+		<-done // the greedy client's requests end (admitted or turned away)
+	}
+}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/attestlog/attestlog/auditor/internal/rebuild"
 	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/internal/egress"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/statement"
@@ -60,11 +61,16 @@ const (
 	// requires (e.g. confidential computing off, or protected PCIe where
 	// CC is required), as their signed evidence states.
 	AlertGPUMode = "gpu-mode"
+	// AlertDeploymentUnreachable: a deployment gave the auditor no
+	// evidence in unreachable_after polls in a row (no answer, a status
+	// other than 200, a refused address or redirect, too large, too
+	// slow); the category is in its evidence.
+	AlertDeploymentUnreachable = "deployment-unreachable"
 )
 
 // AlertKinds lists every alert kind.
 var AlertKinds = []string{AlertUnloggedMeasurement, AlertRebuildMismatch, AlertRebuildFailed, AlertRebuildUnsandboxed, AlertRevokedReleaseServed,
-	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid, AlertIndexInconsistent, AlertGPUUnlogged, AlertGPUMode}
+	AlertLogInconsistent, AlertQuorumMissing, AlertInvalidEntry, AlertEvidenceInvalid, AlertIndexInconsistent, AlertGPUUnlogged, AlertGPUMode, AlertDeploymentUnreachable}
 
 // Alert is a raised alert: its kind, subject (what it is about, e.g.
 // "deployment/chat" or "log/ORIGIN/entry/7"), time, a one-line summary and
@@ -84,8 +90,10 @@ type Option func(*Auditor)
 // that carries provenance.
 func WithProvenanceCheck(f ProvenanceCheck) Option { return func(a *Auditor) { a.provenance = f } }
 
-// WithHTTPClient sets the HTTP client for logs, witnesses, peers,
-// deployments and webhooks.
+// WithHTTPClient sets the HTTP client for logs, witnesses, peers and
+// webhooks. Deployments are polled with clients of their own
+// (internal/egress: public addresses only unless allow_private, no
+// redirect off the deployment's origin).
 func WithHTTPClient(hc *http.Client) Option { return func(a *Auditor) { a.hc = hc } }
 
 // Auditor audits logs and deployments. Open one, then call Run or RunOnce.
@@ -132,6 +140,9 @@ type deployment struct {
 	verifier *attest.Verifier
 	gpus     *gpu.Verifier
 	logger   *slog.Logger
+	// hc fetches its evidence: public addresses only (unless
+	// allow_private), no redirect off its origin.
+	hc *http.Client
 
 	mu   sync.Mutex
 	last DeploymentStatus
@@ -171,7 +182,11 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		a.logs = append(a.logs, l)
 	}
 	for _, dc := range cfg.Deployments {
-		d := &deployment{cfg: dc, logger: logger.With("deployment", dc.Name)}
+		eo := []egress.Option{egress.WithTimeout(dc.Timeout)}
+		if dc.AllowPrivate {
+			eo = append(eo, egress.AllowPrivate())
+		}
+		d := &deployment{cfg: dc, logger: logger.With("deployment", dc.Name), hc: egress.NewClient(eo...)}
 		for _, l := range a.logs {
 			if l.cfg.Origin == dc.Log {
 				d.log = l

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/attestlog/attestlog/auditor/internal/rebuild"
 
+	"github.com/attestlog/attestlog/internal/egress"
 	"github.com/attestlog/attestlog/internal/yamlx"
 )
 
@@ -33,6 +35,11 @@ const (
 	DefaultRebuildPath       = "/usr/local/bin:/usr/bin:/bin"
 	DefaultWebhookTimeout    = 10 * time.Second
 	DefaultWebhookMaxBackoff = 5 * time.Minute
+	// DefaultDeploymentTimeout bounds one poll of a deployment.
+	DefaultDeploymentTimeout = 30 * time.Second
+	// DefaultUnreachableAfter is how many polls of a deployment in a row
+	// may fail before deployment-unreachable is raised.
+	DefaultUnreachableAfter = 3
 )
 
 // Config is the auditor's configuration, read from one YAML file
@@ -123,6 +130,24 @@ type DeploymentConfig struct {
 	Policy string `yaml:"policy"`
 	// Interval is how often it is polled (default 1m).
 	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds one poll, the answer read whole (default 30s).
+	Timeout time.Duration `yaml:"timeout"`
+	// UnreachableAfter is how many polls in a row may fail (no answer,
+	// an answer other than 200, a refused address or redirect, too
+	// large, too slow) before the alert deployment-unreachable is raised
+	// (default 3): a deployment cannot hide what it serves by not
+	// answering the auditor.
+	UnreachableAfter int `yaml:"unreachable_after"`
+	// AllowPrivate lets the auditor connect to the deployment at a
+	// non-public address: loopback, private (RFC 1918, fc00::/7),
+	// link-local (where cloud metadata services answer:
+	// 169.254.169.254), shared or reserved. Default false: every address
+	// connected to must be public, checked on the address the name
+	// resolved to, at each connection (a name that re-resolves gains
+	// nothing). Either way no redirect off the URL's origin (scheme, host
+	// and port) is followed. `attestlog up` sets it for its demo enclave
+	// on 127.0.0.1.
+	AllowPrivate bool `yaml:"allow_private"`
 }
 
 // RebuildConfig configures rebuilds.
@@ -348,6 +373,9 @@ func (c *Config) validate() error {
 		if err := checkHTTPURL(d.URL); err != nil {
 			return fmt.Errorf("%s.url: %v", f, err)
 		}
+		if err := checkDeploymentAddress(d.URL, d.AllowPrivate); err != nil {
+			return fmt.Errorf("%s.url: %v", f, err)
+		}
 		if d.Log == "" {
 			if len(c.Logs) != 1 {
 				return fmt.Errorf("%s.log: required when more than one log is configured", f)
@@ -363,6 +391,18 @@ func (c *Config) validate() error {
 		}
 		if d.Interval < 0 {
 			return fmt.Errorf("%s.interval must be positive", f)
+		}
+		if d.Timeout == 0 {
+			d.Timeout = DefaultDeploymentTimeout
+		}
+		if d.Timeout < 0 {
+			return fmt.Errorf("%s.timeout must be positive", f)
+		}
+		if d.UnreachableAfter == 0 {
+			d.UnreachableAfter = DefaultUnreachableAfter
+		}
+		if d.UnreachableAfter < 0 {
+			return fmt.Errorf("%s.unreachable_after must be at least 1", f)
 		}
 	}
 	r := &c.Rebuild
@@ -497,4 +537,20 @@ func checkHTTPURL(s string) error {
 		return fmt.Errorf("%q: want http(s)://host[:port][/path]", s)
 	}
 	return nil
+}
+
+// checkDeploymentAddress refuses, at start, a deployment URL whose host
+// is a non-public IP address the auditor could never connect to unless
+// allowPrivate. A name is checked when it is resolved, at each
+// connection.
+func checkDeploymentAddress(s string, allowPrivate bool) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil || allowPrivate || egress.Public(a) {
+		return nil
+	}
+	return fmt.Errorf("%q: %s is not a public address (loopback, private, link-local, …); set allow_private: true to watch a deployment there", s, a)
 }

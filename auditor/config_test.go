@@ -15,6 +15,7 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte("poll_interval: 1s\nrebuild: {enabled: false, limits: {memory: 1GiB, cpu_time: 10m}}\n"))
 	f.Add([]byte("deployments: [{name: x, url: 'http://h', log: o}]\nwebhooks: [{url: 'http://h'}]\n"))
 	f.Add([]byte("rebuild: {user: '65534:65534', limits: {disk: 12XB}}\n"))
+	f.Add([]byte("deployments: [{name: x, url: 'http://[::1]:1', allow_private: true, timeout: 1s, unreachable_after: 2}]\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := ParseConfig(b)
 		if err != nil {
@@ -33,10 +34,15 @@ func FuzzParseConfig(f *testing.F) {
 func TestConfigErrors(t *testing.T) {
 	const vkey = "log.example/log+32fc4b3c+ARRu/ezQC97PeODp73ybF7DGmOAFb9DleTDUT28cWMjI"
 	good := "logs:\n  - vkey: " + vkey + "\n    url: http://127.0.0.1:1\n    policy: p.txt\n"
-	if c, err := ParseConfig([]byte(good)); err != nil {
-		t.Fatalf("ParseConfig(good) = %v", err)
-	} else if err := c.validate(); err != nil {
-		t.Fatalf("validate(good) = %v", err)
+	for _, ok := range []string{good,
+		good + "deployments:\n  - {name: a, url: 'http://127.0.0.1:8443', allow_private: true, timeout: 5s, unreachable_after: 1}\n",
+		good + "deployments:\n  - {name: a, url: 'https://203.0.114.1'}\n  - {name: b, url: 'https://localhost:1'}\n",
+	} {
+		if c, err := ParseConfig([]byte(ok)); err != nil {
+			t.Fatalf("ParseConfig(%q) = %v", ok, err)
+		} else if err := c.validate(); err != nil {
+			t.Fatalf("validate(%q) = %v", ok, err)
+		}
 	}
 	for _, tc := range []struct{ yaml, want string }{
 		{"poll_interval: -1s\n" + good, "poll_interval must be positive"},
@@ -52,6 +58,12 @@ func TestConfigErrors(t *testing.T) {
 		{good + "colour: red\n", "colour (line 5): unknown field"},
 		{good + "poll_interval: often\n", `poll_interval (line 5): "often" is not a duration`},
 		{good + "index_map: disk\n", `index_map: "disk" is neither memory nor file`},
+		{good + "deployments:\n  - {name: a, url: 'http://127.0.0.1:8443'}\n", "deployments[0].url: \"http://127.0.0.1:8443\": 127.0.0.1 is not a public address"},
+		{good + "deployments:\n  - {name: a, url: 'http://169.254.169.254/'}\n", "set allow_private: true"},
+		{good + "deployments:\n  - {name: a, url: 'https://[::1]:8443'}\n", "::1 is not a public address"},
+		{good + "deployments:\n  - {name: a, url: 'https://10.1.2.3'}\n", "10.1.2.3 is not a public address"},
+		{good + "deployments:\n  - {name: a, url: 'https://h', timeout: -1s}\n", "deployments[0].timeout must be positive"},
+		{good + "deployments:\n  - {name: a, url: 'https://h', unreachable_after: -1}\n", "deployments[0].unreachable_after must be at least 1"},
 	} {
 		c, err := ParseConfig([]byte(tc.yaml))
 		if err == nil {

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/internal/egress"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy"
@@ -28,10 +30,17 @@ type DeploymentStatus struct {
 	URL         string    `json:"url"`
 	Polled      time.Time `json:"polled,omitzero"`
 	Measurement string    `json:"measurement,omitempty"`
-	// Verdict is "ok", "unreachable", or the kind of the alert raised.
+	// Verdict is "ok", "pending", "unreachable" (the poll failed), or the
+	// kind of the alert raised.
 	Verdict  string  `json:"verdict,omitempty"`
 	Releases []int64 `json:"releases,omitempty"`
-	Error    string  `json:"error,omitempty"`
+	// Error is, when the poll failed, its category (one of the Failure*
+	// words: the error itself, which may hold what the deployment or
+	// whatever it pointed the auditor at answered, is in the auditor's
+	// log only); while "pending", why.
+	Error string `json:"error,omitempty"`
+	// Failures is how many polls in a row have failed, this one included.
+	Failures int `json:"failures,omitempty"`
 	// GPUs is what each of its GPUs reported at the last poll.
 	GPUs []GPUStatus `json:"gpus,omitempty"`
 }
@@ -58,6 +67,77 @@ type DeploymentAlert struct {
 	// the log gave one that verifies under the log's policy: the alert
 	// then needs no trust in this auditor.
 	AbsenceProof string `json:"absence_proof,omitempty"`
+	// Failure is, for a poll that got no evidence, its category;
+	// Failures how many polls in a row failed, since FailingSince.
+	Failure      string    `json:"failure,omitempty"`
+	Failures     int       `json:"failures,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
+}
+
+// Categories of a failed poll of a deployment: all that /status, the
+// dashboard, alerts and webhooks say of it.
+const (
+	FailureUnreachable     = "unreachable"        // no connection, or it broke
+	FailureHTTPStatus      = "http-status"        // an answer other than 200 OK
+	FailureRedirectRefused = "redirect-refused"   // a redirect off the URL's origin
+	FailureAddressRefused  = "address-refused"    // a non-public address, without allow_private
+	FailureMalformed       = "evidence-malformed" // an answer that is no evidence bundle
+	FailureTimeout         = "timeout"            // no whole answer within the timeout
+	FailureTooLarge        = "too-large"          // an answer over evidence.MaxBundleSize
+)
+
+// failureCategory sorts the error of a failed fetch into its category.
+func failureCategory(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, egress.ErrAddressRefused):
+		return FailureAddressRefused
+	case errors.Is(err, egress.ErrRedirectRefused):
+		return FailureRedirectRefused
+	case errors.Is(err, evidence.ErrTooLarge):
+		return FailureTooLarge
+	case errors.Is(err, evidence.ErrStatus):
+		return FailureHTTPStatus
+	case errors.Is(err, evidence.ErrMalformed):
+		return FailureMalformed
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return FailureTimeout
+	}
+	return FailureUnreachable
+}
+
+// pollFailed records a poll of d that got no evidence. What is published
+// (status, alerts) is the category; the error is logged here (malformed
+// evidence) or returned, for the caller to log. The
+// failures in a row are counted in the database, under the time of the
+// first (so across restarts and `audit --once` runs): malformed evidence
+// raises evidence-invalid at once, anything else deployment-unreachable
+// once d.cfg.UnreachableAfter polls in a row failed. Each is raised once
+// per run of failures and category, never keyed on the error's text.
+func (a *Auditor) pollFailed(ctx context.Context, d *deployment, st *DeploymentStatus, ev DeploymentAlert, err error) error {
+	cat := failureCategory(err)
+	run, serr := a.st.DeploymentFailed(ctx, d.cfg.Name, st.Polled)
+	if serr != nil {
+		return errors.Join(err, serr)
+	}
+	st.Verdict, st.Error, st.Failures = "unreachable", cat, run.Polls
+	ev.Failure, ev.Failures, ev.FailingSince = cat, run.Polls, run.Since
+	subject := "deployment/" + d.cfg.Name
+	key := d.cfg.Name + "|" + cat + "|" + run.Since.Format(time.RFC3339Nano)
+	switch {
+	case cat == FailureMalformed:
+		d.logger.Warn("deployment served malformed evidence", "failures", run.Polls, "err", err)
+		st.Verdict = AlertEvidenceInvalid
+		return a.raise(ctx, AlertEvidenceInvalid, key, subject,
+			fmt.Sprintf("deployment %s served malformed evidence (%s); the parser's error is in the auditor's log", d.cfg.Name, cat), ev)
+	case run.Polls >= d.cfg.UnreachableAfter:
+		st.Verdict = AlertDeploymentUnreachable
+		if rerr := a.raise(ctx, AlertDeploymentUnreachable, key, subject,
+			fmt.Sprintf("deployment %s gave the auditor no evidence in %d polls in a row since %s (%s)", d.cfg.Name, run.Polls, run.Since.Format(time.RFC3339), cat), ev); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
+	return fmt.Errorf("%s, %d failed polls in a row: %w", cat, run.Polls, err)
 }
 
 func readLimited(r io.Reader, n int64) ([]byte, error) {
@@ -86,16 +166,16 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	rand.Read(nonce)
 	ev := DeploymentAlert{Deployment: d.cfg.Name, URL: d.cfg.URL, Nonce: fmt.Sprintf("%x", nonce)}
 	subject := "deployment/" + d.cfg.Name
-	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	b, err := evidence.Fetch(fctx, a.hc, d.cfg.URL, nonce)
+	fctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	b, err := evidence.Fetch(fctx, d.hc, d.cfg.URL, nonce)
 	cancel()
 	if err != nil {
-		if errors.Is(err, evidence.ErrMalformed) {
-			st.Verdict, st.Error = AlertEvidenceInvalid, err.Error()
-			return a.raise(ctx, AlertEvidenceInvalid, d.cfg.Name+"|malformed|"+short(err.Error(), 120), subject,
-				fmt.Sprintf("deployment %s served malformed evidence: %v", d.cfg.Name, err), ev)
+		if ctx.Err() != nil {
+			return err // stopping: no fault of the deployment's
 		}
-		st.Verdict, st.Error = "unreachable", err.Error()
+		return a.pollFailed(ctx, d, &st, ev, err)
+	}
+	if err := a.st.DeploymentAnswered(ctx, d.cfg.Name); err != nil {
 		return err
 	}
 	ev.Bundle, _ = b.Marshal()
@@ -126,8 +206,10 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 			return a.raise(ctx, AlertGPUMode, d.cfg.Name+"|"+m+"|gpu-mode", subject,
 				fmt.Sprintf("deployment %s's GPUs are not in the mode its policy requires: %s", d.cfg.Name, res.Checks.Failed()), ev)
 		}
+		// Keyed on the checks that failed, not on the measurement, which
+		// evidence that does not verify may name at will.
 		st.Verdict = AlertEvidenceInvalid
-		return a.raise(ctx, AlertEvidenceInvalid, d.cfg.Name+"|"+m+"|"+strings.Join(failed, ","), subject,
+		return a.raise(ctx, AlertEvidenceInvalid, d.cfg.Name+"|"+strings.Join(failed, ","), subject,
 			fmt.Sprintf("deployment %s served evidence that does not verify: %s", d.cfg.Name, res.Checks.Failed()), ev)
 	}
 

@@ -214,6 +214,8 @@ type auditorFixture struct {
 	auth *statement.Signer // an authority of the policy
 	dir  string
 	seen map[string]bool
+	// config is the auditor's configuration (YAML).
+	config []byte
 }
 
 func newAuditorFixture(t *testing.T, quorum string) *auditorFixture {
@@ -224,6 +226,19 @@ func newAuditorFixture(t *testing.T, quorum string) *auditorFixture {
 // newAuditorFixtureDeploy is newAuditorFixture watching enc as deployment
 // "d" (its demo root trusted by the policy) when enc is not nil.
 func newAuditorFixtureDeploy(t *testing.T, quorum string, enc *fakeenclave.Enclave) *auditorFixture {
+	t.Helper()
+	if enc == nil {
+		return newAuditorFixtureWatch(t, quorum, nil, "")
+	}
+	esrv := httptest.NewServer(evidence.Handler(enc, nil))
+	t.Cleanup(esrv.Close)
+	return newAuditorFixtureWatch(t, quorum, enc, fmt.Sprintf("{name: d, url: %q, allow_private: true}", esrv.URL))
+}
+
+// newAuditorFixtureWatch is newAuditorFixture watching the deployment dep
+// (a YAML flow mapping; none when "") whose evidence is signed under
+// enc's demo roots, which the policy trusts.
+func newAuditorFixtureWatch(t *testing.T, quorum string, enc *fakeenclave.Enclave, dep string) *auditorFixture {
 	t.Helper()
 	fx := &auditorFixture{log: newFakeLog(t), dir: t.TempDir(), seen: map[string]bool{}}
 	fx.srv = httptest.NewServer(fx.log)
@@ -254,22 +269,32 @@ func newAuditorFixtureDeploy(t *testing.T, quorum string, enc *fakeenclave.Encla
 			write("gpu-root.pem", string(g))
 			pol += "trust-root gpu gpu-root.pem\ngpu nvidia count=1 mode=cc rims=optional\n"
 		}
-		esrv := httptest.NewServer(evidence.Handler(enc, nil))
-		t.Cleanup(esrv.Close)
-		deploy = fmt.Sprintf("deployments:\n  - {name: d, url: %q}\n", esrv.URL)
+	}
+	if dep != "" {
+		deploy = "deployments:\n  - " + dep + "\n"
 	}
 	write("policy.txt", pol)
 	write("witnesses.txt", fmt.Sprintf("witness w %s %s/witness\nquorum %s\n", fx.log.cosigner.Verifier(), fx.srv.URL, quorum))
-	cfg, err := ParseConfig([]byte(fmt.Sprintf("db: %s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: %s\n    witness_policy: %s\n    peers: [%s/peer]\nrebuild: {enabled: false}\n%s",
-		filepath.Join(fx.dir, "a.db"), fx.log.vkey, fx.srv.URL, filepath.Join(fx.dir, "policy.txt"), filepath.Join(fx.dir, "witnesses.txt"), fx.srv.URL, deploy)))
+	fx.config = []byte(fmt.Sprintf("db: %s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: %s\n    witness_policy: %s\n    peers: [%s/peer]\nrebuild: {enabled: false}\n%s",
+		filepath.Join(fx.dir, "a.db"), fx.log.vkey, fx.srv.URL, filepath.Join(fx.dir, "policy.txt"), filepath.Join(fx.dir, "witnesses.txt"), fx.srv.URL, deploy))
+	fx.open(t)
+	return fx
+}
+
+// open opens the fixture's auditor (again, after a restart: same
+// configuration, same database) and closes it when the test ends.
+func (fx *auditorFixture) open(t *testing.T, opts ...Option) {
+	t.Helper()
+	cfg, err := ParseConfig(fx.config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fx.aud, err = Open(t.Context(), cfg, nil); err != nil {
+	a, err := Open(t.Context(), cfg, nil, opts...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fx.aud.Close() })
-	return fx
+	fx.aud = a
+	t.Cleanup(func() { a.Close() })
 }
 
 func (fx *auditorFixture) release(t *testing.T, signer *statement.Signer, version string) []byte {

@@ -111,7 +111,9 @@ type AuditDeployment struct {
 	// GPUs are its GPUs as they reported themselves ("HOPPER driver
 	// 550.144.03 VBIOS 96.00.5E.00.01"), one per GPU.
 	GPUs []string `json:"gpus,omitempty"`
-	// Error is the last poll's error.
+	// Error is, when the last poll failed, its category
+	// ("unreachable", "http-status", "redirect-refused", …); never the
+	// error's text, which may hold what the deployment answered.
 	Error string `json:"error,omitempty"`
 }
 

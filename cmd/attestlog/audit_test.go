@@ -433,7 +433,7 @@ func TestAuditDeployments(t *testing.T) {
 		name string
 		e    *fakeenclave.Enclave
 	}{{"served", logged}, {"unlogged", unlogged}, {"debug", debug}} {
-		deps += fmt.Sprintf("  - {name: %s, url: %q, policy: %s}\n", d.name, serveEnclave(t, d.e), depPolicy(d.name, d.e))
+		deps += fmt.Sprintf("  - {name: %s, url: %q, policy: %s, allow_private: true}\n", d.name, serveEnclave(t, d.e), depPolicy(d.name, d.e))
 	}
 	cfg := auditConfig(t, u, dir, "auditor", "  enabled: false\n", deps)
 	code, output := auditOnce(t, cfg)
@@ -682,7 +682,7 @@ func TestAuditWebhookSurvivesKill(t *testing.T) {
 	pol := filepath.Join(dir, "dep-policy.txt")
 	os.WriteFile(pol, []byte("trust-root sev-snp "+root+"\n"), 0o644)
 	hookAddr := freeAddr(t)
-	extra := fmt.Sprintf("deployments:\n  - {name: chat, url: %q, policy: %s, interval: 1s}\nwebhooks:\n  - {url: \"http://%s/hook\", max_backoff: 1s, headers: {Authorization: Bearer test}}\n",
+	extra := fmt.Sprintf("deployments:\n  - {name: chat, url: %q, policy: %s, interval: 1s, allow_private: true}\nwebhooks:\n  - {url: \"http://%s/hook\", max_backoff: 1s, headers: {Authorization: Bearer test}}\n",
 		serveEnclave(t, e), pol, hookAddr)
 	cfg := auditConfig(t, u, dir, "auditor", "  enabled: false\n", extra)
 	db := filepath.Join(dir, "auditor.db")
@@ -1010,7 +1010,7 @@ func TestAuditGPUSwap(t *testing.T) {
 		os.WriteFile(groot, d.e.GPURootPEM(), 0o644)
 		p := filepath.Join(dir, d.name+"-policy.txt")
 		os.WriteFile(p, []byte("platform sev-snp\ntrust-root sev-snp "+root+"\ntrust-root gpu "+groot+"\ngpu nvidia count=1 arch=hopper mode=cc rims=optional\n"), 0o644)
-		deps += fmt.Sprintf("  - {name: %s, url: %q, policy: %s}\n", d.name, serveEnclave(t, d.e), p)
+		deps += fmt.Sprintf("  - {name: %s, url: %q, policy: %s, allow_private: true}\n", d.name, serveEnclave(t, d.e), p)
 	}
 	code, output := auditOnce(t, auditConfig(t, u, dir, "auditor", "  enabled: false\n", deps))
 	if code != 1 {

@@ -269,7 +269,8 @@ func configFiles(info *Info, addr string) map[string]string {
 			Origin, addr),
 		"auditor.yaml": fmt.Sprintf("# Auditor configuration (written by 'attestlog up').\n"+
 			"db: auditor.db\nkey: auditor.key\npoll_interval: 2s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: client-policy.txt\n    witness_policy: witness-policy.txt\n"+
-			"deployments:\n  - {name: demo, url: %q, policy: client-policy.txt, interval: 5s}\n%s",
+			"# The demo enclave listens on loopback: a deployment's address must be public unless allowed.\n"+
+			"deployments:\n  - {name: demo, url: %q, policy: client-policy.txt, interval: 5s, allow_private: true}\n%s",
 			info.Log.VKey, info.URL, info.Demo.URL, rebuildConfig(filepath.Join(info.Dir, "demo-src"))),
 		"witness.yaml": fmt.Sprintf("# Witness configuration (written by 'attestlog up').\nlisten: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - origin: %s\n    vkey: %s\n",
 			addr, Origin, info.Log.VKey),

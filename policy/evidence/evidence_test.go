@@ -189,8 +189,34 @@ func TestHandlerAndFetch(t *testing.T) {
 		return nil, errors.New("no hardware")
 	}), nil))
 	defer failing.Close()
-	if _, err := Fetch(context.Background(), failing.Client(), failing.URL, nonce); !errors.Is(err, ErrFetch) || !strings.Contains(err.Error(), "500") {
-		t.Errorf("Fetch(failing source) = %v, want ErrFetch with 500", err)
+	if _, err := Fetch(context.Background(), failing.Client(), failing.URL, nonce); !errors.Is(err, ErrFetch) || !errors.Is(err, ErrStatus) || !strings.Contains(err.Error(), "500") {
+		t.Errorf("Fetch(failing source) = %v, want ErrFetch and ErrStatus with 500", err)
+	}
+}
+
+// TestFetchErrors: each way a fetch fails is an error callers can tell
+// apart with errors.Is, the HTTP client's own included.
+func TestFetchErrors(t *testing.T) {
+	nonce := bytes.Repeat([]byte{0xaa}, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("nonce") {
+		case hex.EncodeToString(nonce):
+			w.Write(bytes.Repeat([]byte{' '}, MaxBundleSize+1))
+		default:
+			w.Write([]byte(`{"format": 1}`))
+		}
+	}))
+	defer srv.Close()
+	if _, err := Fetch(context.Background(), srv.Client(), srv.URL, nonce); !errors.Is(err, ErrFetch) || !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Fetch(too large) = %v, want ErrFetch and ErrTooLarge", err)
+	}
+	if _, err := Fetch(context.Background(), srv.Client(), srv.URL, bytes.Repeat([]byte{0xbb}, 16)); !errors.Is(err, ErrMalformed) || errors.Is(err, ErrFetch) {
+		t.Errorf("Fetch(malformed) = %v, want ErrMalformed", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Fetch(ctx, srv.Client(), srv.URL, nonce); !errors.Is(err, ErrFetch) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Fetch(canceled) = %v, want ErrFetch wrapping context.Canceled", err)
 	}
 }
 

@@ -71,12 +71,24 @@ func Handler(s Source, logger *slog.Logger) http.Handler {
 	return http.MaxBytesHandler(mux, 8<<10)
 }
 
-// ErrFetch is wrapped by Fetch errors that come from the server's answer.
-var ErrFetch = errors.New("fetching evidence")
+var (
+	// ErrFetch is wrapped by Fetch errors that come from the server or
+	// the connection to it (beside, with %w, the client's own error:
+	// errors.Is sees a timeout, a refused redirect, …).
+	ErrFetch = errors.New("fetching evidence")
+	// ErrStatus is wrapped (with ErrFetch) when the server answers with
+	// a status other than 200 OK.
+	ErrStatus = errors.New("answer is not 200 OK")
+	// ErrTooLarge is wrapped (with ErrFetch) when the answer is larger
+	// than MaxBundleSize.
+	ErrTooLarge = errors.New("answer too large")
+)
 
 // Fetch asks the enclave at baseURL (scheme and host, optionally a path
 // prefix) for evidence bound to nonce, and parses the answer strictly. It
-// does not verify it. c may be nil for http.DefaultClient.
+// does not verify it. c may be nil for http.DefaultClient. Besides
+// ErrFetch, ErrStatus and ErrTooLarge, a malformed answer is
+// ErrMalformed.
 func Fetch(ctx context.Context, c *http.Client, baseURL string, nonce []byte) (*Bundle, error) {
 	if err := CheckNonce(nonce); err != nil {
 		return nil, err
@@ -97,15 +109,18 @@ func Fetch(ctx context.Context, c *http.Client, baseURL string, nonce []byte) (*
 	req.Header.Set("Accept", ContentType)
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBundleSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFetch, err)
+		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: %s: %s", ErrFetch, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))
+		return nil, fmt.Errorf("%w: %w: %s: %s", ErrFetch, ErrStatus, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))
+	}
+	if len(body) > MaxBundleSize {
+		return nil, fmt.Errorf("%w: %w: more than %d bytes", ErrFetch, ErrTooLarge, MaxBundleSize)
 	}
 	return ParseBundle(body)
 }

@@ -99,7 +99,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, schema); err != nil {
+	if _, err := db.ExecContext(ctx, schema+deploymentSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening auditor database %s: %w", path, err)
 	}

@@ -121,6 +121,16 @@ func TestREADME(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "GOBIN="+t.TempDir(), "HOME="+work)
+	// The machine's module and build caches, as a user's shell has them:
+	// with HOME fresh, Go would otherwise download and rebuild every module
+	// for a 'go install' block (minutes on a loaded two-core machine).
+	goenv, err := exec.Command("go", "env", "GOMODCACHE", "GOCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	if f := strings.Fields(string(goenv)); len(f) == 2 {
+		env = append(env, "GOMODCACHE="+f[0], "GOCACHE="+f[1])
+	}
 
 	ran, skipped := 0, 0
 	for _, b := range blocks {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
+	"github.com/attestlog/attestlog/policy"
 )
 
 // snp is the index proof query of an SNP launch digest.
@@ -287,5 +290,73 @@ func TestIndexProofAtRest(t *testing.T) {
 			t.Fatalf("no complete index proof within 30 s: %+v", v)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLogFromBeforeMapVersion2: a log written by the version before map
+// version 2 (testdata/log-29fd2cb: releases, a reproduction, a revocation
+// and undated version 1 index checkpoints) opens, reads back every entry,
+// rebuilds its map as version 2 and commits afresh, and proves the old
+// revocation under the release's identity.
+func TestLogFromBeforeMapVersion2(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("testdata/log-29fd2cb")); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(dir, "log.key"), 0o600)
+	on := true
+	cfg := &Config{
+		Origin: testOrigin, Listen: "127.0.0.1:0", Key: filepath.Join(dir, "log.key"),
+		Storage: Storage{POSIX: &POSIXStorage{Dir: filepath.Join(dir, "tiles")}},
+		Index:   filepath.Join(dir, "index.db"), Policy: filepath.Join(dir, "policy.txt"),
+		WitnessPolicy: filepath.Join(dir, "witnesses.txt"), BatchMaxAge: 10 * time.Millisecond,
+		CheckpointInterval: 100 * time.Millisecond, IndexCheckpoints: &on,
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := keyfile.Public(keyfile.KindLog, cfg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, _ := os.ReadFile(cfg.Policy)
+	tl := &testLog{dir: dir, cfg: cfg}
+	tl.start(t)
+	if tl.policy, err = policy.Parse([]byte("log " + pub + "\nquorum none\n" + string(pol))); err != nil {
+		t.Fatal(err)
+	}
+	old := tl.size(t)
+	if old < 6 {
+		t.Fatalf("the old log has %d entries, want 6", old)
+	}
+	v1 := 0
+	for i := range old {
+		e, err := tl.entry(t.Context(), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := statement.ParseEntry(e)
+		if err != nil {
+			t.Fatalf("entry %d of the old log does not parse: %v", i, err)
+		}
+		if p.Kind == statement.KindIndexCheckpoint {
+			if p.IndexCheckpoint.Version != 1 {
+				t.Errorf("entry %d: index checkpoint of version %d, want 1", i, p.IndexCheckpoint.Version)
+			}
+			v1++
+		}
+	}
+	if v1 == 0 {
+		t.Fatal("the old log holds no version 1 index checkpoint")
+	}
+	// The map, rebuilt as version 2, proves the revocation under entry
+	// 0's identity, from a version 2 index checkpoint appended now.
+	_, v := tl.getIndexProof(t, identityOf(0), 2)
+	if v.Checkpoint.Version != 2 || v.Entry < old || v.Items[1].Kind != vindex.KindRevocation {
+		t.Errorf("after opening the old log: %+v, items %v", v.Checkpoint, v.Items)
+	}
+	info, err := tl.client.Entry(t.Context(), 0)
+	if err != nil || info.Kind != "release" || len(info.Revocations) != 1 || len(info.Reproductions) != 1 {
+		t.Errorf("entry 0 read back = %+v, %v", info, err)
 	}
 }

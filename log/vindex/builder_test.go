@@ -433,3 +433,37 @@ func mustParse(t *testing.T, e []byte) *statement.Parsed {
 	}
 	return p
 }
+
+// TestMapVectors checks the map's root against values computed by a
+// second implementation of the specification (docs/spec/vindex.md), in
+// Python (hashlib), not by this package's helpers: one key, and three
+// keys two of which share their first six bits.
+func TestMapVectors(t *testing.T) {
+	ld := mustHex(strings.Repeat("ab", 48))
+	k1 := Key(KeySNPLaunchDigest, ld)
+	k2 := Key(KeyIdentity, append([]byte("sev-snp\x00"), ld...))
+	k3 := Key(KeyArtifactSHA256, mustHex(strings.Repeat("d1", 32)))
+	var m Map
+	m.Add(k1, Item{Index: 0, Kind: KindRelease})
+	if got, want := m.Root(), mustHex("4374a1cedc804e020b4193073bbe44a8dfd76fa24b3a43d36dc9610917027666"); !bytes.Equal(got[:], want) {
+		t.Errorf("root of one key = %x, want %x", got, want)
+	}
+	m.Add(k2, Item{Index: 0, Kind: KindRelease})
+	m.Add(k3, Item{Index: 0, Kind: KindRelease})
+	m.Add(k3, Item{Index: 2, Kind: KindReproduction})
+	m.Add(k2, Item{Index: 5, Kind: KindRevocation})
+	root := m.Root()
+	if want := mustHex("6d28b45a7943542c0b7803ba1241085190a5cf92a659a404c26fdb8fa8153fc2"); !bytes.Equal(root[:], want) {
+		t.Errorf("root of three keys = %x, want %x", root, want)
+	}
+	for _, k := range [][32]byte{k1, k2, k3, Key(KeyTDXMRTD, ld)} {
+		items, p := m.Prove(k)
+		if err := p.Verify(root, k, items); err != nil {
+			t.Errorf("proof of %x: %v", k[:4], err)
+		}
+		q, err := ParseMapProof(p.Marshal())
+		if err != nil || q.Verify(root, k, items) != nil {
+			t.Errorf("proof of %x after a round trip: %v", k[:4], err)
+		}
+	}
+}

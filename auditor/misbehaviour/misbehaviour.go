@@ -29,6 +29,8 @@
 // checkpoint's root hash.
 package misbehaviour
 
+//go:generate sh -c "cd testdata && go run gen.go"
+
 import (
 	"bytes"
 	"encoding/json"

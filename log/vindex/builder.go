@@ -1,5 +1,7 @@
 package vindex
 
+//go:generate sh -c "cd testdata && go run gen.go"
+
 import (
 	"crypto/sha256"
 	"encoding/hex"

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -465,5 +466,27 @@ func TestMapVectors(t *testing.T) {
 		if err != nil || q.Verify(root, k, items) != nil {
 			t.Errorf("proof of %x after a round trip: %v", k[:4], err)
 		}
+	}
+}
+
+// TestMisbehaviourExample: testdata/index-misbehaviour.json (the example
+// docs/spec/misbehaviour.md names, written by testdata/gen.go) proves on
+// its own that the log's index checkpoint hides the revocation; with the
+// revocation left out of the entries, it proves nothing.
+func TestMisbehaviourExample(t *testing.T) {
+	b, err := os.ReadFile("testdata/index-misbehaviour.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ParseMisbehaviour(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Verify(); err != nil {
+		t.Fatalf("the example does not prove index misbehaviour: %v", err)
+	}
+	m.Entries = m.Entries[:2]
+	if err := m.Verify(); !errors.Is(err, ErrNotProven) {
+		t.Errorf("with an entry left out: Verify = %v, want ErrNotProven", err)
 	}
 }

@@ -333,12 +333,8 @@ func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, res *attest.
 	if err != nil {
 		return ""
 	}
-	cp, err := l.pol.VerifyCheckpoint(ip.Commit.Checkpoint)
-	if err != nil || cp.Log.Origin != l.cfg.Origin || ip.Type != t || hex.EncodeToString(ip.Digest) != m {
-		return ""
-	}
-	v, err := ip.VerifyProof(l.verifier, cp.N, cp.Hash)
-	if err != nil || len(v.Items) != 0 {
+	v, cp, err := l.pol.VerifyIndexProof(ip)
+	if err != nil || cp.Log.Origin != l.cfg.Origin || ip.Type != t || hex.EncodeToString(ip.Digest) != m || len(v.Items) != 0 {
 		return ""
 	}
 	return string(raw)

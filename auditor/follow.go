@@ -536,11 +536,12 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 			return c
 		}
 		c.signer = k
-		if len(p.Release.Provenance) > 0 {
-			if err := a.checkProvenance(ctx, pol, p); err != nil {
-				c.invalid = "provenance: " + err.Error()
-				return c
-			}
+		// Whether or not it carries provenance: under 'provenance
+		// required' a release without it is no more admissible here than
+		// at the log or to a client (provenance.Admit, the one rule).
+		if err := a.checkProvenance(ctx, pol, p); err != nil {
+			c.invalid = "provenance: " + err.Error()
+			return c
 		}
 	case statement.KindReproduction:
 		k, ok := p.Envelope.VerifiedBy(policy.Keys(pol.Auditors))
@@ -581,12 +582,5 @@ func (a *Auditor) checkProvenance(ctx context.Context, pol *policy.Policy, p *st
 	if a.provenance != nil {
 		return a.provenance(ctx, pol, p)
 	}
-	if len(p.Release.Provenance) == 0 {
-		return nil
-	}
-	cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, time.Now())
-	if err != nil {
-		return err
-	}
-	return provenance.Rejection(cs)
+	return provenance.Admit(p.Release, p.Statement.Subject, &pol.Provenance, time.Now())
 }

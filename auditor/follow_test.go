@@ -843,3 +843,30 @@ func (fx *auditorFixture) releaseOfGPUs(t *testing.T, signer *statement.Signer, 
 	e, _ := statement.Sign(p, signer, more...)
 	return e
 }
+
+// TestFollowProvenanceRequired: under 'provenance required' a release
+// without provenance is as inadmissible to the auditor as to the log and
+// to clients (provenance.Admit, the one rule); the auditor used to check
+// provenance only when a release carried some, and said nothing.
+func TestFollowProvenanceRequired(t *testing.T) {
+	fx := newAuditorFixture(t, "w")
+	fx.aud.Close()
+	p := filepath.Join(fx.dir, "policy.txt")
+	pol, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(pol, "provenance required\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fx.open(t)
+	fx.log.add(fx.release(t, fx.op, "1.0.0"))
+	err, alerts := fx.runOnce(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKinds(t, "a release without provenance under provenance required", alerts, AlertInvalidEntry)
+	if len(alerts) == 1 && !strings.Contains(alerts[0].Summary, "provenance") {
+		t.Errorf("the alert does not say why: %q", alerts[0].Summary)
+	}
+}

@@ -188,13 +188,10 @@ func runSearch(args []string) error {
 		if err != nil {
 			return err
 		}
-		if cp, err = pol.VerifyCheckpoint(ip.Commit.Checkpoint); err != nil {
-			return fmt.Errorf("the log's answer: %w", err)
-		}
 		if ip.Type != t || hex.EncodeToString(ip.Digest) != q {
 			return fmt.Errorf("the log answered for %s %s, not %s %s", ip.Type, hex.EncodeToString(ip.Digest), t, q)
 		}
-		if ver, err = ip.VerifyProof(cp.Log.Verifier, cp.N, cp.Hash); err != nil {
+		if ver, cp, err = pol.VerifyIndexProof(ip); err != nil {
 			return fmt.Errorf("the log's answer does not verify: %w", err)
 		}
 		for _, it := range ver.Items {

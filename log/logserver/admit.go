@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/transparency-dev/tessera"
 
@@ -302,15 +303,8 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed, who *signer) e
 			*who = signer{k.ID(), pr.Name}
 		}
 		// Build provenance, checked offline against the log's policy.
-		cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, l.now())
-		if err != nil {
-			if errors.Is(err, provenance.ErrConfig) {
-				return err // the server's policy is broken: 500
-			}
-			return fmt.Errorf("%w: provenance: %v", statement.ErrMalformed, err)
-		}
-		if err := provenance.Rejection(cs); err != nil {
-			return fmt.Errorf("%w: %v", ErrForbidden, err)
+		if err := l.admitProvenance(p, l.now()); err != nil {
+			return err
 		}
 		return l.checkNotRevoked(ctx, p)
 	case statement.KindReproduction:
@@ -370,16 +364,28 @@ func (l *Log) keyless(ctx context.Context, body []byte) (*statement.Parsed, erro
 	if err != nil {
 		return nil, l.keylessErr(err)
 	}
-	cs, _, err := provenance.Check(p.Release, p.Statement.Subject, &pol.Provenance, now)
-	if err != nil {
-		return nil, fmt.Errorf("%w: provenance: %v", statement.ErrMalformed, err)
-	}
-	if err := provenance.Rejection(cs); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrForbidden, err)
+	if err := l.admitProvenance(p, now); err != nil {
+		return nil, err
 	}
 	// Only an authority revokes a keyless release, and nothing reinstates
 	// one (a bundle carries no second signature).
 	return p, l.checkNotRevoked(ctx, p)
+}
+
+// admitProvenance applies provenance.Admit, the one rule, under the log's
+// policy: a broken policy is the server's fault (500), a rejection the
+// submitter's (403).
+func (l *Log) admitProvenance(p *statement.Parsed, now time.Time) error {
+	err := provenance.Admit(p.Release, p.Statement.Subject, &l.Policy().Provenance, now)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, provenance.ErrConfig):
+		return err
+	case errors.Is(err, provenance.ErrRejected):
+		return fmt.Errorf("%w: %v", ErrForbidden, err)
+	}
+	return fmt.Errorf("%w: provenance: %v", statement.ErrMalformed, err)
 }
 
 // keylessErr maps a keyless verification error to admission's.

@@ -54,6 +54,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/attestlog/attestlog/log/tlogproof"
+	"github.com/attestlog/attestlog/log/vindex"
 )
 
 // Format is the value of a bundle's "format" field.
@@ -86,10 +89,10 @@ const (
 	MaxQuoteSize = 64 << 10
 	// MaxChannelKeySize bounds a channel key.
 	MaxChannelKeySize = 8 << 10
-	// MaxProofSize bounds a stapled tlog-proof (the log's own limit).
-	MaxProofSize = 128 << 10
+	// MaxProofSize bounds a stapled tlog-proof (the proof parser's own limit).
+	MaxProofSize = tlogproof.MaxSize
 	// MaxIndexProofSize bounds a stapled index proof (log/vindex's limit).
-	MaxIndexProofSize = 256 << 10
+	MaxIndexProofSize = vindex.MaxProofSize
 	// MaxRelated bounds the related entries' proofs stapled beside the
 	// release's.
 	MaxRelated = 16

@@ -203,6 +203,20 @@ func verifierFor(pp *policy.ProvenancePolicy) (*Verifier, error) {
 	return v, nil
 }
 
+// Admit is the one rule of whether a release's provenance admits it under
+// pp — what a log's admission, an auditor's verification of every entry
+// and a client's decision all require: every check of Check passed. A
+// release without provenance is admitted only when pp does not require
+// it. Errors wrap ErrConfig when pp itself is broken, ErrRejected
+// otherwise.
+func Admit(rel *statement.Release, subjects []statement.Subject, pp *policy.ProvenancePolicy, now time.Time) error {
+	cs, _, err := Check(rel, subjects, pp, now)
+	if err != nil {
+		return err
+	}
+	return Rejection(cs)
+}
+
 // Check is [Verifier.Check] with the verifier of pp (built on first use and
 // kept until Check is called with another policy).
 func Check(rel *statement.Release, subjects []statement.Subject, pp *policy.ProvenancePolicy, now time.Time) (check.List, *Identity, error) {

@@ -382,31 +382,21 @@ func (v *Verifier) notRevoked(in Input, proof *tlogproof.Proof, relCP *policy.Ch
 	if err != nil {
 		return check.Fail(NotRevoked, "index proof: %v", err)
 	}
-	if v.pol.Quorum == nil || !cp.QuorumMet {
-		return check.Fail(NotRevoked, "index proof: its checkpoint is cosigned by %v, short of the quorum %v", cp.CosignerNames(), v.pol.Quorum)
-	}
 	if cp.Log.Origin != relCP.Log.Origin {
 		return check.Fail(NotRevoked, "the index proof is of log %s, the release of %s", cp.Log.Origin, relCP.Log.Origin)
 	}
-	since, dated := v.pol.QuorumTime(cp)
-	if maxAge := v.pol.Attestation.MaxCheckpointAge; maxAge > 0 {
-		if !dated || now.Sub(since) > maxAge {
-			return check.Fail(NotRevoked, "the index proof's checkpoint is older than the policy's max-checkpoint-age %v (a revocation since would not show): fetch a fresh one", maxAge)
-		}
+	if _, err := v.pol.CheckpointFresh(cp, now); err != nil {
+		return check.Fail(NotRevoked, "the index proof's checkpoint: %v (a revocation since would not show)", err)
 	}
 	if id == nil || ip.Type != vindex.KeyIdentity || !bytes.Equal(ip.Digest, id) {
 		return check.Fail(NotRevoked, "the index proof is for %s %s, not the identity of release %d (%s)", ip.Type, short(hex.EncodeToString(ip.Digest)), proof.Index, short(hex.EncodeToString(id)))
 	}
-	ver, err := ip.VerifyProof(cp.Log.Verifier, cp.N, cp.Hash)
+	ver, err := v.pol.IndexProofUnder(ip, cp)
 	if err != nil {
-		return check.Fail(NotRevoked, "index proof: %v", err)
+		return check.Fail(NotRevoked, "%v", err)
 	}
-	maxAge := v.pol.Attestation.RevocationBound()
-	if !dated {
-		since = time.Time{}
-	}
-	if err := ver.Current(now, maxAge, since); err != nil {
-		return check.Fail(NotRevoked, "index proof: %v", err)
+	if err := v.pol.IndexCurrent(ver, cp, now); err != nil {
+		return check.Fail(NotRevoked, "%v", err)
 	}
 	if proof.Index >= ver.Checkpoint.Size {
 		return check.Fail(NotRevoked, "the index proof covers the log's first %d entries, not release %d: fetch a fresh one", ver.Checkpoint.Size, proof.Index)
@@ -456,19 +446,14 @@ func (v *Verifier) checkpoint(vd *Verdict, signed []byte, now time.Time) (*polic
 	default:
 		vd.add(check.Fail(WitnessQuorum, "cosigned by %v, short of the quorum %s", cp.CosignerNames(), v.pol.Quorum))
 	}
-	maxAge := v.pol.Attestation.MaxCheckpointAge
-	// Freshness is the quorum's: when the witnesses that make up the
-	// quorum had all cosigned, not the newest single cosignature.
-	since, dated := v.pol.QuorumTime(cp)
+	age, err := v.pol.CheckpointFresh(cp, now)
 	switch {
-	case maxAge == 0:
+	case err != nil:
+		vd.add(check.Fail(CheckpointFresh, "%v", err))
+	case v.pol.Attestation.MaxCheckpointAge == 0:
 		vd.add(check.Pass(CheckpointFresh, "not required by policy"))
-	case !dated:
-		vd.add(check.Fail(CheckpointFresh, "no quorum of dated witness cosignatures dates the checkpoint; policy requires one newer than %v", maxAge))
-	case now.Sub(since) > maxAge:
-		vd.add(check.Fail(CheckpointFresh, "the quorum %s last cosigned at %s, %v ago; policy allows %v (fetch a fresh proof)", v.pol.Quorum, since.UTC().Format(time.RFC3339), now.Sub(since).Round(time.Second), maxAge))
 	default:
-		vd.add(check.Pass(CheckpointFresh, "quorum %s cosigned %v ago (policy allows %v)", v.pol.Quorum, now.Sub(since).Round(time.Second), maxAge))
+		vd.add(check.Pass(CheckpointFresh, "quorum %s cosigned %v ago (policy allows %v)", v.pol.Quorum, age.Round(time.Second), v.pol.Attestation.MaxCheckpointAge))
 	}
 	return cp, true
 }

@@ -1,7 +1,6 @@
 package witness
 
 import (
-	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/attestlog/attestlog/internal/keyfile"
 )
 
 // ErrKeyFile is returned (wrapped) by LoadKey and Open when the witness key
@@ -29,13 +30,8 @@ type Signer struct {
 // LoadKey reads the witness key file at path. It refuses a file that group
 // or others may read, and a key that is not Ed25519.
 func LoadKey(path string) (*Signer, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
+	if err := keyfile.CheckMode(path); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKeyFile, err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o; it must not be readable by group or others (chmod 600 %s)",
-			ErrKeyFile, path, fi.Mode().Perm(), path)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -52,20 +48,14 @@ func LoadKey(path string) (*Signer, error) {
 // string for Ed25519 (PRIVATE+KEY+name+hash+base64), as made by
 // golang.org/x/mod/sumdb/note.GenerateKey.
 func NewSigner(skey string) (*Signer, error) {
-	parts := strings.SplitN(skey, "+", 5) // base64 may contain "+"
-	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
-		return nil, errors.New("not a note private key (PRIVATE+KEY+name+hash+base64)")
-	}
-	key, err := base64.StdEncoding.DecodeString(parts[4])
-	// 0x01 is a plain Ed25519 note key, 0x04 an Ed25519 cosignature/v1 key.
-	if err != nil || len(key) != 1+ed25519.SeedSize || key[0] != 0x01 && key[0] != 0x04 {
-		return nil, errors.New("not an Ed25519 note private key")
+	_, _, pub, err := keyfile.ParseNoteKey(skey)
+	if err != nil {
+		return nil, err
 	}
 	s, err := fnote.NewSignerForCosignatureV1(skey)
 	if err != nil {
 		return nil, fmt.Errorf("not a usable note private key: %v", err)
 	}
-	pub := ed25519.NewKeyFromSeed(key[1:]).Public().(ed25519.PublicKey)
 	vkey := fmt.Sprintf("%s+%08x+%s", s.Name(), s.KeyHash(),
 		base64.StdEncoding.EncodeToString(append([]byte{0x04}, pub...)))
 	// Check the vkey against the library's own derivation of the key hash.

@@ -139,16 +139,32 @@ func VKeyOf(skey string) (string, error) {
 	if _, err := note.NewSigner(skey); err != nil {
 		return "", fmt.Errorf("not a note signer key: %v", err)
 	}
-	parts := strings.SplitN(skey, "+", 5)
-	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
-		return "", errors.New("not a note signer key (PRIVATE+KEY+name+hash+base64)")
+	name, alg, pub, err := ParseNoteKey(skey)
+	if err != nil {
+		return "", err
 	}
-	k, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(k) != 1+ed25519.SeedSize || k[0] != 1 {
+	if alg != 0x01 { // a plain Ed25519 note key (0x04 is a witness's)
 		return "", errors.New("not an Ed25519 note signer key")
 	}
-	pub := ed25519.NewKeyFromSeed(k[1:]).Public().(ed25519.PublicKey)
-	return note.NewEd25519VerifierKey(parts[2], pub)
+	return note.NewEd25519VerifierKey(name, pub)
+}
+
+// ParseNoteKey splits a note private key (PRIVATE+KEY+name+hash+base64,
+// as golang.org/x/mod/sumdb/note.GenerateKey makes) into its name, its
+// signature type (0x01 Ed25519, 0x04 Ed25519 cosignature/v1) and the
+// Ed25519 public key of its seed — the one reading of note key files, for
+// log keys here and witness keys (witness.LoadKey). It does not check the
+// key hash; note.NewSigner and its cosignature/v1 counterpart do.
+func ParseNoteKey(skey string) (name string, alg byte, pub ed25519.PublicKey, err error) {
+	parts := strings.SplitN(skey, "+", 5) // base64 may contain "+"
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", 0, nil, errors.New("not a note private key (PRIVATE+KEY+name+hash+base64)")
+	}
+	k, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(k) != 1+ed25519.SeedSize || (k[0] != 0x01 && k[0] != 0x04) {
+		return "", 0, nil, errors.New("not an Ed25519 note private key")
+	}
+	return parts[2], k[0], ed25519.NewKeyFromSeed(k[1:]).Public().(ed25519.PublicKey), nil
 }
 
 // LoadNoteSigner reads a note signer key file (mode 0600) and returns the

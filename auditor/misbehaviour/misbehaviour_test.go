@@ -9,33 +9,18 @@ import (
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/attestlog/attestlog/internal/tlogtest"
 )
 
-// memTree is an in-memory tree of n records "prefix-i".
-type memTree struct{ hashes []tlog.Hash }
-
-func newTree(t testing.TB, prefix string, n int) (*memTree, tlog.Tree) {
-	m := &memTree{}
+// newTree is an in-memory log (internal/tlogtest) of n records
+// "prefix-i", and its tree.
+func newTree(t testing.TB, prefix string, n int) (*tlogtest.Log, tlog.Tree) {
+	l := tlogtest.New(t, "example.com/log", 0)
 	for i := range n {
-		hs, err := tlog.StoredHashes(int64(i), []byte(fmt.Sprintf("%s-%d", prefix, i)), m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.hashes = append(m.hashes, hs...)
+		l.Add([]byte(fmt.Sprintf("%s-%d", prefix, i)))
 	}
-	h, err := tlog.TreeHash(int64(n), m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m, tlog.Tree{N: int64(n), Hash: h}
-}
-
-func (m *memTree) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		out[i] = m.hashes[x]
-	}
-	return out, nil
+	return l, l.Tree()
 }
 
 func sign(t testing.TB, s note.Signer, origin string, tr tlog.Tree) string {

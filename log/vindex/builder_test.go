@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,59 +13,40 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/attestlog/attestlog/internal/tlogtest"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
 )
 
+// testLog is the tests' in-memory log (internal/tlogtest), with no
+// witnesses, its entries kept beside it.
 type testLog struct {
+	*tlogtest.Log
 	t       *testing.T
 	entries [][]byte
-	hashes  []tlog.Hash
 	signer  note.Signer
 	vkey    string
 }
 
 func newTestLog(t *testing.T) *testLog {
-	skey, vkey, err := note.GenerateKey(rand.Reader, "vindex.test/log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := note.NewSigner(skey)
-	return &testLog{t: t, signer: s, vkey: vkey}
-}
-
-func (l *testLog) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		out[i] = l.hashes[x]
-	}
-	return out, nil
+	l := tlogtest.New(t, "vindex.test/log", 0)
+	return &testLog{Log: l, t: t, signer: l.Signer, vkey: l.VKey}
 }
 
 func (l *testLog) add(e []byte) uint64 {
-	hs, err := tlog.StoredHashes(int64(len(l.entries)), e, l)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	l.hashes = append(l.hashes, hs...)
+	i := l.Add(e)
 	l.entries = append(l.entries, e)
-	return uint64(len(l.entries) - 1)
+	return i
 }
 
 // prove returns the tlog-proof of entry i under a checkpoint of the
 // current size, and that size and root.
 func (l *testLog) prove(i uint64) (*tlogproof.Proof, int64, tlog.Hash) {
-	n := int64(len(l.entries))
-	root, _ := tlog.TreeHash(n, l)
-	rp, err := tlog.ProveRecord(n, int64(i), l)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	cp, _ := note.Sign(&note.Note{Text: "vindex.test/log\n" + itoa(n) + "\n" + root.String() + "\n"}, l.signer)
-	return &tlogproof.Proof{Extra: l.entries[i], Index: i, Hashes: rp, Checkpoint: cp}, n, root
+	p := l.Proof(i, 0)
+	tree := l.Tree()
+	return p, tree.N, tree.Hash
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func testRelease(t *testing.T, s *statement.Signer, m, artifact string) []byte {
 	p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: artifact}}}, &statement.Release{

@@ -13,11 +13,10 @@ import (
 	"testing"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
+	"github.com/attestlog/attestlog/internal/tlogtest"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/log/vindex"
@@ -28,77 +27,33 @@ import (
 	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
-// miniLog is an in-memory log built with x/mod's tlog, signing checkpoints
-// with a note key and cosigning them with cosignature/v1 witnesses.
+// miniLog is the tests' in-memory log (internal/tlogtest) as these tests
+// use it: entries kept beside it, proofs under a checkpoint of the current
+// size cosigned by the first nCosign of its witnesses.
 type miniLog struct {
-	t         *testing.T
-	origin    string
-	signer    note.Signer
-	vkey      string
-	witnesses []note.Signer
-	wvkeys    []string
-	entries   [][]byte
-	hashes    []tlog.Hash
+	*tlogtest.Log
+	t       *testing.T
+	origin  string
+	signer  note.Signer
+	vkey    string
+	wvkeys  []string
+	entries [][]byte
 }
 
 func newMiniLog(t *testing.T, nWitnesses int) *miniLog {
-	skey, vkey, err := note.GenerateKey(rand.Reader, "verify.test/log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := note.NewSigner(skey)
-	l := &miniLog{t: t, origin: "verify.test/log", signer: s, vkey: vkey}
-	for i := range nWitnesses {
-		wskey, wvkey, _ := note.GenerateKey(rand.Reader, fmt.Sprintf("witness%d.test", i))
-		ws, err := fnote.NewSignerForCosignatureV1(wskey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cv, _ := fnote.VKeyToCosignatureV1(wvkey)
-		l.witnesses = append(l.witnesses, ws)
-		l.wvkeys = append(l.wvkeys, cv)
-	}
-	return l
-}
-
-func (l *miniLog) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		out[i] = l.hashes[x]
-	}
-	return out, nil
+	l := tlogtest.New(t, "verify.test/log", nWitnesses)
+	return &miniLog{Log: l, t: t, origin: l.Origin, signer: l.Signer, vkey: l.VKey, wvkeys: l.WVKeys}
 }
 
 func (l *miniLog) add(entry []byte) uint64 {
-	hs, err := tlog.StoredHashes(int64(len(l.entries)), entry, l)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	l.hashes = append(l.hashes, hs...)
+	i := l.Add(entry)
 	l.entries = append(l.entries, entry)
-	return uint64(len(l.entries) - 1)
+	return i
 }
 
 // proof returns the proof of entry i under a checkpoint of the current
 // size cosigned by the first nCosign witnesses.
-func (l *miniLog) proof(i uint64, nCosign int) *tlogproof.Proof {
-	n := int64(len(l.entries))
-	root, err := tlog.TreeHash(n, l)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	rp, err := tlog.ProveRecord(n, int64(i), l)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	text := fmt.Sprintf("%s\n%d\n%s\n", l.origin, n, root)
-	signers := append([]note.Signer{l.signer}, l.witnesses[:nCosign]...)
-	cp, err := note.Sign(&note.Note{Text: text}, signers...)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	return &tlogproof.Proof{Extra: l.entries[i], Index: i, Hashes: rp, Checkpoint: cp}
-}
+func (l *miniLog) proof(i uint64, nCosign int) *tlogproof.Proof { return l.Proof(i, nCosign) }
 
 type fixture struct {
 	log      *miniLog

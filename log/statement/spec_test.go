@@ -65,10 +65,10 @@ func TestStatementSpec(t *testing.T) {
 	// Not canonical, each one way: refused.
 	for _, bad := range []string{
 		strings.Replace(string(ex["revocation"]), `"reason":"CVE-2026-1234: kernel <5.1 & \"quoted\"\n","advisory":"CVE-2026-1234"`, `"advisory":"CVE-2026-1234","reason":"CVE-2026-1234: kernel <5.1 & \"quoted\"\n"`, 1), // member order
-		strings.Replace(string(ex["revocation"]), `<5.1`, `\u003c5.1`, 1),          // escaped where it must not be
-		strings.Replace(string(ex["revocation"]), `{"reason"`, `{ "reason"`, 1),      // whitespace
+		strings.Replace(string(ex["revocation"]), `<5.1`, `\u003c5.1`, 1),                                                         // escaped where it must not be
+		strings.Replace(string(ex["revocation"]), `{"reason"`, `{ "reason"`, 1),                                                   // whitespace
 		strings.Replace(string(ex["release"]), `{"LANG":"C","SOURCE_DATE_EPOCH":"0"}`, `{"SOURCE_DATE_EPOCH":"0","LANG":"C"}`, 1), // data names unsorted
-		strings.Replace(string(ex["release"]), `"time":"2026-11-26T12:00:00Z"`, `"time":"2026-11-26T13:00:00+01:00"`, 1),      // not UTC
+		strings.Replace(string(ex["release"]), `"time":"2026-11-26T12:00:00Z"`, `"time":"2026-11-26T13:00:00+01:00"`, 1),          // not UTC
 	} {
 		if bad == string(ex["revocation"]) || bad == string(ex["release"]) {
 			t.Fatal("a mutation did not apply")

@@ -47,7 +47,6 @@ func (l *testLog) prove(i uint64) (*tlogproof.Proof, int64, tlog.Hash) {
 	return p, tree.N, tree.Hash
 }
 
-
 func testRelease(t *testing.T, s *statement.Signer, m, artifact string) []byte {
 	p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: artifact}}}, &statement.Release{
 		Version: "1.0.0", Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,

@@ -11,11 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-eventlog/register"
+	"github.com/google/go-eventlog/tcg"
 	eltd "github.com/google/go-eventlog/testdata"
 	tpmpb "github.com/google/go-tpm-tools/proto/tpm"
 	tpmquote "github.com/google/go-tpm-tools/quote"
-	"github.com/google/go-eventlog/register"
-	"github.com/google/go-eventlog/tcg"
 
 	"github.com/attestlog/attestlog/policy/evidence"
 )

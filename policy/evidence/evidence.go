@@ -350,14 +350,8 @@ func (b *Bundle) Check() error {
 		if len(b.Quote) != 0 {
 			return bad("sev-snp evidence with a TDX quote")
 		}
-		if len(b.CertTable) > MaxCertTableSize {
-			return bad("certificate table is %d bytes; the limit is %d", len(b.CertTable), MaxCertTableSize)
-		}
-		if err := checkCertTable(b.CertTable); err != nil {
-			return bad("certificate table: %v", err)
-		}
-		if len(b.VCEK) > MaxCertSize {
-			return bad("vcek is %d bytes; the limit is %d", len(b.VCEK), MaxCertSize)
+		if err := b.checkSNPCerts(); err != nil {
+			return err
 		}
 	case TDX:
 		if !isTDXQuote(b.Quote) {

@@ -91,14 +91,8 @@ func (b *Bundle) checkVTPMPlatform() error {
 		if len(b.Report) != 0 || len(b.Quote) != 0 {
 			return bad("%s evidence with a report or quote field: its SEV-SNP report is in the HCL report", b.Platform)
 		}
-		if len(b.CertTable) > MaxCertTableSize {
-			return bad("certificate table is %d bytes; the limit is %d", len(b.CertTable), MaxCertTableSize)
-		}
-		if err := checkCertTable(b.CertTable); err != nil {
-			return bad("certificate table: %v", err)
-		}
-		if len(b.VCEK) > MaxCertSize {
-			return bad("vcek is %d bytes; the limit is %d", len(b.VCEK), MaxCertSize)
+		if err := b.checkSNPCerts(); err != nil {
+			return err
 		}
 	case AzureTDX:
 		if !isTDXQuote(b.Quote) || len(b.Quote) > MaxQuoteSize {
@@ -246,4 +240,19 @@ func trusteeBytes(raw json.RawMessage, asHex bool) ([]byte, error) {
 
 func malformedf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// checkSNPCerts bounds the SEV-SNP certificate fields (cert_table, vcek)
+// of sev-snp and azure-sev-snp evidence.
+func (b *Bundle) checkSNPCerts() error {
+	if len(b.CertTable) > MaxCertTableSize {
+		return malformedf("certificate table is %d bytes; the limit is %d", len(b.CertTable), MaxCertTableSize)
+	}
+	if err := checkCertTable(b.CertTable); err != nil {
+		return malformedf("certificate table: %v", err)
+	}
+	if len(b.VCEK) > MaxCertSize {
+		return malformedf("vcek is %d bytes; the limit is %d", len(b.VCEK), MaxCertSize)
+	}
+	return nil
 }

@@ -347,6 +347,10 @@ func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, res *attest.
 func (l *followedLog) identities(res *attest.Result) (map[int64][]policy.Revocation, bool) {
 	var ids [][]byte
 	switch {
+	case res.VTPM != nil:
+		// A vTPM-measured VM's identity depends on which PCRs a release
+		// names; none is derived here, so the deployment shows as running
+		// no logged release (fail closed) until the watch learns them.
 	case res.SNP != nil:
 		if d, err := hex.DecodeString(res.SNP.LaunchDigest); err == nil && len(d) == 48 {
 			ids = append(ids, append([]byte(statement.PlatformSNP+"\x00"), d...))

@@ -50,6 +50,11 @@ import (
 const (
 	PlatformSEVSNP = "sev-snp"
 	PlatformTDX    = "tdx"
+	// PlatformAzureSEVSNP and PlatformAzureTDX are confidential VMs
+	// measured by a vTPM behind Microsoft's paravisor; allowed only when a
+	// platform line names them.
+	PlatformAzureSEVSNP = "azure-sev-snp"
+	PlatformAzureTDX    = "azure-tdx"
 )
 
 // MaxReproductions bounds the reproductions directive.
@@ -240,12 +245,12 @@ func noArgs(set func(a *AttestationPolicy)) func(a *AttestationPolicy, f []strin
 
 func parsePlatform(p *Policy, f []string) error {
 	if len(f) < 2 {
-		return errors.New("want: platform sev-snp|tdx ...")
+		return errors.New("want: platform sev-snp|tdx|azure-sev-snp|azure-tdx ...")
 	}
 	a := &p.Attestation
 	for _, name := range f[1:] {
-		if name != PlatformSEVSNP && name != PlatformTDX {
-			return fmt.Errorf("platform %q: want sev-snp or tdx", name)
+		if name != PlatformSEVSNP && name != PlatformTDX && name != PlatformAzureSEVSNP && name != PlatformAzureTDX {
+			return fmt.Errorf("platform %q: want sev-snp, tdx, azure-sev-snp or azure-tdx", name)
 		}
 		for _, have := range a.Platforms {
 			if have == name {

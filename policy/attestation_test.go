@@ -46,6 +46,13 @@ func TestAttestationDirectives(t *testing.T) {
 		{"platform tdx\nplatform sev-snp", func(a AttestationPolicy) bool {
 			return reflect.DeepEqual(a.Platforms, []string{"tdx", "sev-snp"})
 		}},
+		{"platform azure-sev-snp azure-tdx", func(a AttestationPolicy) bool {
+			return a.AllowsPlatform("azure-sev-snp") && a.AllowsPlatform("azure-tdx") && !a.AllowsPlatform("sev-snp")
+		}},
+		{"snp-min-tcb snp=1", func(a AttestationPolicy) bool {
+			// No platform line: Azure's paravisor is trusted only when named.
+			return a.AllowsPlatform("sev-snp") && a.AllowsPlatform("tdx") && !a.AllowsPlatform("azure-sev-snp") && !a.AllowsPlatform("azure-tdx")
+		}},
 		{"snp-min-tcb bootloader=3 tee=0 snp=8 microcode=115", func(a AttestationPolicy) bool {
 			return a.SNP.MinTCB == SNPTCB{Bootloader: 3, TEE: 0, SNP: 8, Microcode: 115}
 		}},
@@ -90,6 +97,7 @@ func TestAttestationDirectiveErrors(t *testing.T) {
 	}{
 		{"platform", 1, "want: platform"},
 		{"platform sgx", 1, `platform "sgx"`},
+		{"platform azure", 1, `platform "azure"`},
 		{"platform tdx tdx", 1, "listed twice"},
 		{"\nsnp-min-tcb", 2, "want: snp-min-tcb"},
 		{"snp-min-tcb tee", 1, "want KEY=VALUE"},

@@ -34,7 +34,7 @@ func runInspect(args []string) error {
 	policyPath := fs.String("policy", "", "policy `FILE` whose trust-root, crl and tdx-collateral lines to use (test roots are trusted only so)")
 	at := fs.String("at", "", "verify certificates as of `TIME` (RFC 3339) instead of now, for saved evidence")
 	certChain := fs.String("cert-chain", "", "GPU device certificate chain `FILE` (PEM, leaf first): EVIDENCE is then an NVIDIA GPU attestation report in hex")
-	nonceHex := fs.String("nonce", "", "GPU evidence: the `HEX` nonce the report must answer")
+	nonceHex := fs.String("nonce", "", "GPU or vTPM evidence: the `HEX` nonce the GPU report or TPM quote must answer")
 	var rimFiles stringList
 	fs.Var(&rimFiles, "rim", "GPU evidence: NVIDIA RIM `FILE` (driver or VBIOS) the measurements must equal (repeatable)")
 	fs.Usage = func() {
@@ -125,6 +125,14 @@ Flags:
 		return err
 	}
 	r := v.InspectAs(b, kind)
+	if *nonceHex != "" {
+		// vTPM evidence: its TPM quote must answer the nonce (extraData).
+		n, err := hex.DecodeString(*nonceHex)
+		if b.VTPM == nil || err != nil || len(n) == 0 || len(n) > evidence.MaxNonceSize {
+			return usageError(fs, "--nonce is for GPU evidence and vTPM evidence (1 to %d bytes of hex: what the TPM quote's extraData must be)", evidence.MaxNonceSize)
+		}
+		r = v.InspectNonce(b, kind, n)
+	}
 	if *asJSON {
 		out, err := json.MarshalIndent(r, "", "  ")
 		if err != nil {

@@ -451,7 +451,7 @@ func lookupType(q url.Values, d []byte, es []api.EntryInfo) (vindex.KeyType, boo
 	if q.Has("measurement") {
 		t := vindex.KeySNPLaunchDigest
 		for _, e := range es {
-			if e.Platform == statement.PlatformTDX {
+			if statement.HardwarePlatform(e.Platform) == statement.PlatformTDX {
 				t = vindex.KeyTDXMRTD
 			}
 		}

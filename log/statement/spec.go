@@ -17,7 +17,8 @@ import (
 // `attestlog publish` turns it into a signed release statement.
 //
 //	version: 1.4.2
-//	platform: sev-snp            # or tdx
+//	platform: sev-snp            # or tdx, azure-sev-snp, azure-tdx
+//	                             # (azure-*: also measurements.vtpm.pcrs: {"4": 64 hex, …})
 //	time: 2026-11-26T12:00:00Z   # optional, default: now
 //	measurements:
 //	  snp: {launch_digest: 96 hex characters}
@@ -43,8 +44,9 @@ type ReleaseSpec struct {
 }
 
 type yamlMeasures struct {
-	SNP *SNPMeasurements `yaml:"snp"`
-	TDX *TDXMeasurements `yaml:"tdx"`
+	SNP  *SNPMeasurements  `yaml:"snp"`
+	TDX  *TDXMeasurements  `yaml:"tdx"`
+	VTPM *VTPMMeasurements `yaml:"vtpm"`
 }
 
 type yamlArtifact struct {
@@ -89,7 +91,7 @@ func ParseReleaseSpec(b []byte, dir string, now time.Time) ([]Subject, *Release,
 	r := &Release{
 		Version:      spec.Version,
 		Platform:     spec.Platform,
-		Measurements: Measurements{SNP: spec.Measurements.SNP, TDX: spec.Measurements.TDX},
+		Measurements: Measurements{SNP: spec.Measurements.SNP, TDX: spec.Measurements.TDX, VTPM: spec.Measurements.VTPM},
 		Source:       spec.Source,
 		Recipe: Recipe{
 			Argv: spec.Recipe.Argv, Env: spec.Recipe.Env,

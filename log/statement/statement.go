@@ -21,6 +21,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -159,6 +160,9 @@ type GPUs struct {
 type Measurements struct {
 	SNP *SNPMeasurements `json:"snp,omitempty"`
 	TDX *TDXMeasurements `json:"tdx,omitempty"`
+	// VTPM is for platforms azure-sev-snp and azure-tdx (required there,
+	// beside snp or tdx: the paravisor's launch measurement).
+	VTPM *VTPMMeasurements `json:"vtpm,omitempty"`
 }
 
 // SNPMeasurements are the AMD SEV-SNP attestation report fields a release
@@ -198,6 +202,11 @@ func (m Measurements) Values() []string {
 		add(m.TDX.RTMR2)
 		add(m.TDX.RTMR3)
 		add(m.TDX.MRConfigID)
+	}
+	if m.VTPM != nil {
+		for _, i := range m.VTPM.Indices() {
+			add(m.VTPM.PCRs[strconv.Itoa(i)])
+		}
 	}
 	return v
 }

@@ -177,6 +177,16 @@ func (g *GPUs) validate(f string) error {
 
 func (m Measurements) validate(f, platform string, required bool) error {
 	switch platform {
+	case PlatformAzureSNP, PlatformAzureTDX:
+		if err := (Measurements{SNP: m.SNP, TDX: m.TDX}).validate(f, HardwarePlatform(platform), true); err != nil {
+			return err
+		}
+		return m.VTPM.validate(f + ".vtpm")
+	}
+	if m.VTPM != nil {
+		return fieldErr(f+".vtpm", "only for platforms %s and %s", PlatformAzureSNP, PlatformAzureTDX)
+	}
+	switch platform {
 	case PlatformSNP:
 		if m.TDX != nil {
 			return fieldErr(f+".tdx", "not allowed for platform %s", platform)
@@ -229,7 +239,7 @@ func (m Measurements) validate(f, platform string, required bool) error {
 			}
 		}
 	default:
-		return fieldErr(strings.TrimSuffix(f, ".measurements")+".platform", "must be %q or %q, got %q", PlatformSNP, PlatformTDX, short(platform))
+		return fieldErr(strings.TrimSuffix(f, ".measurements")+".platform", "must be %q, %q, %q or %q, got %q", PlatformSNP, PlatformTDX, PlatformAzureSNP, PlatformAzureTDX, short(platform))
 	}
 	return nil
 }
@@ -340,6 +350,10 @@ func (r *Reproduction) validate(f string) error {
 	}
 	platform := ""
 	switch {
+	case r.Measurements.VTPM != nil && r.Measurements.SNP != nil:
+		platform = PlatformAzureSNP
+	case r.Measurements.VTPM != nil:
+		platform = PlatformAzureTDX
 	case r.Measurements.SNP != nil:
 		platform = PlatformSNP
 	case r.Measurements.TDX != nil:

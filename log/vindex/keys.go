@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 
 	"github.com/attestlog/attestlog/log/statement"
 )
@@ -33,8 +34,8 @@ const (
 )
 
 // KeyTypes are the key types, in the order a release files them.
-var KeyTypes = []KeyType{KeyIdentity, KeySNPLaunchDigest, KeyTDXMRTD, KeyTDXRTMR0, KeyTDXRTMR1, KeyTDXRTMR2, KeyTDXRTMR3, KeyTDXMRConfigID,
-	KeyArtifactSHA256, KeyArtifactSHA384, KeyArtifactSHA512}
+var KeyTypes = append(append([]KeyType{KeyIdentity, KeySNPLaunchDigest, KeyTDXMRTD, KeyTDXRTMR0, KeyTDXRTMR1, KeyTDXRTMR2, KeyTDXRTMR3, KeyTDXMRConfigID},
+	keyVTPMPCRs[:]...), KeyArtifactSHA256, KeyArtifactSHA384, KeyArtifactSHA512)
 
 // ParseKeyType returns the key type named s.
 func ParseKeyType(s string) (KeyType, error) {
@@ -55,6 +56,9 @@ func (t KeyType) digestSize() int {
 		return 32
 	case KeyArtifactSHA512:
 		return 64
+	}
+	if _, ok := t.PCR(); ok {
+		return 32
 	}
 	return 48
 }
@@ -113,6 +117,8 @@ func Identity(rel *statement.Release) []byte {
 			return nil
 		}
 		return append([]byte(statement.PlatformSNP+"\x00"), d...)
+	case rel.Platform == statement.PlatformAzureSNP || rel.Platform == statement.PlatformAzureTDX:
+		return azureIdentity(rel)
 	case rel.Platform == statement.PlatformTDX && rel.Measurements.TDX != nil:
 		m := rel.Measurements.TDX
 		out := []byte(statement.PlatformTDX + "\x00")
@@ -178,6 +184,11 @@ func LookupDigests(rel *statement.Release, subjects []statement.Subject) []Typed
 		add(KeyTDXRTMR3, m.RTMR3)
 		add(KeyTDXMRConfigID, m.MRConfigID)
 	}
+	if m := rel.Measurements.VTPM; m != nil {
+		for _, i := range m.Indices() {
+			add(KeyVTPMPCR(i), m.PCRs[strconv.Itoa(i)])
+		}
+	}
 	algs := map[string]KeyType{"sha256": KeyArtifactSHA256, "sha384": KeyArtifactSHA384, "sha512": KeyArtifactSHA512}
 	for _, s := range subjects {
 		for _, alg := range statement.DigestAlgs {
@@ -192,7 +203,7 @@ func LookupDigests(rel *statement.Release, subjects []statement.Subject) []Typed
 // PrimaryType is the key type of a release's primary measurement
 // (statement.Measurements.Primary): the SNP launch digest or the TDX MRTD.
 func PrimaryType(platform string) KeyType {
-	if platform == statement.PlatformTDX {
+	if statement.HardwarePlatform(platform) == statement.PlatformTDX {
 		return KeyTDXMRTD
 	}
 	return KeySNPLaunchDigest

@@ -182,6 +182,9 @@ type Result struct {
 	// them).
 	SNP *SNPFields `json:"snp,omitempty"`
 	TDX *TDXFields `json:"tdx,omitempty"`
+	// VTPM holds the vTPM facts of azure-sev-snp and azure-tdx evidence
+	// (beside SNP or TDX: the paravisor's report).
+	VTPM *VTPMFields `json:"vtpm,omitempty"`
 }
 
 // OK reports whether every check passed.
@@ -239,6 +242,8 @@ func (v *Verifier) run(b *evidence.Bundle, nonce []byte, full bool) *Result {
 		v.verifySNP(r, b, nonce, full)
 	case evidence.TDX:
 		v.verifyTDX(r, b, nonce, full)
+	case evidence.AzureSEVSNP, evidence.AzureTDX:
+		v.verifyAzure(r, b, nonce, full)
 	}
 	return r
 }

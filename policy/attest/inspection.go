@@ -49,6 +49,9 @@ func (in Inspection) WriteText(w io.Writer) error {
 	case in.TDX != nil:
 		writeFields(tw, "", reflect.ValueOf(*in.TDX))
 	}
+	if in.VTPM != nil {
+		in.VTPM.writeText(tw)
+	}
 	if len(in.Bundle.ChannelKey) > 0 {
 		fmt.Fprintf(tw, "channel_key\t%x\n", in.Bundle.ChannelKey)
 	}

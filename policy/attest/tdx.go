@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	tabi "github.com/google/go-tdx-guest/abi"
 	"github.com/google/go-tdx-guest/pcs"
@@ -131,7 +132,7 @@ func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full b
 	// Our own root pool, always: go-tdx-guest's embedded-root path logs
 	// to stdout.
 	err = safely("TDX verification", func() error {
-		return tverify.TdxQuote(q, &tverify.Options{TrustedRoots: v.tdxRoots, Now: now, Getter: tdxOffline{}})
+		return tverify.TdxQuote(q, &tverify.Options{TrustedRoots: v.tdxRoots, Now: tdxTimes(now), Getter: tdxOffline{}})
 	})
 	r.add(check.From(check.HardwareChain, err, fmt.Sprintf("quote signed by the attestation key that the QE report certifies; QE report signed by the PCK; PCK chained to %s at %s", roots, now.UTC().Format("2006-01-02"))))
 	if v.tdxColl != nil {
@@ -140,7 +141,7 @@ func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full b
 			crl = "PCK and root CA CRLs checked"
 		}
 		err := safely("TDX collateral", func() error {
-			return tverify.TdxQuote(q, &tverify.Options{TrustedRoots: v.tdxRoots, Now: now, Getter: v.tdxColl, GetCollateral: true, CheckRevocations: v.tdxColl.revocation})
+			return tverify.TdxQuote(q, &tverify.Options{TrustedRoots: v.tdxRoots, Now: tdxTimes(now), Getter: v.tdxColl, GetCollateral: true, CheckRevocations: v.tdxColl.revocation})
 		})
 		r.add(check.From(check.TCBStatus, err, fmt.Sprintf("TCB info and QE identity from %s say UpToDate; %s", v.tdxColl.dir, crl)))
 	}
@@ -284,4 +285,11 @@ func (c *collateral) Get(u string) (map[string][]string, []byte, error) {
 		return nil, c.files[CollateralRootCRL], nil
 	}
 	return nil, nil, fmt.Errorf("attestlog verifies offline; %s has nothing for %s", c.dir, u)
+}
+
+// tdxTimes judges every piece of TDX evidence (PCK chain, TCB info, QE
+// identity, CRLs) as of now: go-tdx-guest takes one time per piece since
+// its 2025-08 revision (which go-tpm-tools v0.4.10 requires).
+func tdxTimes(now time.Time) *tverify.TimeSet {
+	return &tverify.TimeSet{PckCertChain: now, TcbInfo: now, QeIdentity: now, PckCrl: now, RootCaCrl: now}
 }

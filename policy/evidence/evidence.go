@@ -21,12 +21,18 @@
 //	  "quote":       base64,  // tdx: the DCAP quote v4 (PCK chain inside)
 //	  "channel_key": base64,  // optional: e.g. the server's TLS key as DER SubjectPublicKeyInfo
 //	  "proof":       string   // optional: c2sp.org/tlog-proof text for the running release
+//	  "vtpm":        object   // azure-sev-snp and azure-tdx: the vTPM evidence (see VTPM)
 //	}
 //
 // Unknown fields are rejected; bytes are standard base64 (encoding/json's
 // []byte). An SNP bundle needs the endorsement key certificate either in
 // the certificate table or in "vcek"; the ASK/ARK come from the
 // verifier's roots, never from the bundle.
+//
+// Platforms azure-sev-snp and azure-tdx are confidential VMs whose guest
+// a vTPM measures behind Microsoft's paravisor: the hardware report is
+// inside the vtpm object's HCL report (SNP; its VCEK in "vcek") or
+// authenticated by the TD quote in "quote" (TDX).
 //
 // # REPORT_DATA binding
 //
@@ -40,6 +46,13 @@
 // client checks it with the nonce it sent; a match proves the evidence is
 // fresh and, when there is a channel key, that the key belongs to the
 // attested enclave.
+//
+// On azure-sev-snp and azure-tdx the guest cannot choose REPORT_DATA (the
+// paravisor puts SHA-256 of its runtime claims there). The guest writes
+// the same 64 bytes (Bundle.ExpectedReportData) to vTPM NV index
+// 0x01400002 before reading its HCL report, so they appear as the runtime
+// claims' "user-data", and asks its vTPM for a TPM2_Quote with the nonce
+// as extraData.
 //
 // [c2sp.org/tlog-proof]: https://c2sp.org/tlog-proof
 package evidence
@@ -136,6 +149,9 @@ type Bundle struct {
 	// report answers GPUNonce(nonce, i), and REPORT_DATA commits to all of
 	// them, so the CPU's hardware vouches for which GPUs it talks to.
 	GPUs []GPU `json:"gpus,omitempty"`
+	// VTPM is the vTPM half of a vTPM-based confidential VM's evidence
+	// (platforms azure-sev-snp and azure-tdx only; see vtpm.go).
+	VTPM *VTPM `json:"vtpm,omitempty"`
 }
 
 // GPU is one GPU's evidence.
@@ -238,6 +254,9 @@ func Parse(b []byte) (*Bundle, Kind, error) {
 	trimmed := bytes.TrimLeft(b, " \t\r\n")
 	switch {
 	case len(trimmed) > 0 && trimmed[0] == '{':
+		if bu, ok, err := parseTrustee(b); ok {
+			return bu, KindAzureTrustee, err
+		}
 		bu, err := ParseBundle(b)
 		return bu, KindBundle, err
 	case isTDXQuote(b):
@@ -316,7 +335,14 @@ func (b *Bundle) Check() error {
 	default:
 		return bad("format %q, want %q or %q", b.Format, Format, FormatGPU)
 	}
+	if b.VTPM != nil && !IsVTPMPlatform(b.Platform) {
+		return bad("a vtpm object belongs to %s or %s evidence, not %q", AzureSEVSNP, AzureTDX, b.Platform)
+	}
 	switch b.Platform {
+	case AzureSEVSNP, AzureTDX:
+		if err := b.checkVTPMPlatform(); err != nil {
+			return err
+		}
 	case SEVSNP:
 		if len(b.Report) != SNPReportSize {
 			return bad("sev-snp report is %d bytes, want %d", len(b.Report), SNPReportSize)
@@ -327,14 +353,8 @@ func (b *Bundle) Check() error {
 		if len(b.Quote) != 0 {
 			return bad("sev-snp evidence with a TDX quote")
 		}
-		if len(b.CertTable) > MaxCertTableSize {
-			return bad("certificate table is %d bytes; the limit is %d", len(b.CertTable), MaxCertTableSize)
-		}
-		if err := checkCertTable(b.CertTable); err != nil {
-			return bad("certificate table: %v", err)
-		}
-		if len(b.VCEK) > MaxCertSize {
-			return bad("vcek is %d bytes; the limit is %d", len(b.VCEK), MaxCertSize)
+		if err := b.checkSNPCerts(); err != nil {
+			return err
 		}
 	case TDX:
 		if !isTDXQuote(b.Quote) {
@@ -347,7 +367,7 @@ func (b *Bundle) Check() error {
 			return bad("tdx evidence with SEV-SNP fields")
 		}
 	default:
-		return bad("platform %q, want sev-snp or tdx", b.Platform)
+		return bad("platform %q, want sev-snp, tdx, %s or %s", b.Platform, AzureSEVSNP, AzureTDX)
 	}
 	if len(b.ChannelKey) > MaxChannelKeySize {
 		return bad("channel key is %d bytes; the limit is %d", len(b.ChannelKey), MaxChannelKeySize)

@@ -228,6 +228,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(tdxtd.RawQuote[:64])
 	f.Add(append(bytes.Clone(sevtd.AttestationBytes), certTable([]byte("vcek"))...))
 	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"tdx","quote":"AAAA","proof":"p"}`))
+	f.Add([]byte(`{"version":2,"tpm_quote":{"signature":"00","message":"ff544347","pcrs":["00"]},"hcl_report":"SENMQQ","vcek":"AA"}`))
+	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"azure-sev-snp","vtpm":{"version":1,"hcl_report":"SENMQQ==","quote":"AA==","signature":"AA==","pcrs":["AA=="]}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, _, err := Parse(in)
 		if err != nil {

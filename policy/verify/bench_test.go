@@ -148,7 +148,7 @@ func BenchmarkVerifyTDX(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := tverify.TdxQuote(q, &tverify.Options{TrustedRoots: pool, Now: v.now()}); err != nil {
+		if err := tverify.TdxQuote(q, &tverify.Options{TrustedRoots: pool, Now: &tverify.TimeSet{PckCertChain: v.now()}}); err != nil {
 			b.Fatal(err)
 		}
 	}

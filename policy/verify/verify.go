@@ -21,6 +21,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -463,7 +464,13 @@ func (v *Verifier) checkpoint(vd *Verdict, signed []byte, now time.Time) (*polic
 func matchMeasurements(hw *attest.Result, rel *statement.Release) check.Check {
 	type pair struct{ name, logged, got string }
 	var pairs []pair
-	switch rel.Platform {
+	if hw.Platform != rel.Platform {
+		// An Azure CVM's SNP MEASUREMENT is its paravisor's: a sev-snp
+		// release naming it must not accept every guest on it, nor an
+		// azure-sev-snp release raw SNP evidence without its PCRs.
+		return check.Fail(MeasurementMatches, "the release is for %s, the evidence is %s", rel.Platform, hw.Platform)
+	}
+	switch statement.HardwarePlatform(rel.Platform) {
 	case statement.PlatformSNP:
 		if hw.SNP == nil {
 			return check.Fail(MeasurementMatches, "the release is for %s, the evidence is not", rel.Platform)
@@ -490,6 +497,18 @@ func matchMeasurements(hw *attest.Result, rel *statement.Release) check.Check {
 			if p.logged != "" {
 				pairs = append(pairs, p)
 			}
+		}
+	}
+	if v := rel.Measurements.VTPM; v != nil {
+		if hw.VTPM == nil {
+			return check.Fail(MeasurementMatches, "the release names vTPM PCRs, the evidence has none")
+		}
+		for _, i := range v.Indices() {
+			k := strconv.Itoa(i)
+			if _, ok := hw.VTPM.PCRs[k]; !ok {
+				return check.Fail(MeasurementMatches, "the release names PCR %s, which the evidence's TPM quote does not cover", k)
+			}
+			pairs = append(pairs, pair{"PCR " + k, v.PCRs[k], hw.VTPM.PCRs[k]})
 		}
 	}
 	var names []string

@@ -62,6 +62,8 @@ type Enclave struct {
 
 	gpus *gpuSet
 
+	vtpm *softVTPM // Azure demo VMs (azure.go)
+
 	mu         sync.Mutex
 	proof      string
 	indexProof string
@@ -92,6 +94,7 @@ type options struct {
 	gpuRevoked map[int]bool
 	gpuPPCIe   bool
 	gpuCloned  bool
+	bootEvents []BootEvent
 }
 
 // Option configures NewSNP and NewTDX.
@@ -162,7 +165,8 @@ func sized(name string, b []byte, n int) ([]byte, error) {
 	return append([]byte(nil), b...), nil
 }
 
-// Platform returns evidence.SEVSNP or evidence.TDX.
+// Platform returns evidence.SEVSNP, evidence.TDX, or for the Azure VMs
+// of azure.go evidence.AzureSEVSNP or evidence.AzureTDX.
 func (e *Enclave) Platform() string { return e.platform }
 
 // SetIndexProof staples the log's index proof for the enclave's
@@ -194,6 +198,13 @@ func (e *Enclave) Evidence(_ context.Context, nonce []byte) (*evidence.Bundle, e
 	if err != nil {
 		return nil, err
 	}
+	if e.vtpm != nil {
+		b, err := e.AzureEvidence(nonce, rd)
+		if err == nil && len(gpus) > 0 {
+			b.Format, b.GPUs = evidence.FormatGPU, gpus
+		}
+		return b, err
+	}
 	b, err := e.EvidenceWithReportData(rd)
 	if err != nil {
 		return nil, err
@@ -220,6 +231,8 @@ func (e *Enclave) EvidenceWithReportData(rd [64]byte) (*evidence.Bundle, error) 
 		}
 	case evidence.TDX:
 		b.Quote, err = e.tdxQuote(rd)
+	case evidence.AzureSEVSNP, evidence.AzureTDX:
+		return e.AzureEvidence(nil, rd) // user-data rd, a quote of no nonce
 	}
 	if err != nil {
 		return nil, err
@@ -235,10 +248,10 @@ func (e *Enclave) RootPEM() []byte {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
 	switch e.platform {
-	case evidence.SEVSNP:
+	case evidence.SEVSNP, evidence.AzureSEVSNP:
 		add(e.snp.ask)
 		add(e.snp.ark)
-	case evidence.TDX:
+	case evidence.TDX, evidence.AzureTDX:
 		add(e.tdxRoot)
 	}
 	return out
@@ -246,7 +259,7 @@ func (e *Enclave) RootPEM() []byte {
 
 // EndorsementKeyCert returns the SEV-SNP VCEK or the TDX PCK certificate.
 func (e *Enclave) EndorsementKeyCert() *x509.Certificate {
-	if e.platform == evidence.SEVSNP {
+	if e.snp != nil {
 		return e.snp.vcek
 	}
 	return e.tdxPCK

@@ -322,10 +322,20 @@ func (l *Log) authorize(ctx context.Context, p *statement.Parsed, who *signer) e
 		if err != nil {
 			return err
 		}
-		if _, ok := pol.Revoker(p.Envelope, rel.SignerKey); ok {
-			return nil
+		// Every operator key that signed the release may revoke it (the
+		// index records one of them; the entry says which all did).
+		signers := []string{rel.SignerKey}
+		if e, err := l.entry(ctx, p.Ref.Index); err == nil {
+			if rp, err := statement.ParseEntry(e); err == nil {
+				signers = pol.Signers(rp.Envelope)
+			}
 		}
-		return fmt.Errorf("%w: a revocation must be signed by the operator that published release %d or by an authority of the log's policy", ErrForbidden, p.Ref.Index)
+		for _, s := range signers {
+			if _, ok := pol.Revoker(p.Envelope, s); ok {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: a revocation must be signed by an operator that signed release %d or by an authority of the log's policy", ErrForbidden, p.Ref.Index)
 	case statement.KindIndexCheckpoint:
 		return fmt.Errorf("%w: index checkpoints are appended by the log itself, never submitted", ErrForbidden)
 	}

@@ -228,6 +228,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(tdxtd.RawQuote[:64])
 	f.Add(append(bytes.Clone(sevtd.AttestationBytes), certTable([]byte("vcek"))...))
 	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"tdx","quote":"AAAA","proof":"p"}`))
+	f.Add([]byte(`{"format":"attestlog-evidence/v3","platform":"tdx","quote":"AAAA","key_set":"AQAAAABpVbkAAAAAAGlXCoA="}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, _, err := Parse(in)
 		if err != nil {

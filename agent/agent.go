@@ -103,8 +103,8 @@ type Agent struct {
 	current *generation
 	prev    *generation
 
-	reports  atomic.Int64 // hardware reports asked for, ever
-	metrics  *metrics
+	reports atomic.Int64 // hardware reports asked for, ever
+	metrics *metrics
 }
 
 // generation is one key set with what was made for it.

@@ -14,9 +14,9 @@ import (
 	"github.com/google/go-configfs-tsm/configfs/faketsm"
 
 	"github.com/attestlog/attestlog/internal/demo/enclave"
+	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
-	"github.com/attestlog/attestlog/policy"
 )
 
 // fakeConfigFS is go-configfs-tsm's fake configfs whose provider is

@@ -25,10 +25,10 @@ var katHex = strings.Join([]string{
 	"000000006955b900", // not_before 2026-01-01T00:00:00Z
 	"0000000069570a80", // not_after  2026-01-02T00:00:00Z
 	"62aed42d260df8870dc87e8b30529806591bb2a26852d2443ca98386fda5c90d", // tls_spki_sha256
-	"002f",             // hpke_key_configs: 47 bytes
-	"002d",             // the first (and only) configuration: 45 bytes
-	rfc9458Config,      // RFC 9458 Appendix A
-	"30",               // gpu_digest: 48 bytes
+	"002f",        // hpke_key_configs: 47 bytes
+	"002d",        // the first (and only) configuration: 45 bytes
+	rfc9458Config, // RFC 9458 Appendix A
+	"30",          // gpu_digest: 48 bytes
 	strings.Repeat("ab", 48),
 }, "")
 

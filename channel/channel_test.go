@@ -2,18 +2,11 @@ package channel_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -33,80 +26,6 @@ import (
 	"github.com/attestlog/attestlog/policy/verify"
 )
 
-// upstream is a real HTTP service on loopback (the demo chat service)
-// that counts what reaches it.
-type upstream struct {
-	url      *url.URL
-	requests atomic.Int64
-	bodies   atomic.Int64 // bytes of request bodies received
-	srv      *http.Server
-}
-
-func startUpstream(t testing.TB, h http.Handler) *upstream {
-	t.Helper()
-	if h == nil {
-		h = (&chat.Server{}).Handler()
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &upstream{url: &url.URL{Scheme: "http", Host: ln.Addr().String()}}
-	u.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.requests.Add(1)
-		b, _ := io.ReadAll(r.Body)
-		u.bodies.Add(int64(len(b)))
-		r.Body = io.NopCloser(bytes.NewReader(b))
-		h.ServeHTTP(w, r)
-	})}
-	go u.srv.Serve(ln)
-	t.Cleanup(func() { u.srv.Close() })
-	return u
-}
-
-type running struct {
-	agent *agent.Agent
-	url   string
-	stop  func()
-}
-
-// startAgent runs an enclave agent for the fleet on loopback, TLS, in
-// front of up.
-func startAgent(t testing.TB, f *channeltest.Fleet, up *upstream, o agent.Options) *running {
-	t.Helper()
-	if o.Source == nil {
-		o.Source = f.Enclave
-	}
-	if o.GPUs == nil && f.Enclave.GPUCount() > 0 {
-		o.GPUs = f.Enclave
-	}
-	if o.Staple == nil {
-		o.Staple = f.Staple
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := agent.New(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.RefreshStaple(ctx); err != nil {
-		t.Fatal(err)
-	}
-	go a.Run(ctx)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var target *url.URL
-	if up != nil {
-		target = up.url
-	}
-	done := make(chan struct{})
-	go func() { a.ServeTLS(ctx, ln, a.Handler(target)); close(done) }()
-	r := &running{agent: a, url: "https://" + ln.Addr().String(), stop: func() { cancel(); <-done }}
-	t.Cleanup(r.stop)
-	return r
-}
-
 func chatBody(stream bool) string {
 	return fmt.Sprintf(`{"model":%q,"stream":%v,"messages":[{"role":"user","content":"hello enclave"}]}`, chat.Model, stream)
 }
@@ -123,26 +42,26 @@ func post(c *http.Client, base, body string) (int, string, error) {
 
 func TestTrustedChannel(t *testing.T) {
 	f := channeltest.NewFleet(t, 1)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{})
-	hc, c, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.url)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	hc, c, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body, err := post(hc, r.url, chatBody(false))
+	code, body, err := post(hc, r.URL, chatBody(false))
 	if err != nil || code != 200 || !strings.Contains(body, chat.Reply("hello enclave")) {
 		t.Fatalf("POST through the channel = %d %q, %v", code, body, err)
 	}
 	st := c.State()
-	if !st.OK || st.KeySet != r.agent.Status().KeySet || !st.ValidUntil.After(time.Now()) || st.Verdict == nil || !st.Verdict.OK() {
-		t.Fatalf("State = %+v, want OK on key set %s", st, r.agent.Status().KeySet)
+	if !st.OK || st.KeySet != r.Agent.Status().KeySet || !st.ValidUntil.After(time.Now()) || st.Verdict == nil || !st.Verdict.OK() {
+		t.Fatalf("State = %+v, want OK on key set %s", st, r.Agent.Status().KeySet)
 	}
 	if _, ok := st.Verdict.Checks.Find("nonce binding"); !ok {
 		t.Errorf("the verdict has no nonce binding (key set) check: %s", st.Verdict.Checks)
 	}
 	// A plain HTTPS client (WebPKI) refuses the self-signed key set
 	// certificate: trust comes from the attestation, not from a CA.
-	if _, err := http.Get(r.url + "/v1/models"); err == nil {
+	if _, err := http.Get(r.URL + "/v1/models"); err == nil {
 		t.Error("a WebPKI client accepted the enclave's self-signed certificate")
 	}
 	// The channel refuses requests for another host.
@@ -169,7 +88,7 @@ func tlsRelay(t *testing.T, target string) (string, *atomic.Int64) {
 		}
 		rp.ServeHTTP(w, r)
 	})}
-	srv.TLSConfig = selfSigned(t)
+	srv.TLSConfig = channeltest.SelfSigned(t)
 	go srv.ServeTLS(ln, "", "")
 	t.Cleanup(func() { srv.Close() })
 	return "https://" + ln.Addr().String(), &seen
@@ -177,9 +96,9 @@ func tlsRelay(t *testing.T, target string) (string, *atomic.Int64) {
 
 func TestRelayRefused(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{})
-	relay, seen := tlsRelay(t, r.url)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	relay, seen := tlsRelay(t, r.URL)
 	c, err := channel.New(channel.NewVerifier(f.Verifier(t), 0), relay)
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +110,7 @@ func TestRelayRefused(t *testing.T) {
 	if n := seen.Load(); n != 0 {
 		t.Errorf("the relay saw %d requests besides the attestation document", n)
 	}
-	if n := up.requests.Load(); n != 0 {
+	if n := up.Requests.Load(); n != 0 {
 		t.Errorf("the upstream got %d requests through the relay", n)
 	}
 	if !strings.Contains(err.Error(), "relay") {
@@ -204,10 +123,10 @@ func TestRelayRefused(t *testing.T) {
 // however it is served.
 func TestReplayedDocument(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{})
-	old := fetchDocument(t, r.url)
-	if err := r.agent.Rotate(t.Context()); err != nil {
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	old := fetchDocument(t, r.URL)
+	if err := r.Agent.Rotate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	replayer := serveDocument(t, old)
@@ -223,12 +142,12 @@ func TestReplayedDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ = channel.New(channel.NewVerifier(v, 0), r.url)
+	c, _ = channel.New(channel.NewVerifier(v, 0), r.URL)
 	_, err = c.Verify(t.Context())
 	if !errors.Is(err, channel.ErrNotTrusted) || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("an expired key set = %v, want ErrNotTrusted saying it expired", err)
 	}
-	if n := up.requests.Load(); n != 0 {
+	if n := up.Requests.Load(); n != 0 {
 		t.Errorf("the upstream got %d requests", n)
 	}
 }
@@ -258,7 +177,7 @@ func serveDocument(t *testing.T, doc []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(doc) }), TLSConfig: selfSigned(t)}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(doc) }), TLSConfig: channeltest.SelfSigned(t)}
 	go srv.ServeTLS(ln, "", "")
 	t.Cleanup(func() { srv.Close() })
 	return "https://" + ln.Addr().String()
@@ -266,10 +185,10 @@ func serveDocument(t *testing.T, doc []byte) string {
 
 func TestRotationUnderLoad(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{})
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
 	var changes atomic.Int64
-	c, err := channel.New(channel.NewVerifier(f.Verifier(t), 0), r.url, channel.WithOnChange(func(channel.State) { changes.Add(1) }))
+	c, err := channel.New(channel.NewVerifier(f.Verifier(t), 0), r.URL, channel.WithOnChange(func(channel.State) { changes.Add(1) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +205,7 @@ func TestRotationUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				code, _, err := post(hc, r.url, chatBody(false))
+				code, _, err := post(hc, r.URL, chatBody(false))
 				if err != nil || code != 200 {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %v", code, err))
@@ -299,7 +218,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	seen := map[string]bool{}
 	for range 5 {
 		time.Sleep(100 * time.Millisecond)
-		if err := r.agent.Rotate(t.Context()); err != nil {
+		if err := r.Agent.Rotate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		// Connections opened from now on carry the new key.
@@ -312,8 +231,8 @@ func TestRotationUnderLoad(t *testing.T) {
 	if failed.Load() > 0 {
 		t.Errorf("%d of %d requests failed across 5 rotations; first: %v", failed.Load(), ok.Load()+failed.Load(), firstErr.Load())
 	}
-	if len(seen) < 4 || !seen[r.agent.Status().KeySet] {
-		t.Errorf("the client pinned %d key sets across 5 rotations (want the new ones, ending with %s)", len(seen), r.agent.Status().KeySet)
+	if len(seen) < 4 || !seen[r.Agent.Status().KeySet] {
+		t.Errorf("the client pinned %d key sets across 5 rotations (want the new ones, ending with %s)", len(seen), r.Agent.Status().KeySet)
 	}
 	if ok.Load() < 50 {
 		t.Errorf("only %d requests in a second of load", ok.Load())
@@ -326,30 +245,30 @@ func TestRotationUnderLoad(t *testing.T) {
 // refresh no request leaves it.
 func TestRevocationStopsRequests(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{StapleInterval: time.Hour}) // refreshed by hand below
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{StapleInterval: time.Hour}) // refreshed by hand below
 	const refresh = 300 * time.Millisecond
-	c, err := channel.New(channel.NewVerifier(f.Verifier(t), refresh), r.url)
+	c, err := channel.New(channel.NewVerifier(f.Verifier(t), refresh), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc := c.HTTPClient()
-	if code, _, err := post(hc, r.url, chatBody(false)); err != nil || code != 200 {
+	if code, _, err := post(hc, r.URL, chatBody(false)); err != nil || code != 200 {
 		t.Fatalf("before the revocation: %d %v", code, err)
 	}
 	f.Revoke(t)
-	if err := r.agent.RefreshStaple(t.Context()); err != nil {
+	if err := r.Agent.RefreshStaple(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	before := up.requests.Load()
+	before := up.Requests.Load()
 	time.Sleep(refresh + 50*time.Millisecond) // one client refresh
 	for range 3 {
-		_, _, err := post(hc, r.url, chatBody(false))
+		_, _, err := post(hc, r.URL, chatBody(false))
 		if !errors.Is(err, channel.ErrNotTrusted) || !strings.Contains(err.Error(), "revoked") {
 			t.Fatalf("a request after the revocation = %v, want ErrNotTrusted (revoked)", err)
 		}
 	}
-	if got := up.requests.Load(); got != before {
+	if got := up.Requests.Load(); got != before {
 		t.Errorf("%d requests reached the upstream after the revocation reached the client", got-before)
 	}
 	if st := c.State(); st.OK {
@@ -359,13 +278,13 @@ func TestRevocationStopsRequests(t *testing.T) {
 
 func TestChallengeFlood(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{Challenges: agent.ChallengeBudget{PerSecond: 2, Burst: 2, MaxWaiting: 1}})
-	hc, _, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.url)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{Challenges: agent.ChallengeBudget{PerSecond: 2, Burst: 2, MaxWaiting: 1}})
+	hc, _, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reports := r.agent.Reports()
+	reports := r.Agent.Reports()
 	flood := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxConnsPerHost: 64}}
 	var codes sync.Map
 	var wg sync.WaitGroup
@@ -378,7 +297,7 @@ func TestChallengeFlood(t *testing.T) {
 					return
 				default:
 				}
-				resp, err := flood.Get(r.url + evidence.Path + "?nonce=" + strings.Repeat("ab", 32))
+				resp, err := flood.Get(r.URL + evidence.Path + "?nonce=" + strings.Repeat("ab", 32))
 				if err != nil {
 					continue
 				}
@@ -394,7 +313,7 @@ func TestChallengeFlood(t *testing.T) {
 	}
 	// Verified clients go on meanwhile.
 	for i := range 50 {
-		if code, _, err := post(hc, r.url, chatBody(false)); err != nil || code != 200 {
+		if code, _, err := post(hc, r.URL, chatBody(false)); err != nil || code != 200 {
 			t.Fatalf("request %d of a verified client during the flood: %d %v", i, code, err)
 		}
 	}
@@ -413,7 +332,7 @@ func TestChallengeFlood(t *testing.T) {
 		}
 		return true
 	})
-	used := r.agent.Reports() - reports
+	used := r.Agent.Reports() - reports
 	if refused == 0 || ok == 0 || used != ok {
 		t.Errorf("flood: %d answered, %d refused with 429/503, %d hardware reports spent", ok, refused, used)
 	}
@@ -439,10 +358,10 @@ func (s *slowSource) Report(ctx context.Context, rd [64]byte) (*evidence.Bundle,
 
 func TestThousandNewClientsOneReport(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{Source: &slowSource{Source: f.Enclave}})
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{Source: &slowSource{Source: f.Enclave}})
 	cv := channel.NewVerifier(f.Verifier(t), 0)
-	start := r.agent.Reports()
+	start := r.Agent.Reports()
 	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -451,13 +370,13 @@ func TestThousandNewClientsOneReport(t *testing.T) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := channel.New(cv, r.url)
+			c, err := channel.New(cv, r.URL)
 			if err != nil {
 				failed.Add(1)
 				return
 			}
 			defer c.CloseIdleConnections()
-			if code, _, err := post(c.HTTPClient(), r.url, chatBody(false)); err != nil || code != 200 {
+			if code, _, err := post(c.HTTPClient(), r.URL, chatBody(false)); err != nil || code != 200 {
 				failed.Add(1)
 			}
 		})
@@ -466,7 +385,7 @@ func TestThousandNewClientsOneReport(t *testing.T) {
 	if n := failed.Load(); n > 0 {
 		t.Errorf("%d of 1000 new clients failed", n)
 	}
-	if n := r.agent.Reports() - start; n != 0 {
+	if n := r.Agent.Reports() - start; n != 0 {
 		t.Errorf("1000 new clients cost %d hardware reports, want 0 (one per key set)", n)
 	}
 	t.Logf("1000 new clients in %v on a source of one report a second", time.Since(t0).Round(time.Millisecond))
@@ -479,7 +398,7 @@ func TestStreaming(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
 	got := make(chan struct{})
 	const events = 5
-	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := channeltest.StartUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := range events {
 			fmt.Fprintf(w, "data: event %d\n\n", i)
@@ -491,12 +410,12 @@ func TestStreaming(t *testing.T) {
 			}
 		}
 	}))
-	r := startAgent(t, f, up, agent.Options{})
-	hc, _, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.url)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	hc, _, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := hc.Get(r.url + "/v1/stream")
+	resp, err := hc.Get(r.URL + "/v1/stream")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,14 +439,14 @@ func TestStreaming(t *testing.T) {
 
 func TestUpstreamDown(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{})
-	up.srv.Close()
-	hc, _, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.url)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	up.Server.Close()
+	hc, _, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, body, err := post(hc, r.url, chatBody(false))
+	code, body, err := post(hc, r.URL, chatBody(false))
 	if err != nil || code != http.StatusBadGateway || !strings.Contains(body, "did not answer") || !strings.Contains(body, "attested") {
 		t.Fatalf("POST with the upstream down = %d %q, %v; want 502 saying the service did not answer", code, body, err)
 	}
@@ -542,7 +461,7 @@ func connectProxy(t *testing.T, intercept bool) (*url.URL, *atomic.Int64) {
 		t.Fatal(err)
 	}
 	var tunnels atomic.Int64
-	cfg := selfSigned(t)
+	cfg := channeltest.SelfSigned(t)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -581,13 +500,13 @@ func connectProxy(t *testing.T, intercept bool) (*url.URL, *atomic.Int64) {
 
 func TestThroughProxy(t *testing.T) {
 	f := channeltest.NewFleet(t, 0)
-	up := startUpstream(t, nil)
-	r := startAgent(t, f, up, agent.Options{})
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
 	cv := channel.NewVerifier(f.Verifier(t), 0)
 
 	pu, tunnels := connectProxy(t, false)
-	c, _ := channel.New(cv, r.url, channel.WithProxy(func(*url.URL) (*url.URL, error) { return pu, nil }))
-	if code, _, err := post(c.HTTPClient(), r.url, chatBody(false)); err != nil || code != 200 {
+	c, _ := channel.New(cv, r.URL, channel.WithProxy(func(*url.URL) (*url.URL, error) { return pu, nil }))
+	if code, _, err := post(c.HTTPClient(), r.URL, chatBody(false)); err != nil || code != 200 {
 		t.Fatalf("through a CONNECT proxy: %d %v", code, err)
 	}
 	if tunnels.Load() == 0 {
@@ -596,31 +515,15 @@ func TestThroughProxy(t *testing.T) {
 
 	// A proxy that intercepts TLS (a corporate inspection box) shows its
 	// own key: refused before any request.
-	before := up.requests.Load()
+	before := up.Requests.Load()
 	pi, _ := connectProxy(t, true)
-	c, _ = channel.New(cv, r.url, channel.WithProxy(func(*url.URL) (*url.URL, error) { return pi, nil }))
-	if _, _, err := post(c.HTTPClient(), r.url, chatBody(false)); !errors.Is(err, channel.ErrKeyNotAttested) {
+	c, _ = channel.New(cv, r.URL, channel.WithProxy(func(*url.URL) (*url.URL, error) { return pi, nil }))
+	if _, _, err := post(c.HTTPClient(), r.URL, chatBody(false)); !errors.Is(err, channel.ErrKeyNotAttested) {
 		t.Fatalf("through an intercepting proxy = %v, want ErrKeyNotAttested", err)
 	}
-	if n := up.requests.Load() - before; n != 0 {
+	if n := up.Requests.Load() - before; n != 0 {
 		t.Errorf("%d requests reached the upstream through the intercepting proxy", n)
 	}
-}
-
-// selfSigned is a TLS configuration with a fresh key and certificate of
-// its own (a relay's, an interceptor's).
-func selfSigned(t testing.TB) *tls.Config {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}}
 }
 
 // FuzzVerifyDocument: whatever a server answers for the attestation

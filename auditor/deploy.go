@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/channel/keyset"
 	"github.com/attestlog/attestlog/internal/egress"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
@@ -43,6 +44,29 @@ type DeploymentStatus struct {
 	Failures int `json:"failures,omitempty"`
 	// GPUs is what each of its GPUs reported at the last poll.
 	GPUs []GPUStatus `json:"gpus,omitempty"`
+	// KeySet is the hex SHA-256 of the key set its attestation document
+	// commits to (an enclave agent's), and KeySetNotAfter its expiry.
+	KeySet         string    `json:"key_set,omitempty"`
+	KeySetNotAfter time.Time `json:"key_set_not_after,omitzero"`
+	// StapledAt is when the log signed the index checkpoint of the
+	// index proof stapled to it: the staple's age is the time since.
+	StapledAt time.Time `json:"stapled_at,omitzero"`
+}
+
+// keySetStatus reads what the dashboard shows of an attestation
+// document: its key set and expiry, and when the stapled index proof's
+// checkpoint was signed (as the document says; the verdict checks it).
+func keySetStatus(b *evidence.Bundle) (keySet string, notAfter, stapled time.Time) {
+	if ks, err := b.ParsedKeySet(); err == nil && ks != nil {
+		d := keyset.Digest(b.KeySet)
+		keySet, notAfter = hex.EncodeToString(d[:]), ks.NotAfter
+	}
+	if ip, err := vindex.ParseProof([]byte(b.IndexProof)); err == nil {
+		if ic, err := statement.ParseIndexCheckpoint(ip.Commit.Extra); err == nil {
+			stapled = ic.Time
+		}
+	}
+	return keySet, notAfter, stapled
 }
 
 // GPUStatus is one GPU of a deployment as last seen (the report's own
@@ -162,12 +186,21 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		d.mu.Unlock()
 		a.metrics.polls.WithLabelValues(d.cfg.Name, st.Verdict).Inc()
 	}()
-	nonce := make([]byte, 32)
-	rand.Read(nonce)
-	ev := DeploymentAlert{Deployment: d.cfg.Name, URL: d.cfg.URL, Nonce: fmt.Sprintf("%x", nonce)}
+	// The enclave agent's attestation document, which every client
+	// reads (no hardware report spent per poll: its key set's expiry is
+	// its freshness); a nonce challenge only from a deployment without
+	// an agent.
+	var nonce []byte
+	ev := DeploymentAlert{Deployment: d.cfg.Name, URL: d.cfg.URL}
 	subject := "deployment/" + d.cfg.Name
 	fctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-	b, err := evidence.Fetch(fctx, d.hc, d.cfg.URL, nonce)
+	b, err := evidence.FetchDocument(fctx, d.hc, d.cfg.URL)
+	if errors.Is(err, evidence.ErrNotFound) {
+		nonce = make([]byte, 32)
+		rand.Read(nonce)
+		ev.Nonce = fmt.Sprintf("%x", nonce)
+		b, err = evidence.Fetch(fctx, d.hc, d.cfg.URL, nonce)
+	}
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -179,6 +212,7 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		return err
 	}
 	ev.Bundle, _ = b.Marshal()
+	st.KeySet, st.KeySetNotAfter, st.StapledAt = keySetStatus(b)
 	for _, g := range b.GPUs {
 		gs := GPUStatus{Arch: g.Arch}
 		if r, err := spdm.ParseReport(g.Report); err == nil {

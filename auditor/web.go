@@ -135,7 +135,8 @@ func (d dashboardSource) Deployments(ctx context.Context) ([]web.AuditDeployment
 	out := make([]web.AuditDeployment, 0, len(st.Deployments))
 	for _, ds := range st.Deployments {
 		wd := web.AuditDeployment{Name: ds.Name, URL: ds.URL, Origin: origins[ds.Name], Polled: ds.Polled,
-			Measurement: ds.Measurement, Verdict: ds.Verdict, Error: ds.Error}
+			Measurement: ds.Measurement, Verdict: ds.Verdict, Error: ds.Error,
+			KeySet: ds.KeySet, KeySetNotAfter: ds.KeySetNotAfter, StapledAt: ds.StapledAt}
 		for _, r := range ds.Releases {
 			wd.Releases = append(wd.Releases, uint64(r))
 		}

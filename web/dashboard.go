@@ -115,6 +115,12 @@ type AuditDeployment struct {
 	// ("unreachable", "http-status", "redirect-refused", …); never the
 	// error's text, which may hold what the deployment answered.
 	Error string `json:"error,omitempty"`
+	// KeySet is the hex SHA-256 of the attested key set it serves (an
+	// enclave agent's), KeySetNotAfter its expiry, and StapledAt when
+	// the index checkpoint of its stapled proof was signed.
+	KeySet         string    `json:"key_set,omitempty"`
+	KeySetNotAfter time.Time `json:"key_set_not_after,omitzero"`
+	StapledAt      time.Time `json:"stapled_at,omitzero"`
 }
 
 // AuditLog is how far a log is followed, and its witnesses.

@@ -14,9 +14,10 @@ func init() {
 }
 
 func runUp(args []string) error {
-	fs := newFlagSet("up", "[--dir DIR] [--listen ADDR]")
+	fs := newFlagSet("up", "[--dir DIR] [--listen ADDR] [--enclave-listen ADDR]")
 	dir := fs.String("dir", up.DefaultDir, "directory for keys, configuration and data (reused on restart)")
 	listen := fs.String("listen", up.DefaultListen, "address to serve everything on (port 0 picks a free port)")
+	enclaveListen := fs.String("enclave-listen", up.DefaultEnclaveListen, "address of the demo enclave agent's TLS (port 0 picks a free port)")
 	withAuditor := fs.Bool("auditor", true, "run the auditor (an independent party by design, in this process for the demo; --auditor=false to benchmark the log alone)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -28,12 +29,17 @@ func runUp(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (use --listen to pick another address)", *listen, err)
 	}
+	eln, err := net.Listen("tcp", *enclaveListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listening on %s: %w (use --enclave-listen to pick another address)", *enclaveListen, err)
+	}
 	// The WebAssembly client for the explorer's verify page: where
 	// ATTESTLOG_WASM_DIR says, else npm/dist (go run ./internal/wasmbuild/build).
 	wasmDir := os.Getenv("ATTESTLOG_WASM_DIR")
 	if wasmDir == "" {
 		wasmDir = filepath.Join("npm", "dist")
 	}
-	cfg := up.Config{Dir: *dir, Listener: ln, Auditor: *withAuditor, Pprof: os.Getenv("ATTESTLOG_PPROF") == "1", Logger: newLogger(), WasmDir: wasmDir}
+	cfg := up.Config{Dir: *dir, Listener: ln, EnclaveListener: eln, Auditor: *withAuditor, Pprof: os.Getenv("ATTESTLOG_PPROF") == "1", Logger: newLogger(), WasmDir: wasmDir}
 	return up.Run(ctx, cfg, func(info *up.Info) { up.WriteSummary(os.Stdout, info) })
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attestlog/attestlog/channel"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
@@ -27,10 +28,11 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runVerify(args []string) error {
-	fs := newFlagSet("verify", "--policy FILE (--evidence FILE [--nonce HEX] | --enclave URL) [--proof FILE | --log URL] [--related FILE]... [--json]")
+	fs := newFlagSet("verify", "--policy FILE (--evidence FILE [--nonce HEX] | --enclave URL [--challenge]) [--proof FILE | --log URL] [--related FILE]... [--json]")
 	policyPath := fs.String("policy", "", "trust policy file")
 	evPath := fs.String("evidence", "", "evidence file: an evidence bundle (JSON), a raw SEV-SNP report (+ certificate table) or a TDX quote")
-	enclave := fs.String("enclave", "", "fetch evidence from this enclave URL with a fresh nonce (GET /.well-known/attestlog/evidence)")
+	enclave := fs.String("enclave", "", "the enclave's URL: read its attestation document (GET /.well-known/attestlog/attestation; over https, on a connection whose TLS key it must attest), or, from an enclave without an agent, evidence for a fresh nonce")
+	challenge := fs.Bool("challenge", false, "with --enclave: ask for evidence bound to a fresh nonce (one hardware report, rate-limited by the enclave) instead of its attestation document")
 	nonceHex := fs.String("nonce", "", "the nonce (hex) the evidence must bind (with --evidence)")
 	proofPath := fs.String("proof", "", "tlog-proof file of the release (default: the one stapled to the evidence)")
 	logURL := fs.String("log", "", "log URL: fetch the proof if none is stapled or given, and the release's revocations and reproductions")
@@ -54,14 +56,17 @@ func runVerify(args []string) error {
 
 	var in verify.Input
 	switch {
+	case *enclave != "" && strings.HasPrefix(*enclave, "https://") && !*challenge:
+		if *proofPath != "" || *logURL != "" || len(related) > 0 {
+			return errors.New("--proof, --log and --related work with --evidence, or an http:// enclave URL; over https the document is verified as the channel verifies it: with what it staples")
+		}
+		return verifyChannel(ctx, v, *enclave, *asJSON)
 	case *enclave != "":
-		in.Nonce = make([]byte, 32)
-		rand.Read(in.Nonce)
-		b, err := evidence.Fetch(ctx, nil, *enclave, in.Nonce)
+		b, nonce, err := fetchEnclave(ctx, *enclave, *challenge)
 		if err != nil {
 			return err
 		}
-		in.Evidence = b
+		in.Evidence, in.Nonce = b, nonce
 	default:
 		raw, err := readLimited(*evPath, evidence.MaxBundleSize)
 		if err != nil {
@@ -98,6 +103,43 @@ func runVerify(args []string) error {
 		}
 	}
 	return printVerdict(v.Verify(in), *asJSON, "TRUSTED")
+}
+
+// fetchEnclave reads an enclave's attestation document over plain HTTP
+// (or, with challenge or from an enclave without an agent, evidence for
+// a fresh nonce, which it returns).
+func fetchEnclave(ctx context.Context, url string, challenge bool) (*evidence.Bundle, []byte, error) {
+	if !challenge {
+		b, err := evidence.FetchDocument(ctx, nil, url)
+		if !errors.Is(err, evidence.ErrNotFound) {
+			return b, nil, err
+		}
+	}
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	b, err := evidence.Fetch(ctx, nil, url, nonce)
+	return b, nonce, err
+}
+
+// verifyChannel verifies an enclave agent as the attested channel does:
+// its document, asked over a TLS connection whose key the document's key
+// set must name.
+func verifyChannel(ctx context.Context, v *verify.Verifier, url string, asJSON bool) error {
+	c, err := channel.New(channel.NewVerifier(v, 0), url)
+	if err != nil {
+		return err
+	}
+	st, err := c.Verify(ctx)
+	if st.Verdict == nil || errors.Is(err, channel.ErrKeyNotAttested) {
+		if err == nil {
+			err = errors.New("no verdict")
+		}
+		return &exitError{code: 1, err: err}
+	}
+	if !asJSON {
+		fmt.Printf("attested channel: TLS key sha256:%s, key set %s valid until %s\n\n", st.TLSKey, st.KeySet, st.KeySetUntil.Format(time.RFC3339))
+	}
+	return printVerdict(st.Verdict, asJSON, "TRUSTED")
 }
 
 // printVerdict prints a verdict's checklist and conclusion (ok says what

@@ -74,7 +74,7 @@ type upProc struct {
 func startUp(t *testing.T, dir string, extra ...string) *upProc {
 	t.Helper()
 	os.Remove(filepath.Join(dir, "up.json"))
-	cmd := exec.Command(binary, append([]string{"up", "--dir", dir, "--listen", "127.0.0.1:0"}, extra...)...)
+	cmd := exec.Command(binary, append([]string{"up", "--dir", dir, "--listen", "127.0.0.1:0", "--enclave-listen", "127.0.0.1:0"}, extra...)...)
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {

@@ -89,8 +89,9 @@ func parseREADME(t *testing.T, path string) []readmeBlock {
 // the blocks start themselves. Every block must exit 0 (or, marked fails,
 // non-zero) and print what it says it prints. Substitutions, the only
 // ones: 'go run ./cmd/attestlog' is the binary the tests built (the same
-// code, without relinking per command); the documented ports 8080, 8081
-// 7380 and 7381 on 127.0.0.1 are free ports the test picked.
+// code, without relinking per command); the documented ports 8080, 8081,
+// 7380, 7381, 8443 (the demo enclave agent) and 8090 (attestlog proxy) on
+// 127.0.0.1 are free ports the test picked.
 func TestREADME(t *testing.T) {
 	testenv.LookPath(t, "bash")
 	testenv.LookPath(t, "curl")
@@ -104,7 +105,7 @@ func TestREADME(t *testing.T) {
 		t.Fatal(err)
 	}
 	ports := map[string]string{}
-	for _, p := range []string{"8080", "8081", "7380", "7381"} {
+	for _, p := range []string{"8080", "8081", "7380", "7381", "8443", "8090"} {
 		ports[p] = freePort(t)
 	}
 	subst := func(s string) string {
@@ -115,7 +116,7 @@ func TestREADME(t *testing.T) {
 		return s
 	}
 	// The system on embedded defaults, as the set-up's first command.
-	startUp(t, filepath.Join(work, "attestlog-data"), "--listen", "127.0.0.1:"+ports["8080"])
+	startUp(t, filepath.Join(work, "attestlog-data"), "--listen", "127.0.0.1:"+ports["8080"], "--enclave-listen", "127.0.0.1:"+ports["8443"])
 	bin := t.TempDir()
 	if err := os.Symlink(binary, filepath.Join(bin, "attestlog")); err != nil {
 		t.Fatal(err)

@@ -5,30 +5,42 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/attestlog/attestlog/agent"
+	"github.com/attestlog/attestlog/internal/demo/chat"
 	"github.com/attestlog/attestlog/internal/demo/enclave"
+	"github.com/attestlog/attestlog/internal/httpserve"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
 	"github.com/attestlog/attestlog/log/statement"
-	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/evidence/stapler"
 )
 
-// startDemo publishes the example release with the demo operator key,
-// waits for its witnessed proof, and returns a demo SEV-SNP enclave with
-// that measurement and proof. It writes the enclave's demo root next to
-// the client policy and keeps the stapled proof fresh.
 // StapleInterval is how often the demo enclave refreshes its staple: a
 // revocation shows in its evidence within one interval of the index
 // checkpoint that covers it.
 const StapleInterval = 5 * time.Second
 
-func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.Logger) (*stapler.Stapler, error) {
+// demoChallenges is the demo agent's nonce-challenge budget: generous (a
+// demo signer is not a host's one report a second), for the explorer's
+// verify page and the README's curl.
+var demoChallenges = agent.ChallengeBudget{PerSecond: 20, Burst: 40, MaxWaiting: 8}
+
+// startDemo publishes the example release with the demo operator key,
+// waits for its witnessed proof, and runs the demo enclave: the enclave
+// agent ('attestlog enclave') with a demo signer as its report source,
+// serving TLS on enclaveLn in front of a demo chat service. It writes
+// the demo roots next to the client policy and keeps the staple fresh.
+// It returns the agent (whose document handler up also mounts at /demo
+// over plain HTTP, for the auditor and 'verify --enclave').
+func startDemo(ctx context.Context, lg *logserver.Log, info *Info, enclaveLn net.Listener, logger *slog.Logger) (*agent.Agent, error) {
 	signer, err := keyfile.LoadSigner(info.Operator.Key)
 	if err != nil {
 		return nil, err
@@ -70,43 +82,34 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.
 		}
 	}
 	info.Demo.Measurement, info.Demo.ReleaseIndex = rel.Measurements.Primary(), res.Index
-	// The staple: the release's inclusion proof and the log's index proof
-	// for its measurement (every entry about it, revocations included),
-	// both under the newest witnessed checkpoint, refreshed every
-	// StapleInterval with backoff.
-	st := &stapler.Stapler{Source: enc, Interval: StapleInterval, Logger: logger, Fetch: func(ctx context.Context) (stapler.Staple, error) {
-		p, err := lg.Proof(ctx, res.Index)
-		if err != nil {
-			return stapler.Staple{}, err
-		}
-		ip, err := lg.IdentityProof(ctx, res.Index)
-		if err != nil {
-			return stapler.Staple{}, err
-		}
-		ic, err := statement.ParseIndexCheckpoint(ip.Commit.Extra)
-		if err != nil {
-			return stapler.Staple{}, err
-		}
-		if ic.Size <= res.Index {
-			return stapler.Staple{}, fmt.Errorf("the newest index checkpoint covers %d entries, not yet release %d", ic.Size, res.Index)
-		}
-		st := stapler.Staple{Proof: string(p.Marshal()), IndexProof: string(ip.Marshal())}
-		for _, it := range ip.Items {
-			if it.Kind != vindex.KindRevocation || len(st.Related) == evidence.MaxRelated {
-				continue
-			}
-			rp, err := lg.Proof(ctx, it.Index)
-			if err != nil {
-				return stapler.Staple{}, err
-			}
-			st.Related = append(st.Related, string(rp.Marshal()))
-		}
-		return st, nil
-	}}
+
+	// The demo chat service the agent fronts, on loopback.
+	chatLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go httpserve.Serve(ctx, httpserve.NewServer((&chat.Server{}).Handler()), chatLn)
+	upstream := &url.URL{Scheme: "http", Host: chatLn.Addr().String()}
+
+	o := agent.Options{Source: enc, StapleInterval: StapleInterval, Challenges: demoChallenges, Logger: logger,
+		// The staple: the release's inclusion proof, the log's index
+		// proof for its identity (every entry about it, revocations
+		// included) and the revocations' proofs, refreshed every
+		// StapleInterval with backoff.
+		Staple: func(ctx context.Context, _ *evidence.Bundle) (stapler.Staple, error) {
+			return stapler.Collect(ctx, lg, res.Index)
+		}}
+	if enc.GPUCount() > 0 {
+		o.GPUs = enc
+	}
+	a, err := agent.New(ctx, o)
+	if err != nil {
+		return nil, err
+	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		err := st.Refresh(wctx)
+		err := a.RefreshStaple(wctx)
 		if err == nil {
 			break
 		}
@@ -116,8 +119,12 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, logger *slog.
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	go st.Run(ctx)
-	return st, nil
+	go a.Run(ctx)
+	go a.ServeTLS(ctx, enclaveLn, a.Handler(upstream))
+	st := a.Status()
+	info.Demo.EnclaveURL, info.Demo.ChatUpstream, info.Demo.KeySet, info.Demo.Source = "https://"+enclaveLn.Addr().String(), upstream.String(), st.KeySet, st.Source
+	logger.Info("demo enclave agent", "url", info.Demo.EnclaveURL, "upstream", info.Demo.ChatUpstream, "key_set", st.KeySet, "source", st.Source)
+	return a, nil
 }
 
 const exampleMeasurement = "329c8ce0972ae52343b64d34a434a86f245dfd74f5ed7aae15d22efc78fb9683632b9b50e4e1d7fa41179ef98a7ef198"

@@ -46,7 +46,8 @@ func WriteSummary(w io.Writer, info *Info) {
 
   log      %s   origin %s
   witness  %s   cosigns every checkpoint (quorum: local)
-  demo     %s   a test SEV-SNP enclave running release %d
+  demo     %s   a test SEV-SNP enclave running release %d (attestation document over plain HTTP)
+  enclave  %s   its enclave agent: TLS with the attested key set, in front of a DEMO chat service
   auditor  %s/status   follows the log, watches the demo enclave (alerts: attestlog alerts --db %s)
            rebuilds: %s
 
@@ -55,6 +56,11 @@ In a browser: the explorer at %s/ui/ and the audit dashboard at %s/audit/
 Verify the demo enclave as a client would (hardware, proof, witnesses, policy):
 
   go run ./cmd/attestlog verify --policy %s --enclave %s
+
+Talk to the demo chat service only over the attested channel (an OpenAI base URL):
+
+  go run ./cmd/attestlog proxy --policy %s --enclave %s --listen 127.0.0.1:8090
+  curl http://127.0.0.1:8090/v1/chat/completions -d '{"model":"attestlog-demo-echo","messages":[{"role":"user","content":"hello"}]}'
 
 Publish the example release and get its proof:
 
@@ -66,16 +72,18 @@ Look it up:
 
 Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
 `, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
-		info.Demo.URL, info.Demo.ReleaseIndex, info.AuditorURL, rel2(info.AuditorDB), orNone(info.RebuildSandbox), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
-		info.Log.URL, key, rel, info.Log.URL, info.Demo.Measurement, info.Dir)
+		info.Demo.URL, info.Demo.ReleaseIndex, info.Demo.EnclaveURL, info.AuditorURL, rel2(info.AuditorDB), orNone(info.RebuildSandbox), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
+		rel2(info.ClientPolicy), info.Demo.EnclaveURL, info.Log.URL, key, rel, info.Log.URL, info.Demo.Measurement, info.Dir)
 }
 
 // writeDemoIndex is the page at /demo/.
 func writeDemoIndex(w http.ResponseWriter, info *Info) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "The demo enclave of 'attestlog up': a demo SEV-SNP enclave (signed by a demo root that only %s trusts) running release %d.\n\n"+
-		"Evidence: GET %s/.well-known/attestlog/evidence?nonce=HEX (32 to 64 bytes of hex), with its proof stapled.\n"+
-		"Verify it: attestlog verify --policy %s --enclave %s\n", rel2(info.ClientPolicy), info.Demo.ReleaseIndex, info.Demo.URL, rel2(info.ClientPolicy), info.Demo.URL)
+		"Attestation document: GET %s/.well-known/attestlog/attestation (its key set, one hardware report, proofs stapled).\n"+
+		"Nonce challenge: GET %s/.well-known/attestlog/evidence?nonce=HEX (32 to 64 bytes of hex), rate-limited.\n"+
+		"The agent itself (TLS with the attested key, in front of a demo chat service): %s\n"+
+		"Verify it: attestlog verify --policy %s --enclave %s\n", rel2(info.ClientPolicy), info.Demo.ReleaseIndex, info.Demo.URL, info.Demo.URL, info.Demo.EnclaveURL, rel2(info.ClientPolicy), info.Demo.EnclaveURL)
 }
 
 // writeAuditorIndex is the page at /auditor/.

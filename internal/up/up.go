@@ -29,7 +29,6 @@ import (
 	"github.com/attestlog/attestlog/internal/httpserve"
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/log/logserver"
-	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/web"
 	"github.com/attestlog/attestlog/witness"
 )
@@ -38,8 +37,10 @@ import (
 const (
 	DefaultDir    = "attestlog-data"
 	DefaultListen = "127.0.0.1:8080"
-	Origin        = "attestlog.localhost/log"
-	WitnessName   = "attestlog.localhost/witness"
+	// DefaultEnclaveListen is where the demo enclave agent serves TLS.
+	DefaultEnclaveListen = "127.0.0.1:8443"
+	Origin               = "attestlog.localhost/log"
+	WitnessName          = "attestlog.localhost/witness"
 )
 
 // Config is what to run.
@@ -56,6 +57,9 @@ type Config struct {
 	Pprof bool
 	// Logger gets every component's log, each with a "component" attribute.
 	Logger *slog.Logger
+	// EnclaveListener serves the demo enclave agent's TLS (nil: a free
+	// port on 127.0.0.1).
+	EnclaveListener net.Listener
 	// WasmDir holds the WebAssembly client (attestlog.wasm, wasm_exec.js,
 	// as internal/wasmbuild writes them): the explorer's "Verify an
 	// enclave" page serves it, set up for the demo enclave. "" or a
@@ -154,6 +158,16 @@ type DemoInfo struct {
 	GPUTrustRoot string `json:"gpu_trust_root"`
 	// GPUs is how many demo GPUs the enclave attaches.
 	GPUs int `json:"gpus"`
+	// EnclaveURL is the demo enclave agent ('attestlog enclave' with a
+	// demo signer): TLS with its attested key set, in front of the
+	// demo chat service at ChatUpstream. URL above serves its
+	// attestation document and challenges over plain HTTP.
+	EnclaveURL   string `json:"enclave_url"`
+	ChatUpstream string `json:"chat_upstream"`
+	// KeySet is the hex SHA-256 of its key set at start; Source its
+	// report source.
+	KeySet string `json:"key_set"`
+	Source string `json:"source"`
 }
 
 // KeyInfo is a signing key of an Info: its name, public key and file.
@@ -363,11 +377,17 @@ func Run(ctx context.Context, cfg Config, ready func(*Info)) error {
 
 	// The demo enclave runs the example release: publish it (a duplicate
 	// after the first start) and staple its proof to the evidence.
-	st, err := startDemo(ctx, lg, info, logger.With("component", "demo-enclave"))
+	enclaveLn := cfg.EnclaveListener
+	if enclaveLn == nil {
+		if enclaveLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return err
+		}
+	}
+	ag, err := startDemo(ctx, lg, info, enclaveLn, logger.With("component", "demo-enclave"))
 	if err != nil {
 		return fmt.Errorf("demo enclave: %w", err)
 	}
-	demoHandler.Set(evidence.Handler(st, logger.With("component", "demo-enclave")))
+	demoHandler.Set(ag.DocumentHandler())
 
 	// The auditor follows the log and watches the demo enclave.
 	if cfg.Auditor {

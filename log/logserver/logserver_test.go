@@ -306,7 +306,7 @@ func TestAdmission(t *testing.T) {
 		{"reproduction by the auditor", repro(tl.auditor, ref), 200, ""},
 		{"reproduction of a wrong digest", repro(tl.auditor, badRef), 400, "SHA-256"},
 		{"reproduction of a missing entry", repro(tl.auditor, missing), 400, "no entry 99"},
-		{"revocation by another operator", revoke(tl.operator2, ref), 403, "operator that published"},
+		{"revocation by another operator", revoke(tl.operator2, ref), 403, "an operator that signed release"},
 		{"revocation by a stranger", revoke(tl.stranger, ref), 403, ""},
 		{"release by a stranger", release(t, tl.stranger, measurement(3)), 403, "operator"},
 		{"revocation by the publisher", revoke(tl.operator, ref), 200, ""},

@@ -256,6 +256,9 @@ func (v *Verifier) platformCheck(platform string) check.Check {
 }
 
 func (v *Verifier) nonceReportData(b *evidence.Bundle, nonce []byte) ([]byte, string, error) {
+	if b.Format == evidence.FormatKeySet {
+		return v.keySetReportData(b, nonce)
+	}
 	if nonce == nil {
 		return nil, "", errors.New("no nonce given: without one, stale or replayed evidence cannot be told apart")
 	}
@@ -272,6 +275,36 @@ func (v *Verifier) nonceReportData(b *evidence.Bundle, nonce []byte) ([]byte, st
 	}
 	return rd[:], what, nil
 }
+
+// keySetReportData is the binding of an attestation document (format
+// v3): REPORT_DATA commits to its key set (and to the nonce, for a
+// challenge), and the key set, which stands in for a nonce's freshness,
+// must be valid now.
+func (v *Verifier) keySetReportData(b *evidence.Bundle, nonce []byte) ([]byte, string, error) {
+	ks, err := b.ParsedKeySet()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := ks.ValidAt(v.now(), keySetSkew); err != nil {
+		return nil, "", err
+	}
+	rd, err := b.ExpectedReportData(nonce)
+	if err != nil {
+		return nil, "", err
+	}
+	what := fmt.Sprintf("the key set (TLS key sha256:%x…, %d HPKE keys, valid until %s)", ks.TLSSPKIHash[:8], len(ks.HPKE), ks.NotAfter.Format(time.RFC3339))
+	if len(nonce) > 0 {
+		what = "the nonce and " + what
+	}
+	if len(b.GPUs) > 0 {
+		what += fmt.Sprintf(", which commits to the evidence of its %d GPU(s)", len(b.GPUs))
+	}
+	return rd[:], what, nil
+}
+
+// keySetSkew is how far ahead of the verifier's clock a key set may
+// start.
+const keySetSkew = 5 * time.Minute
 
 // multiErrors splits an error combined by go.uber.org/multierr (or
 // errors.Join) into its messages.

@@ -148,10 +148,16 @@ type Bundle struct {
 	// GPUs is the evidence of the enclave's GPUs (format v2): GPU i's
 	// report answers GPUNonce(nonce, i), and REPORT_DATA commits to all of
 	// them, so the CPU's hardware vouches for which GPUs it talks to.
+	// In format v3 GPU i answers GPUNonce(the key set's GPU nonce seed, i)
+	// and the key set commits to them (see Bundle.GPUNonce).
 	GPUs []GPU `json:"gpus,omitempty"`
 	// VTPM is the vTPM half of a vTPM-based confidential VM's evidence
 	// (platforms azure-sev-snp and azure-tdx only; see vtpm.go).
 	VTPM *VTPM `json:"vtpm,omitempty"`
+	// KeySet is the attested key set (format v3, see channel/keyset):
+	// REPORT_DATA commits to it (KeySetReportData), and it commits to
+	// the GPUs' evidence.
+	KeySet []byte `json:"key_set,omitempty"`
 }
 
 // GPU is one GPU's evidence.
@@ -214,6 +220,9 @@ func GPUDigest(gpus []GPU) [48]byte {
 // "attestlog-evidence-v2" ‖ 0x00 ‖ len(nonce) ‖ nonce ‖ GPUDigest ‖
 // channel key.
 func (b *Bundle) ExpectedReportData(nonce []byte) ([64]byte, error) {
+	if b.Format == FormatKeySet {
+		return KeySetReportData(b.KeySet, nonce)
+	}
 	if len(b.GPUs) == 0 {
 		return ReportData(nonce, b.ChannelKey)
 	}
@@ -304,9 +313,13 @@ func (b *Bundle) Check() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 	}
+	if err := b.checkKeySet(); err != nil {
+		return err
+	}
 	switch {
 	case b.Format == Format && len(b.GPUs) == 0:
-	case b.Format == FormatGPU && len(b.GPUs) > 0:
+	case b.Format == FormatKeySet && len(b.GPUs) == 0:
+	case (b.Format == FormatGPU || b.Format == FormatKeySet) && len(b.GPUs) > 0:
 		if len(b.GPUs) > MaxGPUs {
 			return bad("%d GPUs; the limit is %d", len(b.GPUs), MaxGPUs)
 		}
@@ -331,9 +344,9 @@ func (b *Bundle) Check() error {
 	case b.Format == FormatGPU:
 		return bad("format %q without GPUs", b.Format)
 	case len(b.GPUs) > 0:
-		return bad("GPUs need format %q", FormatGPU)
+		return bad("GPUs need format %q or %q", FormatGPU, FormatKeySet)
 	default:
-		return bad("format %q, want %q or %q", b.Format, Format, FormatGPU)
+		return bad("format %q, want %q, %q or %q", b.Format, Format, FormatGPU, FormatKeySet)
 	}
 	if b.VTPM != nil && !IsVTPMPlatform(b.Platform) {
 		return bad("a vtpm object belongs to %s or %s evidence, not %q", AzureSEVSNP, AzureTDX, b.Platform)

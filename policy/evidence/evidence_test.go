@@ -230,6 +230,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"tdx","quote":"AAAA","proof":"p"}`))
 	f.Add([]byte(`{"version":2,"tpm_quote":{"signature":"00","message":"ff544347","pcrs":["00"]},"hcl_report":"SENMQQ","vcek":"AA"}`))
 	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"azure-sev-snp","vtpm":{"version":1,"hcl_report":"SENMQQ==","quote":"AA==","signature":"AA==","pcrs":["AA=="]}}`))
+	f.Add([]byte(`{"format":"attestlog-evidence/v3","platform":"tdx","quote":"AAAA","key_set":"AQAAAABpVbkAAAAAAGlXCoA="}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, _, err := Parse(in)
 		if err != nil {

@@ -82,6 +82,10 @@ var (
 	// ErrTooLarge is wrapped (with ErrFetch) when the answer is larger
 	// than MaxBundleSize.
 	ErrTooLarge = errors.New("answer too large")
+	// ErrNotFound is wrapped (with ErrFetch and ErrStatus) when the
+	// server answers 404 Not Found: for FetchDocument, an enclave that
+	// serves no attestation document (one without an enclave agent).
+	ErrNotFound = errors.New("not found")
 )
 
 // Fetch asks the enclave at baseURL (scheme and host, optionally a path
@@ -93,6 +97,18 @@ func Fetch(ctx context.Context, c *http.Client, baseURL string, nonce []byte) (*
 	if err := CheckNonce(nonce); err != nil {
 		return nil, err
 	}
+	return fetch(ctx, c, baseURL, Path, url.Values{"nonce": {hex.EncodeToString(nonce)}}.Encode())
+}
+
+// FetchDocument asks the enclave agent at baseURL for its attestation
+// document (DocumentPath: no nonce, no hardware report spent) and parses
+// it strictly; it does not verify it. Errors are Fetch's; an enclave
+// without an agent answers ErrNotFound.
+func FetchDocument(ctx context.Context, c *http.Client, baseURL string) (*Bundle, error) {
+	return fetch(ctx, c, baseURL, DocumentPath, "")
+}
+
+func fetch(ctx context.Context, c *http.Client, baseURL, path, query string) (*Bundle, error) {
 	if c == nil {
 		c = http.DefaultClient
 	}
@@ -100,8 +116,8 @@ func Fetch(ctx context.Context, c *http.Client, baseURL string, nonce []byte) (*
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("evidence URL %q: want http(s)://host", baseURL)
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + Path
-	u.RawQuery = url.Values{"nonce": {hex.EncodeToString(nonce)}}.Encode()
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = query
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -115,6 +131,9 @@ func Fetch(ctx context.Context, c *http.Client, baseURL string, nonce []byte) (*
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBundleSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFetch, err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("%w: %w: %w: %s", ErrFetch, ErrStatus, ErrNotFound, u.Redacted())
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w: %w: %s: %s", ErrFetch, ErrStatus, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))

@@ -75,7 +75,7 @@ func (v *Verifier) Verify(b *evidence.Bundle, nonce []byte) check.List {
 	var dup string
 	now := v.Now()
 	for i, g := range b.GPUs {
-		n := evidence.GPUNonce(nonce, i)
+		n := b.GPUNonce(nonce, i)
 		in := spdm.Inspect(spdm.GPUEvidence{Arch: g.Arch, Report: g.Report, Certificate: []byte(g.CertChain)}, v.DeviceCAs, now, n[:])
 		prefix := fmt.Sprintf("GPU %d: ", i)
 		for _, c := range in.Checks {

@@ -646,3 +646,39 @@ func (e *Enclave) attachGPUs() error {
 	e.gpus = g
 	return nil
 }
+
+// --- As an enclave agent's report source (agent/reportsrc)
+
+// Name says what signs this enclave's reports.
+func (e *Enclave) Name() string {
+	return "demo signer (" + e.platform + " evidence under a test root generated in this process: never trust it in production)"
+}
+
+// Report returns evidence whose REPORT_DATA is rd, with nothing stapled
+// and no channel key: the demo signer as the report source of an
+// enclave agent.
+func (e *Enclave) Report(_ context.Context, rd [64]byte) (*evidence.Bundle, error) {
+	b, err := e.EvidenceWithReportData(rd)
+	if err != nil {
+		return nil, err
+	}
+	b.ChannelKey, b.Proof, b.IndexProof = nil, "", ""
+	return b, nil
+}
+
+// GPUCount is how many demo GPUs the enclave attaches.
+func (e *Enclave) GPUCount() int {
+	if e.gpus == nil {
+		return 0
+	}
+	return len(e.gpus.devs)
+}
+
+// GPUEvidence returns the demo GPUs' evidence, GPU i answering
+// evidence.GPUNonce(seed, i) (nil without GPUs).
+func (e *Enclave) GPUEvidence(_ context.Context, seed []byte) ([]evidence.GPU, error) {
+	if e.gpus == nil {
+		return nil, nil
+	}
+	return e.gpus.evidence(seed)
+}

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/attestlog/attestlog/internal/pemcert"
@@ -64,6 +65,7 @@ type snpRoot struct {
 
 type crlFile struct {
 	path string
+	key  abi.ReportSigner // whose CRL: the VCEK's or the VLEK's
 	crl  *x509.RevocationList
 }
 
@@ -149,7 +151,7 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 			v.gpuRoots = append(v.gpuRoots, b)
 		}
 	}
-	for _, p := range ap.CRLs {
+	for i, p := range append(append([]string(nil), ap.CRLs...), ap.VLEKCRLs...) {
 		b, err := readFile(resolve(p))
 		if err != nil {
 			return nil, fmt.Errorf("crl %s: %w", p, err)
@@ -161,7 +163,11 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("crl %s: %w", p, err)
 		}
-		v.crls = append(v.crls, &crlFile{path: p, crl: crl})
+		key := abi.VcekReportSigner
+		if i >= len(ap.CRLs) {
+			key = abi.VlekReportSigner
+		}
+		v.crls = append(v.crls, &crlFile{path: p, key: key, crl: crl})
 	}
 	if ap.TDXCollateral != "" {
 		c, err := loadCollateral(readFile, resolve(ap.TDXCollateral))

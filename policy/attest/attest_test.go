@@ -442,7 +442,7 @@ func TestFakeRevocation(t *testing.T) {
 		der, _ := g.SNPCRL(now.Add(-time.Hour), now.Add(time.Hour), false)
 		os.WriteFile(filepath.Join(dir, "genoa.crl"), der, 0o644)
 		v := mustVerifier(t, "trust-root sev-snp root.pem\ncrl genoa.crl", WithBaseDir(dir))
-		want(t, v.Verify(b, nonce), check.Revocation, false, "names no CRL issued by ARK-Milan")
+		want(t, v.Verify(b, nonce), check.Revocation, false, "names no VCEK CRL issued by ARK-Milan")
 	})
 }
 

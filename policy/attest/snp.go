@@ -111,10 +111,14 @@ func embeddedSNPRoots() map[string][]*snpRoot {
 		if err := pc.FromKDSCertBytes(e.vcek); err != nil || pc.Ark == nil || pc.Ask == nil {
 			panic(fmt.Sprintf("attest: go-sev-guest's embedded %s root does not parse: %v", e.line, err))
 		}
-		pv := &trust.ProductCerts{}
-		if err := pv.FromKDSCertBytes(e.vlek); err == nil && pv.Ark != nil && pv.Ark.Equal(pc.Ark) {
-			pc.Asvk = pv.Asvk
+		// Not FromKDSCertBytes: go-sev-guest v0.15.0's Turin VLEK bundle
+		// ends in two stray bytes it refuses, which silently left Turin
+		// without its ASVK.
+		pv, err := parseSNPRoot(e.vlek)
+		if err != nil || pv.line != e.line || pv.certs.Asvk == nil || !pv.certs.Ark.Equal(pc.Ark) {
+			panic(fmt.Sprintf("attest: go-sev-guest's embedded %s VLEK root does not parse as SEV-VLEK-%s under its ARK: %v", e.line, e.line, err))
 		}
+		pc.Asvk = pv.certs.Asvk
 		out[e.line] = []*snpRoot{{certs: pc, line: e.line, source: "embedded AMD root"}}
 	}
 	return out

@@ -494,6 +494,14 @@ func FuzzVerify(f *testing.F) {
 	e, _ := fakeenclave.NewSNP(measurement(1))
 	b, _ := e.Evidence(context.Background(), make([]byte, 32))
 	f.Add(append(bytes.Clone(b.Report), b.CertTable...))
+	// Struct-version-1 (Turin) and VLEK-signed evidence.
+	if e, err := fakeenclave.NewTurin(measurement(1)); err == nil {
+		b, _ := e.Evidence(context.Background(), make([]byte, 32))
+		f.Add(append(bytes.Clone(b.Report), b.CertTable...))
+	}
+	if j, err := awsSample(f).Marshal(); err == nil {
+		f.Add(j)
+	}
 	v, err := New(mustPolicy(f, ""), WithTime(snpSampleTime))
 	if err != nil {
 		f.Fatal(err)

@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	"github.com/google/go-sev-guest/abi"
+	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	"github.com/google/go-sev-guest/validate"
 	"github.com/google/go-sev-guest/verify"
+	"github.com/google/go-sev-guest/verify/trust"
 	tabi "github.com/google/go-tdx-guest/abi"
 	tvalidate "github.com/google/go-tdx-guest/validate"
 	tverify "github.com/google/go-tdx-guest/verify"
@@ -48,6 +50,46 @@ func BenchmarkSNP(b *testing.B) {
 	b.Run("attestlog", func(b *testing.B) { benchVerify(b, v, ev, nonce) })
 	b.Run("go-sev-guest-verify", func(b *testing.B) { snp(b, false) })
 	b.Run("go-sev-guest-verify+validate", func(b *testing.B) { snp(b, true) })
+}
+
+// BenchmarkAWSSample is the attestation decision on the real AWS EC2
+// report (VLEK-signed, provisional firmware; the nonce binding aside: its
+// REPORT_DATA is not ours) by a verifier made for each decision, next to
+// go-sev-guest's verification of the same evidence alone:
+//
+//	go test ./policy/attest -run '^$' -bench AWSSample -benchtime 2s
+func BenchmarkAWSSample(b *testing.B) {
+	ev := awsSample(b)
+	pol := mustPolicy(b, "snp-allow-provisional-firmware\nsnp-policy vmpl=1\nsnp-min-tcb milan snp=24")
+	if r := mustVerifier(b, "snp-allow-provisional-firmware", WithTime(awsTime)).Inspect(ev); !r.OK() {
+		b.Fatalf("does not verify:\n%s", r.Checks)
+	}
+	roots := embeddedSNPRoots()
+	amd := map[string][]*trust.AMDRootCerts{"Milan": {{ProductLine: "Milan", ProductCerts: roots["Milan"][0].certs}}}
+	b.Run("attestlog-cold", func(b *testing.B) {
+		for b.Loop() {
+			v, err := New(pol, WithTime(awsTime))
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := v.Verify(ev, make([]byte, 32))
+			if f := r.Checks.Failed(); len(f) != 1 || f[0].Name != "nonce binding" {
+				b.Fatalf("failed %v", f)
+			}
+		}
+	})
+	b.Run("go-sev-guest-verify", func(b *testing.B) {
+		for b.Loop() {
+			report, err := abi.ReportToProto(ev.Report)
+			if err != nil {
+				b.Fatal(err)
+			}
+			att := &spb.Attestation{Report: report, CertificateChain: &spb.CertificateChain{VlekCert: ev.VCEK}}
+			if err := verify.SnpAttestation(att, &verify.Options{DisableCertFetching: true, Now: awsTime, TrustedRoots: amd}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkTDX(b *testing.B) {

@@ -494,7 +494,6 @@ func TestEmbeddedAMDRoots(t *testing.T) {
 	}
 }
 
-
 // FuzzKDSv1 feeds certificates (DER, at most evidence.MaxCertSize) to the
 // struct-version-1 extension parser. What it accepts must read back the
 // same through go-sev-guest's own parser of the struct-version-0 view

@@ -422,14 +422,7 @@ func TestFakeRevocation(t *testing.T) {
 		{"stale CRL", now.Add(-time.Hour), false, false, "expired", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			der, err := e.SNPCRL(now.Add(-48*time.Hour), tc.next, tc.revoke)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "root.pem"), e.RootPEM(), 0o644)
-			os.WriteFile(filepath.Join(dir, "milan.crl"), der, 0o644)
-			v := mustVerifier(t, "trust-root sev-snp root.pem\ncrl milan.crl", WithBaseDir(dir))
+			v := crlVerifier(t, e, now.Add(-48*time.Hour), tc.next, tc.revoke, "crl milan.crl", "milan.crl")
 			want(t, v.Verify(b, nonce), check.Revocation, tc.ok, tc.reason)
 		})
 	}
@@ -444,6 +437,21 @@ func TestFakeRevocation(t *testing.T) {
 		v := mustVerifier(t, "trust-root sev-snp root.pem\ncrl genoa.crl", WithBaseDir(dir))
 		want(t, v.Verify(b, nonce), check.Revocation, false, "names no VCEK CRL issued by ARK-Milan")
 	})
+}
+
+// crlVerifier is a verifier trusting e's test root whose policy has the
+// line crlLine naming file, a CRL by e's ARK from thisUpdate to next,
+// revoking e's VCEK (or VLEK) when revoke is set.
+func crlVerifier(t *testing.T, e *fakeenclave.Enclave, thisUpdate, next time.Time, revoke bool, crlLine, file string) *Verifier {
+	t.Helper()
+	der, err := e.SNPCRL(thisUpdate, next, revoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "root.pem"), e.RootPEM(), 0o644)
+	os.WriteFile(filepath.Join(dir, file), der, 0o644)
+	return mustVerifier(t, "snp-allow-provisional-firmware\ntrust-root sev-snp root.pem\n"+crlLine, WithBaseDir(dir))
 }
 
 func TestNewErrors(t *testing.T) {

@@ -92,14 +92,7 @@ func TestAWSVLEKSample(t *testing.T) {
 	want(t, full, check.TCBFloors, true, "snp-min-tcb milan")
 	want(t, full, check.GuestPolicy, true, "VMPL 1")
 
-	for _, tc := range []struct {
-		name   string
-		policy string
-		at     time.Time
-		mutate func(*evidence.Bundle)
-		check  string
-		reason string
-	}{
+	for _, tc := range []sampleCase{
 		{"provisional firmware without the policy line", "", awsTime, nil, check.FirmwareCommitted, "add 'snp-allow-provisional-firmware'"},
 		{"flipped signed byte", "snp-allow-provisional-firmware", awsTime, func(b *evidence.Bundle) { b.Report[0x90] ^= 1 }, check.HardwareChain, "signature"},
 		{"flipped VLEK byte", "snp-allow-provisional-firmware", awsTime, func(b *evidence.Bundle) { b.VCEK[len(b.VCEK)-10] ^= 1 }, check.HardwareChain, "VLEK"},
@@ -113,20 +106,37 @@ func TestAWSVLEKSample(t *testing.T) {
 		{"floors for Turin only", "snp-allow-provisional-firmware\nsnp-min-tcb turin snp=1", awsTime, nil, check.TCBFloors, "none for Milan"},
 		{"only a VCEK CRL", "snp-allow-provisional-firmware\ncrl milan.crl", awsTime, nil, check.Revocation, "names no VLEK CRL issued by ARK-Milan; add 'crl vlek FILE' with the CRL from https://kdsintf.amd.com/vlek/v1/Milan/crl"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			// A CRL of another ARK (a demo ARK-Milan), named as a VCEK CRL:
-			// the AWS report is signed by a VLEK, whose CRL AMD publishes
-			// apart.
-			writeForeignMilanCRL(t, filepath.Join(dir, "milan.crl"))
-			b := awsSample(t)
-			if tc.mutate != nil {
-				tc.mutate(b)
-			}
-			r := mustVerifier(t, tc.policy, WithTime(tc.at), WithBaseDir(dir)).Verify(b, nonce)
-			want(t, r, tc.check, false, tc.reason)
-		})
+		// milan.crl, for the crl lines: a CRL of another ARK (a demo
+		// ARK-Milan); the AWS report is signed by a VLEK, whose CRL AMD
+		// publishes apart.
+		refuse(t, awsSample, tc)
 	}
+}
+
+// sampleCase is a real sample changed, or verified under a policy or at a
+// time, so that one check fails with a reason containing reason.
+type sampleCase struct {
+	name   string
+	policy string
+	at     time.Time
+	mutate func(*evidence.Bundle)
+	check  string
+	reason string
+}
+
+// refuse runs tc on a fresh copy of a sample, with a demo ARK-Milan's
+// CRL as milan.crl beside the policy.
+func refuse(t *testing.T, sample func(testing.TB) *evidence.Bundle, tc sampleCase) {
+	t.Run(tc.name, func(t *testing.T) {
+		dir := t.TempDir()
+		writeForeignMilanCRL(t, filepath.Join(dir, "milan.crl"))
+		b := sample(t)
+		if tc.mutate != nil {
+			tc.mutate(b)
+		}
+		r := mustVerifier(t, tc.policy, WithTime(tc.at), WithBaseDir(dir)).Verify(b, bytes.Repeat([]byte{1}, 32))
+		want(t, r, tc.check, false, tc.reason)
+	})
 }
 
 // writeForeignMilanCRL writes a CRL signed by a demo ARK-Milan (not
@@ -180,14 +190,7 @@ func TestGCPSample(t *testing.T) {
 		t.Error("the GCP sample's ASK/ARK differ from the embedded Milan ones")
 	}
 
-	for _, tc := range []struct {
-		name   string
-		policy string
-		at     time.Time
-		mutate func(*evidence.Bundle)
-		check  string
-		reason string
-	}{
+	for _, tc := range []sampleCase{
 		{"flipped signed byte", "", gcpTime, func(b *evidence.Bundle) { b.Report[0x50] ^= 0x80 }, check.HardwareChain, "signature"},
 		{"VCEK expired", "", time.Date(2033, 1, 1, 0, 0, 0, 0, time.UTC), nil, check.HardwareChain, "expired"},
 		{"no VCEK", "", gcpTime, func(b *evidence.Bundle) { b.VCEK = nil }, check.HardwareChain, "no VCEK certificate"},
@@ -196,17 +199,7 @@ func TestGCPSample(t *testing.T) {
 		{"TCB floor", "snp-min-tcb snp=28", gcpTime, nil, check.TCBFloors, "snp 27 < 28"},
 		{"only another ARK's CRL", "crl milan.crl", gcpTime, nil, check.Revocation, "names no VCEK CRL issued by ARK-Milan"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			writeForeignMilanCRL(t, filepath.Join(dir, "milan.crl"))
-			b := gcpSample(t)
-			b.Report = bytes.Clone(b.Report)
-			if tc.mutate != nil {
-				tc.mutate(b)
-			}
-			r := mustVerifier(t, tc.policy, WithTime(tc.at), WithBaseDir(dir)).Verify(b, bytes.Repeat([]byte{1}, 32))
-			want(t, r, tc.check, false, tc.reason)
-		})
+		refuse(t, gcpSample, tc)
 	}
 }
 
@@ -441,14 +434,7 @@ func TestSyntheticAWS(t *testing.T) {
 		{"VLEK CRL named as a VCEK CRL", "crl FILE", now.Add(24 * time.Hour), false, false, "names no VLEK CRL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			der, err := e.SNPCRL(now.Add(-48*time.Hour), tc.next, tc.revoke)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "root.pem"), e.RootPEM(), 0o644)
-			os.WriteFile(filepath.Join(dir, "FILE"), der, 0o644)
-			v := mustVerifier(t, "snp-allow-provisional-firmware\ntrust-root sev-snp root.pem\n"+tc.crl, WithBaseDir(dir))
+			v := crlVerifier(t, e, now.Add(-48*time.Hour), tc.next, tc.revoke, tc.crl, "FILE")
 			want(t, v.Verify(b, nonce), check.Revocation, tc.ok, tc.reason)
 		})
 	}

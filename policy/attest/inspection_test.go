@@ -79,7 +79,7 @@ func TestInspectionCloudFacts(t *testing.T) {
 		return fields
 	}
 	aws := lines(mustVerifier(t, "snp-allow-provisional-firmware", WithTime(awsTime)).InspectAs(awsSample(t), evidence.KindSNPReport))
-	for k, want := range map[string]string{
+	wantFields(t, "AWS", aws, map[string]string{
 		"signer":               "vlek",
 		"csp_id":               "CN=cc-us-east-2.amazonaws.com",
 		"product_line":         "Milan",
@@ -87,24 +87,25 @@ func TestInspectionCloudFacts(t *testing.T) {
 		"reported_tcb":         "bootloader=4 tee=0 snp=24 microcode=217",
 		"committed_tcb":        "bootloader=4 tee=0 snp=24 microcode=219",
 		"current_tcb":          "bootloader=4 tee=0 snp=24 microcode=220",
-	} {
-		if aws[k] != want {
-			t.Errorf("AWS %s = %q, want %q", k, aws[k], want)
-		}
-	}
+	})
 	e, b, _ := turinEnclave(t)
 	turin := lines(fakeVerifier(t, e, "").InspectAs(b, evidence.KindBundle))
-	for k, want := range map[string]string{
+	wantFields(t, "Turin", turin, map[string]string{
 		"signer":               "vcek",
 		"product_line":         "Turin",
 		"provisional_firmware": "false",
 		"reported_tcb":         "fmc=1 bootloader=2 tee=3 snp=4 microcode=5",
-	} {
-		if turin[k] != want {
-			t.Errorf("Turin %s = %q, want %q", k, turin[k], want)
-		}
-	}
+	})
 	if _, ok := turin["csp_id"]; ok {
 		t.Error("a VCEK report prints a csp_id")
+	}
+}
+
+func wantFields(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s %s = %q, want %q", what, k, got[k], w)
+		}
 	}
 }

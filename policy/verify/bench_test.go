@@ -26,9 +26,14 @@ import (
 //	go test ./policy/verify -run '^$' -bench . -benchtime 2s
 func BenchmarkVerifySNP(b *testing.B) {
 	t := &testing.T{}
-	f := newFixture(t)
+	benchSNPDecision(b, t, newFixture(t), "")
+}
+
+// benchSNPDecision runs the benchmarks on f's enclave's evidence for a
+// release of its measurement, under f's policy with extra lines.
+func benchSNPDecision(b *testing.B, t *testing.T, f *fixture, extra string) {
 	idx := f.log.add(f.release(t, f.operator, f.m))
-	v := f.policy(t, "")
+	v := f.policy(t, extra)
 	n := nonce()
 	ev := f.evidence(t, n)
 	ev.Proof = string(f.log.proof(idx, 2).Marshal())
@@ -83,15 +88,7 @@ func BenchmarkVerifySNPAWS(b *testing.B) {
 	}
 	f.enclave = e
 	writeFile(b, f.dir, "root.pem", e.RootPEM())
-	idx := f.log.add(f.release(t, f.operator, f.m))
-	v := f.policy(t, "snp-allow-provisional-firmware\n")
-	n := nonce()
-	ev := f.evidence(t, n)
-	ev.Proof = string(f.log.proof(idx, 2).Marshal())
-	if vd := v.Verify(Input{Evidence: ev, Nonce: n}); !vd.OK() {
-		b.Fatalf("does not verify:\n%s", vd.Checks)
-	}
-	runVerifyBenchmarks(b, v, Input{Evidence: ev, Nonce: n}, "go-sev-guest-verify", snpBare(b, f, ev))
+	benchSNPDecision(b, t, f, "snp-allow-provisional-firmware\n")
 }
 
 // snpBare is go-sev-guest's verification of ev alone, against the

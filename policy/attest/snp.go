@@ -204,10 +204,12 @@ func snpSigner(r *spb.Report) abi.ReportSigner {
 	return info.SigningKey
 }
 
-func snpFields(att *spb.Attestation) *SNPFields {
+// snpFields reads att's fields; ek is its endorsement key certificate,
+// or nil.
+func snpFields(att *spb.Attestation, ek *x509.Certificate) *SNPFields {
 	r := att.GetReport()
 	h := hex.EncodeToString
-	line, cspID := snpProductLine(att)
+	line, cspID := snpProductLine(att, ek)
 	l := layoutOf(line)
 	f := &SNPFields{
 		Version:           r.GetVersion(),
@@ -246,11 +248,10 @@ func snpFields(att *spb.Attestation) *SNPFields {
 // snpProductLine returns the report's product line — from its CPUID
 // (report version 3 and later), else from its endorsement key — and the
 // endorsement key's CSP_ID (VLEKs). Nothing here is verified yet.
-func snpProductLine(att *spb.Attestation) (line, cspID string) {
+func snpProductLine(att *spb.Attestation, ek *x509.Certificate) (line, cspID string) {
 	if fms := att.GetReport().GetCpuid1EaxFms(); fms != 0 {
 		line = kds.ProductLineFromFms(fms)
 	}
-	ek := endorsementKey(att)
 	if ek == nil {
 		return line, ""
 	}
@@ -314,7 +315,8 @@ func (v *Verifier) verifySNP(r *Result, b *evidence.Bundle, nonce []byte, full b
 		r.add(check.Fail(check.EvidenceFormat, "%v", err))
 		return
 	}
-	r.SNP = snpFields(att)
+	ek := endorsementKey(att)
+	r.SNP = snpFields(att, ek)
 	signer := snpSigner(att.GetReport())
 	r.add(check.Pass(check.EvidenceFormat, "SEV-SNP report version %d signed by its %v; endorsement key certificate: %s", r.SNP.Version, signer, certSource))
 	if full {
@@ -327,7 +329,6 @@ func (v *Verifier) verifySNP(r *Result, b *evidence.Bundle, nonce []byte, full b
 	// read, is checked with go-sev-guest's pieces by amdkds.go, and
 	// validate reads its struct-version-0 view (vatt).
 	now := v.now()
-	ek := endorsementKey(att)
 	vatt := att
 	var ext *kdsV1
 	var extErr error
@@ -375,23 +376,56 @@ func (v *Verifier) verifySNP(r *Result, b *evidence.Bundle, nonce []byte, full b
 		r.add(v.snpRevocation(ek, root, signer, now))
 	}
 
-	// Report fields: go-sev-guest's validate, first with nothing but its
-	// internal consistency rules, then once per policy concern. Its
-	// consistency rules let COMMITTED_TCB be at most CURRENT_TCB (and the
-	// committed firmware at most the current one): whether provisional
-	// firmware is acceptable is the policy's question, asked next.
+	// Report fields: go-sev-guest's validate, with nothing but its
+	// internal consistency rules (base), and with each policy concern's
+	// options. Its consistency rules let COMMITTED_TCB be at most
+	// CURRENT_TCB (and the committed firmware at most the current one):
+	// whether provisional firmware is acceptable is the policy's question,
+	// asked next.
 	base := &validate.Options{GuestPolicy: abi.SnpPolicy{SMT: true, MigrateMA: true, Debug: true, CXLAllowed: true}, PermitProvisionalFirmware: true}
+	sp := v.pol.SNP
+	floor, _, _ := sp.Floor(r.SNP.ProductLine)
+	floorTCB := kds.DecomposeTCBVersion(kds.TCBVersion(layoutOf(r.SNP.ProductLine).compose(floor)))
+	polOpts := *base
+	polOpts.GuestPolicy = abi.SnpPolicy{
+		ABIMajor: sp.MinABIMajor, ABIMinor: sp.MinABIMinor,
+		SMT: sp.AllowSMT, MigrateMA: sp.AllowMigrationAgent, Debug: sp.AllowDebug,
+		SingleSocket: sp.RequireSingleSocket, CXLAllowed: sp.AllowCXL,
+	}
+	polOpts.VMPL = sp.VMPL
+	polOpts.MinimumGuestSvn = sp.MinGuestSVN
+	var rd []byte
+	var what string
+	var nerr error
+	if full {
+		rd, what, nerr = v.nonceReportData(b, nonce)
+	}
+
+	// Each concern adds constraints of its own to base's, so the options
+	// of all of them together pass only when base's and each concern's
+	// would: one validate call decides the common case, and only a
+	// failure is asked again, for consistency and concern by concern, to
+	// say which.
 	var baseErr error
+	allOK := false
 	switch {
 	case ek == nil:
 		baseErr = fmt.Errorf("not evaluated: needs the %v certificate (its TCB and chip id)", signer)
 	case extErr != nil:
 		baseErr = fmt.Errorf("not evaluated: the %v certificate does not parse (%v)", signer, extErr)
 	default:
-		baseErr = safely("SEV-SNP validation", func() error { return validate.SnpAttestation(vatt, base) })
+		if full && nerr == nil {
+			all := polOpts
+			all.MinimumTCB, all.ReportData = floorTCB, rd
+			allOK = safely("SEV-SNP validation", func() error { return validate.SnpAttestation(vatt, &all) }) == nil
+		}
+		if !allOK {
+			baseErr = safely("SEV-SNP validation", func() error { return validate.SnpAttestation(vatt, base) })
+		}
 		if ext != nil && baseErr == nil && att.GetReport().GetReportedTcb() != ext.TCB {
 			// validate compared the same bytes; say it in Turin's terms.
 			baseErr = fmt.Errorf("REPORTED_TCB (%s) is not the TCB of the %v certificate (%s)", r.SNP.ReportedTCB, signer, layoutTurin.decode(ext.TCB))
+			allOK = false
 		}
 	}
 	r.add(check.From(check.ReportConsistency, baseErr,
@@ -401,24 +435,18 @@ func (v *Verifier) verifySNP(r *Result, b *evidence.Bundle, nonce []byte, full b
 		return
 	}
 	concern := func(name string, opts *validate.Options, ok string) check.Check {
-		if baseErr != nil {
+		switch {
+		case baseErr != nil:
 			return check.Fail(name, "not evaluated: the report is not internally consistent (%v)", baseErr)
+		case allOK:
+			return check.Pass(name, "%s", ok)
 		}
 		err := safely("SEV-SNP validation", func() error { return validate.SnpAttestation(vatt, opts) })
 		return check.From(name, err, ok)
 	}
 
-	sp := v.pol.SNP
-	r.add(v.snpFloors(r.SNP, att.GetReport().GetReportedTcb(), base, concern))
+	r.add(v.snpFloors(r.SNP, att.GetReport().GetReportedTcb(), floorTCB, base, concern))
 
-	polOpts := *base
-	polOpts.GuestPolicy = abi.SnpPolicy{
-		ABIMajor: sp.MinABIMajor, ABIMinor: sp.MinABIMinor,
-		SMT: sp.AllowSMT, MigrateMA: sp.AllowMigrationAgent, Debug: sp.AllowDebug,
-		SingleSocket: sp.RequireSingleSocket, CXLAllowed: sp.AllowCXL,
-	}
-	polOpts.VMPL = sp.VMPL
-	polOpts.MinimumGuestSvn = sp.MinGuestSVN
 	p := r.SNP.Policy
 	c := concern(check.GuestPolicy, &polOpts, fmt.Sprintf("POLICY %s (debug %s, SMT %s, migration agent %s, ABI %s) and VMPL %d are within the policy",
 		r.SNP.GuestPolicy, onOff(p.Debug), onOff(p.SMT), onOff(p.MigrateMA), p.ABI, r.SNP.VMPL))
@@ -427,9 +455,8 @@ func (v *Verifier) verifySNP(r *Result, b *evidence.Bundle, nonce []byte, full b
 	}
 	r.add(c)
 
-	rd, what, err := v.nonceReportData(b, nonce)
-	if err != nil {
-		r.add(check.Fail(check.NonceBinding, "%v", err))
+	if nerr != nil {
+		r.add(check.Fail(check.NonceBinding, "%v", nerr))
 		return
 	}
 	ndOpts := *base
@@ -464,9 +491,10 @@ func (v *Verifier) snpFirmwareCommitted(f *SNPFields, signer abi.ReportSigner, b
 }
 
 // snpFloors checks REPORTED_TCB against the policy's floor for the
-// report's product line, composed in that line's TCB layout; validate
-// compares byte by byte, which is component by component in every layout.
-func (v *Verifier) snpFloors(f *SNPFields, reported uint64, base *validate.Options, concern func(string, *validate.Options, string) check.Check) check.Check {
+// report's product line, floorTCB: that floor composed in the line's TCB
+// layout and cut into go-sev-guest's (Milan's) parts. validate compares
+// byte by byte, which is component by component in every layout.
+func (v *Verifier) snpFloors(f *SNPFields, reported uint64, floorTCB kds.TCBParts, base *validate.Options, concern func(string, *validate.Options, string) check.Check) check.Check {
 	floor, source, ok := v.pol.SNP.Floor(f.ProductLine)
 	line := cmp.Or(f.ProductLine, "an unknown product line")
 	if !ok {
@@ -477,7 +505,7 @@ func (v *Verifier) snpFloors(f *SNPFields, reported uint64, base *validate.Optio
 	}
 	l := layoutOf(f.ProductLine)
 	opts := *base
-	opts.MinimumTCB = kds.DecomposeTCBVersion(kds.TCBVersion(l.compose(floor)))
+	opts.MinimumTCB = floorTCB
 	c := concern(check.TCBFloors, &opts, fmt.Sprintf("REPORTED_TCB %s meets the policy floor %s (%s)", f.ReportedTCB, floor, source))
 	if below := l.below(reported, floor); !c.OK && len(below) > 0 && !strings.HasPrefix(c.Reason, "not evaluated") {
 		c.Reason = fmt.Sprintf("REPORTED_TCB %s is lower than the policy floor %s (%s) for %s: %s", f.ReportedTCB, floor, source, line, strings.Join(below, ", "))

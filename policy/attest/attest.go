@@ -9,9 +9,14 @@
 // only decides which checks to run, with which options, and spells out
 // each outcome as a [check.Check].
 //
-// Roots: the AMD ARK/ASK/ASVK of Milan, Genoa and Turin (embedded in
-// go-sev-guest) and the Intel SGX Root CA (the certificate go-tdx-guest
-// embeds, copied here as intel_sgx_root_ca.pem, SHA-256 fingerprint
+// Roots: the AMD ARK, ASK (VCEK issuer) and ASVK (VLEK issuer,
+// "SEV-VLEK-<line>") of Milan, Genoa and Turin — go-sev-guest v0.15.0's
+// verify/trust/*.pem, its copies of AMD KDS's /vcek/v1/<line>/cert_chain
+// and /vlek/v1/<line>/cert_chain, their SHA-256 fingerprints pinned by
+// TestEmbeddedAMDRoots and the Milan and Turin ones equal to what the
+// public Google Cloud and Turin samples ship (testdata/cloud) — and the
+// Intel SGX Root CA (the certificate go-tdx-guest embeds, copied here as
+// intel_sgx_root_ca.pem, SHA-256 fingerprint
 // 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3).
 // A policy's trust-root lines add roots; test roots are trusted only so.
 //

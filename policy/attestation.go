@@ -187,9 +187,9 @@ func (t SNPTCB) String() string {
 	return s
 }
 
-// SNPProductLines are the AMD product lines a policy can name, as AMD
+// snpProductLines are the AMD product lines a policy can name, as AMD
 // spells them; policies write them in lower case.
-var SNPProductLines = []string{"Milan", "Genoa", "Turin"}
+var snpProductLines = []string{"Milan", "Genoa", "Turin"}
 
 // Floor returns the TCB floor for reports of product line line (as AMD
 // spells it): the line's own, else the floor for every line. ok is false
@@ -336,7 +336,7 @@ func parseSNPMinTCB(p *Policy, f []string) error {
 		return errors.New("want: snp-min-tcb [milan|genoa|turin] bootloader=N tee=N snp=N microcode=N [fmc=N] (any of them)")
 	}
 	line, key := "", "snp-min-tcb"
-	for _, l := range SNPProductLines {
+	for _, l := range snpProductLines {
 		if f[1] == strings.ToLower(l) {
 			line, key = l, "snp-min-tcb "+f[1]
 			f = f[1:]

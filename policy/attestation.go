@@ -5,9 +5,13 @@ package policy
 // appear at most once. Parse errors name the line (Parse wraps them).
 //
 //	platform sev-snp|tdx ...             # allowed platforms; default: both
-//	snp-min-tcb bootloader=N tee=N snp=N microcode=N
-//	                                     # SEV-SNP TCB floors on REPORTED_TCB (any subset)
+//	snp-min-tcb [milan|genoa|turin] bootloader=N tee=N snp=N microcode=N [fmc=N]
+//	                                     # SEV-SNP TCB floors on REPORTED_TCB (any subset), read
+//	                                     # with the report's product line's TCB layout; with a
+//	                                     # product line, that line's floor (fmc=N: turin only);
+//	                                     # once per line, once without one
 //	snp-allow-debug                      # accept SEV-SNP guests with POLICY.DEBUG set
+//	snp-allow-provisional-firmware       # accept SEV-SNP reports with COMMITTED_TCB < CURRENT_TCB
 //	snp-policy KEY=VALUE ...             # SEV-SNP guest policy limits:
 //	                                     #   smt=allow|deny          (default allow)
 //	                                     #   migrate-ma=allow|deny   (default deny)
@@ -29,7 +33,9 @@ package policy
 //	gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional] [ocsp=required|optional] [mode=cc|ppcie|any]
 //	                                     # the enclave's GPUs: how many, which, and whether
 //	                                     # their measurements must equal stapled NVIDIA RIMs
-//	crl FILE                             # cached AMD CRL (DER or PEM) for offline revocation
+//	crl [vcek|vlek] FILE                 # cached AMD CRL (DER or PEM) for offline revocation:
+//	                                     # the VCEK CRL (default) or the VLEK CRL, which AMD
+//	                                     # publishes separately (kdsintf.amd.com/vlek/v1/LINE/crl)
 //	tdx-collateral DIR                   # cached Intel PCS collateral for offline TCB status
 //
 // Debug is never allowed unless the policy says so, and no test root is
@@ -113,10 +119,16 @@ type AttestationPolicy struct {
 	// root CA). A test root is trusted only when listed here.
 	TrustRoots []TrustRoot
 
-	// CRLs are cached AMD revocation lists (DER or PEM), one per product
-	// line at most. When set, SEV-SNP evidence must pass the revocation
-	// check against them; nothing is fetched.
+	// CRLs are cached AMD VCEK revocation lists (DER or PEM; 'crl FILE'
+	// or 'crl vcek FILE'), one per product line at most. When CRLs or
+	// VLEKCRLs is set, SEV-SNP evidence must pass the revocation check
+	// against the list of its signing key's kind; nothing is fetched.
 	CRLs []string
+
+	// VLEKCRLs are cached AMD VLEK revocation lists ('crl vlek FILE'):
+	// AMD publishes them apart from the VCEK's, signed by the same ARK,
+	// listing revoked ASVKs and VLEKs.
+	VLEKCRLs []string
 
 	// TDXCollateral is a directory of cached Intel PCS collateral (see
 	// policy/attest); when set, TDX evidence must have an UpToDate TCB
@@ -129,8 +141,19 @@ type AttestationPolicy struct {
 // SNPPolicy are the SEV-SNP requirements.
 type SNPPolicy struct {
 	// MinTCB are floors on the report's REPORTED_TCB (which must also equal
-	// the VCEK's TCB). Zero components are no floor.
+	// the VCEK's TCB), for every product line without its own entry in
+	// MinTCBByLine. Zero components are no floor.
 	MinTCB SNPTCB
+	// MinTCBByLine are the floors of one product line each ("Milan",
+	// "Genoa", "Turin"): TCB numbers of different lines are not
+	// comparable, so a policy spanning lines can name each one's.
+	MinTCBByLine map[string]SNPTCB
+	// AllowProvisionalFirmware accepts a report whose COMMITTED_TCB (or
+	// committed firmware version) is below the current one: firmware the
+	// host installed but has not committed, so it may still roll back to
+	// the committed one. REPORTED_TCB stays what floors and the VCEK/VLEK
+	// are checked against. Default false.
+	AllowProvisionalFirmware bool
 	// AllowDebug accepts guests whose POLICY has DEBUG set.
 	AllowDebug bool
 	// AllowSMT accepts guests whose POLICY allows SMT. Default true.
@@ -152,15 +175,39 @@ type SNPPolicy struct {
 }
 
 // SNPTCB are the SEV-SNP TCB components a policy can put floors on.
+// FMC exists on Turin only.
 type SNPTCB struct {
 	Bootloader, TEE, SNP, Microcode uint8
+	FMC                             uint8
 }
 
 // IsZero reports whether no floor is set.
 func (t SNPTCB) IsZero() bool { return t == SNPTCB{} }
 
 func (t SNPTCB) String() string {
-	return fmt.Sprintf("bootloader=%d tee=%d snp=%d microcode=%d", t.Bootloader, t.TEE, t.SNP, t.Microcode)
+	s := fmt.Sprintf("bootloader=%d tee=%d snp=%d microcode=%d", t.Bootloader, t.TEE, t.SNP, t.Microcode)
+	if t.FMC != 0 {
+		s = fmt.Sprintf("fmc=%d %s", t.FMC, s)
+	}
+	return s
+}
+
+// snpProductLines are the AMD product lines a policy can name, as AMD
+// spells them; policies write them in lower case.
+var snpProductLines = []string{"Milan", "Genoa", "Turin"}
+
+// Floor returns the TCB floor for reports of product line line (as AMD
+// spells it): the line's own, else the floor for every line. ok is false
+// when the policy names floors for other lines but neither this line's
+// nor one for every line: such a policy fails closed on this line.
+func (s SNPPolicy) Floor(line string) (floor SNPTCB, source string, ok bool) {
+	if f, found := s.MinTCBByLine[line]; found {
+		return f, "snp-min-tcb " + strings.ToLower(line), true
+	}
+	if len(s.MinTCBByLine) > 0 && s.MinTCB.IsZero() {
+		return SNPTCB{}, "", false
+	}
+	return s.MinTCB, "snp-min-tcb", true
 }
 
 // TDXPolicy are the Intel TDX requirements.
@@ -199,8 +246,9 @@ func defaultAttestation() AttestationPolicy {
 
 func init() {
 	registerDirective("platform", parsePlatform)
-	registerDirective("snp-min-tcb", once(parseSNPMinTCB))
+	registerDirective("snp-min-tcb", parseSNPMinTCB)
 	registerDirective("snp-allow-debug", once(noArgs(func(a *AttestationPolicy) { a.SNP.AllowDebug = true })))
+	registerDirective("snp-allow-provisional-firmware", once(noArgs(func(a *AttestationPolicy) { a.SNP.AllowProvisionalFirmware = true })))
 	registerDirective("snp-policy", once(parseSNPPolicy))
 	registerDirective("tdx-allow-debug", once(noArgs(func(a *AttestationPolicy) { a.TDX.AllowDebug = true })))
 	registerDirective("tdx-min-tee-tcb-svn", once(parseTDXMinTeeTCBSVN))
@@ -287,14 +335,36 @@ func keyValues(f []string, known ...string) (map[string]string, error) {
 	return kv, nil
 }
 
-func parseSNPMinTCB(a *AttestationPolicy, f []string) error {
+func parseSNPMinTCB(p *Policy, f []string) error {
+	a := &p.Attestation
 	if len(f) < 2 {
-		return errors.New("want: snp-min-tcb bootloader=N tee=N snp=N microcode=N (any of them)")
+		return errors.New("want: snp-min-tcb [milan|genoa|turin] bootloader=N tee=N snp=N microcode=N [fmc=N] (any of them)")
 	}
-	kv, err := keyValues(f[1:], "bootloader", "tee", "snp", "microcode")
+	line, key := "", "snp-min-tcb"
+	for _, l := range snpProductLines {
+		if f[1] == strings.ToLower(l) {
+			line, key = l, "snp-min-tcb "+f[1]
+			f = f[1:]
+		}
+	}
+	if a.seen[key] {
+		return fmt.Errorf("%s given twice", key)
+	}
+	if len(f) < 2 {
+		return fmt.Errorf("want: %s KEY=N ... (bootloader, tee, snp, microcode, fmc)", key)
+	}
+	known := []string{"bootloader", "tee", "snp", "microcode"}
+	if line == "Turin" {
+		known = append(known, "fmc")
+	}
+	kv, err := keyValues(f[1:], known...)
 	if err != nil {
+		if hasKey(f[1:], "fmc") && line != "Turin" {
+			return errors.New("fmc: only Turin has an FMC TCB component; write 'snp-min-tcb turin fmc=N ...'")
+		}
 		return err
 	}
+	var t SNPTCB
 	for k, v := range kv {
 		n, err := strconv.ParseUint(v, 10, 8)
 		if err != nil {
@@ -302,16 +372,40 @@ func parseSNPMinTCB(a *AttestationPolicy, f []string) error {
 		}
 		switch k {
 		case "bootloader":
-			a.SNP.MinTCB.Bootloader = uint8(n)
+			t.Bootloader = uint8(n)
 		case "tee":
-			a.SNP.MinTCB.TEE = uint8(n)
+			t.TEE = uint8(n)
 		case "snp":
-			a.SNP.MinTCB.SNP = uint8(n)
+			t.SNP = uint8(n)
 		case "microcode":
-			a.SNP.MinTCB.Microcode = uint8(n)
+			t.Microcode = uint8(n)
+		case "fmc":
+			t.FMC = uint8(n)
 		}
 	}
+	if line == "" {
+		a.SNP.MinTCB = t
+	} else {
+		if a.SNP.MinTCBByLine == nil {
+			a.SNP.MinTCBByLine = map[string]SNPTCB{}
+		}
+		a.SNP.MinTCBByLine[line] = t
+	}
+	if a.seen == nil {
+		a.seen = map[string]bool{}
+	}
+	a.seen[key] = true
 	return nil
+}
+
+// hasKey reports whether a KEY=VALUE field names key.
+func hasKey(f []string, key string) bool {
+	for _, field := range f {
+		if k, _, _ := strings.Cut(field, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
 
 func parseSNPPolicy(a *AttestationPolicy, f []string) error {
@@ -573,16 +667,21 @@ func parseTrustRoot(p *Policy, f []string) error {
 }
 
 func parseCRL(p *Policy, f []string) error {
-	if len(f) != 2 {
-		return errors.New("want: crl FILE")
+	if len(f) != 2 && (len(f) != 3 || (f[1] != "vcek" && f[1] != "vlek")) {
+		return errors.New("want: crl [vcek|vlek] FILE")
 	}
 	a := &p.Attestation
-	for _, c := range a.CRLs {
-		if c == f[1] {
-			return fmt.Errorf("crl %s listed twice", f[1])
+	file := f[len(f)-1]
+	for _, c := range append(append([]string(nil), a.CRLs...), a.VLEKCRLs...) {
+		if c == file {
+			return fmt.Errorf("crl %s listed twice", file)
 		}
 	}
-	a.CRLs = append(a.CRLs, f[1])
+	if len(f) == 3 && f[1] == "vlek" {
+		a.VLEKCRLs = append(a.VLEKCRLs, file)
+		return nil
+	}
+	a.CRLs = append(a.CRLs, file)
 	return nil
 }
 

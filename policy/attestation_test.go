@@ -74,7 +74,30 @@ func TestAttestationDirectives(t *testing.T) {
 			return reflect.DeepEqual(a.TrustRoots, []TrustRoot{{"sev-snp", "test-ark.pem"}, {"tdx", "/etc/attestlog/test-sgx-root.pem"}})
 		}},
 		{"crl milan.crl\ncrl genoa.crl", func(a AttestationPolicy) bool {
-			return reflect.DeepEqual(a.CRLs, []string{"milan.crl", "genoa.crl"})
+			return reflect.DeepEqual(a.CRLs, []string{"milan.crl", "genoa.crl"}) && a.VLEKCRLs == nil
+		}},
+		// AMD publishes the VLEK CRL apart from the VCEK's.
+		{"crl vcek milan.crl\ncrl vlek milan-vlek.crl", func(a AttestationPolicy) bool {
+			return reflect.DeepEqual(a.CRLs, []string{"milan.crl"}) && reflect.DeepEqual(a.VLEKCRLs, []string{"milan-vlek.crl"})
+		}},
+		{"snp-allow-provisional-firmware", func(a AttestationPolicy) bool { return a.SNP.AllowProvisionalFirmware && !a.SNP.AllowDebug }},
+		{"snp-min-tcb turin fmc=1 snp=3\nsnp-min-tcb milan snp=24\nsnp-min-tcb microcode=9", func(a AttestationPolicy) bool {
+			s := a.SNP
+			turin, src, ok := s.Floor("Turin")
+			genoa, gsrc, gok := s.Floor("Genoa")
+			return turin == SNPTCB{FMC: 1, SNP: 3} && src == "snp-min-tcb turin" && ok &&
+				s.MinTCBByLine["Milan"] == SNPTCB{SNP: 24} &&
+				genoa == SNPTCB{Microcode: 9} && gsrc == "snp-min-tcb" && gok
+		}},
+		// Floors for some lines only: the others have none to meet, and fail closed.
+		{"snp-min-tcb turin snp=3", func(a AttestationPolicy) bool {
+			_, _, ok := a.SNP.Floor("Milan")
+			f, _, tok := a.SNP.Floor("Turin")
+			return !ok && tok && f == SNPTCB{SNP: 3}
+		}},
+		{"", func(a AttestationPolicy) bool {
+			f, src, ok := a.SNP.Floor("Milan")
+			return ok && f.IsZero() && src == "snp-min-tcb" && !a.SNP.AllowProvisionalFirmware
 		}},
 		{"tdx-collateral /var/cache/pcs  # comment", func(a AttestationPolicy) bool { return a.TDXCollateral == "/var/cache/pcs" }},
 	} {
@@ -101,7 +124,12 @@ func TestAttestationDirectiveErrors(t *testing.T) {
 		{"platform tdx tdx", 1, "listed twice"},
 		{"\nsnp-min-tcb", 2, "want: snp-min-tcb"},
 		{"snp-min-tcb tee", 1, "want KEY=VALUE"},
-		{"snp-min-tcb fmc=1", 1, `unknown key "fmc"`},
+		{"snp-min-tcb fmc=1", 1, "only Turin has an FMC"},
+		{"snp-min-tcb milan fmc=1", 1, "only Turin has an FMC"},
+		{"snp-min-tcb turin", 1, "want: snp-min-tcb turin KEY=N"},
+		{"snp-min-tcb turin snp=1\nsnp-min-tcb turin tee=1", 2, "snp-min-tcb turin given twice"},
+		{"snp-min-tcb venice snp=1", 1, "want KEY=VALUE"},
+		{"snp-allow-provisional-firmware now", 1, "no arguments"},
 		{"snp-min-tcb snp=256", 1, "snp=256: want a number 0-255"},
 		{"snp-min-tcb snp=1 snp=2", 1, "key snp given twice"},
 		{"snp-min-tcb snp=1\n\nsnp-min-tcb tee=1", 3, "snp-min-tcb given twice"},
@@ -123,7 +151,9 @@ func TestAttestationDirectiveErrors(t *testing.T) {
 		{"trust-root sev-snp", 1, "want: trust-root"},
 		{"trust-root sgx root.pem", 1, `platform "sgx"`},
 		{"trust-root tdx a.pem\ntrust-root tdx a.pem", 2, "listed twice"},
-		{"crl", 1, "want: crl FILE"},
+		{"crl", 1, "want: crl [vcek|vlek] FILE"},
+		{"crl vlak a.crl", 1, "want: crl [vcek|vlek] FILE"},
+		{"crl a.crl\ncrl vlek a.crl", 2, "listed twice"},
 		{"tdx-collateral a b", 1, "want: tdx-collateral DIR"},
 	} {
 		_, err := Parse([]byte(tc.text))
@@ -144,6 +174,7 @@ func FuzzParseAttestation(f *testing.F) {
 		"snp-policy smt=deny migrate-ma=allow abi-min=1.51 vmpl=0\nsnp-allow-debug\n",
 		"tdx-min-tee-tcb-svn 03000600000000000000000000000000\ntdx-allow-debug\n",
 		"reproductions 2\nmax-checkpoint-age 7d\ntrust-root sev-snp a.pem\ncrl b.crl\ntdx-collateral c\n",
+		"snp-min-tcb turin fmc=1 snp=3\nsnp-min-tcb milan snp=24\ncrl vlek v.crl\nsnp-allow-provisional-firmware\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -166,6 +197,14 @@ func FuzzParseAttestation(f *testing.F) {
 		}
 		if a.SNP.VMPL != nil && (*a.SNP.VMPL < 0 || *a.SNP.VMPL > 3) {
 			t.Errorf("accepted VMPL %d", *a.SNP.VMPL)
+		}
+		for line, f := range a.SNP.MinTCBByLine {
+			if f.FMC != 0 && line != "Turin" {
+				t.Errorf("accepted an FMC floor for %s", line)
+			}
+		}
+		if a.SNP.MinTCB.FMC != 0 {
+			t.Errorf("accepted an FMC floor for every product line")
 		}
 		for _, r := range a.TrustRoots {
 			if r.File == "" {

@@ -9,9 +9,14 @@
 // only decides which checks to run, with which options, and spells out
 // each outcome as a [check.Check].
 //
-// Roots: the AMD ARK/ASK/ASVK of Milan, Genoa and Turin (embedded in
-// go-sev-guest) and the Intel SGX Root CA (the certificate go-tdx-guest
-// embeds, copied here as intel_sgx_root_ca.pem, SHA-256 fingerprint
+// Roots: the AMD ARK, ASK (VCEK issuer) and ASVK (VLEK issuer,
+// "SEV-VLEK-<line>") of Milan, Genoa and Turin — go-sev-guest v0.15.0's
+// verify/trust/*.pem, its copies of AMD KDS's /vcek/v1/<line>/cert_chain
+// and /vlek/v1/<line>/cert_chain, their SHA-256 fingerprints pinned by
+// TestEmbeddedAMDRoots and the Milan and Turin ones equal to what the
+// public Google Cloud and Turin samples ship (testdata/cloud) — and the
+// Intel SGX Root CA (the certificate go-tdx-guest embeds, copied here as
+// intel_sgx_root_ca.pem, SHA-256 fingerprint
 // 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3).
 // A policy's trust-root lines add roots; test roots are trusted only so.
 //
@@ -32,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/attestlog/attestlog/internal/pemcert"
@@ -64,6 +70,7 @@ type snpRoot struct {
 
 type crlFile struct {
 	path string
+	key  abi.ReportSigner // whose CRL: the VCEK's or the VLEK's
 	crl  *x509.RevocationList
 }
 
@@ -149,7 +156,7 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 			v.gpuRoots = append(v.gpuRoots, b)
 		}
 	}
-	for _, p := range ap.CRLs {
+	for i, p := range append(append([]string(nil), ap.CRLs...), ap.VLEKCRLs...) {
 		b, err := readFile(resolve(p))
 		if err != nil {
 			return nil, fmt.Errorf("crl %s: %w", p, err)
@@ -161,7 +168,11 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 		if err != nil {
 			return nil, fmt.Errorf("crl %s: %w", p, err)
 		}
-		v.crls = append(v.crls, &crlFile{path: p, crl: crl})
+		key := abi.VcekReportSigner
+		if i >= len(ap.CRLs) {
+			key = abi.VlekReportSigner
+		}
+		v.crls = append(v.crls, &crlFile{path: p, key: key, crl: crl})
 	}
 	if ap.TDXCollateral != "" {
 		c, err := loadCollateral(readFile, resolve(ap.TDXCollateral))

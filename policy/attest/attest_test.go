@@ -422,14 +422,7 @@ func TestFakeRevocation(t *testing.T) {
 		{"stale CRL", now.Add(-time.Hour), false, false, "expired", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			der, err := e.SNPCRL(now.Add(-48*time.Hour), tc.next, tc.revoke)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dir := t.TempDir()
-			os.WriteFile(filepath.Join(dir, "root.pem"), e.RootPEM(), 0o644)
-			os.WriteFile(filepath.Join(dir, "milan.crl"), der, 0o644)
-			v := mustVerifier(t, "trust-root sev-snp root.pem\ncrl milan.crl", WithBaseDir(dir))
+			v := crlVerifier(t, e, now.Add(-48*time.Hour), tc.next, tc.revoke, "crl milan.crl", "milan.crl")
 			want(t, v.Verify(b, nonce), check.Revocation, tc.ok, tc.reason)
 		})
 	}
@@ -442,8 +435,23 @@ func TestFakeRevocation(t *testing.T) {
 		der, _ := g.SNPCRL(now.Add(-time.Hour), now.Add(time.Hour), false)
 		os.WriteFile(filepath.Join(dir, "genoa.crl"), der, 0o644)
 		v := mustVerifier(t, "trust-root sev-snp root.pem\ncrl genoa.crl", WithBaseDir(dir))
-		want(t, v.Verify(b, nonce), check.Revocation, false, "names no CRL issued by ARK-Milan")
+		want(t, v.Verify(b, nonce), check.Revocation, false, "names no VCEK CRL issued by ARK-Milan")
 	})
+}
+
+// crlVerifier is a verifier trusting e's test root whose policy has the
+// line crlLine naming file, a CRL by e's ARK from thisUpdate to next,
+// revoking e's VCEK (or VLEK) when revoke is set.
+func crlVerifier(t *testing.T, e *fakeenclave.Enclave, thisUpdate, next time.Time, revoke bool, crlLine, file string) *Verifier {
+	t.Helper()
+	der, err := e.SNPCRL(thisUpdate, next, revoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "root.pem"), e.RootPEM(), 0o644)
+	os.WriteFile(filepath.Join(dir, file), der, 0o644)
+	return mustVerifier(t, "snp-allow-provisional-firmware\ntrust-root sev-snp root.pem\n"+crlLine, WithBaseDir(dir))
 }
 
 func TestNewErrors(t *testing.T) {
@@ -494,6 +502,14 @@ func FuzzVerify(f *testing.F) {
 	e, _ := fakeenclave.NewSNP(measurement(1))
 	b, _ := e.Evidence(context.Background(), make([]byte, 32))
 	f.Add(append(bytes.Clone(b.Report), b.CertTable...))
+	// Struct-version-1 (Turin) and VLEK-signed evidence.
+	if e, err := fakeenclave.NewTurin(measurement(1)); err == nil {
+		b, _ := e.Evidence(context.Background(), make([]byte, 32))
+		f.Add(append(bytes.Clone(b.Report), b.CertTable...))
+	}
+	if j, err := awsSample(f).Marshal(); err == nil {
+		f.Add(j)
+	}
 	v, err := New(mustPolicy(f, ""), WithTime(snpSampleTime))
 	if err != nil {
 		f.Fatal(err)

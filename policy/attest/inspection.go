@@ -62,12 +62,19 @@ func (in Inspection) WriteText(w io.Writer) error {
 }
 
 // writeFields writes a fields struct one "json_name<TAB>value" line per
-// field, nested structs with a dotted prefix.
+// field, nested structs with a dotted prefix; an omitempty field that is
+// empty is left out, as in the JSON.
 func writeFields(w io.Writer, prefix string, v reflect.Value) {
 	t := v.Type()
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		f := v.Field(i)
+		if strings.Contains(opts, "omitempty") && f.IsZero() {
+			continue // as in the JSON: a VCEK's csp_id, Milan's fmc
+		}
+		if f.Kind() == reflect.Pointer {
+			f = f.Elem()
+		}
 		if f.Kind() == reflect.Struct {
 			if s, ok := f.Interface().(fmt.Stringer); ok {
 				fmt.Fprintf(w, "%s%s\t%s\n", prefix, name, s)

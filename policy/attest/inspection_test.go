@@ -60,3 +60,52 @@ func TestInspection(t *testing.T) {
 		t.Errorf("JSON = %s", j)
 	}
 }
+
+// TestInspectionCloudFacts: what inspect prints of AWS and Turin evidence
+// names the signing key, the provider, the product line, the FMC and the
+// provisional state.
+func TestInspectionCloudFacts(t *testing.T) {
+	lines := func(in Inspection) map[string]string {
+		var text bytes.Buffer
+		if err := in.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		fields := map[string]string{}
+		for _, line := range strings.Split(text.String(), "\n") {
+			if k, v, ok := strings.Cut(line, "  "); ok && !strings.HasPrefix(k, "✓") && !strings.HasPrefix(k, "✗") {
+				fields[k] = strings.TrimSpace(v)
+			}
+		}
+		return fields
+	}
+	aws := lines(mustVerifier(t, "snp-allow-provisional-firmware", WithTime(awsTime)).InspectAs(awsSample(t), evidence.KindSNPReport))
+	wantFields(t, "AWS", aws, map[string]string{
+		"signer":               "vlek",
+		"csp_id":               "CN=cc-us-east-2.amazonaws.com",
+		"product_line":         "Milan",
+		"provisional_firmware": "true",
+		"reported_tcb":         "bootloader=4 tee=0 snp=24 microcode=217",
+		"committed_tcb":        "bootloader=4 tee=0 snp=24 microcode=219",
+		"current_tcb":          "bootloader=4 tee=0 snp=24 microcode=220",
+	})
+	e, b, _ := turinEnclave(t)
+	turin := lines(fakeVerifier(t, e, "").InspectAs(b, evidence.KindBundle))
+	wantFields(t, "Turin", turin, map[string]string{
+		"signer":               "vcek",
+		"product_line":         "Turin",
+		"provisional_firmware": "false",
+		"reported_tcb":         "fmc=1 bootloader=2 tee=3 snp=4 microcode=5",
+	})
+	if _, ok := turin["csp_id"]; ok {
+		t.Error("a VCEK report prints a csp_id")
+	}
+}
+
+func wantFields(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s %s = %q, want %q", what, k, got[k], w)
+		}
+	}
+}

@@ -36,6 +36,9 @@ const (
 	GuestPolicy       = "guest policy"
 	NonceBinding      = "nonce binding"
 	ReportConsistency = "report consistency"
+	// FirmwareCommitted: SEV-SNP provisional firmware (COMMITTED_TCB
+	// below CURRENT_TCB) is refused unless the policy accepts it.
+	FirmwareCommitted = "committed firmware"
 )
 
 // Pass returns a passed check.

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,9 +26,14 @@ import (
 //	go test ./policy/verify -run '^$' -bench . -benchtime 2s
 func BenchmarkVerifySNP(b *testing.B) {
 	t := &testing.T{}
-	f := newFixture(t)
+	benchSNPDecision(b, t, newFixture(t), "")
+}
+
+// benchSNPDecision runs the benchmarks on f's enclave's evidence for a
+// release of its measurement, under f's policy with extra lines.
+func benchSNPDecision(b *testing.B, t *testing.T, f *fixture, extra string) {
 	idx := f.log.add(f.release(t, f.operator, f.m))
-	v := f.policy(t, "")
+	v := f.policy(t, extra)
 	n := nonce()
 	ev := f.evidence(t, n)
 	ev.Proof = string(f.log.proof(idx, 2).Marshal())
@@ -67,11 +73,33 @@ func BenchmarkVerifySNPRevocationProof(b *testing.B) {
 	runVerifyBenchmarks(b, v, Input{Evidence: ev, Nonce: n}, "go-sev-guest-verify", snpBare(b, f, ev))
 }
 
+// BenchmarkVerifySNPAWS is BenchmarkVerifySNP on evidence shaped as AWS
+// EC2's: signed by a VLEK under an ARK → ASVK chain, firmware provisional
+// (the demo signer's NewAWS; a real AWS report cannot bind our nonce),
+// under 'snp-allow-provisional-firmware'.
+//
+//	go test ./policy/verify -run '^$' -bench VerifySNPAWS -benchtime 2s
+func BenchmarkVerifySNPAWS(b *testing.B) {
+	t := &testing.T{}
+	f := newFixture(t)
+	e, err := fakeenclave.NewAWS(mustHex(f.m))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.enclave = e
+	writeFile(b, f.dir, "root.pem", e.RootPEM())
+	benchSNPDecision(b, t, f, "snp-allow-provisional-firmware\n")
+}
+
 // snpBare is go-sev-guest's verification of ev alone, against the
-// fixture's demo root.
+// fixture's demo root (its intermediate is an ASVK for a VLEK enclave).
 func snpBare(b *testing.B, f *fixture, ev *evidence.Bundle) func() {
 	ask, ark := pemCerts(b, f.enclave.RootPEM())
-	roots := map[string][]*trust.AMDRootCerts{"Milan": {{ProductLine: "Milan", ProductCerts: &trust.ProductCerts{Ask: ask, Ark: ark}}}}
+	pc := &trust.ProductCerts{Ask: ask, Ark: ark}
+	if strings.HasPrefix(ask.Subject.CommonName, "SEV-VLEK-") {
+		pc = &trust.ProductCerts{Asvk: ask, Ark: ark}
+	}
+	roots := map[string][]*trust.AMDRootCerts{"Milan": {{ProductLine: "Milan", ProductCerts: pc}}}
 	return func() {
 		att, err := abi.ReportCertsToProto(append(bytes.Clone(ev.Report), ev.CertTable...))
 		if err != nil {

@@ -36,7 +36,6 @@ import (
 	"time"
 
 	sevabi "github.com/google/go-sev-guest/abi"
-	"github.com/google/go-sev-guest/kds"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 	tdxabi "github.com/google/go-tdx-guest/abi"
 	"github.com/google/go-tdx-guest/pcs"
@@ -69,8 +68,8 @@ type Enclave struct {
 	indexProof string
 }
 
-// SNPTCB is an SEV-SNP TCB version.
-type SNPTCB struct{ Bootloader, TEE, SNP, Microcode uint8 }
+// SNPTCB is an SEV-SNP TCB version. FMC exists on Turin only.
+type SNPTCB struct{ Bootloader, TEE, SNP, Microcode, FMC uint8 }
 
 type options struct {
 	measurement []byte
@@ -95,6 +94,12 @@ type options struct {
 	gpuPPCIe   bool
 	gpuCloned  bool
 	bootEvents []BootEvent
+
+	// SEV-SNP as the clouds do it (aws.go, turin.go).
+	signer                       sevabi.ReportSigner // VCEK (default) or VLEK
+	cspID                        string              // a VLEK's CSP_ID
+	reported, committed, current *SNPTCB             // report fields; default: tcb
+	chipIDOverride               []byte
 }
 
 // Option configures NewSNP and NewTDX.
@@ -241,7 +246,8 @@ func (e *Enclave) EvidenceWithReportData(rd [64]byte) (*evidence.Bundle, error) 
 }
 
 // RootPEM returns the test root to name in a trust-root line: for SEV-SNP
-// the ASK and ARK in AMD KDS cert_chain order, for TDX the root CA.
+// the ASK (a VLEK enclave's: the ASVK) and ARK in AMD KDS cert_chain
+// order, for TDX the root CA.
 func (e *Enclave) RootPEM() []byte {
 	var out []byte
 	add := func(c *x509.Certificate) {
@@ -257,7 +263,8 @@ func (e *Enclave) RootPEM() []byte {
 	return out
 }
 
-// EndorsementKeyCert returns the SEV-SNP VCEK or the TDX PCK certificate.
+// EndorsementKeyCert returns the SEV-SNP VCEK (or VLEK) or the TDX PCK
+// certificate.
 func (e *Enclave) EndorsementKeyCert() *x509.Certificate {
 	if e.snp != nil {
 		return e.snp.vcek
@@ -304,13 +311,19 @@ func NewSNP(measurement []byte, opts ...Option) (*Enclave, error) {
 	if err != nil {
 		return nil, err
 	}
-	parts := kds.TCBParts{BlSpl: o.tcb.Bootloader, TeeSpl: o.tcb.TEE, SnpSpl: o.tcb.SNP, UcodeSpl: o.tcb.Microcode}
-	if _, err := kds.ComposeTCBParts(parts); err != nil {
-		return nil, fmt.Errorf("enclave: %v", err)
+	for _, t := range []*SNPTCB{&o.tcb, o.reported, o.committed, o.current} {
+		if t == nil {
+			continue
+		}
+		if _, err := snpTCBValue(o.productLine, *t); err != nil {
+			return nil, err
+		}
 	}
-	chipID := sha256.Sum256([]byte("attestlog fake chip " + o.productLine))
-	o.chipID = append(append([]byte(nil), chipID[:]...), chipID[:]...)
-	signer, err := newAMDChain(kds.ProductName(product), o.chipID, parts, o.created)
+	spec, err := snpEKSpec(&o, product)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := newAMDChain(spec, o.created)
 	if err != nil {
 		return nil, err
 	}
@@ -325,10 +338,14 @@ func NewSNP(measurement []byte, opts ...Option) (*Enclave, error) {
 func (e *Enclave) snpReport(rd [64]byte) ([]byte, error) {
 	o := e.o
 	product, _ := snpProduct(o.productLine)
-	tcb, err := kds.ComposeTCBParts(kds.TCBParts{BlSpl: o.tcb.Bootloader, TeeSpl: o.tcb.TEE, SnpSpl: o.tcb.SNP, UcodeSpl: o.tcb.Microcode})
-	if err != nil {
-		return nil, err
+	tcbOf := func(t *SNPTCB) uint64 {
+		if t == nil {
+			t = &o.tcb
+		}
+		v, _ := snpTCBValue(o.productLine, *t) // checked by NewSNP
+		return v
 	}
+	tcb := tcbOf(nil)
 	reportID := sha256.Sum256(rd[:])
 	ff := make([]byte, 32)
 	for i := range ff {
@@ -341,7 +358,8 @@ func (e *Enclave) snpReport(rd [64]byte) ([]byte, error) {
 		ImageId:         o.imageID,
 		Vmpl:            o.vmpl,
 		SignatureAlgo:   sevabi.SignEcdsaP384Sha384,
-		CurrentTcb:      uint64(tcb),
+		SignerInfo:      sevabi.ComposeSignerInfo(sevabi.SignerInfo{SigningKey: e.snp.signer}),
+		CurrentTcb:      tcbOf(o.current),
 		PlatformInfo:    1, // SMT enabled
 		ReportData:      rd[:],
 		Measurement:     o.measurement,
@@ -350,13 +368,13 @@ func (e *Enclave) snpReport(rd [64]byte) ([]byte, error) {
 		AuthorKeyDigest: make([]byte, 48),
 		ReportId:        reportID[:],
 		ReportIdMa:      ff,
-		ReportedTcb:     uint64(tcb),
+		ReportedTcb:     tcbOf(o.reported),
 		Cpuid1EaxFms:    sevabi.MaskedCpuid1EaxFromSevProduct(product),
 		ChipId:          o.chipID,
-		CommittedTcb:    uint64(tcb),
+		CommittedTcb:    tcbOf(o.committed),
 		CurrentMajor:    1, CurrentMinor: 55, CurrentBuild: 21,
 		CommittedMajor: 1, CommittedMinor: 55, CommittedBuild: 21,
-		LaunchTcb: uint64(tcb),
+		LaunchTcb: tcb,
 		Signature: make([]byte, sevabi.SignatureSize),
 	}
 	raw, err := sevabi.ReportToAbiBytes(r)
@@ -374,7 +392,8 @@ func (e *Enclave) snpReport(rd [64]byte) ([]byte, error) {
 }
 
 // SNPCRL returns a DER CRL signed by the test ARK, valid from thisUpdate
-// to nextUpdate, revoking the test VCEK when revokeVCEK is set.
+// to nextUpdate, revoking the test VCEK (a VLEK enclave's VLEK, in what
+// stands for AMD's VLEK CRL) when revokeVCEK is set.
 func (e *Enclave) SNPCRL(thisUpdate, nextUpdate time.Time, revokeVCEK bool) ([]byte, error) {
 	if e.platform != evidence.SEVSNP {
 		return nil, errors.New("enclave: not an SEV-SNP enclave")

@@ -262,7 +262,9 @@ func verifier(policyText js.Value, o options) (*verify.Verifier, error) {
 	return v, nil
 }
 
-// input reads the arguments common to both calls.
+// input reads the arguments common to both calls: first what is of the
+// wrong type or shape (ATTESTLOG_BAD_INPUT), then the policy, then the
+// evidence.
 func input(args []js.Value, parse func([]byte) (*evidence.Bundle, error)) (*verify.Verifier, verify.Input, error) {
 	for len(args) < 4 {
 		args = append(args, js.Undefined())
@@ -272,19 +274,19 @@ func input(args []js.Value, parse func([]byte) (*evidence.Bundle, error)) (*veri
 	if err != nil {
 		return nil, in, err
 	}
-	v, err := verifier(args[0], o)
-	if err != nil {
+	if in.Nonce, err = nonceOf(args[2]); err != nil {
 		return nil, in, err
 	}
 	raw, err := bytesOf(args[1])
 	if err != nil {
 		return nil, in, coded(codeBadInput, "evidence: %w", err)
 	}
+	v, err := verifier(args[0], o)
+	if err != nil {
+		return nil, in, err
+	}
 	if in.Evidence, err = parse(raw); err != nil {
 		return nil, in, &codedError{code: codeBadEvidence, err: err}
-	}
-	if in.Nonce, err = nonceOf(args[2]); err != nil {
-		return nil, in, err
 	}
 	if o.proof != nil {
 		if in.Proof, err = tlogproof.Parse(o.proof); err != nil {

@@ -23,26 +23,14 @@ import (
 // and reads TRUSTED; once the demo release is revoked (and the enclave's
 // stapled index proof shows it), the same page reads NOT TRUSTED.
 func TestVerifyPageInChromium(t *testing.T) {
-	exe := testenv.LookPath(t, "chromium")
 	testenv.LookPath(t, "go")
+	ctx := newChromium(t)
 	dir := t.TempDir()
 	// No ATTESTLOG_WASM_DIR: up builds the module at the page's first
 	// visit, from the source tree around its working directory (this
 	// repository), into the user's cache.
 	u := startUp(t, filepath.Join(dir, "up"), "--auditor=false")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancelA()
-	ctx, cancelC := chromedp.NewContext(actx)
-	defer cancelC()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil {
-		testenv.Missing(t, "chromium", err)
-	}
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, steps...); err != nil {
@@ -128,4 +116,24 @@ func TestVerifyPageInChromium(t *testing.T) {
 	if !strings.Contains(checks, "✗ not revoked") || !strings.Contains(checks, "was revoked") {
 		t.Errorf("NOT TRUSTED, but not for the revocation:\n%s", checks)
 	}
+}
+
+// newChromium starts headless Chromium for t (stopped when t ends; calls
+// testenv.Missing without it) and returns its context, which ends after
+// ten minutes.
+func newChromium(t *testing.T) context.Context {
+	t.Helper()
+	exe := testenv.LookPath(t, "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
+	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	t.Cleanup(func() { cancel(); cancelC(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		testenv.Missing(t, "chromium", err)
+	}
+	return ctx
 }

@@ -253,7 +253,7 @@ process.exit(0); // the module's Go program never exits by itself
 		t.Logf("%s: fetchAndVerify in %.0f ms; %s (the first decision of this page or process) in %.0f ms", where, fetched.Ms, first, got[first].Ms)
 	}
 
-	browser := newChromium(t)
+	browser := testenv.Chromium(t)
 	pageURL := serveApp(t, app)
 	runChromium := func(in casesIn) map[string]caseResult {
 		t.Helper()

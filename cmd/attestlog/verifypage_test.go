@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,7 +23,7 @@ import (
 // stapled index proof shows it), the same page reads NOT TRUSTED.
 func TestVerifyPageInChromium(t *testing.T) {
 	testenv.LookPath(t, "go")
-	ctx := newChromium(t)
+	ctx := testenv.Chromium(t)
 	dir := t.TempDir()
 	// No ATTESTLOG_WASM_DIR: up builds the module at the page's first
 	// visit, from the source tree around its working directory (this
@@ -118,22 +117,3 @@ func TestVerifyPageInChromium(t *testing.T) {
 	}
 }
 
-// newChromium starts headless Chromium for t (stopped when t ends; calls
-// testenv.Missing without it) and returns its context, which ends after
-// ten minutes.
-func newChromium(t *testing.T) context.Context {
-	t.Helper()
-	exe := testenv.LookPath(t, "chromium")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelA := chromedp.NewExecAllocator(t.Context(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	t.Cleanup(func() { cancel(); cancelC(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		testenv.Missing(t, "chromium", err)
-	}
-	return ctx
-}

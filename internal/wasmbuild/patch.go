@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"go/ast"
+	"go/format"
 	"go/parser"
-	"go/printer"
 	"go/token"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -121,55 +122,37 @@ func (p patch) apply(repo, dir string) error {
 
 // stub returns src with the body of function fn ("Name" or
 // "(*Recv).Name") replaced by body, and without the imports that only
-// the old body used.
+// the old body used, gofmt-ed.
 func stub(src []byte, fn, body string) ([]byte, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "", src, parser.ParseComments)
 	if err != nil {
 		return nil, err
 	}
-	nb, err := parser.ParseFile(token.NewFileSet(), "", "package p\nfunc _() {\n"+body+"\n}\n", 0)
+	var found []*ast.FuncDecl
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.FuncDecl); ok && fd.Body != nil && funcName(fd) == fn {
+			found = append(found, fd)
+		}
+	}
+	if len(found) != 1 {
+		return nil, fmt.Errorf("found %d functions %s, want 1", len(found), fn)
+	}
+	lb, rb := fset.Position(found[0].Body.Lbrace).Offset, fset.Position(found[0].Body.Rbrace).Offset
+	out := slices.Concat(src[:lb], []byte("{\n"+body+"\n}"), src[rb+1:])
+	fset2 := token.NewFileSet()
+	f2, err := parser.ParseFile(fset2, "", out, parser.ParseComments)
 	if err != nil {
 		return nil, fmt.Errorf("the stub of %s: %w", fn, err)
 	}
-	before := importUses(f)
-	found := 0
-	for _, d := range f.Decls {
-		fd, ok := d.(*ast.FuncDecl)
-		if !ok || funcName(fd) != fn {
-			continue
+	before, after := importUses(f), importUses(f2)
+	for i := len(f2.Imports) - 1; i >= 0; i-- {
+		is := f2.Imports[i]
+		if name := importName(is); before[name] > 0 && after[name] == 0 {
+			out = slices.Delete(out, fset2.Position(is.Pos()).Offset, fset2.Position(is.End()).Offset)
 		}
-		fd.Body.List = nb.Decls[0].(*ast.FuncDecl).Body.List
-		found++
 	}
-	if found != 1 {
-		return nil, fmt.Errorf("found %d functions %s, want 1", found, fn)
-	}
-	after := importUses(f)
-	kept := f.Imports[:0]
-	for _, d := range f.Decls {
-		gd, ok := d.(*ast.GenDecl)
-		if !ok || gd.Tok != token.IMPORT {
-			continue
-		}
-		specs := gd.Specs[:0]
-		for _, s := range gd.Specs {
-			is := s.(*ast.ImportSpec)
-			name := importName(is)
-			if before[name] > 0 && after[name] == 0 {
-				continue
-			}
-			specs = append(specs, s)
-			kept = append(kept, is)
-		}
-		gd.Specs = specs
-	}
-	f.Imports = kept
-	var out bytes.Buffer
-	if err := (&printer.Config{Mode: printer.UseSpaces | printer.TabIndent, Tabwidth: 8}).Fprint(&out, fset, f); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return format.Source(out)
 }
 
 // funcName is "Name" or "(*Recv).Name" / "(Recv).Name".

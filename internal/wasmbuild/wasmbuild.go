@@ -634,3 +634,27 @@ func FindSource(dir string) (string, error) {
 }
 
 var moduleLine = regexp.MustCompile(`(?m)^module\s+(\S+)\s*$`)
+
+// Packages lists the import paths of the packages the module links, as
+// its build sees them (with its changes to dependencies and the standard
+// library).
+func Packages(ctx context.Context, repo string) ([]string, error) {
+	repo, err := filepath.Abs(repo)
+	if err != nil {
+		return nil, err
+	}
+	p, err := prepare(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	deps, err := listDeps(ctx, repo, p, newConfig(nil))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(deps))
+	for i, d := range deps {
+		out[i] = d.ImportPath
+	}
+	return out, nil
+}

@@ -116,4 +116,3 @@ func TestVerifyPageInChromium(t *testing.T) {
 		t.Errorf("NOT TRUSTED, but not for the revocation:\n%s", checks)
 	}
 }
-

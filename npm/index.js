@@ -218,6 +218,37 @@ let loading;
 let loadedWith;
 let exited;
 
+// nodeVerifier is, under Node, a synchronous signature check with
+// node:crypto (the OpenSSL under Node's WebCrypto, without a promise and
+// a thread-pool round trip per signature); the module uses it in
+// WebCrypto's place, after the same self-test.
+async function nodeVerifier() {
+  const c = await import("node:crypto");
+  const b64u = (b) => Buffer.from(b).toString("base64url");
+  const hashes = { "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512" };
+  return (alg, curve, hash, saltLength, raw, n, e, sig, data) => {
+    let key;
+    switch (alg) {
+      case "ECDSA": {
+        const size = (raw.length - 1) / 2;
+        if (raw[0] !== 4 || !Number.isInteger(size)) return false;
+        key = c.createPublicKey({ key: { kty: "EC", crv: curve, x: b64u(raw.subarray(1, 1 + size)), y: b64u(raw.subarray(1 + size)) }, format: "jwk" });
+        return c.verify(hashes[hash], data, { key, dsaEncoding: "ieee-p1363" }, sig);
+      }
+      case "Ed25519":
+        key = c.createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: b64u(raw) }, format: "jwk" });
+        return c.verify(null, data, key, sig);
+      case "RSA-PSS":
+        key = c.createPublicKey({ key: { kty: "RSA", n: b64u(n), e: b64u(e) }, format: "jwk" });
+        return c.verify(hashes[hash], data, { key, padding: c.constants.RSA_PKCS1_PSS_PADDING, saltLength }, sig);
+      case "RSASSA-PKCS1-v1_5":
+        key = c.createPublicKey({ key: { kty: "RSA", n: b64u(n), e: b64u(e) }, format: "jwk" });
+        return c.verify(hashes[hash], data, { key, padding: c.constants.RSA_PKCS1_PADDING }, sig);
+    }
+    throw new Error(`unknown algorithm ${alg}`);
+  };
+}
+
 async function wasmBytes(url) {
   if (isNode && url.protocol === "file:") {
     const { readFile } = await import("node:fs/promises");
@@ -258,6 +289,7 @@ export function load(options) {
         : new URL("./dist/attestlog.wasm", import.meta.url);
       const go = new globalThis.Go();
       if (o.webCrypto === false) go.env = { ATTESTLOG_WEBCRYPTO: "off" };
+      else if (isNode && globalThis.__attestlogNodeVerify === undefined) globalThis.__attestlogNodeVerify = await nodeVerifier();
       const ready = new Promise((resolve) => { globalThis.__attestlogReady = resolve; });
       const { instance } = await WebAssembly.instantiate(await wasmBytes(url), go.importObject);
       go.run(instance).then(() => { exited = true; }); // runs until the page (or process) goes away

@@ -22,6 +22,11 @@
 //     WebCrypto refused it is refused (the two disagree: fail closed);
 //   - without WebCrypto (an http page on another host than localhost has
 //     none) or with it turned off, Go's code decides everything.
+//
+// Under Node the npm package provides globalThis.__attestlogNodeVerify,
+// node:crypto's synchronous verify (the OpenSSL under Node's WebCrypto,
+// without a promise and a thread-pool round trip per signature); it takes
+// WebCrypto's place, self-test included.
 package webcrypto
 
 import (

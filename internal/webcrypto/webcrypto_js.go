@@ -60,6 +60,7 @@ func Install(off bool) *Status {
 		return st
 	}
 	subtle = c.Get("subtle")
+	nodeVerify = js.Global().Get("__attestlogNodeVerify")
 	enabled = map[string]bool{}
 	refused := map[string]string{}
 	for _, v := range selfTest {
@@ -143,8 +144,16 @@ func verify(r *Request, data []byte) int {
 	return invalid
 }
 
+// nodeVerify is the npm package's synchronous verifier under Node
+// (globalThis.__attestlogNodeVerify: node:crypto's verify, the OpenSSL
+// under Node's WebCrypto, without its promises), or undefined.
+var nodeVerify js.Value
+
 // call asks WebCrypto whether r.Sig is valid over data.
 func call(r *Request, data []byte) (bool, error) {
+	if nodeVerify.Type() == js.TypeFunction {
+		return callNode(r, data)
+	}
 	obj := func(kv ...any) js.Value {
 		o := js.Global().Get("Object").New()
 		for i := 0; i < len(kv); i += 2 {
@@ -173,13 +182,16 @@ func call(r *Request, data []byte) (bool, error) {
 	default:
 		return false, errors.New("unknown algorithm " + r.Alg)
 	}
-	k, err := await(func() js.Value {
-		return subtle.Call("importKey", format, key, importAlg, false, js.ValueOf([]any{"verify"}))
+	// One promise, importKey then verify, chained in JavaScript: this
+	// goroutine waits once.
+	sig, msg := u8(r.Sig), u8(data)
+	then := js.FuncOf(func(_ js.Value, a []js.Value) any {
+		return subtle.Call("verify", verifyAlg, a[0], sig, msg)
 	})
-	if err != nil {
-		return false, err
-	}
-	v, err := await(func() js.Value { return subtle.Call("verify", verifyAlg, k, u8(r.Sig), u8(data)) })
+	defer then.Release()
+	v, err := await(func() js.Value {
+		return subtle.Call("importKey", format, key, importAlg, false, js.ValueOf([]any{"verify"})).Call("then", then)
+	})
 	if err != nil {
 		return false, err
 	}
@@ -228,4 +240,28 @@ func await(f func() js.Value) (v js.Value, err error) {
 	p.Call("then", ok, bad)
 	r := <-ch
 	return r.v, r.err
+}
+
+// callNode is call through nodeVerify(alg, curve, hash, saltLength,
+// raw, n, e, sig, data), which returns a boolean or throws.
+func callNode(r *Request, data []byte) (ok bool, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			err = errors.New("node:crypto threw")
+			if je, isJS := x.(js.Error); isJS {
+				err = errors.New("node:crypto threw: " + je.Error())
+			}
+		}
+	}()
+	opt := func(b []byte) any {
+		if b == nil {
+			return js.Null()
+		}
+		return u8(b)
+	}
+	v := nodeVerify.Invoke(r.Alg, r.Curve, r.Hash, r.SaltLength, opt(r.Raw), opt(r.N), opt(r.E), u8(r.Sig), u8(data))
+	if v.Type() != js.TypeBoolean {
+		return false, errors.New("node:crypto's verify answered no boolean")
+	}
+	return v.Bool(), nil
 }

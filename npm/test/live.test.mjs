@@ -3,23 +3,21 @@
 //   ATTESTLOG_TEST_ENCLAVE=http://127.0.0.1:8080/demo \
 //   ATTESTLOG_TEST_POLICY=attestlog-data/client-policy.txt npm test
 //
-// The files the policy names (trust-root, crl, tdx-collateral) are read
-// from beside it. Without these variables the tests are skipped — and
-// fail under ATTESTLOG_STRICT=1, as the Go tests do without their peers.
+// (the files the policy names — trust-root, crl, tdx-collateral — are read
+// from beside it), or as an attestlog log's "Verify an enclave" page is
+// set up (its enclave, policy and files):
+//
+//   ATTESTLOG_TEST_CONFIG=http://127.0.0.1:8080/ui/verify/config.json npm test
+//
+// Without these variables the tests are skipped — and fail under
+// ATTESTLOG_STRICT=1, as the Go tests do without their peers.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ErrorCode, fetchAndVerify, trustEnclave, verify } from "../index.js";
 
-const enclave = process.env.ATTESTLOG_TEST_ENCLAVE;
-const policyPath = process.env.ATTESTLOG_TEST_POLICY;
-const missing = !enclave || !policyPath;
-if (missing && process.env.ATTESTLOG_STRICT === "1") {
-  throw new Error("ATTESTLOG_STRICT=1: set ATTESTLOG_TEST_ENCLAVE and ATTESTLOG_TEST_POLICY (an enclave and a policy trusting it, e.g. attestlog up's demo)");
-}
-const skip = missing && "no enclave: set ATTESTLOG_TEST_ENCLAVE and ATTESTLOG_TEST_POLICY";
-
+// policyFiles reads the files a policy names from dir.
 function policyFiles(text, dir) {
   const files = new Map();
   for (const line of text.split("\n")) {
@@ -30,10 +28,30 @@ function policyFiles(text, dir) {
   return files;
 }
 
+// The enclave, its policy (as bytes: a Buffer is a policy too) and the
+// policy's files (a Map of Buffers), from the environment.
+async function target() {
+  const config = process.env.ATTESTLOG_TEST_CONFIG;
+  if (config) {
+    const c = /^https?:/.test(config) ? await (await fetch(config)).json() : JSON.parse(readFileSync(config, "utf8"));
+    return { enclave: c.enclave, policy: Buffer.from(c.policy), files: new Map(Object.entries(c.files || {}).map(([k, v]) => [k, Buffer.from(v)])) };
+  }
+  const enclave = process.env.ATTESTLOG_TEST_ENCLAVE;
+  const policyPath = process.env.ATTESTLOG_TEST_POLICY;
+  if (!enclave || !policyPath) return undefined;
+  const policy = readFileSync(policyPath);
+  return { enclave, policy, files: policyFiles(policy.toString(), dirname(policyPath)) };
+}
+
+const t = await target();
+if (!t && process.env.ATTESTLOG_STRICT === "1") {
+  throw new Error("ATTESTLOG_STRICT=1: set ATTESTLOG_TEST_CONFIG, or ATTESTLOG_TEST_ENCLAVE and ATTESTLOG_TEST_POLICY (an enclave and a policy trusting it, e.g. attestlog up's demo)");
+}
+const skip = !t && "no enclave: set ATTESTLOG_TEST_CONFIG, or ATTESTLOG_TEST_ENCLAVE and ATTESTLOG_TEST_POLICY";
+const { enclave, policy: policyBytes, files: fileMap } = t || {};
+
 test("fetchAndVerify trusts the enclave: every check passes", { skip }, async () => {
-  const policy = readFileSync(policyPath); // a Buffer: bytes are a policy too
-  const files = policyFiles(policy.toString(), dirname(policyPath)); // a Map of Buffers
-  const v = await fetchAndVerify(enclave, policy, { files, timeoutMs: 60000 });
+  const v = await fetchAndVerify(enclave, policyBytes, { files: fileMap, timeoutMs: 60000 });
   assert.equal(v.ok, true, JSON.stringify(v.checks.filter((c) => !c.ok)));
   assert.ok(v.checks.length > 10);
   assert.ok(v.checks.every((c) => c.ok));
@@ -41,11 +59,11 @@ test("fetchAndVerify trusts the enclave: every check passes", { skip }, async ()
 });
 
 test("trustEnclave gives the attested keys with the verdict; a policy the enclave does not meet is ATTESTLOG_NOT_TRUSTED", { skip }, async () => {
-  const policy = readFileSync(policyPath, "utf8");
-  const files = Object.fromEntries(policyFiles(policy, dirname(policyPath)));
-  const t = await trustEnclave(new URL(enclave), policy, { files, timeoutMs: 60000 });
-  assert.equal(t.verdict.ok, true);
-  assert.equal(typeof t.keys, "object");
+  const policy = policyBytes.toString();
+  const files = Object.fromEntries([...fileMap].map(([k, v]) => [k, v.toString()]));
+  const trusted = await trustEnclave(new URL(enclave), policy, { files, timeoutMs: 60000 });
+  assert.equal(trusted.verdict.ok, true);
+  assert.equal(typeof trusted.keys, "object");
   // The same enclave under a policy that allows only TDX.
   const err = await trustEnclave(enclave, policy + "platform tdx\n", { files, timeoutMs: 60000 }).catch((e) => e);
   assert.equal(err.code, ErrorCode.NOT_TRUSTED, err.stack);
@@ -54,8 +72,8 @@ test("trustEnclave gives the attested keys with the verdict; a policy the enclav
 });
 
 test("saved evidence decides the same as bytes, as text, as a parsed object", { skip }, async () => {
-  const policy = readFileSync(policyPath, "utf8");
-  const files = Object.fromEntries(policyFiles(policy, dirname(policyPath)));
+  const policy = policyBytes.toString();
+  const files = Object.fromEntries([...fileMap].map(([k, v]) => [k, new Uint8Array(v)]));
   const nonce = crypto.getRandomValues(new Uint8Array(32));
   const hex = Array.from(nonce, (b) => b.toString(16).padStart(2, "0")).join("");
   const u = new URL(enclave.replace(/\/$/, "") + "/.well-known/attestlog/evidence");

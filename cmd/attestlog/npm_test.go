@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -120,7 +119,7 @@ process.exit(0); // the module's Go program never exits by itself
 
 	u := startUp(t, filepath.Join(dir, "up"), "--auditor=false")
 	stall := stallServer(t)
-	refused := refusedURL(t)
+	refused := "http://" + freeAddr(t)
 	policy, err := os.ReadFile(u.info.ClientPolicy)
 	if err != nil {
 		t.Fatal(err)
@@ -427,18 +426,6 @@ func stallServer(t *testing.T) string {
 	}))
 	t.Cleanup(func() { close(done); s.Close() })
 	return s.URL
-}
-
-// refusedURL returns a URL on 127.0.0.1 that nothing listens on.
-func refusedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
 }
 
 // serveApp serves the project dir (with the package installed in

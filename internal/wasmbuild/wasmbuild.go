@@ -241,18 +241,27 @@ func revision(ctx context.Context, repo string) string {
 // Build builds the module from the repository at repo into out
 // (attestlog.wasm, wasm_exec.js, build.json, LICENSES.txt).
 func Build(ctx context.Context, repo, out string, opts ...Option) (*Result, error) {
-	c := newConfig(opts)
-	repo, err := filepath.Abs(repo)
-	if err != nil {
-		return nil, err
-	}
-	c.progress("preparing: copying the modules the build changes")
-	p, err := prepare(ctx, repo)
+	repo, c, p, err := start(ctx, repo, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
 	return build(ctx, repo, out, p, c, "")
+}
+
+// start prepares a build of the repository at repo (made absolute).
+func start(ctx context.Context, repo string, opts []Option) (string, *config, *prepared, error) {
+	c := newConfig(opts)
+	repo, err := filepath.Abs(repo)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	c.progress("preparing: copying the modules the build changes")
+	p, err := prepare(ctx, repo)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return repo, c, p, nil
 }
 
 func build(ctx context.Context, repo, out string, p *prepared, c *config, key string) (*Result, error) {
@@ -474,13 +483,7 @@ func key(ctx context.Context, repo string, p *prepared, c *config) (string, erro
 // subdirectory per key, the newest few kept), building it if no build of
 // the same inputs is there.
 func Cache(ctx context.Context, repo, dir string, opts ...Option) (*Result, error) {
-	c := newConfig(opts)
-	repo, err := filepath.Abs(repo)
-	if err != nil {
-		return nil, err
-	}
-	c.progress("preparing: copying the modules the build changes")
-	p, err := prepare(ctx, repo)
+	repo, c, p, err := start(ctx, repo, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -639,16 +642,12 @@ var moduleLine = regexp.MustCompile(`(?m)^module\s+(\S+)\s*$`)
 // its build sees them (with its changes to dependencies and the standard
 // library).
 func Packages(ctx context.Context, repo string) ([]string, error) {
-	repo, err := filepath.Abs(repo)
-	if err != nil {
-		return nil, err
-	}
-	p, err := prepare(ctx, repo)
+	repo, c, p, err := start(ctx, repo, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
-	deps, err := listDeps(ctx, repo, p, newConfig(nil))
+	deps, err := listDeps(ctx, repo, p, c)
 	if err != nil {
 		return nil, err
 	}

@@ -130,6 +130,8 @@ func (e *Explorer) Handler() http.Handler {
 	mux.HandleFunc("GET "+p+"unreadable", e.handleUnreadable)
 	mux.HandleFunc("GET "+p+"verify", e.handleVerify)
 	mux.HandleFunc("GET "+p+"verify/config.json", e.handleVerifyConfig)
+	mux.HandleFunc("GET "+p+"verify/status.json", e.handleVerifyStatus)
+	mux.HandleFunc("GET "+p+"verify/npm/index.js", e.handleVerifyPackage)
 	mux.HandleFunc("GET "+p+"verify/wasm/{file}", e.handleVerifyModule)
 	mux.Handle("GET "+p+"static/", staticHandler(e.rd.static))
 	mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {

@@ -34,12 +34,15 @@ func runUp(args []string) error {
 		ln.Close()
 		return fmt.Errorf("listening on %s: %w (use --enclave-listen to pick another address)", *enclaveListen, err)
 	}
-	// The WebAssembly client for the explorer's verify page: where
-	// ATTESTLOG_WASM_DIR says, else npm/dist (go run ./internal/wasmbuild/build).
-	wasmDir := os.Getenv("ATTESTLOG_WASM_DIR")
-	if wasmDir == "" {
-		wasmDir = filepath.Join("npm", "dist")
+	// The WebAssembly client of the explorer's verify page: the files in
+	// ATTESTLOG_WASM_DIR if set, else built from the source tree around
+	// the working directory at the page's first visit (and cached).
+	logger := newLogger()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
 	}
-	cfg := up.Config{Dir: *dir, Listener: ln, EnclaveListener: eln, Auditor: *withAuditor, Pprof: os.Getenv("ATTESTLOG_PPROF") == "1", Logger: newLogger(), WasmDir: wasmDir}
+	wasm := up.NewWasm(ctx, os.Getenv("ATTESTLOG_WASM_DIR"), ".", filepath.Join(cache, "attestlog", "wasm"), logger.With("component", "wasm"))
+	cfg := up.Config{Dir: *dir, Listener: ln, EnclaveListener: eln, Auditor: *withAuditor, Pprof: os.Getenv("ATTESTLOG_PPROF") == "1", Logger: logger, Wasm: wasm}
 	return up.Run(ctx, cfg, func(info *up.Info) { up.WriteSummary(os.Stdout, info) })
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"runtime/debug"
+
+	"github.com/attestlog/attestlog/npm"
 )
 
 func init() {
-	register("version", "print the module version, VCS revision and Go version of this binary", runVersion)
+	register("version", "print the module version, VCS revision and Go version of this binary, and the npm package version its source builds", runVersion)
 }
 
 func runVersion(args []string) error {
@@ -15,6 +17,7 @@ func runVersion(args []string) error {
 		return err
 	}
 	fmt.Println(versionString())
+	fmt.Printf("%s %s (the npm package and WebAssembly client this source builds)\n", npm.Name, npm.Version)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/internal/up"
+	"github.com/attestlog/attestlog/npm"
 )
 
 // binary is the attestlog binary built once for the end-to-end tests.
@@ -150,8 +151,8 @@ func waitReady(ctx context.Context, url string) error {
 // its command, and no help text names a Go type.
 func TestHelpEverywhere(t *testing.T) {
 	out, errOut, err := tryCmd(t, "version")
-	if err != nil || !strings.HasPrefix(out, "attestlog ") || !strings.Contains(out, "go1.") {
-		t.Errorf("version = %q %q %v", out, errOut, err)
+	if err != nil || !strings.HasPrefix(out, "attestlog ") || !strings.Contains(out, "go1.") || !strings.Contains(out, "\n@attestlog/verify "+npm.Version+" ") {
+		t.Errorf("version = %q %q %v, want the npm package's version %s named too", out, errOut, err, npm.Version)
 	}
 	for _, group := range []string{"log", "witness", "measure", "bench"} {
 		_, errOut, err := tryCmd(t, group)

@@ -60,24 +60,11 @@ type Config struct {
 	// EnclaveListener serves the demo enclave agent's TLS (nil: a free
 	// port on 127.0.0.1).
 	EnclaveListener net.Listener
-	// WasmDir holds the WebAssembly client (attestlog.wasm, wasm_exec.js,
-	// as internal/wasmbuild writes them): the explorer's "Verify an
-	// enclave" page serves it, set up for the demo enclave. "" or a
-	// directory without it: the page says how to build it.
-	WasmDir string
-}
-
-// hasWasm reports whether dir holds the WebAssembly client.
-func hasWasm(dir string) bool {
-	if dir == "" {
-		return false
-	}
-	for _, f := range []string{"attestlog.wasm", "wasm_exec.js"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			return false
-		}
-	}
-	return true
+	// Wasm is the WebAssembly client the explorer's "Verify an enclave"
+	// page serves, set up for the demo enclave (NewWasm: built on demand
+	// from the source, or a directory of files built beforehand); nil, no
+	// such page.
+	Wasm web.VerifyModule
 }
 
 // verifyConfig is the explorer's verify page for the demo: the client
@@ -366,8 +353,8 @@ func Run(ctx context.Context, cfg Config, ready func(*Info)) error {
 		return err
 	}
 	exOpts := []web.Option{web.WithWitnessPolicy(wp), web.WithDashboardURL(web.DefaultDashboardPrefix)}
-	if hasWasm(cfg.WasmDir) {
-		exOpts = append(exOpts, web.WithVerifyPage(os.DirFS(cfg.WasmDir), func() (web.VerifyConfig, error) { return verifyConfig(info) }))
+	if cfg.Wasm != nil {
+		exOpts = append(exOpts, web.WithVerifyPage(cfg.Wasm, func() (web.VerifyConfig, error) { return verifyConfig(info) }))
 	}
 	ex, err := web.NewExplorer(lg, exOpts...)
 	if err != nil {

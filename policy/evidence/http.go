@@ -1,3 +1,9 @@
+//go:build !js
+
+// The HTTP side of evidence: an enclave serves it, a client fetches it.
+// Not in the WebAssembly client, which makes no request (the JavaScript
+// around it fetches) and so links no net/http.
+
 package evidence
 
 import (

@@ -1,8 +1,23 @@
 // The "Verify an enclave" page: loads attestlog's client decision
-// (WebAssembly, from this log) and runs it on the enclave the form names.
+// (WebAssembly, and the npm package's JavaScript, from this log) and runs
+// it on the enclave the form names.
 // Every value shown is set as text, never as HTML.
 (function () {
   "use strict";
+  const building = document.getElementById("building");
+  if (building) {
+    // The module is being built: show its progress, reload when ready.
+    const step = document.getElementById("build-step");
+    const poll = function () {
+      fetch(building.dataset.status, { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (s) {
+        if (s.ready || !s.building) { location.reload(); return; }
+        step.textContent = s.step || "";
+        setTimeout(poll, 2000);
+      }, function () { setTimeout(poll, 5000); });
+    };
+    setTimeout(poll, 2000);
+    return;
+  }
   const form = document.getElementById("verify-form");
   if (!form) return;
   const base = location.pathname.replace(/verify$/, "");
@@ -18,10 +33,11 @@
     verdict.className = ok ? "ok" : "bad";
   }
 
-  const ready = new Promise(function (resolve) { globalThis.__attestlogReady = resolve; });
-  const go = new Go();
-  const loaded = WebAssembly.instantiateStreaming(fetch(base + "verify/wasm/attestlog.wasm"), go.importObject)
-    .then(function (r) { go.run(r.instance); return ready; });
+  // The npm package's own code (@attestlog/verify's index.js), served by
+  // this log, loading the module from this log.
+  const loaded = import(base + "verify/npm/index.js").then(function (pkg) {
+    return pkg.load({ wasmURL: base + "verify/wasm/attestlog.wasm" }).then(function () { return pkg; });
+  });
 
   fetch(base + "verify/config.json").then(function (r) { return r.json(); }).then(function (c) {
     document.getElementById("enclave").value = c.enclave || "";
@@ -35,7 +51,7 @@
     button.disabled = false;
     button.textContent = "Verify";
   }, function (err) {
-    show(false, "The verifier did not load: " + err);
+    show(false, "The verifier did not load: " + err.message);
   });
 
   form.addEventListener("submit", function (ev) {
@@ -47,9 +63,10 @@
     const url = document.getElementById("enclave").value;
     const policy = document.getElementById("policy").value;
     const t0 = performance.now();
-    globalThis.__attestlog.fetchAndVerify(url, policy, { files: files }).then(function (json) {
+    loaded.then(function (pkg) {
+      return pkg.fetchAndVerify(url, policy, { files: files, timeoutMs: 60000 });
+    }).then(function (v) {
       const ms = performance.now() - t0;
-      const v = JSON.parse(json);
       for (const c of v.checks) {
         const li = document.createElement("li");
         li.className = c.ok ? "ok" : "bad";
@@ -61,7 +78,7 @@
       timing.textContent = "Decided in " + ms.toFixed(1) + " ms (fetch included).";
       timing.dataset.ms = String(ms);
     }, function (err) {
-      show(false, "NOT TRUSTED: " + err.message);
+      show(false, "NOT TRUSTED: " + err.message + (err.code ? " (" + err.code + ")" : ""));
     }).finally(function () { button.disabled = false; });
   });
 })();

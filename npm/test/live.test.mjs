@@ -1,0 +1,95 @@
+// `npm test` against a running enclave, such as `attestlog up`'s demo:
+//
+//   ATTESTLOG_TEST_ENCLAVE=http://127.0.0.1:8080/demo \
+//   ATTESTLOG_TEST_POLICY=attestlog-data/client-policy.txt npm test
+//
+// (the files the policy names — trust-root, crl, tdx-collateral — are read
+// from beside it), or as an attestlog log's "Verify an enclave" page is
+// set up (its enclave, policy and files):
+//
+//   ATTESTLOG_TEST_CONFIG=http://127.0.0.1:8080/ui/verify/config.json npm test
+//
+// Without these variables the tests are skipped — and fail under
+// ATTESTLOG_STRICT=1, as the Go tests do without their peers.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { ErrorCode, fetchAndVerify, trustEnclave, verify } from "../index.js";
+
+// policyFiles reads the files a policy names from dir.
+function policyFiles(text, dir) {
+  const files = new Map();
+  for (const line of text.split("\n")) {
+    const f = line.replace(/#.*/, "").trim().split(/\s+/);
+    const name = f[0] === "trust-root" || f[0] === "crl" || f[0] === "tdx-collateral" ? f[f.length - 1] : undefined;
+    if (name) files.set(name, readFileSync(join(dir, name)));
+  }
+  return files;
+}
+
+// The enclave, its policy (as bytes: a Buffer is a policy too) and the
+// policy's files (a Map of Buffers), from the environment.
+async function target() {
+  const config = process.env.ATTESTLOG_TEST_CONFIG;
+  if (config) {
+    const c = /^https?:/.test(config) ? await (await fetch(config)).json() : JSON.parse(readFileSync(config, "utf8"));
+    return { enclave: c.enclave, policy: Buffer.from(c.policy), files: new Map(Object.entries(c.files || {}).map(([k, v]) => [k, Buffer.from(v)])) };
+  }
+  const enclave = process.env.ATTESTLOG_TEST_ENCLAVE;
+  const policyPath = process.env.ATTESTLOG_TEST_POLICY;
+  if (!enclave || !policyPath) return undefined;
+  const policy = readFileSync(policyPath);
+  return { enclave, policy, files: policyFiles(policy.toString(), dirname(policyPath)) };
+}
+
+const t = await target();
+if (!t && process.env.ATTESTLOG_STRICT === "1") {
+  throw new Error("ATTESTLOG_STRICT=1: set ATTESTLOG_TEST_CONFIG, or ATTESTLOG_TEST_ENCLAVE and ATTESTLOG_TEST_POLICY (an enclave and a policy trusting it, e.g. attestlog up's demo)");
+}
+const skip = !t && "no enclave: set ATTESTLOG_TEST_CONFIG, or ATTESTLOG_TEST_ENCLAVE and ATTESTLOG_TEST_POLICY";
+const { enclave, policy: policyBytes, files: fileMap } = t || {};
+
+test("fetchAndVerify trusts the enclave: every check passes", { skip }, async () => {
+  const v = await fetchAndVerify(enclave, policyBytes, { files: fileMap, timeoutMs: 60000 });
+  assert.equal(v.ok, true, JSON.stringify(v.checks.filter((c) => !c.ok)));
+  assert.ok(v.checks.length > 10);
+  assert.ok(v.checks.every((c) => c.ok));
+  assert.ok(v.release && v.release.measurement);
+});
+
+test("trustEnclave gives the attested keys with the verdict; a policy the enclave does not meet is ATTESTLOG_NOT_TRUSTED", { skip }, async () => {
+  const policy = policyBytes.toString();
+  const files = Object.fromEntries([...fileMap].map(([k, v]) => [k, v.toString()]));
+  const trusted = await trustEnclave(new URL(enclave), policy, { files, timeoutMs: 60000 });
+  assert.equal(trusted.verdict.ok, true);
+  assert.equal(typeof trusted.keys, "object");
+  // The same enclave under a policy that allows only TDX.
+  const err = await trustEnclave(enclave, policy + "platform tdx\n", { files, timeoutMs: 60000 }).catch((e) => e);
+  assert.equal(err.code, ErrorCode.NOT_TRUSTED, err.stack);
+  assert.equal(err.verdict.ok, false);
+  assert.ok(err.verdict.checks.some((c) => !c.ok));
+});
+
+test("saved evidence decides the same as bytes, as text, as a parsed object", { skip }, async () => {
+  const policy = policyBytes.toString();
+  const files = Object.fromEntries([...fileMap].map(([k, v]) => [k, new Uint8Array(v)]));
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  const hex = Array.from(nonce, (b) => b.toString(16).padStart(2, "0")).join("");
+  const u = new URL(enclave.replace(/\/$/, "") + "/.well-known/attestlog/evidence");
+  u.searchParams.set("nonce", hex);
+  const body = new Uint8Array(await (await fetch(u)).arrayBuffer());
+  const text = new TextDecoder().decode(body);
+  const verdicts = [
+    await verify(policy, text, hex, { files }),
+    await verify(policy, body, nonce, { files }),
+    await verify(policy, body.buffer, nonce.buffer, { files }),
+    await verify(policy, JSON.parse(text), hex, { files }),
+  ];
+  for (const v of verdicts) {
+    assert.equal(v.ok, true, JSON.stringify(v.checks.filter((c) => !c.ok)));
+  }
+  const wrong = await verify(policy, body, crypto.getRandomValues(new Uint8Array(32)), { files });
+  assert.equal(wrong.ok, false, "a wrong nonce was trusted");
+  assert.ok(wrong.checks.some((c) => !c.ok && c.name === "nonce binding"), JSON.stringify(wrong.checks.filter((c) => !c.ok)));
+});

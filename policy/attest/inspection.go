@@ -49,6 +49,15 @@ func (in Inspection) WriteText(w io.Writer) error {
 	case in.TDX != nil:
 		writeFields(tw, "", reflect.ValueOf(*in.TDX))
 	}
+	if in.Endorsement != nil {
+		fmt.Fprintf(tw, "firmware_endorsement\t%s\n", in.Endorsement)
+	}
+	if in.Bundle.TDXCollateral != nil {
+		fmt.Fprintf(tw, "tdx_collateral\tstapled\n")
+	}
+	if len(in.Bundle.EventLog) > 0 {
+		fmt.Fprintf(tw, "event_log\tstapled (%d bytes)\n", len(in.Bundle.EventLog))
+	}
 	if len(in.Bundle.ChannelKey) > 0 {
 		fmt.Fprintf(tw, "channel_key\t%x\n", in.Bundle.ChannelKey)
 	}
@@ -59,12 +68,22 @@ func (in Inspection) WriteText(w io.Writer) error {
 }
 
 // writeFields writes a fields struct one "json_name<TAB>value" line per
-// field, nested structs with a dotted prefix.
+// exported field, nested structs (and non-nil pointers to them) with a
+// dotted prefix, or on one line when they are a fmt.Stringer.
 func writeFields(w io.Writer, prefix string, v reflect.Value) {
 	t := v.Type()
 	for i := range t.NumField() {
 		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if !t.Field(i).IsExported() {
+			continue
+		}
 		f := v.Field(i)
+		if f.Kind() == reflect.Pointer {
+			if f.IsNil() {
+				continue
+			}
+			f = f.Elem()
+		}
 		if f.Kind() == reflect.Struct {
 			if s, ok := f.Interface().(fmt.Stringer); ok {
 				fmt.Fprintf(w, "%s%s\t%s\n", prefix, name, s)

@@ -36,6 +36,11 @@ const (
 	GuestPolicy       = "guest policy"
 	NonceBinding      = "nonce binding"
 	ReportConsistency = "report consistency"
+	// EventLog: a stapled CC event log replays to the quote's RTMRs.
+	EventLog = "event log"
+	// FirmwareEndorsement: a stapled firmware endorsement verifies to a
+	// trusted root and names the measured firmware.
+	FirmwareEndorsement = "firmware endorsement"
 )
 
 // Pass returns a passed check.

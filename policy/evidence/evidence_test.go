@@ -76,7 +76,7 @@ func TestParseRejects(t *testing.T) {
 		{"trailing data", append(bytes.Clone(snp), []byte(` {}`)...), "trailing data"},
 		{"wrong format", []byte(strings.Replace(string(snp), Format, "attestlog-evidence/v0", 1)), "format"},
 		{"unknown platform", []byte(strings.Replace(string(snp), `"sev-snp"`, `"sgx"`, 1)), `platform "sgx"`},
-		{"snp with quote", base64JSON(t, map[string]any{"format": Format, "platform": "sev-snp", "report": sevtd.AttestationBytes, "quote": tdxtd.RawQuote}), "TDX quote"},
+		{"snp with quote", base64JSON(t, map[string]any{"format": Format, "platform": "sev-snp", "report": sevtd.AttestationBytes, "quote": tdxtd.RawQuote}), "TDX fields"},
 		{"tdx with report", base64JSON(t, map[string]any{"format": Format, "platform": "tdx", "quote": tdxtd.RawQuote, "report": sevtd.AttestationBytes}), "SEV-SNP fields"},
 		{"tdx without quote", base64JSON(t, map[string]any{"format": Format, "platform": "tdx"}), "not a TDX quote v4"},
 		{"cert table overflow", append(bytes.Clone(sevtd.AttestationBytes), overflow...), "outside the table"},

@@ -62,6 +62,9 @@ type Enclave struct {
 	tdxInterKey                      *ecdsa.PrivateKey
 	// tdx15 makes quotes v5 with a TDX 1.5 body (see NewTDX15).
 	tdx15 *tdx15Body
+	// gceRoot is the test root of a Google Cloud enclave's firmware
+	// endorsement (see NewGCPTDX).
+	gceRoot *x509.Certificate
 
 	gpus *gpuSet
 

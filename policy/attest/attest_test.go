@@ -494,6 +494,7 @@ func FuzzVerify(f *testing.F) {
 	e, _ := fakeenclave.NewSNP(measurement(1))
 	b, _ := e.Evidence(context.Background(), make([]byte, 32))
 	f.Add(append(bytes.Clone(b.Report), b.CertTable...))
+	f.Add(readCloud(f, "tdx-v5/quote_v5_sample.dat")[:1100]) // header, body descriptor and TDX 1.5 body
 	v, err := New(mustPolicy(f, ""), WithTime(snpSampleTime))
 	if err != nil {
 		f.Fatal(err)

@@ -228,6 +228,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(tdxtd.RawQuote[:64])
 	f.Add(append(bytes.Clone(sevtd.AttestationBytes), certTable([]byte("vcek"))...))
 	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"tdx","quote":"AAAA","proof":"p"}`))
+	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"tdx","quote":"BQACAIEAAAA=","event_log":"AAAA","firmware_endorsement":"CgA=","tdx_collateral":{"tcb_info":"e30=","tcb_info_issuer_chain":"x","qe_identity":"e30=","qe_identity_issuer_chain":"x","pck_crl":"MAA=","pck_crl_issuer_chain":"x","root_ca_crl":"MAA="}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, _, err := Parse(in)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	tabi "github.com/google/go-tdx-guest/abi"
@@ -78,6 +79,22 @@ type tdxQuote struct {
 	// body's TDX 1.0 fields. validate checks fields, never signatures;
 	// verify checks the v5 quote itself.
 	v4 *tpb.QuoteV4
+
+	extsOnce sync.Once
+	exts     *pcs.PckExtensions // of the PCK certificate, nil if it does not parse
+}
+
+// extensions returns the PCK certificate's SGX extensions (FMSPC, TCB),
+// parsed once, or nil.
+func (q *tdxQuote) extensions() *pcs.PckExtensions {
+	q.extsOnce.Do(func() {
+		if pck := q.pckCert(); pck != nil {
+			if exts, err := pcs.PckCertificateExtensions(pck); err == nil {
+				q.exts = exts
+			}
+		}
+	})
+	return q.exts
 }
 
 func parseTDXQuote(raw []byte) (*tdxQuote, error) {
@@ -145,10 +162,8 @@ func (q *tdxQuote) fields() *TDXFields {
 			f.MRServiceTD = h(d.GetTdQuoteBodyV5().GetMrServiceTd())
 		}
 	}
-	if pck := q.pckCert(); pck != nil {
-		if exts, err := pcs.PckCertificateExtensions(pck); err == nil {
-			f.FMSPC = exts.FMSPC
-		}
+	if exts := q.extensions(); exts != nil {
+		f.FMSPC = exts.FMSPC
 	}
 	return f
 }
@@ -212,14 +227,22 @@ func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full b
 	if v.tdxTest {
 		roots = "the Intel SGX Root CA or a trust-root tdx certificate"
 	}
-	// Our own root pool, always: go-tdx-guest's embedded-root path logs
-	// to stdout.
-	err = safely("TDX verification", func() error {
-		return tverify.TdxQuote(q.proto, &tverify.Options{TrustedRoots: v.tdxRoots, Now: timeSet(now), Getter: tdxOffline{}})
-	})
+	// The collateral checks come first: go-tdx-guest verifies the PCK
+	// chain and the quote's signatures with the collateral too, so when
+	// that verification got past them the chain-only run is not repeated
+	// (it costs as much again).
+	tcb, haveTCB, chainDone := v.tdxTCBCheck(r, q, b, now)
+	err = nil
+	if !chainDone {
+		// Our own root pool, always: go-tdx-guest's embedded-root path
+		// logs to stdout.
+		err = safely("TDX verification", func() error {
+			return tverify.TdxQuote(q.proto, &tverify.Options{TrustedRoots: v.tdxRoots, Now: timeSet(now), Getter: tdxOffline{}})
+		})
+	}
 	r.add(check.From(check.HardwareChain, err, fmt.Sprintf("quote signed by the attestation key that the QE report certifies; QE report signed by the PCK; PCK chained to %s at %s", roots, now.UTC().Format("2006-01-02"))))
-	if c, ok := v.tdxTCBCheck(r, q, b, now); ok {
-		r.add(c)
+	if haveTCB {
+		r.add(tcb)
 	}
 	if len(b.EventLog) > 0 {
 		r.add(v.eventLogCheck(r.TDX, b.EventLog))
@@ -306,6 +329,10 @@ type collateral struct {
 	dir        string
 	files      map[string][]byte
 	revocation bool
+
+	once    sync.Once // parses info
+	info    *pcs.TdxTcbInfo
+	infoErr error
 }
 
 func loadCollateral(readFile func(string) ([]byte, error), dir string) (*collateral, error) {

@@ -66,7 +66,10 @@ func rank(s string) int {
 // at hand (the stapled one and the policy's directory; both must pass
 // when both are there). ok is false when there is no collateral and the
 // policy does not require any: no check is made, as before collateral.
-func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now time.Time) (check.Check, bool) {
+// chainDone reports that go-tdx-guest verified the PCK chain and the
+// quote's and QE report's signatures on the way (it does so before it
+// reads the collateral's verdict on them).
+func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now time.Time) (c check.Check, ok, chainDone bool) {
 	type source struct {
 		c    *collateral
 		name string
@@ -80,16 +83,17 @@ func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now t
 	}
 	if len(srcs) == 0 {
 		if v.pol.TDX.RequireTCBStatus {
-			return check.Fail(check.TCBStatus, "the policy requires Intel's TCB status (tdx-allow-tcb-status) but there is no collateral: staple it to the evidence (tdx_collateral) or name a tdx-collateral directory"), true
+			return check.Fail(check.TCBStatus, "the policy requires Intel's TCB status (tdx-allow-tcb-status) but there is no collateral: staple it to the evidence (tdx_collateral) or name a tdx-collateral directory"), true, false
 		}
-		return check.Check{}, false
+		return check.Check{}, false, false
 	}
 	var reasons []string
 	for _, s := range srcs {
 		tcb, err := v.evaluateTCB(q, s.c, now)
 		if err != nil {
-			return check.Fail(check.TCBStatus, "%s: %v", s.name, err), true
+			return check.Fail(check.TCBStatus, "%s: %v", s.name, err), true, chainDone
 		}
+		chainDone = true
 		tcb.Source = "stapled"
 		if s.c == v.tdxColl {
 			tcb.Source = "tdx-collateral " + s.c.dir
@@ -98,7 +102,7 @@ func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now t
 			r.TDX.TCB = tcb
 		}
 		if bad := v.disallowed(tcb); bad != "" {
-			return check.Fail(check.TCBStatus, "%s: %s", s.name, bad), true
+			return check.Fail(check.TCBStatus, "%s: %s", s.name, bad), true, true
 		}
 		crl := "no CRLs in it: PCK revocation not checked"
 		if s.c.revocation {
@@ -107,7 +111,7 @@ func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now t
 		reasons = append(reasons, fmt.Sprintf("%s (TCB evaluation %d) verifies to Intel's root at %s and says: platform %s; %sQE %s%s; %s",
 			s.name, tcb.EvaluationDataNumber, now.UTC().Format("2006-01-02"), tcb.Platform, moduleText(tcb), tcb.QE, v.allowedText(tcb), crl))
 	}
-	return check.Pass(check.TCBStatus, "%s", strings.Join(reasons, "; and ")), true
+	return check.Pass(check.TCBStatus, "%s", strings.Join(reasons, "; and ")), true, true
 }
 
 func moduleText(t *TDXTCB) string {
@@ -164,7 +168,8 @@ const statusErrorPhrase = "failed TCB status check"
 // root, currency at now, revocation when c has the CRLs, the quote body
 // against the TCB info and the QE report against the QE identity) and
 // returns the matching levels. A status other than UpToDate is not an
-// error here: the policy decides.
+// error here: the policy decides. A nil error means go-tdx-guest verified
+// the quote's chain and signatures too.
 func (v *Verifier) evaluateTCB(q *tdxQuote, c *collateral, now time.Time) (*TDXTCB, error) {
 	opts := &tverify.Options{TrustedRoots: v.tdxRoots, Now: timeSet(now), Getter: c, GetCollateral: true, CheckRevocations: c.revocation}
 	verr := safely("TDX collateral", func() error { return tverify.TdxQuote(q.proto, opts) })
@@ -179,17 +184,13 @@ func (v *Verifier) evaluateTCB(q *tdxQuote, c *collateral, now time.Time) (*TDXT
 	}); err != nil {
 		return nil, fmt.Errorf("%v (%v)", verr, err)
 	}
-	var info pcs.TdxTcbInfo
-	if err := json.Unmarshal(c.files[CollateralTCBInfo], &info); err != nil {
+	info, err := c.tcbInfo()
+	if err != nil {
 		return nil, fmt.Errorf("TCB info: %v", err)
 	}
-	pck := q.pckCert()
-	if pck == nil {
-		return nil, errors.New("no PCK certificate in the quote")
-	}
-	exts, err := pcs.PckCertificateExtensions(pck)
-	if err != nil {
-		return nil, fmt.Errorf("PCK certificate extensions: %v", err)
+	exts := q.extensions()
+	if exts == nil {
+		return nil, errors.New("the quote's PCK certificate or its SGX extensions do not parse")
 	}
 	body := q.v4.GetTdQuoteBody()
 	svn := body.GetTeeTcbSvn()
@@ -302,6 +303,18 @@ func qeIdentityMatches(r *tpb.EnclaveReport, id *pcs.EnclaveIdentity) error {
 		return fmt.Errorf("QE report ISVPRODID %d is not the QE identity's %d", r.GetIsvProdId(), id.IsvProdID)
 	}
 	return nil
+}
+
+// tcbInfo returns the collateral's TCB info, parsed once (go-tdx-guest
+// has checked its signature before evaluateTCB reads it).
+func (c *collateral) tcbInfo() (*pcs.TdxTcbInfo, error) {
+	c.once.Do(func() {
+		var info pcs.TdxTcbInfo
+		if c.infoErr = json.Unmarshal(c.files[CollateralTCBInfo], &info); c.infoErr == nil {
+			c.info = &info
+		}
+	})
+	return c.info, c.infoErr
 }
 
 // stapledCollateral is a bundle's collateral in the directory's form, so

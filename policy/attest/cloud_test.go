@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"os"
 	"path/filepath"
@@ -213,8 +214,18 @@ func TestCloudGCPTDX(t *testing.T) {
 	if !strings.HasPrefix(r.TDX.MRTD, "dae67181d3d65e07") || !strings.HasPrefix(r.TDX.TEETCBSVN, "04010700") || r.TDX.FMSPC != "00806f050000" {
 		t.Errorf("facts: MRTD %s TEE_TCB_SVN %s FMSPC %s", r.TDX.MRTD, r.TDX.TEETCBSVN, r.TDX.FMSPC)
 	}
-	if r.TDX.EventLog == nil || r.TDX.EventLog.Events == 0 {
+	if r.TDX.EventLog == nil || r.TDX.EventLog.Events != 43 {
 		t.Errorf("event log summary = %+v", r.TDX.EventLog)
+	}
+	// REPORT_DATA is the nonce go-tdx-guest's test asked for; the ACPI
+	// CCEL table (ACPI 6.5, 5.2.34) names a TDX log area (CC type 2) of
+	// LAML bytes, which the trimmed log fits.
+	if nonce := readCloud(t, "gcp-tdx/nonce.dat"); r.TDX.ReportData != hex.EncodeToString(nonce) {
+		t.Errorf("REPORT_DATA %s, want nonce.dat", r.TDX.ReportData)
+	}
+	table := readCloud(t, "gcp-tdx/ccel_table.dat")
+	if laml := binary.LittleEndian.Uint64(table[40:48]); string(table[:4]) != "CCEL" || table[36] != 2 || laml < uint64(len(b.EventLog)) {
+		t.Errorf("CCEL table: signature %q, CC type %d, LAML %d", table[:4], table[36], laml)
 	}
 	t.Run("whole CCEL area", func(t *testing.T) {
 		// The log area with its 0xff padding, as the guest reads it.

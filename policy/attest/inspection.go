@@ -53,10 +53,10 @@ func (in Inspection) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "firmware_endorsement\t%s\n", in.Endorsement)
 	}
 	if in.Bundle.TDXCollateral != nil {
-		fmt.Fprintf(tw, "tdx_collateral\tstapled\n")
+		fmt.Fprintf(tw, "stapled_collateral\tTCB info, QE identity, PCK CRL, root CA CRL\n")
 	}
 	if len(in.Bundle.EventLog) > 0 {
-		fmt.Fprintf(tw, "event_log\tstapled (%d bytes)\n", len(in.Bundle.EventLog))
+		fmt.Fprintf(tw, "stapled_event_log\t%d bytes\n", len(in.Bundle.EventLog))
 	}
 	if len(in.Bundle.ChannelKey) > 0 {
 		fmt.Fprintf(tw, "channel_key\t%x\n", in.Bundle.ChannelKey)
@@ -73,11 +73,14 @@ func (in Inspection) WriteText(w io.Writer) error {
 func writeFields(w io.Writer, prefix string, v reflect.Value) {
 	t := v.Type()
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
 		if !t.Field(i).IsExported() {
 			continue
 		}
 		f := v.Field(i)
+		if strings.Contains(opts, "omitempty") && f.IsZero() {
+			continue
+		}
 		if f.Kind() == reflect.Pointer {
 			if f.IsNil() {
 				continue

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gce-tcb-verifier/testing/devkeys"
 	epb "github.com/google/gce-tcb-verifier/proto/endorsement"
+	"github.com/google/gce-tcb-verifier/testing/devkeys"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 

@@ -15,11 +15,11 @@ import (
 	"time"
 
 	tabi "github.com/google/go-tdx-guest/abi"
-	"google.golang.org/protobuf/proto"
 	"github.com/google/go-tdx-guest/pcs"
 	tpb "github.com/google/go-tdx-guest/proto/tdx"
 	tvalidate "github.com/google/go-tdx-guest/validate"
 	tverify "github.com/google/go-tdx-guest/verify"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
@@ -31,19 +31,19 @@ import (
 type TDXFields struct {
 	// Version is the quote version, 4 or 5; BodyType is a v5 quote's body
 	// descriptor type: 2 for a TDX 1.0 body, 3 for a TDX 1.5 body.
-	Version        int    `json:"version"`
-	BodyType       int    `json:"body_type,omitempty"`
-	MRTD           string `json:"mrtd"` // 48 bytes
-	RTMR0          string `json:"rtmr0"`
-	RTMR1          string `json:"rtmr1"`
-	RTMR2          string `json:"rtmr2"`
-	RTMR3          string `json:"rtmr3"`
-	MRConfigID     string `json:"mrconfigid"`
-	MROwner        string `json:"mrowner"`
-	MROwnerConfig  string `json:"mrownerconfig"`
-	MRSeam         string `json:"mrseam"`
-	MRSignerSeam   string `json:"mrsignerseam"`
-	TEETCBSVN      string `json:"tee_tcb_svn"` // 16 bytes
+	Version       int    `json:"version"`
+	BodyType      int    `json:"body_type,omitempty"`
+	MRTD          string `json:"mrtd"` // 48 bytes
+	RTMR0         string `json:"rtmr0"`
+	RTMR1         string `json:"rtmr1"`
+	RTMR2         string `json:"rtmr2"`
+	RTMR3         string `json:"rtmr3"`
+	MRConfigID    string `json:"mrconfigid"`
+	MROwner       string `json:"mrowner"`
+	MROwnerConfig string `json:"mrownerconfig"`
+	MRSeam        string `json:"mrseam"`
+	MRSignerSeam  string `json:"mrsignerseam"`
+	TEETCBSVN     string `json:"tee_tcb_svn"` // 16 bytes
 	// TEETCBSVN2 and MRServiceTD are in a TDX 1.5 body only: the TDX
 	// module's SVN after a TD-preserving update, and the measurement of
 	// the service TDs bound to this TD.

@@ -33,20 +33,8 @@ func TestVerifyGCPTDX(t *testing.T) {
 	}
 	fields := hw.Inspect(ev).TDX
 	release := func(rtmr2, endorser string) uint64 {
-		payload, err := statement.EncodeRelease(
-			[]statement.Subject{{Name: "cos.img", Digest: statement.Digest{SHA384: strings.Repeat("ab", 48)}}},
-			&statement.Release{
-				Version: "3.0.0", Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformTDX,
-				Measurements: statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: f.m,
-					RTMR0: fields.RTMR0, RTMR1: fields.RTMR1, RTMR2: rtmr2, FirmwareEndorsement: endorser}},
-				Source: statement.Source{Repo: "https://example.com/td", Commit: strings.Repeat("d", 40)},
-				Recipe: statement.Recipe{Argv: []string{"make"}},
-			})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, _ := statement.Sign(payload, f.operator)
-		return f.log.add(e)
+		return f.log.add(signedRelease(t, f, &statement.TDXMeasurements{MRTD: f.m,
+			RTMR0: fields.RTMR0, RTMR1: fields.RTMR1, RTMR2: rtmr2, FirmwareEndorsement: endorser}))
 	}
 	good := release(fields.RTMR2, statement.FirmwareEndorsedByGoogle)
 	withRoot := f.policy(t, "trust-root tdx tdxroot.pem\ntrust-root gce-tcb gce.pem\n")
@@ -80,4 +68,25 @@ func TestVerifyGCPTDX(t *testing.T) {
 	if c, _ := vd.Checks.Find(MeasurementMatches); c.OK || !strings.Contains(c.Reason, "staples no endorsement") {
 		t.Errorf("without an endorsement: %v %s", c.OK, c.Reason)
 	}
+}
+
+// signedRelease is a TDX release of m signed by the fixture's operator.
+func signedRelease(t *testing.T, f *fixture, m *statement.TDXMeasurements) []byte {
+	t.Helper()
+	payload, err := statement.EncodeRelease(
+		[]statement.Subject{{Name: "td.img", Digest: statement.Digest{SHA384: strings.Repeat("ab", 48)}}},
+		&statement.Release{
+			Version: "3.0.0", Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Platform: statement.PlatformTDX,
+			Measurements: statement.Measurements{TDX: m},
+			Source:       statement.Source{Repo: "https://example.com/td", Commit: strings.Repeat("d", 40)},
+			Recipe:       statement.Recipe{Argv: []string{"make"}},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := statement.Sign(payload, f.operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -173,6 +173,14 @@ func TestCloudIntelCollateral(t *testing.T) {
 		want(t, r, check.TCBStatus, true, "the stapled collateral (TCB evaluation 17)")
 		want(t, r, check.TCBStatus, true, "; and "+dir)
 	})
+	t.Run("quote byte flipped", func(t *testing.T) {
+		s := stapledBundle(t)
+		s.Quote = bytes.Clone(s.Quote)
+		s.Quote[48+136] ^= 1
+		r := v.Inspect(s)
+		want(t, r, check.HardwareChain, false, "")
+		want(t, r, check.TCBStatus, false, "")
+	})
 	t.Run("stapled, one signed byte flipped", func(t *testing.T) {
 		s := stapledBundle(t)
 		s.TDXCollateral.TCBInfo = bytes.Replace(s.TDXCollateral.TCBInfo, []byte(`"tcbEvaluationDataNumber":17`), []byte(`"tcbEvaluationDataNumber":18`), 1)
@@ -275,5 +283,13 @@ func TestCloudGCPTDX(t *testing.T) {
 	})
 	t.Run("wrong nonce", func(t *testing.T) {
 		want(t, v.Verify(b, cloudTestNonce), check.NonceBinding, false, "does not bind")
+	})
+	t.Run("flipped RTMR byte", func(t *testing.T) {
+		s := *b
+		s.Quote = bytes.Clone(b.Quote)
+		s.Quote[48+328] ^= 1 // RTMR0, signed
+		r := v.Inspect(&s)
+		want(t, r, check.HardwareChain, false, "")
+		want(t, r, check.EventLog, false, "RTMR0: replayed")
 	})
 }

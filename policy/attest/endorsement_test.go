@@ -175,7 +175,9 @@ func TestEndorsementDevKeys(t *testing.T) {
 	// the endorsement no longer names it.
 	b.Report = bytes.Clone(report)
 	b.Report[0x90] ^= 1
-	want(t, v.Inspect(b), check.FirmwareEndorsement, false, "does not match any golden measurement")
+	r = v.Inspect(b)
+	want(t, r, check.FirmwareEndorsement, false, "does not match any golden measurement")
+	want(t, r, check.HardwareChain, false, "")
 
 	// Google's documented check (gcetcbendorsement.OpensslVerifyShellCmd):
 	// openssl pkeyutl -verify, RSA-PSS, salt 32, SHA-256 over the

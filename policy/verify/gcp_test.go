@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy/attest"
+	"github.com/attestlog/attestlog/policy/check"
+	"github.com/attestlog/attestlog/policy/evidence"
 )
 
 // TestVerifyGCPTDX: a Google Cloud TD's release names its RTMRs (the
@@ -89,4 +92,48 @@ func signedRelease(t *testing.T, f *fixture, m *statement.TDXMeasurements) []byt
 		t.Fatal(err)
 	}
 	return e
+}
+
+// TestVerifyRealGCPTDX: a release naming the real Google Cloud TD's MRTD
+// and RTMR0-2 (policy/attest/testdata/cloud/gcp-tdx) matches its quote
+// with its event log stapled; only the nonce check fails (its REPORT_DATA
+// is the nonce go-tdx-guest's test chose). A release naming another RTMR1
+// does not match.
+func TestVerifyRealGCPTDX(t *testing.T) {
+	f := newFixture(t)
+	const dir = "../attest/testdata/cloud/gcp-tdx/"
+	quote, err := os.ReadFile(dir + "cos-113-tdx-quote.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _, err := evidence.Parse(quote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.EventLog, err = os.ReadFile(dir + "ccel_data.trimmed"); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)
+	v := f.policy(t, "", WithTime(at))
+	tdx := v.hw.Inspect(ev).TDX
+	// RTMR values as the README of the samples gives them (go-eventlog's
+	// published replay of this log).
+	const rtmr1 = "f62dbc072bd5d3f3438b7b35c39a727f5aea2ffc2473f43723953f530daf62504f0a7944aa62c41a86e8a878c2b122c1"
+	if tdx.RTMR1 != rtmr1 {
+		t.Fatalf("RTMR1 = %s", tdx.RTMR1)
+	}
+	for _, tc := range []struct {
+		name   string
+		rtmr1  string
+		failed []string
+	}{
+		{"as released", rtmr1, []string{check.NonceBinding}},
+		{"another boot", strings.Repeat("11", 48), []string{check.NonceBinding, MeasurementMatches}},
+	} {
+		idx := f.log.add(signedRelease(t, f, &statement.TDXMeasurements{MRTD: tdx.MRTD, RTMR0: tdx.RTMR0, RTMR1: tc.rtmr1, RTMR2: tdx.RTMR2}))
+		vd := v.Verify(Input{Evidence: ev, Nonce: nonce(), Proof: f.log.proof(idx, 3)})
+		if got := failedNames(vd); !slices.Equal(got, tc.failed) {
+			t.Errorf("%s: failed %v, want %v:\n%s", tc.name, got, tc.failed, vd.Checks)
+		}
+	}
 }

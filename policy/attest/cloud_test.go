@@ -200,10 +200,14 @@ func TestCloudIntelCollateral(t *testing.T) {
 	t.Run("stapled, another platform's collateral", func(t *testing.T) {
 		s := stapledBundle(t)
 		s.TDXCollateral.TCBInfo = readCloud(t, "tdx-v5/collateral/tcbinfo.json")
-		// go-tdx-guest checks nextUpdate, not issueDate: at 2025-07-01
-		// everything is current and the FMSPC decides.
+		// go-tdx-guest compares the FMSPC before attestlog looks at the
+		// TCB info's issue date (2026, after the verification time).
 		r := mustVerifier(t, "", WithTime(intelCollTime)).Inspect(s)
 		want(t, r, check.TCBStatus, false, `FMSPC from PCK Certificate("b0c06f000000") is not equal to FMSPC value from Intel PCS's reported TDX TCB info("90c06f000000")`)
+	})
+	t.Run("stapled, issued after the verification time", func(t *testing.T) {
+		r := mustVerifier(t, "", WithTime(time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))).Inspect(stapledBundle(t))
+		want(t, r, check.TCBStatus, false, "was issued at 2025-06-19")
 	})
 }
 

@@ -330,9 +330,10 @@ type collateral struct {
 	files      map[string][]byte
 	revocation bool
 
-	once    sync.Once // parses info
-	info    *pcs.TdxTcbInfo
-	infoErr error
+	once     sync.Once // parses info and id
+	info     *pcs.TdxTcbInfo
+	id       *pcs.QeIdentity
+	parseErr error
 }
 
 func loadCollateral(readFile func(string) ([]byte, error), dir string) (*collateral, error) {

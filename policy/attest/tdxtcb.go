@@ -184,9 +184,20 @@ func (v *Verifier) evaluateTCB(q *tdxQuote, c *collateral, now time.Time) (*TDXT
 	}); err != nil {
 		return nil, fmt.Errorf("%v (%v)", verr, err)
 	}
-	info, err := c.tcbInfo()
+	info, id, err := c.parsed()
 	if err != nil {
-		return nil, fmt.Errorf("TCB info: %v", err)
+		return nil, err
+	}
+	// go-tdx-guest checks nextUpdate; a collateral issued after the
+	// verification time is not current at it either (saved evidence
+	// verified --at an earlier time, or a clock far behind Intel's).
+	for _, d := range []struct {
+		what   string
+		issued time.Time
+	}{{"TCB info", info.TcbInfo.IssueDate}, {"QE identity", id.EnclaveIdentity.IssueDate}} {
+		if d.issued.After(now.Add(maxCollateralSkew)) {
+			return nil, fmt.Errorf("the %s was issued at %s, after the verification time %s: it is not current then", d.what, d.issued.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
 	}
 	exts := q.extensions()
 	if exts == nil {
@@ -200,10 +211,6 @@ func (v *Verifier) evaluateTCB(q *tdxQuote, c *collateral, now time.Time) (*TDXT
 	}
 	if verr != nil {
 		// go-tdx-guest stopped at the TDX status: check what it skipped.
-		var id pcs.QeIdentity
-		if err := json.Unmarshal(c.files[CollateralQEIdentity], &id); err != nil {
-			return nil, fmt.Errorf("QE identity: %v", err)
-		}
 		if err := qeIdentityMatches(q.v4.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetQeReport(), &id.EnclaveIdentity); err != nil {
 			return nil, err
 		}
@@ -305,16 +312,28 @@ func qeIdentityMatches(r *tpb.EnclaveReport, id *pcs.EnclaveIdentity) error {
 	return nil
 }
 
-// tcbInfo returns the collateral's TCB info, parsed once (go-tdx-guest
-// has checked its signature before evaluateTCB reads it).
-func (c *collateral) tcbInfo() (*pcs.TdxTcbInfo, error) {
+// maxCollateralSkew is how far in the future of the verification time a
+// collateral's issueDate may be: the verifier's clock behind Intel's.
+const maxCollateralSkew = time.Hour
+
+// parsed returns the collateral's TCB info and QE identity, parsed once
+// (go-tdx-guest has checked their signatures before evaluateTCB reads
+// them).
+func (c *collateral) parsed() (*pcs.TdxTcbInfo, *pcs.QeIdentity, error) {
 	c.once.Do(func() {
 		var info pcs.TdxTcbInfo
-		if c.infoErr = json.Unmarshal(c.files[CollateralTCBInfo], &info); c.infoErr == nil {
-			c.info = &info
+		var id pcs.QeIdentity
+		if err := json.Unmarshal(c.files[CollateralTCBInfo], &info); err != nil {
+			c.parseErr = fmt.Errorf("TCB info: %v", err)
+			return
 		}
+		if err := json.Unmarshal(c.files[CollateralQEIdentity], &id); err != nil {
+			c.parseErr = fmt.Errorf("QE identity: %v", err)
+			return
+		}
+		c.info, c.id = &info, &id
 	})
-	return c.info, c.infoErr
+	return c.info, c.id, c.parseErr
 }
 
 // stapledCollateral is a bundle's collateral in the directory's form, so

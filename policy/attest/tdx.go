@@ -231,7 +231,7 @@ func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full b
 	// chain and the quote's signatures with the collateral too, so when
 	// that verification got past them the chain-only run is not repeated
 	// (it costs as much again).
-	tcb, haveTCB, chainDone := v.tdxTCBCheck(r, q, b, now)
+	tcb, chainDone := v.tdxTCBCheck(r, q, b, now)
 	err = nil
 	if !chainDone {
 		// Our own root pool, always: go-tdx-guest's embedded-root path
@@ -241,9 +241,7 @@ func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full b
 		})
 	}
 	r.add(check.From(check.HardwareChain, err, fmt.Sprintf("quote signed by the attestation key that the QE report certifies; QE report signed by the PCK; PCK chained to %s at %s", roots, now.UTC().Format("2006-01-02"))))
-	if haveTCB {
-		r.add(tcb)
-	}
+	r.add(tcb)
 	if len(b.EventLog) > 0 {
 		r.add(v.eventLogCheck(r.TDX, b.EventLog))
 	}

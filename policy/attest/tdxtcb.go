@@ -64,12 +64,12 @@ func rank(s string) int {
 
 // tdxTCBCheck is the TCB status check: the quote against each collateral
 // at hand (the stapled one and the policy's directory; both must pass
-// when both are there). ok is false when there is no collateral and the
-// policy does not require any: no check is made, as before collateral.
+// when both are there). Without collateral it fails if the policy
+// requires a status and otherwise passes saying it was not evaluated.
 // chainDone reports that go-tdx-guest verified the PCK chain and the
 // quote's and QE report's signatures on the way (it does so before it
 // reads the collateral's verdict on them).
-func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now time.Time) (c check.Check, ok, chainDone bool) {
+func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now time.Time) (c check.Check, chainDone bool) {
 	type source struct {
 		c    *collateral
 		name string
@@ -83,15 +83,16 @@ func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now t
 	}
 	if len(srcs) == 0 {
 		if v.pol.TDX.RequireTCBStatus {
-			return check.Fail(check.TCBStatus, "the policy requires Intel's TCB status (tdx-allow-tcb-status) but there is no collateral: staple it to the evidence (tdx_collateral) or name a tdx-collateral directory"), true, false
+			return check.Fail(check.TCBStatus, "the policy requires Intel's TCB status (tdx-allow-tcb-status) but there is no collateral: staple it to the evidence (tdx_collateral) or name a tdx-collateral directory"), false
 		}
-		return check.Check{}, false, false
+		// As the TCB floors check says when the policy sets none.
+		return check.Pass(check.TCBStatus, "not evaluated: no Intel collateral stapled or named, and the policy requires none (add tdx-allow-tcb-status to require it)"), false
 	}
 	var reasons []string
 	for _, s := range srcs {
 		tcb, err := v.evaluateTCB(q, s.c, now)
 		if err != nil {
-			return check.Fail(check.TCBStatus, "%s: %v", s.name, err), true, chainDone
+			return check.Fail(check.TCBStatus, "%s: %v", s.name, err), chainDone
 		}
 		chainDone = true
 		tcb.Source = "stapled"
@@ -102,7 +103,7 @@ func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now t
 			r.TDX.TCB = tcb
 		}
 		if bad := v.disallowed(tcb); bad != "" {
-			return check.Fail(check.TCBStatus, "%s: %s", s.name, bad), true, true
+			return check.Fail(check.TCBStatus, "%s: %s", s.name, bad), true
 		}
 		crl := "no CRLs in it: PCK revocation not checked"
 		if s.c.revocation {
@@ -111,7 +112,7 @@ func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now t
 		reasons = append(reasons, fmt.Sprintf("%s (TCB evaluation %d) verifies to Intel's root at %s and says: platform %s; %sQE %s%s; %s",
 			s.name, tcb.EvaluationDataNumber, now.UTC().Format("2006-01-02"), tcb.Platform, moduleText(tcb), tcb.QE, v.allowedText(tcb), crl))
 	}
-	return check.Pass(check.TCBStatus, "%s", strings.Join(reasons, "; and ")), true, true
+	return check.Pass(check.TCBStatus, "%s", strings.Join(reasons, "; and ")), true
 }
 
 func moduleText(t *TDXTCB) string {

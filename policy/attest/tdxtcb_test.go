@@ -91,8 +91,10 @@ func TestTCBStatusPolicy(t *testing.T) {
 			true, "QE isvsvn 8 OutOfDate"},
 		{"revoked", fakeenclave.TCBStatuses{Platform: "Revoked", QE: "UpToDate", Advisories: adv}, "tdx-allow-tcb-status OutOfDate SWHardeningNeeded ConfigurationNeeded",
 			false, "a revoked TCB is never trusted"},
+		// go-tdx-guest refuses a status it does not know when it parses
+		// the TCB info, before any policy is asked.
 		{"unknown status", fakeenclave.TCBStatuses{Platform: "Mystery", QE: "UpToDate"}, "tdx-allow-tcb-status OutOfDate",
-			false, "Mystery"},
+			false, `unexpected tcb status found: "Mystery"`},
 		// go-tdx-guest stops at the TDX status and never reaches the QE
 		// identity: attestlog checks it then.
 		{"QE identity mismatch behind a status", fakeenclave.TCBStatuses{Platform: "SWHardeningNeeded", QE: "UpToDate", QEMRSigner: bytes.Repeat([]byte{1}, 32)}, "tdx-allow-tcb-status SWHardeningNeeded",

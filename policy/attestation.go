@@ -22,6 +22,11 @@ package policy
 //	                                     #   min-guest-svn=N         (default 0)
 //	tdx-allow-debug                      # accept TDX TDs with TD_ATTRIBUTES.DEBUG set
 //	tdx-min-tee-tcb-svn HEX              # TDX TEE_TCB_SVN floor, 16 bytes, component-wise
+//	tdx-allow-tcb-status STATUS ...      # Intel TCB statuses accepted besides UpToDate:
+//	                                     #   SWHardeningNeeded, ConfigurationNeeded,
+//	                                     #   ConfigurationAndSWHardeningNeeded, OutOfDate,
+//	                                     #   OutOfDateConfigurationNeeded (never Revoked);
+//	                                     # the line also makes collateral (stapled or DIR) required
 //	reproductions N                      # independent reproductions a release needs (default 0)
 //	allow-unsandboxed-reproductions      # count reproductions an auditor made without a sandbox
 //	reproduction-mismatch allow|deny     # a policy auditor's mismatch makes a release untrusted (default deny)
@@ -29,7 +34,9 @@ package policy
 //	                                     # require the log's index proof that nothing revoked the
 //	                                     # release's identity, current to within max-age (default 10m)
 //	max-checkpoint-age DURATION          # e.g. 24h, 90m, 7d; default: not checked
-//	trust-root sev-snp|tdx|gpu FILE      # also trust this root (test roots need this line)
+//	trust-root sev-snp|tdx|gpu|gce-tcb FILE
+//	                                     # also trust this root (test roots need this line);
+//	                                     # gce-tcb: Google's firmware-endorsement root, none by default
 //	gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional] [ocsp=required|optional] [mode=cc|ppcie|any]
 //	                                     # the enclave's GPUs: how many, which, and whether
 //	                                     # their measurements must equal stapled NVIDIA RIMs
@@ -217,13 +224,39 @@ type TDXPolicy struct {
 	// MinTeeTCBSVN is a component-wise floor on TEE_TCB_SVN (16 bytes), or
 	// nil for none.
 	MinTeeTCBSVN []byte
+	// AllowTCBStatus are the Intel TCB statuses accepted besides
+	// UpToDate (the tdx-allow-tcb-status line), each one of
+	// TCBStatusesAllowable. RequireTCBStatus is set by that line: TDX
+	// evidence then needs collateral, stapled or from TDXCollateral.
+	AllowTCBStatus   []string
+	RequireTCBStatus bool
+}
+
+// TCBStatusesAllowable are the Intel TCB statuses a tdx-allow-tcb-status
+// line may name. UpToDate is always accepted and Revoked never.
+var TCBStatusesAllowable = []string{"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded"}
+
+// AllowsTCBStatus reports whether Intel TCB status s is acceptable:
+// UpToDate, or one the policy names.
+func (t *TDXPolicy) AllowsTCBStatus(s string) bool {
+	if s == "UpToDate" {
+		return true
+	}
+	for _, a := range t.AllowTCBStatus {
+		if a == s {
+			return true
+		}
+	}
+	return false
 }
 
 // TrustRoot is a root named by a trust-root line.
 type TrustRoot struct {
-	Platform string // PlatformSEVSNP, PlatformTDX or PlatformGPU
+	Platform string // PlatformSEVSNP, PlatformTDX, PlatformGPU or PlatformGCETCB
 	// File is a PEM file: for sev-snp an ARK and its ASK and/or ASVK (the
-	// AMD KDS cert_chain format); for tdx one or more root certificates.
+	// AMD KDS cert_chain format); for tdx one or more root certificates;
+	// for gce-tcb Google's GCE confidential-computing TCB root (PEM or DER,
+	// e.g. GCE-cc-tcb-root_1.crt), which signs firmware endorsements.
 	File string
 }
 
@@ -252,6 +285,7 @@ func init() {
 	registerDirective("snp-policy", once(parseSNPPolicy))
 	registerDirective("tdx-allow-debug", once(noArgs(func(a *AttestationPolicy) { a.TDX.AllowDebug = true })))
 	registerDirective("tdx-min-tee-tcb-svn", once(parseTDXMinTeeTCBSVN))
+	registerDirective("tdx-allow-tcb-status", once(parseTDXAllowTCBStatus))
 	registerDirective("reproductions", once(parseReproductions))
 	registerDirective("allow-unsandboxed-reproductions", once(noArgs(func(a *AttestationPolicy) { a.AllowUnsandboxedReproductions = true })))
 	registerDirective("max-checkpoint-age", once(parseMaxCheckpointAge))
@@ -484,6 +518,34 @@ func parseTDXMinTeeTCBSVN(a *AttestationPolicy, f []string) error {
 	return nil
 }
 
+func parseTDXAllowTCBStatus(a *AttestationPolicy, f []string) error {
+	if len(f) < 2 {
+		return fmt.Errorf("want: tdx-allow-tcb-status STATUS ... (of %s)", strings.Join(TCBStatusesAllowable, ", "))
+	}
+	for _, s := range f[1:] {
+		if s == "Revoked" {
+			return errors.New("tdx-allow-tcb-status: Revoked is never allowed")
+		}
+		known := false
+		for _, k := range TCBStatusesAllowable {
+			known = known || k == s
+		}
+		if !known {
+			return fmt.Errorf("tdx-allow-tcb-status: unknown status %q; want one of %s", s, strings.Join(TCBStatusesAllowable, ", "))
+		}
+		for _, have := range a.TDX.AllowTCBStatus {
+			if have == s {
+				return fmt.Errorf("tdx-allow-tcb-status: %s listed twice", s)
+			}
+		}
+		if s != "UpToDate" {
+			a.TDX.AllowTCBStatus = append(a.TDX.AllowTCBStatus, s)
+		}
+	}
+	a.TDX.RequireTCBStatus = true
+	return nil
+}
+
 func parseReproductions(a *AttestationPolicy, f []string) error {
 	if len(f) != 2 {
 		return errors.New("want: reproductions N")
@@ -583,6 +645,10 @@ func parseDuration(s string) (time.Duration, error) {
 // PlatformGPU names GPU device roots in trust-root lines.
 const PlatformGPU = "gpu"
 
+// PlatformGCETCB names Google's firmware-endorsement roots in trust-root
+// lines: the root that signs Google Cloud's VMLaunchEndorsements.
+const PlatformGCETCB = "gce-tcb"
+
 // GPUPolicy is the gpu line.
 type GPUPolicy struct {
 	// Required is set by a gpu line: the enclave must attest Count GPUs.
@@ -651,10 +717,10 @@ func parseGPU(a *AttestationPolicy, f []string) error {
 
 func parseTrustRoot(p *Policy, f []string) error {
 	if len(f) != 3 {
-		return errors.New("want: trust-root sev-snp|tdx|gpu FILE")
+		return errors.New("want: trust-root sev-snp|tdx|gpu|gce-tcb FILE")
 	}
-	if f[1] != PlatformSEVSNP && f[1] != PlatformTDX && f[1] != PlatformGPU {
-		return fmt.Errorf("trust-root platform %q: want sev-snp, tdx or gpu", f[1])
+	if f[1] != PlatformSEVSNP && f[1] != PlatformTDX && f[1] != PlatformGPU && f[1] != PlatformGCETCB {
+		return fmt.Errorf("trust-root platform %q: want sev-snp, tdx, gpu or gce-tcb", f[1])
 	}
 	a := &p.Attestation
 	for _, r := range a.TrustRoots {

@@ -100,6 +100,16 @@ func TestAttestationDirectives(t *testing.T) {
 			return ok && f.IsZero() && src == "snp-min-tcb" && !a.SNP.AllowProvisionalFirmware
 		}},
 		{"tdx-collateral /var/cache/pcs  # comment", func(a AttestationPolicy) bool { return a.TDXCollateral == "/var/cache/pcs" }},
+		{"tdx-allow-tcb-status SWHardeningNeeded UpToDate OutOfDate", func(a AttestationPolicy) bool {
+			return a.TDX.RequireTCBStatus && reflect.DeepEqual(a.TDX.AllowTCBStatus, []string{"SWHardeningNeeded", "OutOfDate"}) &&
+				a.TDX.AllowsTCBStatus("OutOfDate") && a.TDX.AllowsTCBStatus("UpToDate") && !a.TDX.AllowsTCBStatus("ConfigurationNeeded") && !a.TDX.AllowsTCBStatus("Revoked")
+		}},
+		{"platform tdx", func(a AttestationPolicy) bool {
+			return !a.TDX.RequireTCBStatus && a.TDX.AllowsTCBStatus("UpToDate") && !a.TDX.AllowsTCBStatus("SWHardeningNeeded")
+		}},
+		{"trust-root gce-tcb GCE-cc-tcb-root_1.crt", func(a AttestationPolicy) bool {
+			return reflect.DeepEqual(a.TrustRoots, []TrustRoot{{"gce-tcb", "GCE-cc-tcb-root_1.crt"}})
+		}},
 	} {
 		p, err := Parse([]byte(tc.text))
 		if err != nil {
@@ -155,6 +165,13 @@ func TestAttestationDirectiveErrors(t *testing.T) {
 		{"crl vlak a.crl", 1, "want: crl [vcek|vlek] FILE"},
 		{"crl a.crl\ncrl vlek a.crl", 2, "listed twice"},
 		{"tdx-collateral a b", 1, "want: tdx-collateral DIR"},
+		{"tdx-allow-tcb-status", 1, "want: tdx-allow-tcb-status STATUS"},
+		{"tdx-allow-tcb-status Revoked", 1, "Revoked is never allowed"},
+		{"tdx-allow-tcb-status OutOfDate Revoked", 1, "Revoked is never allowed"},
+		{"tdx-allow-tcb-status uptodate", 1, `unknown status "uptodate"`},
+		{"tdx-allow-tcb-status OutOfDate OutOfDate", 1, "OutOfDate listed twice"},
+		{"tdx-allow-tcb-status OutOfDate\ntdx-allow-tcb-status SWHardeningNeeded", 2, "given twice"},
+		{"trust-root google root.crt", 1, "want sev-snp, tdx, gpu or gce-tcb"},
 	} {
 		_, err := Parse([]byte(tc.text))
 		var le *LineError
@@ -175,6 +192,7 @@ func FuzzParseAttestation(f *testing.F) {
 		"tdx-min-tee-tcb-svn 03000600000000000000000000000000\ntdx-allow-debug\n",
 		"reproductions 2\nmax-checkpoint-age 7d\ntrust-root sev-snp a.pem\ncrl b.crl\ntdx-collateral c\n",
 		"snp-min-tcb turin fmc=1 snp=3\nsnp-min-tcb milan snp=24\ncrl vlek v.crl\nsnp-allow-provisional-firmware\n",
+		"tdx-allow-tcb-status SWHardeningNeeded OutOfDate\ntrust-root gce-tcb r.crt\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -28,8 +28,10 @@ func init() {
 var inspectStdout io.Writer = os.Stdout
 
 func runInspect(args []string) error {
-	fs := newFlagSet("inspect", "[--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--rim FILE]... [--json] [--policy FILE] [--at TIME] EVIDENCE")
+	fs := newFlagSet("inspect", "[--vcek FILE] [--event-log FILE] [--endorsement FILE] [--cert-chain FILE] [--nonce HEX] [--rim FILE]... [--json] [--policy FILE] [--at TIME] EVIDENCE")
 	vcek := fs.String("vcek", "", "SEV-SNP VCEK or VLEK certificate `FILE` (DER or PEM) for a report without its certificate table")
+	eventLog := fs.String("event-log", "", "TDX: the TD's CC event log `FILE` (the CCEL log area, e.g. /sys/firmware/acpi/tables/data/CCEL): it must replay to the quote's RTMRs")
+	endorsement := fs.String("endorsement", "", "Google Cloud: the firmware's launch endorsement `FILE` (a serialized VMLaunchEndorsement); verified against the policy's trust-root gce-tcb root")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	policyPath := fs.String("policy", "", "policy `FILE` whose trust-root, crl and tdx-collateral lines to use (test roots are trusted only so)")
 	at := fs.String("at", "", "verify certificates as of `TIME` (RFC 3339) instead of now, for saved evidence")
@@ -38,12 +40,12 @@ func runInspect(args []string) error {
 	var rimFiles stringList
 	fs.Var(&rimFiles, "rim", "GPU evidence: NVIDIA RIM `FILE` (driver or VBIOS) the measurements must equal (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: attestlog inspect [--vcek FILE] [--cert-chain FILE] [--nonce HEX] [--rim FILE]... [--json] [--policy FILE] [--at TIME] EVIDENCE
+		fmt.Fprintf(fs.Output(), `Usage: attestlog inspect [--vcek FILE] [--event-log FILE] [--endorsement FILE] [--cert-chain FILE] [--nonce HEX] [--rim FILE]... [--json] [--policy FILE] [--at TIME] EVIDENCE
 
 Verifies the hardware signature chain of EVIDENCE offline, against AMD's,
 Intel's and NVIDIA's roots, and prints its fields. EVIDENCE ("-" for stdin) is
 an attestlog evidence bundle (JSON), a raw SEV-SNP report (1184 bytes), an
-SEV-SNP report followed by its certificate table, a TDX quote v4, NVIDIA's
+SEV-SNP report followed by its certificate table, a TDX quote v4 or v5, NVIDIA's
 serialized GPU evidence (a JSON list of {"arch","certificate","evidence",
 "nonce"}, one or many GPUs), or with --cert-chain a GPU report in hex.
 Exits 1 when a check fails.
@@ -106,6 +108,25 @@ Flags:
 		if b.VCEK, err = readLimited(*vcek, evidence.MaxCertSize); err != nil {
 			return err
 		}
+	}
+	if *eventLog != "" {
+		if b.Platform != evidence.TDX {
+			return errors.New("--event-log is for TDX evidence")
+		}
+		// The CCEL area as the guest reads it ends in 0xff padding.
+		l, err := readLimited(*eventLog, 16<<20)
+		if err != nil {
+			return err
+		}
+		b.EventLog = bytes.TrimRight(l, "\xff")
+	}
+	if *endorsement != "" {
+		if b.FirmwareEndorsement, err = readLimited(*endorsement, evidence.MaxEndorsementSize); err != nil {
+			return err
+		}
+	}
+	if err := b.Check(); err != nil {
+		return err
 	}
 	ap := policy.AttestationPolicy{}
 	var opts []attest.Option

@@ -292,7 +292,7 @@ func runMeasureTDX(args []string) error {
 func runMeasureTDXReplay(args []string) error {
 	fs := newFlagSet("measure tdx-replay", "--event-log FILE (--quote FILE | --rtmrs HEX,HEX,HEX,HEX) [--json]")
 	logPath := fs.String("event-log", "", "CC event log `FILE` (e.g. a copy of /sys/firmware/acpi/tables/data/CCEL) (required)")
-	quotePath := fs.String("quote", "", "TDX DCAP v4 quote `FILE` whose RTMRs the log must replay to (its signature is not checked here)")
+	quotePath := fs.String("quote", "", "TDX DCAP quote `FILE` (v4 or v5) whose RTMRs the log must replay to (its signature is not checked here)")
 	rtmrList := fs.String("rtmrs", "", "comma-separated `HEX` RTMR0..RTMR3 to replay against instead of a quote (empty entries are not compared)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {

@@ -29,6 +29,7 @@ func runMeasure(t *testing.T, args ...string) (int, string) {
 func TestMeasureCommands(t *testing.T) {
 	const snpTD = "../../policy/measure/snp/testdata/"
 	const tdxTD = "../../policy/measure/tdx/testdata/"
+	const gcpTD = "../../policy/attest/testdata/cloud/gcp-tdx/"
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -64,6 +65,11 @@ func TestMeasureCommands(t *testing.T) {
 			"3fa2f61f395b7f5feefb4ec2df61297f109ad8abcd6410c1b7df60f21f37b19297fc35e544039c7e1edece752afd17f6,,4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1"},
 			0, "rtmr1 f62dbc072bd5d3f3438b7b35c39a727f5aea2ffc2473f43723953f530daf62504f0a7944aa62c41a86e8a878c2b122c1 not compared\n"},
 		{[]string{"measure", "tdx-replay", "--event-log", tdxTD + "ccel_cos113_tdx.bin", "--quote", tdxTD + "quote_spr_e4.dat"}, 1, "MISMATCH"},
+		// Google Cloud's TD (the real quote beside its log) and a quote v5.
+		{[]string{"measure", "tdx-replay", "--event-log", gcpTD + "ccel_data.trimmed", "--quote", gcpTD + "cos-113-tdx-quote.dat"},
+			0, "rtmr2 4969684dc87381fc3b3134176c8d8806eaf0a901859f5f70cfae8d17714b46c10a8de219048c9fc09f11f381a6fbe7c1 matches\nrtmr3 000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 matches\nnote: the replayed rtmr0-rtmr2 are this TD's boot"},
+		{[]string{"measure", "tdx-replay", "--event-log", gcpTD + "ccel_data.trimmed", "--quote", gcpTD + "cos-113-tdx-quote.dat"}, 0, "never rtmr0 (host and firmware configuration) nor a shim/GRUB boot such as Google Cloud's"},
+		{[]string{"measure", "tdx-replay", "--event-log", gcpTD + "ccel_data.trimmed", "--quote", "../../policy/attest/testdata/cloud/tdx-v5/quote_v5_sample.dat"}, 1, "MISMATCH"},
 	} {
 		code, out := runMeasure(t, tc.args...)
 		if code != tc.code || !strings.Contains(out, tc.want) {

@@ -172,7 +172,16 @@ type SNPMeasurements struct {
 	GuestPolicy  string `json:"guest_policy,omitempty" yaml:"guest_policy"` // POLICY, 8 bytes big-endian hex
 	FamilyID     string `json:"family_id,omitempty" yaml:"family_id"`       // 16 bytes
 	ImageID      string `json:"image_id,omitempty" yaml:"image_id"`         // 16 bytes
+	// FirmwareEndorsement, when "google", says the launch digest is
+	// Google Cloud's firmware: a client trusts the release only with a
+	// stapled Google launch endorsement of it that verifies to a policy
+	// trust-root gce-tcb root (policy/attest).
+	FirmwareEndorsement string `json:"firmware_endorsement,omitempty" yaml:"firmware_endorsement"`
 }
+
+// FirmwareEndorsedByGoogle is the FirmwareEndorsement value naming Google
+// Cloud's signed launch endorsements.
+const FirmwareEndorsedByGoogle = "google"
 
 // TDXMeasurements are the Intel TDX TD report fields a release fixes.
 type TDXMeasurements struct {
@@ -182,6 +191,10 @@ type TDXMeasurements struct {
 	RTMR2      string `json:"rtmr2,omitempty" yaml:"rtmr2"`
 	RTMR3      string `json:"rtmr3,omitempty" yaml:"rtmr3"`
 	MRConfigID string `json:"mrconfigid,omitempty" yaml:"mrconfigid"`
+	// FirmwareEndorsement, when "google", says MRTD is Google Cloud's
+	// firmware (see SNPMeasurements.FirmwareEndorsement); the workload is
+	// then named by the RTMRs.
+	FirmwareEndorsement string `json:"firmware_endorsement,omitempty" yaml:"firmware_endorsement"`
 }
 
 // Values returns every measurement value set, for indexing.

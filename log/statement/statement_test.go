@@ -290,11 +290,15 @@ recipe:
 	if r.Measurements.TDX.RTMR0 != strings.Repeat("cd", 48) || subj[0].Digest.SHA256 != strings.Repeat("ef", 32) {
 		t.Errorf("parsed %+v %+v", r.Measurements.TDX, subj)
 	}
+	if _, r, err := ParseReleaseSpec([]byte(strings.Replace(y, "rtmr0: ", "firmware_endorsement: google, rtmr0: ", 1)), "", time.Now()); err != nil || r.Measurements.TDX.FirmwareEndorsement != FirmwareEndorsedByGoogle {
+		t.Errorf("firmware_endorsement: google = %v, %+v", err, r)
+	}
 	for name, tc := range map[string]struct{ in, want string }{
 		"unknown key":  {strings.Replace(y, "version:", "colour: red\nversion:", 1), "colour"},
 		"bad mrtd":     {strings.Replace(y, "mrtd: ab", "mrtd: zz", 1), "measurements.tdx.mrtd"},
 		"no artifacts": {strings.Replace(y, "  - {name: disk.img", "  # - {name: disk.img", 1), "artifacts"},
 		"provenance":   {y + "provenance: x.json\n", "provenance"},
+		"endorser":     {strings.Replace(y, "rtmr0: ", "firmware_endorsement: amazon, rtmr0: ", 1), `measurements.tdx.firmware_endorsement: must be "google" or absent`},
 	} {
 		_, _, err := ParseReleaseSpec([]byte(tc.in), "", time.Now())
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -216,6 +216,9 @@ func (m Measurements) validate(f, platform string, required bool) error {
 				return err
 			}
 		}
+		if err := checkEndorser(f+".snp.firmware_endorsement", s.FirmwareEndorsement); err != nil {
+			return err
+		}
 	case PlatformTDX:
 		if m.SNP != nil {
 			return fieldErr(f+".snp", "not allowed for platform %s", platform)
@@ -238,8 +241,19 @@ func (m Measurements) validate(f, platform string, required bool) error {
 				return err
 			}
 		}
+		if err := checkEndorser(f+".tdx.firmware_endorsement", t.FirmwareEndorsement); err != nil {
+			return err
+		}
 	default:
 		return fieldErr(strings.TrimSuffix(f, ".measurements")+".platform", "must be %q, %q, %q or %q, got %q", PlatformSNP, PlatformTDX, PlatformAzureSNP, PlatformAzureTDX, short(platform))
+	}
+	return nil
+}
+
+// checkEndorser accepts no firmware endorsement or Google's.
+func checkEndorser(f, v string) error {
+	if v != "" && v != FirmwareEndorsedByGoogle {
+		return fieldErr(f, "must be %q or absent, got %q", FirmwareEndorsedByGoogle, short(v))
 	}
 	return nil
 }

@@ -20,8 +20,12 @@
 // 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3).
 // A policy's trust-root lines add roots; test roots are trusted only so.
 //
+// Google's firmware-endorsement root is not embedded: a stapled
+// endorsement verifies only against a trust-root gce-tcb line's root.
+//
 // Nothing is fetched: a SEV-SNP report needs its VCEK/VLEK in the
-// evidence; CRLs and TDX collateral come from the files the policy names.
+// evidence; CRLs and TDX collateral come from the files the policy names
+// or are stapled to the evidence.
 package attest
 
 import (
@@ -60,6 +64,7 @@ type Verifier struct {
 	tdxTest  bool     // a trust-root tdx line added roots
 	gpuRoots [][]byte // PEM, from trust-root gpu lines
 	tdxColl  *collateral
+	gceRoots *x509.CertPool // from trust-root gce-tcb lines; nil: none
 }
 
 type snpRoot struct {
@@ -154,6 +159,10 @@ func New(ap policy.AttestationPolicy, opts ...Option) (*Verifier, error) {
 				return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
 			}
 			v.gpuRoots = append(v.gpuRoots, b)
+		case policy.PlatformGCETCB:
+			if err := v.addGCERoot(b); err != nil {
+				return nil, fmt.Errorf("trust-root %s %s: %w", r.Platform, r.File, err)
+			}
 		}
 	}
 	for i, p := range append(append([]string(nil), ap.CRLs...), ap.VLEKCRLs...) {
@@ -196,6 +205,9 @@ type Result struct {
 	// VTPM holds the vTPM facts of azure-sev-snp and azure-tdx evidence
 	// (beside SNP or TDX: the paravisor's report).
 	VTPM *VTPMFields `json:"vtpm,omitempty"`
+	// Endorsement is the firmware endorsement stapled to the evidence,
+	// set when it verified and endorses the evidence's measurement.
+	Endorsement *FirmwareEndorsement `json:"firmware_endorsement,omitempty"`
 }
 
 // OK reports whether every check passed.
@@ -255,6 +267,9 @@ func (v *Verifier) run(b *evidence.Bundle, nonce []byte, full bool) *Result {
 		v.verifyTDX(r, b, nonce, full)
 	case evidence.AzureSEVSNP, evidence.AzureTDX:
 		v.verifyAzure(r, b, nonce, full)
+	}
+	if len(b.FirmwareEndorsement) > 0 && (r.SNP != nil || r.TDX != nil) {
+		r.add(v.endorsementCheck(r, b.FirmwareEndorsement, v.now()))
 	}
 	return r
 }

@@ -52,6 +52,15 @@ func (in Inspection) WriteText(w io.Writer) error {
 	if in.VTPM != nil {
 		in.VTPM.writeText(tw)
 	}
+	if in.Endorsement != nil {
+		fmt.Fprintf(tw, "firmware_endorsement\t%s\n", in.Endorsement)
+	}
+	if in.Bundle.TDXCollateral != nil {
+		fmt.Fprintf(tw, "stapled_collateral\tTCB info, QE identity, PCK CRL, root CA CRL\n")
+	}
+	if len(in.Bundle.EventLog) > 0 {
+		fmt.Fprintf(tw, "stapled_event_log\t%d bytes\n", len(in.Bundle.EventLog))
+	}
 	if len(in.Bundle.ChannelKey) > 0 {
 		fmt.Fprintf(tw, "channel_key\t%x\n", in.Bundle.ChannelKey)
 	}
@@ -62,17 +71,24 @@ func (in Inspection) WriteText(w io.Writer) error {
 }
 
 // writeFields writes a fields struct one "json_name<TAB>value" line per
-// field, nested structs with a dotted prefix; an omitempty field that is
-// empty is left out, as in the JSON.
+// exported field, nested structs (and non-nil pointers to them) with a
+// dotted prefix, or on one line when they are a fmt.Stringer; an
+// omitempty field that is empty is left out, as in the JSON.
 func writeFields(w io.Writer, prefix string, v reflect.Value) {
 	t := v.Type()
 	for i := range t.NumField() {
 		name, opts, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if !t.Field(i).IsExported() {
+			continue
+		}
 		f := v.Field(i)
 		if strings.Contains(opts, "omitempty") && f.IsZero() {
-			continue // as in the JSON: a VCEK's csp_id, Milan's fmc
+			continue
 		}
 		if f.Kind() == reflect.Pointer {
+			if f.IsNil() {
+				continue
+			}
 			f = f.Elem()
 		}
 		if f.Kind() == reflect.Struct {

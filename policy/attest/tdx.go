@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	tabi "github.com/google/go-tdx-guest/abi"
@@ -18,26 +19,36 @@ import (
 	tpb "github.com/google/go-tdx-guest/proto/tdx"
 	tvalidate "github.com/google/go-tdx-guest/validate"
 	tverify "github.com/google/go-tdx-guest/verify"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
 
-// TDXFields are the fields of a TDX quote v4, byte strings as lowercase
-// hex. The release-measurement names match log/statement's: mrtd,
-// rtmr0-3, mrconfigid.
+// TDXFields are the fields of a TDX quote v4 or v5, byte strings as
+// lowercase hex. The release-measurement names match log/statement's:
+// mrtd, rtmr0-3, mrconfigid.
 type TDXFields struct {
-	MRTD           string `json:"mrtd"` // 48 bytes
-	RTMR0          string `json:"rtmr0"`
-	RTMR1          string `json:"rtmr1"`
-	RTMR2          string `json:"rtmr2"`
-	RTMR3          string `json:"rtmr3"`
-	MRConfigID     string `json:"mrconfigid"`
-	MROwner        string `json:"mrowner"`
-	MROwnerConfig  string `json:"mrownerconfig"`
-	MRSeam         string `json:"mrseam"`
-	MRSignerSeam   string `json:"mrsignerseam"`
-	TEETCBSVN      string `json:"tee_tcb_svn"` // 16 bytes
+	// Version is the quote version, 4 or 5; BodyType is a v5 quote's body
+	// descriptor type: 2 for a TDX 1.0 body, 3 for a TDX 1.5 body.
+	Version       int    `json:"version"`
+	BodyType      int    `json:"body_type,omitempty"`
+	MRTD          string `json:"mrtd"` // 48 bytes
+	RTMR0         string `json:"rtmr0"`
+	RTMR1         string `json:"rtmr1"`
+	RTMR2         string `json:"rtmr2"`
+	RTMR3         string `json:"rtmr3"`
+	MRConfigID    string `json:"mrconfigid"`
+	MROwner       string `json:"mrowner"`
+	MROwnerConfig string `json:"mrownerconfig"`
+	MRSeam        string `json:"mrseam"`
+	MRSignerSeam  string `json:"mrsignerseam"`
+	TEETCBSVN     string `json:"tee_tcb_svn"` // 16 bytes
+	// TEETCBSVN2 and MRServiceTD are in a TDX 1.5 body only: the TDX
+	// module's SVN after a TD-preserving update, and the measurement of
+	// the service TDs bound to this TD.
+	TEETCBSVN2     string `json:"tee_tcb_svn2,omitempty"`
+	MRServiceTD    string `json:"mrservicetd,omitempty"`
 	TDAttributes   string `json:"td_attributes"`
 	XFAM           string `json:"xfam"`
 	SeamAttributes string `json:"seam_attributes"`
@@ -50,13 +61,79 @@ type TDXFields struct {
 	FMSPC string `json:"fmspc,omitempty"`
 	// Debug is TD_ATTRIBUTES.DEBUG (bit 0).
 	Debug bool `json:"debug"`
+	// TCB is what Intel's collateral says of this platform, when there
+	// was collateral and it verified.
+	TCB *TDXTCB `json:"tcb,omitempty"`
+	// EventLog summarises the stapled CC event log, when it replayed to
+	// the RTMRs.
+	EventLog *EventLogSummary `json:"event_log,omitempty"`
 }
 
-func tdxFields(q *tpb.QuoteV4) *TDXFields {
+// tdxQuote is a parsed quote, v4 or v5.
+type tdxQuote struct {
+	// proto is the *tpb.QuoteV4 or *tpb.QuoteV5 go-tdx-guest's verify and
+	// our fields read.
+	proto any
+	// v4 is the quote as go-tdx-guest's validate package reads it, which
+	// knows only QuoteV4: for a v5 quote, its header (version 4) and its
+	// body's TDX 1.0 fields. validate checks fields, never signatures;
+	// verify checks the v5 quote itself.
+	v4 *tpb.QuoteV4
+
+	extsOnce sync.Once
+	exts     *pcs.PckExtensions // of the PCK certificate, nil if it does not parse
+}
+
+// extensions returns the PCK certificate's SGX extensions (FMSPC, TCB),
+// parsed once, or nil.
+func (q *tdxQuote) extensions() *pcs.PckExtensions {
+	q.extsOnce.Do(func() {
+		if pck := q.pckCert(); pck != nil {
+			if exts, err := pcs.PckCertificateExtensions(pck); err == nil {
+				q.exts = exts
+			}
+		}
+	})
+	return q.exts
+}
+
+func parseTDXQuote(raw []byte) (*tdxQuote, error) {
+	a, err := tabi.QuoteToProto(raw)
+	if err != nil {
+		return nil, fmt.Errorf("TDX quote: %v", err)
+	}
+	if err := tabi.CheckQuote(a); err != nil {
+		return nil, fmt.Errorf("TDX quote: %v", err)
+	}
+	switch q := a.(type) {
+	case *tpb.QuoteV4:
+		return &tdxQuote{proto: q, v4: q}, nil
+	case *tpb.QuoteV5:
+		b := q.GetTdQuoteBodyDescriptor().GetTdQuoteBodyV5()
+		h := proto.Clone(q.GetHeader()).(*tpb.Header)
+		h.Version = 4
+		return &tdxQuote{proto: q, v4: &tpb.QuoteV4{
+			Header: h,
+			TdQuoteBody: &tpb.TDQuoteBody{
+				TeeTcbSvn: b.GetTeeTcbSvn(), MrSeam: b.GetMrSeam(), MrSignerSeam: b.GetMrSignerSeam(),
+				SeamAttributes: b.GetSeamAttributes(), TdAttributes: b.GetTdAttributes(), Xfam: b.GetXfam(),
+				MrTd: b.GetMrTd(), MrConfigId: b.GetMrConfigId(), MrOwner: b.GetMrOwner(), MrOwnerConfig: b.GetMrOwnerConfig(),
+				Rtmrs: b.GetRtmrs(), ReportData: b.GetReportData(),
+			},
+			SignedDataSize: uint32(q.GetSignedDataSize()),
+			SignedData:     q.GetSignedData(),
+		}}, nil
+	}
+	return nil, fmt.Errorf("TDX quote: unsupported format %T", a)
+}
+
+func (q *tdxQuote) fields() *TDXFields {
 	h := hex.EncodeToString
-	body := q.GetTdQuoteBody()
+	body := q.v4.GetTdQuoteBody()
+	hdr := q.v4.GetHeader()
 	rt := body.GetRtmrs()
 	f := &TDXFields{
+		Version:        4,
 		MRTD:           h(body.GetMrTd()),
 		RTMR0:          h(rt[0]),
 		RTMR1:          h(rt[1]),
@@ -72,22 +149,42 @@ func tdxFields(q *tpb.QuoteV4) *TDXFields {
 		XFAM:           h(body.GetXfam()),
 		SeamAttributes: h(body.GetSeamAttributes()),
 		ReportData:     h(body.GetReportData()),
-		QESVN:          binary.LittleEndian.Uint16(q.GetHeader().GetQeSvn()),
-		PCESVN:         binary.LittleEndian.Uint16(q.GetHeader().GetPceSvn()),
-		QEVendorID:     h(q.GetHeader().GetQeVendorId()),
+		QESVN:          binary.LittleEndian.Uint16(hdr.GetQeSvn()),
+		PCESVN:         binary.LittleEndian.Uint16(hdr.GetPceSvn()),
+		QEVendorID:     h(hdr.GetQeVendorId()),
 		Debug:          body.GetTdAttributes()[0]&1 != 0,
 	}
-	if pck := pckCert(q); pck != nil {
-		if exts, err := pcs.PckCertificateExtensions(pck); err == nil {
-			f.FMSPC = exts.FMSPC
+	if v5, ok := q.proto.(*tpb.QuoteV5); ok {
+		d := v5.GetTdQuoteBodyDescriptor()
+		f.Version, f.BodyType = 5, int(d.GetTdQuoteBodyType())
+		if f.BodyType == tdx15BodyType {
+			f.TEETCBSVN2 = h(d.GetTdQuoteBodyV5().GetTeeTcbSvn2())
+			f.MRServiceTD = h(d.GetTdQuoteBodyV5().GetMrServiceTd())
 		}
+	}
+	if exts := q.extensions(); exts != nil {
+		f.FMSPC = exts.FMSPC
 	}
 	return f
 }
 
+// tdx15BodyType is a v5 quote's body descriptor type for a TDX 1.5 body.
+const tdx15BodyType = 3
+
+// format describes the quote for the evidence-format check.
+func (f *TDXFields) format() string {
+	switch {
+	case f.Version == 5 && f.BodyType == tdx15BodyType:
+		return "TDX DCAP quote v5 (TDX 1.5 body)"
+	case f.Version == 5:
+		return "TDX DCAP quote v5 (TDX 1.0 body)"
+	}
+	return "TDX DCAP quote v4"
+}
+
 // pckCert returns the leaf of the quote's PCK chain, or nil.
-func pckCert(q *tpb.QuoteV4) *x509.Certificate {
-	chain := q.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
+func (q *tdxQuote) pckCert() *x509.Certificate {
+	chain := q.v4.GetSignedData().GetCertificationData().GetQeReportCertificationData().GetPckCertificateChainData().GetPckCertChain()
 	// The PCK certificate comes first; the rest of the chain is verified
 	// by go-tdx-guest and not needed here.
 	blk, _ := pem.Decode(chain)
@@ -101,25 +198,26 @@ func pckCert(q *tpb.QuoteV4) *x509.Certificate {
 	return c
 }
 
+// timeSet is go-tdx-guest's verification time for every item.
+func timeSet(t time.Time) *tverify.TimeSet {
+	return &tverify.TimeSet{PckCertChain: t, TcbInfo: t, QeIdentity: t, PckCrl: t, RootCaCrl: t}
+}
+
 func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full bool) {
-	var q *tpb.QuoteV4
+	var q *tdxQuote
 	err := safely("TDX quote", func() error {
-		a, err := tabi.QuoteToProto(b.Quote)
-		if err != nil {
-			return fmt.Errorf("TDX quote: %v", err)
+		var err error
+		if q, err = parseTDXQuote(b.Quote); err != nil {
+			return err
 		}
-		var ok bool
-		if q, ok = a.(*tpb.QuoteV4); !ok {
-			return fmt.Errorf("TDX quote: unsupported format %T", a)
-		}
-		r.TDX = tdxFields(q)
+		r.TDX = q.fields()
 		return nil
 	})
 	if err != nil {
 		r.add(check.Fail(check.EvidenceFormat, "%v", err))
 		return
 	}
-	r.add(check.Pass(check.EvidenceFormat, "TDX DCAP quote v4 with an ECDSA-P256 attestation key and its PCK certificate chain"))
+	r.add(check.Pass(check.EvidenceFormat, "%s with an ECDSA-P256 attestation key and its PCK certificate chain", r.TDX.format()))
 	if full {
 		r.add(v.platformCheck(evidence.TDX))
 	}
@@ -129,27 +227,29 @@ func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full b
 	if v.tdxTest {
 		roots = "the Intel SGX Root CA or a trust-root tdx certificate"
 	}
-	// Our own root pool, always: go-tdx-guest's embedded-root path logs
-	// to stdout.
-	err = safely("TDX verification", func() error {
-		return tverify.TdxQuote(q, &tverify.Options{TrustedRoots: v.tdxRoots, Now: tdxTimes(now), Getter: tdxOffline{}})
-	})
-	r.add(check.From(check.HardwareChain, err, fmt.Sprintf("quote signed by the attestation key that the QE report certifies; QE report signed by the PCK; PCK chained to %s at %s", roots, now.UTC().Format("2006-01-02"))))
-	if v.tdxColl != nil {
-		crl := "no CRLs in the collateral"
-		if v.tdxColl.revocation {
-			crl = "PCK and root CA CRLs checked"
-		}
-		err := safely("TDX collateral", func() error {
-			return tverify.TdxQuote(q, &tverify.Options{TrustedRoots: v.tdxRoots, Now: tdxTimes(now), Getter: v.tdxColl, GetCollateral: true, CheckRevocations: v.tdxColl.revocation})
+	// The collateral checks come first: go-tdx-guest verifies the PCK
+	// chain and the quote's signatures with the collateral too, so when
+	// that verification got past them the chain-only run is not repeated
+	// (it costs as much again).
+	tcb, chainDone := v.tdxTCBCheck(r, q, b, now)
+	err = nil
+	if !chainDone {
+		// Our own root pool, always: go-tdx-guest's embedded-root path
+		// logs to stdout.
+		err = safely("TDX verification", func() error {
+			return tverify.TdxQuote(q.proto, &tverify.Options{TrustedRoots: v.tdxRoots, Now: timeSet(now), Getter: tdxOffline{}})
 		})
-		r.add(check.From(check.TCBStatus, err, fmt.Sprintf("TCB info and QE identity from %s say UpToDate; %s", v.tdxColl.dir, crl)))
+	}
+	r.add(check.From(check.HardwareChain, err, fmt.Sprintf("quote signed by the attestation key that the QE report certifies; QE report signed by the PCK; PCK chained to %s at %s", roots, now.UTC().Format("2006-01-02"))))
+	r.add(tcb)
+	if len(b.EventLog) > 0 {
+		r.add(v.eventLogCheck(r.TDX, b.EventLog))
 	}
 
 	// go-tdx-guest's validate: first its fixed-bit rules, then once per
 	// policy concern.
 	base := &tvalidate.Options{}
-	baseErr := safely("TDX validation", func() error { return tvalidate.TdxQuote(q, base) })
+	baseErr := safely("TDX validation", func() error { return tvalidate.TdxQuote(q.v4, base) })
 	r.add(check.From(check.ReportConsistency, baseErr, "XFAM and TD_ATTRIBUTES have only bits a TD may set"))
 	if !full {
 		return
@@ -158,10 +258,9 @@ func (v *Verifier) verifyTDX(r *Result, b *evidence.Bundle, nonce []byte, full b
 		if baseErr != nil {
 			return check.Fail(name, "not evaluated: the quote is not internally consistent (%v)", baseErr)
 		}
-		err := safely("TDX validation", func() error { return tvalidate.TdxQuote(q, opts) })
+		err := safely("TDX validation", func() error { return tvalidate.TdxQuote(q.v4, opts) })
 		return check.From(name, err, ok)
 	}
-
 	floor := v.pol.TDX.MinTeeTCBSVN
 	ok := fmt.Sprintf("TEE_TCB_SVN %s meets the policy floor %x component-wise", r.TDX.TEETCBSVN, floor)
 	if floor == nil {
@@ -228,6 +327,11 @@ type collateral struct {
 	dir        string
 	files      map[string][]byte
 	revocation bool
+
+	once     sync.Once // parses info and id
+	info     *pcs.TdxTcbInfo
+	id       *pcs.QeIdentity
+	parseErr error
 }
 
 func loadCollateral(readFile func(string) ([]byte, error), dir string) (*collateral, error) {

@@ -39,6 +39,11 @@ const (
 	// FirmwareCommitted: SEV-SNP provisional firmware (COMMITTED_TCB
 	// below CURRENT_TCB) is refused unless the policy accepts it.
 	FirmwareCommitted = "committed firmware"
+	// EventLog: a stapled CC event log replays to the quote's RTMRs.
+	EventLog = "event log"
+	// FirmwareEndorsement: a stapled firmware endorsement verifies to a
+	// trusted root and names the measured firmware.
+	FirmwareEndorsement = "firmware endorsement"
 )
 
 // Pass returns a passed check.

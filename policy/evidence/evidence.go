@@ -5,7 +5,7 @@
 //
 // so that a client can decide, offline, whether to trust it. A bundle
 // carries the raw hardware evidence (an AMD SEV-SNP report with its
-// certificates, or an Intel TDX DCAP quote v4), the channel key the
+// certificates, or an Intel TDX DCAP quote v4 or v5), the channel key the
 // enclave binds into the report (optional), and a stapled
 // [c2sp.org/tlog-proof] for the release the enclave runs, so the client
 // needs no lookup that would reveal which enclave it talks to.
@@ -18,10 +18,13 @@
 //	  "report":      base64,  // sev-snp: the 1184-byte ATTESTATION_REPORT
 //	  "cert_table":  base64,  // sev-snp, optional: the GHCB extended-report certificate table
 //	  "vcek":        base64,  // sev-snp, optional: the VCEK or VLEK certificate, DER
-//	  "quote":       base64,  // tdx: the DCAP quote v4 (PCK chain inside)
+//	  "quote":       base64,  // tdx: the DCAP quote v4 or v5 (PCK chain inside)
 //	  "channel_key": base64,  // optional: e.g. the server's TLS key as DER SubjectPublicKeyInfo
-//	  "proof":       string   // optional: c2sp.org/tlog-proof text for the running release
-//	  "vtpm":        object   // azure-sev-snp and azure-tdx: the vTPM evidence (see VTPM)
+//	  "proof":       string,  // optional: c2sp.org/tlog-proof text for the running release
+//	  "vtpm":        object,  // azure-sev-snp and azure-tdx: the vTPM evidence (see VTPM)
+//	  "tdx_collateral": {…},  // tdx, optional: Intel PCS collateral, stapled (see TDXCollateral)
+//	  "event_log":   base64,  // tdx, optional: the CC event log (CCEL log area) behind RTMR0-3
+//	  "firmware_endorsement": base64 // optional: Google's signed VMLaunchEndorsement of the firmware
 //	}
 //
 // Unknown fields are rejected; bytes are standard base64 (encoding/json's
@@ -33,6 +36,15 @@
 // a vTPM measures behind Microsoft's paravisor: the hardware report is
 // inside the vtpm object's HCL report (SNP; its VCEK in "vcek") or
 // authenticated by the TD quote in "quote" (TDX).
+//
+// The last three fields are signed or bound by others than the enclave, so
+// anyone may staple them and REPORT_DATA does not cover them: Intel signs
+// the collateral (a verifier checks it to Intel's root exactly as the
+// policy's tdx-collateral directory, and it must be current at the
+// verification time), the event log must replay to the quote's signed
+// RTMRs, and Google signs the endorsement (checked against the policy's
+// trust-root gce-tcb roots). Each is bounded: MaxCollateralItemSize per
+// collateral piece, MaxEventLogSize, MaxEndorsementSize.
 //
 // # REPORT_DATA binding
 //
@@ -98,8 +110,18 @@ const (
 	MaxCertTableSize = 64 << 10
 	// MaxCertSize bounds a VCEK/VLEK certificate.
 	MaxCertSize = 16 << 10
-	// MaxQuoteSize bounds a TDX quote (a quote with its PCK chain is ~5 KiB).
+	// MaxQuoteSize bounds a TDX quote, v4 or v5 (a quote with its PCK
+	// chain is ~5 KiB; Google Cloud's come zero-padded to 8000 bytes).
 	MaxQuoteSize = 64 << 10
+	// MaxCollateralItemSize bounds each piece of stapled TDX collateral
+	// (Intel's TCB info is ~4 KiB, a PCK CRL a few KiB).
+	MaxCollateralItemSize = 64 << 10
+	// MaxEventLogSize bounds a stapled CC event log, trailing padding
+	// trimmed (a Container-Optimized OS boot logs ~18 KiB).
+	MaxEventLogSize = 128 << 10
+	// MaxEndorsementSize bounds a stapled firmware endorsement (Google's
+	// are ~5 KiB: the golden measurement, a certificate and CA bundle).
+	MaxEndorsementSize = 64 << 10
 	// MaxChannelKeySize bounds a channel key.
 	MaxChannelKeySize = 8 << 10
 	// MaxProofSize bounds a stapled tlog-proof (the proof parser's own limit).
@@ -128,7 +150,7 @@ type Bundle struct {
 	CertTable []byte `json:"cert_table,omitempty"`
 	// VCEK is the VCEK or VLEK certificate, DER (sev-snp, optional).
 	VCEK []byte `json:"vcek,omitempty"`
-	// Quote is the TDX DCAP quote v4 (tdx).
+	// Quote is the TDX DCAP quote v4 or v5 (tdx).
 	Quote []byte `json:"quote,omitempty"`
 	// ChannelKey is bound into REPORT_DATA along with the nonce.
 	ChannelKey []byte `json:"channel_key,omitempty"`
@@ -158,6 +180,59 @@ type Bundle struct {
 	// REPORT_DATA commits to it (KeySetReportData), and it commits to
 	// the GPUs' evidence.
 	KeySet []byte `json:"key_set,omitempty"`
+	// TDXCollateral is Intel PCS collateral for the quote, stapled (tdx,
+	// optional): what the policy's tdx-collateral directory holds, so a
+	// client needs no directory and no network.
+	TDXCollateral *TDXCollateral `json:"tdx_collateral,omitempty"`
+	// EventLog is the TD's CC event log (tdx, optional): the log area the
+	// ACPI CCEL table points to, trailing padding trimmed. A verifier
+	// replays it and refuses the evidence unless it ends in the quote's
+	// RTMRs.
+	EventLog []byte `json:"event_log,omitempty"`
+	// FirmwareEndorsement is a serialized VMLaunchEndorsement
+	// (github.com/google/gce-tcb-verifier) of the firmware that the
+	// MEASUREMENT or MRTD covers (optional).
+	FirmwareEndorsement []byte `json:"firmware_endorsement,omitempty"`
+}
+
+// TDXCollateral is Intel PCS collateral for one quote: the bodies and
+// issuer-chain headers of PCS's answers, as the tdx-collateral directory
+// (policy/attest) keeps them. The PCK CRL and root CA CRL are required
+// in a bundle: without them a stapler could hide a revoked PCK.
+type TDXCollateral struct {
+	// TCBInfo is the body of GET /tdx/certification/v4/tcb?fmspc=…
+	// ({"tcbInfo":…,"signature":…}), byte for byte.
+	TCBInfo []byte `json:"tcb_info"`
+	// TCBInfoIssuerChain is its TCB-Info-Issuer-Chain, PEM.
+	TCBInfoIssuerChain string `json:"tcb_info_issuer_chain"`
+	// QEIdentity is the body of GET /tdx/certification/v4/qe/identity.
+	QEIdentity []byte `json:"qe_identity"`
+	// QEIdentityIssuerChain is its SGX-Enclave-Identity-Issuer-Chain, PEM.
+	QEIdentityIssuerChain string `json:"qe_identity_issuer_chain"`
+	// PCKCRL is the DER CRL of the CA that issued the quote's PCK
+	// certificate (platform or processor).
+	PCKCRL []byte `json:"pck_crl"`
+	// PCKCRLIssuerChain is its SGX-PCK-CRL-Issuer-Chain, PEM.
+	PCKCRLIssuerChain string `json:"pck_crl_issuer_chain"`
+	// RootCACRL is the DER CRL of the Intel SGX Root CA.
+	RootCACRL []byte `json:"root_ca_crl"`
+}
+
+func (c *TDXCollateral) check() error {
+	for _, f := range []struct {
+		name string
+		n    int
+	}{
+		{"tcb_info", len(c.TCBInfo)}, {"tcb_info_issuer_chain", len(c.TCBInfoIssuerChain)},
+		{"qe_identity", len(c.QEIdentity)}, {"qe_identity_issuer_chain", len(c.QEIdentityIssuerChain)},
+		{"pck_crl", len(c.PCKCRL)}, {"pck_crl_issuer_chain", len(c.PCKCRLIssuerChain)},
+		{"root_ca_crl", len(c.RootCACRL)},
+	} {
+		if f.n == 0 || f.n > MaxCollateralItemSize {
+			return fmt.Errorf("tdx_collateral.%s is %d bytes; want 1 to %d (a stapled collateral carries all seven pieces)", f.name, f.n, MaxCollateralItemSize)
+		}
+	}
+	return nil
 }
 
 // GPU is one GPU's evidence.
@@ -249,12 +324,14 @@ const (
 	KindSNPReport    Kind = "SEV-SNP report"
 	KindSNPExtReport Kind = "SEV-SNP report with certificate table"
 	KindTDXQuote     Kind = "TDX quote v4"
+	KindTDXQuoteV5   Kind = "TDX quote v5"
 )
 
 // Parse reads evidence in any of the forms attestlog accepts and returns
 // it as a bundle: a JSON bundle; a raw SEV-SNP report (exactly 1184
 // bytes); an SEV-SNP report followed by its certificate table (what
-// snpguest and the extended guest request produce); or a raw TDX quote v4.
+// snpguest and the extended guest request produce); or a raw TDX quote v4
+// or v5.
 // Raw forms carry no channel key and no proof.
 func Parse(b []byte) (*Bundle, Kind, error) {
 	if len(b) > MaxBundleSize {
@@ -272,7 +349,11 @@ func Parse(b []byte) (*Bundle, Kind, error) {
 		if len(b) > MaxQuoteSize {
 			return nil, "", fmt.Errorf("%w: TDX quote of %d bytes; the limit is %d", ErrMalformed, len(b), MaxQuoteSize)
 		}
-		return &Bundle{Format: Format, Platform: TDX, Quote: clone(b)}, KindTDXQuote, nil
+		kind := KindTDXQuote
+		if binary.LittleEndian.Uint16(b) == 5 {
+			kind = KindTDXQuoteV5
+		}
+		return &Bundle{Format: Format, Platform: TDX, Quote: clone(b)}, kind, nil
 	case len(b) == SNPReportSize && isSNPReport(b):
 		return &Bundle{Format: Format, Platform: SEVSNP, Report: clone(b)}, KindSNPReport, nil
 	case len(b) > SNPReportSize && isSNPReport(b):
@@ -282,7 +363,7 @@ func Parse(b []byte) (*Bundle, Kind, error) {
 		}
 		return bu, KindSNPExtReport, nil
 	}
-	return nil, "", fmt.Errorf("%w: not a JSON evidence bundle, an SEV-SNP report (%d bytes, optionally followed by its certificate table) or a TDX quote v4 (%d bytes given)", ErrMalformed, SNPReportSize, len(b))
+	return nil, "", fmt.Errorf("%w: not a JSON evidence bundle, an SEV-SNP report (%d bytes, optionally followed by its certificate table) or a TDX quote v4 or v5 (%d bytes given)", ErrMalformed, SNPReportSize, len(b))
 }
 
 // ParseBundle parses a JSON bundle strictly: size limits, no unknown
@@ -363,15 +444,15 @@ func (b *Bundle) Check() error {
 		if !isSNPReport(b.Report) {
 			return bad("sev-snp report has an unknown version %d", binary.LittleEndian.Uint32(b.Report))
 		}
-		if len(b.Quote) != 0 {
-			return bad("sev-snp evidence with a TDX quote")
+		if len(b.Quote) != 0 || b.TDXCollateral != nil || len(b.EventLog) != 0 {
+			return bad("sev-snp evidence with TDX fields (quote, tdx_collateral or event_log)")
 		}
 		if err := b.checkSNPCerts(); err != nil {
 			return err
 		}
 	case TDX:
 		if !isTDXQuote(b.Quote) {
-			return bad("tdx quote is not a TDX quote v4")
+			return bad("tdx quote is not a TDX quote v4 or v5 (TDX 1.0 or 1.5 body)")
 		}
 		if len(b.Quote) > MaxQuoteSize {
 			return bad("tdx quote is %d bytes; the limit is %d", len(b.Quote), MaxQuoteSize)
@@ -379,8 +460,19 @@ func (b *Bundle) Check() error {
 		if len(b.Report) != 0 || len(b.CertTable) != 0 || len(b.VCEK) != 0 {
 			return bad("tdx evidence with SEV-SNP fields")
 		}
+		if b.TDXCollateral != nil {
+			if err := b.TDXCollateral.check(); err != nil {
+				return bad("%v", err)
+			}
+		}
+		if len(b.EventLog) > MaxEventLogSize {
+			return bad("event log is %d bytes; the limit is %d (trim the CCEL area's trailing padding)", len(b.EventLog), MaxEventLogSize)
+		}
 	default:
 		return bad("platform %q, want sev-snp, tdx, %s or %s", b.Platform, AzureSEVSNP, AzureTDX)
+	}
+	if len(b.FirmwareEndorsement) > MaxEndorsementSize {
+		return bad("firmware endorsement is %d bytes; the limit is %d", len(b.FirmwareEndorsement), MaxEndorsementSize)
 	}
 	if len(b.ChannelKey) > MaxChannelKeySize {
 		return bad("channel key is %d bytes; the limit is %d", len(b.ChannelKey), MaxChannelKeySize)
@@ -461,16 +553,30 @@ func isSNPReport(b []byte) bool {
 	return v >= 2 && v <= 5 && policy&(1<<17) != 0
 }
 
-// isTDXQuote reports whether b starts like a TDX DCAP quote v4: version 4,
-// ECDSA-P256 attestation key type 2, TEE type 0x81.
+// isTDXQuote reports whether b starts like a TDX DCAP quote with an
+// ECDSA-P256 attestation key (type 2) and TEE type 0x81: version 4, or
+// version 5 whose body descriptor (at offset 48) names a TDX 1.0 body
+// (type 2, 584 bytes) or a TDX 1.5 body (type 3, 648 bytes: the v4 body
+// plus TEE_TCB_SVN2 and MRSERVICETD).
 func isTDXQuote(b []byte) bool {
-	const minQuote = 0x3FC // go-tdx-guest abi.QuoteMinSize
-	if len(b) < minQuote {
+	const (
+		minQuoteV4 = 0x3FC // go-tdx-guest abi.QuoteMinSize
+		minQuoteV5 = 1026  // go-tdx-guest abi.QuoteMinSizeV5
+	)
+	if len(b) < minQuoteV4 || binary.LittleEndian.Uint16(b[2:4]) != 2 || binary.LittleEndian.Uint32(b[4:8]) != 0x81 {
 		return false
 	}
-	return binary.LittleEndian.Uint16(b[0:2]) == 4 &&
-		binary.LittleEndian.Uint16(b[2:4]) == 2 &&
-		binary.LittleEndian.Uint32(b[4:8]) == 0x81
+	switch binary.LittleEndian.Uint16(b[0:2]) {
+	case 4:
+		return true
+	case 5:
+		if len(b) < minQuoteV5 {
+			return false
+		}
+		typ, size := binary.LittleEndian.Uint16(b[48:50]), binary.LittleEndian.Uint32(b[50:54])
+		return (typ == 2 && size == 584) || (typ == 3 && size == 648)
+	}
+	return false
 }
 
 // checkCertTable checks the GHCB certificate table layout: 24-byte entries

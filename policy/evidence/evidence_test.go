@@ -73,7 +73,7 @@ func TestParseRejects(t *testing.T) {
 		{"trailing data", append(bytes.Clone(snp), []byte(` {}`)...), "trailing data"},
 		{"wrong format", []byte(strings.Replace(string(snp), Format, "attestlog-evidence/v0", 1)), "format"},
 		{"unknown platform", []byte(strings.Replace(string(snp), `"sev-snp"`, `"sgx"`, 1)), `platform "sgx"`},
-		{"snp with quote", base64JSON(t, map[string]any{"format": Format, "platform": "sev-snp", "report": sevtd.AttestationBytes, "quote": tdxtd.RawQuote}), "TDX quote"},
+		{"snp with quote", base64JSON(t, map[string]any{"format": Format, "platform": "sev-snp", "report": sevtd.AttestationBytes, "quote": tdxtd.RawQuote}), "TDX fields"},
 		{"tdx with report", base64JSON(t, map[string]any{"format": Format, "platform": "tdx", "quote": tdxtd.RawQuote, "report": sevtd.AttestationBytes}), "SEV-SNP fields"},
 		{"tdx without quote", base64JSON(t, map[string]any{"format": Format, "platform": "tdx"}), "not a TDX quote v4"},
 		{"cert table overflow", append(bytes.Clone(sevtd.AttestationBytes), overflow...), "outside the table"},
@@ -143,6 +143,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"version":2,"tpm_quote":{"signature":"00","message":"ff544347","pcrs":["00"]},"hcl_report":"SENMQQ","vcek":"AA"}`))
 	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"azure-sev-snp","vtpm":{"version":1,"hcl_report":"SENMQQ==","quote":"AA==","signature":"AA==","pcrs":["AA=="]}}`))
 	f.Add([]byte(`{"format":"attestlog-evidence/v3","platform":"tdx","quote":"AAAA","key_set":"AQAAAABpVbkAAAAAAGlXCoA="}`))
+	f.Add([]byte(`{"format":"attestlog-evidence/v1","platform":"tdx","quote":"BQACAIEAAAA=","event_log":"AAAA","firmware_endorsement":"CgA=","tdx_collateral":{"tcb_info":"e30=","tcb_info_issuer_chain":"x","qe_identity":"e30=","qe_identity_issuer_chain":"x","pck_crl":"MAA=","pck_crl_issuer_chain":"x","root_ca_crl":"MAA="}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b, _, err := Parse(in)
 		if err != nil {

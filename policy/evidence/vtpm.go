@@ -36,7 +36,7 @@ const (
 	MaxTPMSignatureSize = 1 << 10
 	MaxPCRs             = 24
 	PCRSize             = 32
-	MaxEventLogSize     = 256 << 10
+	MaxVTPMEventLogSize = 256 << 10 // policy/vtpm's own bound on a TCG event log
 )
 
 // VTPM is the vTPM half of a vTPM-based confidential VM's evidence:
@@ -78,8 +78,8 @@ func (b *Bundle) checkVTPMPlatform() error {
 		return bad("vtpm signature of %d bytes; want 1 to %d", len(v.Signature), MaxTPMSignatureSize)
 	case len(v.PCRs) == 0 || len(v.PCRs) > MaxPCRs:
 		return bad("vtpm pcrs has %d values; want 1 to %d", len(v.PCRs), MaxPCRs)
-	case len(v.EventLog) > MaxEventLogSize:
-		return bad("vtpm event_log of %d bytes; the limit is %d", len(v.EventLog), MaxEventLogSize)
+	case len(v.EventLog) > MaxVTPMEventLogSize:
+		return bad("vtpm event_log of %d bytes; the limit is %d", len(v.EventLog), MaxVTPMEventLogSize)
 	}
 	for i, p := range v.PCRs {
 		if len(p) != PCRSize {

@@ -63,7 +63,7 @@ func TestCheckVTPM(t *testing.T) {
 		{"short PCR", func(b *Bundle) { b.VTPM.PCRs[3] = b.VTPM.PCRs[3][:31] }, "pcrs[3] is 31 bytes"},
 		{"25 PCRs", func(b *Bundle) { b.VTPM.PCRs = append(b.VTPM.PCRs, b.VTPM.PCRs[0]) }, "25 values"},
 		{"no quote", func(b *Bundle) { b.VTPM.Quote = nil }, "vtpm quote of 0 bytes"},
-		{"huge event log", func(b *Bundle) { b.VTPM.EventLog = make([]byte, MaxEventLogSize+1) }, "event_log"},
+		{"huge event log", func(b *Bundle) { b.VTPM.EventLog = make([]byte, MaxVTPMEventLogSize+1) }, "event_log"},
 		{"a report beside it", func(b *Bundle) { b.Report = make([]byte, SNPReportSize) }, "report or quote field"},
 	} {
 		j, _ := json.Marshal(good)

@@ -518,7 +518,25 @@ func matchMeasurements(hw *attest.Result, rel *statement.Release) check.Check {
 		}
 		names = append(names, p.name)
 	}
-	return check.Pass(MeasurementMatches, "%s %s equal the release's", strings.Join(names, ", "), short(pairs[0].got))
+	endorsed := ""
+	if e := firmwareEndorser(rel); e != "" {
+		if hw.Endorsement == nil {
+			return check.Fail(MeasurementMatches, "the release says its firmware is endorsed by %s, and the evidence staples no endorsement that verified (see the firmware endorsement check; a trust-root gce-tcb line names Google's root)", e)
+		}
+		endorsed = fmt.Sprintf("; the firmware endorsed by %s (%s)", e, hw.Endorsement)
+	}
+	return check.Pass(MeasurementMatches, "%s %s equal the release's%s", strings.Join(names, ", "), short(pairs[0].got), endorsed)
+}
+
+// firmwareEndorser is who the release says endorses its firmware, or "".
+func firmwareEndorser(rel *statement.Release) string {
+	switch {
+	case rel.Measurements.SNP != nil:
+		return rel.Measurements.SNP.FirmwareEndorsement
+	case rel.Measurements.TDX != nil:
+		return rel.Measurements.TDX.FirmwareEndorsement
+	}
+	return ""
 }
 
 func short(h string) string {

@@ -79,7 +79,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) policy(t *testing.T, extra string) *Verifier {
+func (f *fixture) policy(t *testing.T, extra string, opts ...Option) *Verifier {
 	t.Helper()
 	text := fmt.Sprintf(`log %s
 witness w0 %s
@@ -93,7 +93,7 @@ trust-root sev-snp root.pem
 %s`, f.log.vkey, f.log.wvkeys[0], f.log.wvkeys[1], f.log.wvkeys[2], f.operator.Public(), f.auditor.Public(), extra)
 	p := filepath.Join(f.dir, "policy.txt")
 	os.WriteFile(p, []byte(text), 0o644)
-	v, err := Load(p)
+	v, err := Load(p, opts...)
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}

@@ -140,6 +140,55 @@ func TestVerdictsUnderWasm(t *testing.T) {
 		add(c.name, policyText("trust-root sev-snp "+c.root+"\n"+c.extra), string(b), n, now, c.ok)
 	}
 
+	// Cloud evidence: a Google Cloud TD (event log, Google endorsement) and
+	// a TDX 1.5 TD with stapled Intel collateral.
+	gcp, err := fakeenclave.NewGCPTDX(mustHex(f.m), fakeenclave.GCPWorkload{Kernel: []byte("vmlinuz"), Cmdline: "console=ttyS0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdx15, err := fakeenclave.NewTDX15(mustHex(f.m), fakeenclave.TDX15{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"gcproot.pem": gcp.RootPEM(), "gce.pem": gcp.EndorsementRootPEM(), "tdx15root.pem": tdx15.RootPEM()} {
+		files[name] = string(b)
+		writeFile(t, f.dir, name, b)
+	}
+	gcpEv, _ := gcp.Evidence(ctx, n)
+	hw, _ := Parse([]byte(policyText("trust-root tdx gcproot.pem\n")), WithFS(os.DirFS(f.dir)))
+	rt := hw.hw.Inspect(gcpEv).TDX
+	tdxIdx := f.log.add(signedRelease(t, f, &statement.TDXMeasurements{MRTD: f.m, RTMR0: rt.RTMR0, RTMR1: rt.RTMR1, RTMR2: rt.RTMR2, FirmwareEndorsement: statement.FirmwareEndorsedByGoogle}))
+	stapleTDX := func(ev *evidence.Bundle) string {
+		ev.Proof = string(f.log.proof(tdxIdx, 2).Marshal())
+		b, err := ev.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	gcpPolicy := policyText("trust-root tdx gcproot.pem\ntrust-root gce-tcb gce.pem\n")
+	add("google cloud TD", gcpPolicy, stapleTDX(gcpEv), n, now, true)
+	altered, _ := gcp.Evidence(ctx, n)
+	altered.EventLog = append([]byte(nil), altered.EventLog[:len(altered.EventLog)-1]...)
+	add("google cloud TD, event log altered", gcpPolicy, stapleTDX(altered), n, now, false)
+	noRoot, _ := gcp.Evidence(ctx, n)
+	add("google cloud TD, no endorsement root", policyText("trust-root tdx gcproot.pem\n"), stapleTDX(noRoot), n, now, false)
+	// The TDX 1.5 TD is another release (no RTMRs, no endorsement).
+	t15Idx := f.log.add(signedRelease(t, f, &statement.TDXMeasurements{MRTD: f.m}))
+	coll, err := tdx15.TDXCollateral(now.Add(-time.Hour), fakeenclave.TCBStatuses{Platform: "SWHardeningNeeded", QE: "UpToDate", Advisories: []string{"INTEL-SA-00837"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdx15.SetTDXCollateral(coll)
+	t15 := func() string {
+		ev, _ := tdx15.Evidence(ctx, n)
+		ev.Proof = string(f.log.proof(t15Idx, 2).Marshal())
+		b, _ := ev.Marshal()
+		return string(b)
+	}
+	add("TDX 1.5, SWHardeningNeeded allowed", policyText("trust-root tdx tdx15root.pem\ntdx-allow-tcb-status SWHardeningNeeded\n"), t15(), n, now, true)
+	add("TDX 1.5, SWHardeningNeeded not allowed", policyText("trust-root tdx tdx15root.pem\n"), t15(), n, now, false)
+
 	// Natively, from the same text and bytes: each vector with a new
 	// verifier (cold as a client that has seen nothing of this log), in
 	// a process whose code has run before (as a module's code has once it

@@ -58,6 +58,12 @@ type Enclave struct {
 
 	tdxRootKey, tdxPCKKey, tdxAttKey *ecdsa.PrivateKey
 	tdxRoot, tdxInter, tdxPCK        *x509.Certificate
+	tdxInterKey                      *ecdsa.PrivateKey
+	// tdx15 makes quotes v5 with a TDX 1.5 body (see NewTDX15).
+	tdx15 *tdx15Body
+	// gceRoot is the test root of a Google Cloud enclave's firmware
+	// endorsement (see NewGCPTDX).
+	gceRoot *x509.Certificate
 
 	gpus *gpuSet
 
@@ -66,6 +72,15 @@ type Enclave struct {
 	mu         sync.Mutex
 	proof      string
 	indexProof string
+	// staples are stapled to every bundle: the TDX collateral, the event
+	// log and the firmware endorsement (see SetTDXCollateral, NewGCPTDX).
+	staples staples
+}
+
+type staples struct {
+	collateral  *evidence.TDXCollateral
+	eventLog    []byte
+	endorsement []byte
 }
 
 // SNPTCB is an SEV-SNP TCB version. FMC exists on Turin only.
@@ -224,9 +239,10 @@ func (e *Enclave) Evidence(_ context.Context, nonce []byte) (*evidence.Bundle, e
 // (for tests of the binding).
 func (e *Enclave) EvidenceWithReportData(rd [64]byte) (*evidence.Bundle, error) {
 	e.mu.Lock()
-	proof, indexProof := e.proof, e.indexProof
+	proof, indexProof, st := e.proof, e.indexProof, e.staples
 	e.mu.Unlock()
-	b := &evidence.Bundle{Format: evidence.Format, Platform: e.platform, ChannelKey: e.o.channelKey, Proof: proof, IndexProof: indexProof}
+	b := &evidence.Bundle{Format: evidence.Format, Platform: e.platform, ChannelKey: e.o.channelKey, Proof: proof, IndexProof: indexProof,
+		TDXCollateral: st.collateral, EventLog: st.eventLog, FirmwareEndorsement: st.endorsement}
 	var err error
 	switch e.platform {
 	case evidence.SEVSNP:
@@ -508,12 +524,15 @@ func NewTDX(mrtd []byte, opts ...Option) (*Enclave, error) {
 	}
 	e.tdxRootKey, e.tdxPCKKey, e.tdxAttKey = keys[0], keys[2], keys[3]
 	interKey := keys[1]
+	e.tdxInterKey = interKey
 	nb := o.created
 	root := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: testName("Intel SGX Root CA"),
 		NotBefore: nb, NotAfter: nb.AddDate(25, 0, 0),
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
 		SignatureAlgorithm: x509.ECDSAWithSHA256,
+		// Where go-tdx-guest looks for the root CA CRL (TDXCollateral).
+		CRLDistributionPoints: []string{"https://certificates.trustedservices.intel.com/IntelSGXRootCA.der"},
 	}
 	if e.tdxRoot, err = newCert(root, root, &keys[0].PublicKey, keys[0]); err != nil {
 		return nil, err
@@ -527,8 +546,7 @@ func NewTDX(mrtd []byte, opts ...Option) (*Enclave, error) {
 	if e.tdxInter, err = newCert(inter, e.tdxRoot, &interKey.PublicKey, keys[0]); err != nil {
 		return nil, err
 	}
-	cpuSVN := []byte{3, 3, 2, 2, 4, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0}
-	ext, err := sgxExtension(cpuSVN, 13)
+	ext, err := sgxExtension(demoCPUSVN, demoPCESVN)
 	if err != nil {
 		return nil, err
 	}
@@ -569,7 +587,7 @@ func (e *Enclave) tdxQuote(rd [64]byte) ([]byte, error) {
 	}
 	header := &tpb.Header{
 		Version: 4, AttestationKeyType: 2, TeeType: tdxabi.TeeTDX,
-		QeSvn: []byte{8, 0}, PceSvn: []byte{13, 0}, QeVendorId: intelQEVendorID, UserData: make([]byte, 20),
+		QeSvn: []byte{demoQESVN, 0}, PceSvn: []byte{demoPCESVN, 0}, QeVendorId: intelQEVendorID, UserData: make([]byte, 20),
 	}
 	mrSeam := sha256.Sum256([]byte("attestlog fake TDX module"))
 	body := &tpb.TDQuoteBody{
@@ -586,11 +604,21 @@ func (e *Enclave) tdxQuote(rd [64]byte) ([]byte, error) {
 		Rtmrs:          [][]byte{o.rtmr[0], o.rtmr[1], o.rtmr[2], o.rtmr[3]},
 		ReportData:     rd[:],
 	}
+	var v5 *tpb.TDQuoteBodyDescriptor
+	if e.tdx15 != nil {
+		header.Version = 5
+		v5 = e.tdx15.descriptor(body)
+	}
 	hb, err := tdxabi.HeaderToAbiBytes(header)
 	if err != nil {
 		return nil, err
 	}
-	bb, err := tdxabi.TdQuoteBodyToAbiBytes(body)
+	var bb []byte
+	if v5 != nil {
+		bb, err = tdxabi.TdQuoteBodyDescriptorToAbiBytes(v5)
+	} else {
+		bb, err = tdxabi.TdQuoteBodyToAbiBytes(body)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -609,7 +637,7 @@ func (e *Enclave) tdxQuote(rd [64]byte) ([]byte, error) {
 	qeReport := &tpb.EnclaveReport{
 		CpuSvn: make([]byte, 16), Reserved1: make([]byte, 28), Attributes: make([]byte, 16),
 		MrEnclave: make([]byte, 32), Reserved2: make([]byte, 32), MrSigner: make([]byte, 32),
-		Reserved3: make([]byte, 96), IsvProdId: 2, IsvSvn: 8, Reserved4: make([]byte, 60),
+		Reserved3: make([]byte, 96), IsvProdId: 2, IsvSvn: demoQESVN, Reserved4: make([]byte, 60),
 		ReportData: append(qeRD[:], make([]byte, 32)...),
 	}
 	qeRaw, err := tdxabi.EnclaveReportToAbiBytes(qeReport)
@@ -633,17 +661,15 @@ func (e *Enclave) tdxQuote(rd [64]byte) ([]byte, error) {
 		},
 	}
 	certSize := uint32(len(qeRaw) + 64 + 2 + len(authData) + 6 + len(chain))
-	q := &tpb.QuoteV4{
-		Header:         header,
-		TdQuoteBody:    body,
-		SignedDataSize: 64 + 64 + 6 + certSize,
-		SignedData: &tpb.Ecdsa256BitQuoteV4AuthData{
-			Signature:           sig,
-			EcdsaAttestationKey: attKey,
-			CertificationData:   &tpb.CertificationData{CertificateDataType: 6, Size: certSize, QeReportCertificationData: certData},
-		},
+	signed := &tpb.Ecdsa256BitQuoteV4AuthData{
+		Signature:           sig,
+		EcdsaAttestationKey: attKey,
+		CertificationData:   &tpb.CertificationData{CertificateDataType: 6, Size: certSize, QeReportCertificationData: certData},
 	}
-	return tdxabi.QuoteToAbiBytes(q)
+	if v5 != nil {
+		return tdxabi.QuoteToAbiBytes(&tpb.QuoteV5{Header: header, TdQuoteBodyDescriptor: v5, SignedDataSize: int32(64 + 64 + 6 + certSize), SignedData: signed})
+	}
+	return tdxabi.QuoteToAbiBytes(&tpb.QuoteV4{Header: header, TdQuoteBody: body, SignedDataSize: 64 + 64 + 6 + certSize, SignedData: signed})
 }
 
 func (e *Enclave) attachGPUs() error {

@@ -183,10 +183,11 @@ type QuoteMeasurements struct {
 }
 
 // ParseQuoteMeasurements extracts MRTD, the RTMRs and MRCONFIGID from a raw
-// TDX DCAP quote (version 4) with go-tdx-guest. It does not verify the
-// quote's signature: the caller does that before trusting the values.
+// TDX DCAP quote (version 4, or 5 with a TDX 1.0 or 1.5 body) with
+// go-tdx-guest. It does not verify the quote's signature: the caller does
+// that before trusting the values.
 func ParseQuoteMeasurements(raw []byte) (m *QuoteMeasurements, err error) {
-	// go-tdx-guest v0.3.1's parser panics on some malformed certification
+	// go-tdx-guest's parser (v0.3.1 and later) panics on some malformed certification
 	// data (a slice out of range in qeAuthDataToProto, found by
 	// FuzzParseQuoteMeasurements): a quote is untrusted input.
 	defer func() {
@@ -198,12 +199,21 @@ func ParseQuoteMeasurements(raw []byte) (m *QuoteMeasurements, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing TDX quote: %w", err)
 	}
-	v4, ok := q.(*pb.QuoteV4)
-	if !ok {
-		return nil, fmt.Errorf("parsing TDX quote: unsupported quote type %T (want version 4)", q)
+	type body interface {
+		GetMrTd() []byte
+		GetRtmrs() [][]byte
+		GetMrConfigId() []byte
 	}
-	b := v4.GetTdQuoteBody()
-	if b == nil || len(b.GetRtmrs()) != NumRTMRs {
+	var b body
+	switch q := q.(type) {
+	case *pb.QuoteV4:
+		b = q.GetTdQuoteBody()
+	case *pb.QuoteV5:
+		b = q.GetTdQuoteBodyDescriptor().GetTdQuoteBodyV5()
+	default:
+		return nil, fmt.Errorf("parsing TDX quote: unsupported quote type %T (want version 4 or 5)", q)
+	}
+	if len(b.GetRtmrs()) != NumRTMRs || len(b.GetMrTd()) != DigestSize {
 		return nil, fmt.Errorf("parsing TDX quote: TD quote body has %d RTMRs, want %d", len(b.GetRtmrs()), NumRTMRs)
 	}
 	return &QuoteMeasurements{MRTD: b.GetMrTd(), RTMRs: b.GetRtmrs(), MRConfigID: b.GetMrConfigId()}, nil

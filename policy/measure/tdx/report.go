@@ -10,6 +10,14 @@ import (
 // NoteRTMR0 says why a boot measurement has no RTMR0.
 const NoteRTMR0 = "rtmr0 not computed: it measures the TD HOB (from the guest memory size), QEMU's ACPI tables and the firmware's UEFI variables, which depend on the host's QEMU and OVMF versions and VM configuration; attestlog does not compute it yet, so compare the guest's RTMR0 events with 'attestlog measure tdx-replay'"
 
+// NoteReplay says what a replay gives a release and what attestlog
+// cannot compute instead: on clouds (Google Cloud's Container-Optimized
+// OS boots through shim and GRUB, its firmware is Google's) the logged
+// values of the booted TD are the only source.
+const NoteReplay = "the replayed rtmr0-rtmr2 are this TD's boot as its log records it: name them in the release (measurements.tdx.rtmr0..rtmr2) to pin it; " +
+	"attestlog computes rtmr1/rtmr2 only for a QEMU direct boot ('measure tdx --kernel'), never rtmr0 (host and firmware configuration) nor a shim/GRUB boot such as Google Cloud's, " +
+	"and on Google Cloud MRTD is Google's firmware, which no build output gives: release it with firmware_endorsement: google and staple Google's launch endorsement"
+
 // A BootMeasurement is what a TD launched from a firmware and direct-boot
 // inputs should report: its MRTD and the RTMRs its boot extends, with the
 // events that extend them and notes on what was assumed or left out.
@@ -162,7 +170,8 @@ func (rr *ReplayReport) MarshalJSON() ([]byte, error) {
 		Events []replayEventJSON `json:"events"`
 		RTMRs  []replayRTMRJSON  `json:"rtmrs"`
 		OK     bool              `json:"ok"`
-	}{events, rtmrs, rr.Err == nil})
+		Notes  []string          `json:"notes"`
+	}{events, rtmrs, rr.Err == nil, []string{NoteReplay}})
 }
 
 // WriteText writes one line per event, then one per RTMR with its
@@ -189,5 +198,6 @@ func (rr *ReplayReport) WriteText(w io.Writer) error {
 			return err
 		}
 	}
-	return nil
+	_, err := fmt.Fprintf(w, "note: %s\n", NoteReplay)
+	return err
 }

@@ -34,6 +34,9 @@ const (
 	// stubFunc replaces the body of one function (which must exist)
 	// with body, and drops the imports only that body used.
 	stubFunc
+	// replaceText replaces each of the from/to pairs in body's place:
+	// from, found exactly n times (n = count), becomes to.
+	replaceText
 )
 
 // patch is one change to one file of a module.
@@ -44,6 +47,13 @@ type patch struct {
 	ours   string  // addFile, replaceFile: the file under npm/overlay
 	fn     string  // stubFunc: "Name" or "(*Recv).Name"
 	body   string  // stubFunc: the new body's statements
+	edits  []edit  // replaceText: the replacements, in order
+}
+
+// edit replaces from, found exactly count times, with to.
+type edit struct {
+	from, to string
+	count    int
 }
 
 // patches are the changes to dependencies. The first two make the client
@@ -56,8 +66,13 @@ var patches = []patch{
 	{module: "github.com/in-toto/in-toto-golang", file: "in_toto/util_unix.go", op: replaceFile, ours: "in_toto_util_unix.go"},
 	{module: "github.com/google/go-sev-guest", file: "verify/trust/trust.go", op: stubFunc, fn: "(*SimpleHTTPSGetter).GetContext",
 		body: `return nil, fmt.Errorf("attestlog's WebAssembly client fetches nothing from AMD (asked for %s): the decision is offline", url)`},
-	{module: "github.com/google/go-tdx-guest", file: "verify/trust/trust.go", op: stubFunc, fn: "(*SimpleHTTPSGetter).Get",
+	{module: "github.com/google/go-tdx-guest", file: "verify/trust/trust.go", op: stubFunc, fn: "(*SimpleHTTPSGetter).GetContext",
 		body: `return nil, nil, fmt.Errorf("attestlog's WebAssembly client fetches nothing from Intel (asked for %s): the decision is offline", url)`},
+	{module: "github.com/google/go-tdx-guest", file: "pcs/pcs.go", op: replaceText, edits: []edit{
+		{from: "\t\"net/http\"\n", to: "\t\"net/textproto\"\n", count: 1},
+		{from: "http.CanonicalHeaderKey(", to: "textproto.CanonicalMIMEHeaderKey(", count: 3},
+	}},
+	{module: "github.com/google/go-tpm-tools", file: "internal/cert.go", op: removeFile},
 	{module: "filippo.io/torchwood", file: "tlogclient.go", op: removeFile},
 	{module: "github.com/russellhaering/goxmldsig", file: "tls_keystore.go", op: removeFile},
 }
@@ -116,6 +131,16 @@ func (p patch) apply(repo, dir string) error {
 			return fmt.Errorf("%s: %w: see npm/overlay/README.md", where, err)
 		}
 		return os.WriteFile(target, out, 0o644)
+	case replaceText:
+		b, err := os.ReadFile(target)
+		if err != nil {
+			return err
+		}
+		out, err := replaceAll(string(b), p.edits)
+		if err != nil {
+			return fmt.Errorf("%s: %w: see npm/overlay/README.md", where, err)
+		}
+		return os.WriteFile(target, []byte(out), 0o644)
 	}
 	return fmt.Errorf("unknown patch operation %d", p.op)
 }
@@ -220,4 +245,16 @@ func (s stdPatch) apply(repo, goroot, tmp string, i int) (map[string]string, err
 		filepath.Join(dir, s.file): renamed,
 		filepath.Join(dir, s.ours): filepath.Join(repo, "npm", "overlay", "std", s.ours),
 	}, nil
+}
+
+// replaceAll makes each edit in src, in order; an edit whose text is not
+// found exactly as many times as it says is an error.
+func replaceAll(src string, edits []edit) (string, error) {
+	for _, e := range edits {
+		if n := strings.Count(src, e.from); n != e.count || n == 0 {
+			return "", fmt.Errorf("%q is found %d times, want %d", e.from, n, e.count)
+		}
+		src = strings.ReplaceAll(src, e.from, e.to)
+	}
+	return src, nil
 }

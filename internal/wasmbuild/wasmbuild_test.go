@@ -89,3 +89,21 @@ func TestModuleLinksNoNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaceAll: an edit applies only when its text is found exactly as
+// often as it says, so an upgrade that changes the file fails the build.
+func TestReplaceAll(t *testing.T) {
+	src := "import \"net/http\"\nvar a = http.X(1)\nvar b = http.X(2)\n"
+	got, err := replaceAll(src, []edit{{from: "\"net/http\"", to: "\"net/textproto\"", count: 1}, {from: "http.X(", to: "textproto.Y(", count: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "import \"net/textproto\"\nvar a = textproto.Y(1)\nvar b = textproto.Y(2)\n"; got != want {
+		t.Errorf("replaceAll =\n%s\nwant\n%s", got, want)
+	}
+	for _, e := range []edit{{from: "http.X(", to: "z", count: 1}, {from: "http.X(", to: "z", count: 3}, {from: "absent", to: "z", count: 0}} {
+		if _, err := replaceAll(src, []edit{e}); err == nil {
+			t.Errorf("edit %+v applied; want an error", e)
+		}
+	}
+}

@@ -272,7 +272,7 @@ process.exit(0); // the module's Go program never exits by itself
 
 	// Revoke the demo release: once the enclave staples the index proof
 	// that shows it, its fresh evidence is the "revoked" sample.
-	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", fmt.Sprint(u.info.Demo.ReleaseIndex), "--reason", "CVE-2026-0003", "--wait")
+	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", fmt.Sprint(u.info.Demo.ReleaseIndex), "--reason", "CVE-2026-0003", "--wait", "--proof-out", filepath.Join(t.TempDir(), "revocation.tlog-proof"))
 	var revoked *sample
 	for deadline := time.Now().Add(90 * time.Second); revoked == nil; time.Sleep(time.Second) {
 		ev, n := fetchEvidence(t, u.info.Demo.URL)

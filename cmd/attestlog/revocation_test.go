@@ -88,7 +88,7 @@ func TestUpReplayedIndexProof(t *testing.T) {
 		before = p
 		return err == nil && len(p.Items) > 0
 	}, "an index proof of the demo release")
-	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", fmt.Sprint(rel), "--reason", "CVE-2026-4243: test", "--wait")
+	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", fmt.Sprint(rel), "--reason", "CVE-2026-4243: test", "--wait", "--proof-out", filepath.Join(t.TempDir(), "revocation.tlog-proof"))
 	// The honest proof shows the revocation.
 	waitFor(t, func() bool {
 		p, _, err := c.IdentityProof(ctx, rel)

@@ -100,7 +100,7 @@ func TestVerifyPageInChromium(t *testing.T) {
 	}
 	t.Logf("Chromium: fastest of three more decisions: %.1f ms", warm)
 
-	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", fmt.Sprint(u.info.Demo.ReleaseIndex), "--reason", "CVE-2026-0003", "--wait")
+	runCmd(t, "revoke", "--log", u.info.URL, "--key", u.info.Operator.Key, "--index", fmt.Sprint(u.info.Demo.ReleaseIndex), "--reason", "CVE-2026-0003", "--wait", "--proof-out", filepath.Join(t.TempDir(), "revocation.tlog-proof"))
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		verdict, _, checks = decide()

@@ -149,4 +149,3 @@ func (v *Verifier) verifyEndorsement(r *Result, raw []byte, now time.Time) (Firm
 	}
 	return e, fmt.Errorf("the endorsement does not endorse MRTD %s (it names %d TDX measurements of firmware %s)", short(r.TDX.MRTD), len(golden.GetTdx().GetMeasurements()), short(e.UEFIDigest))
 }
-

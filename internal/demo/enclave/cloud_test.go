@@ -74,9 +74,9 @@ func TestTDX15CollateralWithGoTDXGuest(t *testing.T) {
 	}
 	chain := func(s string) []string { return []string{url.QueryEscape(s)} }
 	getter := &tdxtest.Getter{Responses: map[string]tdxtest.HTTPResponse{
-		pcs.TcbInfoURL(demoFMSPC): {Header: map[string][]string{pcs.TcbInfoIssuerChainPhrase: chain(c.TCBInfoIssuerChain)}, Body: c.TCBInfo},
-		pcs.QeIdentityURL():       {Header: map[string][]string{pcs.SgxQeIdentityIssuerChainPhrase: chain(c.QEIdentityIssuerChain)}, Body: c.QEIdentity},
-		pcs.PckCrlURL("platform"): {Header: map[string][]string{pcs.SgxPckCrlIssuerChainPhrase: chain(c.PCKCRLIssuerChain)}, Body: c.PCKCRL},
+		pcs.TcbInfoURL(demoFMSPC):          {Header: map[string][]string{pcs.TcbInfoIssuerChainPhrase: chain(c.TCBInfoIssuerChain)}, Body: c.TCBInfo},
+		pcs.QeIdentityURL():                {Header: map[string][]string{pcs.SgxQeIdentityIssuerChainPhrase: chain(c.QEIdentityIssuerChain)}, Body: c.QEIdentity},
+		pcs.PckCrlURL("platform"):          {Header: map[string][]string{pcs.SgxPckCrlIssuerChainPhrase: chain(c.PCKCRLIssuerChain)}, Body: c.PCKCRL},
 		e.tdxRoot.CRLDistributionPoints[0]: {Body: c.RootCACRL},
 	}}
 	roots := x509.NewCertPool()

@@ -33,6 +33,7 @@ import (
 //   - norun: not run; the line before the fence must be an HTML comment
 //     "<!-- not run: REASON -->" saying why.
 type readmeBlock struct {
+	file    string // relative to the repository
 	line    int
 	section string
 	text    string
@@ -65,7 +66,7 @@ func parseREADME(t *testing.T, path string) []readmeBlock {
 		case strings.HasPrefix(l, "## ") || strings.HasPrefix(l, "### "):
 			section = strings.TrimLeft(l, "# ")
 		case l == "```sh" || strings.HasPrefix(l, "```sh "):
-			cur = &readmeBlock{line: n, section: section, attrs: map[string]string{}}
+			cur = &readmeBlock{file: path, line: n, section: section, attrs: map[string]string{}}
 			for _, m := range attrRE.FindAllStringSubmatch(strings.TrimPrefix(l, "```sh"), -1) {
 				cur.attrs[m[1]] = m[4] + m[5] + m[6]
 			}
@@ -78,7 +79,7 @@ func parseREADME(t *testing.T, path string) []readmeBlock {
 		prev = l
 	}
 	if cur != nil {
-		t.Fatalf("README.md:%d: unterminated block", cur.line)
+		t.Fatalf("%s:%d: unterminated block", path, cur.line)
 	}
 	return out
 }
@@ -95,15 +96,15 @@ func parseREADME(t *testing.T, path string) []readmeBlock {
 func TestREADME(t *testing.T) {
 	testenv.LookPath(t, "bash")
 	testenv.LookPath(t, "curl")
-	blocks := parseREADME(t, "../../README.md")
-	if len(blocks) < 10 {
-		t.Fatalf("the README has %d shell blocks; the quickstarts have more", len(blocks))
-	}
-	work := t.TempDir()
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
 	}
+	blocks := docBlocks(t, repo)
+	if len(blocks) < 10 {
+		t.Fatalf("the README and docs have %d shell blocks; the quickstarts have more", len(blocks))
+	}
+	work := t.TempDir()
 	ports := map[string]string{}
 	for _, p := range []string{"8080", "8081", "7380", "7381", "8443", "8090"} {
 		ports[p] = freePort(t)
@@ -135,7 +136,7 @@ func TestREADME(t *testing.T) {
 
 	ran, skipped := 0, 0
 	for _, b := range blocks {
-		name := fmt.Sprintf("README.md:%d (%s)", b.line, b.section)
+		name := fmt.Sprintf("%s:%d (%s)", b.file, b.line, b.section)
 		if _, ok := b.attrs["norun"]; ok {
 			if b.reason == "" {
 				t.Errorf("%s: a norun block needs a '<!-- not run: REASON -->' line before it", name)
@@ -201,10 +202,39 @@ func TestREADME(t *testing.T) {
 		}
 		ran++
 	}
-	t.Logf("README: %d shell blocks run, %d not run (each says why)", ran, skipped)
+	t.Logf("README and docs: %d shell blocks run, %d not run (each says why)", ran, skipped)
 	if ran < 10 {
 		t.Errorf("only %d README blocks ran", ran)
 	}
+}
+
+// docBlocks are the shell blocks of the README, then of every Markdown
+// file under docs/ in lexical order of path: the README's quickstarts come
+// first (they publish what the longer documents build on).
+func docBlocks(t *testing.T, repo string) []readmeBlock {
+	t.Helper()
+	files := []string{"README.md"}
+	err := filepath.WalkDir(filepath.Join(repo, "docs"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".md") {
+			rel, _ := filepath.Rel(repo, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []readmeBlock
+	for _, f := range files {
+		for _, b := range parseREADME(t, filepath.Join(repo, f)) {
+			b.file = f
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 func freePort(t *testing.T) string {

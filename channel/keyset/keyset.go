@@ -9,7 +9,7 @@
 // evidence of the enclave's GPUs, and says from when until when it may be
 // used. Its encoding is binary and canonical: one key set has exactly one
 // encoding, and Parse accepts nothing else. The specification, with a
-// worked example, is in the README ("The attested key set").
+// worked example, is docs/spec/keyset.md.
 //
 //	struct {
 //	    uint8  version = 1;

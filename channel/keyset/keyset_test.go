@@ -18,7 +18,7 @@ import (
 // (HKDF-SHA256 with AES-128-GCM, and with ChaCha20Poly1305).
 const rfc9458Config = "01002031e1f05a740102115220e9af918f738674aec95f54db6e04eb705aae8e79815500080001000100010003"
 
-// katHex is the README's worked example, laid out field by field by hand
+// katHex is docs/spec/keyset.md's worked example, laid out field by field by hand
 // (not by this package's encoder).
 var katHex = strings.Join([]string{
 	"01",               // version
@@ -77,13 +77,13 @@ func TestKnownAnswer(t *testing.T) {
 	if wantSeed := sha256.Sum256(append([]byte("attestlog-keyset-gpu-v1\x00"), want[:len(want)-49]...)); seed != wantSeed {
 		t.Fatalf("GPUNonceSeed = %x, want %x", seed, wantSeed)
 	}
-	// The README's spec quotes the same vector.
-	readme, err := os.ReadFile("../../README.md")
+	// The spec (docs/spec/keyset.md) quotes the same vector.
+	readme, err := os.ReadFile("../../docs/spec/keyset.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(strings.Join(strings.Fields(string(readme)), ""), katHex) {
-		t.Errorf("README.md does not quote the key set's known-answer vector %s", katHex)
+		t.Errorf("docs/spec/keyset.md does not quote the key set's known-answer vector %s", katHex)
 	}
 }
 

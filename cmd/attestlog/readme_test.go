@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/attestlog/attestlog/internal/testenv"
 )
@@ -246,4 +247,87 @@ func freePort(t *testing.T) string {
 	defer l.Close()
 	_, p, _ := net.SplitHostPort(l.Addr().String())
 	return p
+}
+
+// TestDocLinks: every relative link of the README and docs/ names a file
+// of the repository, and every #fragment a heading of the page it points
+// at (GitHub's anchors), so that moving a section cannot leave a link
+// pointing at nothing.
+func TestDocLinks(t *testing.T) {
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{"README.md"}
+	filepath.WalkDir(filepath.Join(repo, "docs"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".md") {
+			rel, _ := filepath.Rel(repo, p)
+			files = append(files, rel)
+		}
+		return nil
+	})
+	anchors := map[string]map[string]bool{}
+	headings := func(f string) map[string]bool {
+		if a, ok := anchors[f]; ok {
+			return a
+		}
+		a := map[string]bool{}
+		b, _ := os.ReadFile(filepath.Join(repo, f))
+		fence := false
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "```") {
+				fence = !fence
+			}
+			if m := regexp.MustCompile(`^#+ (.*)`).FindStringSubmatch(l); m != nil && !fence {
+				a[githubAnchor(m[1])] = true
+			}
+		}
+		anchors[f] = a
+		return a
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	checked := 0
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(repo, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			path, frag, _ := strings.Cut(target, "#")
+			dest := f
+			if path != "" {
+				dest = filepath.Join(filepath.Dir(f), path)
+				if _, err := os.Stat(filepath.Join(repo, dest)); err != nil {
+					t.Errorf("%s: link to %s: no such file", f, target)
+					continue
+				}
+			}
+			if frag != "" && strings.HasSuffix(dest, ".md") && !headings(dest)[frag] {
+				t.Errorf("%s: link to %s: %s has no heading #%s", f, target, dest, frag)
+			}
+			checked++
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d relative links checked; the README and docs have more", checked)
+	}
+}
+
+// githubAnchor is the fragment GitHub gives a heading: lower case,
+// punctuation but '-' and '_' dropped, spaces as '-'.
+func githubAnchor(h string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(h)) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -60,6 +60,12 @@ func TestVerdictsUnderWasm(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("module: %d bytes, %d gzipped", res.Raw, res.Gzipped)
+	// The npm package's size budget (issue 30): a page downloads the
+	// module before it can decide anything.
+	const budget = 4_000_000
+	if res.Gzipped > budget {
+		t.Errorf("the module is %d bytes gzipped, over the package's budget of %d", res.Gzipped, budget)
+	}
 	for _, name := range []string{"index.js", "package.json"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "npm", name))
 		if err != nil {

@@ -186,7 +186,7 @@ func TestREADME(t *testing.T) {
 		// A block that builds (the WebAssembly tests of a dozen packages)
 		// takes minutes on a busy two-core machine; the limit only stops a
 		// hung block.
-		ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
+		ctx, cancel := context.WithTimeout(t.Context(), 12*time.Minute)
 		cmd := exec.CommandContext(ctx, "bash", "-c", script)
 		cmd.Dir, cmd.Env = dir, env
 		out, err := cmd.CombinedOutput()

@@ -9,24 +9,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/attestlog/attestlog/auditor/auditview"
 	"github.com/attestlog/attestlog/auditor/internal/store"
-	"github.com/attestlog/attestlog/web"
+	"github.com/attestlog/attestlog/log/api"
 )
 
 // DashboardSource returns the auditor's state as the audit dashboard
 // (web.NewDashboard) reads it.
-func (a *Auditor) DashboardSource() web.AuditSource { return dashboardSource{a} }
+func (a *Auditor) DashboardSource() auditview.Source { return dashboardSource{a} }
 
 type dashboardSource struct{ a *Auditor }
 
 // Alerts returns the n newest open (or past) alerts and how many there
 // are.
-func (d dashboardSource) Alerts(ctx context.Context, open bool, n int) ([]web.AuditAlert, int, error) {
+func (d dashboardSource) Alerts(ctx context.Context, open bool, n int) ([]auditview.Alert, int, error) {
 	als, total, err := d.a.st.AlertsPage(ctx, open, n)
 	if err != nil {
 		return nil, 0, err
 	}
-	out := make([]web.AuditAlert, 0, len(als))
+	out := make([]auditview.Alert, 0, len(als))
 	for _, al := range als {
 		out = append(out, d.a.webAlert(al))
 	}
@@ -35,7 +36,7 @@ func (d dashboardSource) Alerts(ctx context.Context, open bool, n int) ([]web.Au
 }
 
 // Alert returns one alert, or nil if there is none with that ID.
-func (d dashboardSource) Alert(ctx context.Context, id int64) (*web.AuditAlert, error) {
+func (d dashboardSource) Alert(ctx context.Context, id int64) (*auditview.Alert, error) {
 	al, err := d.a.st.AlertByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -47,8 +48,8 @@ func (d dashboardSource) Alert(ctx context.Context, id int64) (*web.AuditAlert, 
 	return &wa, nil
 }
 
-func (a *Auditor) webAlert(al Alert) web.AuditAlert {
-	wa := web.AuditAlert{ID: al.ID, Kind: al.Kind, Subject: al.Subject, Time: al.Time,
+func (a *Auditor) webAlert(al Alert) auditview.Alert {
+	wa := auditview.Alert{ID: al.ID, Kind: al.Kind, Subject: al.Subject, Time: al.Time,
 		Summary: al.Summary, Evidence: al.Evidence, Open: al.Open, Closed: al.Closed, CloseNote: al.CloseNote}
 	// The evidence of deployment and rebuild alerts names the
 	// measurement and the log; the dashboard links them.
@@ -91,7 +92,7 @@ func (a *Auditor) signerName(origin, keyIDs string) string {
 }
 
 // Releases returns every release with its reproducibility status.
-func (d dashboardSource) Releases(ctx context.Context, n int) ([]web.AuditRelease, map[string]int, error) {
+func (d dashboardSource) Releases(ctx context.Context, n int) ([]auditview.Release, map[string]int, error) {
 	a := d.a
 	rs, err := a.st.RecentReleases(ctx, n)
 	if err != nil {
@@ -101,9 +102,9 @@ func (d dashboardSource) Releases(ctx context.Context, n int) ([]web.AuditReleas
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]web.AuditRelease, 0, len(rs))
+	out := make([]auditview.Release, 0, len(rs))
 	for _, r := range rs {
-		wr := web.AuditRelease{Origin: r.Origin, Index: uint64(r.Index), Version: r.Version, Platform: r.Platform,
+		wr := auditview.Release{Origin: r.Origin, Index: uint64(r.Index), Version: r.Version, Platform: r.Platform,
 			Measurement: r.Measurement, Signer: a.signerName(r.Origin, r.Signer), Status: r.Rebuild, Detail: r.Detail, Rebuilt: r.Rebuilt}
 		if r.ReproIndex >= 0 {
 			i := uint64(r.ReproIndex)
@@ -122,7 +123,7 @@ func (d dashboardSource) Releases(ctx context.Context, n int) ([]web.AuditReleas
 }
 
 // Deployments returns the latest observation of each watched deployment.
-func (d dashboardSource) Deployments(ctx context.Context) ([]web.AuditDeployment, error) {
+func (d dashboardSource) Deployments(ctx context.Context) ([]auditview.Deployment, error) {
 	a := d.a
 	st, err := a.Status(ctx)
 	if err != nil {
@@ -132,9 +133,9 @@ func (d dashboardSource) Deployments(ctx context.Context) ([]web.AuditDeployment
 	for _, dep := range a.deps {
 		origins[dep.cfg.Name] = dep.log.cfg.Origin
 	}
-	out := make([]web.AuditDeployment, 0, len(st.Deployments))
+	out := make([]auditview.Deployment, 0, len(st.Deployments))
 	for _, ds := range st.Deployments {
-		wd := web.AuditDeployment{Name: ds.Name, URL: ds.URL, Origin: origins[ds.Name], Polled: ds.Polled,
+		wd := auditview.Deployment{Name: ds.Name, URL: ds.URL, Origin: origins[ds.Name], Polled: ds.Polled,
 			Measurement: ds.Measurement, Verdict: ds.Verdict, Error: ds.Error,
 			KeySet: ds.KeySet, KeySetNotAfter: ds.KeySetNotAfter, StapledAt: ds.StapledAt}
 		for _, r := range ds.Releases {
@@ -150,27 +151,27 @@ func (d dashboardSource) Deployments(ctx context.Context) ([]web.AuditDeployment
 
 // Logs returns how far each log is followed, and what its witnesses
 // cosigned in the latest verified checkpoint.
-func (d dashboardSource) Logs(ctx context.Context) ([]web.AuditLog, error) {
+func (d dashboardSource) Logs(ctx context.Context) ([]auditview.Log, error) {
 	a := d.a
 	st, err := a.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]web.AuditLog, 0, len(a.logs))
+	out := make([]auditview.Log, 0, len(a.logs))
 	for i, l := range a.logs {
-		wl := web.AuditLog{Origin: l.cfg.Origin, URL: l.cfg.URL, ExplorerURL: strings.TrimSuffix(l.cfg.URL, "/") + web.DefaultExplorerPrefix}
+		wl := auditview.Log{Origin: l.cfg.Origin, URL: l.cfg.URL, ExplorerURL: strings.TrimSuffix(l.cfg.URL, "/") + api.ExplorerPath}
 		if i < len(st.Logs) {
 			wl.TreeSize, wl.Verified, wl.Updated = uint64(st.Logs[i].TreeSize), uint64(st.Logs[i].Verified), st.Logs[i].Updated
 		}
 		if l.pol.Quorum != nil {
 			wl.Quorum = l.pol.Quorum.String()
 		}
-		var cosigned map[string]web.AuditWitness
+		var cosigned map[string]auditview.Witness
 		if ls, err := a.st.Log(ctx, l.cfg.Origin); err == nil && len(ls.Checkpoint) > 0 {
 			if cp, err := l.pol.InspectCheckpoint(ls.Checkpoint); err == nil {
-				cosigned = map[string]web.AuditWitness{}
+				cosigned = map[string]auditview.Witness{}
 				for name, t := range cp.Cosigned {
-					cosigned[name] = web.AuditWitness{CosignedSize: uint64(cp.N), CosignedAt: t}
+					cosigned[name] = auditview.Witness{CosignedSize: uint64(cp.N), CosignedAt: t}
 				}
 			}
 		}

@@ -38,7 +38,7 @@ import (
 // /lookup, /entry/, /metrics) nor with the auditor's (/status, /alerts,
 // /logs/, /metrics).
 const (
-	DefaultExplorerPrefix  = "/ui/"
+	DefaultExplorerPrefix  = api.ExplorerPath
 	DefaultDashboardPrefix = "/audit/"
 )
 

@@ -64,3 +64,90 @@ func TestDependenciesPointOneWay(t *testing.T) {
 		}
 	}
 }
+
+// layers are the module's layers, bottom up (docs/layout.md): formats and
+// utilities, decisions (and the clients that gather what they decide
+// on), services, assembly (commands, up, demos, build tools), test kits.
+// A package belongs to the layer of the longest entry naming it or a
+// parent of it.
+var layers = []struct {
+	name string
+	pkgs []string
+}{
+	{"format", []string{"log/api", "log/statement", "log/tlogproof", "log/vindex", "channel/keyset", "policy/evidence",
+		"policy/check", "policy/measure", "witness/protocol", "auditor/misbehaviour", "auditor/auditview",
+		"internal/yamlx", "internal/pemcert", "internal/keyfile", "internal/httpbody", "internal/webcrypto", "internal/egress", "internal/httpserve", "npm"}},
+	{"decision", []string{"policy", "log/client", "channel", "policy/evidence/stapler", "witness/driver"}},
+	{"service", []string{"log/logserver", "log/internal", "witness", "auditor", "agent", "web"}},
+	{"assembly", []string{"internal/up", "internal/demo", "internal/wasmbuild", "cmd", "log/loadtest", "witness/bench"}},
+	{"test kit", []string{"internal/testenv", "internal/mariadbtest", "internal/netnstest", "internal/tlogtest", "internal/tlogcheck",
+		"internal/ruletest", "internal/httpfuzz", "internal/httpbody/httpbodytest", "channel/channeltest",
+		"policy/provenance/provenancetest", "policy/gpu/rim/rimtest"}},
+}
+
+// services are the parts of the service layer that must not import one
+// another: each runs on its own, and shares only what lies below.
+var services = []string{"log", "witness", "auditor", "agent", "web"}
+
+// layerOf returns the layer index of a package path relative to the
+// module, and the entry that placed it; -1 if none does.
+func layerOf(rel string) (int, string) {
+	best, at := "", -1
+	for i, l := range layers {
+		for _, p := range l.pkgs {
+			if (rel == p || strings.HasPrefix(rel, p+"/")) && len(p) > len(best) {
+				best, at = p, i
+			}
+		}
+	}
+	return at, best
+}
+
+// TestLayers keeps the layering: every package of the module is in a
+// layer, imports (outside its tests) only its own layer and those below,
+// and a service imports no other service.
+func TestLayers(t *testing.T) {
+	const mod = "github.com/attestlog/attestlog/"
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "../../...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		rel := strings.TrimPrefix(f[0], mod)
+		me, _ := layerOf(rel)
+		if me < 0 {
+			t.Errorf("%s is in no layer: add it to the layers of deps_test.go (and docs/layout.md)", rel)
+			continue
+		}
+		n++
+		for _, imp := range f[1:] {
+			if !strings.HasPrefix(imp, mod) {
+				continue
+			}
+			irel := strings.TrimPrefix(imp, mod)
+			it, _ := layerOf(irel)
+			if it > me {
+				t.Errorf("%s (%s) imports %s (%s), a layer above it", rel, layers[me].name, irel, layers[it].name)
+			}
+			if me == 2 && it == 2 {
+				if a, b := serviceOf(rel), serviceOf(irel); a != b {
+					t.Errorf("the %s service (%s) imports the %s service (%s)", a, rel, b, irel)
+				}
+			}
+		}
+	}
+	if n < 50 {
+		t.Fatalf("only %d packages placed; the module has more", n)
+	}
+}
+
+func serviceOf(rel string) string {
+	for _, s := range services {
+		if rel == s || strings.HasPrefix(rel, s+"/") {
+			return s
+		}
+	}
+	return rel
+}

@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// ExplorerPath is where a log serves its web explorer (web's
+// DefaultExplorerPrefix), which the auditor's dashboard links releases to.
+const ExplorerPath = "/ui/"
+
 // AddResponse is the JSON body of a successful POST /add.
 type AddResponse struct {
 	Index     uint64 `json:"index"`

@@ -3,13 +3,11 @@ package auditor
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/attestlog/attestlog/internal/tlogtest"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,7 +18,6 @@ import (
 	"time"
 
 	"filippo.io/torchwood"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/attestlog/attestlog/auditor/misbehaviour"
@@ -30,19 +27,14 @@ import (
 	"github.com/attestlog/attestlog/policy/evidence"
 )
 
-// fakeLog is an in-memory transparency log served over its real protocol
-// (c2sp.org/tlog-tiles and a signed checkpoint), with a witness's and a
-// peer auditor's checkpoint endpoints beside it. Tests make it lie.
+// fakeLog is the tests' in-memory log (internal/tlogtest) served over its
+// real protocol (c2sp.org/tlog-tiles and a signed checkpoint), with a
+// witness's and a peer auditor's checkpoint endpoints beside it. Tests
+// make it lie.
 type fakeLog struct {
-	t      *testing.T
-	origin string
-	signer note.Signer
-	vkey   string
-
-	hmu     sync.Mutex // guards entries and hashes
-	entries [][]byte
-	hashes  []tlog.Hash
-	mu      sync.Mutex // guards what is served
+	*tlogtest.Log
+	t  *testing.T
+	mu sync.Mutex // guards what is served
 	// serve is the checkpoint GET /checkpoint answers; nil means the
 	// latest, cosigned by the witness.
 	serve []byte
@@ -50,94 +42,43 @@ type fakeLog struct {
 	tilesOf *fakeLog
 	// witnessCP and peerCP are what the witness and the peer say.
 	witnessCP, peerCP []byte
-	cosigner          *torchwood.CosignatureSigner
 	// lookup is what GET /lookup answers (the log's unauthenticated
 	// word); nil is 404.
 	lookup []byte
 }
 
 func newFakeLog(t *testing.T) *fakeLog {
-	skey, vkey, err := note.GenerateKey(rand.Reader, "log.example/fake")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, wk, _ := ed25519.GenerateKey(rand.Reader)
-	cs, err := torchwood.NewCosignatureSigner("witness.example/w", wk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fakeLog{t: t, origin: "log.example/fake", signer: s, vkey: vkey, cosigner: cs}
+	return &fakeLog{Log: tlogtest.New(t, "log.example/fake", 1), t: t}
 }
 
 // fork returns a log with the same key and the first n entries of f.
-func (f *fakeLog) fork(n int) *fakeLog {
-	g := &fakeLog{t: f.t, origin: f.origin, signer: f.signer, vkey: f.vkey, cosigner: f.cosigner}
-	f.hmu.Lock()
-	prefix := f.entries[:n:n]
-	f.hmu.Unlock()
-	g.add(prefix...)
-	return g
-}
+func (f *fakeLog) fork(n int) *fakeLog { return &fakeLog{Log: f.Fork(n), t: f.t} }
 
 func (f *fakeLog) add(entries ...[]byte) {
-	f.hmu.Lock()
-	defer f.hmu.Unlock()
 	for _, e := range entries {
-		hs, err := tlog.StoredHashes(int64(len(f.entries)), e, tlog.HashReaderFunc(f.readHashes))
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		f.hashes = append(f.hashes, hs...)
-		f.entries = append(f.entries, e)
+		f.Add(e)
 	}
-}
-
-func (f *fakeLog) readHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		if x >= int64(len(f.hashes)) {
-			return nil, fmt.Errorf("hash %d not stored", x)
-		}
-		out[i] = f.hashes[x]
-	}
-	return out, nil
 }
 
 // checkpoint signs the tree of the first n entries, cosigned by the
 // witness when cosigned is set.
 func (f *fakeLog) checkpoint(n int, cosigned bool) []byte {
-	f.hmu.Lock()
-	defer f.hmu.Unlock()
-	h, err := tlog.TreeHash(int64(n), tlog.HashReaderFunc(f.readHashes))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	signers := []note.Signer{f.signer}
+	k := 0
 	if cosigned {
-		signers = append(signers, f.cosigner)
+		k = 1
 	}
-	b, err := note.Sign(&note.Note{Text: fmt.Sprintf("%s\n%d\n%s\n", f.origin, n, base64.StdEncoding.EncodeToString(h[:]))}, signers...)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return b
+	return f.Checkpoint(f.TreeAt(int64(n)), k)
 }
 
 func (f *fakeLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	serve, tiles, wcp, pcp := f.serve, f.tilesOf, f.witnessCP, f.peerCP
 	f.mu.Unlock()
-	f.hmu.Lock()
-	n := len(f.entries)
-	f.hmu.Unlock()
+	n := len(f.Entries())
 	if tiles == nil {
 		tiles = f
 	}
-	oh := sha256.Sum256([]byte(f.origin))
+	oh := sha256.Sum256([]byte(f.Origin))
 	switch p := r.URL.Path; {
 	case p == "/checkpoint":
 		if serve == nil {
@@ -174,8 +115,7 @@ func (f *fakeLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeLog) serveTile(w http.ResponseWriter, r *http.Request) {
-	f.hmu.Lock()
-	defer f.hmu.Unlock()
+	entries := f.Entries()
 	t, err := torchwood.ParseTilePath(strings.TrimPrefix(r.URL.Path, "/"))
 	if err != nil {
 		http.NotFound(w, r)
@@ -183,12 +123,12 @@ func (f *fakeLog) serveTile(w http.ResponseWriter, r *http.Request) {
 	}
 	if t.L == -1 {
 		start, end := t.N*torchwood.TileWidth, t.N*torchwood.TileWidth+int64(t.W)
-		if end > int64(len(f.entries)) {
+		if end > int64(len(entries)) {
 			http.NotFound(w, r)
 			return
 		}
 		var b []byte
-		for _, e := range f.entries[start:end] {
+		for _, e := range entries[start:end] {
 			if b, err = torchwood.AppendTileEntry(b, e); err != nil {
 				f.t.Error(err)
 			}
@@ -196,7 +136,7 @@ func (f *fakeLog) serveTile(w http.ResponseWriter, r *http.Request) {
 		w.Write(b)
 		return
 	}
-	data, err := tlog.ReadTileData(t, tlog.HashReaderFunc(f.readHashes))
+	data, err := tlog.ReadTileData(t, f)
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -274,9 +214,9 @@ func newAuditorFixtureWatch(t *testing.T, quorum string, enc *fakeenclave.Enclav
 		deploy = "deployments:\n  - " + dep + "\n"
 	}
 	write("policy.txt", pol)
-	write("witnesses.txt", fmt.Sprintf("witness w %s %s/witness\nquorum %s\n", fx.log.cosigner.Verifier(), fx.srv.URL, quorum))
+	write("witnesses.txt", fmt.Sprintf("witness w %s %s/witness\nquorum %s\n", fx.log.WVKeys[0], fx.srv.URL, quorum))
 	fx.config = []byte(fmt.Sprintf("db: %s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: %s\n    witness_policy: %s\n    peers: [%s/peer]\nrebuild: {enabled: false}\n%s",
-		filepath.Join(fx.dir, "a.db"), fx.log.vkey, fx.srv.URL, filepath.Join(fx.dir, "policy.txt"), filepath.Join(fx.dir, "witnesses.txt"), fx.srv.URL, deploy))
+		filepath.Join(fx.dir, "a.db"), fx.log.VKey, fx.srv.URL, filepath.Join(fx.dir, "policy.txt"), filepath.Join(fx.dir, "witnesses.txt"), fx.srv.URL, deploy))
 	fx.open(t)
 	return fx
 }
@@ -479,7 +419,7 @@ func TestFollowMisbehaviour(t *testing.T) {
 			name: "checkpoint signed by another key",
 			lie: func(t *testing.T, fx *auditorFixture) {
 				other := newFakeLog(t)
-				other.add(fx.log.fork(4).entries...)
+				other.add(fx.log.fork(4).Entries()...)
 				other.add(fx.release(t, fx.op, "evil"))
 				fx.log.mu.Lock()
 				fx.log.serve = other.checkpoint(5, true)
@@ -624,7 +564,7 @@ func TestFollowEntries(t *testing.T) {
 		index int64
 		by    string
 	}{{0, "8"}, {1, "9"}} {
-		r, err := fx.aud.st.Release(context.Background(), fx.log.origin, c.index)
+		r, err := fx.aud.st.Release(context.Background(), fx.log.Origin, c.index)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -644,10 +584,10 @@ func TestFollowIndexCheckpoints(t *testing.T) {
 		fx.log.add(fx.release(t, fx.op, fmt.Sprintf("1.0.%d", i)))
 	}
 	b := vindex.NewBuilder()
-	for i, e := range fx.log.fork(3).entries {
+	for i, e := range fx.log.fork(3).Entries() {
 		b.Add(uint64(i), e)
 	}
-	good, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: b.Root(), Time: time.Now()}, fx.log.signer)
+	good, err := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.Origin, Size: 3, Root: b.Root(), Time: time.Now()}, fx.log.Signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -657,16 +597,16 @@ func TestFollowIndexCheckpoints(t *testing.T) {
 	}
 	// A root that hides entry 1 (as if a revocation were left out).
 	lying := vindex.NewBuilder()
-	for i, e := range fx.log.fork(3).entries {
+	for i, e := range fx.log.fork(3).Entries() {
 		if i == 1 {
 			e = []byte("not a statement")
 		}
 		lying.Add(uint64(i), e)
 	}
-	bad, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: lying.Root(), Time: time.Now()}, fx.log.signer)
+	bad, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.Origin, Size: 3, Root: lying.Root(), Time: time.Now()}, fx.log.Signer)
 	fx.log.add(fx.release(t, fx.op, "1.1.0"), bad)
 	other := newFakeLog(t)
-	forged, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.origin, Size: 3, Root: b.Root(), Time: time.Now()}, other.signer)
+	forged, _ := statement.SignIndexCheckpoint(statement.IndexCheckpoint{Origin: fx.log.Origin, Size: 3, Root: b.Root(), Time: time.Now()}, other.Signer)
 	fx.log.add(forged)
 	err, alerts := fx.runOnce(t)
 	if err != nil {

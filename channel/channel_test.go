@@ -221,9 +221,14 @@ func TestRotationUnderLoad(t *testing.T) {
 		if err := r.Agent.Rotate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		// Connections opened from now on carry the new key.
+		// Connections opened from now on carry the new key: wait (a
+		// bound, not a timing assertion) until the load has made one.
 		c.CloseIdleConnections()
-		time.Sleep(100 * time.Millisecond)
+		want := r.Agent.Status().KeySet
+		for deadline := time.Now().Add(20 * time.Second); c.State().KeySet != want && time.Now().Before(deadline); {
+			c.CloseIdleConnections()
+			time.Sleep(20 * time.Millisecond)
+		}
 		seen[c.State().KeySet] = true
 	}
 	close(stop)

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/attestlog/attestlog/internal/tlogtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,12 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/log/statement"
-	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/evidence/stapler"
 	"github.com/attestlog/attestlog/policy/verify"
@@ -38,11 +36,8 @@ type Fleet struct {
 	Operator   *statement.Signer
 	Release    uint64 // the release's index in the log
 
+	log      *tlogtest.Log // the tests' one in-memory log
 	mu       sync.Mutex
-	signer   note.Signer
-	vkey     string
-	entries  [][]byte
-	hashes   []tlog.Hash
 	revoked  []uint64
 	failNext error
 }
@@ -51,12 +46,9 @@ type Fleet struct {
 // that runs it (with gpus demo GPUs, carried as the release names them).
 func NewFleet(t testing.TB, gpus int) *Fleet {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, "channel.test/log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := note.NewSigner(skey)
-	f := &Fleet{Dir: t.TempDir(), signer: s, vkey: vkey}
+	f := &Fleet{Dir: t.TempDir(), log: tlogtest.New(t, "channel.test/log", 0)}
+	vkey := f.log.VKey
+	var err error
 	f.Operator, _ = statement.GenerateSigner(statement.AlgEd25519)
 	m := make([]byte, 48)
 	rand.Read(m)
@@ -113,52 +105,18 @@ func (f *Fleet) Verifier(t testing.TB) *verify.Verifier {
 	return v
 }
 
-func (f *Fleet) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		out[i] = f.hashes[x]
-	}
-	return out, nil
-}
-
-func (f *Fleet) add(t testing.TB, entry []byte) uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	hs, err := tlog.StoredHashes(int64(len(f.entries)), entry, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.hashes = append(f.hashes, hs...)
-	f.entries = append(f.entries, entry)
-	return uint64(len(f.entries) - 1)
-}
+func (f *Fleet) add(_ testing.TB, entry []byte) uint64 { return f.log.Add(entry) }
 
 // proof is the proof of entry i under a checkpoint of the log's size now.
 func (f *Fleet) proof(i uint64) (string, error) {
-	n := int64(len(f.entries))
-	root, err := tlog.TreeHash(n, f)
-	if err != nil {
-		return "", err
-	}
-	rp, err := tlog.ProveRecord(n, int64(i), f)
-	if err != nil {
-		return "", err
-	}
-	cp, err := note.Sign(&note.Note{Text: fmt.Sprintf("channel.test/log\n%d\n%s\n", n, root)}, f.signer)
-	if err != nil {
-		return "", err
-	}
-	p := &tlogproof.Proof{Extra: f.entries[i], Index: i, Hashes: rp, Checkpoint: cp}
-	return string(p.Marshal()), nil
+	return string(f.log.Proof(i, 0).Marshal()), nil
 }
 
 // Revoke logs the operator's revocation of the release: the next staple
 // carries its proof, and clients refuse the enclave from then on.
 func (f *Fleet) Revoke(t testing.TB) {
 	t.Helper()
-	f.mu.Lock()
-	ref := statement.RefOf(f.Release, f.entries[f.Release])
-	f.mu.Unlock()
+	ref := statement.RefOf(f.Release, f.log.Entry(f.Release))
 	payload, err := statement.EncodeRevocation(ref, &statement.Revocation{Reason: "CVE-2026-0001", Time: time.Now().UTC().Truncate(time.Second)})
 	if err != nil {
 		t.Fatal(err)

@@ -111,6 +111,25 @@ func (l *Log) Entries() [][]byte {
 	return append([][]byte(nil), l.entries...)
 }
 
+// TreeAt is the tree of the log's first n entries.
+func (l *Log) TreeAt(n int64) tlog.Tree {
+	h, err := tlog.TreeHash(n, l)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return tlog.Tree{N: n, Hash: h}
+}
+
+// Fork returns a log with the same origin, key and witnesses holding the
+// first n entries of l: a split view, when both grow apart.
+func (l *Log) Fork(n int) *Log {
+	g := &Log{t: l.t, Origin: l.Origin, Signer: l.Signer, VKey: l.VKey, Witnesses: l.Witnesses, WVKeys: l.WVKeys}
+	for _, e := range l.Entries()[:n] {
+		g.Add(e)
+	}
+	return g
+}
+
 // Tree is the log's current tree.
 func (l *Log) Tree() tlog.Tree {
 	l.mu.Lock()

@@ -17,6 +17,10 @@ import (
 	"strings"
 	"testing"
 
+	tdxtd "github.com/google/go-tdx-guest/testing/testdata"
+
+	"github.com/attestlog/attestlog/policy"
+	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
 
@@ -399,4 +403,46 @@ func stringConstants(t *testing.T, file, prefix string) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestEvidenceSpecCheckOrder: the hardware verifier reports the checks of
+// the spec's sev-snp and tdx lists in the spec's order (those in brackets
+// only under their condition, which these inputs do not meet): the spec's
+// v1 example, and go-tdx-guest's sample quote in a v1 bundle.
+func TestEvidenceSpecCheckOrder(t *testing.T) {
+	doc := readSpec(t)
+	pol, err := policy.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := attest.New(pol.Attestation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snp, err := evidence.ParseBundle(specExamples(t, doc)["v1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdx := &evidence.Bundle{Format: evidence.Format, Platform: evidence.TDX, Quote: tdxtd.RawQuote}
+	nonce := make([]byte, 16)
+	for platform, b := range map[string]*evidence.Bundle{"sev-snp": snp, "tdx": tdx} {
+		_, list, ok := strings.Cut(doc, "<!-- checks: "+platform+" -->\n")
+		if !ok {
+			t.Fatalf("the spec has no %s check list", platform)
+		}
+		list, _, _ = strings.Cut(list, "\n\n")
+		var want []string
+		for _, m := range regexp.MustCompile("(?m)^- (\\[?)`([^`]+)`").FindAllStringSubmatch(list, -1) {
+			if m[1] == "" {
+				want = append(want, m[2])
+			}
+		}
+		var got []string
+		for _, c := range v.Verify(b, nonce).Checks {
+			got = append(got, c.Name)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the verifier reports %q; the spec lists %q", platform, got, want)
+		}
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/verify"
 )
 
 const specPath = "../../docs/spec/evidence.md"
@@ -444,5 +445,48 @@ func TestEvidenceSpecCheckOrder(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: the verifier reports %q; the spec lists %q", platform, got, want)
 		}
+	}
+}
+
+// TestEvidenceSpecLogCheckOrder: after the hardware checks, the client's
+// decision reports the log's checks in the order of the spec's "Then the
+// log" list (here with no proof stapled: each is reported, failed as
+// not checked).
+func TestEvidenceSpecLogCheckOrder(t *testing.T) {
+	doc := readSpec(t)
+	_, para, ok := strings.Cut(doc, "Then the log, in this order:")
+	if !ok {
+		t.Fatal(`the spec has no "Then the log" list`)
+	}
+	para, _, _ = strings.Cut(para, "\n\n")
+	var spec []string
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(strings.Join(strings.Fields(para), " "), -1) {
+		spec = append(spec, m[1])
+	}
+	v, err := verify.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := evidence.ParseBundle(specExamples(t, doc)["v1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	vd := v.Verify(verify.Input{Evidence: b, Nonce: make([]byte, 16)})
+	var got []string
+	for _, c := range vd.Checks[len(vd.Hardware.Checks):] {
+		got = append(got, c.Name)
+	}
+	if len(got) < 9 {
+		t.Fatalf("the log's checks: %q", got)
+	}
+	// got is spec with the checks that did not apply left out.
+	i := 0
+	for _, name := range spec {
+		if i < len(got) && got[i] == name {
+			i++
+		}
+	}
+	if i != len(got) {
+		t.Errorf("the verifier reports the log's checks as %q; the spec's order is %q", got, spec)
 	}
 }

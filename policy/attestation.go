@@ -377,8 +377,11 @@ func parseSNPMinTCB(p *Policy, f []string) error {
 	line, key := "", "snp-min-tcb"
 	for _, l := range snpProductLines {
 		if f[1] == strings.ToLower(l) {
+			// One product line per line: "snp-min-tcb milan genoa …"
+			// must not set Genoa's floor and drop Milan's.
 			line, key = l, "snp-min-tcb "+f[1]
 			f = f[1:]
+			break
 		}
 	}
 	if a.seen[key] {
@@ -676,11 +679,16 @@ func parseGPU(a *AttestationPolicy, f []string) error {
 		return errors.New("want: gpu nvidia count=N [arch=A] [min-driver=V] [rims=required|optional] [ocsp=required|optional] [mode=cc|ppcie|any]")
 	}
 	g := GPUPolicy{Required: true, Vendor: f[1], RequireRIMs: true, RequireOCSP: true}
+	seen := map[string]bool{}
 	for _, kv := range f[2:] {
 		k, v, ok := strings.Cut(kv, "=")
 		switch {
-		case !ok:
+		case !ok || v == "":
 			return fmt.Errorf("gpu: %q is not KEY=VALUE", kv)
+		case seen[k]:
+			// Not the last one wins: "count=8 … count=1" would accept one
+			// GPU, "rims=required … rims=optional" none of NVIDIA's RIMs.
+			return fmt.Errorf("gpu: key %s given twice", k)
 		case k == "count":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > MaxGPUs {
@@ -707,6 +715,7 @@ func parseGPU(a *AttestationPolicy, f []string) error {
 		default:
 			return fmt.Errorf("gpu: unknown %q", kv)
 		}
+		seen[k] = true
 	}
 	if g.Count == 0 {
 		return errors.New("gpu: count=N is required")

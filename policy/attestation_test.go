@@ -172,6 +172,16 @@ func TestAttestationDirectiveErrors(t *testing.T) {
 		{"tdx-allow-tcb-status OutOfDate OutOfDate", 1, "OutOfDate listed twice"},
 		{"tdx-allow-tcb-status OutOfDate\ntdx-allow-tcb-status SWHardeningNeeded", 2, "given twice"},
 		{"trust-root google root.crt", 1, "want sev-snp, tdx, gpu or gce-tcb"},
+		// One product line per line: this set Genoa's floor alone, and
+		// Milan's reports met the line-less floor instead of tee=5.
+		{"snp-min-tcb tee=1\nsnp-min-tcb milan genoa tee=5", 2, `"genoa": want KEY=VALUE`},
+		// A gpu key once: the last one won, the weaker of two.
+		{"gpu nvidia count=8 count=1", 1, "key count given twice"},
+		{"gpu nvidia count=1 rims=required rims=optional", 1, "key rims given twice"},
+		{"gpu nvidia count=1 ocsp=required ocsp=optional", 1, "key ocsp given twice"},
+		{"gpu nvidia count=1 arch=hopper arch=blackwell", 1, "key arch given twice"},
+		// An empty arch= accepted any architecture.
+		{"gpu nvidia count=1 arch=", 1, `"arch=" is not KEY=VALUE`},
 	} {
 		_, err := Parse([]byte(tc.text))
 		var le *LineError
@@ -203,7 +213,7 @@ func FuzzParseAttestation(f *testing.F) {
 		}
 		a := p.Attestation
 		for _, pl := range a.Platforms {
-			if pl != PlatformSEVSNP && pl != PlatformTDX {
+			if pl != PlatformSEVSNP && pl != PlatformTDX && pl != PlatformAzureSEVSNP && pl != PlatformAzureTDX {
 				t.Errorf("accepted platform %q", pl)
 			}
 		}

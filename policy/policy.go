@@ -16,7 +16,8 @@
 //	authority <name> <pubkey>             # may revoke any release
 //
 // pubkey is "ed25519:BASE64" or "ecdsa-p256:BASE64" (see statement.PublicKey).
-// Parse errors name the line.
+// Parse errors name the line. The grammar of every section is specified in
+// docs/spec/policy.md (TestPolicySpec holds this package to it).
 package policy
 
 import (

@@ -79,6 +79,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 
 	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/log/vindex"
@@ -367,7 +368,9 @@ func Parse(b []byte) (*Bundle, Kind, error) {
 }
 
 // ParseBundle parses a JSON bundle strictly: size limits, no unknown
-// fields, no trailing data, fields consistent with the platform.
+// members, no member twice in one object, member names exactly as
+// documented (not in another case), no trailing data, fields consistent
+// with the platform (docs/spec/evidence.md).
 func ParseBundle(b []byte) (*Bundle, error) {
 	if len(b) > MaxBundleSize {
 		return nil, fmt.Errorf("%w: %d bytes; the limit is %d", ErrMalformed, len(b), MaxBundleSize)
@@ -380,6 +383,9 @@ func ParseBundle(b []byte) (*Bundle, error) {
 	}
 	if _, err := d.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrMalformed)
+	}
+	if err := checkMembers(b, reflect.TypeFor[Bundle]()); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if err := bu.Check(); err != nil {
 		return nil, err

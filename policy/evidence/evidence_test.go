@@ -191,3 +191,37 @@ func FuzzParseNonce(f *testing.F) {
 		}
 	})
 }
+
+// TestParseBundleMemberNames: a member given twice, or in another case,
+// is refused at every level of the bundle. encoding/json alone keeps the
+// last of two members and matches names case-insensitively, so before
+// this check two readers could see two bundles in the same bytes.
+func TestParseBundleMemberNames(t *testing.T) {
+	b64 := func(b []byte) string { s, _ := json.Marshal(b); return string(s) }
+	snp := `"format":"attestlog-evidence/v1","platform":"sev-snp","report":` + b64(sevtd.AttestationBytes)
+	tdx := `"format":"attestlog-evidence/v1","platform":"tdx","quote":` + b64(tdxtd.RawQuote)
+	coll := `"tcb_info":"AQ==","tcb_info_issuer_chain":"x","qe_identity":"AQ==","qe_identity_issuer_chain":"x","pck_crl":"AQ==","pck_crl_issuer_chain":"x","root_ca_crl":"AQ=="`
+	good := []string{
+		`{` + snp + `,"vcek":"AQ=="}`,
+		`{` + tdx + `,"tdx_collateral":{` + coll + `}}`,
+	}
+	for _, in := range good {
+		if _, err := ParseBundle([]byte(in)); err != nil {
+			t.Fatalf("ParseBundle(%.80s…) = %v, want a bundle", in, err)
+		}
+	}
+	for name, in := range map[string]string{
+		"top-level duplicate":     `{` + snp + `,"vcek":"AQ==","vcek":"Ag=="}`,
+		"top-level case":          `{` + snp + `,"VCEK":"AQ=="}`,
+		"duplicate format":        `{` + snp + `,"format":"attestlog-evidence/v1"}`,
+		"nested duplicate":        `{` + tdx + `,"tdx_collateral":{` + coll + `,"pck_crl":"Ag=="}}`,
+		"nested case":             `{` + tdx + `,"tdx_collateral":{` + strings.Replace(coll, `"root_ca_crl"`, `"Root_CA_CRL"`, 1) + `}}`,
+		"gpu member duplicate":    `{"format":"attestlog-evidence/v2","platform":"sev-snp","report":` + b64(sevtd.AttestationBytes) + `,"gpus":[{"arch":"HOPPER","arch":"BLACKWELL","report":"AQ==","cert_chain":"x"}]}`,
+		"vtpm member in any case": `{"format":"attestlog-evidence/v1","platform":"azure-tdx","quote":` + b64(tdxtd.RawQuote) + `,"vtpm":{"Version":1,"hcl_report":"AQ==","quote":"AQ==","signature":"AQ==","pcrs":["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]}}`,
+	} {
+		_, err := ParseBundle([]byte(in))
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: ParseBundle = %v, want ErrMalformed", name, err)
+		}
+	}
+}

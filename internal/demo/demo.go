@@ -165,7 +165,7 @@ func (r *Release) YAMLAs(version, t, platform, measurements string, measure bool
     guest_features: "0x1"
 `, cmdline, vcpuType)
 	} else {
-		head = `# The demo release of a ` + platform + ` demo VM (written by 'attestlog up'): its
+		head = `# The demo release of the ` + platform + ` demo VM (written by 'attestlog up'): its
 # source is the local repository below; its measurements are the demo
 # VM's, which its build does not determine, so no auditor recomputes them.
 `

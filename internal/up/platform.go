@@ -219,7 +219,7 @@ func (p platformSpec) fictitiousRelease(now string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return `# An example release of a ` + p.name + ` demo VM (written by 'attestlog up'),
+	return `# An example release of the ` + p.name + ` demo VM (written by 'attestlog up'),
 # of fictitious source. Publish it with
 #   attestlog publish --log URL --key operator.key --wait ` + p.exampleFile() + `
 version: 0.1.0

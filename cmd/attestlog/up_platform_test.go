@@ -60,6 +60,12 @@ func TestUpPlatforms(t *testing.T) {
 					t.Errorf("verify output lacks %q:\n%s", c, out)
 				}
 			}
+			// Over the agent's TLS, as the attested channel verifies it:
+			// the same decision, on the connection's key.
+			out = runCmd(t, "verify", "--policy", u.info.ClientPolicy, "--enclave", u.info.Demo.EnclaveURL)
+			if !strings.Contains(out, "attested channel: TLS key sha256:") || !strings.Contains(out, "\n"+tc.trusted) {
+				t.Errorf("verify --enclave %s:\n%s", u.info.Demo.EnclaveURL, out)
+			}
 			if azure {
 				waitFor(t, func() bool {
 					st, err := auditStatus(u.info.AuditorURL)

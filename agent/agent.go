@@ -308,7 +308,11 @@ func (a *Agent) report(ctx context.Context, g *generation, nonce []byte) (*evide
 	if err != nil {
 		return nil, fmt.Errorf("hardware report (%s): %w", a.src.Name(), err)
 	}
-	out := &evidence.Bundle{Format: evidence.FormatKeySet, Platform: b.Platform, Report: b.Report, CertTable: b.CertTable, VCEK: b.VCEK, Quote: b.Quote, KeySet: g.raw}
+	// The hardware's evidence and what verifies it offline: a vTPM's
+	// quote and HCL report, a CC event log, Intel collateral, a firmware
+	// endorsement (as the report source gives them).
+	out := &evidence.Bundle{Format: evidence.FormatKeySet, Platform: b.Platform, Report: b.Report, CertTable: b.CertTable, VCEK: b.VCEK, Quote: b.Quote,
+		VTPM: b.VTPM, EventLog: b.EventLog, TDXCollateral: b.TDXCollateral, FirmwareEndorsement: b.FirmwareEndorsement, KeySet: g.raw}
 	if g.bundle != nil {
 		out.GPUs = g.bundle.GPUs
 	}

@@ -132,6 +132,11 @@ type followedLog struct {
 	// revocations are the envelopes of the revocations replayed into
 	// index, by entry index (who signed one decides whom it revokes).
 	revocations map[uint64]*statement.Envelope
+	// vtpmSelections are the PCR selections (vindex.VTPMSelection) the
+	// releases of vTPM-measured platforms replayed into index name, by
+	// platform: a VM's identity under each is computed from its quoted
+	// PCRs (vindex.VTPMIdentity).
+	vtpmSelections map[string]map[[3]byte]bool
 }
 
 type deployment struct {

@@ -3,6 +3,7 @@ package auditor
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -291,8 +293,16 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		}
 		st.Verdict = AlertUnloggedMeasurement
 		ev.AbsenceProof = a.absenceProof(ctx, d.log, res)
-		return a.raise(ctx, AlertUnloggedMeasurement, d.cfg.Name+"|"+m, subject,
-			fmt.Sprintf("deployment %s serves measurement %s, which no release among the %d entries of %s verified by this auditor has", d.cfg.Name, m, cur.NextEntry, d.log.cfg.Origin), ev)
+		key, what := d.cfg.Name+"|"+m, "measurement "+m
+		if res.VTPM != nil {
+			// The paravisor's digest may well be logged: what is not is
+			// this guest's boot on it.
+			pd := vtpmPCRsDigest(res.VTPM.PCRs)
+			key += "|" + pd
+			what = fmt.Sprintf("%s measurement %s with vTPM PCRs %s (SHA-256 over the %d quoted PCRs: %s)", res.Platform, m, vtpmPCRList(res.VTPM.PCRs), len(res.VTPM.PCRs), short(pd, 16))
+		}
+		return a.raise(ctx, AlertUnloggedMeasurement, key, subject,
+			fmt.Sprintf("deployment %s serves %s, which no release among the %d entries of %s verified by this auditor has", d.cfg.Name, what, cur.NextEntry, d.log.cfg.Origin), ev)
 	}
 	// The GPUs must run what one of these releases names.
 	gpuBad, err := a.checkGPUs(ctx, d, b, rels, subject, ev)
@@ -381,10 +391,6 @@ func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, res *attest.
 func (l *followedLog) identities(res *attest.Result) (map[int64][]policy.Revocation, bool) {
 	var ids [][]byte
 	switch {
-	case res.VTPM != nil:
-		// A vTPM-measured VM's identity depends on which PCRs a release
-		// names; none is derived here, so the deployment shows as running
-		// no logged release (fail closed) until the watch learns them.
 	case res.SNP != nil:
 		if d, err := hex.DecodeString(res.SNP.LaunchDigest); err == nil && len(d) == 48 {
 			ids = append(ids, append([]byte(statement.PlatformSNP+"\x00"), d...))
@@ -407,6 +413,9 @@ func (l *followedLog) identities(res *attest.Result) (map[int64][]policy.Revocat
 	if l.index == nil {
 		return out, false
 	}
+	if res.VTPM != nil {
+		ids = vtpmIdentities(res, ids, l.vtpmSelections[res.Platform])
+	}
 	for _, id := range ids {
 		items := l.index.b.Map().Get(vindex.Key(vindex.KeyIdentity, id))
 		var revs []policy.Revocation
@@ -422,6 +431,58 @@ func (l *followedLog) identities(res *attest.Result) (map[int64][]policy.Revocat
 		}
 	}
 	return out, true
+}
+
+// vtpmIdentities are the identities of a vTPM-measured VM (res, with
+// hardware identities hw) under each PCR selection a release of its
+// platform names: a release names some PCRs, the VM's quote gives them
+// all, so the VM runs the release when its values of the release's PCRs
+// make the release's identity. Nil when the quoted PCRs do not decode.
+func vtpmIdentities(res *attest.Result, hw [][]byte, sels map[[3]byte]bool) [][]byte {
+	pcrs := map[int][]byte{}
+	for k, v := range res.VTPM.PCRs {
+		i, err := strconv.Atoi(k)
+		d, herr := hex.DecodeString(v)
+		if err != nil || herr != nil || i < 0 || i > 23 || len(d) != 32 {
+			return nil
+		}
+		pcrs[i] = d
+	}
+	var out [][]byte
+	for sel := range sels {
+		for _, h := range hw {
+			if id := vindex.VTPMIdentity(res.Platform, h, sel, pcrs); id != nil {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// vtpmPCRsDigest is SHA-256 over the quoted PCR values in index order
+// (hex): what tells one guest boot from another in an alert's key.
+func vtpmPCRsDigest(pcrs map[string]string) string {
+	h := sha256.New()
+	for i := range 24 {
+		if v, ok := pcrs[strconv.Itoa(i)]; ok {
+			fmt.Fprintf(h, "%d=%s\n", i, v)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// vtpmPCRList names the quoted PCRs, e.g. "0-23" or "4,9,11".
+func vtpmPCRList(pcrs map[string]string) string {
+	var idx []string
+	for i := range 24 {
+		if _, ok := pcrs[strconv.Itoa(i)]; ok {
+			idx = append(idx, strconv.Itoa(i))
+		}
+	}
+	if len(idx) == 24 {
+		return "0-23"
+	}
+	return strings.Join(idx, ",")
 }
 
 // checkGPUs raises gpu-unlogged when the deployment's GPUs (or their

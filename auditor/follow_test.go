@@ -204,7 +204,7 @@ func newAuditorFixtureWatch(t *testing.T, quorum string, enc *fakeenclave.Enclav
 	deploy := ""
 	if enc != nil {
 		write("root.pem", string(enc.RootPEM()))
-		pol += "trust-root sev-snp root.pem\n"
+		pol += "trust-root " + statement.HardwarePlatform(enc.Platform()) + " root.pem\n"
 		if g := enc.GPURootPEM(); g != nil {
 			write("gpu-root.pem", string(g))
 			pol += "trust-root gpu gpu-root.pem\ngpu nvidia count=1 mode=cc rims=optional\n"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/vindex"
+	"github.com/attestlog/attestlog/policy/evidence"
 )
 
 // indexReplay is the auditor's own build of a log's verifiable index,
@@ -68,6 +69,7 @@ func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tre
 	l.index = r
 	l.gpuSpecs = map[uint64]*statement.GPUs{}
 	l.revocations = map[uint64]*statement.Envelope{}
+	l.vtpmSelections = map[string]map[[3]byte]bool{}
 	if next == 0 {
 		return nil
 	}
@@ -129,6 +131,14 @@ func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree
 	}
 	if p != nil && p.Release != nil && p.Release.GPUs != nil {
 		l.gpuSpecs[idx] = p.Release.GPUs
+	}
+	if p != nil && p.Release != nil && evidence.IsVTPMPlatform(p.Release.Platform) {
+		if sel, ok := vindex.VTPMSelection(p.Release.Measurements.VTPM); ok {
+			if l.vtpmSelections[p.Release.Platform] == nil {
+				l.vtpmSelections[p.Release.Platform] = map[[3]byte]bool{}
+			}
+			l.vtpmSelections[p.Release.Platform][sel] = true
+		}
 	}
 	if p != nil && p.Kind == statement.KindRevocation && p.Envelope != nil {
 		l.revocations[idx] = p.Envelope

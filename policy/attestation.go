@@ -26,7 +26,9 @@ package policy
 //	                                     #   SWHardeningNeeded, ConfigurationNeeded,
 //	                                     #   ConfigurationAndSWHardeningNeeded, OutOfDate,
 //	                                     #   OutOfDateConfigurationNeeded (never Revoked);
-//	                                     # the line also makes collateral (stapled or DIR) required
+//	tdx-tcb-status unchecked             # accept TDX evidence with no Intel collateral (stapled or
+//	                                     # DIR): its TCB status is then not evaluated, shown as a
+//	                                     # warning; without this line such evidence is refused
 //	reproductions N                      # independent reproductions a release needs (default 0)
 //	allow-unsandboxed-reproductions      # count reproductions an auditor made without a sandbox
 //	reproduction-mismatch allow|deny     # a policy auditor's mismatch makes a release untrusted (default deny)
@@ -226,10 +228,16 @@ type TDXPolicy struct {
 	MinTeeTCBSVN []byte
 	// AllowTCBStatus are the Intel TCB statuses accepted besides
 	// UpToDate (the tdx-allow-tcb-status line), each one of
-	// TCBStatusesAllowable. RequireTCBStatus is set by that line: TDX
-	// evidence then needs collateral, stapled or from TDXCollateral.
+	// TCBStatusesAllowable. RequireTCBStatus is set by that line (TDX
+	// evidence always needs collateral, stapled or from TDXCollateral,
+	// unless TCBStatusUnchecked).
 	AllowTCBStatus   []string
 	RequireTCBStatus bool
+	// TCBStatusUnchecked accepts TDX evidence with no collateral, stapled
+	// or from TDXCollateral ('tdx-tcb-status unchecked'): its TCB status
+	// check then passes as a warning. Default false: without collateral
+	// there is no TCB status, and the check fails.
+	TCBStatusUnchecked bool
 }
 
 // TCBStatusesAllowable are the Intel TCB statuses a tdx-allow-tcb-status
@@ -286,6 +294,7 @@ func init() {
 	registerDirective("tdx-allow-debug", once(noArgs(func(a *AttestationPolicy) { a.TDX.AllowDebug = true })))
 	registerDirective("tdx-min-tee-tcb-svn", once(parseTDXMinTeeTCBSVN))
 	registerDirective("tdx-allow-tcb-status", once(parseTDXAllowTCBStatus))
+	registerDirective("tdx-tcb-status", once(parseTDXTCBStatus))
 	registerDirective("reproductions", once(parseReproductions))
 	registerDirective("allow-unsandboxed-reproductions", once(noArgs(func(a *AttestationPolicy) { a.AllowUnsandboxedReproductions = true })))
 	registerDirective("max-checkpoint-age", once(parseMaxCheckpointAge))
@@ -545,7 +554,21 @@ func parseTDXAllowTCBStatus(a *AttestationPolicy, f []string) error {
 			a.TDX.AllowTCBStatus = append(a.TDX.AllowTCBStatus, s)
 		}
 	}
+	if a.TDX.TCBStatusUnchecked {
+		return errors.New("tdx-allow-tcb-status requires a TCB status, which tdx-tcb-status unchecked gives up")
+	}
 	a.TDX.RequireTCBStatus = true
+	return nil
+}
+
+func parseTDXTCBStatus(a *AttestationPolicy, f []string) error {
+	if len(f) != 2 || f[1] != "unchecked" {
+		return errors.New("want: tdx-tcb-status unchecked (accept TDX evidence with no Intel collateral, its TCB status not evaluated)")
+	}
+	if a.TDX.RequireTCBStatus {
+		return errors.New("tdx-tcb-status unchecked contradicts tdx-allow-tcb-status, which requires a TCB status")
+	}
+	a.TDX.TCBStatusUnchecked = true
 	return nil
 }
 

@@ -105,8 +105,9 @@ func TestAttestationDirectives(t *testing.T) {
 				a.TDX.AllowsTCBStatus("OutOfDate") && a.TDX.AllowsTCBStatus("UpToDate") && !a.TDX.AllowsTCBStatus("ConfigurationNeeded") && !a.TDX.AllowsTCBStatus("Revoked")
 		}},
 		{"platform tdx", func(a AttestationPolicy) bool {
-			return !a.TDX.RequireTCBStatus && a.TDX.AllowsTCBStatus("UpToDate") && !a.TDX.AllowsTCBStatus("SWHardeningNeeded")
+			return !a.TDX.RequireTCBStatus && !a.TDX.TCBStatusUnchecked && a.TDX.AllowsTCBStatus("UpToDate") && !a.TDX.AllowsTCBStatus("SWHardeningNeeded")
 		}},
+		{"tdx-tcb-status unchecked", func(a AttestationPolicy) bool { return a.TDX.TCBStatusUnchecked && !a.TDX.RequireTCBStatus }},
 		{"trust-root gce-tcb GCE-cc-tcb-root_1.crt", func(a AttestationPolicy) bool {
 			return reflect.DeepEqual(a.TrustRoots, []TrustRoot{{"gce-tcb", "GCE-cc-tcb-root_1.crt"}})
 		}},
@@ -171,6 +172,11 @@ func TestAttestationDirectiveErrors(t *testing.T) {
 		{"tdx-allow-tcb-status uptodate", 1, `unknown status "uptodate"`},
 		{"tdx-allow-tcb-status OutOfDate OutOfDate", 1, "OutOfDate listed twice"},
 		{"tdx-allow-tcb-status OutOfDate\ntdx-allow-tcb-status SWHardeningNeeded", 2, "given twice"},
+		{"tdx-tcb-status checked", 1, "want: tdx-tcb-status unchecked"},
+		{"tdx-tcb-status", 1, "want: tdx-tcb-status unchecked"},
+		{"tdx-tcb-status unchecked\ntdx-tcb-status unchecked", 2, "given twice"},
+		{"tdx-tcb-status unchecked\ntdx-allow-tcb-status OutOfDate", 2, "gives up"},
+		{"tdx-allow-tcb-status OutOfDate\ntdx-tcb-status unchecked", 2, "contradicts"},
 		{"trust-root google root.crt", 1, "want sev-snp, tdx, gpu or gce-tcb"},
 		// One product line per line: this set Genoa's floor alone, and
 		// Milan's reports met the line-less floor instead of tee=5.

@@ -110,12 +110,13 @@ func TestPolicySpec(t *testing.T) {
 		}
 	}
 
-	// The examples parse; the full one uses every keyword.
+	// The examples parse; the full one uses every keyword but those that
+	// exclude one of its lines, which the unchecked example uses.
 	examples := map[string]string{}
 	for _, m := range regexp.MustCompile("(?s)```policy example=([a-z]+)\n(.*?)\n```").FindAllStringSubmatch(doc, -1) {
 		examples[m[1]] = m[2] + "\n"
 	}
-	for _, name := range []string{"client", "witnesses", "full", "empty"} {
+	for _, name := range []string{"client", "witnesses", "full", "unchecked", "empty"} {
 		if _, ok := examples[name]; !ok {
 			t.Fatalf("the spec has no %s example", name)
 		}
@@ -128,40 +129,44 @@ func TestPolicySpec(t *testing.T) {
 		}
 		parsed[name] = p
 	}
-	full := strings.Split(strings.TrimSuffix(examples["full"], "\n"), "\n")
 	used := map[string]bool{}
-	for _, l := range full {
-		if f := strings.Fields(l); len(f) > 0 {
-			used[f[0]] = true
+	for _, name := range []string{"full", "unchecked"} {
+		for _, l := range strings.Split(examples[name], "\n") {
+			if f := strings.Fields(l); len(f) > 0 && !strings.HasPrefix(f[0], "#") {
+				used[f[0]] = true
+			}
 		}
 	}
 	for _, kw := range registered {
 		if !used[kw] {
-			t.Errorf("the full example has no %s line", kw)
+			t.Errorf("neither the full nor the unchecked example has a %s line", kw)
 		}
 	}
 
-	// Every line of the full example, repeated right after itself, is
-	// refused there: as given twice if the table says once, else as a
-	// duplicate name, origin, platform or file.
-	for i, l := range full {
-		f := strings.Fields(l)
-		if len(f) == 0 {
-			continue
-		}
-		text := strings.Join(slices.Concat(full[:i+1], []string{l}, full[i+1:]), "\n")
-		_, err := Parse([]byte(text))
-		var le *LineError
-		if !errors.As(err, &le) || le.Line != i+2 {
-			t.Errorf("%s repeated on line %d: Parse = %v, want an error at line %d", f[0], i+2, err, i+2)
-			continue
-		}
-		msg := le.Err.Error()
-		switch {
-		case once[f[0]] && !strings.Contains(msg, "given twice"):
-			t.Errorf("%s repeated: %q; the spec says it may be given once", f[0], msg)
-		case !once[f[0]] && !strings.Contains(msg, "listed twice") && !strings.Contains(msg, "already defined"):
-			t.Errorf("%s repeated: %q; the spec says it may be repeated with distinct values", f[0], msg)
+	// Every line of the full and unchecked examples, repeated right after
+	// itself, is refused there: as given twice if the table says once,
+	// else as a duplicate name, origin, platform or file.
+	for _, name := range []string{"full", "unchecked"} {
+		full := strings.Split(strings.TrimSuffix(examples[name], "\n"), "\n")
+		for i, l := range full {
+			f := strings.Fields(l)
+			if len(f) == 0 {
+				continue
+			}
+			text := strings.Join(slices.Concat(full[:i+1], []string{l}, full[i+1:]), "\n")
+			_, err := Parse([]byte(text))
+			var le *LineError
+			if !errors.As(err, &le) || le.Line != i+2 {
+				t.Errorf("%s repeated on line %d: Parse = %v, want an error at line %d", f[0], i+2, err, i+2)
+				continue
+			}
+			msg := le.Err.Error()
+			switch {
+			case once[f[0]] && !strings.Contains(msg, "given twice"):
+				t.Errorf("%s repeated: %q; the spec says it may be given once", f[0], msg)
+			case !once[f[0]] && !strings.Contains(msg, "listed twice") && !strings.Contains(msg, "already defined"):
+				t.Errorf("%s repeated: %q; the spec says it may be repeated with distinct values", f[0], msg)
+			}
 		}
 	}
 

@@ -75,7 +75,10 @@ func TestInspect(t *testing.T) {
 		{[]string{"--at", "2025-01-01T00:00:00Z", report}, 1, "✗ hardware signature chain: no VCEK certificate"},
 		{[]string{"--vcek", vcek, "--at", "2025-01-01T00:00:00Z", bad}, 1, "✗ hardware signature chain"},
 		{[]string{"--vcek", vcek, "--at", "2030-01-01T00:00:00Z", report}, 1, "expired"},
-		{[]string{"--at", "2023-07-01T00:00:00Z", quote}, 0, "mrtd "},
+		// A TDX quote with no Intel collateral has no TCB status: refused
+		// unless the policy accepts that, as a warning.
+		{[]string{"--at", "2023-07-01T00:00:00Z", quote}, 1, "✗ TCB status: no Intel collateral"},
+		{[]string{"--policy", write("unchecked.policy", []byte("tdx-tcb-status unchecked\n")), "--at", "2023-07-01T00:00:00Z", quote}, 0, "! TCB status: not evaluated"},
 		// Fake evidence verifies only when a policy names its test root.
 		{[]string{bundle}, 1, "✗ hardware signature chain"},
 		{[]string{"--policy", pol, bundle}, 0, "✓ hardware signature chain: report signature verified with the VCEK; VCEK certified by ARK-Milan (trust-root root.pem)"},
@@ -90,8 +93,8 @@ func TestInspect(t *testing.T) {
 		{[]string{"--policy", filepath.Join(dir, "v5.policy"), "--at", "2026-02-25T00:00:00Z", cloud + "tdx-v5/quote_v5_sample.dat"}, 0, "tee_tcb_svn 0b010400000000000000000000000000 tee_tcb_svn2 0d010400000000000000000000000000 mrservicetd"},
 		{[]string{"--policy", filepath.Join(dir, "v5.policy"), "--at", "2026-02-25T00:00:00Z", cloud + "tdx-v5/quote_v5_sample.dat"}, 0, "tcb.status UpToDate tcb.platform 2024-11-13 UpToDate tcb.module TDX_01 isvsvn 11 UpToDate tcb.qe isvsvn 7 UpToDate tcb.evaluation_data_number 18"},
 		{[]string{"--policy", filepath.Join(dir, "v5.policy"), "--at", "2026-03-25T00:00:00Z", cloud + "tdx-v5/quote_v5_sample.dat"}, 1, "✗ TCB status"},
-		{[]string{"--event-log", write("ccel", padded), "--at", "2024-08-01T00:00:00Z", cloud + "gcp-tdx/cos-113-tdx-quote.dat"}, 0, "event_log          43 events replay to RTMR0-3 (16, 7, 20, 0)"},
-		{[]string{"--event-log", write("other.ccel", otherLog), "--at", "2024-08-01T00:00:00Z", cloud + "gcp-tdx/cos-113-tdx-quote.dat"}, 1, "✗ event log: the stapled event log"},
+		{[]string{"--policy", filepath.Join(dir, "unchecked.policy"), "--event-log", write("ccel", padded), "--at", "2024-08-01T00:00:00Z", cloud + "gcp-tdx/cos-113-tdx-quote.dat"}, 0, "event_log          43 events replay to RTMR0-3 (16, 7, 20, 0)"},
+		{[]string{"--policy", filepath.Join(dir, "unchecked.policy"), "--event-log", write("other.ccel", otherLog), "--at", "2024-08-01T00:00:00Z", cloud + "gcp-tdx/cos-113-tdx-quote.dat"}, 1, "✗ event log: the stapled event log"},
 		{[]string{"--event-log", filepath.Join(dir, "ccel"), report}, 1, ""},
 		{[]string{"--endorsement", quote, "--at", "2024-08-01T00:00:00Z", cloud + "gcp-tdx/cos-113-tdx-quote.dat"}, 1, "✗ firmware endorsement: the policy trusts no firmware-endorsement root"},
 	} {

@@ -152,6 +152,9 @@ func printVerdict(vd *verify.Verdict, asJSON bool, ok string) error {
 		fmt.Print(vd.Checks.String())
 		if vd.OK() {
 			fmt.Printf("\n%s: %s release %s (%s), entry %d of %s\n", ok, vd.Release.Platform, vd.Release.Version, vd.Release.Measurement, vd.Release.Index, vd.Release.Log)
+			for _, w := range vd.Checks.Warnings() {
+				fmt.Printf("WARNING: %s passed unverified, as the policy allows: %s\n", w.Name, w.Reason)
+			}
 		} else {
 			fmt.Printf("\nNOT %s: %d of %d checks failed\n", ok, len(vd.Checks.Failed()), len(vd.Checks))
 		}

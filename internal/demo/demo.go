@@ -134,29 +134,28 @@ func measure() (string, error) {
 
 // YAML returns the release file for r, published at time t (RFC 3339).
 func (r *Release) YAML(version, t string) string {
+	return r.YAMLAs(version, t, "sev-snp", fmt.Sprintf("  snp:\n    launch_digest: %s\n", r.Measurement), true)
+}
+
+// YAMLAs returns the release file for r as a release of platform whose
+// measurements section is measurements (YAML lines indented by two
+// spaces). With measure, the recipe says how to recompute the SEV-SNP
+// launch digest from the build (the auditor of 'up' replays it);
+// without, the release names measurements its build does not determine
+// (a paravisor's, a TDVF's) and no auditor can recompute them.
+func (r *Release) YAMLAs(version, t, platform, measurements string, measure bool) string {
 	var arts strings.Builder
 	for _, name := range []string{"out/OVMF.fd", "out/bzImage", "out/initrd.img", "out/cmdline"} {
 		fmt.Fprintf(&arts, "  - {name: %s, sha256: %s}\n", filepath.Base(name), sha256Hex(r.Outputs[name]))
 	}
-	return fmt.Sprintf(`# The demo release (written by 'attestlog up'): its source is the local
+	head := `# The demo release (written by 'attestlog up'): its source is the local
 # repository below, whose build the auditor of 'up' replays to check the
 # launch digest. Publish your own releases the same way:
 #   attestlog publish --log URL --key operator.key --wait release.yaml
-version: %s
-platform: sev-snp
-time: %s
-measurements:
-  snp:
-    launch_digest: %s
-artifacts:
-%ssource:
-  repo: %q
-  commit: %s
-recipe:
-  argv: [sh, build.sh]
-  env: {SOURCE_DATE_EPOCH: %q, CMDLINE: %q}
-  outputs: [out/OVMF.fd, out/bzImage, out/initrd.img, out/cmdline]
-  measure:
+`
+	m := ""
+	if measure {
+		m = fmt.Sprintf(`  measure:
     firmware: out/OVMF.fd
     kernel: out/bzImage
     initrd: out/initrd.img
@@ -164,7 +163,26 @@ recipe:
     vcpus: 1
     vcpu_type: %s
     guest_features: "0x1"
-`, version, t, r.Measurement, arts.String(), r.Repo, r.Commit, epoch, cmdline, cmdline, vcpuType)
+`, cmdline, vcpuType)
+	} else {
+		head = `# The demo release of the ` + platform + ` demo VM (written by 'attestlog up'): its
+# source is the local repository below; its measurements are the demo
+# VM's, which its build does not determine, so no auditor recomputes them.
+`
+	}
+	return fmt.Sprintf(`%sversion: %s
+platform: %s
+time: %s
+measurements:
+%sartifacts:
+%ssource:
+  repo: %q
+  commit: %s
+recipe:
+  argv: [sh, build.sh]
+  env: {SOURCE_DATE_EPOCH: %q, CMDLINE: %q}
+  outputs: [out/OVMF.fd, out/bzImage, out/initrd.img, out/cmdline]
+%s`, head, version, platform, t, measurements, arts.String(), r.Repo, r.Commit, epoch, cmdline, m)
 }
 
 func sha256Hex(b []byte) string {

@@ -61,20 +61,29 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, enclaveLn net
 	if err != nil {
 		return nil, fmt.Errorf("publishing the example release: %w", err)
 	}
+	plat, err := platformOf(info.Demo.Platform)
+	if err != nil {
+		return nil, err
+	}
 	m, err := hex.DecodeString(rel.Measurements.Primary())
-	if err != nil || rel.Platform != statement.PlatformSNP {
-		return nil, fmt.Errorf("the example release must be an SEV-SNP release")
+	if err != nil || rel.Platform != plat.release {
+		return nil, fmt.Errorf("%s is a %s release; the demo enclave of platform %s runs a %s release (delete the file and 'up' writes one)", info.ExampleRelease, rel.Platform, plat.name, plat.release)
 	}
 	var opts []enclave.Option
 	if rel.GPUs != nil {
 		opts = append(opts, enclave.WithGPUs(rel.GPUs.Count))
 	}
-	enc, err := enclave.NewSNP(m, opts...)
+	enc, err := plat.newEnclave(m, opts...)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(info.Demo.TrustRoot, enc.RootPEM(), 0o644); err != nil {
 		return nil, err
+	}
+	if info.Demo.EndorsementRoot != "" {
+		if err := os.WriteFile(info.Demo.EndorsementRoot, enc.EndorsementRootPEM(), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	if rel.GPUs != nil {
 		if err := os.WriteFile(info.Demo.GPUTrustRoot, enc.GPURootPEM(), 0o644); err != nil {
@@ -130,10 +139,14 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, enclaveLn net
 const exampleMeasurement = "329c8ce0972ae52343b64d34a434a86f245dfd74f5ed7aae15d22efc78fb9683632b9b50e4e1d7fa41179ef98a7ef198"
 
 // rebuildConfig is the rebuild section of up's auditor: on, in a
-// bubblewrap sandbox when available, when the demo repository exists.
-func rebuildConfig(demoSrc string) string {
+// bubblewrap sandbox when available, when the demo repository exists and
+// the platform's release has a measurement its build determines.
+func rebuildConfig(demoSrc string, plat platformSpec) string {
 	if _, err := os.Stat(filepath.Join(demoSrc, ".git")); err != nil {
 		return "rebuild:\n  enabled: false   # no local demo repository to rebuild from\n"
+	}
+	if !plat.measured {
+		return "rebuild:\n  enabled: false   # the " + plat.name + " demo release names measurements its build does not determine\n"
 	}
 	return "rebuild:\n  enabled: true\n  sandbox: auto\n  repo_schemes: [file, https]\n  timeout: 2m\n"
 }

@@ -18,6 +18,13 @@ func orNone(s string) string {
 	return s
 }
 
+func orDefault(describe string) string {
+	if describe == "" {
+		return "a demo SEV-SNP enclave"
+	}
+	return describe
+}
+
 // rel2 shortens path relative to the working directory when inside it.
 func rel2(path string) string {
 	if wd, err := os.Getwd(); err == nil {
@@ -46,7 +53,7 @@ func WriteSummary(w io.Writer, info *Info) {
 
   log      %s   origin %s
   witness  %s   cosigns every checkpoint (quorum: local)
-  demo     %s   a test SEV-SNP enclave running release %d (attestation document over plain HTTP)
+  demo     %s   %s (DEMO: test roots) running release %d (attestation document over plain HTTP)
   enclave  %s   its enclave agent: TLS with the attested key set, in front of a DEMO chat service
   auditor  %s/status   follows the log, watches the demo enclave (alerts: attestlog alerts --db %s)
            rebuilds: %s
@@ -72,18 +79,18 @@ Look it up:
 
 Stop with Ctrl-C; 'attestlog up' again reuses everything in %s.
 `, info.Dir, filepath.Join(info.Dir, "up.json"), info.Log.URL, info.Log.Origin, info.Witness.URL,
-		info.Demo.URL, info.Demo.ReleaseIndex, info.Demo.EnclaveURL, info.AuditorURL, rel2(info.AuditorDB), orNone(info.RebuildSandbox), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
+		info.Demo.URL, orDefault(info.Demo.Describe), info.Demo.ReleaseIndex, info.Demo.EnclaveURL, info.AuditorURL, rel2(info.AuditorDB), orNone(info.RebuildSandbox), info.URL, info.URL, rel2(info.ClientPolicy), info.Demo.URL,
 		rel2(info.ClientPolicy), info.Demo.EnclaveURL, info.Log.URL, key, rel, info.Log.URL, info.Demo.Measurement, info.Dir)
 }
 
 // writeDemoIndex is the page at /demo/.
 func writeDemoIndex(w http.ResponseWriter, info *Info) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "The demo enclave of 'attestlog up': a demo SEV-SNP enclave (signed by a demo root that only %s trusts) running release %d.\n\n"+
+	fmt.Fprintf(w, "The demo enclave of 'attestlog up': %s (signed by demo roots that only %s trusts) running release %d.\n\n"+
 		"Attestation document: GET %s/.well-known/attestlog/attestation (its key set, one hardware report, proofs stapled).\n"+
 		"Nonce challenge: GET %s/.well-known/attestlog/evidence?nonce=HEX (32 to 64 bytes of hex), rate-limited.\n"+
 		"The agent itself (TLS with the attested key, in front of a demo chat service): %s\n"+
-		"Verify it: attestlog verify --policy %s --enclave %s\n", rel2(info.ClientPolicy), info.Demo.ReleaseIndex, info.Demo.URL, info.Demo.URL, info.Demo.EnclaveURL, rel2(info.ClientPolicy), info.Demo.EnclaveURL)
+		"Verify it: attestlog verify --policy %s --enclave %s\n", orDefault(info.Demo.Describe), rel2(info.ClientPolicy), info.Demo.ReleaseIndex, info.Demo.URL, info.Demo.URL, info.Demo.EnclaveURL, rel2(info.ClientPolicy), info.Demo.EnclaveURL)
 }
 
 // writeAuditorIndex is the page at /auditor/.

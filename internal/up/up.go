@@ -20,6 +20,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,10 @@ type Config struct {
 	// EnclaveListener serves the demo enclave agent's TLS (nil: a free
 	// port on 127.0.0.1).
 	EnclaveListener net.Listener
+	// Platform is what the demo enclave plays (PlatformNames; ""
+	// is DefaultPlatform): its evidence, the example release and the
+	// client policy are that platform's.
+	Platform string
 	// Wasm is the WebAssembly client the explorer's "Verify an enclave"
 	// page serves, set up for the demo enclave (NewWasm: built on demand
 	// from the source, or a directory of files built beforehand); nil, no
@@ -76,7 +81,7 @@ func verifyConfig(info *Info) (web.VerifyConfig, error) {
 		return web.VerifyConfig{}, err
 	}
 	files := map[string]string{}
-	for _, root := range []string{info.Demo.TrustRoot, info.Demo.GPUTrustRoot} {
+	for _, root := range []string{info.Demo.TrustRoot, info.Demo.GPUTrustRoot, info.Demo.EndorsementRoot} {
 		if root == "" {
 			continue
 		}
@@ -137,12 +142,19 @@ type WitInfo struct {
 
 // DemoInfo is the demo enclave of an Info.
 type DemoInfo struct {
+	// Platform is what it plays ('up --platform'); Describe says so for
+	// people.
+	Platform     string `json:"platform"`
+	Describe     string `json:"describe"`
 	URL          string `json:"url"`
 	Measurement  string `json:"measurement"`
 	ReleaseIndex uint64 `json:"release_index"`
 	TrustRoot    string `json:"trust_root"`
 	// GPUTrustRoot is the demo GPU's device root (a test root).
 	GPUTrustRoot string `json:"gpu_trust_root"`
+	// EndorsementRoot is, on Google Cloud platforms, the test root of the
+	// firmware endorsement (standing in for Google's).
+	EndorsementRoot string `json:"endorsement_root,omitempty"`
 	// GPUs is how many demo GPUs the enclave attaches.
 	GPUs int `json:"gpus"`
 	// EnclaveURL is the demo enclave agent ('attestlog enclave' with a
@@ -190,6 +202,10 @@ func Prepare(cfg Config) (*Info, []string, error) {
 		return nil, nil, err
 	}
 	logger := cfg.logger()
+	plat, err := platformOf(cfg.Platform)
+	if err != nil {
+		return nil, nil, err
+	}
 	base := "http://" + cfg.Listener.Addr().String()
 	p := func(name string) string { return filepath.Join(abs, name) }
 	info := &Info{Dir: abs, URL: base, PID: os.Getpid()}
@@ -223,9 +239,12 @@ func Prepare(cfg Config) (*Info, []string, error) {
 	info.Operator = KeyInfo{Name: "demo-operator", Public: info.Operator.Public, Key: p("operator.key")}
 	info.Auditor = KeyInfo{Name: "demo-auditor", Public: info.Auditor.Public, Key: p("auditor.key")}
 	info.ClientPolicy = p("client-policy.txt")
-	info.Demo = DemoInfo{URL: base + "/demo", TrustRoot: p("demo-snp-root.pem"), GPUTrustRoot: p("demo-gpu-root.pem"), GPUs: 1}
+	info.Demo = DemoInfo{Platform: plat.name, Describe: plat.what, URL: base + "/demo", TrustRoot: p(plat.rootFile()), GPUTrustRoot: p("demo-gpu-root.pem"), GPUs: 1}
+	if plat.endorsed {
+		info.Demo.EndorsementRoot = p("demo-gce-root.pem")
+	}
 	info.AuditorURL, info.AuditorConfig, info.AuditorDB = base+"/auditor", p("auditor.yaml"), p("auditor.db")
-	info.ExampleRelease = p("example-release.yaml")
+	info.ExampleRelease = p(plat.exampleFile())
 
 	// The example release, written once: a release the auditor can
 	// rebuild (a local repository with a reproducible build), or, without
@@ -235,16 +254,22 @@ func Prepare(cfg Config) (*Info, []string, error) {
 	if _, err := os.Stat(info.ExampleRelease); errors.Is(err, os.ErrNotExist) {
 		now := time.Now().UTC().Format(time.RFC3339)
 		if r, err := demo.Create(abs); err == nil {
-			example = r.YAML("0.1.0", now)
+			m, measured, err := plat.measurements(r.Measurement)
+			if err != nil {
+				return nil, nil, err
+			}
+			example = r.YAMLAs("0.1.0", now, plat.release, m, measured)
 		} else {
 			logger.Warn("no reproducible demo release; the auditor will not rebuild the example", "err", err)
-			example = exampleRelease(now)
+			if example, err = plat.fictitiousRelease(now); err != nil {
+				return nil, nil, err
+			}
 		}
 		example += demoGPUs()
 	}
-	files := configFiles(info, cfg.Listener.Addr().String())
+	files := configFiles(info, plat, cfg.Listener.Addr().String())
 	if example != "" {
-		files["example-release.yaml"] = example
+		files[plat.exampleFile()] = example
 	}
 	notes, err := writeGenerated(abs, files)
 	if err != nil {
@@ -255,14 +280,14 @@ func Prepare(cfg Config) (*Info, []string, error) {
 
 // configFiles are the configuration files of info served on addr
 // (name → content).
-func configFiles(info *Info, addr string) map[string]string {
+func configFiles(info *Info, plat platformSpec, addr string) map[string]string {
 	return map[string]string{
 		"policy.txt": fmt.Sprintf("# Who may publish to the log (written by 'attestlog up').\noperator %s %s\nauditor %s %s\n",
 			info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
 		"witness-policy.txt": fmt.Sprintf("# c2sp.org/tlog-policy: checkpoints are published once this quorum cosigned.\nwitness local %s %s\nquorum local\n",
 			info.Witness.VKey, info.Witness.URL),
 		"client-policy.txt": fmt.Sprintf("# A client trust policy for this local stack (written by 'attestlog up').\nlog %s %s\nwitness local %s\nquorum local\noperator %s %s\nauditor %s %s\n"+
-			"# The demo enclave's evidence is signed by a test root: trusted here only.\ntrust-root sev-snp demo-snp-root.pem\n"+
+			clientPlatform(plat)+
 			"# Fail closed: trust a release only with the log's proof that nothing revoked its measurement,\n# under a checkpoint the witnesses cosigned within a day.\nrevocation-proof required\nmax-checkpoint-age 24h\n"+
 			"# The demo enclave's GPU (a demo device root, trusted here only; it has no NVIDIA RIM:\n# the release carries its golden measurements).\ntrust-root gpu demo-gpu-root.pem\ngpu nvidia count=1 arch=hopper mode=cc rims=optional\n",
 			info.Log.VKey, info.URL, info.Witness.VKey, info.Operator.Name, info.Operator.Public, info.Auditor.Name, info.Auditor.Public),
@@ -272,10 +297,19 @@ func configFiles(info *Info, addr string) map[string]string {
 			"db: auditor.db\nkey: auditor.key\npoll_interval: 2s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: client-policy.txt\n    witness_policy: witness-policy.txt\n"+
 			"# The demo enclave listens on loopback: a deployment's address must be public unless allowed.\n"+
 			"deployments:\n  - {name: demo, url: %q, policy: client-policy.txt, interval: 5s, allow_private: true}\n%s",
-			info.Log.VKey, info.URL, info.Demo.URL, rebuildConfig(filepath.Join(info.Dir, "demo-src"))),
+			info.Log.VKey, info.URL, info.Demo.URL, rebuildConfig(filepath.Join(info.Dir, "demo-src"), plat)),
 		"witness.yaml": fmt.Sprintf("# Witness configuration (written by 'attestlog up').\nlisten: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - origin: %s\n    vkey: %s\n",
 			addr, Origin, info.Log.VKey),
 	}
+}
+
+// clientPlatform are the client policy lines of the demo's platform (a
+// fmt format: its percent signs doubled).
+func clientPlatform(plat platformSpec) string {
+	if plat.name != DefaultPlatform {
+		return "# The demo enclave plays " + plat.what + ".\n" + strings.ReplaceAll(plat.policy, "%", "%%")
+	}
+	return strings.ReplaceAll(plat.policy, "%", "%%")
 }
 
 // Run prepares cfg.Dir, starts everything, writes DIR/up.json, calls

@@ -61,18 +61,62 @@ func azureIdentity(rel *statement.Release) []byte {
 	if inner == nil || v == nil || len(v.PCRs) == 0 {
 		return nil
 	}
-	inner = inner[len(hw.Platform)+1:]
-	var sel [3]byte
-	h := sha256.New()
+	sel, ok := VTPMSelection(v)
+	if !ok {
+		return nil
+	}
+	pcrs := map[int][]byte{}
 	for _, i := range v.Indices() {
 		d, err := hex.DecodeString(v.PCRs[strconv.Itoa(i)])
-		if err != nil || len(d) != 32 || i > 23 {
+		if err != nil {
 			return nil
 		}
-		sel[i/8] |= 1 << (i % 8)
-		h.Write(d)
+		pcrs[i] = d
 	}
-	out := append([]byte(rel.Platform+"\x00"), inner...)
+	return VTPMIdentity(rel.Platform, inner, sel, pcrs)
+}
+
+// VTPMSelection is the PCR selection of a release's vtpm measurements (3
+// bytes, bit j of byte i for PCR 8i+j), false when it names no PCR or one
+// outside 0-23.
+func VTPMSelection(v *statement.VTPMMeasurements) ([3]byte, bool) {
+	var sel [3]byte
+	if v == nil || len(v.PCRs) == 0 || len(v.Indices()) != len(v.PCRs) {
+		return sel, false
+	}
+	for _, i := range v.Indices() {
+		if i < 0 || i > 23 {
+			return sel, false
+		}
+		sel[i/8] |= 1 << (i % 8)
+	}
+	return sel, true
+}
+
+// VTPMIdentity is the identity (see azureIdentity) of a release of
+// platform (azure-sev-snp or azure-tdx) whose hardware identity is hw (an
+// sev-snp or tdx identity as Identity or TDXIdentities give it, platform
+// name included) and which names the PCRs of sel with the values pcrs (by
+// index, 32 bytes each). A verifier that holds a VM's quoted PCRs computes
+// the identity of each release on them this way, one per selection
+// releases name. Nil when hw is not an identity of platform's hardware or
+// a selected PCR has no 32-byte value.
+func VTPMIdentity(platform string, hw []byte, sel [3]byte, pcrs map[int][]byte) []byte {
+	prefix := statement.HardwarePlatform(platform) + "\x00"
+	if platform != statement.PlatformAzureSNP && platform != statement.PlatformAzureTDX || len(hw) <= len(prefix) || string(hw[:len(prefix)]) != prefix {
+		return nil
+	}
+	out := append([]byte(platform+"\x00"), hw[len(prefix):]...)
 	out = append(out, sel[:]...)
+	h := sha256.New()
+	for i := range 24 {
+		if sel[i/8]&(1<<(i%8)) == 0 {
+			continue
+		}
+		if len(pcrs[i]) != 32 {
+			return nil
+		}
+		h.Write(pcrs[i])
+	}
 	return h.Sum(out)
 }

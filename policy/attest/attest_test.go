@@ -256,6 +256,53 @@ func fakeVerifier(t testing.TB, e *fakeenclave.Enclave, text string, opts ...Opt
 
 func measurement(b byte) []byte { return bytes.Repeat([]byte{b}, 48) }
 
+// stapleCollateral staples the demo Intel collateral of a TDX enclave
+// (UpToDate, issued an hour ago) to its evidence.
+func stapleCollateral(t testing.TB, e *fakeenclave.Enclave) {
+	t.Helper()
+	c, err := e.TDXCollateral(time.Now().Add(-time.Hour), fakeenclave.UpToDate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTDXCollateral(c)
+}
+
+// TestTDXWithoutCollateral: TDX evidence with no Intel collateral has no
+// TCB status; it is refused by that check unless the policy says
+// 'tdx-tcb-status unchecked', which passes it as a warning. With
+// collateral, the line changes nothing.
+func TestTDXWithoutCollateral(t *testing.T) {
+	nonce := bytes.Repeat([]byte{0x42}, 32)
+	e, err := fakeenclave.NewTDX(measurement(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Evidence(context.Background(), nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := fakeVerifier(t, e, "").Verify(b, nonce)
+	want(t, r, check.TCBStatus, false, "no Intel collateral")
+	if f := r.Checks.Failed(); len(f) != 1 {
+		t.Errorf("failed checks:\n%s\nwant only the TCB status", f)
+	}
+	r = fakeVerifier(t, e, "tdx-tcb-status unchecked").Verify(b, nonce)
+	want(t, r, check.TCBStatus, true, "not evaluated")
+	if w := r.Checks.Warnings(); !r.OK() || len(w) != 1 || w[0].Name != check.TCBStatus {
+		t.Errorf("with tdx-tcb-status unchecked: OK %v, warnings %v; want OK with the TCB status as the one warning", r.OK(), w)
+	}
+	if !strings.Contains(r.Checks.String(), "! TCB status: not evaluated") {
+		t.Errorf("the checklist does not mark the warning:\n%s", r.Checks)
+	}
+	stapleCollateral(t, e)
+	b, _ = e.Evidence(context.Background(), nonce)
+	r = fakeVerifier(t, e, "tdx-tcb-status unchecked").Verify(b, nonce)
+	want(t, r, check.TCBStatus, true, "UpToDate")
+	if len(r.Checks.Warnings()) != 0 {
+		t.Errorf("warnings with collateral: %v", r.Checks.Warnings())
+	}
+}
+
 func TestFakeEvidence(t *testing.T) {
 	ctx := context.Background()
 	nonce := bytes.Repeat([]byte{0x42}, 32)
@@ -268,6 +315,7 @@ func TestFakeEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stapleCollateral(t, tdx)
 	for _, e := range []*fakeenclave.Enclave{snp, tdx} {
 		t.Run(e.Platform(), func(t *testing.T) {
 			b, err := e.Evidence(ctx, nonce)
@@ -385,6 +433,9 @@ func TestFakePolicyChecks(t *testing.T) {
 			e, err := mk(measurement(3), tc.opts...)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !tc.snp {
+				stapleCollateral(t, e)
 			}
 			b, err := e.Evidence(ctx, nonce)
 			if err != nil {

@@ -92,6 +92,22 @@ func quoteFresh(extraHex string, nonce []byte) check.Check {
 	return check.Pass(QuoteFresh, "the TPM quote's extraData is the nonce")
 }
 
+// keySetQuoteFresh is the quote freshness check of an attestation
+// document: its extraData must be evidence.KeySetQuoteData of the
+// document's REPORT_DATA (its key set, valid now, and the nonce of a
+// challenge). want is that value (nil when it cannot be computed).
+func (v *Verifier) keySetQuoteFresh(b *evidence.Bundle, nonce []byte, extraHex string) (want []byte, c check.Check) {
+	rd, what, err := v.keySetReportData(b, nonce)
+	if err != nil {
+		return nil, check.Fail(QuoteFresh, "not evaluated: %v", err)
+	}
+	want = evidence.KeySetQuoteData([64]byte(rd))
+	if extraHex != hex.EncodeToString(want) {
+		return want, check.Fail(QuoteFresh, "the TPM quote answers extraData %s, not SHA-256 of the REPORT_DATA that binds %s: it was not made for this key set", short(extraHex), what)
+	}
+	return want, check.Pass(QuoteFresh, "the TPM quote's extraData is SHA-256 of the REPORT_DATA that binds %s: as fresh as the key set", what)
+}
+
 // verifyAzure checks vTPM evidence: the hardware report (the SNP report
 // inside the HCL report, or the TD quote) with every check of its
 // platform, then that its REPORT_DATA binds the runtime claims, that the
@@ -126,7 +142,7 @@ func (v *Verifier) verifyAzure(r *Result, b *evidence.Bundle, nonce []byte, full
 			rd, _ = hex.DecodeString(r.SNP.ReportData)
 		}
 	case evidence.AzureTDX:
-		hw.Platform, hw.Quote = evidence.TDX, b.Quote
+		hw.Platform, hw.Quote, hw.TDXCollateral = evidence.TDX, b.Quote, b.TDXCollateral
 		v.verifyTDX(r, hw, nil, full)
 		if r.TDX != nil {
 			rd, _ = hex.DecodeString(r.TDX.ReportData)
@@ -148,17 +164,21 @@ func (v *Verifier) verifyAzure(r *Result, b *evidence.Bundle, nonce []byte, full
 	pcrs := b.VTPM.PCRs
 	sigErr := q.VerifySignature(ak)
 	r.add(check.From(QuoteSignature, sigErr, fmt.Sprintf("the TPM quote is signed (%s) by the attestation key %s that the runtime claims carry (RSA-%d, SPKI SHA-256 %s)", q.SignatureAlg(), AKKeyName, ak.N.BitLen(), short(r.VTPM.AK))))
+	// The quote's extraData: the nonce, or for an attestation document
+	// SHA-256 of its REPORT_DATA (evidence.KeySetQuoteData).
+	want := q.ExtraData
 	if full {
-		r.add(quoteFresh(r.VTPM.QuoteExtraData, nonce))
+		want = nonce
+		fresh := quoteFresh(r.VTPM.QuoteExtraData, nonce)
+		if b.Format == evidence.FormatKeySet {
+			want, fresh = v.keySetQuoteFresh(b, nonce, r.VTPM.QuoteExtraData)
+		}
+		r.add(fresh)
 	}
 	pcrErr := q.CheckPCRs(pcrs)
 	r.add(check.From(PCRValues, pcrErr, fmt.Sprintf("the quote's PCR digest covers the %d SHA-256 PCR values given (PCRs %s)", len(pcrs), pcrList(q.PCRs))))
 	// go-tpm-tools decides the quote too; it must agree.
-	want := q.ExtraData
-	if full {
-		want = nonce
-	}
-	if libErr := q.VerifyLibrary(ak, want, pcrs); libErr != nil && sigErr == nil && pcrErr == nil && (!full || bytes.Equal(q.ExtraData, nonce)) {
+	if libErr := q.VerifyLibrary(ak, want, pcrs); libErr != nil && sigErr == nil && pcrErr == nil && (!full || bytes.Equal(q.ExtraData, want)) {
 		r.add(check.Fail(QuoteLibrary, "go-tpm-tools refuses the quote: %v", libErr))
 	}
 	switch {

@@ -2,12 +2,16 @@ package attest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/attestlog/attestlog/channel/keyset"
+	fakeenclave "github.com/attestlog/attestlog/internal/demo/enclave"
 	"github.com/attestlog/attestlog/policy/check"
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/vtpm"
@@ -47,7 +51,8 @@ func nonceOf(t testing.TB, b *evidence.Bundle) []byte {
 }
 
 func TestAzureSamples(t *testing.T) {
-	v := mustVerifier(t, "", WithTime(azureTime))
+	// The TDX sample comes with no Intel collateral.
+	v := mustVerifier(t, "tdx-tcb-status unchecked", WithTime(azureTime))
 	for _, tc := range []struct {
 		file, measurement, ak, pcr7, line string
 	}{
@@ -199,4 +204,72 @@ func TestAzurePolicy(t *testing.T) {
 	r = mustVerifier(t, "platform sev-snp tdx azure-tdx", WithTime(azureTime)).Verify(b, []byte("a different nonce, 32 bytes long"))
 	want(t, r, check.PlatformAllowed, false, "not azure-sev-snp")
 	want(t, r, QuoteFresh, false, hex.EncodeToString(nonce[:8]))
+}
+
+// TestAzureKeySetQuoteFresh: in an attestation document (a key set, no
+// per-request nonce) the vTPM quote must answer SHA-256 of the document's
+// REPORT_DATA: a quote made for another key set, for no nonce, or for
+// the key set without the challenge's nonce is refused by the quote
+// freshness check, the rest of the evidence being good.
+func TestAzureKeySetQuoteFresh(t *testing.T) {
+	enc, err := fakeenclave.NewAzureSNP(bytes.Repeat([]byte{0x5a}, 48))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "root.pem"), enc.RootPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	v := mustVerifier(t, "platform azure-sev-snp\ntrust-root sev-snp root.pem\n", WithBaseDir(dir), WithTime(now))
+	keySet := func(spki string) []byte {
+		ks := &keyset.KeySet{NotBefore: now.Add(-time.Minute).Truncate(time.Second), NotAfter: now.Add(time.Hour).Truncate(time.Second),
+			TLSSPKIHash: sha256.Sum256([]byte(spki)),
+			HPKE:        []keyset.KeyConfig{{ID: 1, KEM: keyset.KEMX25519, PublicKey: bytes.Repeat([]byte{9}, 32), Symmetric: []keyset.Symmetric{{KDF: 1, AEAD: 1}}}}}
+		b, err := ks.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ks, other := keySet("ours"), keySet("another")
+	challenge := bytes.Repeat([]byte{7}, 32)
+	rd := func(ks, nonce []byte) [64]byte {
+		r, err := evidence.KeySetReportData(ks, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	doc := func(extra []byte, userData [64]byte) *evidence.Bundle {
+		b, err := enc.AzureEvidence(extra, userData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Format, b.KeySet = evidence.FormatKeySet, ks
+		return b
+	}
+	for _, tc := range []struct {
+		name   string
+		b      *evidence.Bundle
+		nonce  []byte
+		ok     bool
+		reason string
+	}{
+		{"the document's own", doc(evidence.KeySetQuoteData(rd(ks, nil)), rd(ks, nil)), nil, true, "as fresh as the key set"},
+		{"a challenge's", doc(evidence.KeySetQuoteData(rd(ks, challenge)), rd(ks, challenge)), challenge, true, "the nonce and the key set"},
+		{"a quote of another key set", doc(evidence.KeySetQuoteData(rd(other, nil)), rd(ks, nil)), nil, false, "not made for this key set"},
+		{"a quote of no extraData", doc(nil, rd(ks, nil)), nil, false, "not made for this key set"},
+		{"a quote of the nonce itself", doc(challenge, rd(ks, challenge)), challenge, false, "not made for this key set"},
+		{"a challenge answered with the document's quote", doc(evidence.KeySetQuoteData(rd(ks, nil)), rd(ks, challenge)), challenge, false, "not made for this key set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := v.Verify(tc.b, tc.nonce)
+			want(t, r, QuoteFresh, tc.ok, tc.reason)
+			want(t, r, check.NonceBinding, true, "")
+			if r.OK() != tc.ok {
+				t.Errorf("verdict OK = %v, want %v:\n%s", r.OK(), tc.ok, r.Checks)
+			}
+		})
+	}
 }

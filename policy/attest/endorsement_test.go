@@ -49,6 +49,7 @@ func TestFakeGCPTDX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stapleCollateral(t, e)
 	nonce := bytes.Repeat([]byte{6}, 32)
 	b, err := e.Evidence(context.Background(), nonce)
 	if err != nil {

@@ -64,8 +64,9 @@ func rank(s string) int {
 
 // tdxTCBCheck is the TCB status check: the quote against each collateral
 // at hand (the stapled one and the policy's directory; both must pass
-// when both are there). Without collateral it fails if the policy
-// requires a status and otherwise passes saying it was not evaluated.
+// when both are there). Without collateral it fails, unless the policy
+// says 'tdx-tcb-status unchecked': then it passes as a warning saying it
+// was not evaluated.
 // chainDone reports that go-tdx-guest verified the PCK chain and the
 // quote's and QE report's signatures on the way (it does so before it
 // reads the collateral's verdict on them).
@@ -82,11 +83,10 @@ func (v *Verifier) tdxTCBCheck(r *Result, q *tdxQuote, b *evidence.Bundle, now t
 		srcs = append(srcs, source{v.tdxColl, v.tdxColl.dir})
 	}
 	if len(srcs) == 0 {
-		if v.pol.TDX.RequireTCBStatus {
-			return check.Fail(check.TCBStatus, "the policy requires Intel's TCB status (tdx-allow-tcb-status) but there is no collateral: staple it to the evidence (tdx_collateral) or name a tdx-collateral directory"), false
+		if v.pol.TDX.TCBStatusUnchecked {
+			return check.Warn(check.TCBStatus, "not evaluated: no Intel collateral stapled or named; accepted without a TCB status by 'tdx-tcb-status unchecked' (the platform may run firmware or microcode Intel has found vulnerable)"), false
 		}
-		// As the TCB floors check says when the policy sets none.
-		return check.Pass(check.TCBStatus, "not evaluated: no Intel collateral stapled or named, and the policy requires none (add tdx-allow-tcb-status to require it)"), false
+		return check.Fail(check.TCBStatus, "no Intel collateral, so no TCB status: staple it to the evidence (tdx_collateral), name a tdx-collateral directory, or accept TDX evidence without one with 'tdx-tcb-status unchecked'"), false
 	}
 	var reasons []string
 	for _, s := range srcs {

@@ -22,6 +22,10 @@ type Check struct {
 	// Reason says why it passed or, when it failed, what was wrong and,
 	// where possible, what would fix it. It is never empty.
 	Reason string `json:"reason"`
+	// Warning marks a passed check that had no evidence to decide on and
+	// passed only because a policy line says to accept that (e.g.
+	// 'tdx-tcb-status unchecked'): the verdict shows it as a warning.
+	Warning bool `json:"warning,omitempty"`
 }
 
 // Names of the checks the attestation verifier produces. The lead's
@@ -49,6 +53,23 @@ const (
 // Pass returns a passed check.
 func Pass(name, format string, args ...any) Check {
 	return Check{Name: name, OK: true, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Warn returns a passed check marked as a warning: nothing was
+// verified, and the policy says to accept that.
+func Warn(name, format string, args ...any) Check {
+	return Check{Name: name, OK: true, Warning: true, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Warnings returns the passed checks marked as warnings, in order.
+func (l List) Warnings() List {
+	var w List
+	for _, c := range l {
+		if c.OK && c.Warning {
+			w = append(w, c)
+		}
+	}
+	return w
 }
 
 // Fail returns a failed check.
@@ -102,13 +123,16 @@ func (l List) Find(name string) (Check, bool) {
 	return Check{}, false
 }
 
-// String renders the list as a checklist, one "✓ name: reason" or
-// "✗ name: reason" line per check.
+// String renders the list as a checklist, one "✓ name: reason",
+// "! name: reason" (a warning) or "✗ name: reason" line per check.
 func (l List) String() string {
 	var b strings.Builder
 	for _, c := range l {
 		mark := "✗"
-		if c.OK {
+		switch {
+		case c.OK && c.Warning:
+			mark = "!"
+		case c.OK:
 			mark = "✓"
 		}
 		fmt.Fprintf(&b, "%s %s: %s\n", mark, c.Name, c.Reason)

@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -101,8 +102,28 @@ func (b *Bundle) checkVTPMPlatform() error {
 		if len(b.Report) != 0 || len(b.CertTable) != 0 || len(b.VCEK) != 0 {
 			return bad("%s evidence with SEV-SNP fields", b.Platform)
 		}
+		if b.TDXCollateral != nil {
+			if err := b.TDXCollateral.check(); err != nil {
+				return bad("%v", err)
+			}
+		}
+	}
+	if b.Platform == AzureSEVSNP && b.TDXCollateral != nil {
+		return bad("%s evidence with tdx_collateral", b.Platform)
 	}
 	return nil
+}
+
+// KeySetQuoteData is the extraData of the TPM quote in an attestation
+// document's vTPM evidence (format FormatKeySet): SHA-256 of the
+// document's REPORT_DATA (KeySetReportData of its key set, and of the
+// nonce for a challenge). The quote is then as fresh as the key set the
+// hardware report binds; a quote of an earlier key set (an earlier boot's
+// PCRs) does not answer it. A TPM's qualifying data holds at most a
+// digest, hence the hash.
+func KeySetQuoteData(rd [64]byte) []byte {
+	h := sha256.Sum256(rd[:])
+	return h[:]
 }
 
 // KindAzureTrustee is evidence recorded in the JSON of the Confidential

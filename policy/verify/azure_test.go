@@ -61,7 +61,9 @@ func TestVerifyAzure(t *testing.T) {
 			if platform == evidence.AzureSEVSNP {
 				enc, err = fakeenclave.NewAzureSNP(mustHex(f.m), fakeenclave.WithChannelKey(channel))
 			} else {
-				enc, err = fakeenclave.NewAzureTDX(mustHex(f.m), fakeenclave.WithChannelKey(channel))
+				if enc, err = fakeenclave.NewAzureTDX(mustHex(f.m), fakeenclave.WithChannelKey(channel)); err == nil {
+					stapleCollateral(t, enc)
+				}
 			}
 			if err != nil {
 				t.Fatal(err)

@@ -158,6 +158,7 @@ func BenchmarkVerifyTDX(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	stapleCollateral(b, enc)
 	root, _ := pemCerts(b, enc.RootPEM())
 	writeFile(b, f.dir, "tdxroot.pem", enc.RootPEM())
 	payload := tdxRelease(t, f)

@@ -26,6 +26,7 @@ func TestVerifyGCPTDX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stapleCollateral(t, enc)
 	os.WriteFile(filepath.Join(f.dir, "tdxroot.pem"), enc.RootPEM(), 0o644)
 	os.WriteFile(filepath.Join(f.dir, "gce.pem"), enc.EndorsementRootPEM(), 0o644)
 	n := nonce()
@@ -114,7 +115,8 @@ func TestVerifyRealGCPTDX(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2024, 8, 1, 0, 0, 0, 0, time.UTC)
-	v := f.policy(t, "", WithTime(at))
+	// The sample comes with no Intel collateral.
+	v := f.policy(t, "tdx-tcb-status unchecked\n", WithTime(at))
 	tdx := v.hw.Inspect(ev).TDX
 	// RTMR values as the README of the samples gives them (go-eventlog's
 	// published replay of this log).

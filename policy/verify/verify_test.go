@@ -288,6 +288,7 @@ func TestVerifyTDX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stapleCollateral(t, enc)
 	os.WriteFile(filepath.Join(f.dir, "tdxroot.pem"), enc.RootPEM(), 0o644)
 	idx := f.log.add(tdxRelease(t, f))
 	v := f.policy(t, "trust-root tdx tdxroot.pem\n")
@@ -302,6 +303,17 @@ func TestVerifyTDX(t *testing.T) {
 	if c, _ := vd.Checks.Find(MeasurementMatches); c.OK {
 		t.Error("SNP evidence matched a TDX release")
 	}
+}
+
+// stapleCollateral staples the demo Intel collateral of a TDX enclave
+// (UpToDate, issued an hour ago) to its evidence.
+func stapleCollateral(t testing.TB, e *fakeenclave.Enclave) {
+	t.Helper()
+	c, err := e.TDXCollateral(time.Now().Add(-time.Hour), fakeenclave.UpToDate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTDXCollateral(c)
 }
 
 func tdxRelease(t *testing.T, f *fixture) []byte {

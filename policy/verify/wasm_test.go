@@ -152,6 +152,7 @@ func TestVerdictsUnderWasm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stapleCollateral(t, gcp)
 	tdx15, err := fakeenclave.NewTDX15(mustHex(f.m), fakeenclave.TDX15{})
 	if err != nil {
 		t.Fatal(err)

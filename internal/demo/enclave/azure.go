@@ -182,9 +182,9 @@ func (e *Enclave) AzureEvidence(nonce []byte, userData [64]byte) (*evidence.Bund
 	d := sha256.Sum256(claims)
 	copy(rd[:], d[:])
 	e.mu.Lock()
-	proof, indexProof := e.proof, e.indexProof
+	proof, indexProof, coll := e.proof, e.indexProof, e.staples.collateral
 	e.mu.Unlock()
-	b := &evidence.Bundle{Format: evidence.Format, Platform: e.platform, ChannelKey: e.o.channelKey, Proof: proof, IndexProof: indexProof}
+	b := &evidence.Bundle{Format: evidence.Format, Platform: e.platform, ChannelKey: e.o.channelKey, Proof: proof, IndexProof: indexProof, TDXCollateral: coll}
 	var hw []byte
 	switch e.platform {
 	case evidence.AzureSEVSNP:

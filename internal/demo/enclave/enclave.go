@@ -703,12 +703,29 @@ func (e *Enclave) Name() string {
 // and no channel key: the demo signer as the report source of an
 // enclave agent.
 func (e *Enclave) Report(_ context.Context, rd [64]byte) (*evidence.Bundle, error) {
-	b, err := e.EvidenceWithReportData(rd)
+	var b *evidence.Bundle
+	var err error
+	if e.vtpm != nil {
+		// A key set's vTPM quote answers SHA-256 of its REPORT_DATA
+		// (evidence.KeySetQuoteData): as fresh as the key set.
+		b, err = e.AzureEvidence(evidence.KeySetQuoteData(rd), rd)
+	} else {
+		b, err = e.EvidenceWithReportData(rd)
+	}
 	if err != nil {
 		return nil, err
 	}
 	b.ChannelKey, b.Proof, b.IndexProof = nil, "", ""
 	return b, nil
+}
+
+// RTMRs returns the TDX RTMR0-3 the enclave's quotes carry (nil for an
+// SEV-SNP enclave).
+func (e *Enclave) RTMRs() [][]byte {
+	if e.platform != evidence.TDX && e.platform != evidence.AzureTDX {
+		return nil
+	}
+	return [][]byte{e.o.rtmr[0], e.o.rtmr[1], e.o.rtmr[2], e.o.rtmr[3]}
 }
 
 // GPUCount is how many demo GPUs the enclave attaches.

@@ -97,9 +97,9 @@ const (
 // SGX TCB Signing" certificate; the PCK CRL (signed by the PCK Platform
 // CA) and the root CA CRL, empty. A status other than UpToDate is given
 // to the matching level, below a better UpToDate level, as Intel lists
-// them. TDX enclaves only.
+// them. TDX enclaves (and Azure TDX VMs) only.
 func (e *Enclave) TDXCollateral(issued time.Time, st TCBStatuses) (*evidence.TDXCollateral, error) {
-	if e.platform != evidence.TDX {
+	if e.platform != evidence.TDX && e.platform != evidence.AzureTDX {
 		return nil, fmt.Errorf("enclave: TDX collateral for a %s enclave", e.platform)
 	}
 	signKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

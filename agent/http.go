@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/internal/httpserve"
+	"github.com/attestlog/attestlog/internal/streamproxy"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
 
@@ -178,8 +179,9 @@ func (a *Agent) challenge(w http.ResponseWriter, r *http.Request) int {
 	return http.StatusOK
 }
 
-// reverseProxy forwards to upstream, flushing every write at once (a
-// server-sent event reaches the client when the upstream sends it), and
+// reverseProxy forwards to upstream, streaming (internal/streamproxy: a
+// server-sent event reaches the client when the upstream sends it; bulk
+// bytes are read ahead and share flushes), and
 // answers 502 with a clear message when the upstream does not answer.
 func (a *Agent) reverseProxy(upstream *url.URL) http.Handler {
 	tr := &http.Transport{
@@ -188,14 +190,16 @@ func (a *Agent) reverseProxy(upstream *url.URL) http.Handler {
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		// Whole read-ahead buffers per read from the service, not 4 KiB.
+		ReadBufferSize:  streamproxy.BufferSize,
+		WriteBufferSize: streamproxy.BufferSize,
 	}
-	return &httputil.ReverseProxy{
+	return streamproxy.Handler(&httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 		},
-		Transport:     tr,
-		FlushInterval: -1,
+		Transport: tr,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client left
@@ -203,7 +207,7 @@ func (a *Agent) reverseProxy(upstream *url.URL) http.Handler {
 			a.logger.Warn("upstream", "err", err, "path", r.URL.Path)
 			http.Error(w, fmt.Sprintf("attestlog enclave: the service behind this enclave (%s) did not answer: %v. The enclave itself is up and attested; the service is down or starting — retry later.", upstream.Redacted(), err), http.StatusBadGateway)
 		},
-	}
+	})
 }
 
 // Server returns the agent's HTTP server for h: each connection is

@@ -60,6 +60,9 @@ import (
 const (
 	DefaultLifetime       = 24 * time.Hour
 	DefaultStapleInterval = stapler.DefaultStapleInterval
+	// DefaultMaxConnections bounds the client connections an agent
+	// holds open (see Options.MaxConnections).
+	DefaultMaxConnections = 10000
 )
 
 // Options configure New.
@@ -84,6 +87,11 @@ type Options struct {
 	Lifetime time.Duration
 	// Challenges is the budget of nonce challenges.
 	Challenges ChallengeBudget
+	// MaxConnections is how many client connections the agent holds
+	// open at most (default DefaultMaxConnections; each costs memory,
+	// measured by `attestlog bench channel`). A connection beyond it is
+	// answered 503 with Retry-After and closed.
+	MaxConnections int
 	// Logger gets the agent's log (rotations, staple failures).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -104,6 +112,7 @@ type Agent struct {
 	prev    *generation
 
 	reports atomic.Int64 // hardware reports asked for, ever
+	conns   atomic.Int64 // client connections open
 	metrics *metrics
 }
 
@@ -149,6 +158,12 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	if err := o.Challenges.check(); err != nil {
 		return nil, err
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxConnections < 0 {
+		return nil, fmt.Errorf("max connections %d: want at least 1", o.MaxConnections)
 	}
 	a := &Agent{o: o, src: reportsrc.Serialize(o.Source, reportsrc.Retry{}), logger: o.Logger, metrics: newMetrics()}
 	a.limiter = newLimiter(o.Challenges, o.Now)
@@ -393,8 +408,12 @@ func (a *Agent) TLSConfig() *tls.Config {
 	}
 }
 
-// connGen records which generation a connection's handshake used.
-type connGen struct{ g atomic.Pointer[generation] }
+// connGen records which generation a connection's handshake used, and
+// whether the connection is one too many.
+type connGen struct {
+	g    atomic.Pointer[generation]
+	over bool
+}
 
 type connKey struct{}
 

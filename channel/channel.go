@@ -166,6 +166,11 @@ type Client struct {
 	pins       map[[32]byte]*keyset.KeySet
 	refreshing chan struct{} // closed when the refresh under way ends
 	lastErr    error         // of the last refresh
+	// spare is the connection the last verification was made over,
+	// kept for the transport's next dial (a new client then needs one
+	// handshake, not two), until spareUntil.
+	spare      *pinnedConn
+	spareUntil time.Time
 }
 
 // State is the client's view of the enclave.
@@ -273,11 +278,13 @@ func (c *Client) State() State {
 }
 
 // Verify fetches and verifies the attestation document now (over a new
-// connection, which is then closed) and returns the new state; the error
-// says why the enclave is not trusted.
+// connection, which the next request may use) and returns the new state;
+// the error says why the enclave is not trusted.
 func (c *Client) Verify(ctx context.Context) (State, error) {
 	conn, err := c.connect(ctx, true)
-	if conn != nil {
+	if pc, ok := conn.(*pinnedConn); ok {
+		c.park(pc)
+	} else if conn != nil {
 		conn.Close()
 	}
 	st := c.State()
@@ -304,7 +311,39 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections closes the channel's idle connections.
-func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	c.park(nil)
+	c.tr.CloseIdleConnections()
+}
+
+// park keeps pc (nil: none) as the spare connection for one refresh
+// interval, closing the one it replaces.
+func (c *Client) park(pc *pinnedConn) {
+	c.mu.Lock()
+	old := c.spare
+	c.spare, c.spareUntil = pc, c.cv.now().Add(c.cv.ttl)
+	c.mu.Unlock()
+	if old != nil {
+		old.Conn.Close()
+	}
+}
+
+// takeSpare returns the spare connection if its key set is still
+// pinned and trusted, closing a stale one.
+func (c *Client) takeSpare() *pinnedConn {
+	c.mu.Lock()
+	pc, until := c.spare, c.spareUntil
+	c.spare = nil
+	c.mu.Unlock()
+	if pc == nil {
+		return nil
+	}
+	if !c.cv.now().Before(until) || c.pinned(pc.spki) != pc.ks {
+		pc.Conn.Close()
+		return nil
+	}
+	return pc
+}
 
 // ready returns nil once the verdict is current and positive: it
 // refreshes a stale one (waiting), starts a refresh in the background
@@ -377,6 +416,9 @@ func (c *Client) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 	if addr != c.host {
 		return nil, fmt.Errorf("attested channel to %s: refusing to dial %s", c.host, addr)
 	}
+	if pc := c.takeSpare(); pc != nil {
+		return pc, nil
+	}
 	return c.connect(ctx, false)
 }
 
@@ -409,7 +451,7 @@ func (c *Client) connect(ctx context.Context, force bool) (net.Conn, error) {
 	spki := sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
 	if !force {
 		if ks := c.pinned(spki); ks != nil {
-			return &pinnedConn{Conn: tc, c: c, ks: ks}, nil
+			return &pinnedConn{Conn: tc, c: c, ks: ks, spki: spki}, nil
 		}
 	}
 	ks, err := c.attest(ctx, tc, spki)
@@ -417,7 +459,7 @@ func (c *Client) connect(ctx context.Context, force bool) (net.Conn, error) {
 		tc.Close()
 		return nil, err
 	}
-	return &pinnedConn{Conn: tc, c: c, ks: ks}, nil
+	return &pinnedConn{Conn: tc, c: c, ks: ks, spki: spki}, nil
 }
 
 // pinned returns the key set whose TLS key is spki if it is valid now
@@ -619,8 +661,9 @@ func (c *Client) dialRaw(ctx context.Context) (net.Conn, error) {
 // the key set expired or the enclave is no longer trusted.
 type pinnedConn struct {
 	net.Conn
-	c  *Client
-	ks *keyset.KeySet
+	c    *Client
+	ks   *keyset.KeySet
+	spki [32]byte
 }
 
 func (p *pinnedConn) Write(b []byte) (int, error) {

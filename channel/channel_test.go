@@ -544,3 +544,76 @@ func FuzzVerifyDocument(f *testing.F) {
 		}
 	})
 }
+
+// TestNewClientOneConnection: a new client verifies the enclave and
+// sends its first request over one connection (one TCP connection, one
+// TLS handshake), not one for the document and another for the request.
+func TestNewClientOneConnection(t *testing.T) {
+	f := channeltest.NewFleet(t, 0)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	pu, tunnels := connectProxy(t, false)
+	c, _ := channel.New(channel.NewVerifier(f.Verifier(t), 0), r.URL, channel.WithProxy(func(*url.URL) (*url.URL, error) { return pu, nil }))
+	hc := c.HTTPClient()
+	for i := range 3 {
+		if code, _, err := post(hc, r.URL, chatBody(false)); err != nil || code != 200 {
+			t.Fatalf("request %d: %d %v", i, code, err)
+		}
+	}
+	if n := tunnels.Load(); n != 1 {
+		t.Errorf("a new client's verification and three requests took %d connections, want 1", n)
+	}
+}
+
+// rawRequest opens a TLS connection to the agent at base and sends one
+// GET, leaving the connection open.
+func rawRequest(t *testing.T, base string) (net.Conn, *http.Response, string) {
+	t.Helper()
+	c, err := tls.Dial("tcp", strings.TrimPrefix(base, "https://"), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /v1/models HTTP/1.1\r\nHost: enclave\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return c, resp, string(b)
+}
+
+// TestConnectionLimit: past its limit of open connections the agent
+// answers 503 with Retry-After and says why; once one closes, a new
+// connection is served.
+func TestConnectionLimit(t *testing.T) {
+	f := channeltest.NewFleet(t, 0)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{MaxConnections: 2})
+	var open []net.Conn
+	for range 2 {
+		c, resp, _ := rawRequest(t, r.URL)
+		defer c.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("a connection within the limit: %s", resp.Status)
+		}
+		open = append(open, c)
+	}
+	c, resp, body := rawRequest(t, r.URL)
+	c.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "maximum of 2 open connections") {
+		t.Fatalf("a connection past the limit: %s (Retry-After %q) %q, want 503 saying so", resp.Status, resp.Header.Get("Retry-After"), body)
+	}
+	open[0].Close()
+	for i := 0; r.Agent.Connections() > 1; i++ {
+		if i > 100 {
+			t.Fatalf("the agent counts %d connections after one closed", r.Agent.Connections())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, resp, _ = rawRequest(t, r.URL)
+	c.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a connection after one closed: %s", resp.Status)
+	}
+}

@@ -426,9 +426,30 @@ func (c *Client) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 // TLS handshake and checks the server's key: pinned (and force unset),
 // or attested by the document asked over this connection.
 func (c *Client) connect(ctx context.Context, force bool) (net.Conn, error) {
-	raw, err := c.dialRaw(ctx)
+	tc, spki, err := c.handshake(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if !force {
+		if ks := c.pinned(spki); ks != nil {
+			return &pinnedConn{Conn: tc, c: c, ks: ks, spki: spki}, nil
+		}
+	}
+	ks, err := c.attest(ctx, tc, spki)
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	return &pinnedConn{Conn: tc, c: c, ks: ks, spki: spki}, nil
+}
+
+// handshake dials the enclave (through the proxy, if any) and completes
+// the TLS handshake, returning the SHA-256 of the key the server proved
+// it holds.
+func (c *Client) handshake(ctx context.Context) (*tls.Conn, [32]byte, error) {
+	raw, err := c.dialRaw(ctx)
+	if err != nil {
+		return nil, [32]byte{}, err
 	}
 	tc := tls.Client(raw, &tls.Config{
 		ServerName: c.base.Hostname(),
@@ -441,25 +462,56 @@ func (c *Client) connect(ctx context.Context, force bool) (net.Conn, error) {
 	})
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, fmt.Errorf("TLS handshake with %s: %w", c.host, err)
+		return nil, [32]byte{}, fmt.Errorf("TLS handshake with %s: %w", c.host, err)
 	}
 	cs := tc.ConnectionState()
 	if len(cs.PeerCertificates) == 0 {
 		tc.Close()
-		return nil, fmt.Errorf("%w: no certificate", ErrKeyNotAttested)
+		return nil, [32]byte{}, fmt.Errorf("%w: no certificate", ErrKeyNotAttested)
 	}
-	spki := sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
-	if !force {
-		if ks := c.pinned(spki); ks != nil {
-			return &pinnedConn{Conn: tc, c: c, ks: ks, spki: spki}, nil
-		}
-	}
-	ks, err := c.attest(ctx, tc, spki)
+	return tc, sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo), nil
+}
+
+// FetchDocument reads the attestation document of the enclave agent at
+// enclaveURL (https) as a client does: over a connection of its own,
+// dialled with d (no proxy), whose TLS key the document's key set must
+// name; otherwise the error wraps ErrKeyNotAttested (a relay or an
+// interceptor holds the connection). It does not verify the document
+// (the auditor does, with its own verifier); its errors wrap
+// evidence.ErrFetch (with ErrStatus, ErrNotFound or ErrTooLarge as
+// evidence.FetchDocument's) or evidence.ErrMalformed. No hardware report
+// is spent: this is the document every client reads.
+func FetchDocument(ctx context.Context, enclaveURL string, d *net.Dialer) (*evidence.Bundle, error) {
+	c, err := New(nil, enclaveURL, WithDialer(d), WithProxy(nil))
 	if err != nil {
-		tc.Close()
 		return nil, err
 	}
-	return &pinnedConn{Conn: tc, c: c, ks: ks, spki: spki}, nil
+	tc, spki, err := c.handshake(ctx)
+	if err != nil {
+		if errors.Is(err, ErrKeyNotAttested) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", evidence.ErrFetch, err)
+	}
+	defer tc.Close()
+	body, err := c.fetchDocument(ctx, tc)
+	if err != nil {
+		return nil, err
+	}
+	b, err := evidence.ParseBundle(body)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := b.ParsedKeySet()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", evidence.ErrMalformed, err)
+	case b.Format != evidence.FormatKeySet || ks == nil:
+		return nil, fmt.Errorf("%w: the document served over https at %s is %s evidence without a key set: it binds no key to this connection", ErrKeyNotAttested, c.host, b.Format)
+	case ks.TLSSPKIHash != spki:
+		return nil, fmt.Errorf("%w: the server presented TLS key sha256:%x, and the attestation document it served commits to sha256:%x; a relay or an interceptor terminates TLS in front of the enclave", ErrKeyNotAttested, spki[:8], ks.TLSSPKIHash[:8])
+	}
+	return b, nil
 }
 
 // pinned returns the key set whose TLS key is spki if it is valid now
@@ -584,24 +636,26 @@ func (c *Client) fetchDocument(ctx context.Context, tc *tls.Conn) ([]byte, error
 	req.Header.Set("Accept", evidence.ContentType)
 	req.Header.Set("User-Agent", "attestlog-channel")
 	if err := req.Write(tc); err != nil {
-		return nil, fmt.Errorf("%w from %s: %w", ErrNoDocument, c.host, err)
+		return nil, fmt.Errorf("%w from %s: %w: %w", ErrNoDocument, c.host, evidence.ErrFetch, err)
 	}
 	br := bufio.NewReaderSize(tc, 4096)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
-		return nil, fmt.Errorf("%w from %s: %w", ErrNoDocument, c.host, err)
+		return nil, fmt.Errorf("%w from %s: %w: %w", ErrNoDocument, c.host, evidence.ErrFetch, err)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, evidence.MaxBundleSize+1))
 	resp.Body.Close()
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w from %s: %w", ErrNoDocument, c.host, err)
+		return nil, fmt.Errorf("%w from %s: %w: %w", ErrNoDocument, c.host, evidence.ErrFetch, err)
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, fmt.Errorf("%w from %s: %w: %w: %w: %s", ErrNoDocument, c.host, evidence.ErrFetch, evidence.ErrStatus, evidence.ErrNotFound, resp.Status)
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("%w from %s: %s: %s", ErrNoDocument, c.host, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))
+		return nil, fmt.Errorf("%w from %s: %w: %w: %s: %s", ErrNoDocument, c.host, evidence.ErrFetch, evidence.ErrStatus, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))
 	case len(body) > evidence.MaxBundleSize:
-		return nil, fmt.Errorf("%w from %s: more than %d bytes", ErrNoDocument, c.host, evidence.MaxBundleSize)
+		return nil, fmt.Errorf("%w from %s: %w: %w: more than %d bytes", ErrNoDocument, c.host, evidence.ErrFetch, evidence.ErrTooLarge, evidence.MaxBundleSize)
 	case br.Buffered() > 0 || resp.Close:
-		return nil, fmt.Errorf("%w from %s: the server sent more than the document, or closes the connection", ErrNoDocument, c.host)
+		return nil, fmt.Errorf("%w from %s: %w: the server sent more than the document, or closes the connection", ErrNoDocument, c.host, evidence.ErrMalformed)
 	}
 	return body, nil
 }

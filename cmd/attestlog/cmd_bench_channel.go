@@ -262,9 +262,9 @@ func runBenchChannel(args []string) error {
 		return nil
 	}
 	fmt.Printf("attested channel (demo enclave, %d GPU(s)), each figure against its baseline in this run:\n", *gpus)
-	fmt.Printf("%-40s %12s %12s %8s\n", "", "channel", "baseline", "ratio")
+	fmt.Printf("%-40s %14s %14s %7s\n", "", "channel", "baseline", "ratio")
 	for _, fg := range rep.Figures {
-		fmt.Printf("%-40s %9.4g %-2s %9.4g %-2s %8.3f %s\n", fg.Name, fg.Channel, fg.Unit, fg.Baseline, fg.Unit, fg.Ratio, fg.Goal)
+		fmt.Printf("%-40s %9.4g %-4s %9.4g %-4s %7.3f %s\n", fg.Name, fg.Channel, fg.Unit, fg.Baseline, fg.Unit, fg.Ratio, fg.Goal)
 	}
 	fmt.Printf("hardware reports (key sets of %v, rotated every %v) against clients, %v each:\n", life, life/2, *window)
 	for _, r := range rep.Reports {
@@ -444,14 +444,14 @@ func agentMemory(ctx context.Context, dir string, f *fleet.Fleet, upstream strin
 		return nil, "", err
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	cmd := exec.CommandContext(cctx, exe, "enclave", "--config", cfgPath)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Start(); err != nil {
+		cancel()
 		return nil, "", err
 	}
-	defer cmd.Wait()
+	defer func() { cancel(); cmd.Wait() }() // the agent stops on SIGINT
 	base := "https://" + addr
 	pc := plainTLSClient()
 	for i := 0; ; i++ {

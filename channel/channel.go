@@ -446,6 +446,9 @@ func (c *Client) connect(ctx context.Context, force bool) (net.Conn, error) {
 // handshake dials the enclave (through the proxy, if any) and completes
 // the TLS handshake, returning the SHA-256 of the key the server proved
 // it holds.
+//
+// A document the agent sent inside the handshake (evidence.DocumentALPN)
+// is read by documentOf.
 func (c *Client) handshake(ctx context.Context) (*tls.Conn, [32]byte, error) {
 	raw, err := c.dialRaw(ctx)
 	if err != nil {
@@ -454,7 +457,9 @@ func (c *Client) handshake(ctx context.Context) (*tls.Conn, [32]byte, error) {
 	tc := tls.Client(raw, &tls.Config{
 		ServerName: c.base.Hostname(),
 		MinVersion: tls.VersionTLS13,
-		NextProtos: []string{"http/1.1"},
+		// http/1.1 is what is spoken; DocumentALPN asks the agent for
+		// its attestation document inside the handshake.
+		NextProtos: []string{"http/1.1", evidence.DocumentALPN},
 		// The certificate is self-signed by the enclave's key set key:
 		// what makes it trusted is the attestation, checked below on
 		// the key the handshake proved the server holds.
@@ -469,7 +474,24 @@ func (c *Client) handshake(ctx context.Context) (*tls.Conn, [32]byte, error) {
 		tc.Close()
 		return nil, [32]byte{}, fmt.Errorf("%w: no certificate", ErrKeyNotAttested)
 	}
+	if cs.NegotiatedProtocol != "" && cs.NegotiatedProtocol != "http/1.1" {
+		tc.Close()
+		return nil, [32]byte{}, fmt.Errorf("TLS handshake with %s: the server chose protocol %q, not http/1.1", c.host, cs.NegotiatedProtocol)
+	}
 	return tc, sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo), nil
+}
+
+// documentOf is the attestation document of tc: the one the agent sent
+// inside the handshake (signed over by the handshake's key, like all it
+// sent), or else the one asked over tc at DocumentPath.
+func (c *Client) documentOf(ctx context.Context, tc *tls.Conn) ([]byte, error) {
+	if doc := tc.ConnectionState().OCSPResponse; len(doc) > 0 {
+		if len(doc) > evidence.MaxBundleSize {
+			return nil, fmt.Errorf("%w from %s: %w: a document of more than %d bytes in the handshake", ErrNoDocument, c.host, evidence.ErrTooLarge, evidence.MaxBundleSize)
+		}
+		return doc, nil
+	}
+	return c.fetchDocument(ctx, tc)
 }
 
 // FetchDocument reads the attestation document of the enclave agent at
@@ -494,7 +516,7 @@ func FetchDocument(ctx context.Context, enclaveURL string, d *net.Dialer) (*evid
 		return nil, fmt.Errorf("%w: %w", evidence.ErrFetch, err)
 	}
 	defer tc.Close()
-	body, err := c.fetchDocument(ctx, tc)
+	body, err := c.documentOf(ctx, tc)
 	if err != nil {
 		return nil, err
 	}
@@ -542,10 +564,10 @@ func (c *Client) allowed(ks *keyset.KeySet) error {
 	return nil
 }
 
-// attest fetches the attestation document over tc, verifies it and
+// attest reads the attestation document of tc, verifies it and
 // checks that its key set names spki, updating the state.
 func (c *Client) attest(ctx context.Context, tc *tls.Conn, spki [32]byte) (*keyset.KeySet, error) {
-	body, err := c.fetchDocument(ctx, tc)
+	body, err := c.documentOf(ctx, tc)
 	if err != nil {
 		// No document over this connection: it is refused, and the
 		// verdict stands (a refresh that cannot reach the enclave

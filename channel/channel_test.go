@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -615,5 +616,58 @@ func TestConnectionLimit(t *testing.T) {
 	c.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("a connection after one closed: %s", resp.Status)
+	}
+}
+
+// TestDocumentInHandshake: the agent sends the attestation document
+// inside the TLS handshake to a client that offers evidence.DocumentALPN
+// (and to no other: a browser expects an OCSP response there), still
+// negotiating http/1.1; a server with a key of its own that staples a
+// real enclave's document is refused.
+func TestDocumentInHandshake(t *testing.T) {
+	f := channeltest.NewFleet(t, 1)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	addr := strings.TrimPrefix(r.URL, "https://")
+	served := fetchDocument(t, r.URL)
+	for _, tc := range []struct {
+		protos []string
+		staple bool
+	}{{[]string{"http/1.1", evidence.DocumentALPN}, true}, {[]string{"http/1.1"}, false}, {nil, false}, {[]string{"h2", "http/1.1"}, false}} {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: tc.protos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := c.ConnectionState()
+		c.Close()
+		if got := len(cs.OCSPResponse) > 0; got != tc.staple {
+			t.Errorf("ALPN %q: document in the handshake = %v, want %v", tc.protos, got, tc.staple)
+		}
+		if tc.staple && string(cs.OCSPResponse) != string(served) {
+			t.Errorf("ALPN %q: the handshake's document differs from the one served at %s", tc.protos, evidence.DocumentPath)
+		}
+		if slices.Contains(tc.protos, evidence.DocumentALPN) && cs.NegotiatedProtocol != "http/1.1" {
+			t.Errorf("ALPN %q: negotiated %q, want http/1.1", tc.protos, cs.NegotiatedProtocol)
+		}
+	}
+
+	// A relay with its own key, stapling the real document.
+	cfg := channeltest.SelfSigned(t)
+	cfg.Certificates[0].OCSPStaple = served
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen.Add(1) }), TLSConfig: cfg}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	relay := "https://" + ln.Addr().String()
+	c, _ := channel.New(channel.NewVerifier(f.Verifier(t), 0), relay)
+	if _, _, err := post(c.HTTPClient(), relay, chatBody(false)); !errors.Is(err, channel.ErrKeyNotAttested) {
+		t.Errorf("a server stapling the real document with its own key = %v, want ErrKeyNotAttested", err)
+	}
+	if n := seen.Load(); n != 0 {
+		t.Errorf("the relay got %d requests", n)
 	}
 }

@@ -671,3 +671,30 @@ func TestDocumentInHandshake(t *testing.T) {
 		t.Errorf("the relay got %d requests", n)
 	}
 }
+
+// TestLargeDocumentFetched: a document too large for the handshake
+// (six GPUs) is not sent in it; the client reads it over the connection
+// and goes on.
+func TestLargeDocumentFetched(t *testing.T) {
+	f := channeltest.NewFleet(t, 6)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	if n := len(fetchDocument(t, r.URL)); n <= evidence.MaxStapledDocument {
+		t.Fatalf("the six-GPU document is %d bytes, within the handshake's %d: the test tests nothing", n, evidence.MaxStapledDocument)
+	}
+	c, err := tls.Dial("tcp", strings.TrimPrefix(r.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1", evidence.DocumentALPN}})
+	if err != nil {
+		t.Fatalf("a handshake asking for a document too large for it: %v", err)
+	}
+	if n := len(c.ConnectionState().OCSPResponse); n != 0 {
+		t.Errorf("%d bytes of document in the handshake, want none", n)
+	}
+	c.Close()
+	hc, _, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, err := post(hc, r.URL, chatBody(false)); err != nil || code != 200 {
+		t.Fatalf("POST: %d %v", code, err)
+	}
+}

@@ -45,9 +45,11 @@ const (
 )
 
 // MaxStapledDocument is the largest attestation document an agent sends
-// inside the TLS handshake (Go's client accepts a Certificate message of
-// up to 256 KiB).
-const MaxStapledDocument = 192 << 10
+// inside the TLS handshake: a TLS 1.3 CertificateEntry's extensions are
+// at most 2^16-1 bytes in all (RFC 8446 §4.4.2), the status_request
+// extension's own header included. About four GPUs' evidence fits; a
+// larger document is read at DocumentPath.
+const MaxStapledDocument = 60 << 10
 
 // KeySetReportData is the REPORT_DATA of a v3 bundle:
 //

@@ -61,6 +61,13 @@ import (
 const (
 	DefaultLifetime       = 24 * time.Hour
 	DefaultStapleInterval = stapler.DefaultStapleInterval
+	// MaxHandshakeDocument is the largest attestation document the
+	// agent sends inside the TLS handshake (evidence.DocumentALPN): a
+	// TLS 1.3 CertificateEntry's extensions are at most 2^16-1 bytes in
+	// all (RFC 8446 §4.4.2), the status_request extension's own header
+	// included. About four GPUs' evidence fits; a larger document is
+	// read at evidence.DocumentPath.
+	MaxHandshakeDocument = 60 << 10
 	// DefaultMaxConnections bounds the client connections an agent
 	// holds open (see Options.MaxConnections).
 	DefaultMaxConnections = 10000
@@ -407,7 +414,7 @@ func (a *Agent) TLSConfig() *tls.Config {
 			// A channel client asks for the document in the handshake
 			// (evidence.DocumentALPN): one round trip fewer.
 			if slices.Contains(hello.SupportedProtos, evidence.DocumentALPN) {
-				if doc, err := a.document(g); err == nil && len(doc) <= evidence.MaxStapledDocument {
+				if doc, err := a.document(g); err == nil && len(doc) <= MaxHandshakeDocument {
 					c := g.cert
 					c.OCSPStaple = doc
 					return &c, nil

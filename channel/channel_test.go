@@ -679,8 +679,8 @@ func TestLargeDocumentFetched(t *testing.T) {
 	f := channeltest.NewFleet(t, 6)
 	up := channeltest.StartUpstream(t, nil)
 	r := channeltest.StartAgent(t, f, up, agent.Options{})
-	if n := len(fetchDocument(t, r.URL)); n <= evidence.MaxStapledDocument {
-		t.Fatalf("the six-GPU document is %d bytes, within the handshake's %d: the test tests nothing", n, evidence.MaxStapledDocument)
+	if n := len(fetchDocument(t, r.URL)); n <= agent.MaxHandshakeDocument {
+		t.Fatalf("the six-GPU document is %d bytes, within the handshake's %d: the test tests nothing", n, agent.MaxHandshakeDocument)
 	}
 	c, err := tls.Dial("tcp", strings.TrimPrefix(r.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1", evidence.DocumentALPN}})
 	if err != nil {

@@ -35,21 +35,14 @@ const (
 	// the server's CertificateVerify signs with the key set's key. The
 	// agent never selects this protocol, and staples nothing for a
 	// client that does not offer it (a browser expects a real OCSP
-	// response there); a document larger than MaxStapledDocument is
-	// not stapled. The client reads the document at DocumentPath when
-	// none came.
+	// response there), nor a document too large for the handshake
+	// (agent.MaxHandshakeDocument). The client reads the document at
+	// DocumentPath when none came.
 	DocumentALPN = "attestlog-document/1"
 	// Path (GET Path?nonce=HEX) serves a nonce challenge: a v3 bundle
 	// whose REPORT_DATA binds the key set and the nonce, one hardware
 	// report each, rate-limited.
 )
-
-// MaxStapledDocument is the largest attestation document an agent sends
-// inside the TLS handshake: a TLS 1.3 CertificateEntry's extensions are
-// at most 2^16-1 bytes in all (RFC 8446 §4.4.2), the status_request
-// extension's own header included. About four GPUs' evidence fits; a
-// larger document is read at DocumentPath.
-const MaxStapledDocument = 60 << 10
 
 // KeySetReportData is the REPORT_DATA of a v3 bundle:
 //

@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,16 @@ import (
 const (
 	DefaultLifetime       = 24 * time.Hour
 	DefaultStapleInterval = stapler.DefaultStapleInterval
+	// MaxHandshakeDocument is the largest attestation document the
+	// agent sends inside the TLS handshake (evidence.DocumentALPN): a
+	// TLS 1.3 CertificateEntry's extensions are at most 2^16-1 bytes in
+	// all (RFC 8446 §4.4.2), the status_request extension's own header
+	// included. About four GPUs' evidence fits; a larger document is
+	// read at evidence.DocumentPath.
+	MaxHandshakeDocument = 60 << 10
+	// DefaultMaxConnections bounds the client connections an agent
+	// holds open (see Options.MaxConnections).
+	DefaultMaxConnections = 10000
 )
 
 // Options configure New.
@@ -84,6 +95,11 @@ type Options struct {
 	Lifetime time.Duration
 	// Challenges is the budget of nonce challenges.
 	Challenges ChallengeBudget
+	// MaxConnections is how many client connections the agent holds
+	// open at most (default DefaultMaxConnections; each costs memory,
+	// measured by `attestlog bench channel`). A connection beyond it is
+	// answered 503 with Retry-After and closed.
+	MaxConnections int
 	// Logger gets the agent's log (rotations, staple failures).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -104,6 +120,7 @@ type Agent struct {
 	prev    *generation
 
 	reports atomic.Int64 // hardware reports asked for, ever
+	conns   atomic.Int64 // client connections open
 	metrics *metrics
 }
 
@@ -149,6 +166,12 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	if err := o.Challenges.check(); err != nil {
 		return nil, err
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = DefaultMaxConnections
+	}
+	if o.MaxConnections < 0 {
+		return nil, fmt.Errorf("max connections %d: want at least 1", o.MaxConnections)
 	}
 	a := &Agent{o: o, src: reportsrc.Serialize(o.Source, reportsrc.Retry{}), logger: o.Logger, metrics: newMetrics()}
 	a.limiter = newLimiter(o.Challenges, o.Now)
@@ -392,13 +415,26 @@ func (a *Agent) TLSConfig() *tls.Config {
 			if h, ok := hello.Context().Value(connKey{}).(*connGen); ok {
 				h.g.Store(g)
 			}
+			// A channel client asks for the document in the handshake
+			// (evidence.DocumentALPN): one round trip fewer.
+			if slices.Contains(hello.SupportedProtos, evidence.DocumentALPN) {
+				if doc, err := a.document(g); err == nil && len(doc) <= MaxHandshakeDocument {
+					c := g.cert
+					c.OCSPStaple = doc
+					return &c, nil
+				}
+			}
 			return &g.cert, nil
 		},
 	}
 }
 
-// connGen records which generation a connection's handshake used.
-type connGen struct{ g atomic.Pointer[generation] }
+// connGen records which generation a connection's handshake used, and
+// whether the connection is one too many.
+type connGen struct {
+	g    atomic.Pointer[generation]
+	over bool
+}
 
 type connKey struct{}
 

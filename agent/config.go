@@ -50,6 +50,10 @@ type Config struct {
 	KeyLifetime time.Duration `yaml:"key_lifetime"`
 	// Challenges is the budget of nonce challenges.
 	Challenges ChallengeBudget `yaml:"challenges"`
+	// MaxConnections is how many client connections the agent holds
+	// open at most (default 10000); requests on one beyond it are
+	// answered 503 with Retry-After.
+	MaxConnections int `yaml:"max_connections"`
 	// MetricsListen serves /metrics there, plain HTTP (default: none;
 	// keep it on loopback).
 	MetricsListen string `yaml:"metrics_listen"`
@@ -133,6 +137,12 @@ func (c *Config) Validate() error {
 	}
 	if c.StapleInterval < 100*time.Millisecond || c.StapleInterval > time.Hour {
 		return fmt.Errorf("staple_interval %v: want 100ms to 1h", c.StapleInterval)
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConnections < 1 || c.MaxConnections > 1<<20 {
+		return fmt.Errorf("max_connections %d: want 1 to %d", c.MaxConnections, 1<<20)
 	}
 	return c.Challenges.check()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/internal/httpserve"
+	"github.com/attestlog/attestlog/internal/streamproxy"
 	"github.com/attestlog/attestlog/policy/evidence"
 )
 
@@ -178,8 +180,9 @@ func (a *Agent) challenge(w http.ResponseWriter, r *http.Request) int {
 	return http.StatusOK
 }
 
-// reverseProxy forwards to upstream, flushing every write at once (a
-// server-sent event reaches the client when the upstream sends it), and
+// reverseProxy forwards to upstream, streaming (internal/streamproxy: a
+// server-sent event reaches the client when the upstream sends it; bulk
+// bytes are read ahead and share flushes), and
 // answers 502 with a clear message when the upstream does not answer.
 func (a *Agent) reverseProxy(upstream *url.URL) http.Handler {
 	tr := &http.Transport{
@@ -188,14 +191,16 @@ func (a *Agent) reverseProxy(upstream *url.URL) http.Handler {
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		// Whole read-ahead buffers per read from the service, not 4 KiB.
+		ReadBufferSize:  streamproxy.BufferSize,
+		WriteBufferSize: streamproxy.BufferSize,
 	}
-	return &httputil.ReverseProxy{
+	return streamproxy.Handler(&httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(upstream)
 			pr.SetXForwarded()
 		},
-		Transport:     tr,
-		FlushInterval: -1,
+		Transport: tr,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client left
@@ -203,7 +208,7 @@ func (a *Agent) reverseProxy(upstream *url.URL) http.Handler {
 			a.logger.Warn("upstream", "err", err, "path", r.URL.Path)
 			http.Error(w, fmt.Sprintf("attestlog enclave: the service behind this enclave (%s) did not answer: %v. The enclave itself is up and attested; the service is down or starting — retry later.", upstream.Redacted(), err), http.StatusBadGateway)
 		},
-	}
+	})
 }
 
 // Server returns the agent's HTTP server for h: each connection is
@@ -212,15 +217,44 @@ func (a *Agent) reverseProxy(upstream *url.URL) http.Handler {
 // read timeout (responses stream for as long as the upstream sends);
 // headers must arrive within 10 s and idle connections close after 2
 // minutes.
+//
+// It holds at most Options.MaxConnections client connections open: the
+// requests of a connection made beyond that are answered 503 with
+// Retry-After, and the connection is closed.
 func (a *Agent) Server(h http.Handler) *http.Server {
-	srv := httpserve.NewServer(h)
+	max := int64(a.o.MaxConnections)
+	msg := fmt.Sprintf("attestlog enclave: serving its maximum of %d open connections; retry later", max)
+	srv := httpserve.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cg, ok := r.Context().Value(connKey{}).(*connGen); ok && cg.over {
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, msg, http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
 	srv.ReadTimeout, srv.WriteTimeout = 0, 0
+	// Failed handshakes and the like: clients' doing, the agent's log at
+	// debug level.
+	srv.ErrorLog = slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug)
 	srv.TLSConfig = a.TLSConfig()
+	// ConnContext runs before the connection's StateNew.
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		return context.WithValue(ctx, connKey{}, &connGen{})
+		return context.WithValue(ctx, connKey{}, &connGen{over: a.conns.Load() >= max})
+	}
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			a.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			a.conns.Add(-1)
+		}
 	}
 	return srv
 }
+
+// Connections is how many client connections the agent holds open.
+func (a *Agent) Connections() int64 { return a.conns.Load() }
 
 // ServeTLS serves h over TLS on ln until ctx ends.
 func (a *Agent) ServeTLS(ctx context.Context, ln net.Listener, h http.Handler) error {

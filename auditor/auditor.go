@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -146,8 +147,10 @@ type deployment struct {
 	gpus     *gpu.Verifier
 	logger   *slog.Logger
 	// hc fetches its evidence: public addresses only (unless
-	// allow_private), no redirect off its origin.
-	hc *http.Client
+	// allow_private), no redirect off its origin; dialer makes the
+	// attested channel's connections (https) under the same rule.
+	hc     *http.Client
+	dialer *net.Dialer
 
 	mu   sync.Mutex
 	last DeploymentStatus
@@ -191,7 +194,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		if dc.AllowPrivate {
 			eo = append(eo, egress.AllowPrivate())
 		}
-		d := &deployment{cfg: dc, logger: logger.With("deployment", dc.Name), hc: egress.NewClient(eo...)}
+		d := &deployment{cfg: dc, logger: logger.With("deployment", dc.Name), hc: egress.NewClient(eo...), dialer: egress.NewDialer(eo...)}
 		for _, l := range a.logs {
 			if l.cfg.Origin == dc.Log {
 				d.log = l

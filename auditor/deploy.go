@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/attestlog/attestlog/auditor/internal/store"
+	"github.com/attestlog/attestlog/channel"
 	"github.com/attestlog/attestlog/channel/keyset"
 	"github.com/attestlog/attestlog/internal/egress"
 	"github.com/attestlog/attestlog/log/statement"
@@ -110,12 +112,18 @@ const (
 	FailureMalformed       = "evidence-malformed" // an answer that is no evidence bundle
 	FailureTimeout         = "timeout"            // no whole answer within the timeout
 	FailureTooLarge        = "too-large"          // an answer over evidence.MaxBundleSize
+	// FailureKeyNotAttested: over https, the connection's TLS key is not
+	// the one the attestation document's key set names (a relay or an
+	// interceptor in front of the enclave, or a document replayed).
+	FailureKeyNotAttested = "key-not-attested"
 )
 
 // failureCategory sorts the error of a failed fetch into its category.
 func failureCategory(err error) string {
 	var ne net.Error
 	switch {
+	case errors.Is(err, channel.ErrKeyNotAttested):
+		return FailureKeyNotAttested
 	case errors.Is(err, egress.ErrAddressRefused):
 		return FailureAddressRefused
 	case errors.Is(err, egress.ErrRedirectRefused):
@@ -156,6 +164,11 @@ func (a *Auditor) pollFailed(ctx context.Context, d *deployment, st *DeploymentS
 		st.Verdict = AlertEvidenceInvalid
 		return a.raise(ctx, AlertEvidenceInvalid, key, subject,
 			fmt.Sprintf("deployment %s served malformed evidence (%s); the parser's error is in the auditor's log", d.cfg.Name, cat), ev)
+	case cat == FailureKeyNotAttested:
+		d.logger.Warn("deployment's TLS key is not its attested key", "failures", run.Polls, "err", err)
+		st.Verdict = AlertEvidenceInvalid
+		return a.raise(ctx, AlertEvidenceInvalid, key, subject,
+			fmt.Sprintf("deployment %s: the TLS key of the connection is not the key its attestation document's key set names (%s): a relay or an interceptor in front of the enclave, and every client refuses it", d.cfg.Name, cat), ev)
 	case run.Polls >= d.cfg.UnreachableAfter:
 		st.Verdict = AlertDeploymentUnreachable
 		if rerr := a.raise(ctx, AlertDeploymentUnreachable, key, subject,
@@ -164,6 +177,18 @@ func (a *Auditor) pollFailed(ctx context.Context, d *deployment, st *DeploymentS
 		}
 	}
 	return fmt.Errorf("%s, %d failed polls in a row: %w", cat, run.Polls, err)
+}
+
+// fetchDocument reads the deployment's attestation document: over https
+// as every client of the attested channel reads it (channel.FetchDocument:
+// on a connection whose TLS key the document's key set must name, the
+// enclave's self-signed certificate trusted for that alone), over http
+// as evidence.FetchDocument. Either way no hardware report is spent.
+func (d *deployment) fetchDocument(ctx context.Context) (*evidence.Bundle, error) {
+	if u, err := url.Parse(d.cfg.URL); err == nil && u.Scheme == "https" {
+		return channel.FetchDocument(ctx, d.cfg.URL, d.dialer)
+	}
+	return evidence.FetchDocument(ctx, d.hc, d.cfg.URL)
 }
 
 func readLimited(r io.Reader, n int64) ([]byte, error) {
@@ -196,7 +221,7 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	ev := DeploymentAlert{Deployment: d.cfg.Name, URL: d.cfg.URL}
 	subject := "deployment/" + d.cfg.Name
 	fctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-	b, err := evidence.FetchDocument(fctx, d.hc, d.cfg.URL)
+	b, err := d.fetchDocument(fctx)
 	if errors.Is(err, evidence.ErrNotFound) {
 		nonce = make([]byte, 32)
 		rand.Read(nonce)

@@ -166,6 +166,11 @@ type Client struct {
 	pins       map[[32]byte]*keyset.KeySet
 	refreshing chan struct{} // closed when the refresh under way ends
 	lastErr    error         // of the last refresh
+	// spare is the connection the last verification was made over,
+	// kept for the transport's next dial (a new client then needs one
+	// handshake, not two), until spareUntil.
+	spare      *pinnedConn
+	spareUntil time.Time
 }
 
 // State is the client's view of the enclave.
@@ -230,6 +235,9 @@ func New(cv *Verifier, enclaveURL string, opts ...Option) (*Client, error) {
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
 		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		// Streams: read whole TLS records' worth per call, not 4 KiB.
+		ReadBufferSize:  64 << 10,
+		WriteBufferSize: 64 << 10,
 	}
 	return c, nil
 }
@@ -270,11 +278,13 @@ func (c *Client) State() State {
 }
 
 // Verify fetches and verifies the attestation document now (over a new
-// connection, which is then closed) and returns the new state; the error
-// says why the enclave is not trusted.
+// connection, which the next request may use) and returns the new state;
+// the error says why the enclave is not trusted.
 func (c *Client) Verify(ctx context.Context) (State, error) {
 	conn, err := c.connect(ctx, true)
-	if conn != nil {
+	if pc, ok := conn.(*pinnedConn); ok {
+		c.park(pc)
+	} else if conn != nil {
 		conn.Close()
 	}
 	st := c.State()
@@ -301,7 +311,39 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections closes the channel's idle connections.
-func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() {
+	c.park(nil)
+	c.tr.CloseIdleConnections()
+}
+
+// park keeps pc (nil: none) as the spare connection for one refresh
+// interval, closing the one it replaces.
+func (c *Client) park(pc *pinnedConn) {
+	c.mu.Lock()
+	old := c.spare
+	c.spare, c.spareUntil = pc, c.cv.now().Add(c.cv.ttl)
+	c.mu.Unlock()
+	if old != nil {
+		old.Conn.Close()
+	}
+}
+
+// takeSpare returns the spare connection if its key set is still
+// pinned and trusted, closing a stale one.
+func (c *Client) takeSpare() *pinnedConn {
+	c.mu.Lock()
+	pc, until := c.spare, c.spareUntil
+	c.spare = nil
+	c.mu.Unlock()
+	if pc == nil {
+		return nil
+	}
+	if !c.cv.now().Before(until) || c.pinned(pc.spki) != pc.ks {
+		pc.Conn.Close()
+		return nil
+	}
+	return pc
+}
 
 // ready returns nil once the verdict is current and positive: it
 // refreshes a stale one (waiting), starts a refresh in the background
@@ -374,6 +416,9 @@ func (c *Client) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 	if addr != c.host {
 		return nil, fmt.Errorf("attested channel to %s: refusing to dial %s", c.host, addr)
 	}
+	if pc := c.takeSpare(); pc != nil {
+		return pc, nil
+	}
 	return c.connect(ctx, false)
 }
 
@@ -381,32 +426,13 @@ func (c *Client) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 // TLS handshake and checks the server's key: pinned (and force unset),
 // or attested by the document asked over this connection.
 func (c *Client) connect(ctx context.Context, force bool) (net.Conn, error) {
-	raw, err := c.dialRaw(ctx)
+	tc, spki, err := c.handshake(ctx)
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(raw, &tls.Config{
-		ServerName: c.base.Hostname(),
-		MinVersion: tls.VersionTLS13,
-		NextProtos: []string{"http/1.1"},
-		// The certificate is self-signed by the enclave's key set key:
-		// what makes it trusted is the attestation, checked below on
-		// the key the handshake proved the server holds.
-		InsecureSkipVerify: true,
-	})
-	if err := tc.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		return nil, fmt.Errorf("TLS handshake with %s: %w", c.host, err)
-	}
-	cs := tc.ConnectionState()
-	if len(cs.PeerCertificates) == 0 {
-		tc.Close()
-		return nil, fmt.Errorf("%w: no certificate", ErrKeyNotAttested)
-	}
-	spki := sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
 	if !force {
 		if ks := c.pinned(spki); ks != nil {
-			return &pinnedConn{Conn: tc, c: c, ks: ks}, nil
+			return &pinnedConn{Conn: tc, c: c, ks: ks, spki: spki}, nil
 		}
 	}
 	ks, err := c.attest(ctx, tc, spki)
@@ -414,7 +440,100 @@ func (c *Client) connect(ctx context.Context, force bool) (net.Conn, error) {
 		tc.Close()
 		return nil, err
 	}
-	return &pinnedConn{Conn: tc, c: c, ks: ks}, nil
+	return &pinnedConn{Conn: tc, c: c, ks: ks, spki: spki}, nil
+}
+
+// handshake dials the enclave (through the proxy, if any) and completes
+// the TLS handshake, returning the SHA-256 of the key the server proved
+// it holds.
+//
+// A document the agent sent inside the handshake (evidence.DocumentALPN)
+// is read by documentOf.
+func (c *Client) handshake(ctx context.Context) (*tls.Conn, [32]byte, error) {
+	raw, err := c.dialRaw(ctx)
+	if err != nil {
+		return nil, [32]byte{}, err
+	}
+	tc := tls.Client(raw, &tls.Config{
+		ServerName: c.base.Hostname(),
+		MinVersion: tls.VersionTLS13,
+		// http/1.1 is what is spoken; DocumentALPN asks the agent for
+		// its attestation document inside the handshake.
+		NextProtos: []string{"http/1.1", evidence.DocumentALPN},
+		// The certificate is self-signed by the enclave's key set key:
+		// what makes it trusted is the attestation, checked below on
+		// the key the handshake proved the server holds.
+		InsecureSkipVerify: true,
+	})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, [32]byte{}, fmt.Errorf("TLS handshake with %s: %w", c.host, err)
+	}
+	cs := tc.ConnectionState()
+	if len(cs.PeerCertificates) == 0 {
+		tc.Close()
+		return nil, [32]byte{}, fmt.Errorf("%w: no certificate", ErrKeyNotAttested)
+	}
+	if cs.NegotiatedProtocol != "" && cs.NegotiatedProtocol != "http/1.1" {
+		tc.Close()
+		return nil, [32]byte{}, fmt.Errorf("TLS handshake with %s: the server chose protocol %q, not http/1.1", c.host, cs.NegotiatedProtocol)
+	}
+	return tc, sha256.Sum256(cs.PeerCertificates[0].RawSubjectPublicKeyInfo), nil
+}
+
+// documentOf is the attestation document of tc: the one the agent sent
+// inside the handshake (signed over by the handshake's key, like all it
+// sent), or else the one asked over tc at DocumentPath.
+func (c *Client) documentOf(ctx context.Context, tc *tls.Conn) ([]byte, error) {
+	if doc := tc.ConnectionState().OCSPResponse; len(doc) > 0 {
+		if len(doc) > evidence.MaxBundleSize {
+			return nil, fmt.Errorf("%w from %s: %w: a document of more than %d bytes in the handshake", ErrNoDocument, c.host, evidence.ErrTooLarge, evidence.MaxBundleSize)
+		}
+		return doc, nil
+	}
+	return c.fetchDocument(ctx, tc)
+}
+
+// FetchDocument reads the attestation document of the enclave agent at
+// enclaveURL (https) as a client does: over a connection of its own,
+// dialled with d (no proxy), whose TLS key the document's key set must
+// name; otherwise the error wraps ErrKeyNotAttested (a relay or an
+// interceptor holds the connection). It does not verify the document
+// (the auditor does, with its own verifier); its errors wrap
+// evidence.ErrFetch (with ErrStatus, ErrNotFound or ErrTooLarge as
+// evidence.FetchDocument's) or evidence.ErrMalformed. No hardware report
+// is spent: this is the document every client reads.
+func FetchDocument(ctx context.Context, enclaveURL string, d *net.Dialer) (*evidence.Bundle, error) {
+	c, err := New(nil, enclaveURL, WithDialer(d), WithProxy(nil))
+	if err != nil {
+		return nil, err
+	}
+	tc, spki, err := c.handshake(ctx)
+	if err != nil {
+		if errors.Is(err, ErrKeyNotAttested) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", evidence.ErrFetch, err)
+	}
+	defer tc.Close()
+	body, err := c.documentOf(ctx, tc)
+	if err != nil {
+		return nil, err
+	}
+	b, err := evidence.ParseBundle(body)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := b.ParsedKeySet()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", evidence.ErrMalformed, err)
+	case b.Format != evidence.FormatKeySet || ks == nil:
+		return nil, fmt.Errorf("%w: the document served over https at %s is %s evidence without a key set: it binds no key to this connection", ErrKeyNotAttested, c.host, b.Format)
+	case ks.TLSSPKIHash != spki:
+		return nil, fmt.Errorf("%w: the server presented TLS key sha256:%x, and the attestation document it served commits to sha256:%x; a relay or an interceptor terminates TLS in front of the enclave", ErrKeyNotAttested, spki[:8], ks.TLSSPKIHash[:8])
+	}
+	return b, nil
 }
 
 // pinned returns the key set whose TLS key is spki if it is valid now
@@ -445,10 +564,10 @@ func (c *Client) allowed(ks *keyset.KeySet) error {
 	return nil
 }
 
-// attest fetches the attestation document over tc, verifies it and
+// attest reads the attestation document of tc, verifies it and
 // checks that its key set names spki, updating the state.
 func (c *Client) attest(ctx context.Context, tc *tls.Conn, spki [32]byte) (*keyset.KeySet, error) {
-	body, err := c.fetchDocument(ctx, tc)
+	body, err := c.documentOf(ctx, tc)
 	if err != nil {
 		// No document over this connection: it is refused, and the
 		// verdict stands (a refresh that cannot reach the enclave
@@ -539,24 +658,26 @@ func (c *Client) fetchDocument(ctx context.Context, tc *tls.Conn) ([]byte, error
 	req.Header.Set("Accept", evidence.ContentType)
 	req.Header.Set("User-Agent", "attestlog-channel")
 	if err := req.Write(tc); err != nil {
-		return nil, fmt.Errorf("%w from %s: %w", ErrNoDocument, c.host, err)
+		return nil, fmt.Errorf("%w from %s: %w: %w", ErrNoDocument, c.host, evidence.ErrFetch, err)
 	}
 	br := bufio.NewReaderSize(tc, 4096)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
-		return nil, fmt.Errorf("%w from %s: %w", ErrNoDocument, c.host, err)
+		return nil, fmt.Errorf("%w from %s: %w: %w", ErrNoDocument, c.host, evidence.ErrFetch, err)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, evidence.MaxBundleSize+1))
 	resp.Body.Close()
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("%w from %s: %w", ErrNoDocument, c.host, err)
+		return nil, fmt.Errorf("%w from %s: %w: %w", ErrNoDocument, c.host, evidence.ErrFetch, err)
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, fmt.Errorf("%w from %s: %w: %w: %w: %s", ErrNoDocument, c.host, evidence.ErrFetch, evidence.ErrStatus, evidence.ErrNotFound, resp.Status)
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("%w from %s: %s: %s", ErrNoDocument, c.host, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))
+		return nil, fmt.Errorf("%w from %s: %w: %w: %s: %s", ErrNoDocument, c.host, evidence.ErrFetch, evidence.ErrStatus, resp.Status, strings.TrimSpace(string(body[:min(len(body), 200)])))
 	case len(body) > evidence.MaxBundleSize:
-		return nil, fmt.Errorf("%w from %s: more than %d bytes", ErrNoDocument, c.host, evidence.MaxBundleSize)
+		return nil, fmt.Errorf("%w from %s: %w: %w: more than %d bytes", ErrNoDocument, c.host, evidence.ErrFetch, evidence.ErrTooLarge, evidence.MaxBundleSize)
 	case br.Buffered() > 0 || resp.Close:
-		return nil, fmt.Errorf("%w from %s: the server sent more than the document, or closes the connection", ErrNoDocument, c.host)
+		return nil, fmt.Errorf("%w from %s: %w: the server sent more than the document, or closes the connection", ErrNoDocument, c.host, evidence.ErrMalformed)
 	}
 	return body, nil
 }
@@ -616,8 +737,9 @@ func (c *Client) dialRaw(ctx context.Context) (net.Conn, error) {
 // the key set expired or the enclave is no longer trusted.
 type pinnedConn struct {
 	net.Conn
-	c  *Client
-	ks *keyset.KeySet
+	c    *Client
+	ks   *keyset.KeySet
+	spki [32]byte
 }
 
 func (p *pinnedConn) Write(b []byte) (int, error) {

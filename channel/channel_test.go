@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -548,4 +549,157 @@ func FuzzVerifyDocument(f *testing.F) {
 			t.Fatalf("a fuzzed document verified: %q", in)
 		}
 	})
+}
+
+// TestNewClientOneConnection: a new client verifies the enclave and
+// sends its first request over one connection (one TCP connection, one
+// TLS handshake), not one for the document and another for the request.
+func TestNewClientOneConnection(t *testing.T) {
+	f := channeltest.NewFleet(t, 0)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	pu, tunnels := connectProxy(t, false)
+	c, _ := channel.New(channel.NewVerifier(f.Verifier(t), 0), r.URL, channel.WithProxy(func(*url.URL) (*url.URL, error) { return pu, nil }))
+	hc := c.HTTPClient()
+	for i := range 3 {
+		if code, _, err := post(hc, r.URL, chatBody(false)); err != nil || code != 200 {
+			t.Fatalf("request %d: %d %v", i, code, err)
+		}
+	}
+	if n := tunnels.Load(); n != 1 {
+		t.Errorf("a new client's verification and three requests took %d connections, want 1", n)
+	}
+}
+
+// rawRequest opens a TLS connection to the agent at base and sends one
+// GET, leaving the connection open.
+func rawRequest(t *testing.T, base string) (net.Conn, *http.Response, string) {
+	t.Helper()
+	c, err := tls.Dial("tcp", strings.TrimPrefix(base, "https://"), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /v1/models HTTP/1.1\r\nHost: enclave\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return c, resp, string(b)
+}
+
+// TestConnectionLimit: past its limit of open connections the agent
+// answers 503 with Retry-After and says why; once one closes, a new
+// connection is served.
+func TestConnectionLimit(t *testing.T) {
+	f := channeltest.NewFleet(t, 0)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{MaxConnections: 2})
+	var open []net.Conn
+	for range 2 {
+		c, resp, _ := rawRequest(t, r.URL)
+		defer c.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("a connection within the limit: %s", resp.Status)
+		}
+		open = append(open, c)
+	}
+	c, resp, body := rawRequest(t, r.URL)
+	c.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "maximum of 2 open connections") {
+		t.Fatalf("a connection past the limit: %s (Retry-After %q) %q, want 503 saying so", resp.Status, resp.Header.Get("Retry-After"), body)
+	}
+	open[0].Close()
+	for i := 0; r.Agent.Connections() > 1; i++ {
+		if i > 100 {
+			t.Fatalf("the agent counts %d connections after one closed", r.Agent.Connections())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, resp, _ = rawRequest(t, r.URL)
+	c.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a connection after one closed: %s", resp.Status)
+	}
+}
+
+// TestDocumentInHandshake: the agent sends the attestation document
+// inside the TLS handshake to a client that offers evidence.DocumentALPN
+// (and to no other: a browser expects an OCSP response there), still
+// negotiating http/1.1; a server with a key of its own that staples a
+// real enclave's document is refused.
+func TestDocumentInHandshake(t *testing.T) {
+	f := channeltest.NewFleet(t, 1)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	addr := strings.TrimPrefix(r.URL, "https://")
+	served := fetchDocument(t, r.URL)
+	for _, tc := range []struct {
+		protos []string
+		staple bool
+	}{{[]string{"http/1.1", evidence.DocumentALPN}, true}, {[]string{"http/1.1"}, false}, {nil, false}, {[]string{"h2", "http/1.1"}, false}} {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: tc.protos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := c.ConnectionState()
+		c.Close()
+		if got := len(cs.OCSPResponse) > 0; got != tc.staple {
+			t.Errorf("ALPN %q: document in the handshake = %v, want %v", tc.protos, got, tc.staple)
+		}
+		if tc.staple && string(cs.OCSPResponse) != string(served) {
+			t.Errorf("ALPN %q: the handshake's document differs from the one served at %s", tc.protos, evidence.DocumentPath)
+		}
+		if slices.Contains(tc.protos, evidence.DocumentALPN) && cs.NegotiatedProtocol != "http/1.1" {
+			t.Errorf("ALPN %q: negotiated %q, want http/1.1", tc.protos, cs.NegotiatedProtocol)
+		}
+	}
+
+	// A relay with its own key, stapling the real document.
+	cfg := channeltest.SelfSigned(t)
+	cfg.Certificates[0].OCSPStaple = served
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen.Add(1) }), TLSConfig: cfg}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	relay := "https://" + ln.Addr().String()
+	c, _ := channel.New(channel.NewVerifier(f.Verifier(t), 0), relay)
+	if _, _, err := post(c.HTTPClient(), relay, chatBody(false)); !errors.Is(err, channel.ErrKeyNotAttested) {
+		t.Errorf("a server stapling the real document with its own key = %v, want ErrKeyNotAttested", err)
+	}
+	if n := seen.Load(); n != 0 {
+		t.Errorf("the relay got %d requests", n)
+	}
+}
+
+// TestLargeDocumentFetched: a document too large for the handshake
+// (six GPUs) is not sent in it; the client reads it over the connection
+// and goes on.
+func TestLargeDocumentFetched(t *testing.T) {
+	f := channeltest.NewFleet(t, 6)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	if n := len(fetchDocument(t, r.URL)); n <= agent.MaxHandshakeDocument {
+		t.Fatalf("the six-GPU document is %d bytes, within the handshake's %d: the test tests nothing", n, agent.MaxHandshakeDocument)
+	}
+	c, err := tls.Dial("tcp", strings.TrimPrefix(r.URL, "https://"), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1", evidence.DocumentALPN}})
+	if err != nil {
+		t.Fatalf("a handshake asking for a document too large for it: %v", err)
+	}
+	if n := len(c.ConnectionState().OCSPResponse); n != 0 {
+		t.Errorf("%d bytes of document in the handshake, want none", n)
+	}
+	c.Close()
+	hc, _, err := channel.HTTPClient(t.Context(), f.Verifier(t), r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, err := post(hc, r.URL, chatBody(false)); err != nil || code != 200 {
+		t.Fatalf("POST: %d %v", code, err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/channel"
+	"github.com/attestlog/attestlog/internal/streamproxy"
 )
 
 // VerdictPath serves the proxy's current verdict about the enclave (JSON;
@@ -49,7 +50,7 @@ func CheckListen(addr string) error {
 type Proxy struct {
 	c      *channel.Client
 	logger *slog.Logger
-	rp     *httputil.ReverseProxy
+	rp     http.Handler
 }
 
 // New returns a proxy over c.
@@ -59,16 +60,15 @@ func New(c *channel.Client, logger *slog.Logger) *Proxy {
 	}
 	p := &Proxy{c: c, logger: logger}
 	base := c.Base()
-	p.rp = &httputil.ReverseProxy{
+	p.rp = streamproxy.Handler(&httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(base)
 			// The local client's address stays on this machine.
 			pr.Out.Header.Del("X-Forwarded-For")
 		},
-		Transport:     c,
-		FlushInterval: -1,
-		ErrorHandler:  p.refuse,
-	}
+		Transport:    c,
+		ErrorHandler: p.refuse,
+	})
 	return p
 }
 

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -136,5 +138,41 @@ func TestProxyStreams(t *testing.T) {
 	norm := func(s string) string { return volatile.ReplaceAllString(s, "") }
 	if norm(direct) != norm(proxied) || !strings.HasSuffix(proxied, "data: [DONE]\n\n") {
 		t.Fatalf("streamed through agent and proxy:\n%s\nwant\n%s", proxied, direct)
+	}
+}
+
+// TestProxyStreamsUnbuffered: through agent and proxy, each server-sent
+// event reaches the local client before the service writes the next one.
+func TestProxyStreamsUnbuffered(t *testing.T) {
+	f := channeltest.NewFleet(t, 0)
+	got := make(chan struct{})
+	const events = 10
+	up := channeltest.StartUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range events {
+			fmt.Fprintf(w, "data: token %d\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-got:
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	}))
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	base := serve(t, f, r, 0)
+	resp, err := http.Get(base + "/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for i := range events {
+		line, err := br.ReadString('\n')
+		blank, _ := br.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("data: token %d\n", i) || blank != "\n" {
+			t.Fatalf("event %d = %q %q, %v (held back by agent or proxy?)", i, line, blank, err)
+		}
+		got <- struct{}{}
 	}
 }

@@ -38,7 +38,7 @@ func runEnclave(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := agent.Options{Source: src, Lifetime: cfg.KeyLifetime, StapleInterval: cfg.StapleInterval, Challenges: cfg.Challenges, Logger: logger}
+	opts := agent.Options{Source: src, Lifetime: cfg.KeyLifetime, StapleInterval: cfg.StapleInterval, Challenges: cfg.Challenges, MaxConnections: cfg.MaxConnections, Logger: logger}
 	if cfg.GPUs == "nvml" {
 		if opts.GPUs, err = reportsrc.OpenNVML(); err != nil {
 			return err

@@ -76,7 +76,7 @@ var layers = []struct {
 }{
 	{"format", []string{"log/api", "log/statement", "log/tlogproof", "log/vindex", "channel/keyset", "policy/evidence",
 		"policy/check", "policy/measure", "witness/protocol", "auditor/misbehaviour", "auditor/auditview",
-		"internal/yamlx", "internal/pemcert", "internal/keyfile", "internal/httpbody", "internal/webcrypto", "internal/egress", "internal/httpserve", "npm"}},
+		"internal/yamlx", "internal/pemcert", "internal/keyfile", "internal/httpbody", "internal/webcrypto", "internal/egress", "internal/httpserve", "internal/streamproxy", "npm"}},
 	{"decision", []string{"policy", "log/client", "channel", "policy/evidence/stapler", "witness/driver"}},
 	{"service", []string{"log/logserver", "log/internal", "witness", "auditor", "agent", "web"}},
 	{"assembly", []string{"internal/up", "internal/demo", "internal/wasmbuild", "cmd", "log/loadtest", "witness/bench"}},

@@ -68,12 +68,7 @@ func NewClient(opts ...Option) *http.Client {
 	for _, f := range opts {
 		f(&o)
 	}
-	d := &net.Dialer{Timeout: o.timeout, KeepAlive: 30 * time.Second}
-	if !o.allowPrivate {
-		// Control runs after resolution, on the address being connected
-		// to, for each address tried.
-		d.Control = func(network, address string, _ syscall.RawConn) error { return CheckAddress(address) }
-	}
+	d := NewDialer(opts...)
 	return &http.Client{
 		Timeout: o.timeout,
 		Transport: &http.Transport{
@@ -96,6 +91,24 @@ func NewClient(opts ...Option) *http.Client {
 			return nil
 		},
 	}
+}
+
+// NewDialer returns the dialer of NewClient's clients, for connections
+// made without net/http (the attested channel's): it connects only to
+// public addresses, unless AllowPrivate. Its errors wrap
+// ErrAddressRefused.
+func NewDialer(opts ...Option) *net.Dialer {
+	o := options{timeout: DefaultTimeout}
+	for _, f := range opts {
+		f(&o)
+	}
+	d := &net.Dialer{Timeout: o.timeout, KeepAlive: 30 * time.Second}
+	if !o.allowPrivate {
+		// Control runs after resolution, on the address being connected
+		// to, for each address tried.
+		d.Control = func(network, address string, _ syscall.RawConn) error { return CheckAddress(address) }
+	}
+	return d
 }
 
 // CheckAddress returns nil if address, an IP address and port as a dialer

@@ -243,6 +243,9 @@ func Prepare(cfg Config) (*Info, []string, error) {
 	if plat.endorsed {
 		info.Demo.EndorsementRoot = p("demo-gce-root.pem")
 	}
+	if cfg.EnclaveListener != nil {
+		info.Demo.EnclaveURL = "https://" + cfg.EnclaveListener.Addr().String()
+	}
 	info.AuditorURL, info.AuditorConfig, info.AuditorDB = base+"/auditor", p("auditor.yaml"), p("auditor.db")
 	info.ExampleRelease = p(plat.exampleFile())
 
@@ -296,8 +299,9 @@ func configFiles(info *Info, plat platformSpec, addr string) map[string]string {
 		"auditor.yaml": fmt.Sprintf("# Auditor configuration (written by 'attestlog up').\n"+
 			"db: auditor.db\nkey: auditor.key\npoll_interval: 2s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: client-policy.txt\n    witness_policy: witness-policy.txt\n"+
 			"# The demo enclave listens on loopback: a deployment's address must be public unless allowed.\n"+
+			"# Over https the auditor reads its attestation document as clients do: on a connection\n# whose TLS key the document's key set names (no hardware report per poll).\n"+
 			"deployments:\n  - {name: demo, url: %q, policy: client-policy.txt, interval: 5s, allow_private: true}\n%s",
-			info.Log.VKey, info.URL, info.Demo.URL, rebuildConfig(filepath.Join(info.Dir, "demo-src"), plat)),
+			info.Log.VKey, info.URL, deploymentURL(info), rebuildConfig(filepath.Join(info.Dir, "demo-src"), plat)),
 		"witness.yaml": fmt.Sprintf("# Witness configuration (written by 'attestlog up').\nlisten: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - origin: %s\n    vkey: %s\n",
 			addr, Origin, info.Log.VKey),
 	}
@@ -312,12 +316,31 @@ func clientPlatform(plat platformSpec) string {
 	return strings.ReplaceAll(plat.policy, "%", "%%")
 }
 
+// deploymentURL is the demo deployment the auditor watches: the enclave
+// agent over https when its address is known, else its document over
+// plain HTTP at /demo.
+func deploymentURL(info *Info) string {
+	if info.Demo.EnclaveURL != "" {
+		return info.Demo.EnclaveURL
+	}
+	return info.Demo.URL
+}
+
 // Run prepares cfg.Dir, starts everything, writes DIR/up.json, calls
 // ready with what runs, and serves until ctx ends; then it stops the log
 // (whose last checkpoint the witness still cosigns), the auditor and the
 // server, in that order.
 func Run(ctx context.Context, cfg Config, ready func(*Info)) error {
 	logger := cfg.logger()
+	if cfg.EnclaveListener == nil {
+		// Before Prepare, which names its address in auditor.yaml.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		cfg.EnclaveListener = ln
+		defer ln.Close() // the agent's server closes it too; a second Close does nothing
+	}
 	info, notes, err := Prepare(cfg)
 	if err != nil {
 		return err
@@ -398,13 +421,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Info)) error {
 
 	// The demo enclave runs the example release: publish it (a duplicate
 	// after the first start) and staple its proof to the evidence.
-	enclaveLn := cfg.EnclaveListener
-	if enclaveLn == nil {
-		if enclaveLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			return err
-		}
-	}
-	ag, err := startDemo(ctx, lg, info, enclaveLn, logger.With("component", "demo-enclave"))
+	ag, err := startDemo(ctx, lg, info, cfg.EnclaveListener, logger.With("component", "demo-enclave"))
 	if err != nil {
 		return fmt.Errorf("demo enclave: %w", err)
 	}

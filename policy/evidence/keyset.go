@@ -27,6 +27,18 @@ const (
 	// plain HTTP), with fresh staples, and no nonce. Answering it costs
 	// the enclave no hardware report.
 	DocumentPath = "/.well-known/attestlog/attestation"
+	// DocumentALPN, offered by a client among its TLS ALPN protocols
+	// (beside the one it means to speak, http/1.1), asks the agent to
+	// send the attestation document of the handshake's key set inside
+	// the handshake: as the certificate's status_request response (the
+	// "OCSP staple" of RFC 8446 §4.4.2.1), which TLS 1.3 encrypts and
+	// the server's CertificateVerify signs with the key set's key. The
+	// agent never selects this protocol, and staples nothing for a
+	// client that does not offer it (a browser expects a real OCSP
+	// response there), nor a document too large for the handshake
+	// (agent.MaxHandshakeDocument). The client reads the document at
+	// DocumentPath when none came.
+	DocumentALPN = "attestlog-document/1"
 	// Path (GET Path?nonce=HEX) serves a nonce challenge: a v3 bundle
 	// whose REPORT_DATA binds the key set and the nonce, one hardware
 	// report each, rate-limited.

@@ -19,6 +19,11 @@
 //   - nonce challenges at evidence.Path?nonce=HEX: one hardware report
 //     each, within a budget (429 or 503 with Retry-After past it), so no
 //     client load exhausts the hardware;
+//   - Oblivious HTTP (RFC 9458) at GatewayPath: GET gives the key set's
+//     HPKE key configurations (application/ohttp-keys, exactly those
+//     REPORT_DATA commits to), POST takes encapsulated requests (from a
+//     relay), sends them to the upstream and encapsulates the answers,
+//     chunked as they stream;
 //   - everything else reverse-proxied to the upstream, streamed (server-
 //     sent events and chunked bodies pass through unbuffered), 502 with
 //     a clear message when the upstream does not answer.
@@ -52,6 +57,7 @@ import (
 
 	"github.com/attestlog/attestlog/agent/reportsrc"
 	"github.com/attestlog/attestlog/channel/keyset"
+	"github.com/attestlog/attestlog/channel/ohttp"
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/evidence/stapler"
 )
@@ -104,6 +110,7 @@ type Agent struct {
 	prev    *generation
 
 	reports atomic.Int64 // hardware reports asked for, ever
+	gens    atomic.Int64 // generations made, ever (numbers the HPKE key identifiers)
 	metrics *metrics
 }
 
@@ -113,7 +120,7 @@ type generation struct {
 	raw     []byte
 	digest  [32]byte
 	cert    tls.Certificate
-	hpke    []hpke.PrivateKey // held for Oblivious HTTP (issue 30); never leave memory
+	gateway *ohttp.Gateway    // the HPKE private keys, for Oblivious HTTP; never leave memory
 	bundle  *evidence.Bundle  // the report, no staple
 	created time.Time
 
@@ -256,14 +263,23 @@ func (a *Agent) makeGeneration(ctx context.Context) (*generation, error) {
 	g.cert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: tlsKey, Leaf: leaf}
 	ks.TLSSPKIHash = keyset.SPKIHash(leaf)
 	// HPKE: the post-quantum hybrid first, X25519 for clients without it.
+	// Key identifiers differ from the previous generation's, so that
+	// the gateway finds the key of a request made just before a
+	// rotation.
+	base := uint8(2 * (a.gens.Add(1) % 128))
+	var keys []ohttp.Key
 	for i, kem := range []hpke.KEM{hpke.MLKEM768X25519(), hpke.DHKEM(ecdh.X25519())} {
 		sk, err := kem.GenerateKey()
 		if err != nil {
 			return nil, err
 		}
-		g.hpke = append(g.hpke, sk)
-		ks.HPKE = append(ks.HPKE, keyset.KeyConfig{ID: uint8(i), KEM: kem.ID(), PublicKey: sk.PublicKey().Bytes(),
-			Symmetric: []keyset.Symmetric{{KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADAES128GCM}, {KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADChaCha20Poly1305}}})
+		c := keyset.KeyConfig{ID: base + uint8(i), KEM: kem.ID(), PublicKey: sk.PublicKey().Bytes(),
+			Symmetric: []keyset.Symmetric{{KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADAES128GCM}, {KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADChaCha20Poly1305}}}
+		ks.HPKE = append(ks.HPKE, c)
+		keys = append(keys, ohttp.Key{Config: c, Private: sk})
+	}
+	if g.gateway, err = ohttp.NewGateway(keys...); err != nil {
+		return nil, err
 	}
 	var gpus []evidence.GPU
 	if a.o.GPUs != nil {
@@ -415,6 +431,7 @@ type metrics struct {
 	reports    prometheus.Counter
 	rotations  *prometheus.CounterVec
 	challenges *prometheus.CounterVec
+	ohttp      *prometheus.CounterVec
 	extra      []prometheus.Collector
 }
 
@@ -425,10 +442,12 @@ func newMetrics() *metrics {
 			[]string{"result"}),
 		challenges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "attestlog_enclave_challenges_total", Help: "Nonce challenges, by answer status."},
 			[]string{"status"}),
+		ohttp: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "attestlog_enclave_ohttp_requests_total", Help: "Oblivious HTTP requests at the gateway, by result."},
+			[]string{"result"}),
 	}
 }
 
 // Collectors returns the agent's metrics.
 func (a *Agent) Collectors() []prometheus.Collector {
-	return append([]prometheus.Collector{a.metrics.reports, a.metrics.rotations, a.metrics.challenges}, a.metrics.extra...)
+	return append([]prometheus.Collector{a.metrics.reports, a.metrics.rotations, a.metrics.challenges, a.metrics.ohttp}, a.metrics.extra...)
 }

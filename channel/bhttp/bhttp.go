@@ -352,10 +352,13 @@ func (rw *ResponseWriter) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if _, err := rw.w.Write(appendVarint(nil, uint64(len(p)))); err != nil {
+	// One write per chunk: the length and the bytes travel together
+	// (an encrypting writer below seals each write as a unit).
+	b := appendVarint(make([]byte, 0, 8+len(p)), uint64(len(p)))
+	if _, err := rw.w.Write(append(b, p...)); err != nil {
 		return 0, err
 	}
-	return rw.w.Write(p)
+	return len(p), nil
 }
 
 // Close ends the content and writes the trailer section.

@@ -120,8 +120,8 @@ type generation struct {
 	raw     []byte
 	digest  [32]byte
 	cert    tls.Certificate
-	gateway *ohttp.Gateway    // the HPKE private keys, for Oblivious HTTP; never leave memory
-	bundle  *evidence.Bundle  // the report, no staple
+	gateway *ohttp.Gateway   // the HPKE private keys, for Oblivious HTTP; never leave memory
+	bundle  *evidence.Bundle // the report, no staple
 	created time.Time
 
 	doc atomic.Pointer[cachedDoc]

@@ -104,6 +104,14 @@ func (o *Oblivious) State() State {
 	return o.state
 }
 
+// Key is the verified key requests are sealed to (ok false before a
+// positive verdict).
+func (o *Oblivious) Key() (id uint8, kem uint16, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.cfg.ID, o.cfg.KEM, o.state.OK
+}
+
 // Relay is the relay URL requests go to.
 func (o *Oblivious) Relay() *url.URL { u := *o.relay; return &u }
 

@@ -194,7 +194,7 @@ func (a *Agent) forward(ctx context.Context, client *http.Client, upstream *url.
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", bhttp.ErrInvalid, err)
 	}
-	req.Header = bhttp.Header(br.Header)
+	req.Header = http.Header(bhttp.Header(br.Header))
 	req.Header.Del("Content-Length")
 	if br.Authority != "" {
 		req.Host = upstream.Host // the upstream's own name, never the client's choice of host

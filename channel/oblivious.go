@@ -192,8 +192,8 @@ func (o *Oblivious) verify(ctx context.Context) (State, keyset.KeyConfig, ohttp.
 		st.Err = fmt.Errorf("fetching the gateway's key configurations through %s: %w", o.relay.Redacted(), err)
 		return st, none, ohttp.Suite{}, st.Err
 	}
-	if want := keyset.MarshalKeyConfigs(ks.HPKE); !bytes.Equal(served, want) {
-		st.Err = fmt.Errorf("%w: the relay %s served key configurations (%d bytes) that the enclave's verified key set %s does not commit to; refusing to send", ErrGatewayKeyMismatch, o.relay.Redacted(), len(served), short(st.KeySet))
+	if err := ks.CheckServedConfigs(served); err != nil {
+		st.Err = fmt.Errorf("%w: through the relay %s, for the enclave's verified key set %s: %w; refusing to send", ErrGatewayKeyMismatch, o.relay.Redacted(), short(st.KeySet), err)
 		return st, none, ohttp.Suite{}, st.Err
 	}
 	cs := ks.HPKE
@@ -317,7 +317,7 @@ func (o *Oblivious) RoundTrip(req *http.Request) (*http.Response, error) {
 	out2 := &http.Response{
 		Status: fmt.Sprintf("%d %s", sr.Status, http.StatusText(sr.Status)), StatusCode: sr.Status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: bhttp.Header(sr.Header), Trailer: http.Header{}, ContentLength: -1, Request: req,
+		Header: http.Header(bhttp.Header(sr.Header)), Trailer: http.Header{}, ContentLength: -1, Request: req,
 	}
 	out2.Body = &obliviousBody{sr: sr, raw: resp.Body, resp: out2}
 	return out2, nil

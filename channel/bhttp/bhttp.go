@@ -22,8 +22,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"golang.org/x/net/http/httpguts"
 )
 
 // Framing indicators (RFC 9292 §3.3).
@@ -160,9 +158,9 @@ func checkField(f Field) error {
 		return fmt.Errorf("%w: an empty field name", ErrInvalid)
 	case strings.HasPrefix(f.Name, ":"):
 		return fmt.Errorf("%w: pseudo-field %q (control data is not a field)", ErrInvalid, f.Name)
-	case !httpguts.ValidHeaderFieldName(f.Name) || strings.ToLower(f.Name) != f.Name:
+	case !validToken(f.Name) || strings.ToLower(f.Name) != f.Name:
 		return fmt.Errorf("%w: field name %q is not a lowercase token", ErrInvalid, f.Name)
-	case !httpguts.ValidHeaderFieldValue(f.Value) || strings.ContainsRune(f.Value, 0) || strings.Trim(f.Value, " \t") != f.Value:
+	case !validValue(f.Value) || strings.ContainsRune(f.Value, 0) || strings.Trim(f.Value, " \t") != f.Value:
 		return fmt.Errorf("%w: the value of field %q has a forbidden byte or surrounding whitespace", ErrInvalid, f.Name)
 	}
 	return nil
@@ -170,7 +168,7 @@ func checkField(f Field) error {
 
 func (r *Request) check() error {
 	switch {
-	case r.Method == "" || !httpguts.ValidHeaderFieldName(r.Method):
+	case r.Method == "" || !validToken(r.Method):
 		return fmt.Errorf("%w: method %q is not a token", ErrInvalid, r.Method)
 	case r.Scheme == "" || strings.ContainsAny(r.Scheme, ":/ \t\r\n\x00"):
 		return fmt.Errorf("%w: scheme %q", ErrInvalid, r.Scheme)
@@ -736,4 +734,30 @@ func (sr *StreamedResponse) Trailer() ([]Field, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// validToken reports whether s is an RFC 9110 §5.6.2 token.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// validValue reports whether s is a field value (RFC 9110 §5.5): no
+// control characters but horizontal tab, no DEL.
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

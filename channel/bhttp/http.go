@@ -1,7 +1,6 @@
 package bhttp
 
 import (
-	"net/http"
 	"sort"
 	"strings"
 )
@@ -14,9 +13,10 @@ var hopByHop = map[string]bool{
 	"upgrade": true, "te": true, "host": true, "trailer": true,
 }
 
-// Fields returns h as field lines: names lowercased, sorted by name
-// (Go's http.Header keeps no order), connection-specific fields left out.
-func Fields(h http.Header) []Field {
+// Fields returns h (an http.Header) as field lines: names lowercased,
+// sorted by name (Go's http.Header keeps no order), connection-specific
+// fields left out.
+func Fields(h map[string][]string) []Field {
 	names := make([]string, 0, len(h))
 	for k := range h {
 		names = append(names, k)
@@ -35,15 +35,31 @@ func Fields(h http.Header) []Field {
 	return fs
 }
 
-// Header returns fs as an http.Header, connection-specific fields left
-// out.
-func Header(fs []Field) http.Header {
-	h := http.Header{}
+// Header returns fs as an http.Header's map (canonical names),
+// connection-specific fields left out.
+func Header(fs []Field) map[string][]string {
+	h := map[string][]string{}
 	for _, f := range fs {
 		if hopByHop[f.Name] {
 			continue
 		}
-		h.Add(f.Name, f.Value)
+		k := canonical(f.Name)
+		h[k] = append(h[k], f.Value)
 	}
 	return h
+}
+
+// canonical is net/textproto's canonical form of a field name.
+func canonical(name string) string {
+	b := []byte(name)
+	upper := true
+	for i, c := range b {
+		if upper && 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			b[i] = c - 'A' + 'a'
+		}
+		upper = c == '-'
+	}
+	return string(b)
 }

@@ -174,7 +174,7 @@ process.exit(0); // the module's Go program never exits by itself
 
 	// The package's own tests, against the enclave.
 	t.Run("npm test", func(t *testing.T) {
-		out := run(src, []string{"ATTESTLOG_TEST_ENCLAVE=" + u.info.Demo.URL, "ATTESTLOG_TEST_POLICY=" + u.info.ClientPolicy, "ATTESTLOG_STRICT=1"}, npmCmd, "test")
+		out := run(src, []string{"ATTESTLOG_TEST_ENCLAVE=" + u.info.Demo.URL, "ATTESTLOG_TEST_POLICY=" + u.info.ClientPolicy, "ATTESTLOG_TEST_RELAY=" + u.info.Demo.RelayURL, "ATTESTLOG_STRICT=1"}, npmCmd, "test")
 		if !regexp.MustCompile(`(?m)^# pass [1-9]`).MatchString(out) || !regexp.MustCompile(`(?m)^# (fail|skipped) 0$`).MatchString(out) {
 			t.Errorf("npm test:\n%s", out)
 		}

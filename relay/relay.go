@@ -29,6 +29,7 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -255,7 +256,8 @@ func (rl *Relay) serveRequest(w http.ResponseWriter, r *http.Request) {
 	rl.metrics.bytes.WithLabelValues("in").Add(float64(len(body)))
 	u := *g.URL
 	u.Path = GatewayPath
-	out, err := http.NewRequestWithContext(r.Context(), http.MethodPost, u.String(), strings.NewReader(string(body)))
+	defer clear(body) // kept no longer than it takes to send
+	out, err := http.NewRequestWithContext(r.Context(), http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		http.Error(w, "relay error", http.StatusInternalServerError)
 		return
@@ -265,7 +267,6 @@ func (rl *Relay) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if ct == ohttp.ContentTypeChunkedRequest {
 		out.Header.Set("Incremental", "?1")
 	}
-	clear(body) // kept no longer than it takes to send
 	rl.forward(w, out, g, "request", []string{ohttp.ContentTypeResponse, ohttp.ContentTypeChunkedResponse})
 }
 

@@ -86,7 +86,7 @@ func verifyConfig(info *Info) (web.VerifyConfig, error) {
 		}
 		files[filepath.Base(root)] = string(b)
 	}
-	return web.VerifyConfig{Enclave: info.Demo.URL, Policy: string(pol), Files: files}, nil
+	return web.VerifyConfig{Enclave: info.Demo.URL, Policy: string(pol), Files: files, Relay: RelayPrefix + "/g/demo"}, nil
 }
 
 // Info is DIR/up.json: what 'attestlog up' runs, for scripts.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -170,12 +172,15 @@ func BenchmarkReportsPerClient(b *testing.B) {
 }
 
 // BenchmarkOblivious: one chat completion, warm (verdict at hand),
-// over the attested TLS channel straight to the agent (the baseline)
-// and through a relay with OHTTP, X25519 and the post-quantum hybrid,
-// interleaved in one run; ratios against the baseline.
+// over the attested TLS channel straight to the agent, as plain HTTP
+// through a reverse proxy to the agent's TLS (the relay path without
+// OHTTP: the baseline of the relay figures), and through a relay with
+// OHTTP, X25519 and the post-quantum hybrid, interleaved in one run;
+// ratios against the baselines.
 func BenchmarkOblivious(b *testing.B) {
 	f, _, r := benchAgent(b, nil)
 	relayURL := benchRelay(b, r.URL)
+	plainURL := benchPlainRelay(b, r.URL)
 	body := chatBody(false)
 	tlsClient, _, err := channel.HTTPClient(b.Context(), f.Verifier(b), r.URL)
 	if err != nil {
@@ -184,9 +189,9 @@ func BenchmarkOblivious(b *testing.B) {
 	cv := channel.NewVerifier(f.Verifier(b), time.Hour)
 	x, _ := channel.NewOblivious(cv, relayURL, channel.WithKEM(keyset.KEMX25519))
 	h, _ := channel.NewOblivious(cv, relayURL)
-	clients := []*http.Client{tlsClient, x.HTTPClient(), h.HTTPClient()}
-	base := []string{r.URL, "https://enclave", "https://enclave"}
-	var took [3]time.Duration
+	clients := []*http.Client{tlsClient, x.HTTPClient(), h.HTTPClient(), {Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
+	base := []string{r.URL, "https://enclave", "https://enclave", plainURL}
+	var took [4]time.Duration
 	n := 0
 	for b.Loop() {
 		for i, c := range clients {
@@ -206,6 +211,25 @@ func BenchmarkOblivious(b *testing.B) {
 	b.ReportMetric(float64(took[1])/float64(took[0]), "x25519/tls")
 	b.ReportMetric(float64(took[2])/float64(took[0]), "hybrid/tls")
 	b.ReportMetric(float64(took[2])/float64(took[1]), "hybrid/x25519")
+	b.ReportMetric(per(took[3]), "relay-plain-µs/req")
+	b.ReportMetric(float64(took[1])/float64(took[3]), "x25519/relay-plain")
+	b.ReportMetric(float64(took[2])/float64(took[3]), "hybrid/relay-plain")
+}
+
+// benchPlainRelay is a reverse proxy on loopback to the agent's TLS: the
+// relay's network path, carrying plain HTTP (no verification, no OHTTP).
+func benchPlainRelay(b *testing.B, target string) string {
+	tu, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(tu)
+	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 16}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: rp}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
 }
 
 func benchRelay(b *testing.B, target string) string {

@@ -108,6 +108,11 @@ type Agent struct {
 	mu      sync.RWMutex
 	current *generation
 	prev    *generation
+	// unexpired are all generations whose key set has not expired: a
+	// connection made before several rotations is still answered with
+	// its own key set's document and keys, so the OHTTP gateway opens
+	// requests to any of them.
+	unexpired []*generation
 
 	reports atomic.Int64 // hardware reports asked for, ever
 	gens    atomic.Int64 // generations made, ever (numbers the HPKE key identifiers)
@@ -159,6 +164,11 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	a := &Agent{o: o, src: reportsrc.Serialize(o.Source, reportsrc.Retry{}), logger: o.Logger, metrics: newMetrics()}
 	a.limiter = newLimiter(o.Challenges, o.Now)
+	// Key identifiers start anywhere, so that a restarted agent's first
+	// key set rarely reuses the identifiers clients hold.
+	var r [1]byte
+	rand.Read(r[:])
+	a.gens.Store(int64(r[0] % 128))
 	if err := a.Rotate(ctx); err != nil {
 		return nil, fmt.Errorf("the first key set: %w", err)
 	}
@@ -229,6 +239,14 @@ func (a *Agent) Rotate(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.prev, a.current = a.current, g
+	now := a.o.Now()
+	keep := []*generation{g}
+	for _, old := range a.unexpired {
+		if now.Before(old.ks.NotAfter) {
+			keep = append(keep, old)
+		}
+	}
+	a.unexpired = keep
 	a.mu.Unlock()
 	a.metrics.rotations.WithLabelValues("ok").Inc()
 	a.logger.Info("new key set", "key_set", hex.EncodeToString(g.digest[:8]), "not_after", g.ks.NotAfter, "tls_spki_sha256", hex.EncodeToString(g.ks.TLSSPKIHash[:]), "hpke_keys", len(g.ks.HPKE), "gpus", len(g.bundle.GPUs))

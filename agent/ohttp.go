@@ -49,10 +49,14 @@ func (a *Agent) serveKeys(w http.ResponseWriter, r *http.Request) {
 	w.Write(keyset.MarshalKeyConfigs(g.ks.HPKE))
 }
 
-// gatewayFor returns the gateway of the live generation whose key the
-// request names.
+// gatewayFor returns the gateway of the unexpired generation whose key
+// the request names (the newest first: identifiers repeat only after 128
+// rotations).
 func (a *Agent) gatewayFor(keyID byte) *ohttp.Gateway {
-	for _, g := range a.generations() {
+	a.mu.RLock()
+	gs := a.unexpired
+	a.mu.RUnlock()
+	for _, g := range gs {
 		if !a.o.Now().Before(g.ks.NotAfter) {
 			continue
 		}

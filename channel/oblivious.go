@@ -256,10 +256,6 @@ func (o *Oblivious) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("oblivious channel: a request of more than %d bytes", MaxObliviousRequest)
 		}
 	}
-	cfg, su, err := o.ready(req.Context())
-	if err != nil {
-		return nil, err
-	}
 	path := req.URL.EscapedPath()
 	if path == "" {
 		path = "/"
@@ -279,32 +275,46 @@ func (o *Oblivious) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sealed bytes.Buffer
-	creq, err := ohttp.NewChunkedRequest(cfg, su, &sealed)
-	if err != nil {
-		return nil, err
-	}
-	creq.Write(msg)
-	creq.Close()
-	out, err := http.NewRequestWithContext(req.Context(), http.MethodPost, o.relay.String(), &sealed)
-	if err != nil {
-		return nil, err
-	}
-	out.Header.Set("Content-Type", ohttp.ContentTypeChunkedRequest)
-	out.Header.Set("Incremental", "?1")
-	resp, err := o.hc.Do(out)
-	if err != nil {
-		return nil, fmt.Errorf("oblivious channel: the relay %s: %w", o.relay.Redacted(), err)
-	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != ohttp.ContentTypeChunkedResponse {
+	var creq *ohttp.ChunkedRequest
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		cfg, su, err := o.ready(req.Context())
+		if err != nil {
+			return nil, err
+		}
+		var sealed bytes.Buffer
+		if creq, err = ohttp.NewChunkedRequest(cfg, su, &sealed); err != nil {
+			return nil, err
+		}
+		creq.Write(msg)
+		creq.Close()
+		out, err := http.NewRequestWithContext(req.Context(), http.MethodPost, o.relay.String(), &sealed)
+		if err != nil {
+			return nil, err
+		}
+		out.Header.Set("Content-Type", ohttp.ContentTypeChunkedRequest)
+		out.Header.Set("Incremental", "?1")
+		if resp, err = o.hc.Do(out); err != nil {
+			return nil, fmt.Errorf("oblivious channel: the relay %s: %w", o.relay.Redacted(), err)
+		}
+		if resp.StatusCode == http.StatusOK && resp.Header.Get("Content-Type") == ohttp.ContentTypeChunkedResponse {
+			break
+		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusUnprocessableEntity {
-			// The gateway has no such key (rotated): verify again
-			// before the next request.
+		if attempt == 0 && (resp.StatusCode == http.StatusUnprocessableEntity || resp.StatusCode == http.StatusBadRequest) {
+			// The gateway has no such key (422), or a key of that
+			// identifier that does not open it (400): the enclave
+			// rotated past, or restarted since, the key set verified.
+			// Nothing was opened: verify the current document and, if
+			// it names another key set, seal again — once.
+			before := o.State().KeySet
 			o.mu.Lock()
 			o.state.OK = false
 			o.mu.Unlock()
+			if st, err := o.Verify(req.Context()); err == nil && st.OK && st.KeySet != before {
+				continue
+			}
 		}
 		return nil, fmt.Errorf("oblivious channel: the relay or gateway answered %s (%s): %s", resp.Status, resp.Header.Get("Content-Type"), strings.TrimSpace(string(b)))
 	}

@@ -384,3 +384,59 @@ func TestObliviousStreaming(t *testing.T) {
 		t.Errorf("the stream differs from what the service sent: %d bytes, want %d", all.Len(), sent.Len())
 	}
 }
+
+// TestObliviousAfterRestart: a client whose verdict is still current
+// when the enclave behind the relay has restarted with new keys (the
+// gateway cannot open its request) verifies the new document and seals
+// again, without failing the request; a rotation keeps old key sets'
+// keys until they expire, so requests to them are simply answered.
+func TestObliviousAfterRestart(t *testing.T) {
+	f := channeltest.NewFleet(t, 0)
+	up := channeltest.StartUpstream(t, nil)
+	a := channeltest.StartAgent(t, f, up, agent.Options{})
+	b := channeltest.StartAgent(t, f, up, agent.Options{}) // the "restarted" enclave
+	relayA, _ := startRelay(t, a.URL)
+	relayB, _ := startRelay(t, b.URL)
+	var mu sync.Mutex
+	target := relayA
+	front := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		to := target
+		mu.Unlock()
+		out, _ := http.NewRequest(req.Method, to+strings.TrimPrefix(req.URL.Path, "/g/demo"), req.Body)
+		out.Header = req.Header.Clone()
+		resp, err := http.DefaultClient.Do(out)
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	o, _ := channel.NewOblivious(channel.NewVerifier(f.Verifier(t), time.Hour), front+"/g/demo")
+	hc := o.HTTPClient()
+	if code, _, err := post(hc, "https://enclave", chatBody(false)); err != nil || code != 200 {
+		t.Fatalf("first request: %d %v", code, err)
+	}
+	if err := a.Agent.Rotate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, err := post(hc, "https://enclave", chatBody(false)); err != nil || code != 200 {
+		t.Fatalf("after a rotation: %d %v", code, err)
+	}
+	if st := o.State(); st.KeySet == a.Agent.Status().KeySet {
+		t.Logf("the client re-verified early (key set %s)", st.KeySet)
+	}
+	mu.Lock()
+	target = relayB
+	mu.Unlock()
+	code, body, err := post(hc, "https://enclave", chatBody(false))
+	if err != nil || code != 200 || !strings.Contains(body, chat.Reply("hello enclave")) {
+		t.Fatalf("after the restart: %d %q %v", code, body, err)
+	}
+	if st := o.State(); st.KeySet != b.Agent.Status().KeySet {
+		t.Errorf("the client seals to key set %s, want the restarted enclave's %s", st.KeySet, b.Agent.Status().KeySet)
+	}
+}

@@ -19,6 +19,11 @@
 //   - nonce challenges at evidence.Path?nonce=HEX: one hardware report
 //     each, within a budget (429 or 503 with Retry-After past it), so no
 //     client load exhausts the hardware;
+//   - Oblivious HTTP (RFC 9458) at GatewayPath: GET gives the key set's
+//     HPKE key configurations (application/ohttp-keys, exactly those
+//     REPORT_DATA commits to), POST takes encapsulated requests (from a
+//     relay), sends them to the upstream and encapsulates the answers,
+//     chunked as they stream;
 //   - everything else reverse-proxied to the upstream, streamed (server-
 //     sent events and chunked bodies pass through unbuffered), 502 with
 //     a clear message when the upstream does not answer.
@@ -53,6 +58,7 @@ import (
 
 	"github.com/attestlog/attestlog/agent/reportsrc"
 	"github.com/attestlog/attestlog/channel/keyset"
+	"github.com/attestlog/attestlog/channel/ohttp"
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/evidence/stapler"
 )
@@ -118,9 +124,15 @@ type Agent struct {
 	mu      sync.RWMutex
 	current *generation
 	prev    *generation
+	// unexpired are all generations whose key set has not expired: a
+	// connection made before several rotations is still answered with
+	// its own key set's document and keys, so the OHTTP gateway opens
+	// requests to any of them.
+	unexpired []*generation
 
 	reports atomic.Int64 // hardware reports asked for, ever
 	conns   atomic.Int64 // client connections open
+	gens    atomic.Int64 // generations made, ever (numbers the HPKE key identifiers)
 	metrics *metrics
 }
 
@@ -130,8 +142,8 @@ type generation struct {
 	raw     []byte
 	digest  [32]byte
 	cert    tls.Certificate
-	hpke    []hpke.PrivateKey // held for Oblivious HTTP (issue 30); never leave memory
-	bundle  *evidence.Bundle  // the report, no staple
+	gateway *ohttp.Gateway   // the HPKE private keys, for Oblivious HTTP; never leave memory
+	bundle  *evidence.Bundle // the report, no staple
 	created time.Time
 
 	doc atomic.Pointer[cachedDoc]
@@ -175,6 +187,11 @@ func New(ctx context.Context, o Options) (*Agent, error) {
 	}
 	a := &Agent{o: o, src: reportsrc.Serialize(o.Source, reportsrc.Retry{}), logger: o.Logger, metrics: newMetrics()}
 	a.limiter = newLimiter(o.Challenges, o.Now)
+	// Key identifiers start anywhere, so that a restarted agent's first
+	// key set rarely reuses the identifiers clients hold.
+	var r [1]byte
+	rand.Read(r[:])
+	a.gens.Store(int64(r[0] % 128))
 	if err := a.Rotate(ctx); err != nil {
 		return nil, fmt.Errorf("the first key set: %w", err)
 	}
@@ -245,6 +262,14 @@ func (a *Agent) Rotate(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.prev, a.current = a.current, g
+	now := a.o.Now()
+	keep := []*generation{g}
+	for _, old := range a.unexpired {
+		if now.Before(old.ks.NotAfter) {
+			keep = append(keep, old)
+		}
+	}
+	a.unexpired = keep
 	a.mu.Unlock()
 	a.metrics.rotations.WithLabelValues("ok").Inc()
 	a.logger.Info("new key set", "key_set", hex.EncodeToString(g.digest[:8]), "not_after", g.ks.NotAfter, "tls_spki_sha256", hex.EncodeToString(g.ks.TLSSPKIHash[:]), "hpke_keys", len(g.ks.HPKE), "gpus", len(g.bundle.GPUs))
@@ -279,14 +304,23 @@ func (a *Agent) makeGeneration(ctx context.Context) (*generation, error) {
 	g.cert = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: tlsKey, Leaf: leaf}
 	ks.TLSSPKIHash = keyset.SPKIHash(leaf)
 	// HPKE: the post-quantum hybrid first, X25519 for clients without it.
+	// Key identifiers differ from the previous generation's, so that
+	// the gateway finds the key of a request made just before a
+	// rotation.
+	base := uint8(2 * (a.gens.Add(1) % 128))
+	var keys []ohttp.Key
 	for i, kem := range []hpke.KEM{hpke.MLKEM768X25519(), hpke.DHKEM(ecdh.X25519())} {
 		sk, err := kem.GenerateKey()
 		if err != nil {
 			return nil, err
 		}
-		g.hpke = append(g.hpke, sk)
-		ks.HPKE = append(ks.HPKE, keyset.KeyConfig{ID: uint8(i), KEM: kem.ID(), PublicKey: sk.PublicKey().Bytes(),
-			Symmetric: []keyset.Symmetric{{KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADAES128GCM}, {KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADChaCha20Poly1305}}})
+		c := keyset.KeyConfig{ID: base + uint8(i), KEM: kem.ID(), PublicKey: sk.PublicKey().Bytes(),
+			Symmetric: []keyset.Symmetric{{KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADAES128GCM}, {KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADChaCha20Poly1305}}}
+		ks.HPKE = append(ks.HPKE, c)
+		keys = append(keys, ohttp.Key{Config: c, Private: sk})
+	}
+	if g.gateway, err = ohttp.NewGateway(keys...); err != nil {
+		return nil, err
 	}
 	var gpus []evidence.GPU
 	if a.o.GPUs != nil {
@@ -455,6 +489,7 @@ type metrics struct {
 	reports    prometheus.Counter
 	rotations  *prometheus.CounterVec
 	challenges *prometheus.CounterVec
+	ohttp      *prometheus.CounterVec
 	extra      []prometheus.Collector
 }
 
@@ -465,10 +500,12 @@ func newMetrics() *metrics {
 			[]string{"result"}),
 		challenges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "attestlog_enclave_challenges_total", Help: "Nonce challenges, by answer status."},
 			[]string{"status"}),
+		ohttp: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "attestlog_enclave_ohttp_requests_total", Help: "Oblivious HTTP requests at the gateway, by result."},
+			[]string{"result"}),
 	}
 }
 
 // Collectors returns the agent's metrics.
 func (a *Agent) Collectors() []prometheus.Collector {
-	return append([]prometheus.Collector{a.metrics.reports, a.metrics.rotations, a.metrics.challenges}, a.metrics.extra...)
+	return append([]prometheus.Collector{a.metrics.reports, a.metrics.rotations, a.metrics.challenges, a.metrics.ohttp}, a.metrics.extra...)
 }

@@ -89,6 +89,8 @@ func (a *Agent) Handler(upstream *url.URL) http.Handler {
 	mux.Handle("GET "+evidence.DocumentPath, http.HandlerFunc(a.serveDocument))
 	mux.Handle("GET "+evidence.Path, http.HandlerFunc(a.serveChallenge))
 	mux.Handle("/.well-known/attestlog/", http.NotFoundHandler())
+	mux.Handle("GET "+GatewayPath, http.HandlerFunc(a.serveKeys))
+	mux.Handle("POST "+GatewayPath, a.ohttpHandler(upstream))
 	if upstream != nil {
 		mux.Handle("/", a.reverseProxy(upstream))
 	}

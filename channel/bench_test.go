@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +14,9 @@ import (
 	"github.com/attestlog/attestlog/agent"
 	"github.com/attestlog/attestlog/channel"
 	"github.com/attestlog/attestlog/channel/channeltest"
+	"github.com/attestlog/attestlog/channel/keyset"
 	"github.com/attestlog/attestlog/channel/proxy"
+	"github.com/attestlog/attestlog/relay"
 )
 
 // benchAgent is an agent (demo signer, one demo GPU, staples of an
@@ -193,4 +197,85 @@ func BenchmarkReportsPerClient(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(r.Agent.Reports()-start)/float64(n), "reports/client")
+}
+
+// BenchmarkOblivious: one chat completion, warm (verdict at hand),
+// over the attested TLS channel straight to the agent, as plain HTTP
+// through a reverse proxy to the agent's TLS (the relay path without
+// OHTTP: the baseline of the relay figures), and through a relay with
+// OHTTP, X25519 and the post-quantum hybrid, interleaved in one run;
+// ratios against the baselines.
+func BenchmarkOblivious(b *testing.B) {
+	f, _, r := benchAgent(b, nil)
+	relayURL := benchRelay(b, r.URL)
+	plainURL := benchPlainRelay(b, r.URL)
+	body := chatBody(false)
+	tlsClient, _, err := channel.HTTPClient(b.Context(), f.Verifier(b), r.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cv := channel.NewVerifier(f.Verifier(b), time.Hour)
+	x, _ := channel.NewOblivious(cv, relayURL, channel.WithKEM(keyset.KEMX25519))
+	h, _ := channel.NewOblivious(cv, relayURL)
+	clients := []*http.Client{tlsClient, x.HTTPClient(), h.HTTPClient(), {Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
+	base := []string{r.URL, "https://enclave", "https://enclave", plainURL}
+	var took [4]time.Duration
+	n := 0
+	for b.Loop() {
+		for i, c := range clients {
+			start := time.Now()
+			code, out, err := post(c, base[i], body)
+			if err != nil || code != 200 || !strings.Contains(out, "hello enclave") {
+				b.Fatalf("client %d: %d %q %v", i, code, out, err)
+			}
+			took[i] += time.Since(start)
+		}
+		n++
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	b.ReportMetric(per(took[0]), "tls-µs/req")
+	b.ReportMetric(per(took[1]), "ohttp-x25519-µs/req")
+	b.ReportMetric(per(took[2]), "ohttp-hybrid-µs/req")
+	b.ReportMetric(float64(took[1])/float64(took[0]), "x25519/tls")
+	b.ReportMetric(float64(took[2])/float64(took[0]), "hybrid/tls")
+	b.ReportMetric(float64(took[2])/float64(took[1]), "hybrid/x25519")
+	b.ReportMetric(per(took[3]), "relay-plain-µs/req")
+	b.ReportMetric(float64(took[1])/float64(took[3]), "x25519/relay-plain")
+	b.ReportMetric(float64(took[2])/float64(took[3]), "hybrid/relay-plain")
+}
+
+// benchPlainRelay is a reverse proxy on loopback to the agent's TLS: the
+// relay's network path, carrying plain HTTP (no verification, no OHTTP).
+func benchPlainRelay(b *testing.B, target string) string {
+	tu, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(tu)
+	rp.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 16}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: rp}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func benchRelay(b *testing.B, target string) string {
+	g, err := relay.ParseGateway("demo=" + target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rl, err := relay.New(relay.Options{Gateways: []relay.Gateway{g}, Rate: 1e6, Burst: 1e6,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 16}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: rl.Handler()}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/g/demo"
 }

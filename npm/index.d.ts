@@ -42,8 +42,10 @@ export interface Verdict {
  *   answer is not what it should be (it does not parse).
  * - ATTESTLOG_FETCH: the enclave could not be asked: the network, an answer
  *   other than 200 OK (error.status), an answer over 512 KiB.
- * - ATTESTLOG_NOT_TRUSTED: trustEnclave only: the verdict is NOT TRUSTED
- *   (error.verdict holds it).
+ * - ATTESTLOG_NOT_TRUSTED: trustEnclave and attestedFetch: the verdict is
+ *   NOT TRUSTED (error.verdict holds it); attestedFetch sent nothing.
+ * - ATTESTLOG_KEY_NOT_ATTESTED: attestedFetch: the relay served OHTTP key
+ *   configurations the verified document does not commit to; nothing sent.
  * - ATTESTLOG_TIMEOUT: options.timeoutMs passed before the call finished.
  * - ATTESTLOG_ABORTED: options.signal aborted before the call finished.
  * - ATTESTLOG_LOAD: the WebAssembly module could not be loaded.
@@ -59,6 +61,7 @@ export type ErrorCodeValue =
   | "ATTESTLOG_BAD_EVIDENCE"
   | "ATTESTLOG_FETCH"
   | "ATTESTLOG_NOT_TRUSTED"
+  | "ATTESTLOG_KEY_NOT_ATTESTED"
   | "ATTESTLOG_TIMEOUT"
   | "ATTESTLOG_ABORTED"
   | "ATTESTLOG_LOAD"
@@ -71,6 +74,7 @@ export declare const ErrorCode: Readonly<{
   BAD_EVIDENCE: "ATTESTLOG_BAD_EVIDENCE";
   FETCH: "ATTESTLOG_FETCH";
   NOT_TRUSTED: "ATTESTLOG_NOT_TRUSTED";
+  KEY_NOT_ATTESTED: "ATTESTLOG_KEY_NOT_ATTESTED";
   TIMEOUT: "ATTESTLOG_TIMEOUT";
   ABORTED: "ATTESTLOG_ABORTED";
   LOAD: "ATTESTLOG_LOAD";
@@ -161,3 +165,35 @@ export function trustEnclave(enclaveURL: string | URL, policyText: string | Byte
 /** The module's version (the package's). */
 export function version(): Promise<string>;
 export function info(): Promise<ModuleInfo>;
+
+/** attestedFetch's options. */
+export interface AttestedFetchOptions extends CallOptions {
+  /** The trust policy (text or UTF-8 bytes). */
+  policy: string | Bytes;
+  /** The OHTTP relay's URL for the enclave's gateway (`attestlog relay`: http(s)://relay/g/NAME). */
+  relay: string | URL;
+  /** The files the policy names (trust-root, crl, tdx-collateral), by name. */
+  files?: Record<string, string | Bytes> | Map<string, string | Bytes>;
+  /** The verification time (default: now). */
+  now?: Date | string;
+  /** The HPKE KEM: the post-quantum hybrid (default) or X25519. */
+  kem?: "mlkem768x25519" | "x25519";
+}
+
+/** What attestedFetch decided, on the Response it returns. */
+export interface AttestedResponseInfo {
+  verdict: Verdict;
+  /** Hex SHA-256 of the attested key set the request was sealed to. */
+  keySet: string;
+  /** "MLKEM768-X25519" or "X25519". */
+  kem: string;
+  relay: string;
+}
+
+/**
+ * One HTTP request to an attested enclave through an Oblivious HTTP relay
+ * (RFC 9458): verified first (as verify does), then sealed to the HPKE key
+ * the verified document commits to; nothing is sent otherwise
+ * (ATTESTLOG_NOT_TRUSTED, ATTESTLOG_KEY_NOT_ATTESTED).
+ */
+export function attestedFetch(url: string | URL, init: RequestInit | undefined, options: AttestedFetchOptions): Promise<Response & { readonly attestlog: AttestedResponseInfo }>;

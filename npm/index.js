@@ -17,8 +17,10 @@ export const ErrorCode = Object.freeze({
   BAD_EVIDENCE: "ATTESTLOG_BAD_EVIDENCE",
   /** The enclave could not be asked: network, a status other than 200, an answer too large. */
   FETCH: "ATTESTLOG_FETCH",
-  /** trustEnclave: the verdict is NOT TRUSTED (error.verdict says why). */
+  /** trustEnclave, attestedFetch: the verdict is NOT TRUSTED (error.verdict says why); nothing was sent. */
   NOT_TRUSTED: "ATTESTLOG_NOT_TRUSTED",
+  /** attestedFetch: the relay served OHTTP key configurations the verified document does not commit to; nothing was sent. */
+  KEY_NOT_ATTESTED: "ATTESTLOG_KEY_NOT_ATTESTED",
   /** options.timeoutMs passed first. */
   TIMEOUT: "ATTESTLOG_TIMEOUT",
   /** options.signal aborted first. */
@@ -126,6 +128,7 @@ function nonceOf(v) {
 const optionNames = {
   verify: ["files", "now", "proof", "signal", "timeoutMs"],
   fetch: ["files", "now", "proof", "signal", "timeoutMs"],
+  attested: ["policy", "relay", "files", "now", "signal", "timeoutMs", "kem"],
   load: ["wasmURL", "webCrypto", "signal", "timeoutMs"],
 };
 
@@ -440,6 +443,122 @@ export async function trustEnclave(enclaveURL, policyText, options) {
     throw new AttestlogError(ErrorCode.NOT_TRUSTED, `attestlog: NOT TRUSTED: ${String(enclaveURL)}: ${failed.join("; ")}`, { verdict, url: String(enclaveURL) });
   }
   return Object.freeze({ url: String(enclaveURL), verdict, keys: Object.freeze({ ...r.keys }) });
+}
+
+// What an attestlog OHTTP relay serves under a gateway's URL, and the
+// media types of RFC 9458.
+const RELAY_DOCUMENT = "/document";
+const RELAY_KEYS = "/keys";
+const OHTTP_REQ = "message/ohttp-req";
+const OHTTP_RES = "message/ohttp-res";
+const MAX_OHTTP_RESPONSE = 64 << 20;
+
+// relayGet reads one of the relay's public documents.
+async function relayGet(relay, suffix, accept, limit, signal) {
+  const url = relay + suffix;
+  let resp;
+  try {
+    resp = await fetch(url, { signal, headers: { Accept: accept }, credentials: "omit", cache: "no-store", redirect: "error" });
+  } catch (e) {
+    if (signal.aborted) throw signal.reason;
+    throw new AttestlogError(ErrorCode.FETCH, `attestlog: ${url}: ${e && e.message ? e.message : e}`, { cause: e, url });
+  }
+  const body = await readLimited(resp, limit, url);
+  if (resp.status !== 200) {
+    throw new AttestlogError(ErrorCode.FETCH, `attestlog: ${url}: ${resp.status} ${resp.statusText}: ${new TextDecoder().decode(body.slice(0, 200)).trim()}`, { status: resp.status, url });
+  }
+  return body;
+}
+
+// requestParts reads fetch's (url, init) into what is sealed: method,
+// path and query at the enclave, headers, body.
+async function requestParts(url, init) {
+  if (typeof url !== "string" && !(url instanceof URL)) throw badInput("url", url, "a path at the enclave (\"/v1/chat/completions\") or a URL");
+  let u;
+  try {
+    u = new URL(String(url), "https://enclave/");
+  } catch (e) {
+    throw new AttestlogError(ErrorCode.BAD_INPUT, `attestlog: url ${JSON.stringify(String(url))}`, { cause: e });
+  }
+  init = init || {};
+  if (typeof init !== "object") throw badInput("init", init, "an object (fetch's RequestInit)");
+  const headers = [];
+  new Headers(init.headers || {}).forEach((v, k) => headers.push([k, v]));
+  let body;
+  if (init.body !== undefined && init.body !== null) {
+    if (typeof init.body === "string") body = init.body;
+    else if (asBytes(init.body) !== undefined) body = new Uint8Array(asBytes(init.body));
+    else if (typeof Blob !== "undefined" && init.body instanceof Blob) body = new Uint8Array(await init.body.arrayBuffer());
+    else throw badInput("init.body", init.body, "a string, a Uint8Array, an ArrayBuffer or a Blob");
+  }
+  return { method: String(init.method || "GET"), path: u.pathname + u.search, headers, body };
+}
+
+/**
+ * Sends one HTTP request to an attested enclave through an Oblivious HTTP
+ * relay (RFC 9458): the relay learns who asks but not what, the
+ * enclave's operator what but not who. Before anything is sent, it
+ * fetches the enclave's attestation document through the relay and
+ * decides on it exactly as verify does (options.policy, options.files);
+ * then it requires the key configurations the relay serves for the
+ * gateway to be byte for byte the ones the verified document commits to,
+ * and seals the request to that key (the post-quantum hybrid
+ * MLKEM768-X25519, or X25519 with options.kem "x25519") in the module.
+ * Not trusted: ATTESTLOG_NOT_TRUSTED (error.verdict); another key:
+ * ATTESTLOG_KEY_NOT_ATTESTED; in both cases nothing was sent. Returns a
+ * Response (response.attestlog holds the verdict, the key set and the
+ * KEM); an answer tampered with or cut on the way is ATTESTLOG_BAD_EVIDENCE.
+ *
+ * url is the path (and query) at the enclave's service, or a URL whose
+ * path is taken; init is fetch's (method, headers, body, signal).
+ */
+export async function attestedFetch(url, init, options) {
+  if (options === undefined || options === null || typeof options !== "object") throw badInput("options", options, "{policy, relay, ...}");
+  for (const k of Object.keys(options)) {
+    if (!optionNames.attested.includes(k)) {
+      throw new AttestlogError(ErrorCode.BAD_INPUT, `attestlog: options: unknown option ${JSON.stringify(k)} (want ${optionNames.attested.join(", ")})`);
+    }
+  }
+  const policy = text("options.policy", options.policy);
+  if (typeof options.relay !== "string" && !(options.relay instanceof URL)) throw badInput("options.relay", options.relay, "the relay's URL for the enclave's gateway (http(s)://relay/g/NAME)");
+  const relayURL = new URL(String(options.relay));
+  if (relayURL.protocol !== "https:" && relayURL.protocol !== "http:") throw new AttestlogError(ErrorCode.BAD_INPUT, `attestlog: options.relay ${relayURL}: want http(s)://`);
+  const relay = String(relayURL).replace(/\/$/, "");
+  if (options.kem !== undefined && options.kem !== "x25519" && options.kem !== "mlkem768x25519") throw badInput("options.kem", options.kem, "\"mlkem768x25519\" or \"x25519\"");
+  const { module: mo } = readOptions("verify", { files: options.files, now: options.now });
+  if (options.kem !== undefined) mo.kem = options.kem;
+  const call = callOptions({ signal: options.signal || (init && init.signal), timeoutMs: options.timeoutMs });
+  const req = await requestParts(url, init);
+  return withDeadline(call, async (signal) => {
+    const m = await module(signal);
+    const [doc, keys] = await Promise.all([
+      relayGet(relay, RELAY_DOCUMENT, "application/json", MAX_BUNDLE, signal),
+      relayGet(relay, RELAY_KEYS, "application/ohttp-keys", 16 << 10, signal),
+    ]);
+    const s = await settle(m.sealRequest(policy, doc, keys, req, mo));
+    const verdict = JSON.parse(s.verdict);
+    if (!verdict.ok || s.sealed === null || s.sealed === undefined) {
+      const failed = (verdict.checks || []).filter((c) => !c.ok).map((c) => `${c.name}: ${c.reason}`);
+      throw new AttestlogError(ErrorCode.NOT_TRUSTED, `attestlog: NOT TRUSTED, nothing sent: the enclave behind ${relay}: ${failed.join("; ")}`, { verdict, url: relay });
+    }
+    let resp;
+    try {
+      resp = await fetch(relay, { method: "POST", signal, body: s.sealed, headers: { "Content-Type": OHTTP_REQ }, credentials: "omit", cache: "no-store", redirect: "error" });
+    } catch (e) {
+      m.forget(s.handle);
+      if (signal.aborted) throw signal.reason;
+      throw new AttestlogError(ErrorCode.FETCH, `attestlog: posting to the relay ${relay}: ${e && e.message ? e.message : e}`, { cause: e, url: relay });
+    }
+    const body = await readLimited(resp, MAX_OHTTP_RESPONSE, relay).catch((e) => { m.forget(s.handle); throw e; });
+    if (resp.status !== 200 || resp.headers.get("Content-Type") !== OHTTP_RES) {
+      m.forget(s.handle);
+      throw new AttestlogError(ErrorCode.FETCH, `attestlog: the relay ${relay} answered ${resp.status} ${resp.statusText} (${resp.headers.get("Content-Type")}): ${new TextDecoder().decode(body.slice(0, 200)).trim()}`, { status: resp.status, url: relay });
+    }
+    const r = await settle(m.openResponse(s.handle, body));
+    const out = new Response(r.status === 204 || r.status === 304 ? null : r.body, { status: r.status, headers: r.headers });
+    Object.defineProperty(out, "attestlog", { value: Object.freeze({ verdict, keySet: s.keySet, kem: s.kem, relay }), enumerable: false });
+    return out;
+  });
 }
 
 /** The module's version: the package's (the module reports the version it was built as). */

@@ -74,6 +74,10 @@ type VerifyConfig struct {
 	Enclave string            `json:"enclave"`
 	Policy  string            `json:"policy"`
 	Files   map[string]string `json:"files,omitempty"`
+	// Relay is an Oblivious HTTP relay's URL for the enclave's gateway
+	// (absolute, or a path on this origin): the page then offers to send
+	// the enclave a message with attestedFetch.
+	Relay string `json:"relay,omitempty"`
 }
 
 // verifyCSP is the verify page's policy: the layout's, plus what running

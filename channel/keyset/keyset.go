@@ -351,3 +351,22 @@ func KEMName(id uint16) string {
 	}
 	return fmt.Sprintf("KEM 0x%04x", id)
 }
+
+// ErrConfigsNotAttested is returned by CheckServedConfigs.
+var ErrConfigsNotAttested = errors.New("the served OHTTP key configurations are not the attested key set's")
+
+// CheckServedConfigs is the rule every Oblivious HTTP client of an
+// attestlog enclave applies before sealing a byte: the key configurations
+// the gateway serves (an application/ohttp-keys body, fetched through the
+// relay) must be byte for byte those of the key set a verified document
+// commits to. Anything else is a key someone else holds (a relay's, an
+// interceptor's). The error wraps ErrConfigsNotAttested.
+func (k *KeySet) CheckServedConfigs(served []byte) error {
+	if len(k.HPKE) == 0 {
+		return fmt.Errorf("%w: the attested key set has no HPKE key (the enclave is no OHTTP gateway)", ErrConfigsNotAttested)
+	}
+	if !bytes.Equal(served, MarshalKeyConfigs(k.HPKE)) {
+		return fmt.Errorf("%w: %d bytes served, and the attested key set commits to other keys", ErrConfigsNotAttested, len(served))
+	}
+	return nil
+}

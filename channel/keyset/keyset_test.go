@@ -217,3 +217,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckServedConfigs(t *testing.T) {
+	pk := make([]byte, 32)
+	pk[0] = 9 // the X25519 base point: a valid public key
+	cfg := KeyConfig{ID: 1, KEM: KEMX25519, PublicKey: pk, Symmetric: []Symmetric{{KDFHKDFSHA256, AEADAES128GCM}}}
+	ks := &KeySet{HPKE: []KeyConfig{cfg}}
+	good := MarshalKeyConfigs(ks.HPKE)
+	if err := ks.CheckServedConfigs(good); err != nil {
+		t.Errorf("CheckServedConfigs(the attested configs) = %v", err)
+	}
+	other := cfg
+	other.PublicKey = bytes.Clone(pk)
+	other.PublicKey[1] = 1
+	for name, served := range map[string][]byte{
+		"another key":     MarshalKeyConfigs([]KeyConfig{other}),
+		"another id":      MarshalKeyConfigs([]KeyConfig{{ID: 2, KEM: cfg.KEM, PublicKey: pk, Symmetric: cfg.Symmetric}}),
+		"an extra config": MarshalKeyConfigs([]KeyConfig{cfg, other}),
+		"nothing":         nil,
+	} {
+		if err := ks.CheckServedConfigs(served); !errors.Is(err, ErrConfigsNotAttested) {
+			t.Errorf("CheckServedConfigs(%s) = %v, want ErrConfigsNotAttested", name, err)
+		}
+	}
+	if err := (&KeySet{}).CheckServedConfigs(nil); !errors.Is(err, ErrConfigsNotAttested) {
+		t.Errorf("a key set without HPKE keys: %v, want ErrConfigsNotAttested", err)
+	}
+}

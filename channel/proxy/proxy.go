@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"time"
 
 	"github.com/attestlog/attestlog/channel"
@@ -46,20 +47,43 @@ func CheckListen(addr string) error {
 	return nil
 }
 
+// Channel is what the proxy sends over: the attested TLS channel
+// (*channel.Client) or the oblivious one through a relay
+// (*channel.Oblivious).
+type Channel interface {
+	http.RoundTripper
+	// State is the current verdict.
+	State() channel.State
+	// Verify checks the enclave now.
+	Verify(ctx context.Context) (channel.State, error)
+}
+
 // Proxy forwards to one enclave over the attested channel.
 type Proxy struct {
-	c      *channel.Client
+	c      Channel
+	name   string
 	logger *slog.Logger
 	rp     http.Handler
 }
 
 // New returns a proxy over c.
 func New(c *channel.Client, logger *slog.Logger) *Proxy {
+	return newProxy(c, c.Base(), c.Base().Redacted(), logger)
+}
+
+// NewOblivious returns a proxy over o: every request is sealed to the
+// attested HPKE key and sent through o's relay.
+func NewOblivious(o *channel.Oblivious, logger *slog.Logger) *Proxy {
+	// The host is not sent anywhere but to the gateway (sealed), which
+	// sends the request to its own service whatever it says.
+	return newProxy(o, &url.URL{Scheme: "https", Host: "enclave"}, "oblivious via "+o.Relay().Redacted(), logger)
+}
+
+func newProxy(c Channel, base *url.URL, name string, logger *slog.Logger) *Proxy {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Proxy{c: c, logger: logger}
-	base := c.Base()
+	p := &Proxy{c: c, name: name, logger: logger}
 	p.rp = streamproxy.Handler(&httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(base)
@@ -89,7 +113,7 @@ type Verdict struct {
 
 func (p *Proxy) verdict(w http.ResponseWriter, r *http.Request) {
 	st := p.c.State()
-	v := Verdict{Enclave: p.c.Base().Redacted(), State: st, Error: st.Error()}
+	v := Verdict{Enclave: p.name, State: st, Error: st.Error()}
 	if st.OK && !time.Now().Before(st.ValidUntil) {
 		// Lapsed: the next request will refresh it; say so now.
 		v.OK, v.Error = false, "the verdict lapsed at "+st.ValidUntil.Format(time.RFC3339)+"; it is refreshed before the next request"
@@ -112,7 +136,7 @@ func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	kind := "attestlog_channel_error"
 	msg := "attestlog proxy: the request could not be completed over the attested channel: " + err.Error()
-	if errors.Is(err, channel.ErrNotTrusted) || errors.Is(err, channel.ErrKeyNotAttested) {
+	if errors.Is(err, channel.ErrNotTrusted) || errors.Is(err, channel.ErrKeyNotAttested) || errors.Is(err, channel.ErrGatewayKeyMismatch) {
 		kind = "attestlog_not_trusted"
 		msg = "attestlog proxy: NOT SENT — " + err.Error() + " (the verdict is at " + VerdictPath + ")"
 	}

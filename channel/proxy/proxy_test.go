@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/attestlog/attestlog/channel"
 	"github.com/attestlog/attestlog/channel/channeltest"
 	"github.com/attestlog/attestlog/internal/demo/chat"
+	"github.com/attestlog/attestlog/relay"
 )
 
 func TestCheckListen(t *testing.T) {
@@ -174,5 +176,51 @@ func TestProxyStreamsUnbuffered(t *testing.T) {
 			t.Fatalf("event %d = %q %q, %v (held back by agent or proxy?)", i, line, blank, err)
 		}
 		got <- struct{}{}
+	}
+}
+
+// TestObliviousProxy: `attestlog proxy --relay`: an OpenAI-style request
+// to the local proxy goes sealed through a real relay to the enclave.
+func TestObliviousProxy(t *testing.T) {
+	f := channeltest.NewFleet(t, 0)
+	up := channeltest.StartUpstream(t, nil)
+	r := channeltest.StartAgent(t, f, up, agent.Options{})
+	g, _ := relay.ParseGateway("demo=" + r.URL)
+	rl, err := relay.New(relay.Options{Gateways: []relay.Gateway{g}, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rln, _ := net.Listen("tcp", "127.0.0.1:0")
+	rsrv := &http.Server{Handler: rl.Handler()}
+	go rsrv.Serve(rln)
+	t.Cleanup(func() { rsrv.Close() })
+	o, err := channel.NewOblivious(channel.NewVerifier(f.Verifier(t), 0), "http://"+rln.Addr().String()+"/g/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &http.Server{Handler: NewOblivious(o, nil).Handler()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	base := "http://" + ln.Addr().String()
+	body := `{"model":"` + chat.Model + `","messages":[{"role":"user","content":"hi through a relay"}]}`
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), chat.Reply("hi through a relay")) {
+		t.Fatalf("POST through the oblivious proxy = %d %s", resp.StatusCode, b)
+	}
+	resp, err = http.Get(base + VerdictPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v Verdict
+	json.NewDecoder(resp.Body).Decode(&v)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !v.OK || !strings.Contains(v.Enclave, "oblivious via") {
+		t.Errorf("verdict = %d %+v", resp.StatusCode, v)
 	}
 }

@@ -7,6 +7,8 @@
 //
 //	verify(policyText, evidence, nonce, options) → Promise<verdict JSON>
 //	verifyFetched(policyText, body, nonce, options) → Promise<{verdict, keys}>
+//	sealRequest(policyText, document, keys, request, options) → Promise<{verdict, sealed, handle, kem, keySet}>
+//	openResponse(handle, bytes) → Promise<{status, headers, body}>
 //	version, revision, crypto (JSON: which signatures WebCrypto verifies)
 //
 // and calls globalThis.__attestlogReady once they are there; the npm
@@ -56,6 +58,7 @@ func main() {
 	api.Set("verifyFetched", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		return promise(func() (any, error) { return verifyFetchedCall(args) })
 	}))
+	installOblivious(api)
 	api.Set("version", version)
 	api.Set("revision", revision)
 	api.Set("crypto", string(stj))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/channel"
+	"github.com/attestlog/attestlog/channel/keyset"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/log/tlogproof"
@@ -28,7 +29,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runVerify(args []string) error {
-	fs := newFlagSet("verify", "--policy FILE (--evidence FILE [--nonce HEX] | --enclave URL [--challenge]) [--proof FILE | --log URL] [--related FILE]... [--json]")
+	fs := newFlagSet("verify", "--policy FILE (--evidence FILE [--nonce HEX] | --enclave URL [--challenge] | --relay URL) [--proof FILE | --log URL] [--related FILE]... [--json]")
 	policyPath := fs.String("policy", "", "trust policy file")
 	evPath := fs.String("evidence", "", "evidence file: an evidence bundle (JSON), a raw SEV-SNP report (+ certificate table) or a TDX quote")
 	enclave := fs.String("enclave", "", "the enclave's URL: read its attestation document (GET /.well-known/attestlog/attestation; over https, on a connection whose TLS key it must attest), or, from an enclave without an agent, evidence for a fresh nonce")
@@ -38,12 +39,19 @@ func runVerify(args []string) error {
 	logURL := fs.String("log", "", "log URL: fetch the proof if none is stapled or given, and the release's revocations and reproductions")
 	var related stringList
 	fs.Var(&related, "related", "tlog-proof `FILE` of a revocation or reproduction seen (repeatable)")
+	relayURL := fs.String("relay", "", "an OHTTP relay's URL for the enclave's gateway (http(s)://relay/g/NAME): read the attestation document and the gateway's key configurations through it, as an oblivious client does, and check they are the attested ones")
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *policyPath == "" || (*evPath == "") == (*enclave == "") {
-		fmt.Fprintln(fs.Output(), "--policy and exactly one of --evidence and --enclave are required")
+	given := 0
+	for _, s := range []string{*evPath, *enclave, *relayURL} {
+		if s != "" {
+			given++
+		}
+	}
+	if *policyPath == "" || given != 1 {
+		fmt.Fprintln(fs.Output(), "--policy and exactly one of --evidence, --enclave and --relay are required")
 		fs.Usage()
 		return errUsage
 	}
@@ -56,6 +64,11 @@ func runVerify(args []string) error {
 
 	var in verify.Input
 	switch {
+	case *relayURL != "":
+		if *proofPath != "" || *logURL != "" || len(related) > 0 || *challenge {
+			return errors.New("--proof, --log, --related and --challenge do not work with --relay: the document is verified as the oblivious channel verifies it, with what it staples")
+		}
+		return verifyOblivious(ctx, v, *relayURL, *asJSON)
 	case *enclave != "" && strings.HasPrefix(*enclave, "https://") && !*challenge:
 		if *proofPath != "" || *logURL != "" || len(related) > 0 {
 			return errors.New("--proof, --log and --related work with --evidence, or an http:// enclave URL; over https the document is verified as the channel verifies it: with what it staples")
@@ -138,6 +151,29 @@ func verifyChannel(ctx context.Context, v *verify.Verifier, url string, asJSON b
 	}
 	if !asJSON {
 		fmt.Printf("attested channel: TLS key sha256:%s, key set %s valid until %s\n\n", st.TLSKey, st.KeySet, st.KeySetUntil.Format(time.RFC3339))
+	}
+	return printVerdict(st.Verdict, asJSON, "TRUSTED")
+}
+
+// verifyOblivious verifies an enclave through an OHTTP relay as the
+// oblivious channel does: its document, and the gateway's key
+// configurations, which must be the ones the document's key set commits to.
+func verifyOblivious(ctx context.Context, v *verify.Verifier, relayURL string, asJSON bool) error {
+	o, err := channel.NewOblivious(channel.NewVerifier(v, 0), relayURL)
+	if err != nil {
+		return err
+	}
+	st, err := o.Verify(ctx)
+	if st.Verdict == nil || errors.Is(err, channel.ErrGatewayKeyMismatch) {
+		if err == nil {
+			err = errors.New("no verdict")
+		}
+		return &exitError{code: 1, err: err}
+	}
+	if !asJSON {
+		if id, kem, ok := o.Key(); ok {
+			fmt.Printf("oblivious HTTP: the gateway's key configurations are the attested ones; requests are sealed to key %d (%s), key set %s valid until %s\n\n", id, keyset.KEMName(kem), st.KeySet, st.KeySetUntil.Format(time.RFC3339))
+		}
 	}
 	return printVerdict(st.Verdict, asJSON, "TRUSTED")
 }

@@ -50,6 +50,20 @@ func TestDependenciesPointOneWay(t *testing.T) {
 			}
 		}
 	}
+	// Oblivious HTTP: the formats import no service, the relay no agent
+	// (and nothing that could read a plaintext).
+	for pkg, bad := range map[string][]string{
+		"channel/bhttp": {mod + "agent", mod + "relay", mod + "channel"},
+		"channel/ohttp": {mod + "agent", mod + "relay", mod + "channel"},
+		"relay":         {mod + "agent", mod + "channel", mod + "policy/verify"},
+	} {
+		d := deps("../../" + pkg)
+		for _, p := range bad {
+			if d[p] {
+				t.Errorf("%s imports %s", pkg, p)
+			}
+		}
+	}
 	// The WebAssembly client holds the client decision and nothing of the
 	// servers (its size budget, and modernc's SQLite does not build for
 	// wasm), nor sigstore-go, which its build leaves out.

@@ -165,16 +165,17 @@ process.exit(0); // the module's Go program never exits by itself
 		Policy  string            `json:"policy"`
 		Files   map[string]string `json:"files"`
 		Enclave string            `json:"enclave"`
+		Relay   string            `json:"relay"`
 		Stall   string            `json:"stall"`
 		Refused string            `json:"refused"`
 		Samples []*sample         `json:"samples"`
 		Revoked bool              `json:"-"`
 	}
-	in := casesIn{Policy: string(policy), Files: files, Enclave: u.info.Demo.URL, Stall: stall, Refused: refused, Samples: samples}
+	in := casesIn{Policy: string(policy), Files: files, Enclave: u.info.Demo.URL, Relay: u.info.Demo.RelayURL, Stall: stall, Refused: refused, Samples: samples}
 
 	// The package's own tests, against the enclave.
 	t.Run("npm test", func(t *testing.T) {
-		out := run(src, []string{"ATTESTLOG_TEST_ENCLAVE=" + u.info.Demo.URL, "ATTESTLOG_TEST_POLICY=" + u.info.ClientPolicy, "ATTESTLOG_STRICT=1"}, npmCmd, "test")
+		out := run(src, []string{"ATTESTLOG_TEST_ENCLAVE=" + u.info.Demo.URL, "ATTESTLOG_TEST_POLICY=" + u.info.ClientPolicy, "ATTESTLOG_TEST_RELAY=" + u.info.Demo.RelayURL, "ATTESTLOG_STRICT=1"}, npmCmd, "test")
 		if !regexp.MustCompile(`(?m)^# pass [1-9]`).MatchString(out) || !regexp.MustCompile(`(?m)^# (fail|skipped) 0$`).MatchString(out) {
 			t.Errorf("npm test:\n%s", out)
 		}
@@ -226,6 +227,17 @@ process.exit(0); // the module's Go program never exits by itself
 			}
 			if trusted.Error != nil || !strings.Contains(trusted.Value, `"ok":true`) || !strings.Contains(trusted.Value, `"frozen":true`) {
 				t.Errorf("%s: trustEnclave of up's demo enclave: %+v", where, trusted)
+			}
+		}
+		// attestedFetch through up's OHTTP relay: answered while the
+		// enclave is trusted, refused (nothing sent) once revoked.
+		for kem, name := range map[string]string{"mlkem768x25519": "MLKEM768-X25519", "x25519": "X25519"} {
+			r := got["attestedFetch "+kem]
+			switch {
+			case in.Revoked && (r.Error == nil || r.Error.Code != "ATTESTLOG_NOT_TRUSTED" || !r.Error.AttestlogError):
+				t.Errorf("%s: attestedFetch (%s) to the revoked release: %+v, want ATTESTLOG_NOT_TRUSTED", where, kem, r)
+			case !in.Revoked && (r.Error != nil || !strings.Contains(r.Value, "You said: through the package") || !strings.Contains(r.Value, `"kem":"`+name+`"`)):
+				t.Errorf("%s: attestedFetch (%s) through up's relay: %+v", where, kem, r)
 			}
 		}
 		for name, code := range map[string]string{"timeout": "ATTESTLOG_TIMEOUT", "abort": "ATTESTLOG_ABORTED", "aborted before": "ATTESTLOG_ABORTED",

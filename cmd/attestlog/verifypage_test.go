@@ -92,6 +92,17 @@ func TestVerifyPageInChromium(t *testing.T) {
 		t.Fatalf("the demo enclave in Chromium: %q\n%s", verdict, checks)
 	}
 	t.Logf("Chromium: a decision with the fetch: %.1f ms", ms)
+	// Send a message: attestedFetch through up's OHTTP relay.
+	send := func(msg string) (string, string) {
+		t.Helper()
+		eval(`document.querySelector("#answer").hidden = true; document.querySelector("#answer").textContent = ""; document.querySelector("#message").value = ` + strconv.Quote(msg) + `; ""`)
+		do("sending a message", chromedp.Click(chromedp.CSS("#message-button")),
+			chromedp.Poll[chromedp.Void](`(() => { const a = document.querySelector("#answer"); return !a.hidden && a.textContent !== "" })()`, chromedp.WithPollingTimeout(time.Minute)))
+		return eval(`document.querySelector("#answer").textContent`), eval(`document.querySelector("#answer-note").hidden ? "" : document.querySelector("#answer-note").textContent`)
+	}
+	if ans, note := send("hello from Chromium"); !strings.Contains(ans, "You said: hello from Chromium") || !strings.Contains(note, "MLKEM768-X25519") || !strings.Contains(note, "/ohttp-relay/g/demo") {
+		t.Fatalf("a message through the relay in Chromium: %q (%s)", ans, note)
+	}
 	warm := ms
 	for range 3 {
 		if _, m, _ := decide(); m < warm {
@@ -114,5 +125,8 @@ func TestVerifyPageInChromium(t *testing.T) {
 	}
 	if !strings.Contains(checks, "✗ not revoked") || !strings.Contains(checks, "was revoked") {
 		t.Errorf("NOT TRUSTED, but not for the revocation:\n%s", checks)
+	}
+	if ans, _ := send("after the revocation"); !strings.HasPrefix(ans, "NOT SENT") || !strings.Contains(ans, "ATTESTLOG_NOT_TRUSTED") {
+		t.Errorf("a message to the revoked enclave in Chromium: %q, want NOT SENT (ATTESTLOG_NOT_TRUSTED)", ans)
 	}
 }

@@ -91,7 +91,7 @@ func verifyConfig(info *Info) (web.VerifyConfig, error) {
 		}
 		files[filepath.Base(root)] = string(b)
 	}
-	return web.VerifyConfig{Enclave: info.Demo.URL, Policy: string(pol), Files: files}, nil
+	return web.VerifyConfig{Enclave: info.Demo.URL, Policy: string(pol), Files: files, Relay: RelayPrefix + "/g/demo"}, nil
 }
 
 // Info is DIR/up.json: what 'attestlog up' runs, for scripts.
@@ -167,6 +167,10 @@ type DemoInfo struct {
 	// report source.
 	KeySet string `json:"key_set"`
 	Source string `json:"source"`
+	// RelayURL is an Oblivious HTTP relay (package relay) for the demo
+	// enclave's gateway, on up's own listener: what `attestlog proxy
+	// --relay` and attestedFetch post to.
+	RelayURL string `json:"relay_url"`
 }
 
 // KeyInfo is a signing key of an Info: its name, public key and file.
@@ -239,7 +243,7 @@ func Prepare(cfg Config) (*Info, []string, error) {
 	info.Operator = KeyInfo{Name: "demo-operator", Public: info.Operator.Public, Key: p("operator.key")}
 	info.Auditor = KeyInfo{Name: "demo-auditor", Public: info.Auditor.Public, Key: p("auditor.key")}
 	info.ClientPolicy = p("client-policy.txt")
-	info.Demo = DemoInfo{Platform: plat.name, Describe: plat.what, URL: base + "/demo", TrustRoot: p(plat.rootFile()), GPUTrustRoot: p("demo-gpu-root.pem"), GPUs: 1}
+	info.Demo = DemoInfo{Platform: plat.name, Describe: plat.what, URL: base + "/demo", TrustRoot: p(plat.rootFile()), GPUTrustRoot: p("demo-gpu-root.pem"), GPUs: 1, RelayURL: base + RelayPrefix + "/g/demo"}
 	if plat.endorsed {
 		info.Demo.EndorsementRoot = p("demo-gce-root.pem")
 	}
@@ -371,7 +375,9 @@ func Run(ctx context.Context, cfg Config, ready func(*Info)) error {
 	demoHandler := newSwappable(http.NotFoundHandler())
 	auditorHandler := newSwappable(http.NotFoundHandler())
 	dashHandler := newSwappable(http.NotFoundHandler())
+	relayHandler := newSwappable(http.NotFoundHandler())
 	mux := http.NewServeMux()
+	mux.Handle(RelayPrefix+"/", http.StripPrefix(RelayPrefix, relayHandler))
 	mux.Handle("/witness/", http.StripPrefix("/witness", wit.Handler()))
 	mux.Handle("/demo/", http.StripPrefix("/demo", demoHandler))
 	mux.Handle("/auditor/", http.StripPrefix("/auditor", auditorHandler))
@@ -426,6 +432,11 @@ func Run(ctx context.Context, cfg Config, ready func(*Info)) error {
 		return fmt.Errorf("demo enclave: %w", err)
 	}
 	demoHandler.Set(ag.DocumentHandler())
+	rh, err := demoRelay(info.Demo.EnclaveURL, logger.With("component", "relay"))
+	if err != nil {
+		return err
+	}
+	relayHandler.Set(rh)
 
 	// The auditor follows the log and watches the demo enclave.
 	if cfg.Auditor {

@@ -40,6 +40,15 @@ export async function run(api, c) {
     const t = await api.trustEnclave(c.enclave, c.policy, opts);
     return JSON.stringify({ ok: t.verdict.ok, url: t.url, keys: Object.keys(t.keys), frozen: Object.isFrozen(t.keys) });
   });
+  for (const kem of ["mlkem768x25519", "x25519"]) {
+    await rec(`attestedFetch ${kem}`, async () => {
+      const r = await api.attestedFetch("/v1/chat/completions", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ model: "attestlog-demo-echo", messages: [{ role: "user", content: "through the package" }] }),
+      }, { policy: c.policy, relay: c.relay, files: c.files, timeoutMs: 60000, kem });
+      return JSON.stringify({ status: r.status, answer: (await r.json()).choices[0].message.content, kem: r.attestlog.kem, ok: r.attestlog.verdict.ok });
+    });
+  }
   await rec("timeout", () => api.fetchAndVerify(c.stall, c.policy, { files: c.files, timeoutMs: 300 }));
   await rec("abort", () => {
     const ctl = new AbortController();

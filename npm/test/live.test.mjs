@@ -15,7 +15,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { ErrorCode, fetchAndVerify, trustEnclave, verify } from "../index.js";
+import { ErrorCode, attestedFetch, fetchAndVerify, trustEnclave, verify } from "../index.js";
 
 // policyFiles reads the files a policy names from dir.
 function policyFiles(text, dir) {
@@ -92,4 +92,56 @@ test("saved evidence decides the same as bytes, as text, as a parsed object", { 
   const wrong = await verify(policy, body, crypto.getRandomValues(new Uint8Array(32)), { files });
   assert.equal(wrong.ok, false, "a wrong nonce was trusted");
   assert.ok(wrong.checks.some((c) => !c.ok && c.name === "nonce binding"), JSON.stringify(wrong.checks.filter((c) => !c.ok)));
+});
+
+// attestedFetch: through the OHTTP relay `attestlog up` serves for its
+// demo enclave (ATTESTLOG_TEST_RELAY; npm_test.go sets it).
+const relay = process.env.ATTESTLOG_TEST_RELAY;
+if (t && !relay && process.env.ATTESTLOG_STRICT === "1") {
+  throw new Error("ATTESTLOG_STRICT=1: set ATTESTLOG_TEST_RELAY (the relay's URL for the enclave's gateway, e.g. attestlog up's relay_url)");
+}
+const skipRelay = skip || (!relay && "no relay: set ATTESTLOG_TEST_RELAY");
+
+test("attestedFetch verifies, seals to the attested key, and reads the enclave's answer through the relay", { skip: skipRelay }, async () => {
+  const policy = policyBytes.toString();
+  const question = "hello through the relay " + Math.random();
+  for (const kem of [undefined, "x25519"]) {
+    const r = await attestedFetch("/v1/chat/completions", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: "attestlog-demo-echo", messages: [{ role: "user", content: question }] }),
+    }, { policy, relay, files: fileMap, timeoutMs: 120000, kem });
+    assert.equal(r.status, 200);
+    const body = await r.json();
+    assert.match(body.choices[0].message.content, /You said: hello through the relay/);
+    assert.equal(r.attestlog.verdict.ok, true);
+    assert.equal(r.attestlog.kem, kem === "x25519" ? "X25519" : "MLKEM768-X25519");
+  }
+});
+
+test("attestedFetch sends nothing when the verdict fails or the relay serves another key", { skip: skipRelay }, async () => {
+  const { createServer } = await import("node:http");
+  const policy = policyBytes.toString();
+  let posts = 0;
+  // A relay in the middle: the real document, the keys with one byte of
+  // the first public key changed.
+  const srv = createServer(async (req, res) => {
+    if (req.method === "POST") posts++;
+    const up = await fetch(relay + req.url.replace(/^\/g\/demo/, ""), { method: req.method, headers: { "Content-Type": req.headers["content-type"] || "" }, body: req.method === "POST" ? req : undefined, duplex: "half" });
+    let b = new Uint8Array(await up.arrayBuffer());
+    if (req.url.endsWith("/keys")) b[5] ^= 1;
+    res.writeHead(up.status, { "Content-Type": up.headers.get("content-type") || "" });
+    res.end(b);
+  });
+  await new Promise((ok) => srv.listen(0, "127.0.0.1", ok));
+  try {
+    const mitm = `http://127.0.0.1:${srv.address().port}/g/demo`;
+    const e1 = await attestedFetch("/v1/models", {}, { policy, relay: mitm, files: fileMap, timeoutMs: 120000 }).catch((e) => e);
+    assert.equal(e1.code, ErrorCode.KEY_NOT_ATTESTED, e1.stack);
+    const e2 = await attestedFetch("/v1/models", {}, { policy: policy + "platform tdx\n", relay: mitm, files: fileMap, timeoutMs: 120000 }).catch((e) => e);
+    assert.equal(e2.code, ErrorCode.NOT_TRUSTED, e2.stack);
+    assert.equal(e2.verdict.ok, false);
+    assert.equal(posts, 0, "a request was posted although nothing may be sent");
+  } finally {
+    srv.close();
+  }
 });

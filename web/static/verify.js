@@ -26,6 +26,11 @@
   const timing = document.getElementById("timing");
   const list = document.getElementById("checks");
   let files = {};
+  let relay = "";
+  const messageForm = document.getElementById("message-form");
+  const messageButton = document.getElementById("message-button");
+  const answer = document.getElementById("answer");
+  const answerNote = document.getElementById("answer-note");
 
   function show(ok, text) {
     verdict.hidden = false;
@@ -45,13 +50,49 @@
     files = c.files || {};
     const names = Object.keys(files);
     document.getElementById("files").textContent = names.length ? "With the files the policy names: " + names.join(", ") + "." : "";
+    if (c.relay && messageForm) {
+      relay = new URL(c.relay, location.href).href;
+      messageForm.hidden = false;
+    }
   });
 
   loaded.then(function () {
     button.disabled = false;
     button.textContent = "Verify";
+    if (messageButton) messageButton.disabled = false;
   }, function (err) {
     show(false, "The verifier did not load: " + err.message);
+  });
+
+  // Send a message: attestedFetch verifies, seals to the attested key
+  // and posts through the relay; the answer is shown as text.
+  if (messageForm) messageForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    messageButton.disabled = true;
+    answer.hidden = true;
+    answerNote.hidden = true;
+    const policy = document.getElementById("policy").value;
+    const text = document.getElementById("message").value;
+    const body = JSON.stringify({ model: "attestlog-demo-echo", messages: [{ role: "user", content: text }] });
+    loaded.then(function (pkg) {
+      return pkg.attestedFetch("/v1/chat/completions", { method: "POST", headers: { "Content-Type": "application/json" }, body: body },
+        { policy: policy, relay: relay, files: files, timeoutMs: 60000 });
+    }).then(function (r) {
+      const info = r.attestlog;
+      return r.text().then(function (t) {
+        let content = t;
+        try { content = JSON.parse(t).choices[0].message.content; } catch (e) { /* not a chat answer: show it as is */ }
+        answer.hidden = false;
+        answer.className = r.ok ? "ok" : "bad";
+        answer.textContent = content;
+        answerNote.hidden = false;
+        answerNote.textContent = "HTTP " + r.status + ", sealed to the " + info.kem + " key of attested key set " + info.keySet.slice(0, 16) + "…, through " + info.relay + ".";
+      });
+    }, function (err) {
+      answer.hidden = false;
+      answer.className = "bad";
+      answer.textContent = "NOT SENT: " + err.message + (err.code ? " (" + err.code + ")" : "");
+    }).finally(function () { messageButton.disabled = false; });
   });
 
   form.addEventListener("submit", function (ev) {

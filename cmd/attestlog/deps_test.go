@@ -88,11 +88,11 @@ var layers = []struct {
 	name string
 	pkgs []string
 }{
-	{"format", []string{"log/api", "log/statement", "log/tlogproof", "log/vindex", "channel/keyset", "policy/evidence",
+	{"format", []string{"log/api", "log/statement", "log/tlogproof", "log/vindex", "channel/keyset", "channel/bhttp", "channel/ohttp", "policy/evidence",
 		"policy/check", "policy/measure", "witness/protocol", "auditor/misbehaviour", "auditor/auditview",
-		"internal/yamlx", "internal/pemcert", "internal/keyfile", "internal/httpbody", "internal/webcrypto", "internal/egress", "internal/httpserve", "internal/streamproxy", "npm"}},
+		"internal/yamlx", "internal/pemcert", "internal/keyfile", "internal/httpbody", "internal/webcrypto", "internal/egress", "internal/httpserve", "internal/streamproxy", "internal/jsonv2", "npm"}},
 	{"decision", []string{"policy", "log/client", "channel", "policy/evidence/stapler", "witness/driver"}},
-	{"service", []string{"log/logserver", "log/internal", "witness", "auditor", "agent", "web"}},
+	{"service", []string{"log/logserver", "log/internal", "witness", "auditor", "agent", "web", "relay"}},
 	{"assembly", []string{"internal/up", "internal/demo", "internal/wasmbuild", "cmd", "log/loadtest", "witness/bench"}},
 	{"test kit", []string{"internal/testenv", "internal/mariadbtest", "internal/netnstest", "internal/tlogtest", "internal/tlogcheck",
 		"internal/ruletest", "internal/httpfuzz", "internal/httpbody/httpbodytest", "channel/channeltest",
@@ -101,7 +101,7 @@ var layers = []struct {
 
 // services are the parts of the service layer that must not import one
 // another: each runs on its own, and shares only what lies below.
-var services = []string{"log", "witness", "auditor", "agent", "web"}
+var services = []string{"log", "witness", "auditor", "agent", "web", "relay"}
 
 // layerOf returns the layer index of a package path relative to the
 // module, and the entry that placed it; -1 if none does.

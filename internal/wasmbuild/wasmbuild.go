@@ -92,11 +92,20 @@ func (c *config) tags() string {
 	return t
 }
 
+// wasmEnv is the environment of every go command of the build: js/wasm,
+// and GOEXPERIMENT=jsonv2, under which encoding/json runs on the standard
+// library's JSON v2 and internal/jsonv2 is that same code, so the module
+// links one JSON implementation instead of two (go-json-experiment's
+// copy was 0.6 MB of code; see internal/jsonv2).
+func wasmEnv() []string {
+	return append(os.Environ(), "GOOS=js", "GOARCH=wasm", "GOEXPERIMENT=jsonv2")
+}
+
 // runGo runs go with GOOS=js GOARCH=wasm in repo and returns its output.
 func runGo(ctx context.Context, repo string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	cmd.Env = wasmEnv()
 	b, err := cmd.Output()
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
@@ -286,7 +295,7 @@ func build(ctx context.Context, repo, out string, p *prepared, c *config, key st
 	args = append(args, "-ldflags", ldflags, "-o", res.Wasm, "./cmd/attestlog-wasm")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	cmd.Env = wasmEnv()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -612,7 +621,7 @@ func Test(ctx context.Context, repo string, pkgs []string, stdout, stderr io.Wri
 	args = append(args, "-exec", filepath.Join(root, "lib", "wasm", "go_js_wasm_exec"))
 	cmd := exec.CommandContext(ctx, "go", append(args, pkgs...)...)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	cmd.Env = wasmEnv()
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd.Run()
 }

@@ -6,7 +6,7 @@ import (
 	"bytes"
 	"fmt"
 
-	jsonv2 "github.com/go-json-experiment/json"
+	jsonv2 "github.com/attestlog/attestlog/internal/jsonv2"
 )
 
 // parseBundle, in the build without Sigstore (the WebAssembly client),

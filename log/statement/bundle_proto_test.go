@@ -37,4 +37,3 @@ func TestParseEntryKeylessSpellings(t *testing.T) {
 		t.Errorf("canonical bundle is not compact camelCase JSON: %s", first.Bundle)
 	}
 }
-

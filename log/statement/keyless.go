@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	jsonv2 "github.com/go-json-experiment/json"
+	jsonv2 "github.com/attestlog/attestlog/internal/jsonv2"
 )
 
 // BundleMediaTypePrefix starts the mediaType of a Sigstore bundle.

@@ -18,8 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/go-json-experiment/json/jsontext"
+	jsonv2 "github.com/attestlog/attestlog/internal/jsonv2"
 	"io"
 	"strconv"
 	"strings"
@@ -445,11 +444,11 @@ type statementIn struct {
 
 type predicateIn struct {
 	in      *statementIn
-	decoded bool           // decoded into in.p's typed predicate
-	raw     jsontext.Value // kept for later when predicateType was not yet known
+	decoded bool         // decoded into in.p's typed predicate
+	raw     jsonv2.Value // kept for later when predicateType was not yet known
 }
 
-func (pi *predicateIn) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+func (pi *predicateIn) UnmarshalJSONFrom(dec *jsonv2.Decoder) error {
 	if pi.in.PredicateType != "" {
 		if pred, err := pi.in.p.choosePredicate(pi.in.PredicateType); err == nil {
 			pi.decoded = true
@@ -566,7 +565,7 @@ func decodeStrict(b []byte, v any, where string) error {
 		return nil
 	}
 	var se *jsonv2.SemanticError
-	var sx *jsontext.SyntacticError
+	var sx *jsonv2.SyntacticError
 	switch {
 	case errors.As(err, &se):
 		field := where + strings.ReplaceAll(string(se.JSONPointer), "/", ".")
@@ -588,7 +587,7 @@ func decodeStrict(b []byte, v any, where string) error {
 	return fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
 }
 
-func kindName(k jsontext.Kind) string {
+func kindName(k jsonv2.Kind) string {
 	switch k {
 	case '"':
 		return "string"

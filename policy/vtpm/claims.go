@@ -8,7 +8,7 @@ import (
 	"encoding/hex"
 	"math/big"
 
-	jsonv2 "github.com/go-json-experiment/json"
+	jsonv2 "github.com/attestlog/attestlog/internal/jsonv2"
 )
 
 // AKKeyID is the JWK "kid" of the vTPM's attestation key in the runtime

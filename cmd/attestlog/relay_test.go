@@ -8,17 +8,37 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
+// lockedBuffer is a bytes.Buffer a running command writes while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // startCmd runs the binary in the background until the test ends, and
 // waits until ready answers 200.
-func startCmd(t *testing.T, ready string, args ...string) *bytes.Buffer {
+func startCmd(t *testing.T, ready string, args ...string) *lockedBuffer {
 	t.Helper()
-	var out bytes.Buffer
+	out := &lockedBuffer{}
 	cmd := exec.Command(binary, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +50,7 @@ func startCmd(t *testing.T, ready string, args ...string) *bytes.Buffer {
 	if err := waitReady(ctx, ready); err != nil {
 		t.Fatalf("attestlog %s: not ready: %v\n%s", args[0], err, out.String())
 	}
-	return &out
+	return out
 }
 
 // TestRelayAndObliviousProxy: `attestlog relay` in front of up's demo

@@ -389,6 +389,9 @@ func TestUpKeepsEdits(t *testing.T) {
 	dir := t.TempDir()
 	u := startUp(t, dir, "--auditor=false")
 	addr := strings.TrimPrefix(u.info.URL, "http://")
+	// The auditor's configuration names the enclave agent's address:
+	// restart it where it was (up's default, 127.0.0.1:8443, is fixed).
+	enclaveAddr := strings.TrimPrefix(u.info.Demo.EnclaveURL, "https://")
 	u.stop(t)
 	generated := []string{"policy.txt", "client-policy.txt", "witness-policy.txt", "log.yaml", "auditor.yaml", "witness.yaml", "example-release.yaml"}
 	const mark = "\n# edited by the user: keep this line\n"
@@ -406,8 +409,8 @@ func TestUpKeepsEdits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Same address: every edit stands, nothing is proposed.
-	u = startUp(t, dir, "--auditor=false", "--listen", addr)
+	// Same addresses: every edit stands, nothing is proposed.
+	u = startUp(t, dir, "--auditor=false", "--listen", addr, "--enclave-listen", enclaveAddr)
 	for _, name := range generated {
 		b, _ := os.ReadFile(filepath.Join(dir, name))
 		if !strings.Contains(string(b), mark) {

@@ -34,7 +34,9 @@ async function target() {
   const config = process.env.ATTESTLOG_TEST_CONFIG;
   if (config) {
     const c = /^https?:/.test(config) ? await (await fetch(config)).json() : JSON.parse(readFileSync(config, "utf8"));
-    return { enclave: c.enclave, policy: Buffer.from(c.policy), files: new Map(Object.entries(c.files || {}).map(([k, v]) => [k, Buffer.from(v)])) };
+    // The page's relay, absolute or a path on the config's origin.
+    const relay = c.relay && /^https?:/.test(config) ? new URL(c.relay, config).href : c.relay;
+    return { enclave: c.enclave, policy: Buffer.from(c.policy), files: new Map(Object.entries(c.files || {}).map(([k, v]) => [k, Buffer.from(v)])), relay };
   }
   const enclave = process.env.ATTESTLOG_TEST_ENCLAVE;
   const policyPath = process.env.ATTESTLOG_TEST_POLICY;
@@ -95,8 +97,9 @@ test("saved evidence decides the same as bytes, as text, as a parsed object", { 
 });
 
 // attestedFetch: through the OHTTP relay `attestlog up` serves for its
-// demo enclave (ATTESTLOG_TEST_RELAY; npm_test.go sets it).
-const relay = process.env.ATTESTLOG_TEST_RELAY;
+// demo enclave (ATTESTLOG_TEST_RELAY, which npm_test.go sets, or the
+// relay the ATTESTLOG_TEST_CONFIG page names).
+const relay = process.env.ATTESTLOG_TEST_RELAY || (t && t.relay);
 if (t && !relay && process.env.ATTESTLOG_STRICT === "1") {
   throw new Error("ATTESTLOG_STRICT=1: set ATTESTLOG_TEST_RELAY (the relay's URL for the enclave's gateway, e.g. attestlog up's relay_url)");
 }

@@ -24,7 +24,13 @@ var mysqlSchema = []string{
 	payloadsSchema, // attestlog's, beside Tessera's (frontends.go)
 }
 
+// openMySQL opens the database of the legacy MySQL driver, applying its
+// schema and attestlog's.
 func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
+	return openMySQLSchema(ctx, dsn, mysqlSchema)
+}
+
+func openMySQLSchema(ctx context.Context, dsn string, schema []string) (*sql.DB, error) {
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("storage.mysql.dsn: %w", err)
@@ -38,7 +44,7 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connecting to MySQL at %s: %w", redactDSN(dsn), err)
 	}
-	for _, s := range mysqlSchema {
+	for _, s := range schema {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("applying the MySQL schema: %w", err)

@@ -187,6 +187,9 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 	}
 	l.witnesses = wpol.Witnesses
 
+	if cfg.Storage.Legacy() {
+		logger.Warn("storage: Tessera's MySQL driver is legacy: Tessera removed it from its main branch (commit bd4c40ed, March 2026) and maintains S3-compatible storage with a MySQL-compatible database instead (storage: {s3: …, mysql: …}); move this log with 'attestlog log migrate' (docs/storage.md)")
+	}
 	hc := &http.Client{Timeout: cfg.WitnessTimeout}
 	newDriver := func() (tessera.Driver, error) {
 		switch {
@@ -195,6 +198,15 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 				return nil, err
 			}
 			return posix.New(ctx, posix.Config{Path: cfg.Storage.POSIX.Dir, HTTPClient: hc})
+		case cfg.Storage.S3 != nil:
+			if l.db == nil {
+				db, err := openClaimsDB(ctx, cfg.Storage.MySQL.DSN)
+				if err != nil {
+					return nil, err
+				}
+				l.db = db
+			}
+			return newS3Driver(ctx, cfg, hc)
 		case cfg.Storage.MySQL != nil:
 			if l.db == nil {
 				db, err := openMySQL(ctx, cfg.Storage.MySQL.DSN)

@@ -34,7 +34,6 @@ func tmpfs(t *testing.T, size int) string {
 	return dir
 }
 
-
 // fill writes a file in dir until the file system is full, and returns a
 // function that removes it.
 func fill(t *testing.T, dir string) (free func()) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
+	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/transparency-dev/tessera"
 	tesseraaws "github.com/transparency-dev/tessera/storage/aws"
+	"github.com/transparency-dev/tessera/storage/posix"
 )
 
 // S3 + MySQL storage runs Tessera's AWS driver (storage/aws), the path
@@ -84,4 +86,23 @@ func newS3Driver(ctx context.Context, cfg *Config, hc *http.Client) (tessera.Dri
 // own state beside the AWS driver's tables: the claim table only.
 func openClaimsDB(ctx context.Context, dsn string) (*sql.DB, error) {
 	return openMySQLSchema(ctx, dsn, []string{payloadsSchema})
+}
+
+// NewDriver returns Tessera's driver for st, which must be posix or s3
+// (with mysql): for a bare appender on the same storage as a log (the
+// benchmark's floor). The legacy MySQL driver is not offered.
+func NewDriver(ctx context.Context, st *Storage) (tessera.Driver, error) {
+	switch {
+	case st.POSIX != nil:
+		if err := os.MkdirAll(st.POSIX.Dir, 0o755); err != nil {
+			return nil, err
+		}
+		return posix.New(ctx, posix.Config{Path: st.POSIX.Dir})
+	case st.S3 != nil && st.MySQL != nil:
+		if err := st.S3.validate(); err != nil {
+			return nil, err
+		}
+		return newS3Driver(ctx, &Config{Storage: *st}, nil)
+	}
+	return nil, fmt.Errorf("storage: posix or s3 with mysql")
 }

@@ -38,6 +38,8 @@ func runBenchAppend(args []string) error {
 	nEntries := fs.Int("entries", 60000, "releases to sign before the runs (about 6 KB each in memory); the log gets each once, in order, across all its runs; the baselines get the same ones, cycling through them")
 	baseline := fs.String("baseline", "", "`LIST` of baselines to run after the log, on the same entries, printing the ratio to each: \"tessera\" (a bare Tessera POSIX appender in this process), \"floor\" (HTTP + envelope decode + one signature check + bare Tessera), \"rekor\" (Rekor v2's POSIX server, each entry's SHA-512 as a hashedrekord with an Ed25519ph signature made beforehand), e.g. tessera,floor,rekor")
 	rekorBin := fs.String("rekor", "", "rekor-server binary for --baseline rekor (default: built with go build "+loadtest.RekorPkg+" from this module)")
+	rekorBucket := fs.String("rekor-s3-bucket", "", "with --storage s3 and --baseline rekor: an empty bucket for Rekor v2's AWS server, on --s3-endpoint")
+	rekorDSN := fs.String("rekor-mysql-dsn", "", "with --storage s3 and --baseline rekor: an empty MySQL/MariaDB database for Rekor v2's AWS server")
 	rekorInterval := fs.Duration("rekor-checkpoint-interval", time.Second, "Rekor's checkpoint interval (it answers a write once a checkpoint covers it)")
 	rate := fs.Float64("rate", 0, "offer at most this many entries per second to the log in all (an open-loop load; 0: as fast as the writers go); the baselines are not paced")
 	proofLatency := fs.Bool("proof-latency", false, "also measure, for the first and every 100th acknowledged entry of a run, the time from the POST to a witnessed inclusion proof (as publish --wait gets it); Rekor answers with its proof, so its latency to a proof is its latency to the acknowledgement")
@@ -90,6 +92,10 @@ func runBenchAppend(args []string) error {
 	}
 	if *bs.kind == "s3" && slices.Contains(baselines, "tessera") {
 		fmt.Fprintln(fs.Output(), "--baseline tessera runs on POSIX only; with --storage s3 the floor is the baseline on the same storage")
+		return errUsage
+	}
+	if *bs.kind == "s3" && slices.Contains(baselines, "rekor") && (*rekorBucket == "" || *rekorDSN == "") {
+		fmt.Fprintln(fs.Output(), "--baseline rekor with --storage s3 runs Rekor v2's AWS server: give it --rekor-s3-bucket and --rekor-mysql-dsn")
 		return errUsage
 	}
 	if _, err := bs.storage("/nonexistent"); err != nil {
@@ -210,7 +216,7 @@ func runBenchAppend(args []string) error {
 		}
 		defer os.RemoveAll(dir)
 		var run func(w int) (loadtest.Result, error)
-		var floorCPU func() (time.Duration, error)
+		var baselineCPU func() (time.Duration, error)
 		switch b {
 		case "tessera":
 			run = func(w int) (loadtest.Result, error) {
@@ -244,14 +250,27 @@ func runBenchAppend(args []string) error {
 					return err
 				}), nil
 			}
-			floorCPU = func() (time.Duration, error) { return meter.Used() }
+			baselineCPU = func() (time.Duration, error) { return meter.Used() }
 		case "rekor":
-			rr, stop, err := startRekorBaseline(ctx, dir, *rekorBin, *rekorInterval, *duration, entries)
+			var s3 *loadtest.RekorS3
+			if *bs.kind == "s3" {
+				s3 = &loadtest.RekorS3{Endpoint: *bs.endpoint, Bucket: *rekorBucket, Region: *bs.region, DSN: *rekorDSN,
+					AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+			}
+			rr, pid, stop, err := startRekorBaseline(ctx, dir, *rekorBin, *rekorInterval, *duration, entries, s3)
 			if err != nil {
 				return err
 			}
 			defer stop()
-			run = rr
+			var meter *loadtest.CPUMeter
+			run = func(w int) (loadtest.Result, error) {
+				var err error
+				if meter, err = loadtest.StartCPU(pid); err != nil {
+					return loadtest.Result{}, err
+				}
+				return rr(w)
+			}
+			baselineCPU = func() (time.Duration, error) { return meter.Used() }
 		}
 		var best, bestOurs loadtest.Result
 		for i, w := range counts {
@@ -263,14 +282,14 @@ func runBenchAppend(args []string) error {
 			o := ours[w]
 			fmt.Printf("ratio      attestlog/%s throughput at %d writers = %.2f×  (p50 %v vs %v, p99 %v vs %v)\n",
 				b, w, o.Rate()/res.Rate(), o.P50.Round(time.Microsecond), res.P50.Round(time.Microsecond), o.P99.Round(time.Microsecond), res.P99.Round(time.Microsecond))
-			if floorCPU != nil {
-				fcpu, err := floorCPU()
+			if baselineCPU != nil {
+				fcpu, err := baselineCPU()
 				if err != nil {
 					return err
 				}
-				fmt.Printf("cpu        floor: %s per acknowledged entry  (%.2f s of CPU for %d entries, %s storage)\n", loadtest.PerEntry(fcpu, res.Entries), fcpu.Seconds(), res.Entries, *bs.kind)
+				fmt.Printf("cpu        %s: %s per acknowledged entry  (%.2f s of CPU for %d entries, %s storage)\n", b, loadtest.PerEntry(fcpu, res.Entries), fcpu.Seconds(), res.Entries, *bs.kind)
 				if ocpu, ok := oursCPU[w]; ok && o.Entries > 0 && res.Entries > 0 && fcpu > 0 {
-					fmt.Printf("ratio      attestlog/floor CPU per acknowledged entry at %d writers = %.2f×\n", w,
+					fmt.Printf("ratio      attestlog/%s CPU per acknowledged entry at %d writers = %.2f×\n", b, w,
 						(ocpu.Seconds()/float64(o.Entries))/(fcpu.Seconds()/float64(res.Entries)))
 				}
 			}
@@ -289,30 +308,40 @@ func runBenchAppend(args []string) error {
 }
 
 // startRekorBaseline builds (unless bin names one) and starts Rekor v2's
-// POSIX server, signs a hashedrekord request for each entry, and returns
-// a run at a writer count; successive runs send requests not sent before
+// POSIX server (its AWS server on s3 if given), signs a hashedrekord
+// request for each entry, and returns a run at a writer count and the
+// server's process ID; successive runs send requests not sent before
 // (cycling once all were).
-func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.Duration, entries [][]byte) (func(int) (loadtest.Result, error), func(), error) {
+func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.Duration, entries [][]byte, s3 *loadtest.RekorS3) (func(int) (loadtest.Result, error), int, func(), error) {
+	pkg, kind := loadtest.RekorPkg, "POSIX"
+	if s3 != nil {
+		pkg, kind = loadtest.RekorAWSPkg, "AWS on "+s3.Endpoint
+	}
 	if bin == "" {
-		fmt.Fprintf(stderr, "building %s…\n", loadtest.RekorPkg)
+		fmt.Fprintf(stderr, "building %s…\n", pkg)
 		var err error
-		if bin, err = driver.BuildPeer(ctx, dir, loadtest.RekorPkg); err != nil {
-			return nil, nil, fmt.Errorf("--baseline rekor: %w (or name a binary with --rekor)", err)
+		if bin, err = driver.BuildPeer(ctx, dir, pkg); err != nil {
+			return nil, 0, nil, fmt.Errorf("--baseline rekor: %w (or name a binary with --rekor)", err)
 		}
 	}
 	fmt.Fprintf(stderr, "signing %d hashedrekord requests (Ed25519ph over each entry's SHA-512)…\n", len(entries))
 	reqs, err := loadtest.RekorRequests(entries)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	r, err := loadtest.StartRekor(ctx, bin, dir, interval)
+	var r *loadtest.Rekor
+	if s3 != nil {
+		r, err = loadtest.StartRekorS3(ctx, bin, dir, interval, *s3)
+	} else {
+		r, err = loadtest.StartRekor(ctx, bin, dir, interval)
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	used := 0
 	run := func(w int) (loadtest.Result, error) {
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: w, MaxConnsPerHost: w}, Timeout: time.Minute}
-		fmt.Fprintf(stderr, "loading Rekor v2 (POSIX, checkpoint interval %v) with %d writers for %v…\n", interval, w, d)
+		fmt.Fprintf(stderr, "loading Rekor v2 (%s, checkpoint interval %v) with %d writers for %v…\n", kind, interval, w, d)
 		rest := reqs[used%len(reqs):]
 		res := loadtest.Run(ctx, "rekor-v2", w, d, rest, true, func(ctx context.Context, q []byte) error {
 			return r.Add(ctx, hc, q)
@@ -321,7 +350,7 @@ func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.D
 		hc.CloseIdleConnections()
 		return res, nil
 	}
-	return run, r.Close, nil
+	return run, r.PID(), r.Close, nil
 }
 
 // proofLatencies measures, for sampled entries, the time from the POST to

@@ -130,6 +130,9 @@ func Migrate(ctx context.Context, from, to *Config, logger *slog.Logger) (*Migra
 		return nil, fmt.Errorf("the source has %d integrated entries (%v) but its published checkpoint %d: let its frontends publish, stop them, and run the migration again", n, err, size)
 	}
 
+	if err := advanceSequencer(ctx, to.Storage.MySQL.DSN, size); err != nil {
+		return nil, err
+	}
 	claims, err := copyClaims(ctx, srcDB, to.Storage.MySQL.DSN, size)
 	if err != nil {
 		return nil, err
@@ -143,6 +146,32 @@ func sizeOf(c *policy.Checkpoint) any {
 		return "unreadable"
 	}
 	return c.N
+}
+
+// advanceSequencer sets the AWS driver's next sequence number to size.
+// Tessera v1.0.4's migration target integrates the copied tree (IntCoord)
+// but leaves SeqCoord at 0, and its sequencer then computes the entries
+// awaiting integration as next - size, which underflows: every append is
+// pushed back for ever. Nothing is sequenced during a migration (the Seq
+// table is empty), so moving next up to the tree's size is what appending
+// after the migrated entries needs; it never moves it back.
+func advanceSequencer(ctx context.Context, dsn string, size uint64) error {
+	db, err := openMySQLSchema(ctx, dsn, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var pending int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM Seq").Scan(&pending); err != nil {
+		return fmt.Errorf("reading the target's sequencer: %w", err)
+	}
+	if pending > 0 {
+		return fmt.Errorf("the target database has %d sequenced batches: it is a live log, not a migration target", pending)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE SeqCoord SET next = ? WHERE id = 0 AND next < ?", size, size); err != nil {
+		return fmt.Errorf("advancing the target's sequencer to %d: %w", size, err)
+	}
+	return nil
 }
 
 // copyClaims copies the recorded claims (statement → index) below size

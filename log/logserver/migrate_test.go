@@ -2,11 +2,13 @@ package logserver
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/internal/mariadbtest"
@@ -29,13 +31,19 @@ func TestMigrateMySQLToS3(t *testing.T) {
 	for i := range n {
 		bodies[i] = release(t, old.operator, measurement(i))
 	}
+	var idxMu sync.Mutex
+	indexOf := map[int]uint64{}
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < n; i += 8 {
-				if _, err := old.client.Add(ctx, bodies[i]); err != nil {
+				r, err := old.client.Add(ctx, bodies[i])
+				if err != nil {
 					t.Error(err)
 				}
+				idxMu.Lock()
+				indexOf[i] = r.Index
+				idxMu.Unlock()
 			}
 		})
 	}
@@ -105,20 +113,27 @@ func TestMigrateMySQLToS3(t *testing.T) {
 	nl := *old
 	nl.cfg = &toCfg
 	nl.start(t)
-	// The bucket's checkpoint: same size, same root, the same key.
-	cpNew, err := sw.Get(ctx, "checkpoint")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The bucket's checkpoint (published by the new log once it runs):
+	// same size, same root, the same key.
+	var cpNew []byte
+	waitForCond(t, func() bool {
+		cpNew, err = sw.Get(ctx, "checkpoint")
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return err == nil
+	}, "the migrated log's first checkpoint in the bucket")
 	newCP, err := old.policy.VerifyCheckpoint(cpNew)
 	if err != nil || newCP.N != oldCP.N || newCP.Hash != oldCP.Hash {
 		t.Fatalf("the migrated log's checkpoint = %+v, %v; want size %d root %x", newCP, err, oldCP.N, oldCP.Hash)
 	}
 	checkWithTorchwood(t, sw.URL(), old.policy, oldEntries)
-	if res, err := nl.client.Add(ctx, bodies[123]); err != nil || !res.Duplicate || res.Index != 123 {
-		t.Errorf("an old statement on the migrated log = %+v, %v; want duplicate of 123", res, err)
+	if res, err := nl.client.Add(ctx, bodies[123]); err != nil || !res.Duplicate || res.Index != indexOf[123] {
+		t.Errorf("an old statement on the migrated log = %+v, %v; want duplicate of %d", res, err, indexOf[123])
 	}
-	if idx := nl.add(t, release(t, old.operator, measurement(1000))); idx != n {
-		t.Errorf("the migrated log's next index = %d, want %d", idx, n)
+	actx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if r, err := nl.client.Add(actx, release(t, old.operator, measurement(1000))); err != nil || r.Duplicate || r.Index != n {
+		t.Errorf("the migrated log's next append = %+v, %v; want index %d", r, err, n)
 	}
 }

@@ -50,6 +50,9 @@ func openMySQLSchema(ctx context.Context, dsn string, schema []string) (*sql.DB,
 			return nil, fmt.Errorf("applying the MySQL schema: %w", err)
 		}
 	}
+	if schema == nil {
+		return db, nil
+	}
 	if err := addClaimOwners(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("adding the owner column to attestlog_payloads: %w", err)

@@ -189,7 +189,7 @@ func runBenchAppend(args []string) error {
 				return fmt.Errorf("--log-pid: %w", err)
 			}
 			oursCPU[w] = cpu
-			fmt.Printf("cpu        attestlog: %s per acknowledged entry  (%.2f s of CPU for %d entries, %d processes, %s storage)\n", loadtest.PerEntry(cpu, res.Entries), cpu.Seconds(), res.Entries, len(pids), *bs.kind)
+			fmt.Printf("cpu        attestlog: %s per acknowledged entry  (%.2f s of CPU for %d entries, %d processes)\n", loadtest.PerEntry(cpu, res.Entries), cpu.Seconds(), res.Entries, len(pids))
 		}
 		if *proofLatency {
 			fmt.Println(proofs.summary("attestlog"))

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/attestlog/attestlog/internal/httpserve"
@@ -72,6 +73,19 @@ func runLogServe(args []string) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	logger := newLogger()
+	// ATTESTLOG_CPUPROFILE=FILE profiles the log's CPU until it stops
+	// (docs/storage.md: where the CPU per entry goes).
+	if p := os.Getenv("ATTESTLOG_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -31,6 +31,15 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
 }
 
 func openMySQLSchema(ctx context.Context, dsn string, schema []string) (*sql.DB, error) {
+	// Placeholders are filled in by the driver (interpolateParams): a
+	// claim is then one round trip, not three (prepare, execute, close a
+	// server-side statement), which was an eighth of the log's CPU per
+	// entry on S3 + MySQL. The driver falls back to server-side
+	// statements for character sets where that would be unsafe.
+	if c, err := gomysql.ParseDSN(dsn); err == nil {
+		c.InterpolateParams = true
+		dsn = c.FormatDSN()
+	}
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("storage.mysql.dsn: %w", err)

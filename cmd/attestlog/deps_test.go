@@ -35,7 +35,7 @@ func TestDependenciesPointOneWay(t *testing.T) {
 	}
 	for _, p := range []string{"testing", "net/http/httptest",
 		mod + "internal/httpfuzz", mod + "internal/httpbody/httpbodytest", mod + "internal/testenv",
-		mod + "internal/mariadbtest", mod + "internal/tlogcheck", mod + "policy/provenance/provenancetest", mod + "policy/gpu/rim/rimtest", mod + "channel/channeltest",
+		mod + "internal/mariadbtest", mod + "internal/seaweedtest", mod + "internal/tlogcheck", mod + "policy/provenance/provenancetest", mod + "policy/gpu/rim/rimtest", mod + "channel/channeltest",
 		"github.com/google/go-configfs-tsm/configfs/faketsm", "github.com/NVIDIA/go-nvml/pkg/nvml/mock",
 		"github.com/google/go-sev-guest/testing", "github.com/google/go-tdx-guest/testing"} {
 		if bin[p] {

@@ -23,7 +23,7 @@ func TestBenchAppend(t *testing.T) {
 	before := treeSize(t, u.info.URL)
 	out := runCmd(t, "bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key,
 		"--sweep", "4,8", "--duration", "2s", "--entries", "800", "--baseline", "tessera,floor,rekor", "--proof-latency",
-		"--rekor-checkpoint-interval", "200ms")
+		"--rekor-checkpoint-interval", "200ms", "--log-pid", strconv.Itoa(u.cmd.Process.Pid))
 	line := regexp.MustCompile(`(?m)^(attestlog|tessera|floor|rekor-v2) +(\d+) entries in .* \((\d+) errors.*\((\d+) writers\)$`)
 	got := map[string]int{}
 	runs := map[string]int{}
@@ -50,6 +50,13 @@ func TestBenchAppend(t *testing.T) {
 			t.Errorf("no ratios to %s:\n%s", name, out)
 		}
 	}
+	// CPU per acknowledged entry, of 'up' (the log's process here) and of
+	// the floor's own process, and their ratio, at each writer count.
+	for _, re := range []string{`(?m)^cpu +attestlog: \d+ µs per acknowledged entry`, `(?m)^cpu +floor: \d+ µs per acknowledged entry`, `(?m)^ratio +attestlog/floor CPU per acknowledged entry at \d+ writers = \d+\.\d+×`} {
+		if n := len(regexp.MustCompile(re).FindAllString(out, -1)); n != 2 {
+			t.Errorf("%d lines match %s, want one per run:\n%s", n, re, out)
+		}
+	}
 	if got["attestlog"] > 800 {
 		t.Errorf("the log got %d entries of 800: the sweep's runs sent some twice", got["attestlog"])
 	}
@@ -62,6 +69,20 @@ func TestBenchAppend(t *testing.T) {
 
 	if _, stderr, err := tryCmd(t, "bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key, "--baseline", "nginx"); err == nil || !strings.Contains(stderr, "the baselines are tessera, floor and rekor") {
 		t.Errorf("--baseline nginx: err %v, stderr %q", err, stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--storage", "s3", "--baseline", "floor"}, "--storage s3 needs --s3-bucket and --mysql-dsn"},
+		{[]string{"--storage", "s3", "--s3-bucket", "b", "--mysql-dsn", "x", "--baseline", "tessera"}, "--baseline tessera runs on POSIX only"},
+		{[]string{"--storage", "gcs"}, "--storage \"gcs\": posix or s3"},
+		{[]string{"--log-pid", "0"}, "--log-pid \"0\": want process IDs"},
+	} {
+		args := append([]string{"bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key}, tc.args...)
+		if _, stderr, err := tryCmd(t, args...); err == nil || !strings.Contains(stderr, tc.want) {
+			t.Errorf("bench append %v: err %v, stderr %q, want %q", tc.args, err, stderr, tc.want)
+		}
 	}
 }
 

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -17,17 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 
-	"github.com/attestlog/attestlog/internal/httpserve"
 	"github.com/attestlog/attestlog/internal/keyfile"
-	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/client"
 	"github.com/attestlog/attestlog/log/loadtest"
 	"github.com/attestlog/attestlog/log/logserver"
-	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/witness/driver"
 )
 
@@ -45,10 +38,14 @@ func runBenchAppend(args []string) error {
 	nEntries := fs.Int("entries", 60000, "releases to sign before the runs (about 6 KB each in memory); the log gets each once, in order, across all its runs; the baselines get the same ones, cycling through them")
 	baseline := fs.String("baseline", "", "`LIST` of baselines to run after the log, on the same entries, printing the ratio to each: \"tessera\" (a bare Tessera POSIX appender in this process), \"floor\" (HTTP + envelope decode + one signature check + bare Tessera), \"rekor\" (Rekor v2's POSIX server, each entry's SHA-512 as a hashedrekord with an Ed25519ph signature made beforehand), e.g. tessera,floor,rekor")
 	rekorBin := fs.String("rekor", "", "rekor-server binary for --baseline rekor (default: built with go build "+loadtest.RekorPkg+" from this module)")
+	rekorBucket := fs.String("rekor-s3-bucket", "", "with --storage s3 and --baseline rekor: an empty bucket for Rekor v2's AWS server, on --s3-endpoint")
+	rekorDSN := fs.String("rekor-mysql-dsn", "", "with --storage s3 and --baseline rekor: an empty MySQL/MariaDB database for Rekor v2's AWS server")
 	rekorInterval := fs.Duration("rekor-checkpoint-interval", time.Second, "Rekor's checkpoint interval (it answers a write once a checkpoint covers it)")
 	rate := fs.Float64("rate", 0, "offer at most this many entries per second to the log in all (an open-loop load; 0: as fast as the writers go); the baselines are not paced")
 	proofLatency := fs.Bool("proof-latency", false, "also measure, for the first and every 100th acknowledged entry of a run, the time from the POST to a witnessed inclusion proof (as publish --wait gets it); Rekor answers with its proof, so its latency to a proof is its latency to the acknowledgement")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this (client) process's load run against the log to `FILE`")
+	logPIDs := fs.String("log-pid", "", "`LIST` of the log's process IDs (its frontends on this machine): report the CPU time they use per acknowledged entry (/proc/PID/stat, user + system), beside the floor's (measured the same way in its own process)")
+	bs := addBenchStorageFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,6 +75,32 @@ func runBenchAppend(args []string) error {
 			}
 			baselines = append(baselines, b)
 		}
+	}
+	var pids []int
+	if *logPIDs != "" {
+		for f := range strings.SplitSeq(*logPIDs, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(fs.Output(), "--log-pid %q: want process IDs\n", *logPIDs)
+				return errUsage
+			}
+			if _, err := loadtest.ProcCPU(n); err != nil {
+				return fmt.Errorf("--log-pid %d: %w", n, err)
+			}
+			pids = append(pids, n)
+		}
+	}
+	if *bs.kind == "s3" && slices.Contains(baselines, "tessera") {
+		fmt.Fprintln(fs.Output(), "--baseline tessera runs on POSIX only; with --storage s3 the floor is the baseline on the same storage")
+		return errUsage
+	}
+	if *bs.kind == "s3" && slices.Contains(baselines, "rekor") && (*rekorBucket == "" || *rekorDSN == "") {
+		fmt.Fprintln(fs.Output(), "--baseline rekor with --storage s3 runs Rekor v2's AWS server: give it --rekor-s3-bucket and --rekor-mysql-dsn")
+		return errUsage
+	}
+	if _, err := bs.storage("/nonexistent"); err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		return errUsage
 	}
 	signer, err := keyfile.LoadSigner(*keyPath)
 	if err != nil {
@@ -129,6 +152,7 @@ func runBenchAppend(args []string) error {
 		}
 	}
 	ours := map[int]loadtest.Result{}
+	oursCPU := map[int]time.Duration{}
 	used := 0
 	for _, w := range counts {
 		settle()
@@ -138,6 +162,12 @@ func runBenchAppend(args []string) error {
 		fmt.Fprintf(stderr, "loading %s with %d writers for %v…\n", *logURL, w, *duration)
 		var proofs proofLatencies
 		var acks atomic.Int64
+		var meter *loadtest.CPUMeter
+		if len(pids) > 0 {
+			if meter, err = loadtest.StartCPU(pids...); err != nil {
+				return err
+			}
+		}
 		res := loadtest.RunRate(ctx, "attestlog", w, *duration, *rate, entries[used:], false, func(ctx context.Context, e []byte) error {
 			t0 := time.Now()
 			r, err := c.Add(ctx, e)
@@ -153,6 +183,14 @@ func runBenchAppend(args []string) error {
 		used += res.Sent
 		ours[w] = res
 		fmt.Printf("%s  (%d writers)\n", res, w)
+		if meter != nil {
+			cpu, err := meter.Used()
+			if err != nil {
+				return fmt.Errorf("--log-pid: %w", err)
+			}
+			oursCPU[w] = cpu
+			fmt.Printf("cpu        attestlog: %s per acknowledged entry  (%.2f s of CPU for %d entries, %d processes)\n", loadtest.PerEntry(cpu, res.Entries), cpu.Seconds(), res.Entries, len(pids))
+		}
 		if *proofLatency {
 			fmt.Println(proofs.summary("attestlog"))
 		}
@@ -178,6 +216,7 @@ func runBenchAppend(args []string) error {
 		}
 		defer os.RemoveAll(dir)
 		var run func(w int) (loadtest.Result, error)
+		var baselineCPU func() (time.Duration, error)
 		switch b {
 		case "tessera":
 			run = func(w int) (loadtest.Result, error) {
@@ -188,25 +227,50 @@ func runBenchAppend(args []string) error {
 				return runTesseraBaseline(ctx, d, w, *duration, entries)
 			}
 		case "floor":
+			fp, err := startFloor(ctx, dir, signer.Public(), bs)
+			if err != nil {
+				return fmt.Errorf("--baseline floor: %w", err)
+			}
+			defer fp.Close()
+			var meter *loadtest.CPUMeter
 			run = func(w int) (loadtest.Result, error) {
-				d, err := os.MkdirTemp(dir, "run-")
+				// Connections of its own, closed after the run.
+				fhc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: w, MaxConnsPerHost: w}, Timeout: time.Minute}
+				defer fhc.CloseIdleConnections()
+				fc, err := client.New(fp.URL, fhc)
 				if err != nil {
 					return loadtest.Result{}, err
 				}
-				// Connections of its own, closed after the run: the floor
-				// serves in this process, so a run holds two descriptors
-				// per writer.
-				fhc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: w, MaxConnsPerHost: w}, Timeout: time.Minute}
-				defer fhc.CloseIdleConnections()
-				return runFloorBaseline(ctx, d, w, *duration, entries, signer.Public(), fhc)
+				if meter, err = loadtest.StartCPU(fp.cmd.Process.Pid); err != nil {
+					return loadtest.Result{}, err
+				}
+				fmt.Fprintf(stderr, "loading the floor (HTTP + envelope decode + one signature check + bare Tessera, %s storage, its own process) with %d writers for %v…\n", *bs.kind, w, *duration)
+				return loadtest.Run(ctx, "floor", w, *duration, entries, true, func(ctx context.Context, e []byte) error {
+					_, err := fc.Add(ctx, e)
+					return err
+				}), nil
 			}
+			baselineCPU = func() (time.Duration, error) { return meter.Used() }
 		case "rekor":
-			rr, stop, err := startRekorBaseline(ctx, dir, *rekorBin, *rekorInterval, *duration, entries)
+			var s3 *loadtest.RekorS3
+			if *bs.kind == "s3" {
+				s3 = &loadtest.RekorS3{Endpoint: *bs.endpoint, Bucket: *rekorBucket, Region: *bs.region, DSN: *rekorDSN,
+					AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+			}
+			rr, pid, stop, err := startRekorBaseline(ctx, dir, *rekorBin, *rekorInterval, *duration, entries, s3)
 			if err != nil {
 				return err
 			}
 			defer stop()
-			run = rr
+			var meter *loadtest.CPUMeter
+			run = func(w int) (loadtest.Result, error) {
+				var err error
+				if meter, err = loadtest.StartCPU(pid); err != nil {
+					return loadtest.Result{}, err
+				}
+				return rr(w)
+			}
+			baselineCPU = func() (time.Duration, error) { return meter.Used() }
 		}
 		var best, bestOurs loadtest.Result
 		for i, w := range counts {
@@ -218,6 +282,17 @@ func runBenchAppend(args []string) error {
 			o := ours[w]
 			fmt.Printf("ratio      attestlog/%s throughput at %d writers = %.2f×  (p50 %v vs %v, p99 %v vs %v)\n",
 				b, w, o.Rate()/res.Rate(), o.P50.Round(time.Microsecond), res.P50.Round(time.Microsecond), o.P99.Round(time.Microsecond), res.P99.Round(time.Microsecond))
+			if baselineCPU != nil {
+				fcpu, err := baselineCPU()
+				if err != nil {
+					return err
+				}
+				fmt.Printf("cpu        %s: %s per acknowledged entry  (%.2f s of CPU for %d entries, %s storage)\n", b, loadtest.PerEntry(fcpu, res.Entries), fcpu.Seconds(), res.Entries, *bs.kind)
+				if ocpu, ok := oursCPU[w]; ok && o.Entries > 0 && res.Entries > 0 && fcpu > 0 {
+					fmt.Printf("ratio      attestlog/%s CPU per acknowledged entry at %d writers = %.2f×\n", b, w,
+						(ocpu.Seconds()/float64(o.Entries))/(fcpu.Seconds()/float64(res.Entries)))
+				}
+			}
 			if i == 0 || res.Rate() > best.Rate() {
 				best = res
 			}
@@ -233,30 +308,40 @@ func runBenchAppend(args []string) error {
 }
 
 // startRekorBaseline builds (unless bin names one) and starts Rekor v2's
-// POSIX server, signs a hashedrekord request for each entry, and returns
-// a run at a writer count; successive runs send requests not sent before
+// POSIX server (its AWS server on s3 if given), signs a hashedrekord
+// request for each entry, and returns a run at a writer count and the
+// server's process ID; successive runs send requests not sent before
 // (cycling once all were).
-func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.Duration, entries [][]byte) (func(int) (loadtest.Result, error), func(), error) {
+func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.Duration, entries [][]byte, s3 *loadtest.RekorS3) (func(int) (loadtest.Result, error), int, func(), error) {
+	pkg, kind := loadtest.RekorPkg, "POSIX"
+	if s3 != nil {
+		pkg, kind = loadtest.RekorAWSPkg, "AWS on "+s3.Endpoint
+	}
 	if bin == "" {
-		fmt.Fprintf(stderr, "building %s…\n", loadtest.RekorPkg)
+		fmt.Fprintf(stderr, "building %s…\n", pkg)
 		var err error
-		if bin, err = driver.BuildPeer(ctx, dir, loadtest.RekorPkg); err != nil {
-			return nil, nil, fmt.Errorf("--baseline rekor: %w (or name a binary with --rekor)", err)
+		if bin, err = driver.BuildPeer(ctx, dir, pkg); err != nil {
+			return nil, 0, nil, fmt.Errorf("--baseline rekor: %w (or name a binary with --rekor)", err)
 		}
 	}
 	fmt.Fprintf(stderr, "signing %d hashedrekord requests (Ed25519ph over each entry's SHA-512)…\n", len(entries))
 	reqs, err := loadtest.RekorRequests(entries)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	r, err := loadtest.StartRekor(ctx, bin, dir, interval)
+	var r *loadtest.Rekor
+	if s3 != nil {
+		r, err = loadtest.StartRekorS3(ctx, bin, dir, interval, *s3)
+	} else {
+		r, err = loadtest.StartRekor(ctx, bin, dir, interval)
+	}
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	used := 0
 	run := func(w int) (loadtest.Result, error) {
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: w, MaxConnsPerHost: w}, Timeout: time.Minute}
-		fmt.Fprintf(stderr, "loading Rekor v2 (POSIX, checkpoint interval %v) with %d writers for %v…\n", interval, w, d)
+		fmt.Fprintf(stderr, "loading Rekor v2 (%s, checkpoint interval %v) with %d writers for %v…\n", kind, interval, w, d)
 		rest := reqs[used%len(reqs):]
 		res := loadtest.Run(ctx, "rekor-v2", w, d, rest, true, func(ctx context.Context, q []byte) error {
 			return r.Add(ctx, hc, q)
@@ -265,7 +350,7 @@ func startRekorBaseline(ctx context.Context, dir, bin string, interval, d time.D
 		hc.CloseIdleConnections()
 		return res, nil
 	}
-	return run, r.Close, nil
+	return run, r.PID(), r.Close, nil
 }
 
 // proofLatencies measures, for sampled entries, the time from the POST to
@@ -362,60 +447,6 @@ func runTesseraBaseline(ctx context.Context, dir string, writers int, d time.Dur
 	fmt.Fprintf(stderr, "loading a bare Tessera POSIX appender with %d writers for %v…\n", writers, d)
 	return loadtest.Run(ctx, "tessera", writers, d, entries, true, func(ctx context.Context, e []byte) error {
 		_, err := addRetrying(ctx, app, e)
-		return err
-	}), nil
-}
-
-// runFloorBaseline serves, on loopback in this process, the least any log
-// that checks signatures must do for an entry: POST /add over HTTP,
-// decode the DSSE envelope, verify its signature with the operator key,
-// append to a bare Tessera POSIX log, answer with the index. No statement
-// parsing, canonical check, policy, duplicate detection or index. Our log
-// cannot be faster than this on the same machine.
-func runFloorBaseline(ctx context.Context, dir string, writers int, d time.Duration, entries [][]byte, key statement.PublicKey, hc *http.Client) (loadtest.Result, error) {
-	app, stop, err := newBareAppender(ctx, dir)
-	if err != nil {
-		return loadtest.Result{}, err
-	}
-	defer stop()
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /add", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, statement.MaxEntrySize))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
-			return
-		}
-		var env statement.Envelope
-		if err := jsonv2.Unmarshal(body, &env); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if _, ok := env.VerifiedBy([]statement.PublicKey{key}); !ok {
-			http.Error(w, "bad signature", http.StatusForbidden)
-			return
-		}
-		i, err := addRetrying(r.Context(), app, body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(api.AddResponse{Index: i.Index})
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return loadtest.Result{}, err
-	}
-	srv := httpserve.NewServer(mux)
-	go srv.Serve(ln)
-	defer srv.Close()
-	c, err := client.New("http://"+ln.Addr().String(), hc)
-	if err != nil {
-		return loadtest.Result{}, err
-	}
-	fmt.Fprintf(stderr, "loading the floor (HTTP + envelope decode + one signature check + bare Tessera) with %d writers for %v…\n", writers, d)
-	return loadtest.Run(ctx, "floor", writers, d, entries, true, func(ctx context.Context, e []byte) error {
-		_, err := c.Add(ctx, e)
 		return err
 	}), nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/attestlog/attestlog/internal/httpserve"
@@ -16,6 +17,36 @@ import (
 func init() {
 	register("log serve", "run the log server", runLogServe)
 	register("log reindex", "rebuild the log's measurement index from the log", runLogReindex)
+	register("log migrate", "move a log from the legacy MySQL storage to S3 + MySQL (one way; frontends stopped)", runLogMigrate)
+}
+
+func runLogMigrate(args []string) error {
+	fs := newFlagSet("log migrate", "--from old.yaml --to new.yaml")
+	fromPath := fs.String("from", "", "the log's configuration on the legacy MySQL storage (YAML)")
+	toPath := fs.String("to", "", "the log's configuration on S3 + MySQL storage (YAML): same origin and key, another database")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *fromPath == "" || *toPath == "" {
+		fs.Usage()
+		return errUsage
+	}
+	from, err := logserver.LoadConfig(*fromPath)
+	if err != nil {
+		return err
+	}
+	to, err := logserver.LoadConfig(*toPath)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	r, err := logserver.Migrate(ctx, from, to, newLogger())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("migrated %d entries (root %x) and %d claims; start the frontends with %s\n", r.Size, r.Root, r.Claims, *toPath)
+	return nil
 }
 
 // logConfigFlag parses the one flag of the log subcommands and loads the
@@ -42,6 +73,19 @@ func runLogServe(args []string) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	logger := newLogger()
+	// ATTESTLOG_CPUPROFILE=FILE profiles the log's CPU until it stops
+	// (docs/storage.md: where the CPU per entry goes).
+	if p := os.Getenv("ATTESTLOG_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ func TestDependenciesPointOneWay(t *testing.T) {
 	}
 	for _, p := range []string{"testing", "net/http/httptest",
 		mod + "internal/httpfuzz", mod + "internal/httpbody/httpbodytest", mod + "internal/testenv",
-		mod + "internal/mariadbtest", mod + "internal/tlogcheck", mod + "policy/provenance/provenancetest", mod + "policy/gpu/rim/rimtest", mod + "channel/channeltest",
+		mod + "internal/mariadbtest", mod + "internal/seaweedtest", mod + "internal/tlogcheck", mod + "policy/provenance/provenancetest", mod + "policy/gpu/rim/rimtest", mod + "channel/channeltest",
 		"github.com/google/go-configfs-tsm/configfs/faketsm", "github.com/NVIDIA/go-nvml/pkg/nvml/mock",
 		"github.com/google/go-sev-guest/testing", "github.com/google/go-tdx-guest/testing"} {
 		if bin[p] {
@@ -93,8 +93,8 @@ var layers = []struct {
 		"internal/yamlx", "internal/pemcert", "internal/keyfile", "internal/httpbody", "internal/webcrypto", "internal/egress", "internal/httpserve", "internal/streamproxy", "internal/jsonv2", "npm"}},
 	{"decision", []string{"policy", "log/client", "channel", "policy/evidence/stapler", "witness/driver"}},
 	{"service", []string{"log/logserver", "log/internal", "witness", "auditor", "agent", "web", "relay"}},
-	{"assembly", []string{"internal/up", "internal/demo", "internal/wasmbuild", "cmd", "log/loadtest", "witness/bench"}},
-	{"test kit", []string{"internal/testenv", "internal/mariadbtest", "internal/netnstest", "internal/tlogtest", "internal/tlogcheck",
+	{"assembly", []string{"internal/up", "internal/demo", "internal/wasmbuild", "cmd", "deploy", "log/loadtest", "witness/bench"}},
+	{"test kit", []string{"internal/testenv", "internal/mariadbtest", "internal/seaweedtest", "internal/netnstest", "internal/tlogtest", "internal/tlogcheck",
 		"internal/ruletest", "internal/httpfuzz", "internal/httpbody/httpbodytest", "channel/channeltest",
 		"policy/provenance/provenancetest", "policy/gpu/rim/rimtest"}},
 }

@@ -27,7 +27,7 @@ import (
 // dependency graph (go.mod's tool block) at the version go.mod requires.
 const RekorPkg = "github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix"
 
-// Rekor is a Rekor v2 POSIX server started on 127.0.0.1, the log an
+// Rekor is a Rekor v2 server (POSIX or AWS) started on 127.0.0.1, the log an
 // operator would otherwise put release digests in.
 type Rekor struct {
 	URL  string // http://127.0.0.1:PORT
@@ -36,9 +36,37 @@ type Rekor struct {
 	out  bytes.Buffer
 }
 
+// RekorAWSPkg is Rekor v2's AWS server (Tessera's AWS driver: an S3
+// bucket and a MySQL database), at the version go.mod requires.
+const RekorAWSPkg = "github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/aws"
+
+// RekorS3 places Rekor v2's AWS server on an S3-compatible server and a
+// MySQL database of its own.
+type RekorS3 struct {
+	Endpoint, Bucket, Region, AccessKeyID, SecretAccessKey, DSN string
+}
+
 // StartRekor starts bin (a build of RekorPkg) with its storage and
 // signing key in dir, publishing a checkpoint every interval.
 func StartRekor(ctx context.Context, bin, dir string, interval time.Duration) (*Rekor, error) {
+	return startRekor(ctx, bin, dir, interval, []string{"--storage-dir=" + filepath.Join(dir, "rekor-tiles")}, nil)
+}
+
+// StartRekorS3 starts bin (a build of RekorAWSPkg) on s, its signing key
+// in dir. The endpoint, credentials and checksum behaviour reach the AWS
+// SDK through its environment variables (AWS_ENDPOINT_URL_S3,
+// AWS_REQUEST_CHECKSUM_CALCULATION and AWS_RESPONSE_CHECKSUM_VALIDATION =
+// when_required): Rekor's AWS server loads the SDK's default
+// configuration and sets path-style addressing itself.
+func StartRekorS3(ctx context.Context, bin, dir string, interval time.Duration, s RekorS3) (*Rekor, error) {
+	env := append(os.Environ(),
+		"AWS_ENDPOINT_URL_S3="+s.Endpoint, "AWS_REGION="+s.Region,
+		"AWS_ACCESS_KEY_ID="+s.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+s.SecretAccessKey,
+		"AWS_REQUEST_CHECKSUM_CALCULATION=when_required", "AWS_RESPONSE_CHECKSUM_VALIDATION=when_required")
+	return startRekor(ctx, bin, dir, interval, []string{"--aws-bucket=" + s.Bucket, "--aws-mysql-dsn=" + s.DSN}, env)
+}
+
+func startRekor(ctx context.Context, bin, dir string, interval time.Duration, storage, env []string) (*Rekor, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -56,12 +84,13 @@ func StartRekor(ctx context.Context, bin, dir string, interval time.Duration) (*
 		return nil, err
 	}
 	r := &Rekor{URL: "http://127.0.0.1:" + strconv.Itoa(ports[0]), done: make(chan struct{})}
-	r.cmd = exec.Command(bin, "serve",
-		"--http-address=127.0.0.1", "--http-port="+strconv.Itoa(ports[0]),
-		"--grpc-address=127.0.0.1", "--grpc-port="+strconv.Itoa(ports[1]),
-		"--http-metrics-port="+strconv.Itoa(ports[2]),
-		"--hostname=bench.attestlog/rekor", "--storage-dir="+filepath.Join(dir, "rekor-tiles"),
-		"--signer-filepath="+keyPath, "--checkpoint-interval="+interval.String(), "--log-level=warn")
+	r.cmd = exec.Command(bin, append([]string{"serve",
+		"--http-address=127.0.0.1", "--http-port=" + strconv.Itoa(ports[0]),
+		"--grpc-address=127.0.0.1", "--grpc-port=" + strconv.Itoa(ports[1]),
+		"--http-metrics-port=" + strconv.Itoa(ports[2]),
+		"--hostname=bench.attestlog/rekor",
+		"--signer-filepath=" + keyPath, "--checkpoint-interval=" + interval.String(), "--log-level=warn"}, storage...)...)
+	r.cmd.Env = env
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	if err := r.cmd.Start(); err != nil {
 		return nil, err
@@ -90,6 +119,9 @@ func StartRekor(ctx context.Context, bin, dir string, interval time.Duration) (*
 		}
 	}
 }
+
+// PID is the server's process ID (for its CPU time).
+func (r *Rekor) PID() int { return r.cmd.Process.Pid }
 
 // Close stops the server.
 func (r *Rekor) Close() {

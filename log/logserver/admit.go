@@ -148,6 +148,9 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 		}
 	} else {
 		pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
+		if errors.Is(pa.err, ErrUnavailable) {
+			l.metrics.storageErrors.WithLabelValues("append").Inc()
+		}
 		close(pa.done)
 		l.slots.release(client)
 		slot = false

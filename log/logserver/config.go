@@ -3,6 +3,7 @@ package logserver
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,8 +21,11 @@ const (
 	// 1 s). MySQL storage's is DefaultMySQLCheckpointInterval.
 	DefaultCheckpointInterval = 500 * time.Millisecond
 	// DefaultMySQLCheckpointInterval is the least interval with MySQL
-	// storage (Tessera's MySQL driver publishes at most once a second).
+	// storage and with S3 + MySQL storage (Tessera's MySQL and AWS drivers
+	// publish at most once a second).
 	DefaultMySQLCheckpointInterval = time.Second
+	// DefaultS3Region is the region of S3 storage when none is set.
+	DefaultS3Region = "us-east-1"
 	// DefaultCheckpointRepublishInterval is how often a log at rest has
 	// its checkpoint cosigned again.
 	DefaultCheckpointRepublishInterval = time.Minute
@@ -41,8 +45,10 @@ type Config struct {
 	// Key is the log's private signing key file, a note signer key as
 	// written by 'attestlog keygen --kind log' (mode 0600).
 	Key string `yaml:"key"`
-	// Storage is where Tessera keeps the tree: exactly one of posix and
-	// mysql.
+	// Storage is where Tessera keeps the tree: posix (the embedded
+	// default), s3 with mysql (several frontends on S3-compatible object
+	// storage and a MySQL-compatible database, Tessera's AWS driver), or
+	// mysql alone (Tessera's legacy MySQL driver).
 	Storage Storage `yaml:"storage"`
 	// Index is the SQLite file of the measurement index (derived data;
 	// rebuilt by 'attestlog log reindex').
@@ -91,13 +97,54 @@ type Config struct {
 	IndexMap string `yaml:"index_map"`
 }
 
-// Storage selects Tessera's storage driver.
+// Storage selects Tessera's storage driver: posix alone, s3 with mysql,
+// or mysql alone (legacy).
 type Storage struct {
 	// POSIX stores tiles as files under Dir (the embedded default).
 	POSIX *POSIXStorage `yaml:"posix"`
-	// MySQL stores the tree in MySQL or MariaDB; the schema is applied on
-	// start-up.
+	// S3 (with MySQL) runs Tessera's AWS driver: checkpoint, tiles and
+	// entry bundles are objects in an S3-compatible bucket, readable
+	// straight from it; sequencing, checkpoint publication and
+	// attestlog's cross-frontend state are in the MySQL database.
+	S3 *S3Storage `yaml:"s3"`
+	// MySQL is the MySQL or MariaDB database: with S3, the AWS driver's
+	// (its tables are created on start-up). Alone, it selects Tessera's
+	// MySQL driver, which keeps the whole tree in the database: LEGACY.
+	// Tessera removed that driver from its main branch (bd4c40ed, March
+	// 2026) and sends MySQL users to the AWS driver; it lives on only in
+	// Tessera's 1.0.x patch releases. Move such a log with 'attestlog log
+	// migrate' (docs/storage.md).
 	MySQL *MySQLStorage `yaml:"mysql"`
+}
+
+// S3Storage configures the bucket of Tessera's AWS driver. The names are
+// those of the AWS SDK's settings (endpoint_url, region, access key).
+type S3Storage struct {
+	// Bucket is the bucket's name. It must exist; the log never creates
+	// or deletes buckets.
+	Bucket string `yaml:"bucket"`
+	// Prefix would put the log's objects under a key prefix. Tessera
+	// v1.0.4 applies the prefix twice when it re-reads an object that
+	// already exists (the If-None-Match check of a tile written again
+	// after a crash), which stops integration for good: a non-empty prefix
+	// is refused. Use a bucket per log.
+	Prefix string `yaml:"prefix"`
+	// Region is the bucket's region (default us-east-1, also what
+	// S3-compatible servers expect when they ignore regions).
+	Region string `yaml:"region"`
+	// Endpoint is the URL of an S3-compatible server, e.g.
+	// "http://127.0.0.1:8333" (SeaweedFS, MinIO, Garage, Ceph RGW);
+	// empty for AWS S3. With an endpoint, requests use path-style
+	// addressing (endpoint/bucket/key) and send or check checksums only
+	// when the S3 API requires them.
+	Endpoint string `yaml:"endpoint"`
+	// AccessKeyID and SecretAccessKey are static credentials. Without
+	// them the AWS SDK's default chain applies: the environment
+	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+	// AWS_PROFILE), the shared config files, then the instance's role.
+	// Keep a file holding the secret mode 0600.
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
 }
 
 // POSIXStorage configures Tessera's POSIX driver.
@@ -109,7 +156,9 @@ type POSIXStorage struct {
 // MySQLStorage configures Tessera's MySQL driver.
 type MySQLStorage struct {
 	// DSN is a github.com/go-sql-driver/mysql data source name, e.g.
-	// "attestlog:secret@tcp(127.0.0.1:3306)/attestlog".
+	// "attestlog:secret@tcp(127.0.0.1:3306)/attestlog". With S3 it must
+	// name a database of its own: the AWS driver's tables and the legacy
+	// driver's share the name Tessera.
 	DSN string `yaml:"dsn"`
 }
 
@@ -169,15 +218,21 @@ func (c *Config) Validate() error {
 	req(c.Index, "index")
 	req(c.Policy, "policy")
 	req(c.WitnessPolicy, "witness_policy")
+	st := &c.Storage
 	switch {
-	case c.Storage.POSIX != nil && c.Storage.MySQL != nil:
-		errs = append(errs, errors.New("storage: set exactly one of posix and mysql"))
-	case c.Storage.POSIX != nil:
-		req(c.Storage.POSIX.Dir, "storage.posix.dir")
-	case c.Storage.MySQL != nil:
-		req(c.Storage.MySQL.DSN, "storage.mysql.dsn")
+	case st.POSIX != nil && (st.MySQL != nil || st.S3 != nil):
+		errs = append(errs, errors.New("storage: set posix alone, or s3 with mysql"))
+	case st.POSIX != nil:
+		req(st.POSIX.Dir, "storage.posix.dir")
+	case st.S3 != nil && st.MySQL == nil:
+		errs = append(errs, errors.New("storage: s3 needs mysql: {dsn: …} beside it (the AWS driver sequences in MySQL)"))
+	case st.S3 != nil:
+		req(st.MySQL.DSN, "storage.mysql.dsn")
+		errs = append(errs, st.S3.validate())
+	case st.MySQL != nil:
+		req(st.MySQL.DSN, "storage.mysql.dsn")
 	default:
-		errs = append(errs, errors.New("storage: set posix: {dir: …} or mysql: {dsn: …}"))
+		errs = append(errs, errors.New("storage: set posix: {dir: …}, or s3: {bucket: …} with mysql: {dsn: …}"))
 	}
 	if c.BatchMaxSize == 0 {
 		c.BatchMaxSize = DefaultBatchMaxSize
@@ -191,7 +246,7 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = DefaultCheckpointInterval
-		if c.Storage.MySQL != nil {
+		if c.Storage.MySQL != nil { // alone or with S3
 			c.CheckpointInterval = DefaultMySQLCheckpointInterval
 		}
 	}
@@ -218,7 +273,34 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("checkpoint_republish_interval %v is shorter than checkpoint_interval %v", c.CheckpointRepublishInterval, c.CheckpointInterval))
 	}
 	if c.Storage.MySQL != nil && c.CheckpointInterval < time.Second {
-		errs = append(errs, errors.New("checkpoint_interval must be at least 1s with mysql storage"))
+		errs = append(errs, errors.New("checkpoint_interval must be at least 1s with mysql or s3 storage"))
+	}
+	return errors.Join(errs...)
+}
+
+// Legacy reports whether the configuration selects Tessera's legacy MySQL
+// driver (mysql without s3).
+func (s *Storage) Legacy() bool { return s.MySQL != nil && s.S3 == nil && s.POSIX == nil }
+
+func (s *S3Storage) validate() error {
+	var errs []error
+	if s.Bucket == "" {
+		errs = append(errs, errors.New("storage.s3.bucket is required"))
+	}
+	if s.Prefix != "" {
+		errs = append(errs, errors.New("storage.s3.prefix: Tessera v1.0.4 re-reads an existing object under the prefix twice over (prefix/prefix/key), which stops integration after a crash; leave it empty and use a bucket per log"))
+	}
+	if s.Region == "" {
+		s.Region = DefaultS3Region
+	}
+	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
+		errs = append(errs, errors.New("storage.s3: set both access_key_id and secret_access_key, or neither (then the AWS_* environment or shared config applies)"))
+	}
+	if s.Endpoint != "" {
+		u, err := url.Parse(s.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("storage.s3.endpoint %q is not an http:// or https:// URL", s.Endpoint))
+		}
 	}
 	return errors.Join(errs...)
 }

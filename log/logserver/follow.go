@@ -41,9 +41,11 @@ func (l *Log) follow(ctx context.Context) {
 	for {
 		if err := l.indexOnce(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn("indexing", "err", err)
+			l.metrics.storageErrors.WithLabelValues("follow").Inc()
 		}
 		if err := l.commitIndex(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn("verifiable index", "err", err)
+			l.metrics.storageErrors.WithLabelValues("index_checkpoint").Inc()
 		}
 		if cp, err := l.reader.ReadCheckpoint(ctx); err == nil && !bytes.Equal(cp, lastCP) {
 			if size, err := checkpointSize(cp); err == nil {

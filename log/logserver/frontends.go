@@ -15,12 +15,13 @@ import (
 	"github.com/attestlog/attestlog/log/internal/index"
 )
 
-// Many frontends on one MySQL/MariaDB database (Tessera's MySQL driver
-// sequences their writes in one transaction per batch, on the TreeState
-// row, and publishes one checkpoint per interval whichever frontend
-// holds the Checkpoint row; the witnesses are asked with the published
-// checkpoint's size as the old size, so they see one stream). What
-// attestlog adds:
+// Many frontends on one MySQL/MariaDB database, with Tessera's AWS driver
+// (s3.go: the tree in a bucket, sequencing in the database) or its legacy
+// MySQL driver (which sequences their writes in one transaction per batch,
+// on the TreeState row, and publishes one checkpoint per interval
+// whichever frontend holds the Checkpoint row). Either way the witnesses
+// are asked with the published checkpoint's size as the old size, so they
+// see one stream. What attestlog adds, the same on both:
 //
 //   - duplicate detection across frontends: each statement's payload hash
 //     is claimed in attestlog_payloads before it is appended, so a

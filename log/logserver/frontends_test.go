@@ -141,7 +141,17 @@ func (tl *testLog) count(t *testing.T, body []byte) int {
 // treeEntries reads every entry of the tree as it is now.
 func (tl *testLog) treeEntries(t *testing.T) [][]byte {
 	t.Helper()
+	// Every entry sequenced so far, once integrated (Tessera's AWS driver
+	// integrates a second or so after it sequences).
 	size := tl.size(t)
+	waitForCond(t, func() bool {
+		n, err := tl.reader.IntegratedSize(t.Context())
+		if err != nil || n < size {
+			time.Sleep(50 * time.Millisecond)
+			return false
+		}
+		return true
+	}, "the tree to integrate every sequenced entry")
 	var es [][]byte
 	for i := uint64(0); i < size; i += layout.EntryBundleWidth {
 		b, err := client.GetEntryBundle(t.Context(), tl.reader.ReadEntryBundle, i/layout.EntryBundleWidth, size)

@@ -24,7 +24,22 @@ var mysqlSchema = []string{
 	payloadsSchema, // attestlog's, beside Tessera's (frontends.go)
 }
 
+// openMySQL opens the database of the legacy MySQL driver, applying its
+// schema and attestlog's.
 func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
+	return openMySQLSchema(ctx, dsn, mysqlSchema)
+}
+
+func openMySQLSchema(ctx context.Context, dsn string, schema []string) (*sql.DB, error) {
+	// Placeholders are filled in by the driver (interpolateParams): a
+	// claim is then one round trip, not three (prepare, execute, close a
+	// server-side statement), which was an eighth of the log's CPU per
+	// entry on S3 + MySQL. The driver falls back to server-side
+	// statements for character sets where that would be unsafe.
+	if c, err := gomysql.ParseDSN(dsn); err == nil {
+		c.InterpolateParams = true
+		dsn = c.FormatDSN()
+	}
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("storage.mysql.dsn: %w", err)
@@ -38,11 +53,14 @@ func openMySQL(ctx context.Context, dsn string) (*sql.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connecting to MySQL at %s: %w", redactDSN(dsn), err)
 	}
-	for _, s := range mysqlSchema {
+	for _, s := range schema {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("applying the MySQL schema: %w", err)
 		}
+	}
+	if schema == nil {
+		return db, nil
 	}
 	if err := addClaimOwners(ctx, db); err != nil {
 		db.Close()

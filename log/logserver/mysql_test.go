@@ -109,7 +109,12 @@ func (tl *testLog) frontend(t *testing.T, with ...option) *testLog {
 // other takes over.
 func TestFrontendsShareMySQL(t *testing.T) {
 	dsn := mariadbtest.Start(t)
-	a := newTestLogOpts(t, &Storage{MySQL: &MySQLStorage{DSN: dsn}}, nil, "quorum none\n", "", true)
+	testFrontendsShare(t, &Storage{MySQL: &MySQLStorage{DSN: dsn}})
+}
+
+// testFrontendsShare is TestFrontendsShareMySQL's on storage.
+func testFrontendsShare(t *testing.T, storage *Storage) {
+	a := newTestLogOpts(t, storage, nil, "quorum none\n", "", true)
 	b := a.frontend(t)
 	ctx := t.Context()
 	const n = 24

@@ -187,6 +187,9 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 	}
 	l.witnesses = wpol.Witnesses
 
+	if cfg.Storage.Legacy() {
+		logger.Warn("storage: Tessera's MySQL driver is legacy: Tessera removed it from its main branch (commit bd4c40ed, March 2026) and maintains S3-compatible storage with a MySQL-compatible database instead (storage: {s3: …, mysql: …}); move this log with 'attestlog log migrate' (docs/storage.md)")
+	}
 	hc := &http.Client{Timeout: cfg.WitnessTimeout}
 	newDriver := func() (tessera.Driver, error) {
 		switch {
@@ -195,6 +198,15 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 				return nil, err
 			}
 			return posix.New(ctx, posix.Config{Path: cfg.Storage.POSIX.Dir, HTTPClient: hc})
+		case cfg.Storage.S3 != nil:
+			if l.db == nil {
+				db, err := openClaimsDB(ctx, cfg.Storage.MySQL.DSN)
+				if err != nil {
+					return nil, err
+				}
+				l.db = db
+			}
+			return newS3Driver(ctx, cfg, hc)
 		case cfg.Storage.MySQL != nil:
 			if l.db == nil {
 				db, err := openMySQL(ctx, cfg.Storage.MySQL.DSN)
@@ -352,6 +364,11 @@ type metrics struct {
 	// cosigned counts published checkpoints by witness and whether they
 	// carry its valid cosignature.
 	cosigned *prometheus.CounterVec
+	// storageErrors counts failures of the storage (the bucket, the
+	// database or the disk) by operation: append (POST /add answered
+	// 503), follow (the indexer could not read the tree),
+	// index_checkpoint (appending an index checkpoint failed).
+	storageErrors *prometheus.CounterVec
 	// vindexSize is how many entries the verifiable index has mapped;
 	// vindexCommitted the size its newest index checkpoint covers.
 	vindexSize, vindexCommitted prometheus.Gauge
@@ -381,13 +398,19 @@ func newMetrics() *metrics {
 	m.cosigned = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "attestlog_log_checkpoint_cosignatures_total", Help: "Published checkpoints by witness of the witness policy, and whether each carried that witness's valid cosignature (result=present|missing).",
 	}, []string{"witness", "result"})
+	m.storageErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "attestlog_log_storage_errors_total", Help: "Failures of the storage (bucket, database or disk), by operation: append, follow, index_checkpoint.",
+	}, []string{"op"})
+	for _, op := range []string{"append", "follow", "index_checkpoint"} {
+		m.storageErrors.WithLabelValues(op) // a series from the start, for rate()
+	}
 	m.vindexSize = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "attestlog_log_vindex_mapped_entries", Help: "Entries the verifiable index has mapped.",
 	})
 	m.vindexCommitted = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "attestlog_log_vindex_committed_entries", Help: "Entries the newest index checkpoint covers.",
 	})
-	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed, m.unreadable, m.pushback, m.cosigned, m.vindexSize, m.vindexCommitted,
+	m.reg.MustRegister(m.adds, m.addTime, m.requests, m.indexed, m.unreadable, m.pushback, m.cosigned, m.storageErrors, m.vindexSize, m.vindexCommitted,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

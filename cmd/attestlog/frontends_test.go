@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,9 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +23,6 @@ import (
 	"github.com/attestlog/attestlog/internal/mariadbtest"
 	"github.com/attestlog/attestlog/internal/netnstest"
 	"github.com/attestlog/attestlog/internal/tlogcheck"
-	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
 )
@@ -225,102 +221,8 @@ batch_max_age: 20ms
 	})
 
 	// Writers: each statement to one frontend, rotating; every 40th to
-	// two frontends at once. Nothing is retried: an answer other than 200
-	// acknowledges nothing.
-	type ack struct {
-		idx   uint64
-		entry []byte
-		fe    int
-		at    time.Time
-	}
-	var (
-		ackMu   sync.Mutex
-		acks    []ack
-		doubles [][2]api.AddResponse
-		seq     atomic.Int64
-		fails   atomic.Int64
-	)
-	hc := &http.Client{Timeout: 45 * time.Second}
-	post := func(fe int, body []byte) (api.AddResponse, bool) {
-		resp, err := hc.Post(urls[fe]+"/add", "application/octet-stream", bytes.NewReader(body))
-		if err != nil {
-			fails.Add(1)
-			time.Sleep(50 * time.Millisecond) // a frontend that is down: as a load balancer would, look elsewhere for a while
-			return api.AddResponse{}, false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var r api.AddResponse
-		if resp.StatusCode != 200 || json.Unmarshal(b, &r) != nil {
-			if resp.StatusCode != http.StatusServiceUnavailable {
-				t.Errorf("frontend %d answered %d %s", fe, resp.StatusCode, b)
-			}
-			fails.Add(1)
-			return api.AddResponse{}, false
-		}
-		return r, true
-	}
-	newStatement := func() (body, entry []byte) {
-		n := seq.Add(1)
-		r := &statement.Release{
-			Version: fmt.Sprintf("1.0.%d", n), Time: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC), Platform: statement.PlatformSNP,
-			Measurements: statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: fmt.Sprintf("%096x", n)}},
-			Source:       statement.Source{Repo: "https://example.com/enclave", Commit: strings.Repeat("a", 40)},
-			Recipe:       statement.Recipe{Argv: []string{"make"}},
-		}
-		p, err := statement.EncodeRelease([]statement.Subject{{Name: "disk.img", Digest: statement.Digest{SHA256: fmt.Sprintf("%064x", n)}}}, r)
-		if err != nil {
-			t.Error(err)
-			return nil, nil
-		}
-		body, _ = statement.Sign(p, op)
-		parsed, err := statement.ParseEntry(body)
-		if err != nil {
-			t.Error(err)
-			return nil, nil
-		}
-		entry, _ = parsed.Entry()
-		return body, entry
-	}
-	const writers = 24
-	for w := range writers {
-		bg.Go(func() {
-			for k := 0; ; k++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				body, entry := newStatement()
-				fe := (w + k) % len(urls)
-				if (w*1000+k)%40 == 0 {
-					var rs [2]api.AddResponse
-					var oks [2]bool
-					var wg sync.WaitGroup
-					for j := range 2 {
-						wg.Go(func() { rs[j], oks[j] = post((fe+j)%len(urls), body) })
-					}
-					wg.Wait()
-					ackMu.Lock()
-					for j := range 2 {
-						if oks[j] {
-							acks = append(acks, ack{rs[j].Index, entry, (fe + j) % len(urls), time.Now()})
-						}
-					}
-					if oks[0] && oks[1] {
-						doubles = append(doubles, rs)
-					}
-					ackMu.Unlock()
-					continue
-				}
-				if r, ok := post(fe, body); ok {
-					ackMu.Lock()
-					acks = append(acks, ack{r.Index, entry, fe, time.Now()})
-					ackMu.Unlock()
-				}
-			}
-		})
-	}
+	// two frontends at once (frontendLoad).
+	ld := startLoad(t, urls, op, stop, &bg)
 
 	time.Sleep(3 * time.Second)
 	fes[1].kill()
@@ -338,26 +240,26 @@ batch_max_age: 20ms
 
 	// Writes went on: through the surviving frontends, also after the
 	// database came back.
-	ackMu.Lock()
-	defer ackMu.Unlock()
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
 	after := map[int]int{}
 	var maxIdx uint64
-	for _, a := range acks {
+	for _, a := range ld.acks {
 		maxIdx = max(maxIdx, a.idx)
 		if a.at.After(restarted) {
 			after[a.fe]++
 		}
 	}
-	t.Logf("%d statements acknowledged (%d not), %d after the database restart %v, %d sent to two frontends at once", len(acks), fails.Load(), after[0]+after[2], after, len(doubles))
+	t.Logf("%d statements acknowledged (%d not), %d after the database restart %v, %d sent to two frontends at once", len(ld.acks), ld.fails.Load(), after[0]+after[2], after, len(ld.doubles))
 	if after[0] == 0 || after[2] == 0 || after[1] != 0 {
 		t.Errorf("acknowledgements after the database restart by frontend: %v; want some from 0 and 2 and none from the killed 1", after)
 	}
-	for _, d := range doubles {
+	for _, d := range ld.doubles {
 		if d[0].Index != d[1].Index || d[0].Duplicate == d[1].Duplicate {
 			t.Errorf("a statement sent to two frontends at once: %+v and %+v, want one index, one duplicate", d[0], d[1])
 		}
 	}
-	if len(doubles) == 0 {
+	if len(ld.doubles) == 0 {
 		t.Error("no statement was acknowledged by two frontends at once")
 	}
 
@@ -378,7 +280,7 @@ batch_max_age: 20ms
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range acks {
+	for _, a := range ld.acks {
 		if !bytes.Equal(entries[a.idx], a.entry) {
 			t.Fatalf("acknowledged entry %d is not in the tree as submitted", a.idx)
 		}

@@ -3,8 +3,8 @@
 package jsonv2
 
 import (
-	json "encoding/json/v2"
 	"encoding/json/jsontext"
+	json "encoding/json/v2"
 )
 
 type (

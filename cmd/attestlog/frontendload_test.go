@@ -14,6 +14,8 @@ import (
 
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/policy"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // ack is one acknowledged statement: its index, its entry, the frontend
@@ -124,4 +126,50 @@ func startLoad(t *testing.T, urls []string, op *statement.Signer, stop chan stru
 		})
 	}
 	return ld
+}
+
+// checkpointWatch is what watchCheckpoints saw: a verified root per tree
+// size, every checkpoint served.
+type checkpointWatch struct {
+	mu   sync.Mutex // guards seen
+	seen map[int64]tlog.Hash
+}
+
+// watchCheckpoints polls /checkpoint of each URL every 200 ms on bg until
+// stop is closed: each must verify under pol (log signature and witness
+// quorum), and two of one size must have one root.
+func watchCheckpoints(t *testing.T, urls []string, pol *policy.Policy, stop chan struct{}, bg *sync.WaitGroup) *checkpointWatch {
+	w := &checkpointWatch{seen: map[int64]tlog.Hash{}}
+	bg.Go(func() {
+		for {
+			for _, u := range urls {
+				resp, err := http.Get(u + "/checkpoint")
+				if err != nil {
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					continue
+				}
+				cp, err := pol.VerifyCheckpoint(b)
+				if err != nil {
+					t.Errorf("%s served a checkpoint that does not verify: %v", u, err)
+					continue
+				}
+				w.mu.Lock()
+				if h, ok := w.seen[cp.N]; ok && h != cp.Hash {
+					t.Errorf("two checkpoints of size %d with different roots", cp.N)
+				}
+				w.seen[cp.N] = cp.Hash
+				w.mu.Unlock()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	})
+	return w
 }

@@ -180,45 +180,11 @@ batch_max_age: 20ms
 		waitHTTP(t, d, urls[i]+"/checkpoint")
 	}
 
-	// Checkpoints served by any frontend, verified (log signature and the
-	// witness's cosignature), kept to check the final tree against.
-	var (
-		cpMu sync.Mutex
-		seen = map[int64]tlog.Hash{}
-	)
+	// Checkpoints served, verified (log signature and witness
+	// cosignature), kept to check the final tree against.
 	stop := make(chan struct{})
 	var bg sync.WaitGroup
-	bg.Go(func() {
-		for {
-			for _, u := range urls {
-				resp, err := http.Get(u + "/checkpoint")
-				if err != nil {
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					continue
-				}
-				cp, err := clientPol.VerifyCheckpoint(b)
-				if err != nil {
-					t.Errorf("frontend %s served a checkpoint that does not verify: %v", u, err)
-					continue
-				}
-				cpMu.Lock()
-				if h, ok := seen[cp.N]; ok && h != cp.Hash {
-					t.Errorf("two checkpoints of size %d with different roots", cp.N)
-				}
-				seen[cp.N] = cp.Hash
-				cpMu.Unlock()
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	})
+	cps := watchCheckpoints(t, urls, clientPol, stop, &bg)
 
 	// Writers: each statement to one frontend, rotating; every 40th to
 	// two frontends at once (frontendLoad).
@@ -297,8 +263,8 @@ batch_max_age: 20ms
 			t.Errorf("an entry (sha256 %x…) is in the tree %d times", h[:6], n)
 		}
 	}
-	cpMu.Lock()
-	for n, h := range seen {
+	cps.mu.Lock()
+	for n, h := range cps.seen {
 		if n > final.N {
 			t.Errorf("a checkpoint of size %d was served, larger than the final %d", n, final.N)
 			continue
@@ -310,8 +276,8 @@ batch_max_age: 20ms
 			t.Error(err)
 		}
 	}
-	t.Logf("the tree of %d entries is consistent with all %d checkpoints served", final.N, len(seen))
-	cpMu.Unlock()
+	t.Logf("the tree of %d entries is consistent with all %d checkpoints served", final.N, len(cps.seen))
+	cps.mu.Unlock()
 
 	// The witness saw one stream: checkpoints from the three frontends,
 	// each extending the last, with no conflicts about the old size.

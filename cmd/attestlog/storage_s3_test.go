@@ -113,45 +113,11 @@ batch_max_age: 20ms
 		startFE(i)
 	}
 
-	// Checkpoints served by any frontend or by the bucket, verified,
-	// kept to check the final tree against.
-	var (
-		cpMu sync.Mutex
-		seen = map[int64]tlog.Hash{}
-	)
+	// Checkpoints served, verified (log signature and witness
+	// cosignature), kept to check the final tree against.
 	stop := make(chan struct{})
 	var bg sync.WaitGroup
-	bg.Go(func() {
-		for {
-			for _, u := range append([]string{sw.URL()}, urls...) {
-				resp, err := http.Get(u + "/checkpoint")
-				if err != nil {
-					continue
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					continue
-				}
-				cp, err := clientPol.VerifyCheckpoint(b)
-				if err != nil {
-					t.Errorf("%s served a checkpoint that does not verify: %v", u, err)
-					continue
-				}
-				cpMu.Lock()
-				if h, ok := seen[cp.N]; ok && h != cp.Hash {
-					t.Errorf("two checkpoints of size %d with different roots", cp.N)
-				}
-				seen[cp.N] = cp.Hash
-				cpMu.Unlock()
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	})
+	cps := watchCheckpoints(t, append([]string{sw.URL()}, urls...), clientPol, stop, &bg)
 
 	ld := startLoad(t, urls, op, stop, &bg)
 
@@ -295,8 +261,8 @@ batch_max_age: 20ms
 			t.Errorf("an entry (sha256 %x…) is in the tree %d times", h[:6], n)
 		}
 	}
-	cpMu.Lock()
-	for n, h := range seen {
+	cps.mu.Lock()
+	for n, h := range cps.seen {
 		if n > final.N {
 			t.Errorf("a checkpoint of size %d was served, larger than the final %d", n, final.N)
 			continue
@@ -308,8 +274,8 @@ batch_max_age: 20ms
 			t.Error(err)
 		}
 	}
-	t.Logf("the tree of %d entries in the bucket is consistent with all %d checkpoints served", final.N, len(seen))
-	cpMu.Unlock()
+	t.Logf("the tree of %d entries in the bucket is consistent with all %d checkpoints served", final.N, len(cps.seen))
+	cps.mu.Unlock()
 
 	resp, err := http.Get(witURL + "/metrics")
 	if err != nil {

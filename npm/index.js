@@ -540,7 +540,7 @@ export async function attestedFetch(url, init, options) {
       relayGet(relay, RELAY_DOCUMENT, "application/json", MAX_BUNDLE, signal),
       relayGet(relay, RELAY_KEYS, "application/ohttp-keys", 16 << 10, signal),
     ]);
-    const s = await settle(m.sealRequest(policy, doc, keys, req, { ...mo, chunked: true }));
+    const s = await settle(m.sealRequest(policy, doc, keys, req, mo));
     const verdict = JSON.parse(s.verdict);
     if (!verdict.ok || s.sealed === null || s.sealed === undefined) {
       const failed = (verdict.checks || []).filter((c) => !c.ok).map((c) => `${c.name}: ${c.reason}`);

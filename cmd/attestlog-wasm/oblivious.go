@@ -22,8 +22,8 @@ import (
 // not those the verified document commits to (nothing was sealed).
 const codeKeyNotAttested = "ATTESTLOG_KEY_NOT_ATTESTED"
 
-// Oblivious HTTP requests sealed and not yet opened (an
-// *ohttp.ClientRequest, or an *ohttp.ChunkedRequest), and chunked answers
+// Oblivious HTTP requests sealed and not yet answered (an
+// *ohttp.ChunkedRequest), and their answers
 // being read (a *responseStream), by handle. Bounded: a page that never
 // opens or reads its answers cannot grow it without end.
 var (
@@ -40,9 +40,6 @@ const maxObliviousContent = 8 << 20
 func installOblivious(api js.Value) {
 	api.Set("sealRequest", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		return promise(func() (any, error) { return sealRequestCall(args) })
-	}))
-	api.Set("openResponse", js.FuncOf(func(_ js.Value, args []js.Value) any {
-		return promise(func() (any, error) { return openResponseCall(args) })
 	}))
 	api.Set("openStream", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		return promise(func() (any, error) { return openStreamCall(args) })
@@ -70,8 +67,8 @@ func installOblivious(api js.Value) {
 // the key configurations served through the relay are byte for byte
 // those the document's key set commits to, the request sealed to the
 // attested HPKE key (the post-quantum hybrid unless options.kem is
-// "x25519"), as a chunked request (message/ohttp-chunked-req, whose
-// answer openStream reads as it arrives) when options.chunked is true.
+// "x25519"), as a chunked request (message/ohttp-chunked-req: its answer
+// is read with openStream and readStream as it arrives).
 // Returns {verdict, sealed: Uint8Array | null, handle, kem, keySet}.
 func sealRequestCall(args []js.Value) (any, error) {
 	for len(args) < 5 {
@@ -79,17 +76,7 @@ func sealRequestCall(args []js.Value) (any, error) {
 	}
 	optsV := args[4]
 	kem := uint16(0)
-	chunked := false
 	if !optsV.IsUndefined() && !optsV.IsNull() && optsV.Type() == js.TypeObject {
-		if c := optsV.Get("chunked"); !c.IsUndefined() {
-			if c.Type() != js.TypeBoolean {
-				return nil, coded(codeBadInput, "options.chunked: want a boolean, got %s", typeName(c))
-			}
-			chunked = c.Bool()
-			o := js.Global().Get("Object").Call("assign", js.Global().Get("Object").New(), optsV)
-			o.Delete("chunked")
-			optsV = o
-		}
 		if k := optsV.Get("kem"); !k.IsUndefined() {
 			switch k.String() {
 			case "x25519":
@@ -159,28 +146,18 @@ func sealRequestCall(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, coded(codeBadInput, "request: %w", err)
 	}
-	var enc []byte
-	var cr any
-	if chunked {
-		var buf bytes.Buffer
-		c, err := ohttp.NewChunkedRequest(cfg, su, &buf)
-		if err == nil {
-			_, err = c.Write(msg)
-		}
-		if err == nil {
-			err = c.Close()
-		}
-		if err != nil {
-			return nil, &codedError{code: codeInternal, err: err}
-		}
-		enc, cr = buf.Bytes(), c
-	} else {
-		e, c, err := ohttp.EncapsulateRequest(cfg, su, msg)
-		if err != nil {
-			return nil, &codedError{code: codeInternal, err: err}
-		}
-		enc, cr = e, c
+	var buf bytes.Buffer
+	cr, err := ohttp.NewChunkedRequest(cfg, su, &buf)
+	if err == nil {
+		_, err = cr.Write(msg)
 	}
+	if err == nil {
+		err = cr.Close()
+	}
+	if err != nil {
+		return nil, &codedError{code: codeInternal, err: err}
+	}
+	enc := buf.Bytes()
 	sealedMu.Lock()
 	if len(sealed) >= maxPending {
 		sealedMu.Unlock()
@@ -238,47 +215,6 @@ func requestOf(v js.Value) (*bhttp.Request, error) {
 		return nil, coded(codeBadInput, "request.body: more than %d bytes", maxObliviousContent)
 	}
 	return r, nil
-}
-
-// openResponseCall is openResponse(handle, bytes): the answer to a sealed
-// request, opened (once) — {status, headers: [[name, value]...], body}.
-// A tampered, truncated or foreign answer is ATTESTLOG_BAD_EVIDENCE.
-func openResponseCall(args []js.Value) (any, error) {
-	if len(args) < 2 || args[0].Type() != js.TypeNumber {
-		return nil, coded(codeBadInput, "openResponse(handle, bytes)")
-	}
-	sealedMu.Lock()
-	cr, _ := sealed[args[0].Int()].(*ohttp.ClientRequest)
-	if cr != nil {
-		delete(sealed, args[0].Int())
-	}
-	sealedMu.Unlock()
-	if cr == nil {
-		return nil, coded(codeBadInput, "no sealed request %d (each answer opens once; a chunked request's answer is read with openStream)", args[0].Int())
-	}
-	raw, err := bytesOf(args[1])
-	if err != nil {
-		return nil, coded(codeBadInput, "response: %w", err)
-	}
-	msg, err := cr.OpenResponse(raw)
-	if err != nil {
-		return nil, coded(codeBadEvidence, "the relay's answer does not open (tampered with, cut, or not the answer to this request): %w", err)
-	}
-	resp, err := bhttp.ParseResponseLimits(msg, bhttp.Limits{MaxFieldSection: 64 << 10, MaxFields: 256, MaxContent: 64 << 20})
-	if err != nil {
-		return nil, &codedError{code: codeBadEvidence, err: errors.Join(errors.New("the enclave's answer"), err)}
-	}
-	out := js.Global().Get("Object").New()
-	out.Set("status", resp.Status)
-	hs := js.Global().Get("Array").New()
-	for _, f := range resp.Header {
-		hs.Call("push", js.ValueOf([]any{f.Name, f.Value}))
-	}
-	out.Set("headers", hs)
-	body := js.Global().Get("Uint8Array").New(len(resp.Content))
-	js.CopyBytesToJS(body, resp.Content)
-	out.Set("body", body)
-	return out, nil
 }
 
 // responseStream is the chunked answer to a sealed request, read as it

@@ -191,6 +191,9 @@ func TestInteropOHTTPJS(t *testing.T) {
 				t.Errorf("%s: our gateway answered %d (%s) %q, want it refused with a 4xx", x.Name, x.Status, x.ContentType, x.Body)
 			}
 		}
+		for _, x := range got.Refused {
+			t.Logf("our gateway, through our relay, to their request to %s: %d (%s) %q", x.Name, x.Status, x.ContentType, x.Body)
+		}
 		if bytes.Contains(rec.all(), []byte(question)) {
 			t.Error("the relay saw the question")
 		}

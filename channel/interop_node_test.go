@@ -187,12 +187,16 @@ func TestInteropOHTTPJS(t *testing.T) {
 			t.Fatalf("their client sent %d requests to keys our gateway does not hold, want 2", len(got.Refused))
 		}
 		for _, x := range got.Refused {
+			t.Logf("our gateway, through our relay, to their request to %s: %d (%s) %q", x.Name, x.Status, x.ContentType, x.Body)
 			if x.Status < 400 || x.Status > 499 || x.ContentType == ohttp.ContentTypeResponse {
 				t.Errorf("%s: our gateway answered %d (%s) %q, want it refused with a 4xx", x.Name, x.Status, x.ContentType, x.Body)
 			}
 		}
-		for _, x := range got.Refused {
-			t.Logf("our gateway, through our relay, to their request to %s: %d (%s) %q", x.Name, x.Status, x.ContentType, x.Body)
+		// An unknown key identifier: RFC 9458 §5.3's problem, through the
+		// relay, for their client to read.
+		var problem struct{ Type string }
+		if x := got.Refused[0]; json.Unmarshal([]byte(x.Body), &problem) != nil || x.ContentType != ohttp.ContentTypeProblem || problem.Type != ohttp.ProblemTypeKey {
+			t.Errorf("%s: our gateway answered %d (%s) %q, want the ohttp-key problem", x.Name, x.Status, x.ContentType, x.Body)
 		}
 		if bytes.Contains(rec.all(), []byte(question)) {
 			t.Error("the relay saw the question")
@@ -332,7 +336,7 @@ func TestInteropOHTTPJS(t *testing.T) {
 		}
 		status, ct, b := post(enc)
 		var problem struct{ Type string }
-		if err := json.Unmarshal(b, &problem); err != nil || status != 400 || ct != "application/problem+json" || problem.Type != "https://iana.org/assignments/http-problem-types#ohttp-key" {
+		if err := json.Unmarshal(b, &problem); err != nil || status != 400 || ct != ohttp.ContentTypeProblem || problem.Type != ohttp.ProblemTypeKey {
 			t.Errorf("their gateway on our request to a key it does not hold: %d (%s) %s, want RFC 9458's ohttp-key problem", status, ct, b)
 		}
 	})

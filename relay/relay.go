@@ -68,11 +68,6 @@ const (
 	GatewayPath = "/.well-known/ohttp-gateway"
 )
 
-// ContentTypeProblem is the media type of an RFC 9457 problem, which a
-// gateway's refusal of a request may be (RFC 9458 §5.3) and which the
-// relay passes on as it is.
-const ContentTypeProblem = "application/problem+json"
-
 // Defaults.
 const (
 	DefaultMaxRequest  = 1 << 20
@@ -277,7 +272,7 @@ func (rl *Relay) serveRequest(w http.ResponseWriter, r *http.Request) {
 	// configurations again); it keeps its media type so that a client
 	// can read it as one. Any other media type of the gateway's becomes
 	// text/plain.
-	rl.forward(w, out, g, "request", []string{ohttp.ContentTypeResponse, ohttp.ContentTypeChunkedResponse, ContentTypeProblem})
+	rl.forward(w, out, g, "request", []string{ohttp.ContentTypeResponse, ohttp.ContentTypeChunkedResponse, ohttp.ContentTypeProblem})
 }
 
 func (rl *Relay) serveGet(path, want string) http.HandlerFunc {

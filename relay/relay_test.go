@@ -197,7 +197,7 @@ func TestRefusals(t *testing.T) {
 func TestGatewayProblem(t *testing.T) {
 	const problem = `{"type":"https://iana.org/assignments/http-problem-types#ohttp-key","title":"key identifier unknown"}`
 	for _, tc := range []struct{ ct, want string }{
-		{ContentTypeProblem, ContentTypeProblem},
+		{ohttp.ContentTypeProblem, ohttp.ContentTypeProblem},
 		{"text/html", "text/plain; charset=utf-8"},
 	} {
 		gw, _ := startGateway(t, func(w http.ResponseWriter, r *http.Request) {

@@ -34,7 +34,7 @@ import (
 // on dajiaji's HPKE and Binary HTTP packages, pinned with their integrity
 // hashes by its package-lock.json) into a fresh directory with npm ci, and
 // returns a function that runs `node peer.mjs args...` there.
-func jsPeer(t *testing.T) (dir string, command func(ctx context.Context, args ...string) *exec.Cmd) {
+func jsPeer(t *testing.T) func(ctx context.Context, args ...string) *exec.Cmd {
 	t.Helper()
 	node := testenv.LookPath(t, "node")
 	npm := testenv.LookPath(t, "npm")
@@ -46,7 +46,7 @@ func jsPeer(t *testing.T) (dir string, command func(ctx context.Context, args ..
 	if major, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(v, ".", 2)[0], "v")); major < 20 {
 		testenv.Missing(t, "Node.js 20 or later (the interop peer's engines)", fmt.Errorf("node is %s", v))
 	}
-	dir = t.TempDir()
+	dir := t.TempDir()
 	for _, f := range []string{"package.json", "package-lock.json", "peer.mjs"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "ohttp-interop-js", f))
 		if err != nil {
@@ -65,7 +65,7 @@ func jsPeer(t *testing.T) (dir string, command func(ctx context.Context, args ..
 		// Offline, npm's cache must hold them.
 		testenv.Missing(t, "the npm packages pinned by testdata/ohttp-interop-js/package-lock.json", fmt.Errorf("npm ci: %v\n%s", err, out))
 	}
-	return dir, func(ctx context.Context, args ...string) *exec.Cmd {
+	return func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, node, append([]string{"peer.mjs"}, args...)...)
 		cmd.Dir, cmd.Env = dir, env
 		return cmd
@@ -98,13 +98,14 @@ type jsExchange struct {
 //   - their client → our relay → our enclave's gateway → the chat
 //     service, and back: the answer opens and reads as the service's,
 //     tampered copies of it do not open, requests sealed to a key
-//     configuration the gateway does not hold are refused 4xx;
+//     configuration the gateway does not hold are refused 4xx (an
+//     unknown key identifier with RFC 9458 §5.3's ohttp-key problem);
 //   - our client (channel/ohttp, channel/bhttp) → our relay → their
 //     gateway, and back; their gateway refuses our requests to a key it
 //     does not hold (RFC 9458 §5.3's problem type) and tampered ones, and
 //     our client refuses their answers tampered.
 func TestInteropOHTTPJS(t *testing.T) {
-	_, node := jsPeer(t)
+	node := jsPeer(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 

@@ -250,21 +250,33 @@ func (s *azureVTPM) hclReport(ctx context.Context, rd [64]byte) ([]byte, *vtpm.H
 		switch {
 		case err != nil:
 			last = err
+		case !bindsClaims(h):
+			// Read while the paravisor rewrote it, or not its own.
+			last = errors.New("the HCL report's hardware REPORT_DATA is not SHA-256 of its runtime claims")
 		case !bytes.Equal(c.UserData, rd[:]):
 			last = fmt.Errorf("%w: its user-data is %s, not %x…", ErrStaleHCLReport, shortHex(c.UserData), rd[:8])
 		default:
 			return raw, h, c, nil
 		}
-		if time.Now().Add(wait).After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return nil, nil, nil, fmt.Errorf("the paravisor's HCL report (NV index 0x%08x), %v after the user data was written to 0x%08x: %w", AzureHCLReportIndex, s.o.ReportWait, AzureUserDataIndex, last)
 		}
 		select {
 		case <-ctx.Done():
 			return nil, nil, nil, fmt.Errorf("waiting for the HCL report to carry the user data: %w (last: %v)", ctx.Err(), last)
-		case <-time.After(wait):
+		case <-time.After(min(wait, left)):
 		}
 		wait = min(2*wait, 500*time.Millisecond)
 	}
+}
+
+// bindsClaims says whether the HCL report's hardware REPORT_DATA is
+// SHA-256 of its runtime claims (the TDREPORT's for TDX, which the quote
+// will carry).
+func bindsClaims(h *vtpm.HCLReport) bool {
+	want := h.ExpectedReportData()
+	return bytes.Equal(h.ReportData(), want[:])
 }
 
 func shortHex(b []byte) string {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +61,6 @@ const (
 // lag-th time (TPM2_NV_ReadPublic, which go-tpm's NV read starts with:
 // the earlier looks see the old report), or never when stale.
 type paravisor struct {
-	t     *testing.T
 	sim   *simulator.Simulator
 	e     *enclave.Enclave
 	ak    *rsa.PublicKey
@@ -98,10 +98,11 @@ func (p *paravisor) Read(b []byte) (int, error) {
 		p.pending = -1
 		ud, err := tpm2.NVReadEx(p.sim, reportsrc.AzureUserDataIndex, tpm2.HandleOwner, "", 0)
 		if err != nil || len(ud) != 64 {
-			p.t.Errorf("paravisor: reading the user data: %v", err)
-			return n, nil
+			return 0, fmt.Errorf("paravisor: reading the user data: %v", err)
 		}
-		p.writeReport([64]byte(ud))
+		if err := p.writeReport([64]byte(ud)); err != nil {
+			return 0, err
+		}
 	}
 	return n, nil
 }
@@ -109,18 +110,19 @@ func (p *paravisor) Read(b []byte) (int, error) {
 func (p *paravisor) Close() error { return nil }
 
 // writeReport writes the HCL report for userData to 0x01400001.
-func (p *paravisor) writeReport(userData [64]byte) {
+func (p *paravisor) writeReport(userData [64]byte) error {
 	hcl, err := p.e.AzureHCLReport(p.ak, userData)
 	if err != nil || len(hcl) > hclIndexSize {
-		p.t.Fatalf("paravisor: an HCL report of %d bytes: %v", len(hcl), err)
+		return fmt.Errorf("paravisor: an HCL report of %d bytes: %v", len(hcl), err)
 	}
 	hcl = append(hcl, make([]byte, hclIndexSize-len(hcl))...)
 	for off := 0; off < len(hcl); off += 1024 {
 		if err := tpm2.NVWrite(p.sim, tpm2.HandleOwner, reportsrc.AzureHCLReportIndex, "", hcl[off:off+1024], uint16(off)); err != nil {
-			p.t.Fatalf("paravisor: writing the HCL report: %v", err)
+			return fmt.Errorf("paravisor: writing the HCL report: %v", err)
 		}
 	}
 	p.writes.Add(1)
+	return nil
 }
 
 // vm is an Azure confidential VM played on the simulator.
@@ -177,9 +179,11 @@ func newVM(t *testing.T, platform string) *vm {
 	if err := os.WriteFile(el, enclave.BootEventLog(enclave.DemoBootEvents...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &paravisor{t: t, sim: sim, e: e, ak: pub.(*rsa.PublicKey), pending: -1}
-	p.writeReport([64]byte{})
-	v := &vm{e: e, para: p, eventLog: el, imds: &fakeIMDS{t: t, e: e}}
+	p := &paravisor{sim: sim, e: e, ak: pub.(*rsa.PublicKey), pending: -1}
+	if err := p.writeReport([64]byte{}); err != nil {
+		t.Fatal(err)
+	}
+	v := &vm{e: e, para: p, eventLog: el, imds: &fakeIMDS{e: e}}
 	srv := httptest.NewServer(v.imds)
 	t.Cleanup(srv.Close)
 	v.imds.url = srv.URL
@@ -197,11 +201,10 @@ func (v *vm) source(t *testing.T) reportsrc.Source {
 
 // fakeIMDS answers as Azure's IMDS: THIM's VCEK and TD quotes.
 type fakeIMDS struct {
-	t        *testing.T
 	e        *enclave.Enclave
 	url      string
-	vcek     []byte // a VCEK to serve instead of the VM's
-	oversize bool
+	vcek     atomic.Pointer[[]byte] // a VCEK to serve instead of the VM's
+	oversize atomic.Bool
 	calls    atomic.Int32
 }
 
@@ -211,15 +214,15 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Required metadata header not specified", http.StatusBadRequest)
 		return
 	}
-	if f.oversize {
+	if f.oversize.Load() {
 		w.Write(bytes.Repeat([]byte(" "), reportsrc.MaxIMDSAnswer+1))
 		return
 	}
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == reportsrc.IMDSVCEKPath:
-		vcek := f.vcek
-		if vcek == nil {
-			vcek = f.e.EndorsementKeyCert().Raw
+		vcek := f.e.EndorsementKeyCert().Raw
+		if p := f.vcek.Load(); p != nil {
+			vcek = *p
 		}
 		json.NewEncoder(w).Encode(map[string]string{
 			"vcekCert":         string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: vcek})),
@@ -404,7 +407,7 @@ func TestAzureVTPMOtherChipVCEK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v.imds.vcek = other.EndorsementKeyCert().Raw
+	v.imds.vcek.Store(&other.EndorsementKeyCert().Raw)
 	if _, err := keySetEvidence(t, v.source(t)); err == nil || !strings.Contains(err.Error(), "does not sign") {
 		t.Fatalf("Report with another chip's VCEK = %v, want a refusal", err)
 	}
@@ -421,11 +424,11 @@ func TestAzureVTPMIMDSLimits(t *testing.T) {
 	for _, platform := range []string{evidence.AzureSEVSNP, evidence.AzureTDX} {
 		t.Run(platform, func(t *testing.T) {
 			v := newVM(t, platform)
-			v.imds.oversize = true
+			v.imds.oversize.Store(true)
 			if _, err := keySetEvidence(t, v.source(t)); err == nil || !strings.Contains(err.Error(), "answered over") {
 				t.Fatalf("Report with an oversized IMDS answer = %v, want a refusal", err)
 			}
-			v.imds.oversize = false
+			v.imds.oversize.Store(false)
 			s, err := reportsrc.AzureVTPM(v.para, reportsrc.AzureOptions{IMDS: v.imds.url + "/nowhere", EventLogPath: v.eventLog})
 			if err != nil {
 				t.Fatal(err)

@@ -52,6 +52,7 @@ const hclIndexSize = 2048
 const (
 	ccNVWrite      = 0x00000137
 	ccNVReadPublic = 0x00000169
+	ccQuote        = 0x00000158
 )
 
 // paravisor plays Azure's paravisor in front of the simulator: the guest
@@ -66,6 +67,10 @@ type paravisor struct {
 	ak    *rsa.PublicKey
 	stale bool
 	lag   int
+	// moves is how many of the next quotes are followed by an
+	// extension of PCR 10 (as Linux's IMA does at run time), before
+	// the guest reads the PCRs.
+	moves int
 
 	cmd     []byte
 	pending int // reads of 0x01400001 until the refresh; -1: none due
@@ -89,6 +94,12 @@ func (p *paravisor) Read(b []byte) (int, error) {
 		h2 = binary.BigEndian.Uint32(p.cmd[14:18])
 	}
 	switch {
+	case cc == ccQuote && p.moves > 0:
+		p.moves--
+		d := sha256.Sum256([]byte("a file IMA measured"))
+		if err := tpm2.PCRExtend(p.sim, 10, tpm2.AlgSHA256, d[:], ""); err != nil {
+			return 0, err
+		}
 	case cc == ccNVWrite && h2 == reportsrc.AzureUserDataIndex && !p.stale:
 		p.pending = p.lag
 	case cc == ccNVReadPublic && h1 == reportsrc.AzureHCLReportIndex && p.pending > 0:
@@ -386,6 +397,26 @@ func TestAzureVTPMStaleReport(t *testing.T) {
 	}
 	if v.imds.calls.Load() != 0 {
 		t.Error("IMDS was asked for a VCEK of a report that is not used")
+	}
+}
+
+// TestAzureVTPMPCRsMove: a PCR extended between the quote and the
+// reading of the PCRs (IMA does it at any time) makes the source quote
+// again; when it keeps moving, Report fails instead of returning values
+// the quote does not cover.
+func TestAzureVTPMPCRsMove(t *testing.T) {
+	v := newVM(t, evidence.AzureSEVSNP)
+	v.para.moves = 1
+	b, err := keySetEvidence(t, v.source(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := azureVerifier(t, v.e).Verify(b, nil); !res.OK() {
+		t.Fatalf("the evidence quoted again after PCR 10 moved: %s", res.Checks)
+	}
+	v.para.moves = 3
+	if _, err := keySetEvidence(t, v.source(t)); err == nil || !strings.Contains(err.Error(), "PCRs changed") {
+		t.Fatalf("Report while PCR 10 moves at every quote = %v, want a refusal", err)
 	}
 }
 

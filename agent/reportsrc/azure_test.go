@@ -148,7 +148,7 @@ type vm struct {
 // RSA-2048 signing key (RSASSA-SHA256) persisted at 0x81000003, the HCL
 // report of zero user data at 0x01400001; and measures the demo boot
 // events into the SHA-256 PCRs, with their event log in a file.
-func newVM(t *testing.T, platform string) *vm {
+func newVM(t testing.TB, platform string) *vm {
 	t.Helper()
 	m := make([]byte, 48)
 	rand.Read(m)
@@ -201,7 +201,7 @@ func newVM(t *testing.T, platform string) *vm {
 	return v
 }
 
-func (v *vm) source(t *testing.T) reportsrc.Source {
+func (v *vm) source(t testing.TB) reportsrc.Source {
 	t.Helper()
 	s, err := reportsrc.AzureVTPM(v.para, reportsrc.AzureOptions{IMDS: v.imds.url, EventLogPath: v.eventLog, ReportWait: time.Second})
 	if err != nil {
@@ -264,7 +264,7 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // testKeySet is a key set valid for the next hour (its keys are not
 // used here).
-func testKeySet(t *testing.T) []byte {
+func testKeySet(t testing.TB) []byte {
 	t.Helper()
 	now := time.Now()
 	spki := make([]byte, 32)
@@ -366,7 +366,7 @@ func TestAzureVTPMAgent(t *testing.T) {
 
 // keySetEvidence asks src for the evidence of a fresh key set, as the
 // agent does, and returns it as an attestation document.
-func keySetEvidence(t *testing.T, src reportsrc.Source) (*evidence.Bundle, error) {
+func keySetEvidence(t testing.TB, src reportsrc.Source) (*evidence.Bundle, error) {
 	t.Helper()
 	ks := testKeySet(t)
 	rd, err := evidence.KeySetReportData(ks, nil)
@@ -507,3 +507,36 @@ func TestAzureVTPMDetect(t *testing.T) {
 type nopClose struct{ io.ReadWriter }
 
 func (nopClose) Close() error { return nil }
+
+// BenchmarkAzureVTPMReport: one report of the Azure source on the
+// simulator (NV write, HCL report read, quote, PCR reads, IMDS round
+// trip) against the same evidence made in-process by the demo's software
+// Azure VM (the baseline: the hardware report's signing, which both
+// include).
+func BenchmarkAzureVTPMReport(b *testing.B) {
+	for _, platform := range []string{evidence.AzureSEVSNP, evidence.AzureTDX} {
+		// One VM (one simulator: there is one at a time) per platform.
+		b.Run(platform, func(b *testing.B) {
+			v := newVM(b, platform)
+			src := v.source(b)
+			rd, err := evidence.KeySetReportData(testKeySet(b), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run("demo", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := v.e.Report(b.Context(), rd); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("simulator", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := src.Report(b.Context(), rd); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}

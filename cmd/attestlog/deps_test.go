@@ -93,7 +93,7 @@ var layers = []struct {
 		"internal/yamlx", "internal/pemcert", "internal/keyfile", "internal/httpbody", "internal/webcrypto", "internal/egress", "internal/httpserve", "internal/streamproxy", "internal/jsonv2", "npm"}},
 	{"decision", []string{"policy", "log/client", "channel", "policy/evidence/stapler", "witness/driver"}},
 	{"service", []string{"log/logserver", "log/internal", "witness", "auditor", "agent", "web", "relay"}},
-	{"assembly", []string{"internal/up", "internal/demo", "internal/wasmbuild", "cmd", "deploy", "log/loadtest", "witness/bench"}},
+	{"assembly", []string{"internal/up", "internal/bench", "internal/demo", "internal/wasmbuild", "cmd", "deploy", "log/loadtest", "witness/bench"}},
 	{"test kit", []string{"internal/testenv", "internal/mariadbtest", "internal/seaweedtest", "internal/netnstest", "internal/tlogtest", "internal/tlogcheck",
 		"internal/ruletest", "internal/httpfuzz", "internal/httpbody/httpbodytest", "channel/channeltest",
 		"policy/provenance/provenancetest", "policy/gpu/rim/rimtest"}},

@@ -426,16 +426,10 @@ func (l *Log) checkNotRevoked(ctx context.Context, p *statement.Parsed) error {
 	if !ok {
 		return nil
 	}
-	v := l.vidx
-	v.revokedMu.RLock()
-	revoked := v.revoked[key]
-	v.revokedMu.RUnlock()
-	if !revoked {
+	items := l.vidx.revocations(key)
+	if items == nil {
 		return nil
 	}
-	v.mu.Lock()
-	items := v.b.Map().Get(key)
-	v.mu.Unlock()
 	pol := l.Policy()
 	auth, _ := pol.Reinstates(p.Envelope)
 	me := policy.Release{Index: policy.NotLogged, Signers: pol.Signers(p.Envelope), Reinstated: auth.Name}

@@ -43,7 +43,7 @@ func (l *Log) follow(ctx context.Context) {
 			l.logger.Warn("indexing", "err", err)
 			l.metrics.storageErrors.WithLabelValues("follow").Inc()
 		}
-		if err := l.commitIndex(ctx); err != nil && ctx.Err() == nil {
+		if err := l.vidx.commit(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn("verifiable index", "err", err)
 			l.metrics.storageErrors.WithLabelValues("index_checkpoint").Inc()
 		}
@@ -51,7 +51,7 @@ func (l *Log) follow(ctx context.Context) {
 			if size, err := checkpointSize(cp); err == nil {
 				if err := l.idx.AddCheckpoint(ctx, size, cp, time.Now()); err == nil {
 					lastCP = cp
-					l.noteTip(size, cp)
+					l.vidx.noteTip(size, cp)
 					l.publishedSize.Store(size)
 					l.publishedAt.Store(time.Now().UnixNano())
 					l.countCosignatures(cp)
@@ -139,7 +139,7 @@ func (l *Log) indexLocked(ctx context.Context) error {
 		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
 			idx := first + i
 			rec, h, p, err := l.recordOf(idx, b.Entries[i])
-			l.mapEntry(idx, b.Entries[i], p, false)
+			l.vidx.mapEntry(idx, b.Entries[i], p, false)
 			if err != nil {
 				// Admission parses with the same code, so this is a bug
 				// or an entry another writer appended. Stopping here would

@@ -276,11 +276,10 @@ func (l *Log) indexLeader(ctx context.Context) bool {
 	if l.db == nil {
 		return true
 	}
-	v := l.vidx
 	name := l.indexLockName()
-	if v.lockConn != nil {
+	if l.lockConn != nil {
 		var mine sql.NullInt64
-		err := v.lockConn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", name).Scan(&mine)
+		err := l.lockConn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", name).Scan(&mine)
 		if err == nil && mine.Valid && mine.Int64 == 1 {
 			return true
 		}
@@ -306,11 +305,11 @@ func (l *Log) indexLeader(ctx context.Context) bool {
 		if err != nil {
 			l.lockTrouble("taking the index lock", err)
 		} else {
-			v.lockErr = "" // held by another frontend
+			l.lockErr = "" // held by another frontend
 		}
 		return false
 	}
-	v.lockConn, v.lockErr = c, ""
+	l.lockConn, l.lockErr = c, ""
 	l.logger.Info("signing index checkpoints (this frontend holds the lock)", "lock", name)
 	return true
 }
@@ -318,9 +317,8 @@ func (l *Log) indexLeader(ctx context.Context) bool {
 // lockTrouble logs an error of the index lock, once until it changes:
 // indexLeader runs every checkpoint interval.
 func (l *Log) lockTrouble(doing string, err error) {
-	v := l.vidx
-	if s := doing + ": " + err.Error(); s != v.lockErr {
-		v.lockErr = s
+	if s := doing + ": " + err.Error(); s != l.lockErr {
+		l.lockErr = s
 		l.logger.Warn("not signing index checkpoints: "+doing+" failed", "lock", l.indexLockName(), "err", err)
 	}
 }
@@ -329,12 +327,11 @@ func (l *Log) lockTrouble(doing string, err error) {
 // which is then closed rather than pooled (a pooled connection would go
 // on holding the lock had RELEASE_LOCK failed).
 func (l *Log) dropIndexLock() {
-	v := l.vidx
-	c := v.lockConn
+	c := l.lockConn
 	if c == nil {
 		return
 	}
-	v.lockConn = nil
+	l.lockConn = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var released sql.NullInt64

@@ -81,6 +81,13 @@ type Log struct {
 	publishedAt   atomic.Int64
 	publishedSize atomic.Uint64
 
+	// lockConn holds the MySQL named lock of the frontend that signs
+	// index checkpoints (nil when this one does not hold it); lockErr is
+	// the last error of the lock logged. Only the follower uses them
+	// (through indexLeader), and Close once it has stopped.
+	lockConn *sql.Conn
+	lockErr  string
+
 	tesseraCancel context.CancelFunc
 	closeOnce     sync.Once
 	closeErr      error
@@ -169,7 +176,6 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 		slots:   newFairSlots(int(cfg.Pushback)),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
-		vidx:    &vindexState{b: b, signer: signer},
 		now:     time.Now, claimStale: defaultClaimStale,
 	}
 	for _, o := range with {
@@ -185,6 +191,8 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 	if l.verifier, err = note.NewVerifier(vkey); err != nil {
 		return nil, err
 	}
+	l.vidx = &vindexState{b: b, signer: signer, log: l, verifier: l.verifier, logger: logger, origin: cfg.Origin,
+		enabled: *cfg.IndexCheckpoints, interval: cfg.CheckpointInterval, size: l.metrics.vindexSize, committedSize: l.metrics.vindexCommitted}
 	l.witnesses = wpol.Witnesses
 
 	if cfg.Storage.Legacy() {

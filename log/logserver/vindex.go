@@ -3,15 +3,16 @@ package logserver
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"filippo.io/torchwood"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
@@ -71,12 +72,41 @@ type vindexState struct {
 	// published tree has grown past the commit and the next commit is not
 	// yet witnessed.
 	tip []byte
-	// lockConn holds the MySQL named lock of the frontend that signs
-	// index checkpoints (nil when this one does not hold it); lockErr is
-	// the last error of the lock logged. Only the follower uses them,
-	// and Close once it has stopped.
-	lockConn *sql.Conn
-	lockErr  string
+
+	// log is the log this indexes; the rest is fixed at Open.
+	log      indexLog
+	verifier note.Verifier // the log's: index checkpoints read back are verified with it
+	logger   *slog.Logger
+	origin   string
+	// enabled is index_checkpoints: whether this frontend commits at all,
+	// at most once per interval.
+	enabled  bool
+	interval time.Duration
+	// size and committedSize are the vindex_size and vindex_committed
+	// gauges.
+	size, committedSize prometheus.Gauge
+}
+
+// indexLog is what the verifiable index asks of the log it indexes (the
+// Log implements it). The index calls it without v.mu held, and none of
+// its methods may call back into the index.
+type indexLog interface {
+	// appendIndexCheckpoint appends entry (a signed index checkpoint) and returns
+	// its index once sequenced. It is not retried: on an error the
+	// commit is abandoned and the follower's next pass commits again. It
+	// may wait on pushback, so it must not be called under v.mu.
+	appendIndexCheckpoint(ctx context.Context, entry []byte) (uint64, error)
+	// indexLeader reports whether this frontend signs index checkpoints
+	// now. It retries nothing: a lost or unobtainable lock answers false
+	// until a later call obtains it. It may block on the database, so it
+	// must not be called under v.mu.
+	indexLeader(ctx context.Context) bool
+	// proveEntry returns the tlog-proof of entry idx under under, a
+	// checkpoint the log published, or under the latest published
+	// checkpoint when under is nil. It self-checks the proof and retries
+	// nothing; ErrNotWitnessed means no published checkpoint covers idx
+	// yet.
+	proveEntry(ctx context.Context, idx uint64, under []byte) (*tlogproof.Proof, error)
 }
 
 type indexCommit struct {
@@ -103,14 +133,13 @@ const recentKept = 4096
 // recoverCommit makes the index checkpoint entry idx a commit again if the
 // log signed it and the map at its size has its root (v.mu held). An
 // index checkpoint this run appended is already one.
-func (l *Log) recoverCommit(idx uint64, entry []byte) {
-	v := l.vidx
+func (v *vindexState) recoverCommit(idx uint64, entry []byte) {
 	for _, c := range v.commits {
 		if c.entry == idx {
 			return
 		}
 	}
-	ic, err := statement.VerifyIndexCheckpoint(entry, l.verifier)
+	ic, err := statement.VerifyIndexCheckpoint(entry, v.verifier)
 	if err != nil || ic.Version != vindex.MapVersion {
 		return // an older map's (the map is rebuilt; a new commit follows)
 	}
@@ -120,7 +149,7 @@ func (l *Log) recoverCommit(idx uint64, entry []byte) {
 	}
 	if snap == nil || snap.Root() != ic.Root {
 		if snap != nil {
-			l.logger.Error("an index checkpoint in the log does not match the log's entries", "entry", idx, "size", ic.Size)
+			v.logger.Error("an index checkpoint in the log does not match the log's entries", "entry", idx, "size", ic.Size)
 		}
 		return
 	}
@@ -139,7 +168,12 @@ func (l *Log) replayIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v := l.vidx
+	return l.vidx.replay(ctx, end, l.reader.ReadEntryBundle)
+}
+
+// replay maps the entries from the map's size up to end, reading their
+// bundles with read (the follower's indexMu held: nothing else maps).
+func (v *vindexState) replay(ctx context.Context, end uint64, read client.EntryBundleFetcherFunc) error {
 	v.mu.Lock()
 	next := v.b.Size()
 	v.mu.Unlock()
@@ -149,7 +183,7 @@ func (l *Log) replayIndex(ctx context.Context) error {
 	start := time.Now()
 	for next < end {
 		bundleIdx := next / layout.EntryBundleWidth
-		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, end)
+		b, err := client.GetEntryBundle(ctx, read, bundleIdx, end)
 		if err != nil {
 			return fmt.Errorf("vindex: reading entry bundle %d: %w", bundleIdx, err)
 		}
@@ -159,7 +193,7 @@ func (l *Log) replayIndex(ctx context.Context) error {
 			if err != nil {
 				p = nil
 			}
-			l.mapEntry(first+i, b.Entries[i], p, true)
+			v.mapEntry(first+i, b.Entries[i], p, true)
 		}
 		v.mu.Lock()
 		advanced := v.b.Size() > next
@@ -174,7 +208,7 @@ func (l *Log) replayIndex(ctx context.Context) error {
 		v.recent = nil // only a replay needs them
 	}
 	v.mu.Unlock()
-	l.logger.Info("verifiable index rebuilt", "entries", end, "seconds", time.Since(start).Seconds())
+	v.logger.Info("verifiable index rebuilt", "entries", end, "seconds", time.Since(start).Seconds())
 	return nil
 }
 
@@ -182,15 +216,14 @@ func (l *Log) replayIndex(ctx context.Context) error {
 // map, once and in order: an entry already mapped is skipped, and one past
 // the map's size (a gap, which a replay fills) is not mapped. replaying
 // keeps a snapshot per size for recoverCommit.
-func (l *Log) mapEntry(idx uint64, entry []byte, p *statement.Parsed, replaying bool) {
-	v := l.vidx
+func (v *vindexState) mapEntry(idx uint64, entry []byte, p *statement.Parsed, replaying bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if idx != v.b.Size() {
 		return
 	}
 	if statement.IsIndexCheckpoint(entry) {
-		l.recoverCommit(idx, entry)
+		v.recoverCommit(idx, entry)
 	} else {
 		v.contentEnd = idx + 1
 	}
@@ -212,32 +245,29 @@ func (l *Log) mapEntry(idx uint64, entry []byte, p *statement.Parsed, replaying 
 		v.recent[v.b.Size()] = v.b.Map().Snapshot()
 		delete(v.recent, v.b.Size()-recentKept)
 	}
-	l.metrics.vindexSize.Set(float64(v.b.Size()))
+	v.size.Set(float64(v.b.Size()))
 }
 
-// commitIndex appends an index checkpoint over the map as it is, if
-// entries arrived since the last one and a checkpoint interval has passed.
-func (l *Log) commitIndex(ctx context.Context) error {
-	v := l.vidx
+// commit appends an index checkpoint over the map as it is, if entries
+// arrived since the last one and a checkpoint interval has passed.
+func (v *vindexState) commit(ctx context.Context) error {
 	v.mu.Lock()
-	if !*l.cfg.IndexCheckpoints || v.contentEnd <= v.committed || time.Since(v.last) < l.cfg.CheckpointInterval {
+	if !v.enabled || v.contentEnd <= v.committed || time.Since(v.last) < v.interval {
 		v.mu.Unlock()
 		return nil
 	}
-	if l.db != nil {
-		// On MySQL one frontend at a time commits (the lock's holder);
-		// asking may block on the database, so not under v.mu.
-		v.mu.Unlock()
-		if !l.indexLeader(ctx) {
-			return nil
-		}
-		v.mu.Lock()
-		if v.contentEnd <= v.committed {
-			v.mu.Unlock()
-			return nil
-		}
+	// With MySQL storage one frontend at a time commits (the lock's
+	// holder); asking may block on the database, so not under v.mu.
+	v.mu.Unlock()
+	if !v.log.indexLeader(ctx) {
+		return nil
 	}
-	ic := statement.IndexCheckpoint{Version: vindex.MapVersion, Origin: l.cfg.Origin, Size: v.b.Size(), Root: v.b.Root(), Time: time.Now().Truncate(time.Second)}
+	v.mu.Lock()
+	if v.contentEnd <= v.committed {
+		v.mu.Unlock()
+		return nil
+	}
+	ic := statement.IndexCheckpoint{Version: vindex.MapVersion, Origin: v.origin, Size: v.b.Size(), Root: v.b.Root(), Time: time.Now().Truncate(time.Second)}
 	snap := v.b.Map().Snapshot()
 	prev := v.committed
 	v.committed, v.last = ic.Size, time.Now()
@@ -246,7 +276,7 @@ func (l *Log) commitIndex(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	idx, err := l.add(ctx, tessera.NewEntry(entry))()
+	idx, err := v.log.appendIndexCheckpoint(ctx, entry)
 	if err != nil {
 		v.mu.Lock()
 		v.committed = prev
@@ -254,12 +284,26 @@ func (l *Log) commitIndex(ctx context.Context) error {
 		return fmt.Errorf("vindex: appending the index checkpoint: %w", err)
 	}
 	v.mu.Lock()
-	v.commits = append(v.commits, indexCommit{entry: idx.Index, ic: ic, snap: snap})
+	v.commits = append(v.commits, indexCommit{entry: idx, ic: ic, snap: snap})
 	v.trimCommits()
 	v.mu.Unlock()
-	l.metrics.vindexCommitted.Set(float64(ic.Size))
-	l.logger.Debug("index checkpoint", "size", ic.Size, "entry", idx.Index, "root", hex.EncodeToString(ic.Root[:8]))
+	v.committedSize.Set(float64(ic.Size))
+	v.logger.Debug("index checkpoint", "size", ic.Size, "entry", idx, "root", hex.EncodeToString(ic.Root[:8]))
 	return nil
+}
+
+// revocations returns the map's items under identity key, or nil without
+// waiting for v.mu when no revocation was mapped under it.
+func (v *vindexState) revocations(key [32]byte) []vindex.Item {
+	v.revokedMu.RLock()
+	revoked := v.revoked[key]
+	v.revokedMu.RUnlock()
+	if !revoked {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.b.Map().Get(key)
 }
 
 // staleCommit is how old the newest commit may be before IndexProof
@@ -268,8 +312,7 @@ const staleCommit = 10 * time.Second
 
 // noteTip remembers cp, just published with size, as the tip if the newest
 // commit ends its tree and covers every entry before it (v.mu not held).
-func (l *Log) noteTip(size uint64, cp []byte) {
-	v := l.vidx
+func (v *vindexState) noteTip(size uint64, cp []byte) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if n := len(v.commits); n > 0 {
@@ -287,11 +330,14 @@ func (l *Log) noteTip(size uint64, cp []byte) {
 // the published tree (clients accept an old index checkpoint only as the
 // last word of a recently cosigned tree).
 func (l *Log) IndexProof(ctx context.Context, t vindex.KeyType, digest []byte) (*vindex.Proof, error) {
+	return l.vidx.prove(ctx, t, digest, l.publishedSize.Load())
+}
+
+// prove is IndexProof when the published tree has size published.
+func (v *vindexState) prove(ctx context.Context, t vindex.KeyType, digest []byte, published uint64) (*vindex.Proof, error) {
 	if err := t.CheckDigest(digest); err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
 	}
-	published := l.publishedSize.Load()
-	v := l.vidx
 	v.mu.Lock()
 	var c *indexCommit
 	for i := len(v.commits) - 1; i >= 0; i-- {
@@ -310,14 +356,14 @@ func (l *Log) IndexProof(ctx context.Context, t vindex.KeyType, digest []byte) (
 	var err error
 	if tip != nil && c.ic.Size == c.entry && c.entry+1 < published && time.Since(c.ic.Time) > staleCommit {
 		if size, err := checkpointSize(tip); err == nil && size == c.entry+1 {
-			commit, err = l.proofUnder(ctx, c.entry, tip)
+			commit, err = v.log.proveEntry(ctx, c.entry, tip)
 			if err != nil {
 				commit = nil
 			}
 		}
 	}
 	if commit == nil {
-		if commit, err = l.Proof(ctx, c.entry); err != nil {
+		if commit, err = v.log.proveEntry(ctx, c.entry, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -328,7 +374,7 @@ func (l *Log) IndexProof(ctx context.Context, t vindex.KeyType, digest []byte) (
 	if err != nil {
 		return nil, fmt.Errorf("parsing our own checkpoint: %w", err)
 	}
-	if _, err := p.VerifyProof(l.verifier, cp.N, cp.Hash); err != nil {
+	if _, err := p.VerifyProof(v.verifier, cp.N, cp.Hash); err != nil {
 		return nil, fmt.Errorf("self-check of the index proof: %w", err)
 	}
 	return p, nil
@@ -387,6 +433,21 @@ func (l *Log) handleIndexProof(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(p.Marshal())
 	return nil
+}
+
+// appendIndexCheckpoint implements indexLog: Tessera's Add, waiting for the index.
+func (l *Log) appendIndexCheckpoint(ctx context.Context, entry []byte) (uint64, error) {
+	idx, err := l.add(ctx, tessera.NewEntry(entry))()
+	return idx.Index, err
+}
+
+// proveEntry implements indexLog with Proof, or proofUnder when under is
+// given.
+func (l *Log) proveEntry(ctx context.Context, idx uint64, under []byte) (*tlogproof.Proof, error) {
+	if under == nil {
+		return l.Proof(ctx, idx)
+	}
+	return l.proofUnder(ctx, idx, under)
 }
 
 // entry reads integrated entry idx from the log's storage.

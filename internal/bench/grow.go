@@ -1,8 +1,9 @@
-package main
+package bench
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -21,40 +22,35 @@ import (
 	"github.com/attestlog/attestlog/log/statement"
 )
 
-func init() {
-	register("bench grow", "grow a log to N entries in steps; report how append, proofs, lookups, the index and a reindex cost as it grows", runBenchGrow)
+// GrowOptions are the options of 'attestlog bench grow'; the counts are
+// positive.
+type GrowOptions struct {
+	// Entries is the size to grow the log to, measuring every Step.
+	Entries, Step int
+	// Writers append concurrently.
+	Writers int
+	// Dir is the log's directory (empty: a temporary one, removed
+	// afterwards).
+	Dir string
+	// Samples is how many proofs and lookups are timed after each step.
+	Samples int
+	// IndexMap is the log's index_map: "memory" or "file".
+	IndexMap string
 }
 
-func runBenchGrow(args []string) error {
-	fs := newFlagSet("bench grow", "[--entries N] [--step N] [--writers N] [--dir DIR] [--index-map memory|file]")
-	total := fs.Int("entries", 1000000, "grow the log to this many releases")
-	step := fs.Int("step", 100000, "measure after every this many")
-	writers := fs.Int("writers", 256, "concurrent writers while appending")
-	dir := fs.String("dir", "", "directory for the log (default: a temporary one, removed afterwards)")
-	samples := fs.Int("samples", 300, "proofs and lookups timed after each step")
-	indexMap := fs.String("index-map", "memory", "the log's index_map: memory or file")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *indexMap != "file" && *indexMap != "memory" {
-		fmt.Fprintf(fs.Output(), "--index-map %q: memory or file\n", *indexMap)
-		return errUsage
-	}
-	if *total <= 0 || *step <= 0 || *writers <= 0 || *samples <= 0 {
-		fmt.Fprintln(fs.Output(), "--entries, --step, --writers and --samples must be positive")
-		return errUsage
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	if *dir == "" {
+// Grow grows a log of its own to o.Entries entries in steps and reports,
+// on stdout, how append, proofs, lookups, the index and a reindex cost as
+// it grows.
+func Grow(ctx context.Context, o GrowOptions, stdout, stderr io.Writer) error {
+	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "attestlog-grow-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(d)
-		*dir = d
+		o.Dir = d
 	}
-	cfg, signer, err := growLogConfig(*dir, *indexMap)
+	cfg, signer, err := growLogConfig(o.Dir, o.IndexMap)
 	if err != nil {
 		return err
 	}
@@ -70,24 +66,24 @@ func runBenchGrow(args []string) error {
 	srv := httpserve.NewServer(l.Handler())
 	go srv.Serve(ln)
 	url := "http://" + ln.Addr().String()
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *writers, MaxConnsPerHost: *writers}, Timeout: time.Minute}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.Writers, MaxConnsPerHost: o.Writers}, Timeout: time.Minute}
 	c, err := client.New(url, hc)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "growing a log in %s to %d releases (4–8 KiB each), measuring every %d; no witness (the log alone)\n", *dir, *total, *step)
-	fmt.Printf("%9s %10s %9s %9s %10s %10s %11s %9s\n", "entries", "append/s", "p50", "p99", "proof p99", "lookup p99", "index B/ent", "heap MB")
+	fmt.Fprintf(stderr, "growing a log in %s to %d releases (4–8 KiB each), measuring every %d; no witness (the log alone)\n", o.Dir, o.Entries, o.Step)
+	fmt.Fprintf(stdout, "%9s %10s %9s %9s %10s %10s %11s %9s\n", "entries", "append/s", "p50", "p99", "proof p99", "lookup p99", "index B/ent", "heap MB")
 	gen := loadtest.NewGenerator(signer)
 	var size uint64
 	var digests []string // a measurement per appended entry, sampled for lookups
-	for size < uint64(*total) {
-		n := min(*step, *total-int(size))
+	for size < uint64(o.Entries) {
+		n := min(o.Step, o.Entries-int(size))
 		entries, err := loadtest.Pregenerate(ctx, gen, n, nil)
 		if err != nil {
 			return err
 		}
 		var top atomic.Uint64
-		res := loadtest.Run(ctx, "grow", *writers, 24*time.Hour, entries, false, func(ctx context.Context, e []byte) error {
+		res := loadtest.Run(ctx, "grow", o.Writers, 24*time.Hour, entries, false, func(ctx context.Context, e []byte) error {
 			r, err := c.Add(ctx, e)
 			for old := top.Load(); err == nil && r.Index > old && !top.CompareAndSwap(old, r.Index); old = top.Load() {
 			}
@@ -100,7 +96,7 @@ func runBenchGrow(args []string) error {
 		if res.Errors > 0 {
 			return fmt.Errorf("%d appends failed", res.Errors)
 		}
-		for i := 0; i < len(entries); i += max(1, len(entries) / *samples) {
+		for i := 0; i < len(entries); i += max(1, len(entries)/o.Samples) {
 			if p, err := statement.ParseEntry(entries[i]); err == nil && p.Release != nil {
 				digests = append(digests, p.Release.Measurements.Primary())
 			}
@@ -120,18 +116,18 @@ func runBenchGrow(args []string) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 		size = maxIdx + 1
-		proofP99 := timeP99(*samples, func() error {
+		proofP99 := timeP99(o.Samples, func() error {
 			_, _, err := c.Proof(ctx, rand.Uint64N(size))
 			return err
 		})
-		lookupP99 := timeP99(*samples, func() error {
+		lookupP99 := timeP99(o.Samples, func() error {
 			_, err := c.Lookup(ctx, digests[rand.IntN(len(digests))])
 			return err
 		})
 		var ms runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
-		fmt.Printf("%9d %10.0f %9v %9v %10v %10v %11.0f %9.0f\n", size, res.Rate(), res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond),
+		fmt.Fprintf(stdout, "%9d %10.0f %9v %9v %10v %10v %11.0f %9.0f\n", size, res.Rate(), res.P50.Round(time.Millisecond), res.P99.Round(time.Millisecond),
 			proofP99.Round(time.Microsecond*100), lookupP99.Round(time.Microsecond*100), float64(indexBytes(cfg.Index))/float64(size), float64(ms.HeapInuse)/1e6)
 	}
 	srv.Close()
@@ -150,7 +146,7 @@ func runBenchGrow(args []string) error {
 	}
 	d := time.Since(t0)
 	defer l.Close(ctx)
-	fmt.Printf("reindex: %d entries in %.1f s = %.0f entries/s (index of %.0f bytes per entry)\n", size, d.Seconds(), float64(size)/d.Seconds(), float64(indexBytes(cfg.Index))/float64(size))
+	fmt.Fprintf(stdout, "reindex: %d entries in %.1f s = %.0f entries/s (index of %.0f bytes per entry)\n", size, d.Seconds(), float64(size)/d.Seconds(), float64(indexBytes(cfg.Index))/float64(size))
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -31,10 +31,6 @@ import (
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/verify"
 )
-
-func init() {
-	register("bench channel", "measure the attested channel against its baselines in one run: new client vs plain TLS, warm requests, streamed throughput vs direct, hardware reports vs clients, agent memory per connection", runBenchChannel)
-}
 
 // channelFigure is one line of the report: the channel's figure, its
 // baseline's, and their ratio.
@@ -76,26 +72,31 @@ type channelMemory struct {
 	PerConnKiB  float64 `json:"per_connection_kib"`
 }
 
-func runBenchChannel(args []string) error {
-	fs := newFlagSet("bench channel", "[--iterations N] [--stream-iterations N] [--clients 10,100,1000] [--window D] [--connections 1000,10000] [--gpus N] [--json]")
-	iters := fs.Int("iterations", 200, "new clients and warm requests measured, each way")
-	streamIters := fs.Int("stream-iterations", 8, "streams read each way, per stream kind")
-	clientsFlag := fs.String("clients", "10,100,1000", "numbers of concurrent clients for the hardware-reports figure")
-	window := fs.Duration("window", 8*time.Second, "how long each number of clients runs for the hardware-reports figure")
-	connsFlag := fs.String("connections", "1000,10000", "numbers of open connections for the memory figure (the agent runs as a child process, 'attestlog enclave'; the last number is its connection limit, and one more is refused)")
-	gpus := fs.Int("gpus", 1, "demo GPUs the enclave attests beside its CPU")
-	jsonOut := fs.Bool("json", false, "print the report as JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	clients, err1 := parseInts(*clientsFlag)
-	conns, err2 := parseInts(*connsFlag)
-	if err := errors.Join(err1, err2); err != nil || *iters < 1 || *streamIters < 1 || *window < time.Second || *gpus < 0 || *gpus > 8 {
-		fmt.Fprintln(fs.Output(), "--iterations and --stream-iterations must be positive, --window at least 1s, --gpus 0 to 8, --clients and --connections comma-separated positive numbers", err)
-		return errUsage
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
+// ChannelOptions are the options of 'attestlog bench channel'.
+type ChannelOptions struct {
+	// Iterations is how many new clients and warm requests are measured
+	// each way; StreamIterations how many streams are read each way, per
+	// stream kind. Both positive.
+	Iterations, StreamIterations int
+	// Clients are the numbers of concurrent clients for the
+	// hardware-reports figure, each run for Window (at least 1s).
+	Clients []int
+	Window  time.Duration
+	// Connections are the numbers of open connections for the memory
+	// figure; the last is the agent's connection limit.
+	Connections []int
+	// GPUs is the number of demo GPUs the enclave attests, 0 to 8.
+	GPUs int
+	// JSON prints the report as JSON.
+	JSON bool
+}
+
+// Channel measures the attested channel against its baselines in one
+// run, reporting on stdout (progress on stderr): a new client against
+// plain TLS, warm requests, streamed throughput against direct, hardware
+// reports against clients, and the agent's memory per connection (the
+// agent then runs as 'attestlog enclave', this binary).
+func Channel(ctx context.Context, o ChannelOptions, stdout, stderr io.Writer) error {
 	dir, err := os.MkdirTemp("", "attestlog-bench-channel-")
 	if err != nil {
 		return err
@@ -103,7 +104,7 @@ func runBenchChannel(args []string) error {
 	defer os.RemoveAll(dir)
 	say := func(format string, a ...any) { fmt.Fprintf(stderr, "bench channel: "+format+"\n", a...) }
 
-	f, err := fleet.New(dir, *gpus)
+	f, err := fleet.New(dir, o.GPUs)
 	if err != nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func runBenchChannel(args []string) error {
 	if err != nil {
 		return err
 	}
-	rep := &benchChannelReport{GPUs: *gpus}
+	rep := &benchChannelReport{GPUs: o.GPUs}
 	add := func(fg channelFigure) {
 		fg.Ratio = fg.Channel / fg.Baseline
 		rep.Figures = append(rep.Figures, fg)
@@ -128,11 +129,11 @@ func runBenchChannel(args []string) error {
 
 	// 1. A new client: connect, verify, one request, against a plain TLS
 	// client's connect and request to the same agent.
-	say("new clients: %d each way, against %s", *iters, agentURL)
+	say("new clients: %d each way, against %s", o.Iterations, agentURL)
 	shared := channel.NewVerifier(v, time.Hour)
 	models := agentURL + "/v1/models"
 	var tPlain, tShared, tCold time.Duration
-	for range *iters {
+	for range o.Iterations {
 		t0 := time.Now()
 		pc := plainTLSClient()
 		if err := benchGet(ctx, pc, models); err != nil {
@@ -156,7 +157,7 @@ func runBenchChannel(args []string) error {
 		c.CloseIdleConnections()
 		tPlain, tShared, tCold = tPlain+t1.Sub(t0), tShared+t2.Sub(t1), tCold+time.Since(t2)
 	}
-	ms := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(*iters) }
+	ms := func(d time.Duration) float64 { return d.Seconds() * 1e3 / float64(o.Iterations) }
 	add(channelFigure{Name: "new client, document's verdict at hand", Unit: "ms", Channel: ms(tShared), Baseline: ms(tPlain), Goal: "(goal <= 1.3)",
 		Note: "connect, read the attestation document over the connection, pin, one request; the verdict of this document already made in the process (a proxy or service with many users)"})
 	add(channelFigure{Name: "new client, verifying everything", Unit: "ms", Channel: ms(tCold), Baseline: ms(tPlain),
@@ -177,7 +178,7 @@ func runBenchChannel(args []string) error {
 		*d += time.Since(t0)
 		return err
 	}
-	for i := range *iters * 5 {
+	for i := range o.Iterations * 5 {
 		// Each goes first half of the time.
 		first, second, d1, d2 := pc, hc, &tw0, &tw1
 		if i%2 == 1 {
@@ -187,7 +188,7 @@ func runBenchChannel(args []string) error {
 			return err
 		}
 	}
-	us := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(*iters*5) }
+	us := func(d time.Duration) float64 { return d.Seconds() * 1e6 / float64(o.Iterations*5) }
 	add(channelFigure{Name: "warm request", Unit: "µs", Channel: us(tw1), Baseline: us(tw0), Goal: "(goal <= 1.05)",
 		Note: "GET on a kept-alive connection: plain TLS against the attested channel (pinned, verdict current)"})
 
@@ -217,7 +218,7 @@ func runBenchChannel(args []string) error {
 			return fmt.Errorf("stream through agent and proxy: %w", err)
 		}
 		var td, tt time.Duration
-		for range *streamIters {
+		for range o.StreamIterations {
 			t0 := time.Now()
 			if err := benchGet(ctx, lc, direct); err != nil {
 				return err
@@ -228,7 +229,7 @@ func runBenchChannel(args []string) error {
 			}
 			td, tt = td+t1.Sub(t0), tt+time.Since(t1)
 		}
-		mb := float64(*streamIters*s.n*s.size) / 1e6
+		mb := float64(o.StreamIterations*s.n*s.size) / 1e6
 		add(channelFigure{Name: s.name, Unit: "MB/s", Channel: mb / tt.Seconds(), Baseline: mb / td.Seconds(), Goal: "(goal >= 0.95)", Note: s.note + "; through agent and proxy against the service directly"})
 	}
 	if ctx.Err() != nil {
@@ -245,54 +246,42 @@ func runBenchChannel(args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, n := range clients {
-		r := reportsUnderClients(ctx, v, ra, rURL, n, *window)
+	for _, n := range o.Clients {
+		r := reportsUnderClients(ctx, v, ra, rURL, n, o.Window)
 		rep.Reports = append(rep.Reports, r)
-		say("%5d clients for %v: %d requests (%d failed), %d hardware reports (%.0f an hour with %v key sets)", n, *window, r.Requests, r.Failed, r.Reports, r.PerHour, life)
+		say("%5d clients for %v: %d requests (%d failed), %d hardware reports (%.0f an hour with %v key sets)", n, o.Window, r.Requests, r.Failed, r.Reports, r.PerHour, life)
 		if r.FirstErr != "" {
 			say("      the first failure: %s", r.FirstErr)
 		}
 	}
 
 	// 5. The agent's memory per open connection, as a process of its own.
-	mem, limit, err := agentMemory(ctx, dir, f, upURL, conns, say)
+	mem, limit, err := agentMemory(ctx, dir, f, upURL, o.Connections, say)
 	if err != nil {
 		return fmt.Errorf("agent memory: %w", err)
 	}
 	rep.Memory, rep.Limit = mem, limit
 
-	if *jsonOut {
+	if o.JSON {
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		fmt.Println(string(b))
+		fmt.Fprintln(stdout, string(b))
 		return nil
 	}
-	fmt.Printf("attested channel (demo enclave, %d GPU(s)), each figure against its baseline in this run:\n", *gpus)
-	fmt.Printf("%-40s %14s %14s %7s\n", "", "channel", "baseline", "ratio")
+	fmt.Fprintf(stdout, "attested channel (demo enclave, %d GPU(s)), each figure against its baseline in this run:\n", o.GPUs)
+	fmt.Fprintf(stdout, "%-40s %14s %14s %7s\n", "", "channel", "baseline", "ratio")
 	for _, fg := range rep.Figures {
-		fmt.Printf("%-40s %9.4g %-4s %9.4g %-4s %7.3f %s\n", fg.Name, fg.Channel, fg.Unit, fg.Baseline, fg.Unit, fg.Ratio, fg.Goal)
+		fmt.Fprintf(stdout, "%-40s %9.4g %-4s %9.4g %-4s %7.3f %s\n", fg.Name, fg.Channel, fg.Unit, fg.Baseline, fg.Unit, fg.Ratio, fg.Goal)
 	}
-	fmt.Printf("hardware reports (key sets of %v, rotated every %v) against clients, %v each:\n", life, life/2, *window)
+	fmt.Fprintf(stdout, "hardware reports (key sets of %v, rotated every %v) against clients, %v each:\n", life, life/2, o.Window)
 	for _, r := range rep.Reports {
-		fmt.Printf("  %6d clients: %7d requests, %d failed, %3d reports (%.0f an hour)\n", r.Clients, r.Requests, r.Failed, r.Reports, r.PerHour)
+		fmt.Fprintf(stdout, "  %6d clients: %7d requests, %d failed, %3d reports (%.0f an hour)\n", r.Clients, r.Requests, r.Failed, r.Reports, r.PerHour)
 	}
-	fmt.Printf("agent memory (resident, attestlog enclave):\n")
+	fmt.Fprintf(stdout, "agent memory (resident, attestlog enclave):\n")
 	for _, m := range rep.Memory {
-		fmt.Printf("  %6d open connections: +%.1f MiB, %.1f KiB a connection\n", m.Connections, m.RSSDeltaMiB, m.PerConnKiB)
+		fmt.Fprintf(stdout, "  %6d open connections: +%.1f MiB, %.1f KiB a connection\n", m.Connections, m.RSSDeltaMiB, m.PerConnKiB)
 	}
-	fmt.Printf("  one connection past its limit: %s\n", rep.Limit)
+	fmt.Fprintf(stdout, "  one connection past its limit: %s\n", rep.Limit)
 	return nil
-}
-
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q: want positive numbers", s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
 
 func plainTLSClient() *http.Client {
@@ -470,17 +459,8 @@ func agentMemory(ctx context.Context, dir string, f *fleet.Fleet, upstream strin
 	}
 	pc.CloseIdleConnections()
 	rss := func() (int64, error) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-		if err != nil {
-			return 0, err
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				return kb << 10, err
-			}
-		}
-		return 0, errors.New("no VmRSS")
+		kb, err := vmRSS(cmd.Process.Pid)
+		return kb << 10, err
 	}
 	var open []net.Conn
 	defer func() {

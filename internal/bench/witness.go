@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -18,42 +18,33 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/attestlog/attestlog/witness"
-	"github.com/attestlog/attestlog/witness/bench"
+	wbench "github.com/attestlog/attestlog/witness/bench"
 	"github.com/attestlog/attestlog/witness/driver"
 )
 
-func init() {
-	register("bench witness", "load a tlog-witness with many advancing logs; report cosignatures/s and latency", runBenchWitness)
+// WitnessOptions are the options of 'attestlog bench witness'.
+type WitnessOptions struct {
+	// Witness is the submission URL of a running attestlog witness, and
+	// WitnessDB its SQLite database, to add the benchmark's logs to; an
+	// empty Witness starts one (attestlog witness serve) for the run.
+	Witness, WitnessDB string
+	// Logs is the number of logs, each advancing by one leaf a checkpoint.
+	Logs int
+	// Duration is the length of the measured phase.
+	Duration time.Duration
+	// Rate is checkpoints a second per log (open loop); 0 runs a closed
+	// loop of Concurrency workers.
+	Rate        float64
+	Concurrency int
+	// Baseline is "litewitness" to run the same load against a
+	// litewitness (the binary Litewitness, empty: on PATH or built), or
+	// empty.
+	Baseline, Litewitness string
 }
 
-func runBenchWitness(args []string) error {
-	fs := newFlagSet("bench witness", "[--witness URL --witness-db FILE] --logs N --duration D [--rate R] [--baseline litewitness]")
-	target := fs.String("witness", "", "submission URL of a running attestlog witness; empty: start one (attestlog witness serve) for this run")
-	targetDB := fs.String("witness-db", "", "with --witness: its SQLite database, to add the benchmark's logs to (as witness add-log does)")
-	logs := fs.Int("logs", 100, "number of logs, each advancing its tree by one leaf per checkpoint")
-	duration := fs.Duration("duration", 10*time.Second, "length of the measured phase")
-	rate := fs.Float64("rate", 0, "checkpoints per second per log (open loop, latency from the scheduled time); 0: closed loop at maximum throughput")
-	concurrency := fs.Int("concurrency", 32, "closed-loop workers (with --rate 0)")
-	baseline := fs.String("baseline", "", `"litewitness": run the same load against a litewitness started here and print the ratio`)
-	lwBin := fs.String("litewitness", "", "litewitness binary for --baseline (default: litewitness on PATH, else built with go build "+driver.LitewitnessPkg+")")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *logs <= 0 || *duration <= 0 || *rate < 0 || *concurrency <= 0 {
-		fmt.Fprintln(fs.Output(), "--logs, --duration and --concurrency must be positive, --rate not negative")
-		fs.Usage()
-		return errUsage
-	}
-	if *baseline != "" && *baseline != "litewitness" {
-		fmt.Fprintf(fs.Output(), "--baseline %q: only litewitness is supported\n", *baseline)
-		return errUsage
-	}
-	if *target != "" && *targetDB == "" {
-		fmt.Fprintln(fs.Output(), "--witness needs --witness-db, to register the benchmark's logs")
-		return errUsage
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
+// Witness loads a tlog-witness with many advancing logs and reports
+// cosignatures/s and latency on stdout, and the ratio to the baseline.
+func Witness(ctx context.Context, o WitnessOptions, stdout io.Writer) error {
 	tmp, err := os.MkdirTemp("", "attestlog-bench-")
 	if err != nil {
 		return err
@@ -62,27 +53,27 @@ func runBenchWitness(args []string) error {
 
 	run := make([]byte, 4)
 	rand.Read(run)
-	opts := bench.Options{
-		Logs: *logs, Duration: *duration, Rate: *rate, Concurrency: *concurrency,
+	opts := wbench.Options{
+		Logs: o.Logs, Duration: o.Duration, Rate: o.Rate, Concurrency: o.Concurrency,
 		OriginPrefix: "bench.example/" + hex.EncodeToString(run),
 	}
-	mode := fmt.Sprintf("closed loop, %d workers", *concurrency)
-	if *rate > 0 {
-		mode = fmt.Sprintf("open loop, %g checkpoints/s per log (%g/s offered)", *rate, *rate*float64(*logs))
+	mode := fmt.Sprintf("closed loop, %d workers", o.Concurrency)
+	if o.Rate > 0 {
+		mode = fmt.Sprintf("open loop, %g checkpoints/s per log (%g/s offered)", o.Rate, o.Rate*float64(o.Logs))
 	}
-	fmt.Printf("bench witness: %d logs, %v, %s\n", *logs, *duration, mode)
+	fmt.Fprintf(stdout, "bench witness: %d logs, %v, %s\n", o.Logs, o.Duration, mode)
 
-	ours := bench.Target{Name: "attestlog", URL: *target}
-	if *target == "" {
+	ours := wbench.Target{Name: "attestlog", URL: o.Witness}
+	if o.Witness == "" {
 		u, db, stop, err := startOurWitness(ctx, tmp)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		ours.URL, *targetDB = u, db
-		fmt.Printf("started attestlog witness at %s\n", u)
+		ours.URL, o.WitnessDB = u, db
+		fmt.Fprintf(stdout, "started attestlog witness at %s\n", u)
 	}
-	d, err := witness.OpenDB(ctx, *targetDB, nil)
+	d, err := witness.OpenDB(ctx, o.WitnessDB, nil)
 	if err != nil {
 		return err
 	}
@@ -91,19 +82,19 @@ func runBenchWitness(args []string) error {
 		_, err := d.AddLog(ctx, origin, vkey)
 		return err
 	}
-	res, err := bench.Run(ctx, ours, opts)
+	res, err := wbench.Run(ctx, ours, opts)
 	if err != nil {
 		return err
 	}
-	fmt.Println(res)
-	if *baseline == "" {
+	fmt.Fprintln(stdout, res)
+	if o.Baseline == "" {
 		return nil
 	}
 
-	bin := *lwBin
+	bin := o.Litewitness
 	if bin == "" {
 		if bin, err = exec.LookPath("litewitness"); err != nil {
-			fmt.Printf("building %s\n", driver.LitewitnessPkg)
+			fmt.Fprintf(stdout, "building %s\n", driver.LitewitnessPkg)
 			if bin, err = driver.BuildPeer(ctx, tmp, driver.LitewitnessPkg); err != nil {
 				return fmt.Errorf("--baseline litewitness: %w", err)
 			}
@@ -119,14 +110,14 @@ func runBenchWitness(args []string) error {
 		return fmt.Errorf("starting litewitness: %w", err)
 	}
 	defer lw.Close()
-	fmt.Printf("started litewitness at %s\n", lw.URL)
+	fmt.Fprintf(stdout, "started litewitness at %s\n", lw.URL)
 	opts.OriginPrefix += "-lw"
-	base, err := bench.Run(ctx, bench.Target{Name: "litewitness", URL: lw.URL, AddLog: lw.AddLog}, opts)
+	base, err := wbench.Run(ctx, wbench.Target{Name: "litewitness", URL: lw.URL, AddLog: lw.AddLog}, opts)
 	if err != nil {
 		return err
 	}
-	fmt.Println(base)
-	fmt.Printf("ratio attestlog/litewitness: throughput %.3gx, p50 latency %.3gx, p99 latency %.3gx (lower latency is better)\n",
+	fmt.Fprintln(stdout, base)
+	fmt.Fprintf(stdout, "ratio attestlog/litewitness: throughput %.3gx, p50 latency %.3gx, p99 latency %.3gx (lower latency is better)\n",
 		res.PerSecond()/base.PerSecond(), ratio(res.P50, base.P50), ratio(res.P99, base.P99))
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -36,10 +36,6 @@ import (
 	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/policy"
 )
-
-func init() {
-	register("bench soak", "run mixed load (publishers, readers, explorer, witness, hostile clients) against 'attestlog up'; report statuses, p99 per route, RSS over time and a final consistency check", runBenchSoak)
-}
 
 // soakStats collects what the soak's clients saw, per route.
 type soakStats struct {
@@ -113,28 +109,33 @@ func (a *acked) pick() (uint64, string, bool) {
 	return a.order[mrand.IntN(len(a.order))], a.meas[mrand.IntN(len(a.meas))], true
 }
 
-func runBenchSoak(args []string) error {
-	fs := newFlagSet("bench soak", "[--up attestlog-data/up.json] [--duration D] [--rate N] ...")
-	upPath := fs.String("up", up.DefaultDir+"/up.json", "the up.json of the running 'attestlog up' to load")
-	duration := fs.Duration("duration", 30*time.Minute, "how long to run the load")
-	rate := fs.Float64("rate", 40, "releases published per second, over all publishers")
-	publishers := fs.Int("publishers", 4, "concurrent publishers")
-	readers := fs.Int("readers", 8, "concurrent proof and lookup readers (each verifies what it reads)")
-	browsers := fs.Int("explorer", 2, "concurrent explorer and dashboard readers")
-	hostile := fs.Int("garbage", 2, "concurrent clients sending garbage, truncated bodies and random paths")
-	slow := fs.Int("slow", 2, "concurrent clients sending bodies slower than the server's read timeout")
-	sample := fs.Duration("sample", time.Minute, "how often to sample the up process's RSS")
-	jsonOut := fs.Bool("json", false, "print the report as JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *duration <= 0 || *rate <= 0 || *publishers <= 0 || *sample <= 0 {
-		fmt.Fprintln(fs.Output(), "--duration, --rate, --publishers and --sample must be positive")
-		return errUsage
-	}
-	info, err := up.ReadInfo(*upPath)
+// SoakOptions are the options of 'attestlog bench soak'.
+type SoakOptions struct {
+	// Up is the up.json of the running 'attestlog up' to load.
+	Up string
+	// Duration is how long the load runs.
+	Duration time.Duration
+	// Rate is the releases published a second over all Publishers.
+	Rate       float64
+	Publishers int
+	// Readers read proofs and lookups and verify them; Explorer read the
+	// explorer and the dashboard; Garbage send garbage, truncated bodies
+	// and random paths; Slow send bodies slower than the read timeout.
+	Readers, Explorer, Garbage, Slow int
+	// Sample is how often the up process's RSS is sampled.
+	Sample time.Duration
+	// JSON prints the report ([SoakResult]) as JSON.
+	JSON bool
+}
+
+// Soak runs mixed load (publishers, readers, explorer, witness, hostile
+// clients) against 'attestlog up' and reports on stdout statuses, p99 per
+// route, RSS over time and a final consistency check; it fails when the
+// report does.
+func Soak(ctx context.Context, o SoakOptions, stdout, stderr io.Writer) error {
+	info, err := up.ReadInfo(o.Up)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("reading %s (start 'attestlog up' first): %w", *upPath, err)
+		return fmt.Errorf("reading %s (start 'attestlog up' first): %w", o.Up, err)
 	} else if err != nil {
 		return err
 	}
@@ -146,8 +147,6 @@ func runBenchSoak(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
 
 	st := newSoakStats()
 	ak := &acked{entries: map[uint64][32]byte{}}
@@ -176,8 +175,8 @@ func runBenchSoak(args []string) error {
 	}
 
 	fmt.Fprintf(stderr, "soak: %v against %s (up pid %d): %d publishers at %.0f releases/s, %d readers, %d explorer, %d garbage, %d slow\n",
-		*duration, base, info.PID, *publishers, *rate, *readers, *browsers, *hostile, *slow)
-	lctx, lcancel := context.WithTimeout(ctx, *duration)
+		o.Duration, base, info.PID, o.Publishers, o.Rate, o.Readers, o.Explorer, o.Garbage, o.Slow)
+	lctx, lcancel := context.WithTimeout(ctx, o.Duration)
 	defer lcancel()
 	var wg sync.WaitGroup
 	spawn := func(n int, f func(ctx context.Context, id int)) {
@@ -189,8 +188,8 @@ func runBenchSoak(args []string) error {
 	start := time.Now()
 
 	// Publishers: fresh signed releases at --rate in all.
-	interval := time.Duration(float64(time.Second) * float64(*publishers) / *rate)
-	spawn(*publishers, func(ctx context.Context, _ int) {
+	interval := time.Duration(float64(time.Second) * float64(o.Publishers) / o.Rate)
+	spawn(o.Publishers, func(ctx context.Context, _ int) {
 		gen := loadtest.NewGenerator(signer)
 		t := time.NewTicker(interval)
 		defer t.Stop()
@@ -219,7 +218,7 @@ func runBenchSoak(args []string) error {
 	})
 
 	// Readers: proofs (verified under the client policy) and lookups.
-	spawn(*readers, func(ctx context.Context, id int) {
+	spawn(o.Readers, func(ctx context.Context, id int) {
 		for ctx.Err() == nil {
 			idx, m, ok := ak.pick()
 			if !ok {
@@ -270,7 +269,7 @@ func runBenchSoak(args []string) error {
 	})
 
 	// Explorer and dashboard readers, and witness traffic.
-	spawn(*browsers, func(ctx context.Context, id int) {
+	spawn(o.Explorer, func(ctx context.Context, id int) {
 		for i := 0; ctx.Err() == nil; i++ {
 			idx, m, ok := ak.pick()
 			var route, path string
@@ -302,7 +301,7 @@ func runBenchSoak(args []string) error {
 	})
 
 	// Hostile clients: garbage bodies, truncated bodies, random paths.
-	spawn(*hostile, func(ctx context.Context, id int) {
+	spawn(o.Garbage, func(ctx context.Context, id int) {
 		for i := 0; ctx.Err() == nil; i++ {
 			switch i % 4 {
 			case 0:
@@ -323,7 +322,7 @@ func runBenchSoak(args []string) error {
 	})
 
 	// Slow clients: bodies slower than the read timeout.
-	spawn(*slow, func(ctx context.Context, _ int) {
+	spawn(o.Slow, func(ctx context.Context, _ int) {
 		for ctx.Err() == nil {
 			t0 := time.Now()
 			code, err := slowBody(ctx, base, "/add")
@@ -335,15 +334,15 @@ func runBenchSoak(args []string) error {
 	})
 
 	// RSS of the up process over time.
-	var rss []rssSample
+	var rss []RSSSample
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(*sample)
+		t := time.NewTicker(o.Sample)
 		defer t.Stop()
 		for {
 			if kb, err := vmRSS(info.PID); err == nil {
-				rss = append(rss, rssSample{jsonDuration(time.Since(start).Round(time.Second)), kb})
+				rss = append(rss, RSSSample{Duration(time.Since(start).Round(time.Second)), kb})
 				fmt.Fprintf(stderr, "  %v: RSS %d MiB, %d entries acknowledged\n", time.Since(start).Round(time.Second), kb>>10, ak.count())
 			}
 			select {
@@ -359,17 +358,17 @@ func runBenchSoak(args []string) error {
 		return ctx.Err()
 	}
 	if kb, err := vmRSS(info.PID); err == nil {
-		rss = append(rss, rssSample{jsonDuration(elapsed.Round(time.Second)), kb})
+		rss = append(rss, RSSSample{Duration(elapsed.Round(time.Second)), kb})
 	}
 
 	fmt.Fprintf(stderr, "load done; checking every acknowledged entry against the tree…\n")
 	cons := soakConsistency(ctx, hc, base, pol, ak)
 	rep := soakReport(st, rss, elapsed, cons, ak.count())
-	if *jsonOut {
+	if o.JSON {
 		out, _ := json.MarshalIndent(rep, "", "  ")
-		fmt.Println(string(out))
+		fmt.Fprintln(stdout, string(out))
 	} else {
-		rep.print(os.Stdout)
+		rep.print(stdout)
 	}
 	if !rep.OK {
 		return errors.New("soak failed: see the report")
@@ -433,25 +432,30 @@ func partialBody(ctx context.Context, base, path string, end bool) (int, error) 
 	return resp.StatusCode, nil
 }
 
-type rssSample struct {
-	At jsonDuration `json:"at"`
-	KB int64        `json:"kb"`
+// RSSSample is the resident memory of the up process (KiB) at a time
+// into the soak.
+type RSSSample struct {
+	At Duration `json:"at"`
+	KB int64    `json:"kb"`
 }
 
-// jsonDuration is a duration written as text ("1m0s") in JSON.
-type jsonDuration time.Duration
+// Duration is a duration written as text ("1m0s") in JSON.
+type Duration time.Duration
 
-func (d jsonDuration) String() string { return time.Duration(d).String() }
+// String is d as [time.Duration] writes it.
+func (d Duration) String() string { return time.Duration(d).String() }
 
-func (d jsonDuration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+// MarshalJSON writes d as a JSON string ("1m0s").
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
-func (d *jsonDuration) UnmarshalJSON(b []byte) error {
+// UnmarshalJSON reads a JSON string that [time.ParseDuration] accepts.
+func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
 	v, err := time.ParseDuration(s)
-	*d = jsonDuration(v)
+	*d = Duration(v)
 	return err
 }
 
@@ -469,8 +473,12 @@ func vmRSS(pid int) (int64, error) {
 	return 0, errors.New("no VmRSS")
 }
 
-// soakCheck is the final consistency check's outcome.
-type soakCheck struct {
+// SoakCheck is the final consistency check's outcome: of Acked
+// acknowledged entries, Missing are not in the tree of size TreeSize (or
+// hold another entry), and RootMatch says whether the root recomputed from
+// the tiles is the witnessed checkpoint's; Error says why the check could
+// not finish.
+type SoakCheck struct {
 	TreeSize  uint64 `json:"tree_size"`
 	Acked     int    `json:"acknowledged"`
 	Missing   int    `json:"missing_or_different"`
@@ -483,13 +491,13 @@ type soakCheck struct {
 // API), reads every entry bundle, recomputes the tree's root from the
 // leaves (RFC 6962) and compares it with the checkpoint's, and checks
 // that each acknowledged index holds the entry acknowledged.
-func soakConsistency(ctx context.Context, hc *http.Client, base string, pol *policy.Policy, ak *acked) soakCheck {
+func soakConsistency(ctx context.Context, hc *http.Client, base string, pol *policy.Policy, ak *acked) SoakCheck {
 	ak.mu.Lock()
 	var maxIdx uint64
 	for i := range ak.entries {
 		maxIdx = max(maxIdx, i)
 	}
-	out := soakCheck{Acked: len(ak.entries)}
+	out := SoakCheck{Acked: len(ak.entries)}
 	ak.mu.Unlock()
 	u, _ := url.Parse(base + "/")
 	f, err := client.NewHTTPFetcher(u, hc)
@@ -551,24 +559,26 @@ func soakConsistency(ctx context.Context, hc *http.Client, base string, pol *pol
 	return out
 }
 
-// soakResult is the soak's report.
-type soakResult struct {
-	Duration    jsonDuration              `json:"duration"`
+// SoakResult is the soak's report, as 'bench soak --json' prints it; OK
+// is false on a server error (5xx but 503), a failed check or an
+// inconsistent tree.
+type SoakResult struct {
+	Duration    Duration                  `json:"duration"`
 	Requests    map[string]map[string]int `json:"requests"` // route → status (or "no answer") → count
-	P99         map[string]jsonDuration   `json:"p99"`
+	P99         map[string]Duration       `json:"p99"`
 	ServerError int                       `json:"server_errors"` // 5xx other than 503
 	NoAnswer    int                       `json:"no_answer"`
 	CheckFails  int                       `json:"failed_checks"`
 	Fails       []string                  `json:"failures,omitempty"`
-	RSS         []rssSample               `json:"rss"`
-	Consistency soakCheck                 `json:"consistency"`
+	RSS         []RSSSample               `json:"rss"`
+	Consistency SoakCheck                 `json:"consistency"`
 	OK          bool                      `json:"ok"`
 }
 
-func soakReport(st *soakStats, rss []rssSample, d time.Duration, cons soakCheck, acked int) soakResult {
+func soakReport(st *soakStats, rss []RSSSample, d time.Duration, cons SoakCheck, acked int) SoakResult {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	r := soakResult{Duration: jsonDuration(d.Round(time.Second)), Requests: map[string]map[string]int{}, P99: map[string]jsonDuration{},
+	r := SoakResult{Duration: Duration(d.Round(time.Second)), Requests: map[string]map[string]int{}, P99: map[string]Duration{},
 		CheckFails: st.nFails, Fails: st.fails, RSS: rss, Consistency: cons}
 	for route, codes := range st.status {
 		m := map[string]int{}
@@ -582,7 +592,7 @@ func soakReport(st *soakStats, rss []rssSample, d time.Duration, cons soakCheck,
 		l := st.lat[route]
 		slices.Sort(l)
 		if len(l) > 0 {
-			r.P99[route] = jsonDuration(l[min(len(l)*99/100, len(l)-1)].Round(time.Microsecond))
+			r.P99[route] = Duration(l[min(len(l)*99/100, len(l)-1)].Round(time.Microsecond))
 		}
 	}
 	for route, n := range st.errs {
@@ -596,7 +606,7 @@ func soakReport(st *soakStats, rss []rssSample, d time.Duration, cons soakCheck,
 	return r
 }
 
-func (r soakResult) print(w io.Writer) {
+func (r SoakResult) print(w io.Writer) {
 	fmt.Fprintf(w, "soak of %v\n\n%-30s %-40s %10s\n", r.Duration, "route", "answers", "p99")
 	routes := make([]string, 0, len(r.Requests))
 	for k := range r.Requests {

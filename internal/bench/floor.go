@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -23,71 +23,60 @@ import (
 	"github.com/attestlog/attestlog/log/statement"
 )
 
-func init() {
-	register("bench floor-serve", "serve the floor of 'bench append' in a process of its own (bench append starts it)", runBenchFloorServe)
+// Storage names the storage of the floor and of the tessera baseline:
+// POSIX in a temporary directory, or a bucket and a database of its own on
+// S3 + MySQL (credentials from AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY). Its fields are the flags of the same names.
+type Storage struct {
+	// Kind is "posix" or "s3" (--storage).
+	Kind string
+	// Endpoint (empty: AWS), Bucket and Region are the S3-compatible
+	// server, an empty bucket and its region (--s3-endpoint, --s3-bucket,
+	// --s3-region); DSN is an empty MySQL/MariaDB database (--mysql-dsn).
+	Endpoint, Bucket, Region, DSN string
 }
 
-// benchStorage are the flags naming the storage of the floor: POSIX in a
-// temporary directory, or a bucket and a database of its own on S3 +
-// MySQL (credentials from the AWS_* environment).
-type benchStorage struct {
-	kind, endpoint, bucket, region, dsn *string
-}
-
-func addBenchStorageFlags(fs interface {
-	String(name, value, usage string) *string
-}) benchStorage {
-	return benchStorage{
-		kind:     fs.String("storage", "posix", "storage of the floor and the tessera baseline: posix (a temporary directory) or s3 (--s3-endpoint, --s3-bucket, --mysql-dsn, credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); give the log the same kind"),
-		endpoint: fs.String("s3-endpoint", "", "with --storage s3: the S3-compatible server's URL (empty: AWS)"),
-		bucket:   fs.String("s3-bucket", "", "with --storage s3: an empty bucket for the floor's log"),
-		region:   fs.String("s3-region", logserver.DefaultS3Region, "with --storage s3: the bucket's region"),
-		dsn:      fs.String("mysql-dsn", "", "with --storage s3: an empty MySQL/MariaDB database for the floor's log"),
-	}
-}
-
-// storage is the logserver storage the flags name; dir is for POSIX.
-func (b benchStorage) storage(dir string) (*logserver.Storage, error) {
-	switch *b.kind {
+// LogStorage is the log server's storage that s names; dir is for POSIX.
+// Its errors name the flags that are wrong.
+func (s Storage) LogStorage(dir string) (*logserver.Storage, error) {
+	switch s.Kind {
 	case "posix":
 		return &logserver.Storage{POSIX: &logserver.POSIXStorage{Dir: dir}}, nil
 	case "s3":
-		if *b.bucket == "" || *b.dsn == "" {
+		if s.Bucket == "" || s.DSN == "" {
 			return nil, fmt.Errorf("--storage s3 needs --s3-bucket and --mysql-dsn")
 		}
 		return &logserver.Storage{
-			S3:    &logserver.S3Storage{Endpoint: *b.endpoint, Bucket: *b.bucket, Region: *b.region, AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")},
-			MySQL: &logserver.MySQLStorage{DSN: *b.dsn},
+			S3:    &logserver.S3Storage{Endpoint: s.Endpoint, Bucket: s.Bucket, Region: s.Region, AccessKeyID: os.Getenv("AWS_ACCESS_KEY_ID"), SecretAccessKey: os.Getenv("AWS_SECRET_ACCESS_KEY")},
+			MySQL: &logserver.MySQLStorage{DSN: s.DSN},
 		}, nil
 	}
-	return nil, fmt.Errorf("--storage %q: posix or s3", *b.kind)
+	return nil, fmt.Errorf("--storage %q: posix or s3", s.Kind)
 }
 
 // args are the flags again, for the floor's process.
-func (b benchStorage) args() []string {
-	return []string{"--storage", *b.kind, "--s3-endpoint", *b.endpoint, "--s3-bucket", *b.bucket, "--s3-region", *b.region, "--mysql-dsn", *b.dsn}
+func (s Storage) args() []string {
+	return []string{"--storage", s.Kind, "--s3-endpoint", s.Endpoint, "--s3-bucket", s.Bucket, "--s3-region", s.Region, "--mysql-dsn", s.DSN}
 }
 
-func runBenchFloorServe(args []string) error {
-	fs := newFlagSet("bench floor-serve", "--operator KEY --dir DIR [--storage posix|s3 …]")
-	operator := fs.String("operator", "", "the operator's public key, whose signature the floor checks")
-	dir := fs.String("dir", "", "directory for the signing key (and POSIX storage)")
-	bs := addBenchStorageFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	key, err := statement.ParsePublicKey(*operator)
-	if err != nil || *dir == "" {
-		fs.Usage()
-		return errUsage
-	}
-	st, err := bs.storage(*dir + "/tiles")
+// FloorOptions are the options of 'attestlog bench floor-serve'.
+type FloorOptions struct {
+	// Operator is the key whose signature the floor checks.
+	Operator statement.PublicKey
+	// Dir holds the floor's log key (and its POSIX storage).
+	Dir string
+	// Storage is the floor's storage.
+	Storage Storage
+}
+
+// FloorServe serves the floor of [Append] on a free loopback port until
+// ctx ends; its first line on stdout is "listening ADDR".
+func FloorServe(ctx context.Context, o FloorOptions, stdout io.Writer) error {
+	st, err := o.Storage.LogStorage(o.Dir + "/tiles")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
-	defer cancel()
-	app, stop, err := newBareAppenderOn(ctx, *dir, st)
+	app, stop, err := newBareAppender(ctx, o.Dir, "bench.attestlog/floor", st)
 	if err != nil {
 		return err
 	}
@@ -96,8 +85,8 @@ func runBenchFloorServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("listening %s\n", ln.Addr())
-	return httpserve.Serve(ctx, httpserve.NewServer(floorHandler(app, key)), ln)
+	fmt.Fprintf(stdout, "listening %s\n", ln.Addr())
+	return httpserve.Serve(ctx, httpserve.NewServer(floorHandler(app, o.Operator)), ln)
 }
 
 // floorHandler is the least any log that checks signatures must do for an
@@ -140,14 +129,15 @@ type floorProcess struct {
 	cmd *exec.Cmd
 }
 
-// startFloor starts 'attestlog bench floor-serve' (this binary).
-func startFloor(ctx context.Context, dir string, key statement.PublicKey, bs benchStorage) (*floorProcess, error) {
+// startFloor starts 'attestlog bench floor-serve' (this binary), its
+// stderr on stderr.
+func startFloor(ctx context.Context, dir string, key statement.PublicKey, bs Storage, stderr io.Writer) (*floorProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, append([]string{"bench", "floor-serve", "--operator", key.String(), "--dir", dir}, bs.args()...)...)
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -194,9 +184,11 @@ func (f *floorProcess) Close() {
 	}
 }
 
-// newBareAppenderOn is newBareAppender on storage st.
-func newBareAppenderOn(ctx context.Context, dir string, st *logserver.Storage) (*tessera.Appender, func(), error) {
-	g, err := keyfile.Generate(keyfile.KindLog, "bench.attestlog/floor", dir+"/log.key", "")
+// newBareAppender returns a Tessera appender for origin on storage st,
+// its key in dir, with the log server's default batching, checkpoint and
+// pushback settings and no witnesses.
+func newBareAppender(ctx context.Context, dir, origin string, st *logserver.Storage) (*tessera.Appender, func(), error) {
+	g, err := keyfile.Generate(keyfile.KindLog, origin, dir+"/log.key", "")
 	if err != nil {
 		return nil, nil, err
 	}

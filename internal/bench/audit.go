@@ -1,8 +1,9 @@
-package main
+package bench
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,41 +31,36 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 )
 
-func init() {
-	register("bench audit", "follow a log of N entries with full per-entry verification; compare with Tessera's fsck over the same log", runBenchAudit)
+// AuditOptions are the options of 'attestlog bench audit'.
+type AuditOptions struct {
+	// Entries is the size of the benchmark's log; positive.
+	Entries int
+	// FsckWorkers is Tessera fsck's -N (parallel fetchers).
+	FsckWorkers uint
+	// Keep keeps the temporary directory.
+	Keep bool
+	// CPUProfile is a file for a CPU profile of the auditor phase (empty:
+	// none).
+	CPUProfile string
+	// IndexMap is the auditor's index_map: "file" or "memory".
+	IndexMap string
 }
 
-func runBenchAudit(args []string) error {
-	fs := newFlagSet("bench audit", "[--entries N] [--fsck-workers K] [--index-map file|memory] [--cpuprofile FILE]")
-	n := fs.Int("entries", 100000, "entries in the benchmark log (releases, with a reproduction or revocation every 10th)")
-	fsckN := fs.Uint("fsck-workers", 2, "Tessera fsck's -N (parallel fetchers)")
-	keep := fs.Bool("keep", false, "keep the temporary directory")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the auditor phase to `FILE`")
-	indexMap := fs.String("index-map", "file", "the auditor's index_map: file or memory")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *n <= 0 {
-		fmt.Fprintln(fs.Output(), "--entries must be positive")
-		return errUsage
-	}
-	if *indexMap != "file" && *indexMap != "memory" {
-		fmt.Fprintf(fs.Output(), "--index-map %q: file or memory\n", *indexMap)
-		return errUsage
-	}
-	ctx, cancel := signalContext()
-	defer cancel()
+// Audit builds a log of o.Entries entries, follows it with the auditor
+// (full per-entry verification) and then with Tessera's fsck, and reports
+// both on stdout; the auditor's warnings go to stderr. Tessera logs through
+// klog: the caller routes it.
+func Audit(ctx context.Context, o AuditOptions, stdout, stderr io.Writer) error {
 	tmp, err := os.MkdirTemp("", "attestlog-bench-audit-")
 	if err != nil {
 		return err
 	}
-	if *keep {
-		fmt.Printf("data in %s\n", tmp)
+	if o.Keep {
+		fmt.Fprintf(stdout, "data in %s\n", tmp)
 	} else {
 		defer os.RemoveAll(tmp)
 	}
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	newLogger() // route Tessera's klog through slog
+	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	p := func(s string) string { return filepath.Join(tmp, s) }
 
 	// A log of our own (quorum none: no witness round trips) in-process.
@@ -98,8 +94,8 @@ func runBenchAudit(args []string) error {
 
 	// The log: Tessera's POSIX driver writing c2sp.org/tlog-tiles files,
 	// served as static files, as a CDN would.
-	fmt.Printf("signing %d statements…\n", *n)
-	entries, err := benchEntries(*n, op, au)
+	fmt.Fprintf(stdout, "signing %d statements…\n", o.Entries)
+	entries, err := benchEntries(o.Entries, op, au)
 	if err != nil {
 		return err
 	}
@@ -107,7 +103,7 @@ func runBenchAudit(args []string) error {
 	if err := benchTessera(ctx, p("log.key"), p("tiles"), entries); err != nil {
 		return err
 	}
-	fmt.Printf("Tessera (POSIX) appended and integrated %d entries in %v\n", *n, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "Tessera (POSIX) appended and integrated %d entries in %v\n", o.Entries, time.Since(start).Round(time.Millisecond))
 	entries = nil // the log has them; the auditor's memory is measured without them
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -121,7 +117,7 @@ func runBenchAudit(args []string) error {
 	// 1. The auditor: checkpoint, every entry parsed strictly, canonical
 	// form, signature against the policy, references, state in SQLite.
 	acfg, err := auditor.ParseConfig([]byte(fmt.Sprintf("db: %s\nindex_map: %s\nlogs:\n  - vkey: %s\n    url: %s\n    policy: %s\n    witness_policy: %s\nrebuild:\n  enabled: false\n",
-		p("auditor.db"), *indexMap, lk.Public, base, p("policy.txt"), p("witness-policy.txt"))))
+		p("auditor.db"), o.IndexMap, lk.Public, base, p("policy.txt"), p("witness-policy.txt"))))
 	if err != nil {
 		return err
 	}
@@ -130,8 +126,8 @@ func runBenchAudit(args []string) error {
 		return err
 	}
 	defer a.Close()
-	if *cpuProfile != "" {
-		pf, err := os.Create(*cpuProfile)
+	if o.CPUProfile != "" {
+		pf, err := os.Create(o.CPUProfile)
 		if err != nil {
 			return err
 		}
@@ -146,7 +142,7 @@ func runBenchAudit(args []string) error {
 	auditDur, auditCPU := time.Since(t0), cpuTime()-c0
 	peakHeap := peak()
 	heap1 := liveHeap()
-	if *cpuProfile != "" {
+	if o.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
 	st, err := a.Status(ctx)
@@ -169,7 +165,7 @@ func runBenchAudit(args []string) error {
 	if err != nil {
 		return err
 	}
-	f := fsck.New(origin, v, hf, benchLeafHasher, fsck.Opts{N: *fsckN})
+	f := fsck.New(origin, v, hf, benchLeafHasher, fsck.Opts{N: o.FsckWorkers})
 	c1, t1 := cpuTime(), time.Now()
 	if err := f.Check(ctx); err != nil {
 		return fmt.Errorf("tessera fsck: %w", err)
@@ -178,18 +174,18 @@ func runBenchAudit(args []string) error {
 
 	// CPU time is of the whole process (the in-process log serves the
 	// tiles too); on a shared machine it is the steadier figure.
-	fmt.Printf("\n%-40s %8s %10s %11s %10s %14s\n", "", "entries", "wall", "entries/s", "CPU", "entries/CPU-s")
-	fmt.Printf("%-40s %8d %10v %11.0f %10v %14.0f\n", "attestlog auditor (full verification)", verified, auditDur.Round(time.Millisecond),
+	fmt.Fprintf(stdout, "\n%-40s %8s %10s %11s %10s %14s\n", "", "entries", "wall", "entries/s", "CPU", "entries/CPU-s")
+	fmt.Fprintf(stdout, "%-40s %8d %10v %11.0f %10v %14.0f\n", "attestlog auditor (full verification)", verified, auditDur.Round(time.Millisecond),
 		float64(verified)/auditDur.Seconds(), auditCPU.Round(time.Millisecond), float64(verified)/auditCPU.Seconds())
-	fmt.Printf("%-40s %8d %10v %11.0f %10v %14.0f\n", fmt.Sprintf("tessera fsck (Merkle only, N=%d)", *fsckN), *n, fsckDur.Round(time.Millisecond),
-		float64(*n)/fsckDur.Seconds(), fsckCPU.Round(time.Millisecond), float64(*n)/fsckCPU.Seconds())
-	fmt.Printf("auditor / fsck: %.1fx the wall time, %.1fx the CPU time\n", auditDur.Seconds()/fsckDur.Seconds(), auditCPU.Seconds()/fsckCPU.Seconds())
+	fmt.Fprintf(stdout, "%-40s %8d %10v %11.0f %10v %14.0f\n", fmt.Sprintf("tessera fsck (Merkle only, N=%d)", o.FsckWorkers), o.Entries, fsckDur.Round(time.Millisecond),
+		float64(o.Entries)/fsckDur.Seconds(), fsckCPU.Round(time.Millisecond), float64(o.Entries)/fsckCPU.Seconds())
+	fmt.Fprintf(stdout, "auditor / fsck: %.1fx the wall time, %.1fx the CPU time\n", auditDur.Seconds()/fsckDur.Seconds(), auditCPU.Seconds()/fsckCPU.Seconds())
 	where := "in a scratch file mapped into memory, not on the heap"
-	if *indexMap == "memory" {
+	if o.IndexMap == "memory" {
 		where = "on the heap: most of it"
 	}
-	fmt.Printf("auditor memory (index_map %s: the map is %s): Go heap %.0f MB live after following (%.0f bytes per entry), %.0f MB at the peak of the run (sampled every 50 ms)\n",
-		*indexMap, where, float64(heap1-min(heap1, heap0))/1e6, float64(heap1-min(heap1, heap0))/float64(verified), float64(peakHeap-min(peakHeap, heap0))/1e6)
+	fmt.Fprintf(stdout, "auditor memory (index_map %s: the map is %s): Go heap %.0f MB live after following (%.0f bytes per entry), %.0f MB at the peak of the run (sampled every 50 ms)\n",
+		o.IndexMap, where, float64(heap1-min(heap1, heap0))/1e6, float64(heap1-min(heap1, heap0))/float64(verified), float64(peakHeap-min(peakHeap, heap0))/1e6)
 	return nil
 }
 

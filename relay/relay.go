@@ -247,7 +247,12 @@ func (rl *Relay) serveRequest(w http.ResponseWriter, r *http.Request) {
 	// The request is read whole (bounded) before it is forwarded: a
 	// request cut short by the client never reaches the gateway, and
 	// the gateway never sees the client's pacing.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rl.o.MaxRequest))
+	var in bytes.Buffer
+	if r.ContentLength > 0 {
+		in.Grow(int(r.ContentLength) + bytes.MinRead) // read in one go, not grown in steps
+	}
+	_, err := in.ReadFrom(http.MaxBytesReader(w, r.Body, rl.o.MaxRequest))
+	body := in.Bytes()
 	if err != nil {
 		rl.metrics.requests.WithLabelValues(g.Name, "request", "too_large").Inc()
 		http.Error(w, fmt.Sprintf("an encapsulated request of at most %d bytes", rl.o.MaxRequest), http.StatusRequestEntityTooLarge)
@@ -326,7 +331,8 @@ func (rl *Relay) forward(w http.ResponseWriter, out *http.Request, g Gateway, ki
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := copyBuffers.Get().(*[]byte)
+	buf := *bp
 	var n int64
 	result := "ok"
 	for {
@@ -341,7 +347,13 @@ func (rl *Relay) forward(w http.ResponseWriter, out *http.Request, g Gateway, ki
 				result = "client_gone"
 				break
 			}
-			rc.Flush()
+			// What was read leaves at once (a stream's chunks are
+			// not held back), unless it is the end of an answer of
+			// known length: the server sends that as the handler
+			// returns, in the same write as the rest.
+			if resp.ContentLength < 0 || n < resp.ContentLength {
+				rc.Flush()
+			}
 		}
 		if err == io.EOF {
 			break
@@ -352,6 +364,7 @@ func (rl *Relay) forward(w http.ResponseWriter, out *http.Request, g Gateway, ki
 		}
 	}
 	clear(buf)
+	copyBuffers.Put(bp)
 	rl.metrics.bytes.WithLabelValues("out").Add(float64(n))
 	if result == "ok" && resp.StatusCode != http.StatusOK {
 		result = "status_" + strconv.Itoa(resp.StatusCode)
@@ -359,6 +372,10 @@ func (rl *Relay) forward(w http.ResponseWriter, out *http.Request, g Gateway, ki
 	rl.metrics.requests.WithLabelValues(g.Name, kind, result).Inc()
 	rl.logger.Debug("relayed", "gateway", g.Name, "kind", kind, "status", resp.StatusCode, "result", result)
 }
+
+// copyBuffers are forward's read buffers, cleared before they are put
+// back (nothing of an answer outlives its forwarding).
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // sourceLimiter is a token bucket per source address. Addresses are
 // kept as a keyed hash (the key is made at start and never leaves the

@@ -25,6 +25,11 @@ const (
 	MaxSealedChunk = 4*ChunkSize + 16
 )
 
+// readBuffer is the buffer of a chunk reader: enough for the lengths
+// and the small chunks; a larger chunk is read past it, straight into
+// its own slice.
+const readBuffer = 512
+
 // ErrTruncated is returned when a chunked message ends before its final
 // chunk: a relay or the network cut it.
 var ErrTruncated = errors.New("chunked message truncated before its final chunk")
@@ -102,7 +107,7 @@ func (c *ChunkedRequest) Close() error {
 // (tampered, reordered, from another request) and with ErrTruncated when
 // r ends before the final chunk.
 func (c *ChunkedRequest) OpenResponse(r io.Reader) io.Reader {
-	return &chunkReader{r: bufio.NewReader(r), open: func(br *bufio.Reader) (chunkOpener, error) {
+	return &chunkReader{r: bufio.NewReaderSize(r, readBuffer), open: func(br *bufio.Reader) (chunkOpener, error) {
 		n := responseNonceSize(c.suite)
 		nonce := make([]byte, n)
 		if _, err := io.ReadFull(br, nonce); err != nil {
@@ -276,7 +281,7 @@ type ChunkedRequestReader struct {
 // OpenChunkedRequest reads the header of a message/ohttp-chunked-req
 // body from r and returns the reader of its plaintext.
 func (g *Gateway) OpenChunkedRequest(r io.Reader) (*ChunkedRequestReader, error) {
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(r, readBuffer)
 	hdr := make([]byte, headerSize)
 	if _, err := io.ReadFull(br, hdr); err != nil {
 		return nil, fmt.Errorf("%w: the request header: %v", ErrMalformed, err)

@@ -35,6 +35,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math"
@@ -384,6 +385,7 @@ type sourceLimiter struct {
 	rate  float64
 	burst int
 	key   [32]byte
+	macs  sync.Pool // of HMAC-SHA256 under key, reused
 	now   func() time.Time
 
 	mu      sync.Mutex
@@ -409,10 +411,16 @@ func (l *sourceLimiter) take(remoteAddr string) (bool, time.Duration) {
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		host = ip.Mask(net.CIDRMask(64, 128)).String() // one IPv6 /64 is one source
 	}
-	m := hmac.New(sha256.New, l.key[:])
+	m, _ := l.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, l.key[:])
+	}
+	m.Reset()
 	m.Write([]byte(host))
+	var sum [sha256.Size]byte
 	var k [16]byte
-	copy(k[:], m.Sum(nil))
+	copy(k[:], m.Sum(sum[:0]))
+	l.macs.Put(m)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -21,6 +21,7 @@ import (
 	"github.com/attestlog/attestlog/log/vindex"
 	"github.com/attestlog/attestlog/policy/evidence"
 	"github.com/attestlog/attestlog/policy/evidence/stapler"
+	"github.com/attestlog/attestlog/policy/vtpm"
 )
 
 // Config is enclave.yaml (`attestlog enclave --config enclave.yaml`).
@@ -32,9 +33,12 @@ type Config struct {
 	// model server). Required.
 	Upstream string `yaml:"upstream"`
 	// Source is where hardware reports come from: auto (the first of
-	// configfs-tsm, /dev/sev-guest, /dev/tdx_guest that exists; the
-	// default), configfs-tsm, sev-guest, tdx-guest, or demo (a demo
-	// signer under a test root: never trusted by a production policy).
+	// an Azure confidential VM's vTPM, configfs-tsm, /dev/sev-guest,
+	// /dev/tdx_guest that exists; the default), azure-vtpm (Azure's
+	// SEV-SNP and TDX confidential VMs: /dev/tpmrm0 and the Instance
+	// Metadata Service), configfs-tsm, sev-guest, tdx-guest, or demo (a
+	// demo signer under a test root: never trusted by a production
+	// policy).
 	Source string `yaml:"source"`
 	// GPUs is where GPU evidence comes from: none (the default) or nvml.
 	GPUs string `yaml:"gpus"`
@@ -103,7 +107,7 @@ func (c *Config) Validate() error {
 	switch c.Source {
 	case "":
 		c.Source = "auto"
-	case "auto", "configfs-tsm", "sev-guest", "tdx-guest":
+	case "auto", "azure-vtpm", "configfs-tsm", "sev-guest", "tdx-guest":
 	case "demo":
 		if m, err := hex.DecodeString(c.Demo.Measurement); err != nil || len(m) != 48 {
 			return errors.New("source demo: demo.measurement must be 96 hex digits (a launch digest)")
@@ -112,7 +116,7 @@ func (c *Config) Validate() error {
 			return errors.New("source demo: demo.root_out must name where its test root goes")
 		}
 	default:
-		return fmt.Errorf("source %q: want auto, configfs-tsm, sev-guest, tdx-guest or demo", c.Source)
+		return fmt.Errorf("source %q: want auto, azure-vtpm, configfs-tsm, sev-guest, tdx-guest or demo", c.Source)
 	}
 	switch c.GPUs {
 	case "":
@@ -189,17 +193,29 @@ func (l logClient) IdentityProof(ctx context.Context, idx uint64) (*vindex.Proof
 	return p, err
 }
 
-// Measurement reads the launch measurement (SNP MEASUREMENT, TDX MRTD) of
-// evidence, hex, without verifying it.
+// Measurement reads the launch measurement (SNP MEASUREMENT, TDX MRTD;
+// on Azure, the paravisor's, from the HCL report's SNP report or the TD
+// quote) of evidence, hex, without verifying it.
 func Measurement(b *evidence.Bundle) (string, error) {
 	switch b.Platform {
-	case evidence.SEVSNP:
-		r, err := sevabi.ReportToProto(b.Report)
+	case evidence.SEVSNP, evidence.AzureSEVSNP:
+		report := b.Report
+		if b.Platform == evidence.AzureSEVSNP {
+			if b.VTPM == nil {
+				return "", errors.New("azure-sev-snp evidence without its vtpm object")
+			}
+			h, err := vtpm.ParseHCLReport(b.VTPM.HCLReport)
+			if err != nil {
+				return "", err
+			}
+			report = h.Hardware
+		}
+		r, err := sevabi.ReportToProto(report)
 		if err != nil {
 			return "", err
 		}
 		return hex.EncodeToString(r.Measurement), nil
-	case evidence.TDX:
+	case evidence.TDX, evidence.AzureTDX:
 		q, err := tdxabi.QuoteToProto(b.Quote)
 		if err != nil {
 			return "", err

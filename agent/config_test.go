@@ -1,10 +1,14 @@
 package agent
 
 import (
+	"bytes"
+	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/attestlog/attestlog/internal/demo/enclave"
 )
 
 // TestConfigInDocs: the enclave.yaml that docs/channel.md shows parses,
@@ -45,5 +49,27 @@ func TestConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseConfig(%q) = %v, want an error about %s", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+// TestMeasurementAzure: the launch digest the log is asked about is the
+// paravisor's, read from the HCL report's SNP report or the TD quote.
+func TestMeasurementAzure(t *testing.T) {
+	m := bytes.Repeat([]byte{0xa5}, 48)
+	for _, mk := range []func([]byte, ...enclave.Option) (*enclave.Enclave, error){enclave.NewAzureSNP, enclave.NewAzureTDX} {
+		e, err := mk(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.Report(t.Context(), [64]byte{1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := Measurement(b); err != nil || got != hex.EncodeToString(m) {
+			t.Errorf("Measurement(%s evidence) = %s, %v; want %x", b.Platform, got, err, m)
+		}
+	}
+	if c, err := ParseConfig([]byte("upstream: http://127.0.0.1:1\nsource: azure-vtpm\n")); err != nil || c.Source != "azure-vtpm" {
+		t.Errorf("source: azure-vtpm = %v", err)
 	}
 }

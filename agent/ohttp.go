@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,22 @@ func (a *Agent) ohttpHandler(upstream *url.URL) http.HandlerFunc {
 	}
 }
 
+// keyProblem refuses a request whose key configuration the gateway does
+// not hold (RFC 9458 §5.2–5.3): 422, so that attestlog's clients verify
+// the enclave again, with the RFC 9457 problem of type ohttp-key, so that
+// any OHTTP client can tell it should fetch the key configurations again.
+func keyProblem(w http.ResponseWriter, detail string) {
+	w.Header().Set("Content-Type", ohttp.ContentTypeProblem)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusUnprocessableEntity)
+	json.NewEncoder(w).Encode(struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+		Detail string `json:"detail"`
+	}{ohttp.ProblemTypeKey, "key configuration unknown", http.StatusUnprocessableEntity, detail})
+}
+
 func (a *Agent) serveOHTTP(w http.ResponseWriter, r *http.Request, upstream *url.URL, client *http.Client) string {
 	if upstream == nil {
 		http.Error(w, "this enclave has no service behind it", http.StatusNotFound)
@@ -99,8 +116,7 @@ func (a *Agent) serveOHTTP(w http.ResponseWriter, r *http.Request, upstream *url
 	}
 	gw := a.gatewayFor(first[0])
 	if gw == nil {
-		// RFC 9458 §5.2: the client then fetches the configuration again.
-		http.Error(w, "the request names no key of this enclave's current key sets: fetch and verify its attestation document again", http.StatusUnprocessableEntity)
+		keyProblem(w, "the request names no key of this enclave's current key sets: fetch and verify its attestation document again")
 		return "unknown_key"
 	}
 	in := io.MultiReader(bytes.NewReader(first), body)
@@ -126,7 +142,7 @@ func (a *Agent) serveOHTTP(w http.ResponseWriter, r *http.Request, upstream *url
 			http.Error(w, "the encapsulated request is too large", http.StatusRequestEntityTooLarge)
 			return "too_large"
 		case errors.Is(err, ohttp.ErrUnknownKey):
-			http.Error(w, "the request names no key configuration of this enclave", http.StatusUnprocessableEntity)
+			keyProblem(w, "the request names no key configuration of this enclave: fetch and verify its attestation document again")
 			return "unknown_key"
 		}
 		http.Error(w, "the encapsulated request does not decapsulate", http.StatusBadRequest)

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -132,6 +133,23 @@ func TestGatewayServesTheAttestedKeys(t *testing.T) {
 	stranger.ID = 200
 	if code := ask([]keyset.KeyConfig{stranger}, keyset.KEMX25519); code != http.StatusUnprocessableEntity {
 		t.Errorf("an unknown key: %d, want 422", code)
+	}
+	// ... with RFC 9458 §5.3's problem, which any OHTTP client reads.
+	for _, ct := range []string{ohttp.ContentTypeRequest, ohttp.ContentTypeChunkedRequest} {
+		cfg, s, _ := ohttp.ChooseKEM([]keyset.KeyConfig{stranger}, keyset.KEMX25519)
+		enc, _, err := ohttp.EncapsulateRequest(cfg, s, []byte("unread"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := do(h, http.MethodPost, GatewayPath, ct, enc)
+		var problem struct {
+			Type   string
+			Status int
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &problem); err != nil || w.Code != 422 || w.Header().Get("Content-Type") != ohttp.ContentTypeProblem ||
+			problem.Type != ohttp.ProblemTypeKey || problem.Status != 422 {
+			t.Errorf("%s to an unknown key: %d %q %s (%v), want 422 with the ohttp-key problem", ct, w.Code, w.Header().Get("Content-Type"), w.Body.Bytes(), err)
+		}
 	}
 	for name, tc := range map[string]struct {
 		ct   string

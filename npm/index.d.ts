@@ -194,6 +194,10 @@ export interface AttestedResponseInfo {
  * One HTTP request to an attested enclave through an Oblivious HTTP relay
  * (RFC 9458): verified first (as verify does), then sealed to the HPKE key
  * the verified document commits to; nothing is sent otherwise
- * (ATTESTLOG_NOT_TRUSTED, ATTESTLOG_KEY_NOT_ATTESTED).
+ * (ATTESTLOG_NOT_TRUSTED, ATTESTLOG_KEY_NOT_ATTESTED). Request and answer
+ * are chunked OHTTP: the Response resolves once the enclave's head is
+ * in, and its body streams, each chunk given out once it opened; a
+ * tampered or cut answer errors it with ATTESTLOG_BAD_EVIDENCE.
+ * options.signal also stops the body; options.timeoutMs bounds the head.
  */
 export function attestedFetch(url: string | URL, init: RequestInit | undefined, options: AttestedFetchOptions): Promise<Response & { readonly attestlog: AttestedResponseInfo }>;

@@ -449,9 +449,8 @@ export async function trustEnclave(enclaveURL, policyText, options) {
 // media types of RFC 9458.
 const RELAY_DOCUMENT = "/document";
 const RELAY_KEYS = "/keys";
-const OHTTP_REQ = "message/ohttp-req";
-const OHTTP_RES = "message/ohttp-res";
-const MAX_OHTTP_RESPONSE = 64 << 20;
+const OHTTP_CHUNKED_REQ = "message/ohttp-chunked-req";
+const OHTTP_CHUNKED_RES = "message/ohttp-chunked-res";
 
 // relayGet reads one of the relay's public documents.
 async function relayGet(relay, suffix, accept, limit, signal) {
@@ -507,7 +506,13 @@ async function requestParts(url, init) {
  * Not trusted: ATTESTLOG_NOT_TRUSTED (error.verdict); another key:
  * ATTESTLOG_KEY_NOT_ATTESTED; in both cases nothing was sent. Returns a
  * Response (response.attestlog holds the verdict, the key set and the
- * KEM); an answer tampered with or cut on the way is ATTESTLOG_BAD_EVIDENCE.
+ * KEM) as soon as the enclave's status and header fields are in: the
+ * request and its answer are chunked OHTTP (draft-ietf-ohai-chunked-ohttp),
+ * so the body is a stream that gives out each chunk once it opened — a
+ * model's tokens arrive one by one. An answer tampered with or cut on the
+ * way is ATTESTLOG_BAD_EVIDENCE, from attestedFetch or as the body
+ * stream's error: a cut answer never reads as a short one. options.signal
+ * also stops the body; options.timeoutMs bounds the wait for the head.
  *
  * url is the path (and query) at the enclave's service, or a URL whose
  * path is taken; init is fetch's (method, headers, body, signal).
@@ -543,19 +548,49 @@ export async function attestedFetch(url, init, options) {
     }
     let resp;
     try {
-      resp = await fetch(relay, { method: "POST", signal, body: s.sealed, headers: { "Content-Type": OHTTP_REQ }, credentials: "omit", cache: "no-store", redirect: "error" });
+      resp = await fetch(relay, { method: "POST", signal, body: s.sealed, headers: { "Content-Type": OHTTP_CHUNKED_REQ, "Incremental": "?1" }, credentials: "omit", cache: "no-store", redirect: "error" });
     } catch (e) {
       m.forget(s.handle);
       if (signal.aborted) throw signal.reason;
       throw new AttestlogError(ErrorCode.FETCH, `attestlog: posting to the relay ${relay}: ${e && e.message ? e.message : e}`, { cause: e, url: relay });
     }
-    const body = await readLimited(resp, MAX_OHTTP_RESPONSE, relay).catch((e) => { m.forget(s.handle); throw e; });
-    if (resp.status !== 200 || resp.headers.get("Content-Type") !== OHTTP_RES) {
+    if (resp.status !== 200 || resp.headers.get("Content-Type") !== OHTTP_CHUNKED_RES || !resp.body) {
       m.forget(s.handle);
-      throw new AttestlogError(ErrorCode.FETCH, `attestlog: the relay ${relay} answered ${resp.status} ${resp.statusText} (${resp.headers.get("Content-Type")}): ${new TextDecoder().decode(body.slice(0, 200)).trim()}`, { status: resp.status, url: relay });
+      const text = await readLimited(resp, 4096, relay).catch(() => new Uint8Array());
+      throw new AttestlogError(ErrorCode.FETCH, `attestlog: the relay ${relay} answered ${resp.status} ${resp.statusText} (${resp.headers.get("Content-Type")}): ${new TextDecoder().decode(text.slice(0, 200)).trim()}`, { status: resp.status, url: relay });
     }
-    const r = await settle(m.openResponse(s.handle, body));
-    const out = new Response(r.status === 204 || r.status === 304 ? null : r.body, { status: r.status, headers: r.headers });
+    // The answer is a chunked OHTTP response (RFC 9458 with the chunked
+    // draft): the module opens each chunk as it arrives and gives out
+    // only what opened; the body is a stream, so a model's tokens reach
+    // the page one by one. A cut or tampered answer errors the stream.
+    const reader = resp.body.getReader();
+    const head = await settle(m.openStream(s.handle, reader)).catch((e) => { m.forget(s.handle); throw e; });
+    const userSignal = call.signal;
+    const stop = () => m.forget(s.handle);
+    if (userSignal) userSignal.addEventListener("abort", stop, { once: true });
+    const body = new ReadableStream({
+      async pull(ctl) {
+        try {
+          const c = await settle(m.readStream(s.handle));
+          if (c === null) {
+            if (userSignal) userSignal.removeEventListener("abort", stop);
+            ctl.close();
+          } else {
+            ctl.enqueue(c);
+          }
+        } catch (e) {
+          if (userSignal) userSignal.removeEventListener("abort", stop);
+          ctl.error(userSignal && userSignal.aborted ? new AttestlogError(ErrorCode.ABORTED, "attestlog: aborted", { cause: userSignal.reason }) : e);
+        }
+      },
+      cancel() {
+        if (userSignal) userSignal.removeEventListener("abort", stop);
+        stop();
+      },
+    });
+    const nullBody = head.status === 204 || head.status === 304;
+    if (nullBody) body.cancel();
+    const out = new Response(nullBody ? null : body, { status: head.status, headers: head.headers });
     Object.defineProperty(out, "attestlog", { value: Object.freeze({ verdict, keySet: s.keySet, kem: s.kem, relay }), enumerable: false });
     return out;
   });

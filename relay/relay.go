@@ -273,7 +273,12 @@ func (rl *Relay) serveRequest(w http.ResponseWriter, r *http.Request) {
 	if ct == ohttp.ContentTypeChunkedRequest {
 		out.Header.Set("Incremental", "?1")
 	}
-	rl.forward(w, out, g, "request", []string{ohttp.ContentTypeResponse, ohttp.ContentTypeChunkedResponse})
+	// A gateway's refusal may be an RFC 9457 problem (RFC 9458 §5.3:
+	// the ohttp-key type tells the client to fetch the key
+	// configurations again); it keeps its media type so that a client
+	// can read it as one. Any other media type of the gateway's becomes
+	// text/plain.
+	rl.forward(w, out, g, "request", []string{ohttp.ContentTypeResponse, ohttp.ContentTypeChunkedResponse, ohttp.ContentTypeProblem})
 }
 
 func (rl *Relay) serveGet(path, want string) http.HandlerFunc {

@@ -191,6 +191,34 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+// TestGatewayProblem: a gateway's refusal that is an RFC 9457 problem
+// (RFC 9458 §5.3's ohttp-key) reaches the client as one, status and media
+// type; a refusal of any other media type reaches it as text/plain.
+func TestGatewayProblem(t *testing.T) {
+	const problem = `{"type":"https://iana.org/assignments/http-problem-types#ohttp-key","title":"key identifier unknown"}`
+	for _, tc := range []struct{ ct, want string }{
+		{ohttp.ContentTypeProblem, ohttp.ContentTypeProblem},
+		{"text/html", "text/plain; charset=utf-8"},
+	} {
+		gw, _ := startGateway(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", tc.ct)
+			w.WriteHeader(http.StatusBadRequest)
+			w.Write([]byte(problem))
+		})
+		g, _ := ParseGateway("demo=" + gw)
+		base, _ := startRelay(t, Options{Gateways: []Gateway{g}, Rate: 1000, Burst: 1000})
+		resp, err := http.Post(base+"/g/demo", ohttp.ContentTypeRequest, bytes.NewReader([]byte("sealed")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != tc.want || string(b) != problem {
+			t.Errorf("a gateway's 400 of %s: the client got %d %q %q, want 400 %q", tc.ct, resp.StatusCode, resp.Header.Get("Content-Type"), b, tc.want)
+		}
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	gw, _ := startGateway(t, sealedAnswer)
 	g, _ := ParseGateway("demo=" + gw)

@@ -2,19 +2,22 @@
 // from, inside a confidential VM: Linux's configfs-tsm
 // (/sys/kernel/config/tsm/report, through google/go-configfs-tsm), the
 // older /dev/sev-guest (go-sev-guest) and /dev/tdx_guest (go-tdx-guest)
-// devices, and NVIDIA GPUs through NVML (github.com/NVIDIA/go-nvml, in
-// builds with cgo). Detect picks the first that exists.
+// devices, an Azure confidential VM's vTPM (/dev/tpmrm0, through
+// go-tpm, and Azure's Instance Metadata Service: azure.go), and NVIDIA
+// GPUs through NVML (github.com/NVIDIA/go-nvml, in builds with cgo).
+// Detect picks the first that exists.
 //
-// Another source (for instance Azure's vTPM-bound reports, see the cloud
-// evidence issue) is one more implementation of Source: it returns
-// evidence whose REPORT_DATA (or the TPM quote's bound data) is the
-// 64 bytes it is given.
+// A source returns evidence whose REPORT_DATA is the 64 bytes it is
+// given, or, behind Azure's paravisor, whose runtime claims carry them as
+// user data (and whose TPM quote answers evidence.KeySetQuoteData of
+// them).
 package reportsrc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -26,6 +29,7 @@ import (
 	tsmreport "github.com/google/go-configfs-tsm/report"
 	sevclient "github.com/google/go-sev-guest/client"
 	tdxclient "github.com/google/go-tdx-guest/client"
+	"github.com/google/go-tpm/legacy/tpm2"
 
 	"github.com/attestlog/attestlog/policy/evidence"
 )
@@ -51,7 +55,7 @@ type GPUSource interface {
 }
 
 // ErrNoSource is returned by Detect when no hardware source exists.
-var ErrNoSource = errors.New("no hardware report source: neither /sys/kernel/config/tsm/report (configfs-tsm), /dev/sev-guest nor /dev/tdx_guest exists; run inside an SEV-SNP or TDX guest (or, for a demo, use source: demo)")
+var ErrNoSource = errors.New("no hardware report source: neither an Azure confidential VM's vTPM (/dev/tpmrm0 with an HCL report at NV index 0x01400001), /sys/kernel/config/tsm/report (configfs-tsm), /dev/sev-guest nor /dev/tdx_guest exists; run inside an SEV-SNP or TDX guest (or, for a demo, use source: demo)")
 
 // Paths Detect looks at.
 const (
@@ -60,31 +64,68 @@ const (
 	TDXGuestPath = "/dev/tdx_guest"
 )
 
-// Detect returns the first source that exists: configfs-tsm, then
-// /dev/sev-guest, then /dev/tdx_guest.
+// Detect returns the first source that exists: an Azure confidential
+// VM's vTPM (TPMPath exists and NV index 0x01400001 holds an HCL report:
+// a TPM without it, as on any other machine, is not picked), then
+// configfs-tsm, /dev/sev-guest, /dev/tdx_guest. Azure comes first because
+// its paravisor, not the guest, holds the hardware: a guest device there
+// gives no report the verifier can use.
 func Detect() (Source, error) {
-	if _, err := os.Stat(ConfigFSPath); err == nil {
+	return detector{}.detect()
+}
+
+// detector is what Detect looks at; tests replace it.
+type detector struct {
+	exists  func(path string) bool
+	openTPM func() (io.ReadWriteCloser, error)
+	azure   AzureOptions
+}
+
+func (d detector) detect() (Source, error) {
+	if d.exists == nil {
+		d.exists = func(p string) bool { _, err := os.Stat(p); return err == nil }
+	}
+	if d.openTPM == nil {
+		d.openTPM = func() (io.ReadWriteCloser, error) { return tpm2.OpenTPM(TPMPath) }
+	}
+	var tpmNote error
+	if d.exists(TPMPath) {
+		rw, err := d.openTPM()
+		if err == nil {
+			if err = probeAzure(rw); err == nil {
+				return azureSource(rw, TPMPath, d.azure)
+			}
+			rw.Close()
+		}
+		tpmNote = fmt.Errorf("%s: %w", TPMPath, err)
+	}
+	if d.exists(ConfigFSPath) {
 		c, err := linuxtsm.MakeClient()
 		if err != nil {
 			return nil, fmt.Errorf("configfs-tsm: %w", err)
 		}
 		return ConfigFS(c), nil
 	}
-	if _, err := os.Stat(SEVGuestPath); err == nil {
+	if d.exists(SEVGuestPath) {
 		return OpenSEVGuest()
 	}
-	if _, err := os.Stat(TDXGuestPath); err == nil {
+	if d.exists(TDXGuestPath) {
 		return OpenTDXGuest()
+	}
+	if tpmNote != nil {
+		return nil, fmt.Errorf("%w (%v)", ErrNoSource, tpmNote)
 	}
 	return nil, ErrNoSource
 }
 
-// Open returns the source named: "auto" (Detect), "configfs-tsm",
-// "sev-guest" or "tdx-guest".
+// Open returns the source named: "auto" (Detect), "azure-vtpm",
+// "configfs-tsm", "sev-guest" or "tdx-guest".
 func Open(name string) (Source, error) {
 	switch name {
 	case "", "auto":
 		return Detect()
+	case "azure-vtpm":
+		return OpenAzureVTPM(AzureOptions{})
 	case "configfs-tsm":
 		c, err := linuxtsm.MakeClient()
 		if err != nil {
@@ -96,7 +137,7 @@ func Open(name string) (Source, error) {
 	case "tdx-guest":
 		return OpenTDXGuest()
 	}
-	return nil, fmt.Errorf("report source %q: want auto, configfs-tsm, sev-guest or tdx-guest", name)
+	return nil, fmt.Errorf("report source %q: want auto, azure-vtpm, configfs-tsm, sev-guest or tdx-guest", name)
 }
 
 // --- configfs-tsm

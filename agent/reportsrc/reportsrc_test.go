@@ -17,6 +17,7 @@ import (
 	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/policy/attest"
 	"github.com/attestlog/attestlog/policy/evidence"
+	"github.com/attestlog/attestlog/policy/vtpm"
 )
 
 // fakeConfigFS is go-configfs-tsm's fake configfs whose provider is
@@ -183,5 +184,31 @@ func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAzureChecksAcceptRealReports: the checks the Azure source makes of
+// the HCL report it reads (it parses; its hardware REPORT_DATA is SHA-256
+// of its runtime claims; they carry user data) hold for the HCL reports
+// recorded on Azure (policy/vtpm/testdata): the source would not wait
+// out a genuine report as torn.
+func TestAzureChecksAcceptRealReports(t *testing.T) {
+	for _, f := range []string{"azure-snp/evidence-v2.json", "azure-snp/evidence-genoa.json", "azure-tdx/evidence-v1.json"} {
+		raw, err := os.ReadFile("../../policy/vtpm/testdata/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := evidence.Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		h, err := vtpm.ParseHCLReport(b.VTPM.HCLReport)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		c, err := vtpm.ParseRuntimeClaims(h.Claims)
+		if err != nil || !bindsClaims(h) || len(c.UserData) != 64 {
+			t.Errorf("%s: claims %v, binds %v, user data of %d bytes; want a report the source accepts", f, err, bindsClaims(h), len(c.UserData))
+		}
 	}
 }

@@ -46,6 +46,15 @@ const (
 	ContentTypeChunkedResponse = "message/ohttp-chunked-res"
 )
 
+// A gateway's refusal of a request whose key configuration it does not
+// hold (RFC 9458 §5.3): an RFC 9457 problem of type ProblemTypeKey, which
+// tells the client to fetch the key configurations again. It cannot be
+// encapsulated, so the relay sees it.
+const (
+	ContentTypeProblem = "application/problem+json"
+	ProblemTypeKey     = "https://iana.org/assignments/http-problem-types#ohttp-key"
+)
+
 // Labels of RFC 9458 §4.3/§4.4 and the chunked draft §6.
 const (
 	labelRequest         = "message/bhttp request"

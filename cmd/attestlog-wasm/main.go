@@ -8,7 +8,9 @@
 //	verify(policyText, evidence, nonce, options) → Promise<verdict JSON>
 //	verifyFetched(policyText, body, nonce, options) → Promise<{verdict, keys}>
 //	sealRequest(policyText, document, keys, request, options) → Promise<{verdict, sealed, handle, kem, keySet}>
-//	openResponse(handle, bytes) → Promise<{status, headers, body}>
+//	openStream(handle, reader) → Promise<{status, headers}> (reader: the relay's answer's ReadableStreamDefaultReader)
+//	readStream(handle) → Promise<Uint8Array | null> (the content as it opens; null at its end)
+//	forget(handle) (a request or answer no longer wanted)
 //	version, revision, crypto (JSON: which signatures WebCrypto verifies)
 //
 // and calls globalThis.__attestlogReady once they are there; the npm

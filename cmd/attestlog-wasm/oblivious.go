@@ -3,8 +3,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"syscall/js"
@@ -20,11 +22,13 @@ import (
 // not those the verified document commits to (nothing was sealed).
 const codeKeyNotAttested = "ATTESTLOG_KEY_NOT_ATTESTED"
 
-// Oblivious HTTP requests sealed and not yet opened, by handle. Bounded:
-// a page that never opens its answers cannot grow it without end.
+// Oblivious HTTP requests sealed and not yet answered (an
+// *ohttp.ChunkedRequest), and their answers
+// being read (a *responseStream), by handle. Bounded: a page that never
+// opens or reads its answers cannot grow it without end.
 var (
 	sealedMu   sync.Mutex
-	sealed     = map[int]*ohttp.ClientRequest{}
+	sealed     = map[int]any{}
 	nextHandle = 1
 )
 
@@ -37,14 +41,21 @@ func installOblivious(api js.Value) {
 	api.Set("sealRequest", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		return promise(func() (any, error) { return sealRequestCall(args) })
 	}))
-	api.Set("openResponse", js.FuncOf(func(_ js.Value, args []js.Value) any {
-		return promise(func() (any, error) { return openResponseCall(args) })
+	api.Set("openStream", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		return promise(func() (any, error) { return openStreamCall(args) })
+	}))
+	api.Set("readStream", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		return promise(func() (any, error) { return readStreamCall(args) })
 	}))
 	api.Set("forget", js.FuncOf(func(_ js.Value, args []js.Value) any {
 		if len(args) > 0 && args[0].Type() == js.TypeNumber {
 			sealedMu.Lock()
+			s, _ := sealed[args[0].Int()].(*responseStream)
 			delete(sealed, args[0].Int())
 			sealedMu.Unlock()
+			if s != nil {
+				s.src.cancel()
+			}
 		}
 		return nil
 	}))
@@ -56,7 +67,9 @@ func installOblivious(api js.Value) {
 // the key configurations served through the relay are byte for byte
 // those the document's key set commits to, the request sealed to the
 // attested HPKE key (the post-quantum hybrid unless options.kem is
-// "x25519"). Returns {verdict, sealed: Uint8Array | null, handle, kem}.
+// "x25519"), as a chunked request (message/ohttp-chunked-req: its answer
+// is read with openStream and readStream as it arrives).
+// Returns {verdict, sealed: Uint8Array | null, handle, kem, keySet}.
 func sealRequestCall(args []js.Value) (any, error) {
 	for len(args) < 5 {
 		args = append(args, js.Undefined())
@@ -133,10 +146,18 @@ func sealRequestCall(args []js.Value) (any, error) {
 	if err != nil {
 		return nil, coded(codeBadInput, "request: %w", err)
 	}
-	enc, cr, err := ohttp.EncapsulateRequest(cfg, su, msg)
+	var buf bytes.Buffer
+	cr, err := ohttp.NewChunkedRequest(cfg, su, &buf)
+	if err == nil {
+		_, err = cr.Write(msg)
+	}
+	if err == nil {
+		err = cr.Close()
+	}
 	if err != nil {
 		return nil, &codedError{code: codeInternal, err: err}
 	}
+	enc := buf.Bytes()
 	sealedMu.Lock()
 	if len(sealed) >= maxPending {
 		sealedMu.Unlock()
@@ -196,41 +217,181 @@ func requestOf(v js.Value) (*bhttp.Request, error) {
 	return r, nil
 }
 
-// openResponseCall is openResponse(handle, bytes): the answer to a sealed
-// request, opened (once) — {status, headers: [[name, value]...], body}.
-// A tampered, truncated or foreign answer is ATTESTLOG_BAD_EVIDENCE.
-func openResponseCall(args []js.Value) (any, error) {
-	if len(args) < 2 || args[0].Type() != js.TypeNumber {
-		return nil, coded(codeBadInput, "openResponse(handle, bytes)")
+// responseStream is the chunked answer to a sealed request, read as it
+// arrives: the Binary HTTP response decapsulated from src.
+type responseStream struct {
+	src  *jsStreamReader
+	sr   *bhttp.StreamedResponse
+	busy bool // a readStream is running: reads are one at a time
+}
+
+// streamRead is how much of the content one readStream returns at most.
+const streamRead = 64 << 10
+
+// openStreamCall is openStream(handle, reader): the chunked answer to the
+// chunked request sealed as handle, read from reader (a
+// ReadableStreamDefaultReader of the relay's response body) until the
+// enclave's status and header fields are in — {status, headers}; the
+// content then comes from readStream(handle). A tampered, cut or foreign
+// answer is ATTESTLOG_BAD_EVIDENCE, here or from readStream: no byte of
+// it is given out unopened.
+func openStreamCall(args []js.Value) (any, error) {
+	if len(args) < 2 || args[0].Type() != js.TypeNumber || args[1].Type() != js.TypeObject {
+		return nil, coded(codeBadInput, "openStream(handle, reader)")
 	}
+	h := args[0].Int()
 	sealedMu.Lock()
-	cr := sealed[args[0].Int()]
-	delete(sealed, args[0].Int())
+	cr, _ := sealed[h].(*ohttp.ChunkedRequest)
+	var st *responseStream
+	if cr != nil {
+		// The handle now names the answer being read.
+		st = &responseStream{src: &jsStreamReader{r: args[1]}, busy: true}
+		sealed[h] = st
+	}
 	sealedMu.Unlock()
 	if cr == nil {
-		return nil, coded(codeBadInput, "no sealed request %d (each answer opens once)", args[0].Int())
+		return nil, coded(codeBadInput, "no chunked request %d whose answer is unread", h)
 	}
-	raw, err := bytesOf(args[1])
+	sr, err := bhttp.ReadResponse(cr.OpenResponse(st.src), bhttp.Limits{MaxFieldSection: 64 << 10, MaxFields: 256})
 	if err != nil {
-		return nil, coded(codeBadInput, "response: %w", err)
-	}
-	msg, err := cr.OpenResponse(raw)
-	if err != nil {
+		forgetStream(h, st)
 		return nil, coded(codeBadEvidence, "the relay's answer does not open (tampered with, cut, or not the answer to this request): %w", err)
 	}
-	resp, err := bhttp.ParseResponseLimits(msg, bhttp.Limits{MaxFieldSection: 64 << 10, MaxFields: 256, MaxContent: 64 << 20})
-	if err != nil {
-		return nil, &codedError{code: codeBadEvidence, err: errors.Join(errors.New("the enclave's answer"), err)}
-	}
+	sealedMu.Lock()
+	st.sr, st.busy = sr, false
+	sealedMu.Unlock()
 	out := js.Global().Get("Object").New()
-	out.Set("status", resp.Status)
+	out.Set("status", sr.Status)
 	hs := js.Global().Get("Array").New()
-	for _, f := range resp.Header {
+	for _, f := range sr.Header {
 		hs.Call("push", js.ValueOf([]any{f.Name, f.Value}))
 	}
 	out.Set("headers", hs)
-	body := js.Global().Get("Uint8Array").New(len(resp.Content))
-	js.CopyBytesToJS(body, resp.Content)
-	out.Set("body", body)
 	return out, nil
+}
+
+// readStreamCall is readStream(handle): the next part of the content
+// (a Uint8Array, as soon as any is opened), or null at its end — which
+// comes only after the final chunk and the trailer, so a cut answer is
+// an error, never a short one.
+func readStreamCall(args []js.Value) (any, error) {
+	if len(args) < 1 || args[0].Type() != js.TypeNumber {
+		return nil, coded(codeBadInput, "readStream(handle)")
+	}
+	h := args[0].Int()
+	sealedMu.Lock()
+	st, _ := sealed[h].(*responseStream)
+	ok := st != nil && st.sr != nil && !st.busy
+	if ok {
+		st.busy = true
+	}
+	sealedMu.Unlock()
+	if !ok {
+		return nil, coded(codeBadInput, "no answer %d being read (openStream first; one readStream at a time)", h)
+	}
+	buf := make([]byte, streamRead)
+	for {
+		n, err := st.sr.Body.Read(buf)
+		if n > 0 {
+			sealedMu.Lock()
+			st.busy = false
+			sealedMu.Unlock()
+			a := js.Global().Get("Uint8Array").New(n)
+			js.CopyBytesToJS(a, buf[:n])
+			return a, nil
+		}
+		if err == io.EOF {
+			if _, err := st.sr.Trailer(); err != nil {
+				forgetStream(h, st)
+				return nil, coded(codeBadEvidence, "the enclave's answer broke off: %w", err)
+			}
+			forgetStream(h, st)
+			return js.Null(), nil
+		}
+		if err != nil {
+			forgetStream(h, st)
+			return nil, coded(codeBadEvidence, "the enclave's answer (tampered with or cut): %w", err)
+		}
+	}
+}
+
+// forgetStream drops handle h if it still names st, and stops reading.
+func forgetStream(h int, st *responseStream) {
+	sealedMu.Lock()
+	if sealed[h] == st {
+		delete(sealed, h)
+	}
+	sealedMu.Unlock()
+	st.src.cancel()
+}
+
+// jsStreamReader reads a JavaScript ReadableStreamDefaultReader: each
+// Read waits for one read() (the goroutine blocks; JavaScript runs).
+type jsStreamReader struct {
+	r    js.Value
+	left []byte
+	done bool
+}
+
+func (j *jsStreamReader) Read(p []byte) (int, error) {
+	for len(j.left) == 0 {
+		if j.done {
+			return 0, io.EOF
+		}
+		v, err := await(j.r.Call("read"))
+		if err != nil {
+			return 0, fmt.Errorf("reading the relay's answer: %w", err)
+		}
+		if v.Get("done").Truthy() {
+			j.done = true
+			continue
+		}
+		c := v.Get("value")
+		if c.Type() != js.TypeObject || !c.InstanceOf(js.Global().Get("Uint8Array")) {
+			return 0, errors.New("reading the relay's answer: the stream gave no bytes")
+		}
+		j.left = make([]byte, c.Length())
+		js.CopyBytesToGo(j.left, c)
+	}
+	n := copy(p, j.left)
+	j.left = j.left[n:]
+	return n, nil
+}
+
+// cancel stops the relay's response stream (its connection is let go).
+func (j *jsStreamReader) cancel() {
+	if !j.done {
+		j.done = true
+		j.r.Call("cancel").Call("catch", js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+	}
+}
+
+// await waits for the promise p (from a goroutine other than the event
+// loop's: the runtime runs JavaScript meanwhile).
+func await(p js.Value) (js.Value, error) {
+	type result struct {
+		v   js.Value
+		err error
+	}
+	ch := make(chan result, 1)
+	var then, catch js.Func
+	then = js.FuncOf(func(_ js.Value, a []js.Value) any {
+		ch <- result{v: a[0]}
+		return nil
+	})
+	catch = js.FuncOf(func(_ js.Value, a []js.Value) any {
+		msg := "rejected"
+		if len(a) > 0 && a[0].Type() == js.TypeObject && a[0].Get("message").Type() == js.TypeString {
+			msg = a[0].Get("message").String()
+		} else if len(a) > 0 {
+			msg = a[0].String()
+		}
+		ch <- result{err: errors.New(msg)}
+		return nil
+	})
+	p.Call("then", then, catch)
+	r := <-ch
+	then.Release()
+	catch.Release()
+	return r.v, r.err
 }

@@ -240,6 +240,21 @@ process.exit(0); // the module's Go program never exits by itself
 				t.Errorf("%s: attestedFetch (%s) through up's relay: %+v", where, kem, r)
 			}
 		}
+		// A streamed answer through the relay: the words the demo
+		// service writes 25 ms apart come out of the body stream in
+		// parts, opened, and whole.
+		if !in.Revoked {
+			r := got["attestedFetch stream"]
+			var st struct {
+				Status, Parts int
+				Text          string
+			}
+			if r.Error != nil || json.Unmarshal([]byte(r.Value), &st) != nil {
+				t.Errorf("%s: attestedFetch streamed: %+v", where, r)
+			} else if st.Status != 200 || st.Parts < 3 || !strings.Contains(st.Text, `"content":" package"`) || !strings.HasSuffix(strings.TrimSpace(st.Text), "data: [DONE]") {
+				t.Errorf("%s: attestedFetch streamed: status %d, %d part(s) (want several), text %q", where, st.Status, st.Parts, st.Text)
+			}
+		}
 		for name, code := range map[string]string{"timeout": "ATTESTLOG_TIMEOUT", "abort": "ATTESTLOG_ABORTED", "aborted before": "ATTESTLOG_ABORTED",
 			"refused": "ATTESTLOG_FETCH", "short nonce": "ATTESTLOG_BAD_INPUT", "number evidence": "ATTESTLOG_BAD_INPUT"} {
 			if r := got[name]; r.Error == nil || r.Error.Code != code || !r.Error.AttestlogError {

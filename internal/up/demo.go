@@ -97,7 +97,7 @@ func startDemo(ctx context.Context, lg *logserver.Log, info *Info, enclaveLn net
 	if err != nil {
 		return nil, err
 	}
-	go httpserve.Serve(ctx, httpserve.NewServer((&chat.Server{}).Handler()), chatLn)
+	go httpserve.Serve(ctx, httpserve.NewServer((&chat.Server{WordDelay: demoWordDelay}).Handler()), chatLn)
 	upstream := &url.URL{Scheme: "http", Host: chatLn.Addr().String()}
 
 	o := agent.Options{Source: enc, StapleInterval: StapleInterval, Challenges: demoChallenges, Logger: logger,
@@ -195,3 +195,9 @@ func demoGPUs() string {
 	}
 	return b.String()
 }
+
+// demoWordDelay is the demo chat service's pause between streamed words:
+// its streamed answers arrive word by word, as a model's do, so that a
+// client (the explorer's message box, attestedFetch, the proxy) shows
+// what streaming through the attested channel looks like.
+const demoWordDelay = 25 * time.Millisecond

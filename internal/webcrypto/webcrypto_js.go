@@ -5,8 +5,11 @@ package webcrypto
 import (
 	"crypto"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"sort"
+	"strings"
+	"sync"
 	"syscall/js"
 	_ "unsafe" // go:linkname
 )
@@ -182,15 +185,15 @@ func call(r *Request, data []byte) (bool, error) {
 	default:
 		return false, errors.New("unknown algorithm " + r.Alg)
 	}
-	// One promise, importKey then verify, chained in JavaScript: this
-	// goroutine waits once.
+	// One promise, importKey (or the import of the same key before)
+	// then verify, chained in JavaScript: this goroutine waits once.
 	sig, msg := u8(r.Sig), u8(data)
 	then := js.FuncOf(func(_ js.Value, a []js.Value) any {
 		return subtle.Call("verify", verifyAlg, a[0], sig, msg)
 	})
 	defer then.Release()
 	v, err := await(func() js.Value {
-		return subtle.Call("importKey", format, key, importAlg, false, js.ValueOf([]any{"verify"})).Call("then", then)
+		return importKey(r, format, key, importAlg).Call("then", then)
 	})
 	if err != nil {
 		return false, err
@@ -264,4 +267,48 @@ func callNode(r *Request, data []byte) (ok bool, err error) {
 		return false, errors.New("node:crypto's verify answered no boolean")
 	}
 	return v.Bool(), nil
+}
+
+// Imported keys, by what was imported: the promise of the CryptoKey.
+// importKey only converts a public key into WebCrypto's form, and a
+// client meets the same few keys again and again (a platform's roots and
+// endorsement keys, a log's, its witnesses', its operators'), so each is
+// imported once; the signature is verified every time. Bounded: past
+// maxImported keys the oldest import is dropped. A failed import is
+// dropped too (the verification it fails falls back to Go).
+var (
+	importedMu    sync.Mutex
+	imported      = map[string]js.Value{}
+	importedOrder []string
+)
+
+const maxImported = 256
+
+// importKey returns the promise of r's key imported (format, key,
+// importAlg as crypto.subtle.importKey takes them).
+func importKey(r *Request, format string, key, importAlg js.Value) js.Value {
+	// Unambiguous: the names have no "|", the bytes are in hex.
+	id := strings.Join([]string{r.Alg, r.Curve, r.Hash, hex.EncodeToString(r.Raw), hex.EncodeToString(r.N), hex.EncodeToString(r.E)}, "|")
+	importedMu.Lock()
+	defer importedMu.Unlock()
+	if p, ok := imported[id]; ok {
+		return p
+	}
+	p := subtle.Call("importKey", format, key, importAlg, false, js.ValueOf([]any{"verify"}))
+	var drop js.Func
+	drop = js.FuncOf(func(_ js.Value, a []js.Value) any {
+		importedMu.Lock()
+		delete(imported, id)
+		importedMu.Unlock()
+		drop.Release()
+		return nil
+	})
+	p.Call("catch", drop)
+	if len(importedOrder) >= maxImported {
+		delete(imported, importedOrder[0])
+		importedOrder = importedOrder[1:]
+	}
+	imported[id] = p
+	importedOrder = append(importedOrder, id)
+	return p
 }

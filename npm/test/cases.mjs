@@ -49,6 +49,22 @@ export async function run(api, c) {
       return JSON.stringify({ status: r.status, answer: (await r.json()).choices[0].message.content, kem: r.attestlog.kem, ok: r.attestlog.verdict.ok });
     });
   }
+  // A streamed answer: the parts as the body stream gives them out.
+  await rec("attestedFetch stream", async () => {
+    const r = await api.attestedFetch("/v1/chat/completions", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: "attestlog-demo-echo", stream: true, messages: [{ role: "user", content: "streamed through the package" }] }),
+    }, { policy: c.policy, relay: c.relay, files: c.files, timeoutMs: 60000 });
+    const reader = r.body.getReader();
+    let parts = 0, text = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts++;
+      text += new TextDecoder().decode(value);
+    }
+    return JSON.stringify({ status: r.status, parts, text });
+  });
   await rec("timeout", () => api.fetchAndVerify(c.stall, c.policy, { files: c.files, timeoutMs: 300 }));
   await rec("abort", () => {
     const ctl = new AbortController();

@@ -148,3 +148,65 @@ test("attestedFetch sends nothing when the verdict fails or the relay serves ano
     srv.close();
   }
 });
+
+test("attestedFetch streams: a streamed answer arrives chunk by chunk, opened, as the service writes it", { skip: skipRelay }, async () => {
+  const policy = policyBytes.toString();
+  const r = await attestedFetch("/v1/chat/completions", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ model: "attestlog-demo-echo", stream: true, messages: [{ role: "user", content: "stream me these words one by one" }] }),
+  }, { policy, relay, files: fileMap, timeoutMs: 120000 });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /^text\/event-stream/);
+  assert.ok(r.body instanceof ReadableStream, "the body is not a stream");
+  const reader = r.body.getReader();
+  const parts = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(new TextDecoder().decode(value));
+  }
+  const text = parts.join("");
+  const words = text.split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6)).choices[0].delta.content || "").join("");
+  assert.equal(words, "[attestlog demo model, not a real one] You said: stream me these words one by one");
+  assert.ok(text.trimEnd().endsWith("data: [DONE]"), text);
+  // up's demo service writes a word every 25 ms, each flushed: a body read
+  // whole before it was given out would come as one part.
+  assert.ok(parts.length >= 3, `the answer came in ${parts.length} part(s): not streamed`);
+});
+
+test("attestedFetch: an answer tampered with or cut by the relay errors the body stream (ATTESTLOG_BAD_EVIDENCE), never reads as a short one", { skip: skipRelay }, async () => {
+  const { createServer } = await import("node:http");
+  const policy = policyBytes.toString();
+  let mode = "";
+  // A relay in the middle that forwards everything and then damages the
+  // enclave's answer: one bit of its last bytes flipped, or its end cut.
+  const srv = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const up = await fetch(relay + req.url.replace(/^\/g\/demo/, ""), { method: req.method, headers: { "Content-Type": req.headers["content-type"] || "" }, body: req.method === "POST" ? Buffer.concat(chunks) : undefined });
+    let b = new Uint8Array(await up.arrayBuffer());
+    if (req.method === "POST" && mode === "flip") b[b.length - 20] ^= 1;
+    if (req.method === "POST" && mode === "cut") b = b.slice(0, b.length - 40);
+    res.writeHead(up.status, { "Content-Type": up.headers.get("content-type") || "" });
+    res.end(b);
+  });
+  await new Promise((ok) => srv.listen(0, "127.0.0.1", ok));
+  try {
+    const mitm = `http://127.0.0.1:${srv.address().port}/g/demo`;
+    const ask = () => attestedFetch("/v1/chat/completions", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ model: "attestlog-demo-echo", stream: true, messages: [{ role: "user", content: "a long enough answer to have a head and a tail" }] }),
+    }, { policy, relay: mitm, files: fileMap, timeoutMs: 120000 });
+    mode = "";
+    const ok = await ask();
+    assert.match(await ok.text(), /data: \[DONE\]/, "the untouched answer through the relay in the middle");
+    for (const m of ["flip", "cut"]) {
+      mode = m;
+      const e = await ask().then((r) => r.text()).catch((e) => e);
+      assert.ok(e instanceof Error, `${m}: the damaged answer read as ${JSON.stringify(e)}`);
+      assert.equal(e.code, ErrorCode.BAD_EVIDENCE, `${m}: ${e.stack}`);
+    }
+  } finally {
+    srv.close();
+  }
+});

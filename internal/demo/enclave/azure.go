@@ -174,7 +174,7 @@ func (e *Enclave) AzureEvidence(nonce []byte, userData [64]byte) (*evidence.Bund
 	if e.vtpm == nil {
 		return nil, fmt.Errorf("enclave: a %s enclave has no vTPM", e.platform)
 	}
-	claims, err := e.vtpm.runtimeClaims(userData)
+	claims, err := runtimeClaims(&e.vtpm.ak.PublicKey, userData)
 	if err != nil {
 		return nil, err
 	}
@@ -196,24 +196,97 @@ func (e *Enclave) AzureEvidence(nonce []byte, userData [64]byte) (*evidence.Bund
 		if b.Quote, err = e.tdxQuote(rd); err != nil {
 			return nil, err
 		}
-		// The TDREPORT the quote was made from: TDX type, REPORTDATA,
-		// MRTD (only the quote authenticates it).
-		hw = make([]byte, 1024)
-		hw[0] = 0x81
-		copy(hw[128:], rd[:])
-		copy(hw[528:], e.o.measurement)
+		// The TDREPORT the quote was made from.
+		hw = e.tdReport(rd)
 	}
 	quote, sig, err := e.vtpm.quote(nonce)
 	if err != nil {
 		return nil, err
 	}
-	b.VTPM = &evidence.VTPM{Version: evidence.VTPMVersion, HCLReport: hclReport(e.platform, hw, claims),
+	b.VTPM = &evidence.VTPM{Version: evidence.VTPMVersion, HCLReport: padded(hclReport(e.platform, hw, claims), azureHCLIndexSize),
 		Quote: quote, Signature: sig, PCRs: e.vtpm.pcrs[:], EventLog: e.vtpm.eventLog}
 	return b, nil
 }
 
-// hclReport lays out an HCL report (version 2), zero-padded to the 2600
-// bytes of Azure's NV index.
+// azureHCLIndexSize is the size of Azure's NV index 0x01400001.
+const azureHCLIndexSize = 2600
+
+// padded zero-pads b to n bytes.
+func padded(b []byte, n int) []byte {
+	if len(b) < n {
+		b = append(b, make([]byte, n-len(b))...)
+	}
+	return b
+}
+
+// AzureHCLReport returns the HCL report the paravisor of this Azure demo
+// VM writes to vTPM NV index 0x01400001 once the guest wrote userData to
+// 0x01400002: its runtime claims carry ak (the vTPM's attestation key,
+// HCLAkPub) and userData, and its hardware report (an SEV-SNP report
+// signed under the enclave's demo roots, or a TDREPORT that AzureTDQuote
+// turns into a quote) has REPORT_DATA SHA-256 of those claims. It is not
+// padded (Azure's index pads it to 2600 bytes). A test that plays the
+// paravisor in front of a real (software) TPM uses it, with the TPM's own
+// attestation key.
+func (e *Enclave) AzureHCLReport(ak *rsa.PublicKey, userData [64]byte) ([]byte, error) {
+	if e.vtpm == nil {
+		return nil, fmt.Errorf("enclave: a %s enclave has no vTPM", e.platform)
+	}
+	claims, err := runtimeClaims(ak, userData)
+	if err != nil {
+		return nil, err
+	}
+	var rd [64]byte
+	d := sha256.Sum256(claims)
+	copy(rd[:], d[:])
+	var hw []byte
+	if e.platform == evidence.AzureSEVSNP {
+		if hw, err = e.snpReport(rd); err != nil {
+			return nil, err
+		}
+	} else {
+		hw = e.tdReport(rd)
+	}
+	return hclReport(e.platform, hw, claims), nil
+}
+
+// tdReport is the TDREPORT an Azure TDX demo VM's paravisor gets: TDX
+// type, REPORTDATA, MRTD (only the quote authenticates it).
+func (e *Enclave) tdReport(rd [64]byte) []byte {
+	hw := make([]byte, 1024)
+	hw[0] = 0x81
+	copy(hw[128:], rd[:])
+	copy(hw[528:], e.o.measurement)
+	return hw
+}
+
+// AzureTDQuote plays Azure's quoting service (the IMDS endpoint
+// /acc/tdquote) for an Azure TDX demo VM: the TD quote, signed under the
+// enclave's demo roots, of a TDREPORT from AzureHCLReport (its
+// REPORTDATA). It refuses a TDREPORT that is not this TD's.
+func (e *Enclave) AzureTDQuote(tdReport []byte) ([]byte, error) {
+	if e.platform != evidence.AzureTDX {
+		return nil, fmt.Errorf("enclave: a %s enclave has no TD quote", e.platform)
+	}
+	if len(tdReport) != 1024 || tdReport[0] != 0x81 || !bytes.Equal(tdReport[528:576], e.o.measurement) {
+		return nil, fmt.Errorf("enclave: not a TDREPORT of this TD")
+	}
+	return e.tdxQuote([64]byte(tdReport[128:192]))
+}
+
+// BootEventLog is the crypto-agile TCG event log (SHA-256 bank) of
+// events, as Linux exposes it at
+// /sys/kernel/security/tpm0/binary_bios_measurements: what a test that
+// extends a real (software) TPM's PCRs with events writes beside it.
+func BootEventLog(events ...BootEvent) []byte {
+	out := specIDEvent()
+	for _, ev := range events {
+		out = append(out, pcrEvent2(ev, sha256.Sum256(ev.Data))...)
+	}
+	return out
+}
+
+// hclReport lays out an HCL report (version 2), unpadded.
 func hclReport(platform string, hw, claims []byte) []byte {
 	le := binary.LittleEndian
 	typ := uint32(2)
@@ -232,14 +305,10 @@ func hclReport(platform string, hw, claims []byte) []byte {
 	out = le.AppendUint32(out, typ)
 	out = le.AppendUint32(out, 1) // SHA-256
 	out = le.AppendUint32(out, uint32(len(claims)))
-	out = append(out, claims...)
-	if len(out) < 2600 {
-		out = append(out, make([]byte, 2600-len(out))...)
-	}
-	return out
+	return append(out, claims...)
 }
 
-func (v *softVTPM) runtimeClaims(userData [64]byte) ([]byte, error) {
+func runtimeClaims(ak *rsa.PublicKey, userData [64]byte) ([]byte, error) {
 	b64 := base64.RawURLEncoding.EncodeToString
 	type key struct {
 		Kid    string   `json:"kid"`
@@ -254,13 +323,13 @@ func (v *softVTPM) runtimeClaims(userData [64]byte) ([]byte, error) {
 		TPMEnabled     bool   `json:"tpm-enabled"`
 		VMUniqueID     string `json:"vmUniqueId"`
 	}
-	id := sha256.Sum256(v.ak.N.Bytes())
+	id := sha256.Sum256(ak.N.Bytes())
 	return json.Marshal(struct {
 		Keys     []key    `json:"keys"`
 		VM       vmConfig `json:"vm-configuration"`
 		UserData string   `json:"user-data"`
 	}{
-		Keys: []key{{Kid: "HCLAkPub", KeyOps: []string{"sign"}, Kty: "RSA", E: b64(big.NewInt(int64(v.ak.E)).Bytes()), N: b64(v.ak.N.Bytes())}},
+		Keys: []key{{Kid: "HCLAkPub", KeyOps: []string{"sign"}, Kty: "RSA", E: b64(big.NewInt(int64(ak.E)).Bytes()), N: b64(ak.N.Bytes())}},
 		VM:   vmConfig{SecureBoot: true, TPMEnabled: true, VMUniqueID: strings.ToUpper(hex.EncodeToString(id[:16]))},
 		// Azure writes the user data in upper-case hex.
 		UserData: strings.ToUpper(hex.EncodeToString(userData[:])),

@@ -169,11 +169,14 @@ type served struct {
 // quorum), and two of one size must have one root.
 func watchCheckpoints(t *testing.T, urls []string, pol *policy.Policy, stop chan struct{}, bg *sync.WaitGroup) *checkpointWatch {
 	w := &checkpointWatch{seen: map[int64]tlog.Hash{}}
+	// A frontend cut off from its storage may not answer at all: bound
+	// each poll, so that the others are still watched.
+	hc := &http.Client{Timeout: 5 * time.Second}
 	bg.Go(func() {
 		last := map[string]int64{}
 		for {
 			for _, u := range urls {
-				resp, err := http.Get(u + "/checkpoint")
+				resp, err := hc.Get(u + "/checkpoint")
 				if err != nil {
 					continue
 				}

@@ -170,6 +170,7 @@ batch_max_age: 20ms
 	// finished as the partition began) and answered 503 to everything;
 	// the others went on.
 	const grace = time.Second
+	const lateAfter = idleTxTimeout + 2*time.Second
 	ld.mu.Lock()
 	acked, late := map[int]int{}, map[int]int{}
 	for _, a := range ld.acks {
@@ -177,8 +178,8 @@ batch_max_age: 20ms
 			acked[a.fe]++
 		}
 		// After the database has ended any transaction of the cut-off
-		// frontend, and its clients' requests to it have given up.
-		if a.at.After(cut.Add(idleTxTimeout+10*time.Second)) && a.at.Before(healed) {
+		// frontend.
+		if a.at.After(cut.Add(lateAfter)) && a.at.Before(healed) {
 			late[a.fe]++
 		}
 	}
@@ -188,13 +189,13 @@ batch_max_age: 20ms
 			answers[f.fe][f.code]++
 		}
 	}
-	t.Logf("%d statements acknowledged (%d not); during the partition, acknowledged by frontend %v (%v in its last %v), failures by frontend and status %v; writes through frontend 1 resumed %v after the healing", len(ld.acks), ld.fails.Load(), acked, late, partitionTime-idleTxTimeout-10*time.Second, answers, resumed.Round(time.Millisecond))
+	t.Logf("%d statements acknowledged (%d not); during the partition, acknowledged by frontend %v (%v in its last %v), failures by frontend and status %v; writes through frontend 1 resumed %v after the healing", len(ld.acks), ld.fails.Load(), acked, late, partitionTime-lateAfter, answers, resumed.Round(time.Millisecond))
 	ld.mu.Unlock()
 	if acked[1] != 0 {
 		t.Errorf("frontend 1 acknowledged %d statements while cut off from the database and the object store", acked[1])
 	}
 	if late[0] == 0 || late[2] == 0 {
-		t.Errorf("acknowledged in the partition's last %v by frontend %v: want frontends 0 and 2 to go on", partitionTime-idleTxTimeout-10*time.Second, late)
+		t.Errorf("acknowledged in the partition's last %v by frontend %v: want frontends 0 and 2 to go on", partitionTime-lateAfter, late)
 	}
 	if answers[1][503] == 0 {
 		t.Errorf("frontend 1 answered %v while cut off: want 503s", answers[1])

@@ -104,6 +104,8 @@ type Log struct {
 	// and Tessera's Add (a test's fault injection: a slow or failing
 	// append); its error fails the append.
 	appendHook func(ctx context.Context, h [32]byte) error
+	// admitWait bounds Admit (admitWait; tests shorten it).
+	admitWait time.Duration
 }
 
 // option sets what Open takes beyond Config: the seams tests inject
@@ -176,7 +178,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 		slots:   newFairSlots(int(cfg.Pushback)),
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
-		now:     time.Now, claimStale: defaultClaimStale,
+		now:     time.Now, claimStale: defaultClaimStale, admitWait: admitWait,
 	}
 	for _, o := range with {
 		o(l)

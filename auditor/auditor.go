@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,6 +109,13 @@ type Auditor struct {
 	provenance ProvenanceCheck
 	metrics    *metrics
 	webhooks   map[string]WebhookConfig
+
+	// The parts, each reaching the store through an interface of its
+	// own: the follower (follow.go, index.go), the deployment watch
+	// (deploy.go) and the rebuild worker (rebuild.go).
+	follower *follower
+	watch    *deploymentWatch
+	rebuilds *rebuilder
 
 	wake chan struct{}
 }
@@ -261,6 +267,19 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		return nil, err
 	}
 	a.metrics = newMetrics(a)
+	urls := make([]string, 0, len(cfg.Webhooks))
+	for _, w := range cfg.Webhooks {
+		urls = append(urls, w.URL)
+	}
+	al := &alerter{webhooks: urls, logger: logger, raised: a.metrics.alerts}
+	f := &follower{st: st, alerts: al, metrics: a.metrics, hc: a.hc, provenance: a.provenance, rebuild: *rc.Enabled, poke: a.poke,
+		evidenceDir: cfg.EvidenceDir, batch: entryBatch}
+	if cfg.IndexMap == "file" {
+		f.indexDir = filepath.Dir(cfg.DB)
+	}
+	a.follower = f
+	a.watch = &deploymentWatch{st: st, alerts: al, metrics: a.metrics}
+	a.rebuilds = &rebuilder{st: st, alerts: al, metrics: a.metrics, logger: logger, enabled: *rc.Enabled, builder: a.builder, signer: a.signer, logs: a.logs}
 	return a, nil
 }
 
@@ -332,18 +351,18 @@ func (a *Auditor) RebuildSandbox() string {
 func (a *Auditor) RunOnce(ctx context.Context) error {
 	var errs []error
 	for _, l := range a.logs {
-		if err := a.follow(ctx, l); err != nil {
+		if err := a.follower.follow(ctx, l); err != nil {
 			errs = append(errs, fmt.Errorf("log %s: %w", l.cfg.Origin, err))
 		}
 	}
-	if err := a.rebuildQueued(ctx); err != nil {
+	if err := a.rebuilds.rebuildQueued(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	if err := a.submitReproductions(ctx); err != nil {
+	if err := a.rebuilds.submitReproductions(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	for _, d := range a.deps {
-		if err := a.pollDeployment(ctx, d); err != nil {
+		if err := a.watch.pollDeployment(ctx, d); err != nil {
 			errs = append(errs, fmt.Errorf("deployment %s: %w", d.cfg.Name, err))
 		}
 	}
@@ -375,11 +394,11 @@ func (a *Auditor) Run(ctx context.Context) error {
 	}
 	every(a.cfg.PollInterval, func() {
 		for _, l := range a.logs {
-			if err := a.follow(ctx, l); err != nil && ctx.Err() == nil {
+			if err := a.follower.follow(ctx, l); err != nil && ctx.Err() == nil {
 				l.logger.Warn("following log", "err", err)
 			}
 		}
-		if err := a.submitReproductions(ctx); err != nil && ctx.Err() == nil {
+		if err := a.rebuilds.submitReproductions(ctx); err != nil && ctx.Err() == nil {
 			a.logger.Warn("submitting reproductions", "err", err)
 		}
 		a.metrics.refresh(ctx)
@@ -388,10 +407,10 @@ func (a *Auditor) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		for {
-			if err := a.rebuildQueued(ctx); err != nil && ctx.Err() == nil {
+			if err := a.rebuilds.rebuildQueued(ctx); err != nil && ctx.Err() == nil {
 				a.logger.Warn("rebuilding", "err", err)
 			}
-			if err := a.submitReproductions(ctx); err != nil && ctx.Err() == nil {
+			if err := a.rebuilds.submitReproductions(ctx); err != nil && ctx.Err() == nil {
 				a.logger.Warn("submitting reproductions", "err", err)
 			}
 			select {
@@ -404,7 +423,7 @@ func (a *Auditor) Run(ctx context.Context) error {
 	}()
 	for _, d := range a.deps {
 		every(d.cfg.Interval, func() {
-			if err := a.pollDeployment(ctx, d); err != nil && ctx.Err() == nil {
+			if err := a.watch.pollDeployment(ctx, d); err != nil && ctx.Err() == nil {
 				d.logger.Warn("polling deployment", "err", err)
 			}
 		})
@@ -466,33 +485,6 @@ func withStore(ctx context.Context, path string, f func(*store.Store) error) err
 	}
 	defer st.Close()
 	return f(st)
-}
-
-// raise records an alert unless one with the same key exists, and then
-// logs it and counts it. Delivery to webhooks goes through the outbox.
-func (a *Auditor) raise(ctx context.Context, kind, key, subject, summary string, evidence any) error {
-	al := &Alert{Key: kind + "|" + key, Kind: kind, Subject: subject, Time: time.Now().UTC(), Summary: summary}
-	if evidence != nil {
-		b, err := json.Marshal(evidence)
-		if err != nil {
-			return err
-		}
-		al.Evidence = b
-	}
-	urls := make([]string, 0, len(a.cfg.Webhooks))
-	for _, w := range a.cfg.Webhooks {
-		urls = append(urls, w.URL)
-	}
-	isNew, err := a.st.RaiseAlert(ctx, al, urls)
-	if err != nil {
-		return fmt.Errorf("recording alert: %w", err)
-	}
-	if !isNew {
-		return nil
-	}
-	a.logger.Error("ALERT", "kind", kind, "subject", subject, "summary", summary, "alert_id", al.ID)
-	a.metrics.alerts.WithLabelValues(kind).Inc()
-	return nil
 }
 
 func (a *Auditor) poke() {

@@ -133,7 +133,9 @@ func (m *metrics) refresh(ctx context.Context) {
 			m.verified.WithLabelValues(l.cfg.Origin).Set(float64(s.NextEntry))
 		}
 	}
-	m.refreshRebuilds(ctx)
+	if c, err := m.a.st.RebuildCounts(ctx); err == nil {
+		m.setRebuildCounts(c)
+	}
 	if c, err := m.a.st.OpenAlertCounts(ctx); err == nil {
 		for _, k := range AlertKinds {
 			m.alertsOpen.WithLabelValues(k).Set(float64(c[k]))
@@ -144,11 +146,10 @@ func (m *metrics) refresh(ctx context.Context) {
 	}
 }
 
-func (m *metrics) refreshRebuilds(ctx context.Context) {
-	if c, err := m.a.st.RebuildCounts(ctx); err == nil {
-		for _, s := range []string{store.RebuildQueued, store.RebuildRunning, store.RebuildReproduced, store.RebuildMismatch, store.RebuildFailed, store.RebuildOff} {
-			m.rebuildQ.WithLabelValues(s).Set(float64(c[s]))
-		}
+// setRebuildCounts sets the releases-by-state gauges.
+func (m *metrics) setRebuildCounts(c map[string]int64) {
+	for _, s := range []string{store.RebuildQueued, store.RebuildRunning, store.RebuildReproduced, store.RebuildMismatch, store.RebuildFailed, store.RebuildOff} {
+		m.rebuildQ.WithLabelValues(s).Set(float64(c[s]))
 	}
 }
 

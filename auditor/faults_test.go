@@ -25,13 +25,14 @@ import (
 var errInjected = errors.New("injected fault")
 
 // faultStore is the real store with one method failing: the nth call of
-// method (counting from 1) returns errInjected without reaching the
-// database, as when the process dies or the disk fails at that moment.
-// Every other call goes to the database.
+// method (counting from 1), and the times-1 calls after it, return
+// errInjected without reaching the database, as when the process dies or
+// the disk fails at that moment. Every other call goes to the database.
 type faultStore struct {
 	*store.Store
 	method string
 	n      int
+	times  int // 0 is 1
 
 	mu    sync.Mutex
 	calls int
@@ -45,7 +46,7 @@ func (f *faultStore) fail(method string) bool {
 		return false
 	}
 	f.calls++
-	return f.calls == f.n
+	return f.calls >= f.n && f.calls < f.n+max(f.times, 1)
 }
 
 func (f *faultStore) Apply(ctx context.Context, origin string, b *store.Batch, next int64) error {
@@ -308,4 +309,41 @@ func TestRebuilderFaults(t *testing.T) {
 			t.Errorf("after the rebuild the release is %q, want %q", s, store.RebuildFailed)
 		}
 	})
+}
+
+// TestFollowerMisbehaviourAlertFault: a split view that a peer shows once
+// is not lost when its alert fails to record (alertStore.RaiseAlert,
+// through followStore): the checkpoint stays unchecked, and the next pass
+// compares it again and raises log-inconsistent, though the peer no
+// longer serves it. (Before the follower marked a checkpoint checked
+// only after its alert was recorded, the evidence was lost.)
+func TestFollowerMisbehaviourAlertFault(t *testing.T) {
+	fx := newAuditorFixture(t, "w")
+	for i := range 4 {
+		fx.log.add(fx.release(t, fx.op, fmt.Sprintf("1.0.%d", i)))
+	}
+	if err, alerts := fx.runOnce(t); err != nil || len(alerts) != 0 {
+		t.Fatalf("honest log: %v, alerts %q", err, kinds(alerts))
+	}
+	g := fx.log.fork(1)
+	g.add(fx.release(t, fx.op, "evil"))
+	fx.log.mu.Lock()
+	fx.log.peerCP = g.checkpoint(2, false)
+	fx.log.mu.Unlock()
+	// Both attempts of the pass fail: the peer's checkpoint compared as
+	// it is read, and again among the unchecked ones.
+	fx.aud.follower.st = &faultStore{Store: fx.aud.st, method: "RaiseAlert", n: 1, times: 2}
+	_, alerts := fx.runOnce(t) // the peer's checkpoint is a warning, not an error of the pass
+	wantKinds(t, "the pass whose alert failed", alerts)
+	fx.log.mu.Lock()
+	fx.log.peerCP = nil
+	fx.log.mu.Unlock()
+	err, alerts := fx.runOnce(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKinds(t, "the next pass, the peer silent", alerts, AlertLogInconsistent)
+	if un, err := fx.aud.st.UncheckedCheckpoints(t.Context(), fx.log.Origin, 4); err != nil || len(un) != 0 {
+		t.Errorf("unchecked checkpoints after the alert: %d (%v), want none", len(un), err)
+	}
 }

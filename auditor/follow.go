@@ -83,7 +83,10 @@ type followStore interface {
 	// entries not yet marked checked, smallest first.
 	UncheckedCheckpoints(ctx context.Context, origin string, size int64) ([]store.SeenCheckpoint, error)
 	// MarkChecked records that a checkpoint was compared with the
-	// followed tree (consistent or not). It is idempotent.
+	// followed tree (consistent or not). It is idempotent. The follower
+	// calls it only once what the comparison found is recorded (an
+	// inconsistency's alert): until then the checkpoint is compared again
+	// at every pass.
 	MarkChecked(ctx context.Context, origin string, size int64, hash []byte) error
 	// Release returns the valid release at idx of origin among the
 	// committed batches (not the one being committed), or
@@ -252,14 +255,18 @@ func (f *follower) compare(ctx context.Context, l *followedLog, cur *store.LogSt
 		ev.Origin, ev.VKey = l.cfg.Origin, l.cfg.VKey
 		ev.Checkpoints = [2]string{string(olderNote), string(newerNote)}
 		ev.Sources = [2]string{olderSrc, newerSrc}
-		if _, err := f.st.AddCheckpoint(ctx, seen, true); err != nil {
-			return err
-		}
-		if err := f.st.MarkChecked(ctx, seen.Origin, seen.Size, seen.Hash); err != nil {
+		// Recorded unchecked until its alert is: when the evidence or the
+		// alert fails to record, the next pass compares it again, even if
+		// no source serves it any more (one of at most the followed
+		// tree's size at once; a larger one once the tree reaches it).
+		if _, err := f.st.AddCheckpoint(ctx, seen, false); err != nil {
 			return err
 		}
 		f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "inconsistent").Inc()
-		return f.misbehaved(ctx, l, ev, older, newer)
+		if err := f.misbehaved(ctx, l, ev, older, newer); err != nil {
+			return err
+		}
+		return f.st.MarkChecked(ctx, seen.Origin, seen.Size, seen.Hash)
 	}
 	if _, err := f.st.AddCheckpoint(ctx, seen, true); err != nil {
 		return err

@@ -108,14 +108,15 @@ type Auditor struct {
 	hc         *http.Client
 	provenance ProvenanceCheck
 	metrics    *metrics
-	webhooks   map[string]WebhookConfig
 
 	// The parts, each reaching the store through an interface of its
 	// own: the follower (follow.go, index.go), the deployment watch
-	// (deploy.go) and the rebuild worker (rebuild.go).
+	// (deploy.go), the rebuild worker (rebuild.go) and the webhook
+	// delivery worker (http.go).
 	follower *follower
 	watch    *deploymentWatch
 	rebuilds *rebuilder
+	outbox   *outbox
 
 	wake chan struct{}
 }
@@ -171,15 +172,12 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Auditor{cfg: cfg, logger: logger, wake: make(chan struct{}, 1), webhooks: map[string]WebhookConfig{}}
+	a := &Auditor{cfg: cfg, logger: logger, wake: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(a)
 	}
 	if a.hc == nil {
 		a.hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	for _, w := range cfg.Webhooks {
-		a.webhooks[w.URL] = w
 	}
 	if cfg.Key != "" {
 		s, err := keyfile.LoadSigner(cfg.Key)
@@ -268,8 +266,10 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 	}
 	a.metrics = newMetrics(a)
 	urls := make([]string, 0, len(cfg.Webhooks))
+	hooks := map[string]WebhookConfig{}
 	for _, w := range cfg.Webhooks {
 		urls = append(urls, w.URL)
+		hooks[w.URL] = w
 	}
 	al := &alerter{webhooks: urls, logger: logger, raised: a.metrics.alerts}
 	f := &follower{st: st, alerts: al, metrics: a.metrics, hc: a.hc, provenance: a.provenance, rebuild: *rc.Enabled, poke: a.poke,
@@ -279,6 +279,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 	}
 	a.follower = f
 	a.watch = &deploymentWatch{st: st, alerts: al, metrics: a.metrics}
+	a.outbox = &outbox{st: st, hc: a.hc, webhooks: hooks, metrics: a.metrics, logger: logger}
 	a.rebuilds = &rebuilder{st: st, alerts: al, metrics: a.metrics, logger: logger, enabled: *rc.Enabled, builder: a.builder, signer: a.signer, logs: a.logs}
 	return a, nil
 }
@@ -366,7 +367,7 @@ func (a *Auditor) RunOnce(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("deployment %s: %w", d.cfg.Name, err))
 		}
 	}
-	a.deliverWebhooks(ctx)
+	a.outbox.deliver(ctx)
 	a.metrics.refresh(ctx)
 	return errors.Join(errs...)
 }
@@ -428,7 +429,7 @@ func (a *Auditor) Run(ctx context.Context) error {
 			}
 		})
 	}
-	every(time.Second, func() { a.deliverWebhooks(ctx) })
+	every(time.Second, func() { a.outbox.deliver(ctx) })
 	wg.Wait()
 	return nil
 }

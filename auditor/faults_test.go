@@ -3,8 +3,11 @@ package auditor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +21,7 @@ import (
 
 // Fault injection: each part of the auditor reaches the state database
 // through an interface of its own (followStore, watchStore, rebuildStore,
-// alertStore), so a test can hand it the real SQLite store wrapped to fail
+// outboxStore; alertStore within the first three), so a test can hand it the real SQLite store wrapped to fail
 // one call, and show that what the store guarantees is enough for the
 // part to lose nothing.
 
@@ -75,6 +78,13 @@ func (f *faultStore) FinishRebuild(ctx context.Context, origin string, idx int64
 		return errInjected
 	}
 	return f.Store.FinishRebuild(ctx, origin, idx, state, detail, rebuilt, repro)
+}
+
+func (f *faultStore) Delivered(ctx context.Context, alertID int64, url string) error {
+	if f.fail("Delivered") {
+		return errInjected
+	}
+	return f.Store.Delivered(ctx, alertID, url)
 }
 
 // restart closes the fixture's auditor and opens it again on the same
@@ -345,5 +355,66 @@ func TestFollowerMisbehaviourAlertFault(t *testing.T) {
 	wantKinds(t, "the next pass, the peer silent", alerts, AlertLogInconsistent)
 	if un, err := fx.aud.st.UncheckedCheckpoints(t.Context(), fx.log.Origin, 4); err != nil || len(un) != 0 {
 		t.Errorf("unchecked checkpoints after the alert: %d (%v), want none", len(un), err)
+	}
+}
+
+// TestOutboxDeliveredFault: an alert the webhook accepted but whose
+// delivery was not recorded (outboxStore.Delivered) is posted again — after
+// a restart too — and then recorded: delivery is at least once, never
+// lost, and ends.
+func TestOutboxDeliveredFault(t *testing.T) {
+	var mu sync.Mutex
+	posts := map[string]int{} // by alert key
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var al Alert
+		if err := json.NewDecoder(r.Body).Decode(&al); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		posts[al.Key]++
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	count := func() (n int, keys int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range posts {
+			n += c
+		}
+		return n, len(posts)
+	}
+	fx := newAuditorFixture(t, "w")
+	fx.config = append(fx.config, fmt.Sprintf("webhooks:\n  - {url: %q}\n", hook.URL)...)
+	fx.restart(t)
+	fx.log.add([]byte("not a statement"))
+	fx.aud.outbox.st = &faultStore{Store: fx.aud.st, method: "Delivered", n: 1}
+	err, alerts := fx.runOnce(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKinds(t, "first pass", alerts, AlertInvalidEntry)
+	if n, keys := count(); n != 1 || keys != 1 {
+		t.Fatalf("first pass: %d posts of %d alerts, want 1 of 1", n, keys)
+	}
+	fx.restart(t)
+	if err, _ := fx.runOnce(t); err != nil {
+		t.Fatal(err)
+	}
+	if n, keys := count(); n != 2 || keys != 1 {
+		t.Errorf("after a restart: %d posts of %d alerts, want 2 of 1 (posted again)", n, keys)
+	}
+	all, err := fx.aud.Alerts(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || len(all[0].Webhooks) != 1 || all[0].Webhooks[0].Delivered == "" {
+		t.Fatalf("alerts %+v, want one, delivered", all)
+	}
+	if err, _ := fx.runOnce(t); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := count(); n != 2 {
+		t.Errorf("after delivery was recorded: %d posts, want still 2", n)
 	}
 }

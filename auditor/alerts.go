@@ -3,7 +3,6 @@ package auditor
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -47,7 +46,7 @@ func (al *alerter) raise(ctx context.Context, st alertStore, kind, key, subject,
 	}
 	isNew, err := st.RaiseAlert(ctx, a, al.webhooks)
 	if err != nil {
-		return fmt.Errorf("recording alert: %w", err)
+		return notRecorded("recording alert", err)
 	}
 	if !isNew {
 		return nil
@@ -55,4 +54,23 @@ func (al *alerter) raise(ctx context.Context, st alertStore, kind, key, subject,
 	al.logger.Error("ALERT", "kind", kind, "subject", subject, "summary", summary, "alert_id", a.ID)
 	al.raised.WithLabelValues(kind).Inc()
 	return nil
+}
+
+// recordError is the store's failure to record something (an alert, an
+// outcome): nothing of it was recorded, and trying again may succeed.
+type recordError struct {
+	what string
+	err  error
+}
+
+func (e *recordError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
+// notRecorded returns err (nil if nil) as a recordError saying what was
+// not recorded.
+func notRecorded(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &recordError{what, err}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/attestlog/attestlog/auditor/internal/rebuild"
@@ -42,18 +43,20 @@ type rebuildStore interface {
 	// NextRebuild claims the oldest queued release, atomically marking it
 	// running, and returns it; store.ErrNotFound when none is queued. It
 	// is not idempotent: each call claims another. A release claimed and
-	// never finished (a crash, a failed FinishRebuild) stays running until
-	// the store's next opening queues it again (RequeueRunning, in Open).
+	// never finished (a crash, an interrupted build) stays running until
+	// the store's next opening queues it again (RequeueRunning, in Open);
+	// the worker queues one whose outcome failed to record again itself
+	// (HoldRebuild).
 	NextRebuild(ctx context.Context) (*store.Release, error)
 	// HoldRebuild records that a release was not rebuilt (state, with
-	// why), keeping its entry, so that the next opening queues it again.
-	// It is idempotent.
+	// why), keeping its entry: held unsandboxed until the next opening
+	// queues it again, or queued again at once. It is idempotent.
 	HoldRebuild(ctx context.Context, origin string, idx int64, state, detail string) error
 	// FinishRebuild records a rebuild's outcome together with the signed
 	// reproduction to submit (when not nil), in one statement, and drops
-	// the logged entry. It is idempotent. On an error nothing is recorded
-	// and the release stays running: the reproduction signed for it has
-	// not left the process and is never submitted.
+	// the logged entry. It is idempotent. On an error nothing is recorded:
+	// the reproduction signed for it has not left the process and is
+	// never submitted, and the worker queues the release again.
 	FinishRebuild(ctx context.Context, origin string, idx int64, state, detail, rebuilt string, repro []byte) error
 	// PendingReproductions returns the releases whose stored reproduction
 	// is not yet recorded as logged.
@@ -91,7 +94,18 @@ func (rb *rebuilder) rebuildQueued(ctx context.Context) error {
 		rb.refreshGauges(ctx)
 		if err := rb.rebuildOne(ctx, r); err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return ctx.Err() // interrupted: it stays running and is requeued on restart
+			}
+			// The store failed to record its outcome (or its alert):
+			// queued again for the next pass, not left running until a
+			// restart. The reproduction signed for it never left the
+			// process. (Any other failure, which the release itself may
+			// cause every time, leaves it running until a restart.)
+			var re *recordError
+			if errors.As(err, &re) {
+				if qerr := rb.st.HoldRebuild(ctx, r.Origin, r.Index, store.RebuildQueued, r.Detail); qerr != nil {
+					return errors.Join(err, fmt.Errorf("requeueing the rebuild of entry %d: %w", r.Index, qerr))
+				}
 			}
 			return err
 		}
@@ -114,7 +128,8 @@ func (rb *rebuilder) rebuildOne(ctx context.Context, r *store.Release) error {
 	logger := rb.logger.With("origin", r.Origin, "index", r.Index)
 	p, err := statement.Parse(r.Entry)
 	if err != nil || p.Kind != statement.KindRelease {
-		return rb.st.FinishRebuild(ctx, r.Origin, r.Index, store.RebuildFailed, fmt.Sprintf("stored entry unreadable: %v", err), "", nil)
+		return notRecorded("recording the rebuild of entry "+strconv.FormatInt(r.Index, 10),
+			rb.st.FinishRebuild(ctx, r.Origin, r.Index, store.RebuildFailed, fmt.Sprintf("stored entry unreadable: %v", err), "", nil))
 	}
 	logger.Info("rebuilding release", "version", p.Release.Version, "repo", p.Release.Source.Repo, "commit", p.Release.Source.Commit)
 	res := rb.builder.Rebuild(ctx, fmt.Sprintf("%d-%s", r.Index, p.Release.Version), p.Release, p.Statement.Subject)
@@ -134,7 +149,8 @@ func (rb *rebuilder) rebuildOne(ctx context.Context, r *store.Release) error {
 			fmt.Sprintf("release %s (entry %d) was not rebuilt: %s", p.Release.Version, r.Index, res.Reason), ev); err != nil {
 			return err
 		}
-		return rb.st.HoldRebuild(ctx, r.Origin, r.Index, store.RebuildUnsandboxed, res.Summary())
+		return notRecorded("recording the rebuild of entry "+strconv.FormatInt(r.Index, 10),
+			rb.st.HoldRebuild(ctx, r.Origin, r.Index, store.RebuildUnsandboxed, res.Summary()))
 	case rebuild.Reproduced:
 		state = store.RebuildReproduced
 	case rebuild.Mismatch:
@@ -170,7 +186,8 @@ func (rb *rebuilder) rebuildOne(ctx context.Context, r *store.Release) error {
 			return err
 		}
 	}
-	return rb.st.FinishRebuild(ctx, r.Origin, r.Index, state, res.Summary(), res.Measurements.Primary(), repro)
+	return notRecorded("recording the rebuild of entry "+strconv.FormatInt(r.Index, 10),
+		rb.st.FinishRebuild(ctx, r.Origin, r.Index, state, res.Summary(), res.Measurements.Primary(), repro))
 }
 
 // submitReproductions submits the signed reproductions not yet logged.

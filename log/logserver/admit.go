@@ -209,28 +209,28 @@ func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 // its previous batch is being written. Once started, an append completes
 // even if the client goes away, so that pending stays truthful.
 func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
-	if l.db == nil {
+	if l.claims == nil {
 		i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
 		if err != nil {
 			return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 		}
 		return i, nil
 	}
-	c, idx, dup, err := l.claimPayload(ctx, h)
+	c, idx, dup, err := l.claims.claim(ctx, h)
 	if err != nil {
 		return tessera.Index{}, err
 	}
 	if dup {
 		return tessera.Index{Index: idx, IsDup: true}, nil
 	}
-	stop := l.hold(c)
+	stop := l.claims.hold(c)
 	i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
 	stop()
 	if err != nil {
-		l.releasePayload(ctx, c)
+		l.claims.release(ctx, c)
 		return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 	}
-	l.recordPayload(ctx, c, i.Index)
+	l.claims.record(ctx, c, i.Index)
 	return i, nil
 }
 

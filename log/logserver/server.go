@@ -81,12 +81,11 @@ type Log struct {
 	publishedAt   atomic.Int64
 	publishedSize atomic.Uint64
 
-	// lockConn holds the MySQL named lock of the frontend that signs
-	// index checkpoints (nil when this one does not hold it); lockErr is
-	// the last error of the lock logged. Only the follower uses them
-	// (through indexLeader), and Close once it has stopped.
-	lockConn *sql.Conn
-	lockErr  string
+	// claims are duplicate detection across frontends, and lock is the
+	// named lock whose holder signs index checkpoints: both on the
+	// shared database (nil on POSIX).
+	claims *claims
+	lock   *indexLock
 
 	tesseraCancel context.CancelFunc
 	closeOnce     sync.Once
@@ -277,6 +276,10 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 	}
 	l.add, l.reader, l.shutdown = app.Add, reader, shutdown
 	l.vidx.keepRecent = l.db != nil
+	if l.db != nil {
+		l.claims = &claims{db: l.db, stale: l.claimStale, tree: l, logger: logger}
+		l.lock = newIndexLock(l.db, cfg.Origin, logger)
+	}
 
 	l.idx, err = index.Open(cfg.Index)
 	if err != nil {
@@ -330,7 +333,9 @@ func (l *Log) close(ctx context.Context) error {
 		errs = append(errs, l.shutdown(ctx))
 	}
 	l.tesseraCancel()
-	l.dropIndexLock()
+	if l.lock != nil {
+		l.lock.drop()
+	}
 	if l.idx != nil {
 		errs = append(errs, l.idx.Close())
 	}

@@ -55,7 +55,7 @@ type Server struct {
 	p    Process
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *lockedBuffer
+	out  *testenv.Buffer
 }
 
 // Process is how a kit runs its server.
@@ -99,7 +99,7 @@ func (s *Server) start() {
 	s.cmd = exec.Command(s.p.Argv[0], s.p.Argv[1:]...)
 	s.cmd.Env = s.p.Env
 	s.cmd.Dir = s.Dir
-	s.out = &lockedBuffer{}
+	s.out = &testenv.Buffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -317,21 +317,4 @@ func Probe(t *testing.T, s *Server) {
 	if got, err := s.Get(ctx, "tile/0/000"); err != nil || string(got) != "first" {
 		t.Errorf("after a restart, Get = %q, %v", got, err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -217,6 +217,35 @@ func watchCheckpoints(t *testing.T, urls []string, pol *policy.Policy, stop chan
 	return w
 }
 
+// acksSince counts the acknowledgements after at, by frontend.
+func (ld *frontendLoad) acksSince(at time.Time) map[int]int {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	m := map[int]int{}
+	for _, a := range ld.acks {
+		if a.at.After(at) {
+			m[a.fe]++
+		}
+	}
+	return m
+}
+
+// logAcks logs how many statements were acknowledged (and not), by
+// frontend after at (what), and how many were sent to two frontends at
+// once, and fails t if none of those was acknowledged by both. The load
+// must have stopped.
+func (ld *frontendLoad) logAcks(t *testing.T, what string, at time.Time) map[int]int {
+	t.Helper()
+	after := ld.acksSince(at)
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	t.Logf("%d statements acknowledged (%d not), after %s by frontend %v, %d sent to two frontends at once", len(ld.acks), ld.fails.Load(), what, after, len(ld.doubles))
+	if len(ld.doubles) == 0 {
+		t.Error("no statement was acknowledged by two frontends at once")
+	}
+	return after
+}
+
 // checkFinal waits up to within for a checkpoint at readURL (verified
 // under pol) that covers every entry ld acknowledged, then checks the
 // tree it reads there under that checkpoint: every acknowledged entry is

@@ -94,14 +94,7 @@ func TestFrontendPartition(t *testing.T) {
 	// Writes through frontend 1 resume.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ld.mu.Lock()
-		n := 0
-		for _, a := range ld.acks {
-			if a.fe == 1 && a.at.After(healed) {
-				n++
-			}
-		}
-		ld.mu.Unlock()
+		n := ld.acksSince(healed)[1]
 		if n >= 10 {
 			break
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/attestlog/attestlog/internal/httpbody/httpbodytest"
+	"github.com/attestlog/attestlog/internal/testenv"
 )
 
 // TestBrokenBodies: on POST /add-checkpoint, a body shorter than its
@@ -19,7 +20,7 @@ import (
 func TestBrokenBodies(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Key: writeKey(t, dir, "witness.example/w1"), DB: filepath.Join(dir, "witness.db"), RequestTimeout: 300 * time.Millisecond}
-	buf := new(syncBuffer)
+	buf := new(testenv.Buffer)
 	w, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(buf, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -136,7 +136,7 @@ func TestInteropTessera(t *testing.T) {
 	if err := ours.AddLog(ctx, origin, logVKey); err != nil {
 		t.Fatal(err)
 	}
-	peerOut := &syncBuffer{}
+	peerOut := &testenv.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("peer output:\n%s\nour witness log:\n%s", peerOut.String(), ours.logBuf.String())

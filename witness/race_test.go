@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
 )
@@ -76,7 +77,7 @@ func TestConcurrentForksTwoServers(t *testing.T) {
 		srv.Close()
 		w2.Close()
 	})
-	b := &testWitness{Witness: w2, srv: srv, cfg: a.cfg, logBuf: &syncBuffer{},
+	b := &testWitness{Witness: w2, srv: srv, cfg: a.cfg, logBuf: &testenv.Buffer{},
 		client: &protocol.Client{SubmissionPrefix: srv.URL, HTTP: srv.Client()}}
 	raceForks(t, []*testWitness{a, b})
 }

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -25,6 +24,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/witness/driver"
 	"github.com/attestlog/attestlog/witness/protocol"
 )
@@ -35,7 +35,7 @@ type testWitness struct {
 	srv    *httptest.Server
 	cfg    Config
 	client *protocol.Client
-	logBuf *syncBuffer
+	logBuf *testenv.Buffer
 }
 
 func writeKey(t testing.TB, dir, name string) string {
@@ -55,7 +55,7 @@ func newTestWitness(t testing.TB) *testWitness {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := Config{Key: writeKey(t, dir, "witness.example/w1"), DB: filepath.Join(dir, "witness.db")}
-	buf := new(syncBuffer)
+	buf := new(testenv.Buffer)
 	logger := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w, err := Open(context.Background(), cfg, logger)
 	if err != nil {
@@ -68,24 +68,6 @@ func newTestWitness(t testing.TB) *testWitness {
 	})
 	return &testWitness{Witness: w, srv: srv, cfg: w.cfg, logBuf: buf,
 		client: &protocol.Client{SubmissionPrefix: srv.URL, HTTP: srv.Client()}}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newTestLog(t testing.TB, tw *testWitness, origin string) *driver.Log {

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,11 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/attestlog/attestlog/internal/keyfile"
+	"github.com/attestlog/attestlog/internal/netnstest"
 	"github.com/attestlog/attestlog/internal/tlogcheck"
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // ack is one acknowledged statement: its index, its entry, the frontend
@@ -211,6 +217,35 @@ func watchCheckpoints(t *testing.T, urls []string, pol *policy.Policy, stop chan
 	return w
 }
 
+// acksSince counts the acknowledgements after at, by frontend.
+func (ld *frontendLoad) acksSince(at time.Time) map[int]int {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	m := map[int]int{}
+	for _, a := range ld.acks {
+		if a.at.After(at) {
+			m[a.fe]++
+		}
+	}
+	return m
+}
+
+// logAcks logs how many statements were acknowledged (and not), by
+// frontend after at (what), and how many were sent to two frontends at
+// once, and fails t if none of those was acknowledged by both. The load
+// must have stopped.
+func (ld *frontendLoad) logAcks(t *testing.T, what string, at time.Time) map[int]int {
+	t.Helper()
+	after := ld.acksSince(at)
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	t.Logf("%d statements acknowledged (%d not), after %s by frontend %v, %d sent to two frontends at once", len(ld.acks), ld.fails.Load(), what, after, len(ld.doubles))
+	if len(ld.doubles) == 0 {
+		t.Error("no statement was acknowledged by two frontends at once")
+	}
+	return after
+}
+
 // checkFinal waits up to within for a checkpoint at readURL (verified
 // under pol) that covers every entry ld acknowledged, then checks the
 // tree it reads there under that checkpoint: every acknowledged entry is
@@ -220,6 +255,14 @@ func watchCheckpoints(t *testing.T, urls []string, pol *policy.Policy, stop chan
 // checkpoint. It locks ld and cps: the load and the watch must have
 // stopped.
 func checkFinal(t *testing.T, readURL string, pol *policy.Policy, ld *frontendLoad, cps *checkpointWatch, within time.Duration) *policy.Checkpoint {
+	t.Helper()
+	return checkFinalFrom(t, readURL, readURL, pol, ld, cps, within)
+}
+
+// checkFinalFrom is checkFinal reading the checkpoint and the consistency
+// proofs at readURL, and the tree's entries at entriesURL (another
+// frontend of the same log).
+func checkFinalFrom(t *testing.T, readURL, entriesURL string, pol *policy.Policy, ld *frontendLoad, cps *checkpointWatch, within time.Duration) *policy.Checkpoint {
 	t.Helper()
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
@@ -244,7 +287,7 @@ func checkFinal(t *testing.T, readURL string, pol *policy.Policy, ld *frontendLo
 		time.Sleep(200 * time.Millisecond)
 	}
 	tree := tlog.Tree{N: final.N, Hash: final.Hash}
-	entries, err := tlogcheck.Entries(t.Context(), readURL, tree)
+	entries, err := tlogcheck.Entries(t.Context(), entriesURL, tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,4 +341,150 @@ func witnessAnswers(t *testing.T, witURL string) map[string]int {
 		codes[m[1]], _ = strconv.Atoi(m[2])
 	}
 	return codes
+}
+
+// logSetup is what the tests of whole `attestlog log serve` and `witness
+// serve` processes share: in a directory of their own, a log key for
+// origin and a witness key, an operator's signer and the log's policy
+// naming it (policy.txt), a witness policy whose quorum is the one
+// witness at witAddr (witnesses.txt), the witness's config
+// (witness.yaml, its database witness.db), and the client policy that
+// verifies the log's checkpoints and their cosignatures.
+type logSetup struct {
+	dir, origin string
+	logVKey     string
+	op          *statement.Signer
+	clientPol   *policy.Policy
+	witURL      string
+	witCfg      string
+}
+
+// newLogSetup writes the keys, policies and witness config of a log
+// named origin whose witness listens on witAddr.
+func newLogSetup(t *testing.T, origin, witAddr string) *logSetup {
+	t.Helper()
+	s := &logSetup{dir: t.TempDir(), origin: origin, witURL: "http://" + witAddr}
+	logKey, witKey := filepath.Join(s.dir, "log.key"), filepath.Join(s.dir, "witness.key")
+	if _, err := keyfile.Generate(keyfile.KindLog, origin, logKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keyfile.Generate(keyfile.KindWitness, "attestlog.test/witness", witKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if s.logVKey, err = keyfile.Public(keyfile.KindLog, logKey); err != nil {
+		t.Fatal(err)
+	}
+	witVKey, err := keyfile.Public(keyfile.KindWitness, witKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.op, _ = statement.GenerateSigner(statement.AlgEd25519)
+	s.write(t, "policy.txt", "operator acme "+s.op.Public().String()+"\n")
+	wpol := fmt.Sprintf("witness w %s %s\nquorum w\n", witVKey, s.witURL)
+	s.write(t, "witnesses.txt", wpol)
+	if s.clientPol, err = policy.Parse([]byte("log " + s.logVKey + "\n" + wpol)); err != nil {
+		t.Fatal(err)
+	}
+	s.witCfg = s.write(t, "witness.yaml", fmt.Sprintf("listen: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - {origin: %s, vkey: %q}\n", witAddr, origin, s.logVKey))
+	return s
+}
+
+// write writes a file of the setup's directory, readable by its owner
+// only (a config may hold credentials), and returns its path.
+func (s *logSetup) write(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(s.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// logConfig writes name, the config of a `log serve` of the setup's log
+// listening on listen, its storage as the storage lines say (indented
+// under storage:), its index in index; extra lines follow.
+func (s *logSetup) logConfig(t *testing.T, name, listen, storage, index, extra string) string {
+	t.Helper()
+	return s.write(t, name, fmt.Sprintf(`origin: %s
+listen: %s
+key: log.key
+storage:
+%s
+index: %s
+policy: policy.txt
+witness_policy: witnesses.txt
+%sbatch_max_age: 20ms
+`, s.origin, listen, storage, index, extra))
+}
+
+// startWitness starts `witness serve` of the setup, run by command
+// (exec.Command, or a netnstest host's), and waits until it answers.
+func (s *logSetup) startWitness(t *testing.T, command func(string, ...string) *exec.Cmd) *daemon {
+	t.Helper()
+	d := startDaemon(t, "witness", command(binary, "witness", "serve", "--config", s.witCfg))
+	waitHTTP(t, d, s.witURL+"/metrics")
+	return d
+}
+
+// frontends are frontends of one log, each a `log serve` whose config
+// logConfig wrote, run by its command.
+type frontends struct {
+	mu       sync.Mutex // guards d
+	d        []*daemon
+	cfgs     []string
+	urls     []string
+	commands []func(string, ...string) *exec.Cmd
+}
+
+// startFrontends writes the configs of len(listens) frontends of the
+// setup's log, frontend i listening on listens[i], run by commands[i],
+// its storage as storage(i) says, checkpointing every second, and starts
+// them all, waiting until each serves a checkpoint.
+func (s *logSetup) startFrontends(t *testing.T, listens []string, commands []func(string, ...string) *exec.Cmd, storage func(i int) string) *frontends {
+	t.Helper()
+	fs := &frontends{commands: commands}
+	for i, l := range listens {
+		fs.cfgs = append(fs.cfgs, s.logConfig(t, fmt.Sprintf("fe%d.yaml", i), l, storage(i), fmt.Sprintf("fe%d-index.db", i), "checkpoint_interval: 1s\n"))
+		fs.urls = append(fs.urls, "http://"+l)
+		fs.d = append(fs.d, fs.run(t, i))
+	}
+	for i := range listens {
+		waitHTTP(t, fs.daemon(i), fs.urls[i]+"/checkpoint")
+	}
+	return fs
+}
+
+func (fs *frontends) run(t *testing.T, i int) *daemon {
+	t.Helper()
+	return startDaemon(t, fmt.Sprintf("frontend %d", i), fs.commands[i](binary, "log", "serve", "--config", fs.cfgs[i]))
+}
+
+func (fs *frontends) daemon(i int) *daemon {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.d[i]
+}
+
+// restart starts frontend i again (after kill) and waits until it serves
+// a checkpoint.
+func (fs *frontends) restart(t *testing.T, i int) {
+	t.Helper()
+	d := fs.run(t, i)
+	waitHTTP(t, d, fs.urls[i]+"/checkpoint")
+	fs.mu.Lock()
+	fs.d[i] = d
+	fs.mu.Unlock()
+}
+
+// kill kills frontend i with SIGKILL.
+func (fs *frontends) kill(i int) { fs.daemon(i).kill() }
+
+// hostCommands is the commands of hosts, one each.
+func hostCommands(hosts []netnstest.Host) []func(string, ...string) *exec.Cmd {
+	var cs []func(string, ...string) *exec.Cmd
+	for _, h := range hosts {
+		cs = append(cs, h.Command)
+	}
+	return cs
 }

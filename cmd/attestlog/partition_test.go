@@ -3,19 +3,14 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/internal/mariadbtest"
 	"github.com/attestlog/attestlog/internal/netnstest"
 	"github.com/attestlog/attestlog/internal/seaweedtest"
-	"github.com/attestlog/attestlog/log/statement"
-	"github.com/attestlog/attestlog/policy"
 )
 
 // partitionTime is how long TestFrontendPartition keeps a frontend cut
@@ -46,42 +41,9 @@ func TestFrontendPartition(t *testing.T) {
 	db := mariadbtest.StartServer(t, mariadbtest.Options{Wrap: []string{"ip", "netns", "exec", dbHost.Name}, Bind: dbHost.IP, Port: 3306})
 	sw := seaweedtest.StartOptions(t, "attestlog-part", seaweedtest.Options{Wrap: []string{"ip", "netns", "exec", s3Host.Name}, Bind: s3Host.IP})
 
-	dir := t.TempDir()
-	const origin = "attestlog.test/partition"
-	logKey, witKey := filepath.Join(dir, "log.key"), filepath.Join(dir, "witness.key")
-	if _, err := keyfile.Generate(keyfile.KindLog, origin, logKey, ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := keyfile.Generate(keyfile.KindWitness, "attestlog.test/witness", witKey, ""); err != nil {
-		t.Fatal(err)
-	}
-	logVKey, err := keyfile.Public(keyfile.KindLog, logKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	witVKey, err := keyfile.Public(keyfile.KindWitness, witKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, _ := statement.GenerateSigner(statement.AlgEd25519)
-	write := func(name, s string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	witURL := "http://" + witHost.IP + ":7380"
-	write("policy.txt", "operator acme "+op.Public().String()+"\n", 0o644)
-	wpol := fmt.Sprintf("witness w %s %s\nquorum w\n", witVKey, witURL)
-	write("witnesses.txt", wpol, 0o644)
-	clientPol, err := policy.Parse([]byte("log " + logVKey + "\n" + wpol))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wcfg := write("witness.yaml", fmt.Sprintf("listen: %s:7380\nkey: witness.key\ndb: witness.db\nlogs:\n  - {origin: %s, vkey: %q}\n", witHost.IP, origin, logVKey), 0o644)
-	wit := startDaemon(t, "witness", witHost.Command(binary, "witness", "serve", "--config", wcfg))
-	waitHTTP(t, wit, witURL+"/metrics")
+	st := newLogSetup(t, "attestlog.test/partition", witHost.IP+":7380")
+	st.startWitness(t, witHost.Command)
+	witURL, clientPol, op := st.witURL, st.clientPol, st.op
 
 	// A frontend cut off in the middle of a transaction (Tessera's
 	// sequencing holds a row lock of the database for the batch) would
@@ -90,27 +52,15 @@ func TestFrontendPartition(t *testing.T) {
 	// client. idle_transaction_timeout ends such a transaction sooner, as
 	// docs/storage.md tells operators to.
 	dsn := db.DSN + "?idle_transaction_timeout=" + strconv.Itoa(int(idleTxTimeout/time.Second))
-	var fes []*daemon
-	var urls []string
-	for i, h := range feHosts {
-		cfg := write(fmt.Sprintf("fe%d.yaml", i), fmt.Sprintf(`origin: %s
-listen: %s:8080
-key: log.key
-storage:
-  s3: {bucket: %s, endpoint: %q, access_key_id: %q, secret_access_key: %q}
-  mysql: {dsn: %q}
-index: fe%d-index.db
-policy: policy.txt
-witness_policy: witnesses.txt
-checkpoint_interval: 1s
-batch_max_age: 20ms
-`, origin, h.IP, sw.Bucket, sw.Endpoint, sw.AccessKeyID, sw.SecretAccessKey, dsn, i), 0o600)
-		fes = append(fes, startDaemon(t, fmt.Sprintf("frontend %d", i), h.Command(binary, "log", "serve", "--config", cfg)))
-		urls = append(urls, "http://"+h.IP+":8080")
+	var listens []string
+	for _, h := range feHosts {
+		listens = append(listens, h.IP+":8080")
 	}
-	for i, d := range fes {
-		waitHTTP(t, d, urls[i]+"/checkpoint")
-	}
+	fes := st.startFrontends(t, listens, hostCommands(feHosts), func(int) string {
+		return fmt.Sprintf("  s3: {bucket: %s, endpoint: %q, access_key_id: %q, secret_access_key: %q}\n  mysql: {dsn: %q}",
+			sw.Bucket, sw.Endpoint, sw.AccessKeyID, sw.SecretAccessKey, dsn)
+	})
+	urls := fes.urls
 
 	stop := make(chan struct{})
 	var bg sync.WaitGroup
@@ -144,14 +94,7 @@ batch_max_age: 20ms
 	// Writes through frontend 1 resume.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ld.mu.Lock()
-		n := 0
-		for _, a := range ld.acks {
-			if a.fe == 1 && a.at.After(healed) {
-				n++
-			}
-		}
-		ld.mu.Unlock()
+		n := ld.acksSince(healed)[1]
 		if n >= 10 {
 			break
 		}

@@ -1,42 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/attestlog/attestlog/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer a running command writes while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startCmd runs the binary in the background until the test ends, and
 // waits until ready answers 200.
-func startCmd(t *testing.T, ready string, args ...string) *lockedBuffer {
+func startCmd(t *testing.T, ready string, args ...string) *testenv.Buffer {
 	t.Helper()
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	cmd := exec.Command(binary, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

@@ -1,29 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/internal/mariadbtest"
 	"github.com/attestlog/attestlog/internal/seaweedtest"
 	"github.com/attestlog/attestlog/internal/tlogcheck"
 	"github.com/attestlog/attestlog/internal/versitygwtest"
-	"github.com/attestlog/attestlog/log/statement"
-	"github.com/attestlog/attestlog/policy"
 )
 
 // TestLogFrontendsOnS3 runs one log as three `attestlog log serve`
@@ -59,80 +48,15 @@ type s3Store struct {
 
 func testLogFrontendsOnS3(t *testing.T, name string, sw s3Store) {
 	db := mariadbtest.StartServer(t, mariadbtest.Options{})
-
-	dir := t.TempDir()
-	const origin = "attestlog.test/s3-frontends"
-	logKey, witKey := filepath.Join(dir, "log.key"), filepath.Join(dir, "witness.key")
-	if _, err := keyfile.Generate(keyfile.KindLog, origin, logKey, ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := keyfile.Generate(keyfile.KindWitness, "attestlog.test/witness", witKey, ""); err != nil {
-		t.Fatal(err)
-	}
-	logVKey, err := keyfile.Public(keyfile.KindLog, logKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	witVKey, err := keyfile.Public(keyfile.KindWitness, witKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, _ := statement.GenerateSigner(statement.AlgEd25519)
-	write := func(name, s string, mode os.FileMode) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	witAddr := freeAddr(t)
-	witURL := "http://" + witAddr
-	write("policy.txt", "operator acme "+op.Public().String()+"\n", 0o644)
-	wpol := fmt.Sprintf("witness w %s %s\nquorum w\n", witVKey, witURL)
-	write("witnesses.txt", wpol, 0o644)
-	clientPol, err := policy.Parse([]byte("log " + logVKey + "\n" + wpol))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wcfg := write("witness.yaml", fmt.Sprintf("listen: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - {origin: %s, vkey: %q}\n", witAddr, origin, logVKey), 0o644)
-	wit := startDaemon(t, "witness", exec.Command(binary, "witness", "serve", "--config", wcfg))
-	waitHTTP(t, wit, witURL+"/metrics")
-
-	var (
-		feMu sync.Mutex
-		fes  []*daemon
-		cfgs []string
-		urls []string
-	)
-	startFE := func(i int) {
-		d := startDaemon(t, fmt.Sprintf("frontend %d", i), exec.Command(binary, "log", "serve", "--config", cfgs[i]))
-		waitHTTP(t, d, urls[i]+"/checkpoint")
-		feMu.Lock()
-		fes[i] = d
-		feMu.Unlock()
-	}
-	for i := range 3 {
-		addr := freeAddr(t)
-		// The credentials come from the environment here (AWS_*), as
-		// an operator's would; the file holds the rest.
-		cfgs = append(cfgs, write(fmt.Sprintf("fe%d.yaml", i), fmt.Sprintf(`origin: %s
-listen: %s
-key: log.key
-storage:
-  s3: {bucket: %s, endpoint: %q, access_key_id: %q, secret_access_key: %q}
-  mysql: {dsn: %q}
-index: fe%d-index.db
-policy: policy.txt
-witness_policy: witnesses.txt
-checkpoint_interval: 1s
-batch_max_age: 20ms
-`, origin, addr, sw.Bucket, sw.Endpoint, sw.AccessKeyID, sw.SecretAccessKey, db.DSN, i), 0o600))
-		urls = append(urls, "http://"+addr)
-		fes = append(fes, nil)
-	}
-	for i := range 3 {
-		startFE(i)
-	}
+	st := newLogSetup(t, "attestlog.test/s3-frontends", freeAddr(t))
+	st.startWitness(t, exec.Command)
+	listens := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	commands := []func(string, ...string) *exec.Cmd{exec.Command, exec.Command, exec.Command}
+	fes := st.startFrontends(t, listens, commands, func(int) string {
+		return fmt.Sprintf("  s3: {bucket: %s, endpoint: %q, access_key_id: %q, secret_access_key: %q}\n  mysql: {dsn: %q}",
+			sw.Bucket, sw.Endpoint, sw.AccessKeyID, sw.SecretAccessKey, db.DSN)
+	})
+	urls, clientPol, op := fes.urls, st.clientPol, st.op
 
 	// Checkpoints served, verified (log signature and witness
 	// cosignature), kept to check the final tree against.
@@ -142,23 +66,11 @@ batch_max_age: 20ms
 
 	ld := startLoad(t, urls, op, stop, &bg)
 
-	// acksSince counts acknowledgements after a moment, by frontend.
-	acksSince := func(at time.Time) map[int]int {
-		ld.mu.Lock()
-		defer ld.mu.Unlock()
-		m := map[int]int{}
-		for _, a := range ld.acks {
-			if a.at.After(at) {
-				m[a.fe]++
-			}
-		}
-		return m
-	}
 	// resumed waits up to 60 s for acknowledgements after at.
 	resumed := func(what string, at time.Time) {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			m := acksSince(at)
+			m := ld.acksSince(at)
 			if m[0]+m[1]+m[2] >= 20 {
 				t.Logf("writes resumed after %s: %v", what, m)
 				return
@@ -172,10 +84,10 @@ batch_max_age: 20ms
 	}
 
 	time.Sleep(3 * time.Second)
-	fes[1].kill()
+	fes.kill(1)
 	t.Log("killed frontend 1")
 	time.Sleep(3 * time.Second)
-	startFE(1)
+	fes.restart(t, 1)
 	resumed("frontend 1 restarted", time.Now())
 
 	sw.Kill()
@@ -196,43 +108,16 @@ batch_max_age: 20ms
 	close(stop)
 	bg.Wait()
 
-	ld.mu.Lock()
-	defer ld.mu.Unlock()
-	var maxIdx uint64
-	for _, a := range ld.acks {
-		maxIdx = max(maxIdx, a.idx)
-	}
-	after := map[int]int{}
-	for _, a := range ld.acks {
-		if a.at.After(dbBack) {
-			after[a.fe]++
-		}
-	}
-	t.Logf("%d statements acknowledged (%d not), after the database restart by frontend %v, %d sent to two frontends at once", len(ld.acks), ld.fails.Load(), after, len(ld.doubles))
+	after := ld.logAcks(t, "the database restart", dbBack)
 	if after[0] == 0 || after[1] == 0 || after[2] == 0 {
 		t.Errorf("acknowledgements after the database restart by frontend: %v; want some from each", after)
 	}
-	for _, d := range ld.doubles {
-		if d[0].Index != d[1].Index || d[0].Duplicate == d[1].Duplicate {
-			t.Errorf("a statement sent to two frontends at once: %+v and %+v, want one index, one duplicate", d[0], d[1])
-		}
-	}
-	if len(ld.doubles) == 0 {
-		t.Error("no statement was acknowledged by two frontends at once")
-	}
 
-	// The bucket's checkpoint covers every acknowledged entry.
-	var final *policy.Checkpoint
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if cp, err := tlogcheck.Log(t.Context(), sw.URL(), clientPol, nil); err == nil && uint64(cp.N) > maxIdx {
-			final = cp
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint in the bucket covers entry %d within 60 s (%v, %v)", maxIdx, cp, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	// The bucket's checkpoint covers every acknowledged entry, each in
+	// the tree read straight from the bucket once, consistent with every
+	// checkpoint served; a statement sent to two frontends at once got
+	// one index.
+	final := checkFinal(t, sw.URL(), clientPol, ld, cps, 60*time.Second)
 	tree := tlog.Tree{N: final.N, Hash: final.Hash}
 	entries, err := tlogcheck.Entries(t.Context(), sw.URL(), tree)
 	if err != nil {
@@ -265,49 +150,8 @@ batch_max_age: 20ms
 	if err != nil || root != final.Hash {
 		t.Fatalf("the entries in the bucket hash to %x (%v), the checkpoint says %x", root, err, final.Hash)
 	}
-	for _, a := range ld.acks {
-		if !bytes.Equal(entries[a.idx], a.entry) {
-			t.Fatalf("acknowledged entry %d is not in the tree as submitted", a.idx)
-		}
-	}
-	count := map[[32]byte]int{}
-	for _, e := range entries {
-		if statement.IsIndexCheckpoint(e) {
-			continue
-		}
-		count[sha256.Sum256(e)]++
-	}
-	for h, n := range count {
-		if n > 1 {
-			t.Errorf("an entry (sha256 %x…) is in the tree %d times", h[:6], n)
-		}
-	}
-	cps.mu.Lock()
-	for n, h := range cps.seen {
-		if n > final.N {
-			t.Errorf("a checkpoint of size %d was served, larger than the final %d", n, final.N)
-			continue
-		}
-		if n == 0 {
-			continue
-		}
-		if err := tlogcheck.Consistent(t.Context(), sw.URL(), tlog.Tree{N: n, Hash: h}, tree); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Logf("the tree of %d entries in the bucket is consistent with all %d checkpoints served", final.N, len(cps.seen))
-	cps.mu.Unlock()
 
-	resp, err := http.Get(witURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	codes := map[string]int{}
-	for _, m := range regexp.MustCompile(`attestlog_witness_requests_total\{code="(\d+)",endpoint="add-checkpoint"\} (\d+)`).FindAllStringSubmatch(string(mb), -1) {
-		codes[m[1]], _ = strconv.Atoi(m[2])
-	}
+	codes := witnessAnswers(t, st.witURL)
 	t.Logf("witness add-checkpoint answers by code: %v", codes)
 	if codes["200"] < 5 || codes["409"] > 3 {
 		t.Errorf("witness add-checkpoint answers %v: want a stream of cosignatures with at most 3 conflicts (restarts)", codes)

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,10 +17,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/internal/tlogcheck"
-	"github.com/attestlog/attestlog/log/statement"
-	"github.com/attestlog/attestlog/policy"
 	"github.com/attestlog/attestlog/witness"
 )
 
@@ -64,58 +60,13 @@ func witnessOutage(t *testing.T) time.Duration {
 // for the checkpoint it cosigned as it was killed).
 func TestWitnessOutage(t *testing.T) {
 	outage := witnessOutage(t)
-	dir := t.TempDir()
-	const origin = "attestlog.test/witness-outage"
-	logKey, witKey := filepath.Join(dir, "log.key"), filepath.Join(dir, "witness.key")
-	if _, err := keyfile.Generate(keyfile.KindLog, origin, logKey, ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := keyfile.Generate(keyfile.KindWitness, "attestlog.test/witness", witKey, ""); err != nil {
-		t.Fatal(err)
-	}
-	logVKey, err := keyfile.Public(keyfile.KindLog, logKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	witVKey, err := keyfile.Public(keyfile.KindWitness, witKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, _ := statement.GenerateSigner(statement.AlgEd25519)
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	witAddr, logAddr := freeAddr(t), freeAddr(t)
-	witURL, logURL := "http://"+witAddr, "http://"+logAddr
-	write("policy.txt", "operator acme "+op.Public().String()+"\n")
-	wpol := fmt.Sprintf("witness w %s %s\nquorum w\n", witVKey, witURL)
-	write("witnesses.txt", wpol)
-	clientPol, err := policy.Parse([]byte("log " + logVKey + "\n" + wpol))
-	if err != nil {
-		t.Fatal(err)
-	}
-	witDB := filepath.Join(dir, "witness.db")
-	wcfg := write("witness.yaml", fmt.Sprintf("listen: %s\nkey: witness.key\ndb: witness.db\nlogs:\n  - {origin: %s, vkey: %q}\n", witAddr, origin, logVKey))
-	startWitness := func() *daemon {
-		d := startDaemon(t, "witness", exec.Command(binary, "witness", "serve", "--config", wcfg))
-		waitHTTP(t, d, witURL+"/metrics")
-		return d
-	}
-	wit := startWitness()
-	lcfg := write("log.yaml", fmt.Sprintf(`origin: %s
-listen: %s
-key: log.key
-storage:
-  posix: {dir: tiles}
-index: index.db
-policy: policy.txt
-witness_policy: witnesses.txt
-batch_max_age: 20ms
-`, origin, logAddr))
+	logAddr := freeAddr(t)
+	logURL := "http://" + logAddr
+	st := newLogSetup(t, "attestlog.test/witness-outage", freeAddr(t))
+	origin, witURL, clientPol, op := st.origin, st.witURL, st.clientPol, st.op
+	witDB := filepath.Join(st.dir, "witness.db")
+	wit := st.startWitness(t, exec.Command)
+	lcfg := st.logConfig(t, "log.yaml", logAddr, "  posix: {dir: tiles}", "index.db", "")
 	lg := startDaemon(t, "log", exec.Command(binary, "log", "serve", "--config", lcfg))
 	waitHTTP(t, lg, logURL+"/checkpoint")
 
@@ -137,7 +88,7 @@ batch_max_age: 20ms
 		t.Fatalf("witness list-logs printed %q (%v)", out, err)
 	}
 	gauges := logGauges(t, logURL)
-	wit = startWitness()
+	wit = st.startWitness(t, exec.Command)
 	back := time.Now()
 	t.Logf("restarted the witness, which had cosigned size %d; log's gauges at the end of the outage: %v", cosigned.Size, gauges)
 	if gauges["attestlog_log_quorum_lag_entries"] <= 0 || uint64(gauges["attestlog_log_tree_size"]) > cosigned.Size {

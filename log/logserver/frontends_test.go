@@ -17,6 +17,7 @@ import (
 
 	"github.com/attestlog/attestlog/internal/keyfile"
 	"github.com/attestlog/attestlog/internal/mariadbtest"
+	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/statement"
 )
@@ -214,7 +215,7 @@ func TestReleaseOnlyOwnClaim(t *testing.T) {
 	dsn := mariadbtest.Start(t)
 	ga, gb := newGate(errors.New("injected: the append failed")), newGate(nil)
 	b := newTestLogOpts(t, &Storage{MySQL: &MySQLStorage{DSN: dsn}}, nil, "quorum none\n", "", false, withAppendHook(gb.hook))
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	b.logger = slog.New(slog.NewTextHandler(logs, nil))
 	a := b.frontend(t, withAppendHook(ga.hook))
 	ctx := t.Context()

@@ -1,7 +1,6 @@
 package logserver
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +22,6 @@ import (
 	"github.com/attestlog/attestlog/witness"
 	"github.com/attestlog/attestlog/witness/driver"
 )
-
-// syncBuffer collects peers' output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLogWithThreeWitnesses runs attestlog's log with a 'group … all'
 // quorum of attestlog's witness, litewitness and omniwitness (the real
@@ -84,7 +64,7 @@ func TestLogWithThreeWitnesses(t *testing.T) {
 	oursSrv := httptest.NewServer(ours.Handler())
 	defer oursSrv.Close()
 
-	out := &syncBuffer{}
+	out := &testenv.Buffer{}
 	lwDir, err := os.MkdirTemp("", "lw") // short: the agent socket path is limited
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +85,7 @@ func TestLogWithThreeWitnesses(t *testing.T) {
 	defer omni.Close()
 	defer func() {
 		if t.Failed() {
-			t.Logf("peer output:\n%s", out.b.String())
+			t.Logf("peer output:\n%s", out.String())
 		}
 	}()
 
@@ -121,7 +101,7 @@ func TestLogWithThreeWitnesses(t *testing.T) {
 	}
 	p, _, err := tl.client.WaitProof(ctx, 4)
 	if err != nil {
-		t.Fatalf("no witnessed checkpoint: %v\n%s", err, out.b.String())
+		t.Fatalf("no witnessed checkpoint: %v\n%s", err, out.String())
 	}
 	cp, err := tl.policy.VerifyCheckpoint(p.Checkpoint)
 	if err != nil {

@@ -67,6 +67,14 @@ type Log struct {
 	wake chan struct{}
 	// parsed maps the SHA-256 of entries in pending to their parse.
 	parsed map[[32]byte]admitted
+	// appended maps the index of each entry this process appended and
+	// the follower has not reached yet (at or past followNext) to its
+	// SHA-256, a key of parsed: the follower takes a run of them from
+	// memory instead of reading their entry bundle back from storage
+	// (entries another frontend appended it still reads). Both under
+	// pendingMu.
+	appended   map[uint64][32]byte
+	followNext uint64
 
 	indexed chan struct{} // closed and replaced whenever the index advances
 	stop    context.CancelFunc
@@ -169,14 +177,15 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 	l := &Log{
 		tesseraCancel: l0cancel,
 		cfg:           cfg, logger: logger, policy: pol,
-		pending: map[[32]byte]*pendingAdd{},
-		parsed:  map[[32]byte]admitted{},
-		indexed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		slots:   newFairSlots(int(cfg.Pushback)),
-		done:    make(chan struct{}),
-		metrics: newMetrics(),
-		now:     time.Now, claimStale: defaultClaimStale,
+		pending:  map[[32]byte]*pendingAdd{},
+		parsed:   map[[32]byte]admitted{},
+		appended: map[uint64][32]byte{},
+		indexed:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		slots:    newFairSlots(int(cfg.Pushback)),
+		done:     make(chan struct{}),
+		metrics:  newMetrics(),
+		now:      time.Now, claimStale: defaultClaimStale,
 	}
 	for _, o := range with {
 		o(l)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/attestlog/attestlog/channel/bhttp"
@@ -226,29 +227,27 @@ func (a *Agent) forward(ctx context.Context, client *http.Client, upstream *url.
 	return client.Do(req)
 }
 
-// flushWriter flushes after every write, so that each sealed chunk
-// leaves at once.
-type flushWriter struct {
-	w  io.Writer
-	rc *http.ResponseController
-}
-
-func (f flushWriter) Write(p []byte) (int, error) {
-	n, err := f.w.Write(p)
-	if err == nil {
-		err = f.rc.Flush()
-	}
-	return n, err
-}
+// copyBuffers are streamResponse's read buffers (ohttp.ChunkSize: one
+// upstream read is one sealed chunk), cleared before they are reused.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, ohttp.ChunkSize); return &b }}
 
 // streamResponse writes resp as a chunked OHTTP response of an
 // indeterminate-length Binary HTTP response, a chunk per upstream read.
+//
+// Each chunk of content leaves at once (flushed), so that a stream
+// arrives as the service writes it; what needs no flush of its own is
+// not flushed: the response nonce and the head leave with the first
+// chunk of content (or with the end), and the last chunk of a content
+// of known length with the trailer and the final chunk, which follow it
+// at once — the server sends what is left when the handler returns. A
+// small answer so leaves in one write instead of one per part, and the
+// relay forwards it in one.
 func (a *Agent) streamResponse(w http.ResponseWriter, cr *ohttp.ChunkedRequestReader, resp *http.Response) string {
 	w.Header().Set("Content-Type", ohttp.ContentTypeChunkedResponse)
 	w.Header().Set("Incremental", "?1")
 	w.WriteHeader(http.StatusOK)
-	fw := flushWriter{w: w, rc: http.NewResponseController(w)}
-	cw, err := cr.Response(fw)
+	rc := http.NewResponseController(w)
+	cw, err := cr.Response(w)
 	if err != nil {
 		return "write_error"
 	}
@@ -256,11 +255,20 @@ func (a *Agent) streamResponse(w http.ResponseWriter, cr *ohttp.ChunkedRequestRe
 	if err := bw.WriteHead(resp.StatusCode, bhttp.Fields(responseHeader(resp))); err != nil {
 		return "write_error"
 	}
-	buf := make([]byte, ohttp.ChunkSize)
+	bp := copyBuffers.Get().(*[]byte)
+	defer func() { clear(*bp); copyBuffers.Put(bp) }()
+	buf := *bp
+	left := resp.ContentLength // -1: not known
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := bw.Write(buf[:n]); werr != nil {
+				return "client_gone"
+			}
+			if left >= 0 {
+				left = max(left-int64(n), 0)
+			}
+			if left != 0 && rc.Flush() != nil {
 				return "client_gone"
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -185,4 +186,52 @@ func FuzzGateway(f *testing.F) {
 		}
 		io.Copy(io.Discard, w.Body)
 	})
+}
+
+// TestGatewayFlushes: over a real connection, a small answer of known
+// length (under net/http's 2 KiB response buffer) leaves in one piece
+// (sent whole, with its length: nothing of it was flushed on its own),
+// and a stream leaves as the service writes it (flushed: chunked on the
+// wire).
+func TestGatewayFlushes(t *testing.T) {
+	_, h := gatewayAgent(t)
+	ks := keySetOf(t, h)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	cfg, s, err := ohttp.ChooseKEM(ks.HPKE, keyset.KEMX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stream := range []bool{false, true} {
+		body := fmt.Sprintf(`{"model":%q,"stream":%v,"messages":[{"role":"user","content":"hello gateway"}]}`, chat.Model, stream)
+		msg, _ := (&bhttp.Request{Method: "POST", Scheme: "https", Path: "/v1/chat/completions",
+			Header: []bhttp.Field{{Name: "content-type", Value: "application/json"}}, Content: []byte(body)}).MarshalKnownLength()
+		var sealed bytes.Buffer
+		cr, err := ohttp.NewChunkedRequest(cfg, s, &sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr.Write(msg)
+		cr.Close()
+		resp, err := http.Post(srv.URL+GatewayPath, ohttp.ContentTypeChunkedRequest, &sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sr, err := bhttp.ReadResponse(cr.OpenResponse(resp.Body), bhttp.DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := io.ReadAll(sr.Body)
+		if _, terr := sr.Trailer(); err != nil || terr != nil || sr.Status != 200 || !bytes.Contains(content, []byte("gateway")) {
+			t.Fatalf("stream %v: %d %q, %v %v", stream, sr.Status, content, err, terr)
+		}
+		resp.Body.Close()
+		chunked := len(resp.TransferEncoding) > 0
+		if !stream && (chunked || resp.ContentLength <= 0) {
+			t.Errorf("a small answer: Transfer-Encoding %v, Content-Length %d; want it sent whole", resp.TransferEncoding, resp.ContentLength)
+		}
+		if stream && !chunked {
+			t.Errorf("a stream: Content-Length %d; want it flushed as written (chunked)", resp.ContentLength)
+		}
+	}
 }

@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -109,7 +108,15 @@ type Auditor struct {
 	hc         *http.Client
 	provenance ProvenanceCheck
 	metrics    *metrics
-	webhooks   map[string]WebhookConfig
+
+	// The parts, each reaching the store through an interface of its
+	// own: the follower (follow.go, index.go), the deployment watch
+	// (deploy.go), the rebuild worker (rebuild.go) and the webhook
+	// delivery worker (http.go).
+	follower *follower
+	watch    *deploymentWatch
+	rebuilds *rebuilder
+	outbox   *outbox
 
 	wake chan struct{}
 }
@@ -165,15 +172,12 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Auditor{cfg: cfg, logger: logger, wake: make(chan struct{}, 1), webhooks: map[string]WebhookConfig{}}
+	a := &Auditor{cfg: cfg, logger: logger, wake: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(a)
 	}
 	if a.hc == nil {
 		a.hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	for _, w := range cfg.Webhooks {
-		a.webhooks[w.URL] = w
 	}
 	if cfg.Key != "" {
 		s, err := keyfile.LoadSigner(cfg.Key)
@@ -261,6 +265,22 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, opts ...Option)
 		return nil, err
 	}
 	a.metrics = newMetrics(a)
+	urls := make([]string, 0, len(cfg.Webhooks))
+	hooks := map[string]WebhookConfig{}
+	for _, w := range cfg.Webhooks {
+		urls = append(urls, w.URL)
+		hooks[w.URL] = w
+	}
+	al := &alerter{webhooks: urls, logger: logger, raised: a.metrics.alerts}
+	f := &follower{st: st, alerts: al, metrics: a.metrics, hc: a.hc, provenance: a.provenance, rebuild: *rc.Enabled, poke: a.poke,
+		evidenceDir: cfg.EvidenceDir, batch: entryBatch}
+	if cfg.IndexMap == "file" {
+		f.indexDir = filepath.Dir(cfg.DB)
+	}
+	a.follower = f
+	a.watch = &deploymentWatch{st: st, alerts: al, metrics: a.metrics}
+	a.outbox = &outbox{st: st, hc: a.hc, webhooks: hooks, metrics: a.metrics, logger: logger}
+	a.rebuilds = &rebuilder{st: st, alerts: al, metrics: a.metrics, logger: logger, enabled: *rc.Enabled, builder: a.builder, signer: a.signer, logs: a.logs}
 	return a, nil
 }
 
@@ -332,22 +352,22 @@ func (a *Auditor) RebuildSandbox() string {
 func (a *Auditor) RunOnce(ctx context.Context) error {
 	var errs []error
 	for _, l := range a.logs {
-		if err := a.follow(ctx, l); err != nil {
+		if err := a.follower.follow(ctx, l); err != nil {
 			errs = append(errs, fmt.Errorf("log %s: %w", l.cfg.Origin, err))
 		}
 	}
-	if err := a.rebuildQueued(ctx); err != nil {
+	if err := a.rebuilds.rebuildQueued(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	if err := a.submitReproductions(ctx); err != nil {
+	if err := a.rebuilds.submitReproductions(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	for _, d := range a.deps {
-		if err := a.pollDeployment(ctx, d); err != nil {
+		if err := a.watch.pollDeployment(ctx, d); err != nil {
 			errs = append(errs, fmt.Errorf("deployment %s: %w", d.cfg.Name, err))
 		}
 	}
-	a.deliverWebhooks(ctx)
+	a.outbox.deliver(ctx)
 	a.metrics.refresh(ctx)
 	return errors.Join(errs...)
 }
@@ -375,11 +395,11 @@ func (a *Auditor) Run(ctx context.Context) error {
 	}
 	every(a.cfg.PollInterval, func() {
 		for _, l := range a.logs {
-			if err := a.follow(ctx, l); err != nil && ctx.Err() == nil {
+			if err := a.follower.follow(ctx, l); err != nil && ctx.Err() == nil {
 				l.logger.Warn("following log", "err", err)
 			}
 		}
-		if err := a.submitReproductions(ctx); err != nil && ctx.Err() == nil {
+		if err := a.rebuilds.submitReproductions(ctx); err != nil && ctx.Err() == nil {
 			a.logger.Warn("submitting reproductions", "err", err)
 		}
 		a.metrics.refresh(ctx)
@@ -388,10 +408,10 @@ func (a *Auditor) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		for {
-			if err := a.rebuildQueued(ctx); err != nil && ctx.Err() == nil {
+			if err := a.rebuilds.rebuildQueued(ctx); err != nil && ctx.Err() == nil {
 				a.logger.Warn("rebuilding", "err", err)
 			}
-			if err := a.submitReproductions(ctx); err != nil && ctx.Err() == nil {
+			if err := a.rebuilds.submitReproductions(ctx); err != nil && ctx.Err() == nil {
 				a.logger.Warn("submitting reproductions", "err", err)
 			}
 			select {
@@ -404,12 +424,12 @@ func (a *Auditor) Run(ctx context.Context) error {
 	}()
 	for _, d := range a.deps {
 		every(d.cfg.Interval, func() {
-			if err := a.pollDeployment(ctx, d); err != nil && ctx.Err() == nil {
+			if err := a.watch.pollDeployment(ctx, d); err != nil && ctx.Err() == nil {
 				d.logger.Warn("polling deployment", "err", err)
 			}
 		})
 	}
-	every(time.Second, func() { a.deliverWebhooks(ctx) })
+	every(time.Second, func() { a.outbox.deliver(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -466,33 +486,6 @@ func withStore(ctx context.Context, path string, f func(*store.Store) error) err
 	}
 	defer st.Close()
 	return f(st)
-}
-
-// raise records an alert unless one with the same key exists, and then
-// logs it and counts it. Delivery to webhooks goes through the outbox.
-func (a *Auditor) raise(ctx context.Context, kind, key, subject, summary string, evidence any) error {
-	al := &Alert{Key: kind + "|" + key, Kind: kind, Subject: subject, Time: time.Now().UTC(), Summary: summary}
-	if evidence != nil {
-		b, err := json.Marshal(evidence)
-		if err != nil {
-			return err
-		}
-		al.Evidence = b
-	}
-	urls := make([]string, 0, len(a.cfg.Webhooks))
-	for _, w := range a.cfg.Webhooks {
-		urls = append(urls, w.URL)
-	}
-	isNew, err := a.st.RaiseAlert(ctx, al, urls)
-	if err != nil {
-		return fmt.Errorf("recording alert: %w", err)
-	}
-	if !isNew {
-		return nil
-	}
-	a.logger.Error("ALERT", "kind", kind, "subject", subject, "summary", summary, "alert_id", al.ID)
-	a.metrics.alerts.WithLabelValues(kind).Inc()
-	return nil
 }
 
 func (a *Auditor) poke() {

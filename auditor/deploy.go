@@ -29,6 +29,46 @@ import (
 	"github.com/attestlog/attestlog/policy/gpu/spdm"
 )
 
+// deploymentWatch polls the watched deployments: it fetches each one's
+// attestation evidence, verifies it, decides from the auditor's own
+// verified copy of the log whether what it runs is logged, revoked or
+// failed to rebuild, and raises alerts; it counts failed polls in a row.
+// It reaches the state database only through watchStore, and the logs
+// only through what the follower keeps of them (followedLog: the index
+// replay, under its mu, and the log's client for absence proofs).
+type deploymentWatch struct {
+	st     watchStore
+	alerts *alerter
+	// metrics counts polls by verdict.
+	metrics *metrics
+}
+
+// watchStore is what the deployment watch asks of the state database
+// (the auditor's *store.Store implements it). No method takes a lock of
+// the auditor's, and the watch calls none with a followed log's mu held.
+// None is retried beyond SQLite's busy timeout: a poll that gets an
+// error returns it, and the next poll decides afresh, raising what it
+// finds (alerts are deduplicated by key, so one raised before is not
+// raised twice, and one not recorded is raised then).
+type watchStore interface {
+	alertStore
+	// DeploymentFailed counts one failed poll of deployment name at t,
+	// atomically (one statement): it extends the deployment's run of
+	// failures or starts one at t, and returns the run. It is not
+	// idempotent: call it once per failed poll. On an error the poll is
+	// not counted.
+	DeploymentFailed(ctx context.Context, name string, t time.Time) (store.FailureRun, error)
+	// DeploymentAnswered ends deployment name's run of failed polls, if
+	// any. It is idempotent.
+	DeploymentAnswered(ctx context.Context, name string) error
+	// ReleasesByMeasurement returns origin's committed releases with
+	// measurement m (those of batches the follower applied), by index.
+	ReleasesByMeasurement(ctx context.Context, origin, m string) ([]store.Release, error)
+	// Log returns how far origin is followed and verified, or
+	// store.ErrNotFound before its first tree.
+	Log(ctx context.Context, origin string) (*store.LogState, error)
+}
+
 // DeploymentStatus is the outcome of the latest poll of a deployment.
 type DeploymentStatus struct {
 	Name        string    `json:"name"`
@@ -148,9 +188,9 @@ func failureCategory(err error) string {
 // raises evidence-invalid at once, anything else deployment-unreachable
 // once d.cfg.UnreachableAfter polls in a row failed. Each is raised once
 // per run of failures and category, never keyed on the error's text.
-func (a *Auditor) pollFailed(ctx context.Context, d *deployment, st *DeploymentStatus, ev DeploymentAlert, err error) error {
+func (w *deploymentWatch) pollFailed(ctx context.Context, d *deployment, st *DeploymentStatus, ev DeploymentAlert, err error) error {
 	cat := failureCategory(err)
-	run, serr := a.st.DeploymentFailed(ctx, d.cfg.Name, st.Polled)
+	run, serr := w.st.DeploymentFailed(ctx, d.cfg.Name, st.Polled)
 	if serr != nil {
 		return errors.Join(err, serr)
 	}
@@ -162,16 +202,16 @@ func (a *Auditor) pollFailed(ctx context.Context, d *deployment, st *DeploymentS
 	case cat == FailureMalformed:
 		d.logger.Warn("deployment served malformed evidence", "failures", run.Polls, "err", err)
 		st.Verdict = AlertEvidenceInvalid
-		return a.raise(ctx, AlertEvidenceInvalid, key, subject,
+		return w.alerts.raise(ctx, w.st, AlertEvidenceInvalid, key, subject,
 			fmt.Sprintf("deployment %s served malformed evidence (%s); the parser's error is in the auditor's log", d.cfg.Name, cat), ev)
 	case cat == FailureKeyNotAttested:
 		d.logger.Warn("deployment's TLS key is not its attested key", "failures", run.Polls, "err", err)
 		st.Verdict = AlertEvidenceInvalid
-		return a.raise(ctx, AlertEvidenceInvalid, key, subject,
+		return w.alerts.raise(ctx, w.st, AlertEvidenceInvalid, key, subject,
 			fmt.Sprintf("deployment %s: the TLS key of the connection is not the key its attestation document's key set names (%s): a relay or an interceptor in front of the enclave, and every client refuses it", d.cfg.Name, cat), ev)
 	case run.Polls >= d.cfg.UnreachableAfter:
 		st.Verdict = AlertDeploymentUnreachable
-		if rerr := a.raise(ctx, AlertDeploymentUnreachable, key, subject,
+		if rerr := w.alerts.raise(ctx, w.st, AlertDeploymentUnreachable, key, subject,
 			fmt.Sprintf("deployment %s gave the auditor no evidence in %d polls in a row since %s (%s)", d.cfg.Name, run.Polls, run.Since.Format(time.RFC3339), cat), ev); rerr != nil {
 			return errors.Join(err, rerr)
 		}
@@ -205,13 +245,13 @@ func readLimited(r io.Reader, n int64) ([]byte, error) {
 // pollDeployment fetches fresh evidence from d, verifies it and looks its
 // measurement up, raising unlogged-measurement, revoked-release-served,
 // rebuild-mismatch or evidence-invalid.
-func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
+func (w *deploymentWatch) pollDeployment(ctx context.Context, d *deployment) error {
 	st := DeploymentStatus{Name: d.cfg.Name, URL: d.cfg.URL, Polled: time.Now().UTC()}
 	defer func() {
 		d.mu.Lock()
 		d.last = st
 		d.mu.Unlock()
-		a.metrics.polls.WithLabelValues(d.cfg.Name, st.Verdict).Inc()
+		w.metrics.polls.WithLabelValues(d.cfg.Name, st.Verdict).Inc()
 	}()
 	// The enclave agent's attestation document, which every client
 	// reads (no hardware report spent per poll: its key set's expiry is
@@ -233,9 +273,9 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		if ctx.Err() != nil {
 			return err // stopping: no fault of the deployment's
 		}
-		return a.pollFailed(ctx, d, &st, ev, err)
+		return w.pollFailed(ctx, d, &st, ev, err)
 	}
-	if err := a.st.DeploymentAnswered(ctx, d.cfg.Name); err != nil {
+	if err := w.st.DeploymentAnswered(ctx, d.cfg.Name); err != nil {
 		return err
 	}
 	ev.Bundle, _ = b.Marshal()
@@ -264,13 +304,13 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 		if onlyMode {
 			// Evidence that verifies, from GPUs in the wrong mode.
 			st.Verdict = AlertGPUMode
-			return a.raise(ctx, AlertGPUMode, d.cfg.Name+"|"+m+"|gpu-mode", subject,
+			return w.alerts.raise(ctx, w.st, AlertGPUMode, d.cfg.Name+"|"+m+"|gpu-mode", subject,
 				fmt.Sprintf("deployment %s's GPUs are not in the mode its policy requires: %s", d.cfg.Name, res.Checks.Failed()), ev)
 		}
 		// Keyed on the checks that failed, not on the measurement, which
 		// evidence that does not verify may name at will.
 		st.Verdict = AlertEvidenceInvalid
-		return a.raise(ctx, AlertEvidenceInvalid, d.cfg.Name+"|"+strings.Join(failed, ","), subject,
+		return w.alerts.raise(ctx, w.st, AlertEvidenceInvalid, d.cfg.Name+"|"+strings.Join(failed, ","), subject,
 			fmt.Sprintf("deployment %s served evidence that does not verify: %s", d.cfg.Name, res.Checks.Failed()), ev)
 	}
 
@@ -278,11 +318,11 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	// log, never from the log's answer to a lookup: the releases with this
 	// measurement among the entries verified here, and the revocations of
 	// them in the auditor's replay of the index.
-	rels, err := a.st.ReleasesByMeasurement(ctx, d.log.cfg.Origin, m)
+	rels, err := w.st.ReleasesByMeasurement(ctx, d.log.cfg.Origin, m)
 	if err != nil {
 		return err
 	}
-	cur, err := a.st.Log(ctx, d.log.cfg.Origin)
+	cur, err := w.st.Log(ctx, d.log.cfg.Origin)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -317,7 +357,7 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 			return nil
 		}
 		st.Verdict = AlertUnloggedMeasurement
-		ev.AbsenceProof = a.absenceProof(ctx, d.log, res)
+		ev.AbsenceProof = w.absenceProof(ctx, d.log, res)
 		key, what := d.cfg.Name+"|"+m, "measurement "+m
 		if res.VTPM != nil {
 			// The paravisor's digest may well be logged: what is not is
@@ -326,11 +366,11 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 			key += "|" + pd
 			what = fmt.Sprintf("%s measurement %s with vTPM PCRs %s (SHA-256 over the %d quoted PCRs: %s)", res.Platform, m, vtpmPCRList(res.VTPM.PCRs), len(res.VTPM.PCRs), short(pd, 16))
 		}
-		return a.raise(ctx, AlertUnloggedMeasurement, key, subject,
+		return w.alerts.raise(ctx, w.st, AlertUnloggedMeasurement, key, subject,
 			fmt.Sprintf("deployment %s serves %s, which no release among the %d entries of %s verified by this auditor has", d.cfg.Name, what, cur.NextEntry, d.log.cfg.Origin), ev)
 	}
 	// The GPUs must run what one of these releases names.
-	gpuBad, err := a.checkGPUs(ctx, d, b, rels, subject, ev)
+	gpuBad, err := w.checkGPUs(ctx, d, b, rels, subject, ev)
 	if err != nil {
 		return err
 	}
@@ -363,7 +403,7 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	}
 	if allRevoked {
 		st.Verdict = AlertRevokedReleaseServed
-		if err := a.raise(ctx, AlertRevokedReleaseServed, d.cfg.Name+"|"+m, subject,
+		if err := w.alerts.raise(ctx, w.st, AlertRevokedReleaseServed, d.cfg.Name+"|"+m, subject,
 			fmt.Sprintf("deployment %s serves measurement %s, revoked (releases %v, revocations %v)", d.cfg.Name, m, st.Releases, revocations), ev); err != nil {
 			return err
 		}
@@ -371,7 +411,7 @@ func (a *Auditor) pollDeployment(ctx context.Context, d *deployment) error {
 	for _, r := range rels {
 		if r.Rebuild == store.RebuildMismatch {
 			st.Verdict = AlertRebuildMismatch
-			if err := a.raise(ctx, AlertRebuildMismatch, "deployment|"+d.cfg.Name+"|"+m, subject,
+			if err := w.alerts.raise(ctx, w.st, AlertRebuildMismatch, "deployment|"+d.cfg.Name+"|"+m, subject,
 				fmt.Sprintf("deployment %s serves measurement %s of release %d, whose rebuild did not match: %s", d.cfg.Name, m, r.Index, r.Detail), ev); err != nil {
 				return err
 			}
@@ -392,7 +432,7 @@ func short(s string, n int) string {
 // digest or TDX MRTD the evidence shows) and returns it if it verifies
 // under the log's policy and proves m absent ("" otherwise: the alert then
 // rests on this auditor's own copy alone).
-func (a *Auditor) absenceProof(ctx context.Context, l *followedLog, res *attest.Result) string {
+func (w *deploymentWatch) absenceProof(ctx context.Context, l *followedLog, res *attest.Result) string {
 	t := vindex.KeySNPLaunchDigest
 	if res.TDX != nil {
 		t = vindex.KeyTDXMRTD
@@ -512,7 +552,7 @@ func vtpmPCRList(pcrs map[string]string) string {
 
 // checkGPUs raises gpu-unlogged when the deployment's GPUs (or their
 // absence) match the gpus section of none of rels.
-func (a *Auditor) checkGPUs(ctx context.Context, d *deployment, b *evidence.Bundle, rels []store.Release, subject string, ev DeploymentAlert) (bool, error) {
+func (w *deploymentWatch) checkGPUs(ctx context.Context, d *deployment, b *evidence.Bundle, rels []store.Release, subject string, ev DeploymentAlert) (bool, error) {
 	d.log.mu.Lock()
 	specs := map[int64]*statement.GPUs{}
 	for _, r := range rels {
@@ -529,6 +569,6 @@ func (a *Auditor) checkGPUs(ctx context.Context, d *deployment, b *evidence.Bund
 			why = fmt.Sprintf("release %d: %s", r.Index, c.Reason)
 		}
 	}
-	return true, a.raise(ctx, AlertGPUUnlogged, d.cfg.Name+"|gpu|"+short(why, 160), subject,
+	return true, w.alerts.raise(ctx, w.st, AlertGPUUnlogged, d.cfg.Name+"|gpu|"+short(why, 160), subject,
 		fmt.Sprintf("deployment %s runs GPUs no logged release names (%s)", d.cfg.Name, why), ev)
 }

@@ -26,17 +26,92 @@ import (
 // entryBatch is how many entries are verified and committed together.
 const entryBatch = 1024
 
+// follower follows the logs: it reads each log's checkpoint and those its
+// witnesses and peers saw, proves them consistent with the tree followed
+// so far, and verifies the entries up to the followed tree, in order,
+// committing them batch by batch; it replays each log's verifiable index
+// (index.go) as it goes. It reaches the state database only through
+// followStore, and the rest of the auditor only through the fields below.
+type follower struct {
+	st     followStore
+	alerts *alerter
+	// metrics counts checkpoints and entries.
+	metrics *metrics
+	// hc reads witnesses' and peers' checkpoints.
+	hc         *http.Client
+	provenance ProvenanceCheck
+	// rebuild is rebuild.enabled: releases are stored queued for
+	// rebuilding, and poke wakes the rebuild worker after a batch with
+	// releases is committed.
+	rebuild bool
+	poke    func()
+	// evidenceDir is where misbehaviour evidence is written; indexDir
+	// where the index replay keeps its map ("" keeps it in memory).
+	evidenceDir, indexDir string
+	// batch is how many entries are verified and committed together
+	// (entryBatch).
+	batch int
+}
+
+// followStore is what the follower asks of the state database (the
+// auditor's *store.Store implements it). The follower calls it with the
+// followed log's mu held: no method may call back into the auditor, and
+// none takes a lock of the auditor's. Every write is one SQLite
+// statement or transaction on the store's one writer connection, durable
+// (synchronous=FULL) when it returns; none is retried beyond SQLite's
+// busy timeout: on an error the follower returns it and the next pass
+// starts again from what is committed.
+type followStore interface {
+	alertStore
+	// Log returns how far origin is followed: the followed tree and
+	// NextEntry, the entries below which are verified and committed. It
+	// returns store.ErrNotFound before the log's first tree is recorded.
+	Log(ctx context.Context, origin string) (*store.LogState, error)
+	// SetTree records a tree of origin as the followed tree, keeping
+	// NextEntry (0 for a log's first tree). It is idempotent. It must be
+	// called only for a tree the follower trusts on first use or has
+	// proven consistent with the followed tree, and only after the
+	// checkpoint is recorded checked (AddCheckpoint, MarkChecked): a
+	// crash between the two leaves the old tree followed.
+	SetTree(ctx context.Context, origin string, size int64, hash, checkpoint []byte) error
+	// AddCheckpoint records a checkpoint seen from a source, checked or
+	// not (to check once the followed tree reaches it). It is idempotent
+	// by (origin, size, hash): a checkpoint recorded before is left as it
+	// is (use MarkChecked), and the result says whether it was new.
+	AddCheckpoint(ctx context.Context, c store.SeenCheckpoint, checked bool) (bool, error)
+	// UncheckedCheckpoints returns origin's checkpoints of at most size
+	// entries not yet marked checked, smallest first.
+	UncheckedCheckpoints(ctx context.Context, origin string, size int64) ([]store.SeenCheckpoint, error)
+	// MarkChecked records that a checkpoint was compared with the
+	// followed tree (consistent or not). It is idempotent. The follower
+	// calls it only once what the comparison found is recorded (an
+	// inconsistency's alert): until then the checkpoint is compared again
+	// at every pass.
+	MarkChecked(ctx context.Context, origin string, size int64, hash []byte) error
+	// Release returns the valid release at idx of origin among the
+	// committed batches (not the one being committed), or
+	// store.ErrNotFound.
+	Release(ctx context.Context, origin string, idx int64) (*store.Release, error)
+	// Apply commits a verified batch: its releases, its revocations and
+	// origin's NextEntry = next, in one transaction, all or nothing. On an
+	// error nothing of the batch is recorded and NextEntry stays where it
+	// was, so the batch is verified again; applying a batch again is
+	// harmless (releases are inserted once, a release keeps its first
+	// revocation).
+	Apply(ctx context.Context, origin string, b *store.Batch, next int64) error
+}
+
 // follow brings the log up to date: its checkpoint, the checkpoints of its
 // witnesses and peers, and the entries up to the verified tree.
-func (a *Auditor) follow(ctx context.Context, l *followedLog) error {
+func (f *follower) follow(ctx context.Context, l *followedLog) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	raw, err := l.client.Checkpoint(ctx)
 	if err != nil {
-		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "log", "unreachable").Inc()
+		f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "log", "unreachable").Inc()
 		return fmt.Errorf("fetching checkpoint: %w", err)
 	}
-	if err := a.checkpoint(ctx, l, raw, l.cfg.URL+"/checkpoint", true); err != nil {
+	if err := f.checkpoint(ctx, l, raw, l.cfg.URL+"/checkpoint", true); err != nil {
 		return err
 	}
 	// Witnesses' and peers' views of the same log.
@@ -50,43 +125,43 @@ func (a *Auditor) follow(ctx context.Context, l *followedLog) error {
 		sources = append(sources, strings.TrimSuffix(p, "/")+"/logs/"+l.originHash+"/checkpoint")
 	}
 	for _, src := range sources {
-		b, err := a.get(ctx, src)
+		b, err := f.get(ctx, src)
 		if err != nil {
 			if !errors.Is(err, errNotFound) {
 				l.logger.Warn("reading checkpoint", "source", src, "err", err)
-				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "other", "unreachable").Inc()
+				f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "other", "unreachable").Inc()
 			}
 			continue
 		}
-		if err := a.checkpoint(ctx, l, b, src, false); err != nil {
+		if err := f.checkpoint(ctx, l, b, src, false); err != nil {
 			l.logger.Warn("checkpoint", "source", src, "err", err)
 		}
 	}
 	// Checkpoints seen earlier that were ahead of the log's tree.
-	cur, err := a.st.Log(ctx, l.cfg.Origin)
+	cur, err := f.st.Log(ctx, l.cfg.Origin)
 	if err != nil {
 		return err
 	}
-	pending, err := a.st.UncheckedCheckpoints(ctx, l.cfg.Origin, cur.Size)
+	pending, err := f.st.UncheckedCheckpoints(ctx, l.cfg.Origin, cur.Size)
 	if err != nil {
 		return err
 	}
 	for _, c := range pending {
-		if err := a.compare(ctx, l, cur, c.Note, c.Source); err != nil {
+		if err := f.compare(ctx, l, cur, c.Note, c.Source); err != nil {
 			l.logger.Warn("checkpoint", "source", c.Source, "err", err)
 		}
 	}
-	return a.followEntries(ctx, l)
+	return f.followEntries(ctx, l)
 }
 
 var errNotFound = errors.New("404 not found")
 
-func (a *Auditor) get(ctx context.Context, url string) ([]byte, error) {
+func (f *follower) get(ctx context.Context, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := a.hc.Do(req)
+	resp, err := f.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -107,38 +182,38 @@ func (a *Auditor) get(ctx context.Context, url string) ([]byte, error) {
 // checkpoint verifies a signed checkpoint of l from src and checks it
 // against the tree followed so far. fromLog says whether it is the log's
 // own checkpoint, which advances the followed tree.
-func (a *Auditor) checkpoint(ctx context.Context, l *followedLog, raw []byte, src string, fromLog bool) error {
+func (f *follower) checkpoint(ctx context.Context, l *followedLog, raw []byte, src string, fromLog bool) error {
 	kind := "other"
 	if fromLog {
 		kind = "log"
 	}
 	cp, err := l.pol.InspectCheckpoint(raw)
 	if err != nil {
-		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, kind, "bad-signature").Inc()
+		f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, kind, "bad-signature").Inc()
 		return fmt.Errorf("checkpoint from %s: %w", src, err)
 	}
 	if cp.Origin != l.cfg.Origin {
 		return fmt.Errorf("checkpoint from %s is of log %q", src, cp.Origin)
 	}
 	if fromLog && !cp.QuorumMet {
-		if err := a.raise(ctx, AlertQuorumMissing, fmt.Sprintf("%s|%d|%x", l.cfg.Origin, cp.N, cp.Hash[:8]),
+		if err := f.alerts.raise(ctx, f.st, AlertQuorumMissing, fmt.Sprintf("%s|%d|%x", l.cfg.Origin, cp.N, cp.Hash[:8]),
 			"log/"+l.cfg.Origin, fmt.Sprintf("checkpoint of size %d from %s is cosigned by %v; the witness policy needs %s", cp.N, src, cp.CosignerNames(), l.pol.Quorum),
 			map[string]any{"checkpoint": string(raw), "source": src, "cosigned": cp.CosignerNames(), "quorum": l.pol.Quorum.String()}); err != nil {
 			return err
 		}
 	}
-	cur, err := a.st.Log(ctx, l.cfg.Origin)
+	cur, err := f.st.Log(ctx, l.cfg.Origin)
 	if errors.Is(err, store.ErrNotFound) {
 		if !fromLog {
-			_, err := a.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, false)
+			_, err := f.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, false)
 			return err
 		}
 		// The first tree: trust on first use, like every log client.
-		if err := a.st.SetTree(ctx, l.cfg.Origin, cp.N, cp.Hash[:], raw); err != nil {
+		if err := f.st.SetTree(ctx, l.cfg.Origin, cp.N, cp.Hash[:], raw); err != nil {
 			return err
 		}
-		_, err := a.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, true)
-		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, kind, "ok").Inc()
+		_, err := f.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, true)
+		f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, kind, "ok").Inc()
 		return err
 	}
 	if err != nil {
@@ -147,15 +222,15 @@ func (a *Auditor) checkpoint(ctx context.Context, l *followedLog, raw []byte, sr
 	if cp.N > cur.Size && !fromLog {
 		// Ahead of the log's tree as we know it: check once the log's
 		// tree has grown past it.
-		_, err := a.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, false)
+		_, err := f.st.AddCheckpoint(ctx, store.SeenCheckpoint{Origin: l.cfg.Origin, Size: cp.N, Hash: cp.Hash[:], Source: src, Note: raw}, false)
 		return err
 	}
-	return a.compare(ctx, l, cur, raw, src)
+	return f.compare(ctx, l, cur, raw, src)
 }
 
 // compare checks a verified checkpoint against the followed tree cur,
 // advancing the tree when the checkpoint is the log's and extends it.
-func (a *Auditor) compare(ctx context.Context, l *followedLog, cur *store.LogState, raw []byte, src string) error {
+func (f *follower) compare(ctx context.Context, l *followedLog, cur *store.LogState, raw []byte, src string) error {
 	cp, err := l.pol.InspectCheckpoint(raw)
 	if err != nil {
 		return err
@@ -173,31 +248,35 @@ func (a *Auditor) compare(ctx context.Context, l *followedLog, cur *store.LogSta
 	}
 	ev, err := misbehaviour.Prove(older, newer, torchwood.TileHashReaderWithContext(ctx, newer, l.fetcher))
 	if err != nil {
-		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "unprovable").Inc()
+		f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "unprovable").Inc()
 		return fmt.Errorf("checking consistency of tree %d (%s) with tree %d (%s): %w", older.N, olderSrc, newer.N, newerSrc, err)
 	}
 	if ev != nil {
 		ev.Origin, ev.VKey = l.cfg.Origin, l.cfg.VKey
 		ev.Checkpoints = [2]string{string(olderNote), string(newerNote)}
 		ev.Sources = [2]string{olderSrc, newerSrc}
-		if _, err := a.st.AddCheckpoint(ctx, seen, true); err != nil {
+		// Recorded unchecked until its alert is: when the evidence or the
+		// alert fails to record, the next pass compares it again, even if
+		// no source serves it any more (one of at most the followed
+		// tree's size at once; a larger one once the tree reaches it).
+		if _, err := f.st.AddCheckpoint(ctx, seen, false); err != nil {
 			return err
 		}
-		if err := a.st.MarkChecked(ctx, seen.Origin, seen.Size, seen.Hash); err != nil {
+		f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "inconsistent").Inc()
+		if err := f.misbehaved(ctx, l, ev, older, newer); err != nil {
 			return err
 		}
-		a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "inconsistent").Inc()
-		return a.misbehaved(ctx, l, ev, older, newer)
+		return f.st.MarkChecked(ctx, seen.Origin, seen.Size, seen.Hash)
 	}
-	if _, err := a.st.AddCheckpoint(ctx, seen, true); err != nil {
+	if _, err := f.st.AddCheckpoint(ctx, seen, true); err != nil {
 		return err
 	}
-	if err := a.st.MarkChecked(ctx, seen.Origin, seen.Size, seen.Hash); err != nil {
+	if err := f.st.MarkChecked(ctx, seen.Origin, seen.Size, seen.Hash); err != nil {
 		return err
 	}
-	a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "ok").Inc()
+	f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "any", "ok").Inc()
 	if src == l.cfg.URL+"/checkpoint" && newTree.N > curTree.N {
-		return a.st.SetTree(ctx, l.cfg.Origin, cp.N, cp.Hash[:], raw)
+		return f.st.SetTree(ctx, l.cfg.Origin, cp.N, cp.Hash[:], raw)
 	}
 	return nil
 }
@@ -211,7 +290,7 @@ type MisbehaviourAlert struct {
 	Misbehaviour *misbehaviour.Evidence `json:"misbehaviour"`
 }
 
-func (a *Auditor) misbehaved(ctx context.Context, l *followedLog, ev *misbehaviour.Evidence, older, newer tlog.Tree) error {
+func (f *follower) misbehaved(ctx context.Context, l *followedLog, ev *misbehaviour.Evidence, older, newer tlog.Tree) error {
 	if _, err := ev.Verify(); err != nil {
 		return fmt.Errorf("internal error: evidence does not verify: %w", err)
 	}
@@ -219,15 +298,15 @@ func (a *Auditor) misbehaved(ctx context.Context, l *followedLog, ev *misbehavio
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(a.cfg.EvidenceDir, 0o755); err != nil {
+	if err := os.MkdirAll(f.evidenceDir, 0o755); err != nil {
 		return err
 	}
 	name := fmt.Sprintf("%s-%d-%x-%d-%x.json", l.originHash[:16], older.N, older.Hash[:6], newer.N, newer.Hash[:6])
-	path := filepath.Join(a.cfg.EvidenceDir, name)
+	path := filepath.Join(f.evidenceDir, name)
 	if err := writeFileSync(path, b); err != nil {
 		return err
 	}
-	return a.raise(ctx, AlertLogInconsistent, fmt.Sprintf("%s|%d|%x|%d|%x", l.cfg.Origin, older.N, older.Hash, newer.N, newer.Hash),
+	return f.alerts.raise(ctx, f.st, AlertLogInconsistent, fmt.Sprintf("%s|%d|%x|%d|%x", l.cfg.Origin, older.N, older.Hash, newer.N, newer.Hash),
 		"log/"+l.cfg.Origin, fmt.Sprintf("the log signed inconsistent checkpoints (size %d from %s, size %d from %s); evidence in %s", older.N, ev.Sources[0], newer.N, ev.Sources[1], path),
 		MisbehaviourAlert{File: path, Misbehaviour: ev})
 }
@@ -254,8 +333,8 @@ func writeFileSync(path string, b []byte) error {
 
 // followEntries verifies the entries of the followed tree not verified yet,
 // in order, committing progress every batch.
-func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
-	cur, err := a.st.Log(ctx, l.cfg.Origin)
+func (f *follower) followEntries(ctx context.Context, l *followedLog) error {
+	cur, err := f.st.Log(ctx, l.cfg.Origin)
 	if err != nil {
 		return err
 	}
@@ -264,7 +343,7 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 	// The replay of the index exists even when nothing is left to
 	// verify (after a restart): the deployment watch decides "logged" and
 	// "revoked" on it.
-	if err := a.ensureIndex(ctx, l, tree, next); err != nil {
+	if err := f.ensureIndex(ctx, l, tree, next); err != nil {
 		return err
 	}
 	if next >= tree.N {
@@ -281,7 +360,7 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 		from := next
 		for stalls := 0; from < tree.N && stalls < 3; {
 			start := from
-			batch := make([]rawEntry, 0, entryBatch)
+			batch := make([]rawEntry, 0, f.batch)
 			for idx, e := range l.tiles.Entries(ctx, tree, from) {
 				if idx != from {
 					fetchErr <- fmt.Errorf("tile client yielded entry %d, want %d", idx, from)
@@ -289,13 +368,13 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 				}
 				batch = append(batch, rawEntry{idx: idx, data: e})
 				from++
-				if len(batch) == entryBatch {
+				if len(batch) == f.batch {
 					select {
 					case batches <- batch:
 					case <-ctx.Done():
 						return
 					}
-					batch = make([]rawEntry, 0, entryBatch)
+					batch = make([]rawEntry, 0, f.batch)
 				}
 			}
 			if err := l.tiles.Err(); err != nil {
@@ -326,7 +405,7 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 		defer close(checkedBatches)
 		for batch := range batches {
 			select {
-			case checkedBatches <- checkedBatch{batch, a.checkBatch(ctx, l, batch)}:
+			case checkedBatches <- checkedBatch{batch, f.checkBatch(ctx, l, batch)}:
 			case <-ctx.Done():
 				return
 			}
@@ -334,7 +413,7 @@ func (a *Auditor) followEntries(ctx context.Context, l *followedLog) error {
 	}()
 	for cb := range checkedBatches {
 		next = cb.raw[len(cb.raw)-1].idx + 1
-		if err := a.commitBatch(ctx, l, tree, cb.raw, cb.checked, next); err != nil {
+		if err := f.commitBatch(ctx, l, tree, cb.raw, cb.checked, next); err != nil {
 			l.index = nil // rebuilt from the committed position next time
 			return err
 		}
@@ -369,7 +448,7 @@ type checkedEntry struct {
 
 // checkBatch checks each entry on its own: nothing that depends on the
 // entries before it.
-func (a *Auditor) checkBatch(ctx context.Context, l *followedLog, raw []rawEntry) []checkedEntry {
+func (f *follower) checkBatch(ctx context.Context, l *followedLog, raw []rawEntry) []checkedEntry {
 	checked := make([]checkedEntry, len(raw))
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
@@ -378,7 +457,7 @@ func (a *Auditor) checkBatch(ctx context.Context, l *followedLog, raw []rawEntry
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(raw); i += workers {
-				checked[i] = a.checkEntry(ctx, l, raw[i])
+				checked[i] = f.checkEntry(ctx, l, raw[i])
 			}
 		}()
 	}
@@ -388,7 +467,7 @@ func (a *Auditor) checkBatch(ctx context.Context, l *followedLog, raw []rawEntry
 
 // commitBatch is the ordered part: references, alerts, the store and the
 // index replay.
-func (a *Auditor) commitBatch(ctx context.Context, l *followedLog, tree tlog.Tree, raw []rawEntry, checked []checkedEntry, next int64) error {
+func (f *follower) commitBatch(ctx context.Context, l *followedLog, tree tlog.Tree, raw []rawEntry, checked []checkedEntry, next int64) error {
 	b := &store.Batch{Revocations: map[int64]int64{}}
 	inBatch := map[int64]*store.Release{}
 	// release returns the release ref names, or why the reference is
@@ -400,7 +479,7 @@ func (a *Auditor) commitBatch(ctx context.Context, l *followedLog, tree tlog.Tre
 		r := inBatch[int64(ref.Index)]
 		if r == nil {
 			var err error
-			r, err = a.st.Release(ctx, l.cfg.Origin, int64(ref.Index))
+			r, err = f.st.Release(ctx, l.cfg.Origin, int64(ref.Index))
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, fmt.Sprintf("names entry %d, which is not a valid release", ref.Index), nil
 			}
@@ -418,7 +497,7 @@ func (a *Auditor) commitBatch(ctx context.Context, l *followedLog, tree tlog.Tre
 		// The map is of the log's entries as they are, valid or not.
 		// c.p is ParseEntry's reading when the entry parsed (nil when
 		// it did not, or when a keyless bundle failed verification first).
-		if err := a.indexEntry(ctx, l, tree, uint64(c.idx), c.data, c.p); err != nil {
+		if err := f.indexEntry(ctx, l, tree, uint64(c.idx), c.data, c.p); err != nil {
 			return err
 		}
 		if c.invalid == "" {
@@ -435,7 +514,7 @@ func (a *Auditor) commitBatch(ctx context.Context, l *followedLog, tree tlog.Tre
 						rel.Authority = k.ID()
 					}
 				}
-				if *a.cfg.Rebuild.Enabled {
+				if f.rebuild {
 					rel.Rebuild, rel.Entry = store.RebuildQueued, c.data
 				}
 				b.Releases = append(b.Releases, rel)
@@ -469,27 +548,27 @@ func (a *Auditor) commitBatch(ctx context.Context, l *followedLog, tree tlog.Tre
 			kind = string(c.p.Kind)
 		}
 		if c.invalid != "" {
-			a.metrics.entries.WithLabelValues(l.cfg.Origin, kind, "invalid").Inc()
-			if err := a.raise(ctx, AlertInvalidEntry, fmt.Sprintf("%s|%d", l.cfg.Origin, c.idx), fmt.Sprintf("log/%s/entry/%d", l.cfg.Origin, c.idx),
+			f.metrics.entries.WithLabelValues(l.cfg.Origin, kind, "invalid").Inc()
+			if err := f.alerts.raise(ctx, f.st, AlertInvalidEntry, fmt.Sprintf("%s|%d", l.cfg.Origin, c.idx), fmt.Sprintf("log/%s/entry/%d", l.cfg.Origin, c.idx),
 				fmt.Sprintf("entry %d of %s is invalid: %s", c.idx, l.cfg.Origin, c.invalid),
 				map[string]any{"index": c.idx, "reason": c.invalid, "entry": c.data}); err != nil {
 				return err
 			}
 			continue
 		}
-		a.metrics.entries.WithLabelValues(l.cfg.Origin, kind, "ok").Inc()
+		f.metrics.entries.WithLabelValues(l.cfg.Origin, kind, "ok").Inc()
 	}
-	if err := a.st.Apply(ctx, l.cfg.Origin, b, next); err != nil {
+	if err := f.st.Apply(ctx, l.cfg.Origin, b, next); err != nil {
 		return err
 	}
-	if len(b.Releases) > 0 && *a.cfg.Rebuild.Enabled {
-		a.poke()
+	if len(b.Releases) > 0 && f.rebuild {
+		f.poke()
 	}
 	return nil
 }
 
 // checkEntry does the checks of one entry that need no other entry.
-func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) checkedEntry {
+func (f *follower) checkEntry(ctx context.Context, l *followedLog, e rawEntry) checkedEntry {
 	c := checkedEntry{rawEntry: e}
 	pol := l.pol
 	if statement.IsIndexCheckpoint(e.data) {
@@ -512,7 +591,7 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 			c.invalid = "keyless release: " + err.Error()
 			return c
 		}
-		if err := a.checkProvenance(ctx, pol, p); err != nil {
+		if err := f.checkProvenance(ctx, pol, p); err != nil {
 			c.invalid = "provenance: " + err.Error()
 		}
 		return c
@@ -539,7 +618,7 @@ func (a *Auditor) checkEntry(ctx context.Context, l *followedLog, e rawEntry) ch
 		// Whether or not it carries provenance: under 'provenance
 		// required' a release without it is no more admissible here than
 		// at the log or to a client (provenance.Admit, the one rule).
-		if err := a.checkProvenance(ctx, pol, p); err != nil {
+		if err := f.checkProvenance(ctx, pol, p); err != nil {
 			c.invalid = "provenance: " + err.Error()
 			return c
 		}
@@ -578,9 +657,9 @@ func revokerOK(pol *policy.Policy, env *statement.Envelope, releaseSigners strin
 
 // checkProvenance checks a release's provenance with the hook, or by
 // default with policy/provenance under the log's policy.
-func (a *Auditor) checkProvenance(ctx context.Context, pol *policy.Policy, p *statement.Parsed) error {
-	if a.provenance != nil {
-		return a.provenance(ctx, pol, p)
+func (f *follower) checkProvenance(ctx context.Context, pol *policy.Policy, p *statement.Parsed) error {
+	if f.provenance != nil {
+		return f.provenance(ctx, pol, p)
 	}
 	return provenance.Admit(p.Release, p.Statement.Subject, &pol.Provenance, time.Now())
 }

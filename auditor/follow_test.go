@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/attestlog/attestlog/internal/tlogtest"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -99,6 +100,23 @@ func (f *fakeLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(pcp)
 	case strings.HasPrefix(p, "/tile/"):
 		tiles.serveTile(w, r)
+	case p == "/add" && r.Method == http.MethodPost:
+		// Submission, deduplicated as the log does: the same bytes
+		// again answer the index they have.
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for i, e := range f.Entries() {
+			if bytes.Equal(e, b) {
+				fmt.Fprintf(w, `{"index":%d,"duplicate":true}`, i)
+				return
+			}
+		}
+		fmt.Fprintf(w, `{"index":%d}`, f.Add(b))
 	case p == "/lookup":
 		f.mu.Lock()
 		lk := f.lookup

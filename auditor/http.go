@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"sort"
@@ -19,43 +20,77 @@ import (
 
 // --- Webhooks
 
-// deliverWebhooks attempts each due outbox row once. A 2xx answer marks it
+// outbox is the webhook delivery worker: it posts each alert to every
+// webhook from the outbox rows RaiseAlert records with the alert, and
+// retries failures with backoff. It reaches the state database only
+// through outboxStore.
+type outbox struct {
+	st       outboxStore
+	hc       *http.Client
+	webhooks map[string]WebhookConfig // by URL
+	// metrics counts delivery attempts.
+	metrics *metrics
+	logger  *slog.Logger
+}
+
+// outboxStore is what the webhook delivery worker asks of the state
+// database (the auditor's *store.Store implements it). Its rows are
+// written with their alert, in RaiseAlert's transaction: an alert is never
+// recorded without its deliveries. No method takes a lock of the
+// auditor's; each write is one statement, durable when it returns, and
+// none is retried beyond SQLite's busy timeout: a row whose attempt was
+// not recorded stays due as it was, so delivery is at least once
+// (receivers deduplicate on the alert's key) and never lost.
+type outboxStore interface {
+	// DueDeliveries returns up to limit undelivered rows due at t, the
+	// longest due first, each with its alert.
+	DueDeliveries(ctx context.Context, t time.Time, limit int) ([]store.Outgoing, error)
+	// Delivered marks a row delivered. It is idempotent. On an error the
+	// row stays due and the alert is posted again.
+	Delivered(ctx context.Context, alertID int64, url string) error
+	// DeliveryFailed counts a failed attempt and makes the row due again
+	// at next. On an error the row stays as it was: due at once, so the
+	// next pass attempts it again without backoff.
+	DeliveryFailed(ctx context.Context, alertID int64, url string, next time.Time, msg string) error
+}
+
+// deliver attempts each due outbox row once. A 2xx answer marks it
 // delivered; anything else schedules a retry with exponential backoff
 // (1s, 2s, 4s, … up to the webhook's max_backoff). Rows survive restarts.
-func (a *Auditor) deliverWebhooks(ctx context.Context) {
-	due, err := a.st.DueDeliveries(ctx, time.Now(), 100)
+func (o *outbox) deliver(ctx context.Context) {
+	due, err := o.st.DueDeliveries(ctx, time.Now(), 100)
 	if err != nil {
 		if ctx.Err() == nil {
-			a.logger.Warn("reading webhook outbox", "err", err)
+			o.logger.Warn("reading webhook outbox", "err", err)
 		}
 		return
 	}
-	for _, o := range due {
+	for _, d := range due {
 		if ctx.Err() != nil {
 			return
 		}
-		wc, ok := a.webhooks[o.URL]
+		wc, ok := o.webhooks[d.URL]
 		if !ok {
-			wc = WebhookConfig{URL: o.URL, Timeout: DefaultWebhookTimeout, MaxBackoff: DefaultWebhookMaxBackoff}
+			wc = WebhookConfig{URL: d.URL, Timeout: DefaultWebhookTimeout, MaxBackoff: DefaultWebhookMaxBackoff}
 		}
-		err := a.post(ctx, wc, &o.Alert)
+		err := o.post(ctx, wc, &d.Alert)
 		if err == nil {
-			a.metrics.deliveries.WithLabelValues("delivered").Inc()
-			if err := a.st.Delivered(ctx, o.Alert.ID, o.URL); err != nil {
-				a.logger.Warn("recording webhook delivery", "err", err)
+			o.metrics.deliveries.WithLabelValues("delivered").Inc()
+			if err := o.st.Delivered(ctx, d.Alert.ID, d.URL); err != nil {
+				o.logger.Warn("recording webhook delivery", "err", err)
 			}
 			continue
 		}
-		a.metrics.deliveries.WithLabelValues("failed").Inc()
-		backoff := min(time.Second<<min(o.Attempts, 30), wc.MaxBackoff)
-		a.logger.Warn("webhook delivery failed", "url", o.URL, "alert_id", o.Alert.ID, "attempts", o.Attempts+1, "retry_in", backoff, "err", err)
-		if err := a.st.DeliveryFailed(ctx, o.Alert.ID, o.URL, time.Now().Add(backoff), err.Error()); err != nil {
-			a.logger.Warn("recording webhook failure", "err", err)
+		o.metrics.deliveries.WithLabelValues("failed").Inc()
+		backoff := min(time.Second<<min(d.Attempts, 30), wc.MaxBackoff)
+		o.logger.Warn("webhook delivery failed", "url", d.URL, "alert_id", d.Alert.ID, "attempts", d.Attempts+1, "retry_in", backoff, "err", err)
+		if err := o.st.DeliveryFailed(ctx, d.Alert.ID, d.URL, time.Now().Add(backoff), err.Error()); err != nil {
+			o.logger.Warn("recording webhook failure", "err", err)
 		}
 	}
 }
 
-func (a *Auditor) post(ctx context.Context, wc WebhookConfig, al *Alert) error {
+func (o *outbox) post(ctx context.Context, wc WebhookConfig, al *Alert) error {
 	body, err := json.Marshal(al)
 	if err != nil {
 		return err
@@ -71,7 +106,7 @@ func (a *Auditor) post(ctx context.Context, wc WebhookConfig, al *Alert) error {
 	for k, v := range wc.Headers {
 		req.Header.Set(k, v)
 	}
-	resp, err := a.hc.Do(req)
+	resp, err := o.hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -133,7 +168,9 @@ func (m *metrics) refresh(ctx context.Context) {
 			m.verified.WithLabelValues(l.cfg.Origin).Set(float64(s.NextEntry))
 		}
 	}
-	m.refreshRebuilds(ctx)
+	if c, err := m.a.st.RebuildCounts(ctx); err == nil {
+		m.setRebuildCounts(c)
+	}
 	if c, err := m.a.st.OpenAlertCounts(ctx); err == nil {
 		for _, k := range AlertKinds {
 			m.alertsOpen.WithLabelValues(k).Set(float64(c[k]))
@@ -144,11 +181,10 @@ func (m *metrics) refresh(ctx context.Context) {
 	}
 }
 
-func (m *metrics) refreshRebuilds(ctx context.Context) {
-	if c, err := m.a.st.RebuildCounts(ctx); err == nil {
-		for _, s := range []string{store.RebuildQueued, store.RebuildRunning, store.RebuildReproduced, store.RebuildMismatch, store.RebuildFailed, store.RebuildOff} {
-			m.rebuildQ.WithLabelValues(s).Set(float64(c[s]))
-		}
+// setRebuildCounts sets the releases-by-state gauges.
+func (m *metrics) setRebuildCounts(c map[string]int64) {
+	for _, s := range []string{store.RebuildQueued, store.RebuildRunning, store.RebuildReproduced, store.RebuildMismatch, store.RebuildFailed, store.RebuildOff} {
+		m.rebuildQ.WithLabelValues(s).Set(float64(c[s]))
 	}
 }
 

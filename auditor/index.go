@@ -54,15 +54,11 @@ func (r *indexReplay) add(idx uint64, entry []byte, p *statement.Parsed) error {
 // ensureIndex makes l.index a replay of the entries below next (after a
 // restart it replays them from the log's tiles, which the followed tree
 // authenticates).
-func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tree, next int64) error {
+func (f *follower) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tree, next int64) error {
 	if l.index != nil && int64(l.index.b.Size()) == next {
 		return nil
 	}
-	dir := ""
-	if a.cfg.IndexMap == "file" {
-		dir = filepath.Dir(a.cfg.DB)
-	}
-	r, err := newIndexReplay(dir)
+	r, err := newIndexReplay(f.indexDir)
 	if err != nil {
 		return err
 	}
@@ -78,7 +74,7 @@ func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tre
 		if idx >= next {
 			break
 		}
-		if err := a.indexEntry(ctx, l, tree, uint64(idx), e, nil); err != nil {
+		if err := f.indexEntry(ctx, l, tree, uint64(idx), e, nil); err != nil {
 			return err
 		}
 	}
@@ -97,7 +93,7 @@ func (a *Auditor) ensureIndex(ctx context.Context, l *followedLog, tree tlog.Tre
 // indexEntry feeds entry idx to the replay, first checking it against the
 // replay if it is an index checkpoint the log signed. p is the entry as
 // statement.ParseEntry reads it, when the caller has it (nil: parsed here).
-func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree, idx uint64, entry []byte, p *statement.Parsed) error {
+func (f *follower) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree, idx uint64, entry []byte, p *statement.Parsed) error {
 	if statement.IsIndexCheckpoint(entry) {
 		if ic, err := statement.VerifyIndexCheckpoint(entry, l.verifier); err == nil {
 			want, known := l.index.roots[ic.Size]
@@ -106,21 +102,21 @@ func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree
 				// An older map's, in a log from before it: no client
 				// decides on it any more, and this auditor builds only
 				// the current map.
-				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "unchecked").Inc()
+				f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "unchecked").Inc()
 			case ic.Size > idx:
-				if err := a.indexMisbehaved(ctx, l, tree, idx, ic, fmt.Sprintf("index checkpoint at entry %d claims to cover %d entries", idx, ic.Size)); err != nil {
+				if err := f.indexMisbehaved(ctx, l, tree, idx, ic, fmt.Sprintf("index checkpoint at entry %d claims to cover %d entries", idx, ic.Size)); err != nil {
 					return err
 				}
 			case !known:
 				l.logger.Warn("index checkpoint too far behind to check", "entry", idx, "covers", ic.Size)
-				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "unchecked").Inc()
+				f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "unchecked").Inc()
 			case want != ic.Root:
-				if err := a.indexMisbehaved(ctx, l, tree, idx, ic, fmt.Sprintf("index checkpoint at entry %d commits root %x for the log's first %d entries, which map to %x", idx, ic.Root[:8], ic.Size, want[:8])); err != nil {
+				if err := f.indexMisbehaved(ctx, l, tree, idx, ic, fmt.Sprintf("index checkpoint at entry %d commits root %x for the log's first %d entries, which map to %x", idx, ic.Root[:8], ic.Size, want[:8])); err != nil {
 					return err
 				}
-				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "inconsistent").Inc()
+				f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "inconsistent").Inc()
 			default:
-				a.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "ok").Inc()
+				f.metrics.checkpoints.WithLabelValues(l.cfg.Origin, "index", "ok").Inc()
 			}
 		}
 	}
@@ -148,8 +144,8 @@ func (a *Auditor) indexEntry(ctx context.Context, l *followedLog, tree tlog.Tree
 
 // indexMisbehaved writes the evidence (the followed checkpoint and every
 // entry of its tree) and raises index-inconsistent.
-func (a *Auditor) indexMisbehaved(ctx context.Context, l *followedLog, tree tlog.Tree, idx uint64, ic *statement.IndexCheckpoint, summary string) error {
-	cur, err := a.st.Log(ctx, l.cfg.Origin)
+func (f *follower) indexMisbehaved(ctx context.Context, l *followedLog, tree tlog.Tree, idx uint64, ic *statement.IndexCheckpoint, summary string) error {
+	cur, err := f.st.Log(ctx, l.cfg.Origin)
 	if err != nil {
 		return err
 	}
@@ -180,15 +176,15 @@ func (a *Auditor) indexMisbehaved(ctx context.Context, l *followedLog, tree tlog
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(a.cfg.EvidenceDir, 0o755); err != nil {
+		if err := os.MkdirAll(f.evidenceDir, 0o755); err != nil {
 			return err
 		}
-		path = filepath.Join(a.cfg.EvidenceDir, fmt.Sprintf("%s-index-%d.json", l.originHash[:16], idx))
+		path = filepath.Join(f.evidenceDir, fmt.Sprintf("%s-index-%d.json", l.originHash[:16], idx))
 		if err := writeFileSync(path, raw); err != nil {
 			return err
 		}
 		summary += "; evidence in " + path
 	}
-	return a.raise(ctx, AlertIndexInconsistent, fmt.Sprintf("%s|index|%d", l.cfg.Origin, idx), fmt.Sprintf("log/%s/entry/%d", l.cfg.Origin, idx),
+	return f.alerts.raise(ctx, f.st, AlertIndexInconsistent, fmt.Sprintf("%s|index|%d", l.cfg.Origin, idx), fmt.Sprintf("log/%s/entry/%d", l.cfg.Origin, idx),
 		summary, map[string]any{"file": path, "index_entry": idx, "covers": ic.Size, "claimed_root": ic.Root[:], "recomputed_root": root[:]})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/attestlog/attestlog/auditor/internal/rebuild"
@@ -11,28 +13,103 @@ import (
 	"github.com/attestlog/attestlog/log/statement"
 )
 
+// rebuilder is the rebuild worker: it rebuilds queued releases one at a
+// time, raises rebuild alerts, signs reproduction statements (stored
+// before they are submitted) and submits them to their logs. It reaches
+// the state database only through rebuildStore.
+type rebuilder struct {
+	st     rebuildStore
+	alerts *alerter
+	// metrics counts rebuilds and sets the releases-by-state gauges.
+	metrics *metrics
+	logger  *slog.Logger
+	// enabled is rebuild.enabled; builder rebuilds; signer, when not
+	// nil, signs reproductions, which are submitted through logs.
+	enabled bool
+	builder *rebuild.Builder
+	signer  *statement.Signer
+	logs    []*followedLog
+}
+
+// rebuildStore is what the rebuild worker asks of the state database
+// (the auditor's *store.Store implements it). No method takes a lock of
+// the auditor's. Each write is one SQLite statement or transaction,
+// durable when it returns, and none is retried beyond SQLite's busy
+// timeout: the worker returns the error, and what the store holds decides
+// what happens next (a claimed release is rebuilt again after a restart,
+// a stored reproduction is submitted again).
+type rebuildStore interface {
+	alertStore
+	// NextRebuild claims the oldest queued release, atomically marking it
+	// running, and returns it; store.ErrNotFound when none is queued. It
+	// is not idempotent: each call claims another. A release claimed and
+	// never finished (a crash, an interrupted build) stays running until
+	// the store's next opening queues it again (RequeueRunning, in Open);
+	// the worker queues one whose outcome failed to record again itself
+	// (HoldRebuild).
+	NextRebuild(ctx context.Context) (*store.Release, error)
+	// HoldRebuild records that a release was not rebuilt (state, with
+	// why), keeping its entry: held unsandboxed until the next opening
+	// queues it again, or queued again at once. It is idempotent.
+	HoldRebuild(ctx context.Context, origin string, idx int64, state, detail string) error
+	// FinishRebuild records a rebuild's outcome together with the signed
+	// reproduction to submit (when not nil), in one statement, and drops
+	// the logged entry. It is idempotent. On an error nothing is recorded:
+	// the reproduction signed for it has not left the process and is
+	// never submitted, and the worker queues the release again.
+	FinishRebuild(ctx context.Context, origin string, idx int64, state, detail, rebuilt string, repro []byte) error
+	// PendingReproductions returns the releases whose stored reproduction
+	// is not yet recorded as logged.
+	PendingReproductions(ctx context.Context) ([]store.Release, error)
+	// SetReproIndex records where a release's reproduction was logged. It
+	// is idempotent. Until it succeeds the reproduction stays pending and
+	// is submitted again: the same bytes, which the log recognises as a
+	// duplicate and answers with the same index.
+	SetReproIndex(ctx context.Context, origin string, idx, reproIdx int64) error
+	// RebuildCounts returns the number of releases in each rebuild state.
+	RebuildCounts(ctx context.Context) (map[string]int64, error)
+}
+
+// refreshGauges sets the releases-by-state gauges from the store.
+func (rb *rebuilder) refreshGauges(ctx context.Context) {
+	if c, err := rb.st.RebuildCounts(ctx); err == nil {
+		rb.metrics.setRebuildCounts(c)
+	}
+}
+
 // rebuildQueued rebuilds queued releases, one at a time, until none is
 // queued or ctx ends.
-func (a *Auditor) rebuildQueued(ctx context.Context) error {
-	if !*a.cfg.Rebuild.Enabled {
+func (rb *rebuilder) rebuildQueued(ctx context.Context) error {
+	if !rb.enabled {
 		return nil
 	}
 	for ctx.Err() == nil {
-		r, err := a.st.NextRebuild(ctx)
+		r, err := rb.st.NextRebuild(ctx)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		a.metrics.refreshRebuilds(ctx)
-		if err := a.rebuildOne(ctx, r); err != nil {
+		rb.refreshGauges(ctx)
+		if err := rb.rebuildOne(ctx, r); err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return ctx.Err() // interrupted: it stays running and is requeued on restart
+			}
+			// The store failed to record its outcome (or its alert):
+			// queued again for the next pass, not left running until a
+			// restart. The reproduction signed for it never left the
+			// process. (Any other failure, which the release itself may
+			// cause every time, leaves it running until a restart.)
+			var re *recordError
+			if errors.As(err, &re) {
+				if qerr := rb.st.HoldRebuild(ctx, r.Origin, r.Index, store.RebuildQueued, r.Detail); qerr != nil {
+					return errors.Join(err, fmt.Errorf("requeueing the rebuild of entry %d: %w", r.Index, qerr))
+				}
 			}
 			return err
 		}
-		a.metrics.refreshRebuilds(ctx)
+		rb.refreshGauges(ctx)
 	}
 	return ctx.Err()
 }
@@ -47,18 +124,19 @@ type RebuildAlert struct {
 	Result  *rebuild.Result `json:"result"`
 }
 
-func (a *Auditor) rebuildOne(ctx context.Context, r *store.Release) error {
-	logger := a.logger.With("origin", r.Origin, "index", r.Index)
+func (rb *rebuilder) rebuildOne(ctx context.Context, r *store.Release) error {
+	logger := rb.logger.With("origin", r.Origin, "index", r.Index)
 	p, err := statement.Parse(r.Entry)
 	if err != nil || p.Kind != statement.KindRelease {
-		return a.st.FinishRebuild(ctx, r.Origin, r.Index, store.RebuildFailed, fmt.Sprintf("stored entry unreadable: %v", err), "", nil)
+		return notRecorded("recording the rebuild of entry "+strconv.FormatInt(r.Index, 10),
+			rb.st.FinishRebuild(ctx, r.Origin, r.Index, store.RebuildFailed, fmt.Sprintf("stored entry unreadable: %v", err), "", nil))
 	}
 	logger.Info("rebuilding release", "version", p.Release.Version, "repo", p.Release.Source.Repo, "commit", p.Release.Source.Commit)
-	res := a.builder.Rebuild(ctx, fmt.Sprintf("%d-%s", r.Index, p.Release.Version), p.Release, p.Statement.Subject)
+	res := rb.builder.Rebuild(ctx, fmt.Sprintf("%d-%s", r.Index, p.Release.Version), p.Release, p.Statement.Subject)
 	if ctx.Err() != nil {
 		return ctx.Err() // interrupted: it stays running and is requeued on restart
 	}
-	a.metrics.rebuilds.WithLabelValues(res.Outcome).Inc()
+	rb.metrics.rebuilds.WithLabelValues(res.Outcome).Inc()
 	logger.Info("rebuild finished", "outcome", res.Outcome, "duration", res.Duration, "summary", res.Summary())
 	ev := RebuildAlert{Log: r.Origin, Index: r.Index, Version: p.Release.Version, Logged: r.Measurement, Result: res}
 	subject := fmt.Sprintf("log/%s/entry/%d", r.Origin, r.Index)
@@ -67,28 +145,29 @@ func (a *Auditor) rebuildOne(ctx context.Context, r *store.Release) error {
 	case rebuild.Unsandboxed:
 		// Nothing ran and nothing is signed; the release stays queued for
 		// the next start (with a working sandbox).
-		if err := a.raise(ctx, AlertRebuildUnsandboxed, fmt.Sprintf("%s|%d", r.Origin, r.Index), subject,
+		if err := rb.alerts.raise(ctx, rb.st, AlertRebuildUnsandboxed, fmt.Sprintf("%s|%d", r.Origin, r.Index), subject,
 			fmt.Sprintf("release %s (entry %d) was not rebuilt: %s", p.Release.Version, r.Index, res.Reason), ev); err != nil {
 			return err
 		}
-		return a.st.HoldRebuild(ctx, r.Origin, r.Index, store.RebuildUnsandboxed, res.Summary())
+		return notRecorded("recording the rebuild of entry "+strconv.FormatInt(r.Index, 10),
+			rb.st.HoldRebuild(ctx, r.Origin, r.Index, store.RebuildUnsandboxed, res.Summary()))
 	case rebuild.Reproduced:
 		state = store.RebuildReproduced
 	case rebuild.Mismatch:
 		state = store.RebuildMismatch
-		if err := a.raise(ctx, AlertRebuildMismatch, fmt.Sprintf("%s|%d", r.Origin, r.Index), subject,
+		if err := rb.alerts.raise(ctx, rb.st, AlertRebuildMismatch, fmt.Sprintf("%s|%d", r.Origin, r.Index), subject,
 			fmt.Sprintf("release %s (entry %d) does not rebuild to its logged values: %s", p.Release.Version, r.Index, res.Summary()), ev); err != nil {
 			return err
 		}
 	default:
 		state = store.RebuildFailed
-		if err := a.raise(ctx, AlertRebuildFailed, fmt.Sprintf("%s|%d", r.Origin, r.Index), subject,
+		if err := rb.alerts.raise(ctx, rb.st, AlertRebuildFailed, fmt.Sprintf("%s|%d", r.Origin, r.Index), subject,
 			fmt.Sprintf("release %s (entry %d) could not be rebuilt: %s", p.Release.Version, r.Index, res.Reason), ev); err != nil {
 			return err
 		}
 	}
 	var repro []byte
-	if a.signer != nil && state != store.RebuildFailed {
+	if rb.signer != nil && state != store.RebuildFailed {
 		outcome := statement.OutcomeMatch
 		if state == store.RebuildMismatch {
 			outcome = statement.OutcomeMismatch
@@ -103,26 +182,27 @@ func (a *Auditor) rebuildOne(ctx context.Context, r *store.Release) error {
 		// The signed statement is stored before it is submitted, so that a
 		// retry after a crash submits the same bytes (which the log
 		// recognises as a duplicate) instead of signing again.
-		if repro, err = statement.Sign(payload, a.signer); err != nil {
+		if repro, err = statement.Sign(payload, rb.signer); err != nil {
 			return err
 		}
 	}
-	return a.st.FinishRebuild(ctx, r.Origin, r.Index, state, res.Summary(), res.Measurements.Primary(), repro)
+	return notRecorded("recording the rebuild of entry "+strconv.FormatInt(r.Index, 10),
+		rb.st.FinishRebuild(ctx, r.Origin, r.Index, state, res.Summary(), res.Measurements.Primary(), repro))
 }
 
 // submitReproductions submits the signed reproductions not yet logged.
-func (a *Auditor) submitReproductions(ctx context.Context) error {
-	if a.signer == nil {
+func (rb *rebuilder) submitReproductions(ctx context.Context) error {
+	if rb.signer == nil {
 		return nil
 	}
-	pending, err := a.st.PendingReproductions(ctx)
+	pending, err := rb.st.PendingReproductions(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, r := range pending {
 		var l *followedLog
-		for _, fl := range a.logs {
+		for _, fl := range rb.logs {
 			if fl.cfg.Origin == r.Origin {
 				l = fl
 			}
@@ -137,10 +217,10 @@ func (a *Auditor) submitReproductions(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("submitting reproduction of entry %d to %s: %w", r.Index, r.Origin, err))
 			continue
 		}
-		if err := a.st.SetReproIndex(ctx, r.Origin, r.Index, int64(res.Index)); err != nil {
+		if err := rb.st.SetReproIndex(ctx, r.Origin, r.Index, int64(res.Index)); err != nil {
 			return err
 		}
-		a.logger.Info("reproduction logged", "origin", r.Origin, "release", r.Index, "index", res.Index, "duplicate", res.Duplicate)
+		rb.logger.Info("reproduction logged", "origin", r.Origin, "release", r.Index, "index", res.Index, "duplicate", res.Duplicate)
 	}
 	return errors.Join(errs...)
 }

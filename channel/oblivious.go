@@ -49,16 +49,16 @@ const MaxObliviousRequest = 8 << 20
 // hybrid when offered) as chunked OHTTP, and answers stream. When
 // verification fails or the keys differ, nothing is sent.
 type Oblivious struct {
-	cv     *Verifier
-	relay  *url.URL
-	hc     *http.Client
-	kem    uint16
-	logger *slog.Logger
+	cv       *Verifier
+	relay    *url.URL
+	relayURL string // relay's String, made once
+	hc       *http.Client
+	kem      uint16
+	logger   *slog.Logger
 
-	mu    sync.Mutex
-	state State
-	cfg   keyset.KeyConfig
-	suite ohttp.Suite
+	mu     sync.Mutex
+	state  State
+	sealer *ohttp.Sealer // to the verified key (nil before a positive verdict)
 }
 
 // ObliviousOption configures an Oblivious channel.
@@ -84,7 +84,7 @@ func NewOblivious(cv *Verifier, relayURL string, opts ...ObliviousOption) (*Obli
 		return nil, fmt.Errorf("relay URL %q: want http(s)://relay/g/NAME (the relay's URL for the enclave's gateway)", relayURL)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	o := &Oblivious{cv: cv, relay: u}
+	o := &Oblivious{cv: cv, relay: u, relayURL: u.String()}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -109,7 +109,11 @@ func (o *Oblivious) State() State {
 func (o *Oblivious) Key() (id uint8, kem uint16, ok bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.cfg.ID, o.cfg.KEM, o.state.OK
+	if o.sealer == nil {
+		return 0, 0, false
+	}
+	cfg := o.sealer.Config()
+	return cfg.ID, cfg.KEM, o.state.OK
 }
 
 // Relay is the relay URL requests go to.
@@ -141,17 +145,17 @@ func (o *Oblivious) get(ctx context.Context, suffix, accept string, max int64) (
 // Verify fetches the attestation document and the key configurations
 // through the relay and checks them now.
 func (o *Oblivious) Verify(ctx context.Context) (State, error) {
-	st, cfg, su, err := o.verify(ctx)
+	st, sealer, err := o.verify(ctx)
 	o.mu.Lock()
 	old := o.state
 	if err != nil && st.Err == nil {
 		st.Err = err
 	}
-	o.state, o.cfg, o.suite = st, cfg, su
+	o.state, o.sealer = st, sealer
 	o.mu.Unlock()
 	if old.OK != st.OK || old.KeySet != st.KeySet {
 		if st.OK {
-			o.logger.Info("oblivious channel: enclave trusted", "relay", o.relay.Redacted(), "key_set", short(st.KeySet), "kem", keyset.KEMName(su.KEM))
+			o.logger.Info("oblivious channel: enclave trusted", "relay", o.relay.Redacted(), "key_set", short(st.KeySet), "kem", keyset.KEMName(sealer.Suite().KEM))
 		} else {
 			o.logger.Warn("oblivious channel: enclave NOT trusted; sending nothing", "relay", o.relay.Redacted(), "err", st.Err)
 		}
@@ -159,15 +163,17 @@ func (o *Oblivious) Verify(ctx context.Context) (State, error) {
 	return st, err
 }
 
-func (o *Oblivious) verify(ctx context.Context) (State, keyset.KeyConfig, ohttp.Suite, error) {
-	var none keyset.KeyConfig
+// verify returns the verdict and, when it is positive, the sealer to the
+// verified key (made of the configuration just verified, parsed once
+// for every request until the next verification).
+func (o *Oblivious) verify(ctx context.Context) (State, *ohttp.Sealer, error) {
 	doc, err := o.get(ctx, relayDocumentSuffix, "application/json", 4<<20)
 	if err != nil {
-		return State{}, none, ohttp.Suite{}, fmt.Errorf("%w through the relay %s: %w", ErrNoDocument, o.relay.Redacted(), err)
+		return State{}, nil, fmt.Errorf("%w through the relay %s: %w", ErrNoDocument, o.relay.Redacted(), err)
 	}
 	vd, ks, err := o.cv.VerifyDocument(doc)
 	if err != nil {
-		return State{}, none, ohttp.Suite{}, err
+		return State{}, nil, err
 	}
 	now := o.cv.now()
 	st := State{Verdict: vd, VerifiedAt: now, ValidUntil: minTime(now.Add(o.cv.ttl), ks.NotAfter)}
@@ -179,22 +185,22 @@ func (o *Oblivious) verify(ctx context.Context) (State, keyset.KeyConfig, ohttp.
 			failed = append(failed, f.Name+": "+f.Reason)
 		}
 		st.Err = fmt.Errorf("%w: %s", ErrNotTrusted, strings.Join(failed, "; "))
-		return st, none, ohttp.Suite{}, st.Err
+		return st, nil, st.Err
 	}
 	if len(ks.HPKE) == 0 {
 		st.Err = fmt.Errorf("%w: the attested key set has no HPKE key: this enclave is no OHTTP gateway", ErrNotTrusted)
-		return st, none, ohttp.Suite{}, st.Err
+		return st, nil, st.Err
 	}
 	// The gateway's own statement of its keys must be the attested
 	// ones, byte for byte: anything else is someone else's key.
 	served, err := o.get(ctx, relayKeysSuffix, ohttp.ContentTypeKeys, keyset.MaxSize)
 	if err != nil {
 		st.Err = fmt.Errorf("fetching the gateway's key configurations through %s: %w", o.relay.Redacted(), err)
-		return st, none, ohttp.Suite{}, st.Err
+		return st, nil, st.Err
 	}
 	if err := ks.CheckServedConfigs(served); err != nil {
 		st.Err = fmt.Errorf("%w: through the relay %s, for the enclave's verified key set %s: %w; refusing to send", ErrGatewayKeyMismatch, o.relay.Redacted(), short(st.KeySet), err)
-		return st, none, ohttp.Suite{}, st.Err
+		return st, nil, st.Err
 	}
 	cs := ks.HPKE
 	var cfg keyset.KeyConfig
@@ -206,31 +212,51 @@ func (o *Oblivious) verify(ctx context.Context) (State, keyset.KeyConfig, ohttp.
 	}
 	if err != nil {
 		st.Err = fmt.Errorf("%w: %v", ErrNotTrusted, err)
-		return st, none, ohttp.Suite{}, st.Err
+		return st, nil, st.Err
+	}
+	sealer, err := ohttp.NewSealer(cfg, su)
+	if err != nil {
+		st.Err = fmt.Errorf("%w: the attested key configuration %d: %v", ErrNotTrusted, cfg.ID, err)
+		return st, nil, st.Err
 	}
 	st.OK = true
-	return st, cfg, su, nil
+	return st, sealer, nil
 }
 
-// ready returns the verified key to seal to, verifying again when the
-// verdict lapsed.
-func (o *Oblivious) ready(ctx context.Context) (keyset.KeyConfig, ohttp.Suite, error) {
+// ready returns the sealer to the verified key, verifying again when
+// the verdict lapsed.
+func (o *Oblivious) ready(ctx context.Context) (*ohttp.Sealer, error) {
 	o.mu.Lock()
-	st, cfg, su := o.state, o.cfg, o.suite
+	st, sealer := o.state, o.sealer
 	o.mu.Unlock()
-	if st.OK && o.cv.now().Before(st.ValidUntil) {
-		return cfg, su, nil
+	if st.OK && sealer != nil && o.cv.now().Before(st.ValidUntil) {
+		return sealer, nil
 	}
 	st, err := o.Verify(ctx)
 	if err != nil {
-		return keyset.KeyConfig{}, ohttp.Suite{}, err
+		return nil, err
 	}
 	if !st.OK {
-		return keyset.KeyConfig{}, ohttp.Suite{}, st.Err
+		return nil, st.Err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.cfg, o.suite, nil
+	if o.sealer == nil { // another Verify, failing, since
+		return nil, fmt.Errorf("%w: the verdict changed while sending", ErrNotTrusted)
+	}
+	return o.sealer, nil
+}
+
+// sealedSize is about the size of a chunked request of n bytes of
+// Binary HTTP (no less), so that it is sealed into one buffer, not grown
+// in steps.
+func sealedSize(k *ohttp.Sealer, n int) int {
+	enc := 32
+	if k.Suite().KEM == keyset.KEMMLKEM768X25519 {
+		enc = 1120
+	}
+	const perChunk = 8 + 32 // a length, the AEAD's tag
+	return 7 + enc + n + (n/ohttp.ChunkSize+2)*perChunk
 }
 
 // HTTPClient returns an *http.Client whose requests go through the
@@ -278,17 +304,18 @@ func (o *Oblivious) RoundTrip(req *http.Request) (*http.Response, error) {
 	var creq *ohttp.ChunkedRequest
 	var resp *http.Response
 	for attempt := 0; ; attempt++ {
-		cfg, su, err := o.ready(req.Context())
+		sealer, err := o.ready(req.Context())
 		if err != nil {
 			return nil, err
 		}
 		var sealed bytes.Buffer
-		if creq, err = ohttp.NewChunkedRequest(cfg, su, &sealed); err != nil {
+		sealed.Grow(sealedSize(sealer, len(msg)))
+		if creq, err = sealer.NewChunkedRequest(&sealed); err != nil {
 			return nil, err
 		}
 		creq.Write(msg)
 		creq.Close()
-		out, err := http.NewRequestWithContext(req.Context(), http.MethodPost, o.relay.String(), &sealed)
+		out, err := http.NewRequestWithContext(req.Context(), http.MethodPost, o.relayURL, &sealed)
 		if err != nil {
 			return nil, err
 		}

@@ -35,6 +35,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"math"
@@ -247,7 +248,12 @@ func (rl *Relay) serveRequest(w http.ResponseWriter, r *http.Request) {
 	// The request is read whole (bounded) before it is forwarded: a
 	// request cut short by the client never reaches the gateway, and
 	// the gateway never sees the client's pacing.
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rl.o.MaxRequest))
+	var in bytes.Buffer
+	if r.ContentLength > 0 {
+		in.Grow(int(r.ContentLength) + bytes.MinRead) // read in one go, not grown in steps
+	}
+	_, err := in.ReadFrom(http.MaxBytesReader(w, r.Body, rl.o.MaxRequest))
+	body := in.Bytes()
 	if err != nil {
 		rl.metrics.requests.WithLabelValues(g.Name, "request", "too_large").Inc()
 		http.Error(w, fmt.Sprintf("an encapsulated request of at most %d bytes", rl.o.MaxRequest), http.StatusRequestEntityTooLarge)
@@ -331,7 +337,8 @@ func (rl *Relay) forward(w http.ResponseWriter, out *http.Request, g Gateway, ki
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := copyBuffers.Get().(*[]byte)
+	buf := *bp
 	var n int64
 	result := "ok"
 	for {
@@ -346,7 +353,13 @@ func (rl *Relay) forward(w http.ResponseWriter, out *http.Request, g Gateway, ki
 				result = "client_gone"
 				break
 			}
-			rc.Flush()
+			// What was read leaves at once (a stream's chunks are
+			// not held back), unless it is the end of an answer of
+			// known length: the server sends that as the handler
+			// returns, in the same write as the rest.
+			if resp.ContentLength < 0 || n < resp.ContentLength {
+				rc.Flush()
+			}
 		}
 		if err == io.EOF {
 			break
@@ -357,6 +370,7 @@ func (rl *Relay) forward(w http.ResponseWriter, out *http.Request, g Gateway, ki
 		}
 	}
 	clear(buf)
+	copyBuffers.Put(bp)
 	rl.metrics.bytes.WithLabelValues("out").Add(float64(n))
 	if result == "ok" && resp.StatusCode != http.StatusOK {
 		result = "status_" + strconv.Itoa(resp.StatusCode)
@@ -365,6 +379,10 @@ func (rl *Relay) forward(w http.ResponseWriter, out *http.Request, g Gateway, ki
 	rl.logger.Debug("relayed", "gateway", g.Name, "kind", kind, "status", resp.StatusCode, "result", result)
 }
 
+// copyBuffers are forward's read buffers, cleared before they are put
+// back (nothing of an answer outlives its forwarding).
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // sourceLimiter is a token bucket per source address. Addresses are
 // kept as a keyed hash (the key is made at start and never leaves the
 // process) and forgotten once their bucket is full again.
@@ -372,6 +390,7 @@ type sourceLimiter struct {
 	rate  float64
 	burst int
 	key   [32]byte
+	macs  sync.Pool // of HMAC-SHA256 under key, reused
 	now   func() time.Time
 
 	mu      sync.Mutex
@@ -397,10 +416,16 @@ func (l *sourceLimiter) take(remoteAddr string) (bool, time.Duration) {
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		host = ip.Mask(net.CIDRMask(64, 128)).String() // one IPv6 /64 is one source
 	}
-	m := hmac.New(sha256.New, l.key[:])
+	m, _ := l.macs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, l.key[:])
+	}
+	m.Reset()
 	m.Write([]byte(host))
+	var sum [sha256.Size]byte
 	var k [16]byte
-	copy(k[:], m.Sum(nil))
+	copy(k[:], m.Sum(sum[:0]))
+	l.macs.Put(m)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -371,9 +371,25 @@ func (rw *ResponseWriter) Close(trailer []Field) error {
 	return err
 }
 
+// byteReader is what a decoder reads from.
+type byteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
+// newDecoder returns a decoder of r, buffered unless r reads bytes one
+// by one already (a bytes.Reader, an OHTTP chunk reader).
+func newDecoder(r io.Reader, lim Limits) *decoder {
+	br, ok := r.(byteReader)
+	if !ok {
+		br = bufio.NewReader(r)
+	}
+	return &decoder{r: br, lim: lim}
+}
+
 // decoder reads a message from a byte stream.
 type decoder struct {
-	r   *bufio.Reader
+	r   byteReader
 	lim Limits
 	// ended: the message was truncated (EOF where a section may begin);
 	// every later section is empty.
@@ -472,7 +488,7 @@ func (d *decoder) knownFields(n uint64) ([]Field, error) {
 	if _, err := io.ReadFull(d.r, b); err != nil {
 		return nil, d.bad("a field section truncated")
 	}
-	sub := &decoder{r: bufio.NewReader(bytes.NewReader(b)), lim: d.lim}
+	sub := newDecoder(bytes.NewReader(b), d.lim)
 	var fs []Field
 	budget := int(n)
 	for {
@@ -540,7 +556,7 @@ func ParseRequest(b []byte) (*Request, error) { return ParseRequestLimits(b, Def
 
 // ParseRequestLimits reads a whole request within lim.
 func ParseRequestLimits(b []byte, lim Limits) (*Request, error) {
-	d := &decoder{r: bufio.NewReader(bytes.NewReader(b)), lim: lim}
+	d := newDecoder(bytes.NewReader(b), lim)
 	f, err := d.varint("framing indicator")
 	if err != nil {
 		return nil, err
@@ -637,7 +653,10 @@ func (c *contentReader) Read(p []byte) (int, error) {
 	n, err := c.d.r.Read(p)
 	c.left -= uint64(n)
 	if err == io.EOF {
-		return n, c.d.bad("content truncated")
+		if c.left > 0 {
+			return n, c.d.bad("content truncated")
+		}
+		err = nil // the end of this chunk (what follows reads the EOF again)
 	}
 	return n, err
 }
@@ -676,7 +695,7 @@ type StreamedResponse struct {
 // it with a reader of its content. Header sections are bounded by lim;
 // the content is not (bound it by what reads Body).
 func ReadResponse(r io.Reader, lim Limits) (*StreamedResponse, error) {
-	d := &decoder{r: bufio.NewReader(r), lim: lim}
+	d := newDecoder(r, lim)
 	f, err := d.varint("framing indicator")
 	if err != nil {
 		return nil, err

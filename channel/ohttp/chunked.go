@@ -25,6 +25,11 @@ const (
 	MaxSealedChunk = 4*ChunkSize + 16
 )
 
+// readBuffer is the buffer of a chunk reader: enough for the lengths
+// and the small chunks; a larger chunk is read past it, straight into
+// its own slice.
+const readBuffer = 512
+
 // ErrTruncated is returned when a chunked message ends before its final
 // chunk: a relay or the network cut it.
 var ErrTruncated = errors.New("chunked message truncated before its final chunk")
@@ -42,7 +47,16 @@ type ChunkedRequest struct {
 // NewChunkedRequest writes the chunked request header (hdr ‖ enc) to w
 // and returns the writer of its chunks.
 func NewChunkedRequest(cfg keyset.KeyConfig, s Suite, w io.Writer) (*ChunkedRequest, error) {
-	hdr, cr, err := newSender(cfg, s, labelChunkedRequest)
+	k, err := NewSealer(cfg, s)
+	if err != nil {
+		return nil, err
+	}
+	return k.NewChunkedRequest(w)
+}
+
+// NewChunkedRequest is the package's NewChunkedRequest to k's key.
+func (k *Sealer) NewChunkedRequest(w io.Writer) (*ChunkedRequest, error) {
+	hdr, cr, err := k.newSender(labelChunkedRequest, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +79,7 @@ func (c *ChunkedRequest) Write(p []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if _, err := c.w.Write(append(bhttp.AppendVarint(nil, uint64(len(ct))), ct...)); err != nil {
+		if _, err := c.w.Write(frame(ct)); err != nil {
 			return n, err
 		}
 		n += m
@@ -93,7 +107,7 @@ func (c *ChunkedRequest) Close() error {
 // (tampered, reordered, from another request) and with ErrTruncated when
 // r ends before the final chunk.
 func (c *ChunkedRequest) OpenResponse(r io.Reader) io.Reader {
-	return &chunkReader{r: bufio.NewReader(r), open: func(br *bufio.Reader) (chunkOpener, error) {
+	return &chunkReader{r: bufio.NewReaderSize(r, readBuffer), open: func(br *bufio.Reader) (chunkOpener, error) {
 		n := responseNonceSize(c.suite)
 		nonce := make([]byte, n)
 		if _, err := io.ReadFull(br, nonce); err != nil {
@@ -112,14 +126,21 @@ type chunkOpener interface {
 	open(ct []byte, final bool) ([]byte, error)
 }
 
+// frame is ct as a non-final chunk: its length, then ct.
+func frame(ct []byte) []byte {
+	return append(bhttp.AppendVarint(make([]byte, 0, 8+len(ct)), uint64(len(ct))), ct...)
+}
+
 type aeadChunks struct {
 	a       cipher.AEAD
 	base    []byte
 	counter uint64
+	n       [32]byte // the current nonce (Nn bytes of it)
 }
 
+// nonce is the base nonce XOR the chunk counter (the chunked draft §6.2).
 func (c *aeadChunks) nonce() []byte {
-	n := append([]byte{}, c.base...)
+	n := c.n[:copy(c.n[:], c.base)]
 	for i := 0; i < 8; i++ {
 		n[len(n)-1-i] ^= byte(c.counter >> (8 * i))
 	}
@@ -136,12 +157,13 @@ func (c *aeadChunks) open(ct []byte, final bool) ([]byte, error) {
 	return pt, err
 }
 
-func (c *aeadChunks) seal(pt []byte, final bool) []byte {
+// seal appends the sealed chunk pt to dst.
+func (c *aeadChunks) seal(dst, pt []byte, final bool) []byte {
 	var aad []byte
 	if final {
 		aad = finalAAD
 	}
-	ct := c.a.Seal(nil, c.nonce(), pt, aad)
+	ct := c.a.Seal(dst, c.nonce(), pt, aad)
 	c.counter++
 	return ct
 }
@@ -168,18 +190,37 @@ type chunkReader struct {
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
-	for len(c.buf) == 0 {
-		if c.err != nil {
-			return 0, c.err
-		}
-		if c.done {
-			return 0, io.EOF
-		}
-		c.err = c.next()
+	if err := c.fill(); err != nil {
+		return 0, err
 	}
 	n := copy(p, c.buf)
 	c.buf = c.buf[n:]
 	return n, nil
+}
+
+// ReadByte lets a parser of the plaintext (channel/bhttp) read it
+// without a buffer of its own.
+func (c *chunkReader) ReadByte() (byte, error) {
+	if err := c.fill(); err != nil {
+		return 0, err
+	}
+	b := c.buf[0]
+	c.buf = c.buf[1:]
+	return b, nil
+}
+
+// fill opens chunks until one has plaintext left, or the end.
+func (c *chunkReader) fill() error {
+	for len(c.buf) == 0 {
+		if c.err != nil {
+			return c.err
+		}
+		if c.done {
+			return io.EOF
+		}
+		c.err = c.next()
+	}
+	return nil
 }
 
 func (c *chunkReader) next() error {
@@ -240,7 +281,7 @@ type ChunkedRequestReader struct {
 // OpenChunkedRequest reads the header of a message/ohttp-chunked-req
 // body from r and returns the reader of its plaintext.
 func (g *Gateway) OpenChunkedRequest(r io.Reader) (*ChunkedRequestReader, error) {
-	br := bufio.NewReader(r)
+	br := bufio.NewReaderSize(r, readBuffer)
 	hdr := make([]byte, headerSize)
 	if _, err := io.ReadFull(br, hdr); err != nil {
 		return nil, fmt.Errorf("%w: the request header: %v", ErrMalformed, err)
@@ -297,8 +338,9 @@ func (cw *ChunkedResponseWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		m := min(len(p), ChunkSize)
-		ct := cw.c.seal(p[:m], false)
-		if _, err := cw.w.Write(append(bhttp.AppendVarint(nil, uint64(len(ct))), ct...)); err != nil {
+		ctLen := m + cw.c.a.Overhead()
+		b := bhttp.AppendVarint(make([]byte, 0, 8+ctLen), uint64(ctLen))
+		if _, err := cw.w.Write(cw.c.seal(b, p[:m], false)); err != nil {
 			return n, err
 		}
 		n += m
@@ -314,6 +356,6 @@ func (cw *ChunkedResponseWriter) Close() error {
 		return nil
 	}
 	cw.closed = true
-	_, err := cw.w.Write(append([]byte{0}, cw.c.seal(nil, true)...))
+	_, err := cw.w.Write(cw.c.seal([]byte{0}, nil, true))
 	return err
 }

@@ -249,7 +249,60 @@ type ClientRequest struct {
 // configuration cfg with suite s (RFC 9458 §4.3), returning the
 // message/ohttp-req body and the context that opens the response.
 func EncapsulateRequest(cfg keyset.KeyConfig, s Suite, msg []byte) ([]byte, *ClientRequest, error) {
-	out, cr, err := newSender(cfg, s, labelRequest)
+	k, err := NewSealer(cfg, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k.EncapsulateRequest(msg)
+}
+
+// Sealer seals requests to one key configuration with one suite: the
+// configuration is checked (the suite is one it offers, and one this
+// package implements) and its public key parsed once, when the Sealer
+// is made, not for every request. A client that verified a gateway's
+// key configuration makes one Sealer of it and uses it for as long as
+// that verification holds. Each request still has an encapsulation of
+// its own (a fresh HPKE context). Safe for concurrent use.
+type Sealer struct {
+	cfg   keyset.KeyConfig
+	suite Suite
+	pk    hpke.PublicKey
+	kdf   hpke.KDF
+	aead  hpke.AEAD
+}
+
+// NewSealer checks cfg and s and parses cfg's public key.
+func NewSealer(cfg keyset.KeyConfig, s Suite) (*Sealer, error) {
+	if s.KEM != cfg.KEM || !supported(s) {
+		return nil, ErrUnsupported
+	}
+	found := false
+	for _, p := range cfg.Symmetric {
+		found = found || p.KDF == s.KDF && p.AEAD == s.AEAD
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: KDF 0x%04x with AEAD 0x%04x is not in key configuration %d", ErrUnsupported, s.KDF, s.AEAD, cfg.ID)
+	}
+	kem, kdf, aead, err := hpkeSuite(s)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := kem.NewPublicKey(cfg.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{cfg: cfg, suite: s, pk: pk, kdf: kdf, aead: aead}, nil
+}
+
+// Config is the key configuration requests are sealed to.
+func (k *Sealer) Config() keyset.KeyConfig { return k.cfg }
+
+// Suite is the suite requests are sealed with.
+func (k *Sealer) Suite() Suite { return k.suite }
+
+// EncapsulateRequest is the package's EncapsulateRequest to k's key.
+func (k *Sealer) EncapsulateRequest(msg []byte) ([]byte, *ClientRequest, error) {
+	out, cr, err := k.newSender(labelRequest, len(msg)+16)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -261,31 +314,16 @@ func EncapsulateRequest(cfg keyset.KeyConfig, s Suite, msg []byte) ([]byte, *Cli
 	return append(out, ct...), cr, nil
 }
 
-func newSender(cfg keyset.KeyConfig, s Suite, label string) ([]byte, *ClientRequest, error) {
-	if s.KEM != cfg.KEM || !supported(s) {
-		return nil, nil, ErrUnsupported
-	}
-	found := false
-	for _, p := range cfg.Symmetric {
-		found = found || p.KDF == s.KDF && p.AEAD == s.AEAD
-	}
-	if !found {
-		return nil, nil, fmt.Errorf("%w: KDF 0x%04x with AEAD 0x%04x is not in key configuration %d", ErrUnsupported, s.KDF, s.AEAD, cfg.ID)
-	}
-	kem, kdf, aead, err := hpkeSuite(s)
+// newSender sets up a new HPKE context to k's key and returns hdr ‖ enc
+// (with room for extra more bytes) and the context.
+func (k *Sealer) newSender(label string, extra int) ([]byte, *ClientRequest, error) {
+	hdr := header(k.cfg.ID, k.suite)
+	enc, sender, err := hpke.NewSender(k.pk, k.kdf, k.aead, info(label, hdr))
 	if err != nil {
 		return nil, nil, err
 	}
-	pk, err := kem.NewPublicKey(cfg.PublicKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	hdr := header(cfg.ID, s)
-	enc, sender, err := hpke.NewSender(pk, kdf, aead, info(label, hdr))
-	if err != nil {
-		return nil, nil, err
-	}
-	return append(hdr, enc...), &ClientRequest{suite: s, enc: enc, sender: sender}, nil
+	out := append(append(make([]byte, 0, len(hdr)+len(enc)+extra), hdr...), enc...)
+	return out, &ClientRequest{suite: k.suite, enc: enc, sender: sender}, nil
 }
 
 // OpenResponse decapsulates a message/ohttp-res body.

@@ -6,6 +6,7 @@ import (
 	"crypto/hpke"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -285,4 +286,67 @@ func FuzzClientResponse(f *testing.F) {
 			t.Fatalf("a response other than the gateway's opened: %q", got)
 		}
 	})
+}
+
+// TestSealer: a Sealer made once seals every request with an
+// encapsulation of its own (requests stay unlinkable: no HPKE context is
+// shared), each opens at the gateway and its answer opens only with its
+// own context; a suite the configuration does not offer is refused when
+// the Sealer is made.
+func TestSealer(t *testing.T) {
+	g, cs := newKeys(t)
+	for _, kem := range []uint16{keyset.KEMMLKEM768X25519, keyset.KEMX25519} {
+		cfg, s, _ := ChooseKEM(cs, kem)
+		k, err := NewSealer(cfg, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Config().ID != cfg.ID || k.Suite() != s {
+			t.Errorf("Sealer = key %d %+v, want %d %+v", k.Config().ID, k.Suite(), cfg.ID, s)
+		}
+		seen := map[string]bool{}
+		var ctxs []*ChunkedRequest
+		var answers [][]byte
+		for i := range 3 {
+			var req bytes.Buffer
+			cr, err := k.NewChunkedRequest(&req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := fmt.Sprintf("request %d", i)
+			cr.Write([]byte(msg))
+			cr.Close()
+			encLen := headerSize + encSize(kem)
+			if enc := string(req.Bytes()[:encLen]); seen[enc] {
+				t.Fatalf("%s: request %d reuses an earlier request's encapsulation", keyset.KEMName(kem), i)
+			} else {
+				seen[enc] = true
+			}
+			rr, err := g.OpenChunkedRequest(bytes.NewReader(req.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := io.ReadAll(rr); err != nil || string(got) != msg {
+				t.Fatalf("request %d opened as %q, %v", i, got, err)
+			}
+			var resp bytes.Buffer
+			rw, _ := rr.Response(&resp)
+			rw.Write([]byte("answer " + msg))
+			rw.Close()
+			ctxs, answers = append(ctxs, cr), append(answers, resp.Bytes())
+		}
+		if got, err := io.ReadAll(ctxs[1].OpenResponse(bytes.NewReader(answers[1]))); err != nil || string(got) != "answer request 1" {
+			t.Errorf("answer 1 with its own context: %q, %v", got, err)
+		}
+		if _, err := io.ReadAll(ctxs[0].OpenResponse(bytes.NewReader(answers[1]))); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("answer 1 with request 0's context: %v, want ErrDecrypt", err)
+		}
+	}
+	cfg, _, _ := ChooseKEM(cs, keyset.KEMX25519)
+	if _, err := NewSealer(cfg, Suite{KEM: cfg.KEM, KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADAES256GCM}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("AES-256-GCM, not offered: %v, want ErrUnsupported", err)
+	}
+	if _, err := NewSealer(cfg, Suite{KEM: keyset.KEMMLKEM768X25519, KDF: keyset.KDFHKDFSHA256, AEAD: keyset.AEADAES128GCM}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("another KEM than the configuration's: %v, want ErrUnsupported", err)
+	}
 }

@@ -7,8 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/attestlog/attestlog/internal/bench"
+	"github.com/attestlog/attestlog/internal/mariadbtest"
+	"github.com/attestlog/attestlog/internal/seaweedtest"
 )
 
 // 'bench append' against a real 'up': the log gets exactly the entries the
@@ -130,8 +133,40 @@ func TestBenchSoak(t *testing.T) {
 // TestBenchGrow: a small 'bench grow' reports a row per step, each with
 // the log's size grown, and a reindex of the whole log at the end.
 func TestBenchGrow(t *testing.T) {
-	out := runCmd(t, "bench", "grow", "--entries", "600", "--step", "300", "--samples", "20", "--writers", "16", "--dir", t.TempDir())
-	rows := regexp.MustCompile(`(?m)^ +(\d+) +(\d+) +\S+ +\S+ +\S+ +\S+ +(\d+) +\d+$`).FindAllStringSubmatch(out, -1)
+	checkGrow(t, runCmd(t, "bench", "grow", "--entries", "600", "--step", "300", "--samples", "20", "--writers", "16", "--dir", t.TempDir()))
+}
+
+// TestBenchGrowS3: the same on SeaweedFS and MariaDB (the S3 storage):
+// the log grows in the bucket, the reindex reads the tree back from it.
+func TestBenchGrowS3(t *testing.T) {
+	sw := seaweedtest.Start(t, "attestlog-grow")
+	db := mariadbtest.StartServer(t, mariadbtest.Options{})
+	t.Setenv("AWS_ACCESS_KEY_ID", sw.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", sw.SecretAccessKey)
+	out := runCmd(t, "bench", "grow", "--entries", "600", "--step", "300", "--samples", "20", "--writers", "16", "--dir", t.TempDir(),
+		"--storage", "s3", "--s3-endpoint", sw.Endpoint, "--s3-bucket", sw.Bucket, "--mysql-dsn", db.DSN)
+	checkGrow(t, out)
+	// The tiles are in the bucket: the checkpoint there covers the log.
+	cp, err := sw.Get(t.Context(), "checkpoint")
+	if err != nil {
+		t.Fatalf("no checkpoint in the bucket: %v", err)
+	}
+	if lines := strings.SplitN(string(cp), "\n", 3); len(lines) < 3 {
+		t.Errorf("the bucket's checkpoint %q", cp)
+	} else if size, err := strconv.ParseUint(lines[1], 10, 64); err != nil || size < 600 {
+		t.Errorf("the bucket's checkpoint is of size %d (%v), want at least 600:\n%s", size, err, cp)
+	}
+	if _, _, err := tryCmd(t, "bench", "grow", "--storage", "s3"); err == nil {
+		t.Error("bench grow --storage s3 without a bucket and database ran")
+	}
+}
+
+// checkGrow checks bench grow's report of 600 entries in two steps: a row
+// a step, each 300 entries (and their index checkpoints) more, a rate and
+// a CPU cost per entry, and a reindex of all of them.
+func checkGrow(t *testing.T, out string) {
+	t.Helper()
+	rows := regexp.MustCompile(`(?m)^ +(\d+) +(\d+) +\S+ +\S+ +(\S+) +\S+ +\S+ +(\d+) +\d+$`).FindAllStringSubmatch(out, -1)
 	if len(rows) != 2 {
 		t.Fatalf("want two rows:\n%s", out)
 	}
@@ -143,6 +178,9 @@ func TestBenchGrow(t *testing.T) {
 		}
 		if rate, _ := strconv.Atoi(r[2]); rate <= 0 {
 			t.Errorf("append rate %s", r[2])
+		}
+		if d, err := time.ParseDuration(r[3]); err != nil || d <= 0 {
+			t.Errorf("cpu/entry %q", r[3])
 		}
 		prev = n
 	}

@@ -40,12 +40,18 @@ func runBench(f func(ctx context.Context) error) error {
 
 // addBenchStorageFlags adds the flags naming the storage of the floor.
 func addBenchStorageFlags(fs *flag.FlagSet) *bench.Storage {
+	return addStorageFlags(fs, "the floor and the tessera baseline", "; give the log the same kind", "the floor's log")
+}
+
+// addStorageFlags adds the flags naming the storage of what (help texts:
+// note after the kinds, whose for the bucket and database).
+func addStorageFlags(fs *flag.FlagSet, what, note, whose string) *bench.Storage {
 	var s bench.Storage
-	fs.StringVar(&s.Kind, "storage", "posix", "storage of the floor and the tessera baseline: posix (a temporary directory) or s3 (--s3-endpoint, --s3-bucket, --mysql-dsn, credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); give the log the same kind")
+	fs.StringVar(&s.Kind, "storage", "posix", "storage of "+what+": posix (a temporary directory) or s3 (--s3-endpoint, --s3-bucket, --mysql-dsn, credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"+note)
 	fs.StringVar(&s.Endpoint, "s3-endpoint", "", "with --storage s3: the S3-compatible server's URL (empty: AWS)")
-	fs.StringVar(&s.Bucket, "s3-bucket", "", "with --storage s3: an empty bucket for the floor's log")
+	fs.StringVar(&s.Bucket, "s3-bucket", "", "with --storage s3: an empty bucket for "+whose)
 	fs.StringVar(&s.Region, "s3-region", logserver.DefaultS3Region, "with --storage s3: the bucket's region")
-	fs.StringVar(&s.DSN, "mysql-dsn", "", "with --storage s3: an empty MySQL/MariaDB database for the floor's log")
+	fs.StringVar(&s.DSN, "mysql-dsn", "", "with --storage s3: an empty MySQL/MariaDB database for "+whose)
 	return &s
 }
 
@@ -167,8 +173,9 @@ func runBenchAudit(args []string) error {
 }
 
 func runBenchGrow(args []string) error {
-	fs := newFlagSet("bench grow", "[--entries N] [--step N] [--writers N] [--dir DIR] [--index-map memory|file]")
+	fs := newFlagSet("bench grow", "[--entries N] [--step N] [--writers N] [--dir DIR] [--index-map memory|file] [--storage posix|s3 …]")
 	var o bench.GrowOptions
+	o.Storage = addStorageFlags(fs, "the log", "", "the log")
 	fs.IntVar(&o.Entries, "entries", 1000000, "grow the log to this many releases")
 	fs.IntVar(&o.Step, "step", 100000, "measure after every this many")
 	fs.IntVar(&o.Writers, "writers", 256, "concurrent writers while appending")
@@ -184,6 +191,10 @@ func runBenchGrow(args []string) error {
 	}
 	if o.Entries <= 0 || o.Step <= 0 || o.Writers <= 0 || o.Samples <= 0 {
 		fmt.Fprintln(fs.Output(), "--entries, --step, --writers and --samples must be positive")
+		return errUsage
+	}
+	if _, err := o.Storage.LogStorage(""); err != nil {
+		fmt.Fprintln(fs.Output(), err)
 		return errUsage
 	}
 	return runBench(func(ctx context.Context) error { return bench.Grow(ctx, o, os.Stdout, stderr) })

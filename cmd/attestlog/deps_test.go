@@ -35,7 +35,7 @@ func TestDependenciesPointOneWay(t *testing.T) {
 	}
 	for _, p := range []string{"testing", "net/http/httptest",
 		mod + "internal/httpfuzz", mod + "internal/httpbody/httpbodytest", mod + "internal/testenv",
-		mod + "internal/mariadbtest", mod + "internal/seaweedtest", mod + "internal/tlogcheck", mod + "policy/provenance/provenancetest", mod + "policy/gpu/rim/rimtest", mod + "channel/channeltest",
+		mod + "internal/mariadbtest", mod + "internal/seaweedtest", mod + "internal/versitygwtest", mod + "internal/tlogcheck", mod + "policy/provenance/provenancetest", mod + "policy/gpu/rim/rimtest", mod + "channel/channeltest",
 		"github.com/google/go-configfs-tsm/configfs/faketsm", "github.com/NVIDIA/go-nvml/pkg/nvml/mock",
 		"github.com/google/go-sev-guest/testing", "github.com/google/go-tdx-guest/testing"} {
 		if bin[p] {
@@ -94,7 +94,7 @@ var layers = []struct {
 	{"decision", []string{"policy", "log/client", "channel", "policy/evidence/stapler", "witness/driver"}},
 	{"service", []string{"log/logserver", "log/internal", "witness", "auditor", "agent", "web", "relay"}},
 	{"assembly", []string{"internal/up", "internal/bench", "internal/demo", "internal/wasmbuild", "cmd", "deploy", "log/loadtest", "witness/bench"}},
-	{"test kit", []string{"internal/testenv", "internal/mariadbtest", "internal/seaweedtest", "internal/netnstest", "internal/tlogtest", "internal/tlogcheck",
+	{"test kit", []string{"internal/testenv", "internal/mariadbtest", "internal/seaweedtest", "internal/versitygwtest", "internal/netnstest", "internal/tlogtest", "internal/tlogcheck",
 		"internal/ruletest", "internal/httpfuzz", "internal/httpbody/httpbodytest", "channel/channeltest",
 		"policy/provenance/provenancetest", "policy/gpu/rim/rimtest"}},
 }

@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/attestlog/attestlog/internal/tlogcheck"
 	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
@@ -27,27 +31,42 @@ type ack struct {
 	at    time.Time
 }
 
+// failure is one statement a frontend did not acknowledge: the status it
+// answered (0: no answer, e.g. a refused connection or a timeout), and
+// when.
+type failure struct {
+	fe, code int
+	at       time.Time
+}
+
 // frontendLoad is the writers of the multi-frontend tests (MariaDB, and
 // S3 + MariaDB): 24 of them, each statement a new release sent to one
 // frontend, rotating, and every 40th to two frontends at once. Nothing is
 // retried: an answer other than 200 acknowledges nothing, and a frontend
 // that fails is left alone for 50 ms, as a load balancer would.
 type frontendLoad struct {
-	mu      sync.Mutex // guards acks and doubles
-	acks    []ack
-	doubles [][2]api.AddResponse
-	seq     atomic.Int64
-	fails   atomic.Int64
+	mu       sync.Mutex // guards acks, doubles and failures
+	acks     []ack
+	doubles  [][2]api.AddResponse
+	failures []failure
+	seq      atomic.Int64
+	fails    atomic.Int64
 }
 
 // startLoad starts the writers on bg; they stop when stop is closed.
 func startLoad(t *testing.T, urls []string, op *statement.Signer, stop chan struct{}, bg *sync.WaitGroup) *frontendLoad {
 	ld := &frontendLoad{}
 	hc := &http.Client{Timeout: 45 * time.Second}
+	fail := func(fe, code int) {
+		ld.fails.Add(1)
+		ld.mu.Lock()
+		ld.failures = append(ld.failures, failure{fe, code, time.Now()})
+		ld.mu.Unlock()
+	}
 	post := func(fe int, body []byte) (api.AddResponse, bool) {
 		resp, err := hc.Post(urls[fe]+"/add", "application/octet-stream", bytes.NewReader(body))
 		if err != nil {
-			ld.fails.Add(1)
+			fail(fe, 0)
 			time.Sleep(50 * time.Millisecond)
 			return api.AddResponse{}, false
 		}
@@ -58,7 +77,7 @@ func startLoad(t *testing.T, urls []string, op *statement.Signer, stop chan stru
 			if resp.StatusCode != http.StatusServiceUnavailable {
 				t.Errorf("frontend %d answered %d %s", fe, resp.StatusCode, b)
 			}
-			ld.fails.Add(1)
+			fail(fe, resp.StatusCode)
 			time.Sleep(50 * time.Millisecond)
 			return api.AddResponse{}, false
 		}
@@ -129,10 +148,20 @@ func startLoad(t *testing.T, urls []string, op *statement.Signer, stop chan stru
 }
 
 // checkpointWatch is what watchCheckpoints saw: a verified root per tree
-// size, every checkpoint served.
+// size, every checkpoint served, and each size when it was first served
+// by each URL.
 type checkpointWatch struct {
-	mu   sync.Mutex // guards seen
-	seen map[int64]tlog.Hash
+	mu      sync.Mutex // guards seen and history
+	seen    map[int64]tlog.Hash
+	history []served
+}
+
+// served is a checkpoint size that url served at a moment, after serving
+// another size (or nothing) before.
+type served struct {
+	url string
+	n   int64
+	at  time.Time
 }
 
 // watchCheckpoints polls /checkpoint of each URL every 200 ms on bg until
@@ -140,10 +169,14 @@ type checkpointWatch struct {
 // quorum), and two of one size must have one root.
 func watchCheckpoints(t *testing.T, urls []string, pol *policy.Policy, stop chan struct{}, bg *sync.WaitGroup) *checkpointWatch {
 	w := &checkpointWatch{seen: map[int64]tlog.Hash{}}
+	// A frontend cut off from its storage may not answer at all: bound
+	// each poll, so that the others are still watched.
+	hc := &http.Client{Timeout: 5 * time.Second}
 	bg.Go(func() {
+		last := map[string]int64{}
 		for {
 			for _, u := range urls {
-				resp, err := http.Get(u + "/checkpoint")
+				resp, err := hc.Get(u + "/checkpoint")
 				if err != nil {
 					continue
 				}
@@ -162,6 +195,10 @@ func watchCheckpoints(t *testing.T, urls []string, pol *policy.Policy, stop chan
 					t.Errorf("two checkpoints of size %d with different roots", cp.N)
 				}
 				w.seen[cp.N] = cp.Hash
+				if n, ok := last[u]; !ok || n != cp.N {
+					last[u] = cp.N
+					w.history = append(w.history, served{u, cp.N, time.Now()})
+				}
 				w.mu.Unlock()
 			}
 			select {
@@ -172,4 +209,93 @@ func watchCheckpoints(t *testing.T, urls []string, pol *policy.Policy, stop chan
 		}
 	})
 	return w
+}
+
+// checkFinal waits up to within for a checkpoint at readURL (verified
+// under pol) that covers every entry ld acknowledged, then checks the
+// tree it reads there under that checkpoint: every acknowledged entry is
+// in it as submitted, no statement is in it twice, a statement sent to two
+// frontends at once got one index (one of the two answers a duplicate),
+// and every checkpoint cps saw is consistent with it. It returns the final
+// checkpoint. It locks ld and cps: the load and the watch must have
+// stopped.
+func checkFinal(t *testing.T, readURL string, pol *policy.Policy, ld *frontendLoad, cps *checkpointWatch, within time.Duration) *policy.Checkpoint {
+	t.Helper()
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	var maxIdx uint64
+	for _, a := range ld.acks {
+		maxIdx = max(maxIdx, a.idx)
+	}
+	for _, d := range ld.doubles {
+		if d[0].Index != d[1].Index || d[0].Duplicate == d[1].Duplicate {
+			t.Errorf("a statement sent to two frontends at once: %+v and %+v, want one index, one duplicate", d[0], d[1])
+		}
+	}
+	var final *policy.Checkpoint
+	deadline := time.Now().Add(within)
+	for {
+		if cp, err := tlogcheck.Log(t.Context(), readURL, pol, nil); err == nil && uint64(cp.N) > maxIdx {
+			final = cp
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint at %s covers entry %d within %v (%v, %v)", readURL, maxIdx, within, cp, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	tree := tlog.Tree{N: final.N, Hash: final.Hash}
+	entries, err := tlogcheck.Entries(t.Context(), readURL, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range ld.acks {
+		if !bytes.Equal(entries[a.idx], a.entry) {
+			t.Fatalf("acknowledged entry %d is not in the tree as submitted", a.idx)
+		}
+	}
+	count := map[[32]byte]int{}
+	for _, e := range entries {
+		if statement.IsIndexCheckpoint(e) {
+			continue
+		}
+		count[sha256.Sum256(e)]++
+	}
+	for h, n := range count {
+		if n > 1 {
+			t.Errorf("an entry (sha256 %x…) is in the tree %d times", h[:6], n)
+		}
+	}
+	cps.mu.Lock()
+	defer cps.mu.Unlock()
+	for n, h := range cps.seen {
+		if n > final.N {
+			t.Errorf("a checkpoint of size %d was served, larger than the final %d", n, final.N)
+			continue
+		}
+		if n == 0 {
+			continue // the empty tree: a prefix of every tree
+		}
+		if err := tlogcheck.Consistent(t.Context(), readURL, tlog.Tree{N: n, Hash: h}, tree); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("the tree of %d entries at %s holds all %d acknowledged statements once and is consistent with all %d checkpoints served", final.N, readURL, len(ld.acks), len(cps.seen))
+	return final
+}
+
+// witnessAnswers is the witness's add-checkpoint answers by HTTP status,
+// from its metrics.
+func witnessAnswers(t *testing.T, witURL string) map[string]int {
+	t.Helper()
+	resp, err := http.Get(witURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	codes := map[string]int{}
+	for _, m := range regexp.MustCompile(`attestlog_witness_requests_total\{code="(\d+)",endpoint="add-checkpoint"\} (\d+)`).FindAllStringSubmatch(string(mb), -1) {
+		codes[m[1]], _ = strconv.Atoi(m[2])
+	}
+	return codes
 }

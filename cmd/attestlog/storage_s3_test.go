@@ -21,6 +21,7 @@ import (
 	"github.com/attestlog/attestlog/internal/mariadbtest"
 	"github.com/attestlog/attestlog/internal/seaweedtest"
 	"github.com/attestlog/attestlog/internal/tlogcheck"
+	"github.com/attestlog/attestlog/internal/versitygwtest"
 	"github.com/attestlog/attestlog/log/statement"
 	"github.com/attestlog/attestlog/policy"
 )
@@ -37,6 +38,26 @@ import (
 // the witness sees one stream.
 func TestLogFrontendsOnS3(t *testing.T) {
 	sw := seaweedtest.Start(t, "attestlog-fe")
+	testLogFrontendsOnS3(t, "SeaweedFS", s3Store{sw.Endpoint, sw.Bucket, sw.AccessKeyID, sw.SecretAccessKey, sw.URL, sw.Kill, sw.Restart})
+}
+
+// TestLogFrontendsOnVersitygw is TestLogFrontendsOnS3 on a second S3
+// implementation, the Versity S3 Gateway (its POSIX backend: objects as
+// files).
+func TestLogFrontendsOnVersitygw(t *testing.T) {
+	vg := versitygwtest.Start(t, "attestlog-fe")
+	testLogFrontendsOnS3(t, "versitygw", s3Store{vg.Endpoint, vg.Bucket, vg.AccessKeyID, vg.SecretAccessKey, vg.URL, vg.Kill, vg.Restart})
+}
+
+// s3Store is an S3-compatible object store a test started: where it is,
+// its bucket (anonymously readable), credentials, and kill -9 and restart.
+type s3Store struct {
+	Endpoint, Bucket, AccessKeyID, SecretAccessKey string
+	URL                                            func() string
+	Kill, Restart                                  func()
+}
+
+func testLogFrontendsOnS3(t *testing.T, name string, sw s3Store) {
 	db := mariadbtest.StartServer(t, mariadbtest.Options{})
 
 	dir := t.TempDir()
@@ -158,11 +179,11 @@ batch_max_age: 20ms
 	resumed("frontend 1 restarted", time.Now())
 
 	sw.Kill()
-	t.Log("killed SeaweedFS")
+	t.Log("killed " + name)
 	time.Sleep(3 * time.Second)
 	sw.Restart()
-	t.Log("restarted SeaweedFS")
-	resumed("SeaweedFS restarted", time.Now())
+	t.Log("restarted " + name)
+	resumed(name+" restarted", time.Now())
 
 	db.Kill()
 	t.Log("killed MariaDB")

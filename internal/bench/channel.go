@@ -210,6 +210,7 @@ func Channel(ctx context.Context, o ChannelOptions, stdout, stderr io.Writer) er
 		{"stream: 4096 events of 256 B", 4096, 256, 0, "server-sent events, each flushed by the service: a model's tokens"},
 		{"stream: 256 x 64 KiB, unpaced", 256, 64 << 10, 0, "bulk bytes as fast as the CPU moves them: on loopback the two extra hops' TLS and copies are the whole cost"},
 		{"stream: 256 x 64 KiB at 50 MB/s", 256, 64 << 10, 50e6, "bulk bytes from a service (or over a link) at 50 MB/s"},
+		{"stream: 512 x 64 KiB at 1 Gbit/s", 512, 64 << 10, 125e6, "bulk bytes over a 1 Gbit/s link (125 MB/s)"},
 	} {
 		q := fmt.Sprintf("/stream?n=%d&size=%d&rate=%.0f", s.n, s.size, s.rate)
 		direct, through := upURL+q, proxyURL+q

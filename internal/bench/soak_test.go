@@ -22,7 +22,7 @@ import (
 func TestSoakConsistency(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	cfg, signer, err := growLogConfig(dir, "memory")
+	cfg, signer, err := growLogConfig(dir, "memory", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,12 +24,14 @@ import (
 type Net struct {
 	Hosts  []Host
 	bridge string
+	ip     string // iproute2's ip
 }
 
 // Host is one network namespace on the bridge.
 type Host struct {
 	Name string // the namespace's name (ip netns)
 	IP   string // its address on the bridge
+	dev  string // its end of the veth pair
 }
 
 // Command runs name in the host's namespace. It is exec'd by ip netns
@@ -68,10 +70,10 @@ func New(t testing.TB, names ...string) *Net {
 	must("addr", "add", prefix+".1/24", "dev", n.bridge)
 	must("link", "set", n.bridge, "up")
 	for i, name := range names {
-		h := Host{Name: fmt.Sprintf("al%s-%s", id, name), IP: fmt.Sprintf("%s.%d", prefix, i+2)}
+		outer, inner := fmt.Sprintf("al%sh%d", id, i), fmt.Sprintf("al%sn%d", id, i)
+		h := Host{Name: fmt.Sprintf("al%s-%s", id, name), IP: fmt.Sprintf("%s.%d", prefix, i+2), dev: inner}
 		must("netns", "add", h.Name)
 		t.Cleanup(func() { run("netns", "del", h.Name) })
-		outer, inner := fmt.Sprintf("al%sh%d", id, i), fmt.Sprintf("al%sn%d", id, i)
 		must("link", "add", outer, "type", "veth", "peer", "name", inner)
 		t.Cleanup(func() { run("link", "del", outer) })
 		must("link", "set", outer, "master", n.bridge)
@@ -82,5 +84,52 @@ func New(t testing.TB, names ...string) *Net {
 		must("-n", h.Name, "link", "set", "lo", "up")
 		n.Hosts = append(n.Hosts, h)
 	}
+	n.ip = ip
 	return n
+}
+
+// nowhere is the hardware address a partitioned host's packets are sent
+// to: locally administered, on no interface.
+const nowhere = "02:00:5e:00:de:ad"
+
+// Partition cuts host a off from each of others, both ways, silently: each
+// side sends its packets for the other to a hardware address no interface
+// has (a permanent neighbour entry), and the bridge loses them, as a real
+// partition would. Nothing fails at once: connections already open stop
+// answering and new ones do not get through, until their timeouts. The
+// test process and the hosts not named still reach a, and a them. heal
+// ends the partition (so does the end of the test, with the namespaces).
+func (n *Net) Partition(t testing.TB, a Host, others ...Host) (heal func()) {
+	t.Helper()
+	neigh := func(op string, from, to Host) error {
+		args := []string{"-n", from.Name, "neigh", op, to.IP}
+		if op == "replace" {
+			args = append(args, "lladdr", nowhere)
+		}
+		args = append(args, "dev", from.dev)
+		if op == "replace" {
+			args = append(args, "nud", "permanent")
+		}
+		if out, err := exec.Command(n.ip, args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	for _, b := range others {
+		for _, pair := range [][2]Host{{a, b}, {b, a}} {
+			if err := neigh("replace", pair[0], pair[1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return func() {
+		t.Helper()
+		for _, b := range others {
+			for _, pair := range [][2]Host{{a, b}, {b, a}} {
+				if err := neigh("del", pair[0], pair[1]); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	}
 }

@@ -1,9 +1,10 @@
 // Package seaweedtest starts a throwaway SeaweedFS for a test: `weed mini`
 // (master, volume server, filer and S3 gateway in one process) on free
-// 127.0.0.1 ports, its data under t.TempDir(), one bucket created, static
-// S3 credentials required for everything but anonymous reads (the bucket
-// is a log's public read API: Endpoint/Bucket/checkpoint), stopped when
-// the test ends.
+// 127.0.0.1 ports (or on the address of a network namespace the test
+// made: StartOptions), its data under t.TempDir(), one bucket created,
+// static S3 credentials required for everything but anonymous reads (the
+// bucket is a log's public read API: Endpoint/Bucket/checkpoint), stopped
+// when the test ends.
 //
 // weed comes from PATH (.ci/run builds it there) or, when missing, is
 // built once from the pinned tools module internal/tools/seaweedfs into
@@ -23,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -52,6 +54,7 @@ type Server struct {
 
 	t    testing.TB
 	weed string
+	wrap []string
 	args []string
 	env  []string
 	cmd  *exec.Cmd
@@ -59,17 +62,35 @@ type Server struct {
 	out  *lockedBuffer
 }
 
-// Start starts SeaweedFS with one bucket, named bucket.
+// Start starts SeaweedFS with one bucket, named bucket, on 127.0.0.1.
 func Start(t testing.TB, bucket string) *Server {
 	t.Helper()
-	s := &Server{t: t, weed: Weed(t), Bucket: bucket, Dir: t.TempDir()}
+	return StartOptions(t, bucket, Options{})
+}
+
+// Options place the server.
+type Options struct {
+	// Wrap runs weed under this command line (e.g. ip netns exec NS).
+	Wrap []string
+	// Bind is the address weed listens on and advertises to itself
+	// (default 127.0.0.1).
+	Bind string
+}
+
+// StartOptions starts SeaweedFS with one bucket, named bucket, as o says.
+func StartOptions(t testing.TB, bucket string, o Options) *Server {
+	t.Helper()
+	if o.Bind == "" {
+		o.Bind = "127.0.0.1"
+	}
+	s := &Server{t: t, weed: Weed(t), wrap: o.Wrap, Bucket: bucket, Dir: t.TempDir()}
 	key := make([]byte, 20)
 	rand.Read(key)
 	s.AccessKeyID = "attestlog-test"
 	s.SecretAccessKey = hex.EncodeToString(key)
 	ports := freePorts(t, 7)
 	s.args = []string{"mini",
-		"-dir=" + s.Dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+		"-dir=" + s.Dir, "-ip=" + o.Bind, "-ip.bind=" + o.Bind,
 		fmt.Sprintf("-master.port=%d", ports[0]), fmt.Sprintf("-master.port.grpc=%d", ports[1]),
 		fmt.Sprintf("-volume.port=%d", ports[2]), fmt.Sprintf("-volume.port.grpc=%d", ports[3]),
 		fmt.Sprintf("-filer.port=%d", ports[4]), fmt.Sprintf("-filer.port.grpc=%d", ports[5]),
@@ -91,7 +112,7 @@ func Start(t testing.TB, bucket string) *Server {
 	}
 	s.args = append(s.args, "-s3.config="+confPath)
 	s.env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+s.SecretAccessKey)
-	s.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", ports[6])
+	s.Endpoint = "http://" + net.JoinHostPort(o.Bind, strconv.Itoa(ports[6]))
 	t.Cleanup(s.stop)
 	s.start()
 	return s
@@ -101,7 +122,8 @@ func Start(t testing.TB, bucket string) *Server {
 func (s *Server) start() {
 	t := s.t
 	t.Helper()
-	s.cmd = exec.Command(s.weed, s.args...)
+	argv := append(append(append([]string{}, s.wrap...), s.weed), s.args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = s.env
 	s.cmd.Dir = s.Dir
 	s.out = &lockedBuffer{}

@@ -38,11 +38,35 @@ type Result struct {
 	Kind      statement.Kind
 }
 
+// ErrSlow: the statement was not appended within admitWait, the storage
+// being slow or unreachable (a frontend cut off from its database or
+// object store). Its append may still complete: a resubmission is then
+// answered with its index, as a duplicate.
+var ErrSlow = errors.New("storage too slow")
+
+// admitWait bounds how long Admit takes, the append included, before it
+// answers ErrSlow (503): a frontend cut off from its storage answers
+// rather than hold each request until its TCP connections to the
+// database time out (a quarter of an hour), or its client gives up not
+// knowing why.
+const admitWait = 10 * time.Second
+
 // Admit checks a submitted statement against the policy and appends it.
 // It returns the index as soon as Tessera has durably sequenced the entry.
 // A statement already in the log (same payload, whatever its signature)
-// returns the original index with Duplicate set and appends nothing.
+// returns the original index with Duplicate set and appends nothing. It
+// gives up after admitWait with ErrSlow.
 func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.admitWait)
+	defer cancel()
+	res, err := l.admit(ctx, body)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Result{Kind: res.Kind}, fmt.Errorf("%w: the statement was not appended within %v (%v); the append may still complete: retry, and a resubmission is answered with its index once it has", ErrSlow, l.admitWait, err)
+	}
+	return res, err
+}
+
+func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 	// A slot for the admission, taken before any work on the body: under
 	// overload the 503 then costs the log nothing but the read, where
 	// parsing and verifying first spent the CPU of a statement it turned
@@ -163,52 +187,52 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	}
 	l.pendingMu.Unlock()
 
-	if dup {
-		select {
-		case <-pa.done:
-		case <-ctx.Done():
-			return Result{}, ctx.Err()
-		}
-	} else {
-		pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
-		if errors.Is(pa.err, ErrUnavailable) {
-			l.metrics.storageErrors.WithLabelValues("append").Inc()
-		}
-		close(pa.done)
-		l.slots.release(client)
+	if !dup {
+		// The append goes on without this request if it gives up
+		// (admitWait), keeping its slot until it ends, so that pending
+		// and the slots stay truthful.
 		slot = false
-		// Wake the follower: the sooner the entry is indexed, the
-		// sooner it leaves pending.
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+		go func() {
+			pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
+			if pa.err == nil && !pa.idx.IsDup {
+				// Tessera stored entry at this index: the follower may
+				// take it from memory, unless it already read it back
+				// from storage (and took its parse).
+				l.pendingMu.Lock()
+				if _, ok := l.parsed[entryHash]; ok {
+					l.appended[pa.idx.Index] = entryHash
+				}
+				l.pendingMu.Unlock()
+			}
+			if errors.Is(pa.err, ErrUnavailable) {
+				l.metrics.storageErrors.WithLabelValues("append").Inc()
+			}
+			close(pa.done)
+			l.slots.release(client)
+			// Wake the follower: the sooner the entry is indexed, the
+			// sooner it leaves pending.
+			select {
+			case l.wake <- struct{}{}:
+			default:
+			}
+			if pa.err != nil || pa.idx.IsDup {
+				// Nothing appended, or another frontend appended it:
+				// its entry, not ours, is what the indexer will see.
+				l.pendingMu.Lock()
+				delete(l.pending, p.PayloadHash)
+				delete(l.parsed, entryHash)
+				l.pendingMu.Unlock()
+			}
+		}()
+	}
+	select {
+	case <-pa.done:
+	case <-ctx.Done():
+		return Result{Kind: p.Kind}, ctx.Err()
 	}
 	i, err := pa.idx, pa.err
 	if err != nil {
-		if !dup {
-			l.pendingMu.Lock()
-			delete(l.pending, p.PayloadHash)
-			delete(l.parsed, entryHash)
-			l.pendingMu.Unlock()
-		}
-		return Result{}, err
-	}
-	if !dup && i.IsDup {
-		// Another frontend appended it: its entry, not ours, is what the
-		// indexer will see.
-		l.pendingMu.Lock()
-		delete(l.pending, p.PayloadHash)
-		delete(l.parsed, entryHash)
-		l.pendingMu.Unlock()
-	} else if !dup {
-		// Tessera stored entry at i.Index: the follower may take it from
-		// memory, unless it already read it back from storage.
-		l.pendingMu.Lock()
-		if _, ok := l.parsed[entryHash]; ok && i.Index >= l.followNext {
-			l.appended[i.Index] = entryHash
-		}
-		l.pendingMu.Unlock()
+		return Result{Kind: p.Kind}, err
 	}
 	return Result{Index: i.Index, Duplicate: dup || i.IsDup, Kind: p.Kind}, nil
 }
@@ -218,28 +242,28 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 // its previous batch is being written. Once started, an append completes
 // even if the client goes away, so that pending stays truthful.
 func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
-	if l.db == nil {
+	if l.claims == nil {
 		i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
 		if err != nil {
 			return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 		}
 		return i, nil
 	}
-	c, idx, dup, err := l.claimPayload(ctx, h)
+	c, idx, dup, err := l.claims.claim(ctx, h)
 	if err != nil {
 		return tessera.Index{}, err
 	}
 	if dup {
 		return tessera.Index{Index: idx, IsDup: true}, nil
 	}
-	stop := l.hold(c)
+	stop := l.claims.hold(c)
 	i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
 	stop()
 	if err != nil {
-		l.releasePayload(ctx, c)
+		l.claims.release(ctx, c)
 		return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 	}
-	l.recordPayload(ctx, c, i.Index)
+	l.claims.record(ctx, c, i.Index)
 	return i, nil
 }
 

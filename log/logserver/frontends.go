@@ -66,6 +66,40 @@ const defaultClaimStale = 30 * time.Second
 // claimPoll is how often a frontend waiting on another's claim looks.
 const claimPoll = 20 * time.Millisecond
 
+// claims is duplicate detection across frontends: the claim table
+// attestlog_payloads on the shared database, and this frontend's view of
+// the tree (claimTree) to settle a stale claim with. Log holds one when
+// its storage has a database (nil on POSIX).
+type claims struct {
+	db *sql.DB
+	// stale is how long a claim without an index may go unrefreshed, by
+	// the database's clock, before another frontend takes it over.
+	stale  time.Duration
+	tree   claimTree
+	logger *slog.Logger
+}
+
+// claimTree is what claims need of the log: a stale claim's statement may
+// be in the tree already (its owner appended it, then stopped before
+// recording the index), and only the tree can say.
+type claimTree interface {
+	// indexOnce indexes every integrated entry not yet in this
+	// frontend's index: afterwards payloadIndex knows every entry of the
+	// tree as integrated when it was called. It reads the tree (storage
+	// round trips, possibly many entries) and retries nothing: an error
+	// is returned as is. It takes the index's lock: claims must not hold
+	// anything the indexer waits for.
+	indexOnce(ctx context.Context) error
+	// payloadIndex returns the index of the entry whose payload hash is
+	// h in this frontend's index, or index.ErrNotFound. It only reads.
+	payloadIndex(ctx context.Context, h [32]byte) (uint64, error)
+}
+
+// payloadIndex implements claimTree.
+func (l *Log) payloadIndex(ctx context.Context, h [32]byte) (uint64, error) {
+	return l.idx.ByPayload(ctx, h[:])
+}
+
 // claim is this frontend's hold on a statement it appends: the row of
 // attestlog_payloads for payload hash h whose owner is token, random per
 // claim.
@@ -85,20 +119,22 @@ func payloadAttr(h [32]byte) slog.Attr {
 	return slog.String("payload_sha256", hex.EncodeToString(h[:8]))
 }
 
-// claimPayload claims payload hash h for this frontend to append. It
+// claim claims payload hash h for this frontend to append. It
 // returns dup with the entry's index when the statement is in the log
 // already (appended through another frontend), or the claim when this
-// frontend must append it: hold it while appending, then recordPayload
-// with the index, or releasePayload if the append failed.
+// frontend must append it: hold it while appending, then record it
+// with the index, or release it if the append failed.
 //
 // Another frontend's claim is waited for until it has an index, and
 // taken over only when it went unrefreshed for claimStale by the
 // database's clock and the statement is not in the tree (takeOver).
-func (l *Log) claimPayload(ctx context.Context, h [32]byte) (c *claim, idx uint64, dup bool, err error) {
+// Every database error is ErrUnavailable; nothing is retried but the
+// wait for another frontend's claim.
+func (cs *claims) claim(ctx context.Context, h [32]byte) (c *claim, idx uint64, dup bool, err error) {
 	c = newClaim(h)
 	for insert := true; ; {
 		if insert {
-			res, err := l.db.ExecContext(ctx, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`, `owner`) VALUES (?, NULL, "+dbNowMillis+", ?)", h[:], c.token[:])
+			res, err := cs.db.ExecContext(ctx, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`, `owner`) VALUES (?, NULL, "+dbNowMillis+", ?)", h[:], c.token[:])
 			if err == nil {
 				var n int64
 				if n, err = res.RowsAffected(); err == nil && n == 1 {
@@ -112,7 +148,7 @@ func (l *Log) claimPayload(ctx context.Context, h [32]byte) (c *claim, idx uint6
 		var got sql.NullInt64
 		var owner []byte
 		var stale bool
-		err := l.db.QueryRowContext(ctx, "SELECT `idx`, `owner`, `claimed` < "+dbNowMillis+" - ? FROM `attestlog_payloads` WHERE `payload_hash` = ?", l.claimStale.Milliseconds(), h[:]).Scan(&got, &owner, &stale)
+		err := cs.db.QueryRowContext(ctx, "SELECT `idx`, `owner`, `claimed` < "+dbNowMillis+" - ? FROM `attestlog_payloads` WHERE `payload_hash` = ?", cs.stale.Milliseconds(), h[:]).Scan(&got, &owner, &stale)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			// Released by its owner, whose append failed: claim it.
@@ -123,7 +159,7 @@ func (l *Log) claimPayload(ctx context.Context, h [32]byte) (c *claim, idx uint6
 		case got.Valid:
 			return nil, uint64(got.Int64), true, nil
 		case stale:
-			idx, dup, took, err := l.takeOver(ctx, c, owner)
+			idx, dup, took, err := cs.takeOver(ctx, c, owner)
 			switch {
 			case took:
 				return c, 0, false, nil
@@ -147,20 +183,20 @@ func (l *Log) claimPayload(ctx context.Context, h [32]byte) (c *claim, idx uint6
 // condition that nobody did first and the claim is still stale by the
 // database's clock (its owner did not refresh it meanwhile): took says
 // whether c holds it now.
-func (l *Log) takeOver(ctx context.Context, c *claim, owner []byte) (idx uint64, dup, took bool, err error) {
-	if err := l.indexOnce(ctx); err != nil {
+func (cs *claims) takeOver(ctx context.Context, c *claim, owner []byte) (idx uint64, dup, took bool, err error) {
+	if err := cs.tree.indexOnce(ctx); err != nil {
 		return 0, false, false, fmt.Errorf("%w: catching up the index: %v", ErrUnavailable, err)
 	}
-	if i, err := l.idx.ByPayload(ctx, c.h[:]); err == nil {
-		if _, err := l.setIndex(ctx, c.h, owner, i); err != nil {
-			l.logger.Warn("recording a statement's index for duplicate detection", "index", i, payloadAttr(c.h), "err", err)
+	if i, err := cs.tree.payloadIndex(ctx, c.h); err == nil {
+		if _, err := cs.setIndex(ctx, c.h, owner, i); err != nil {
+			cs.logger.Warn("recording a statement's index for duplicate detection", "index", i, payloadAttr(c.h), "err", err)
 		}
 		return i, true, false, nil
 	} else if !errors.Is(err, index.ErrNotFound) {
 		return 0, false, false, err
 	}
-	res, err := l.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `owner` = ?, `claimed` = "+dbNowMillis+" WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` <=> ? AND `claimed` < "+dbNowMillis+" - ?",
-		c.token[:], c.h[:], owner, l.claimStale.Milliseconds())
+	res, err := cs.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `owner` = ?, `claimed` = "+dbNowMillis+" WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` <=> ? AND `claimed` < "+dbNowMillis+" - ?",
+		c.token[:], c.h[:], owner, cs.stale.Milliseconds())
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()
@@ -169,7 +205,7 @@ func (l *Log) takeOver(ctx context.Context, c *claim, owner []byte) (idx uint64,
 		return 0, false, false, fmt.Errorf("%w: taking over a claim: %v", ErrUnavailable, err)
 	}
 	if n == 1 {
-		l.logger.Warn("took over a stale claim: its frontend neither appended the statement nor refreshed the claim", payloadAttr(c.h), "stale_after_seconds", l.claimStale.Seconds())
+		cs.logger.Warn("took over a stale claim: its frontend neither appended the statement nor refreshed the claim", payloadAttr(c.h), "stale_after_seconds", cs.stale.Seconds())
 	}
 	return 0, false, n == 1, nil
 }
@@ -179,12 +215,12 @@ func (l *Log) takeOver(ctx context.Context, c *claim, owner []byte) (idx uint64,
 // from a frontend that stopped, or lost the database, for claimStale. It
 // logs when the claim is no longer c's. The returned stop ends it and
 // returns once it has ended.
-func (l *Log) hold(c *claim) (stop func()) {
+func (cs *claims) hold(c *claim) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(l.claimStale / 3)
+		t := time.NewTicker(cs.stale / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -194,7 +230,7 @@ func (l *Log) hold(c *claim) (stop func()) {
 			}
 			// GREATEST: the row changes (MySQL counts changed rows), also
 			// within one millisecond.
-			res, err := l.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `claimed` = GREATEST(`claimed` + 1, "+dbNowMillis+") WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` = ?", c.h[:], c.token[:])
+			res, err := cs.db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `claimed` = GREATEST(`claimed` + 1, "+dbNowMillis+") WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` = ?", c.h[:], c.token[:])
 			var n int64
 			if err == nil {
 				n, err = res.RowsAffected()
@@ -203,9 +239,9 @@ func (l *Log) hold(c *claim) (stop func()) {
 			case ctx.Err() != nil:
 				return
 			case err != nil:
-				l.logger.Warn("refreshing the claim on a statement being appended", payloadAttr(c.h), "err", err)
+				cs.logger.Warn("refreshing the claim on a statement being appended", payloadAttr(c.h), "err", err)
 			case n == 0:
-				l.logger.Error("lost the claim on a statement being appended: another frontend took it over, and may append it too", payloadAttr(c.h))
+				cs.logger.Error("lost the claim on a statement being appended: another frontend took it over, and may append it too", payloadAttr(c.h))
 				return
 			}
 		}
@@ -219,8 +255,8 @@ func (l *Log) hold(c *claim) (stop func()) {
 // setIndex records idx as the entry of the claim on h whose owner is owner
 // (nil: a claim made before tokens), unless an index is recorded already.
 // It reports whether it did. Run to the end, whatever ctx.
-func (l *Log) setIndex(ctx context.Context, h [32]byte, owner []byte, idx uint64) (bool, error) {
-	res, err := l.db.ExecContext(context.WithoutCancel(ctx), "UPDATE `attestlog_payloads` SET `idx` = ? WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` <=> ?", idx, h[:], owner)
+func (cs *claims) setIndex(ctx context.Context, h [32]byte, owner []byte, idx uint64) (bool, error) {
+	res, err := cs.db.ExecContext(context.WithoutCancel(ctx), "UPDATE `attestlog_payloads` SET `idx` = ? WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` <=> ?", idx, h[:], owner)
 	if err != nil {
 		return false, err
 	}
@@ -228,42 +264,59 @@ func (l *Log) setIndex(ctx context.Context, h [32]byte, owner []byte, idx uint64
 	return n == 1, err
 }
 
-// recordPayload records the index of the statement c claimed (best
+// record records the index of the statement c claimed (best
 // effort: a claim left without one is resolved from the tree by the next
 // submitter after claimStale).
-func (l *Log) recordPayload(ctx context.Context, c *claim, idx uint64) {
-	ok, err := l.setIndex(ctx, c.h, c.token[:], idx)
+func (cs *claims) record(ctx context.Context, c *claim, idx uint64) {
+	ok, err := cs.setIndex(ctx, c.h, c.token[:], idx)
 	switch {
 	case err != nil:
-		l.logger.Warn("recording a statement's index for duplicate detection", "index", idx, payloadAttr(c.h), "err", err)
+		cs.logger.Warn("recording a statement's index for duplicate detection", "index", idx, payloadAttr(c.h), "err", err)
 	case !ok:
-		l.logger.Error("appended a statement whose claim another frontend had taken over: it may be in the log twice", "index", idx, payloadAttr(c.h))
+		cs.logger.Error("appended a statement whose claim another frontend had taken over: it may be in the log twice", "index", idx, payloadAttr(c.h))
 	}
 }
 
-// releasePayload drops the claim c after a failed append, so that a retry
+// release drops the claim c after a failed append, so that a retry
 // (here or elsewhere) appends it; a claim another frontend took over is
 // that frontend's, and stays.
-func (l *Log) releasePayload(ctx context.Context, c *claim) {
-	res, err := l.db.ExecContext(context.WithoutCancel(ctx), "DELETE FROM `attestlog_payloads` WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` = ?", c.h[:], c.token[:])
+func (cs *claims) release(ctx context.Context, c *claim) {
+	res, err := cs.db.ExecContext(context.WithoutCancel(ctx), "DELETE FROM `attestlog_payloads` WHERE `payload_hash` = ? AND `idx` IS NULL AND `owner` = ?", c.h[:], c.token[:])
 	var n int64
 	if err == nil {
 		n, err = res.RowsAffected()
 	}
 	switch {
 	case err != nil:
-		l.logger.Warn("releasing a claim after a failed append", payloadAttr(c.h), "err", err)
+		cs.logger.Warn("releasing a claim after a failed append", payloadAttr(c.h), "err", err)
 	case n == 0:
-		l.logger.Warn("after a failed append, the claim was no longer this frontend's: left to the frontend that took it over", payloadAttr(c.h))
+		cs.logger.Warn("after a failed append, the claim was no longer this frontend's: left to the frontend that took it over", payloadAttr(c.h))
 	}
 }
 
-// indexLockName is the MySQL named lock whose holder signs index
-// checkpoints: a hash of the origin, so that it has one length whatever
-// the origin (MySQL 8 refuses names over 64 characters, MariaDB over 192
-// bytes).
-func (l *Log) indexLockName() string {
-	h := sha256.Sum256([]byte(l.cfg.Origin))
+// indexLock is the MySQL named lock whose holder signs index checkpoints,
+// held on a connection of its own (the database releases it when that
+// connection dies). Only the follower uses it (through Log.indexLeader),
+// and Close once the follower has stopped.
+type indexLock struct {
+	db     *sql.DB
+	name   string
+	logger *slog.Logger
+	// conn holds the lock (nil while this frontend does not); errLogged
+	// is the last error logged.
+	conn      *sql.Conn
+	errLogged string
+}
+
+func newIndexLock(db *sql.DB, origin string, logger *slog.Logger) *indexLock {
+	return &indexLock{db: db, name: indexLockName(origin), logger: logger}
+}
+
+// indexLockName is the name of the index lock of the log of origin: a
+// hash of the origin, so that it has one length whatever the origin
+// (MySQL 8 refuses names over 64 characters, MariaDB over 192 bytes).
+func indexLockName(origin string) string {
+	h := sha256.Sum256([]byte(origin))
 	return "attestlog-idx-" + hex.EncodeToString(h[:16])
 }
 
@@ -273,26 +326,33 @@ func (l *Log) indexLockName() string {
 // dies, and another frontend takes it at its next try). Errors of the
 // database are logged (once until they change) and answer false.
 func (l *Log) indexLeader(ctx context.Context) bool {
-	if l.db == nil {
+	if l.lock == nil {
 		return true
 	}
-	name := l.indexLockName()
-	if l.lockConn != nil {
+	return l.lock.held(ctx)
+}
+
+// held reports whether this frontend holds the lock, taking it if it is
+// free. A database error answers false (logged once until it changes);
+// nothing is retried: the follower asks again at its next commit.
+func (k *indexLock) held(ctx context.Context) bool {
+	name := k.name
+	if k.conn != nil {
 		var mine sql.NullInt64
-		err := l.lockConn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", name).Scan(&mine)
+		err := k.conn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", name).Scan(&mine)
 		if err == nil && mine.Valid && mine.Int64 == 1 {
 			return true
 		}
 		if err != nil {
-			l.logger.Warn("no longer signing index checkpoints: checking the lock failed", "lock", name, "err", err)
+			k.logger.Warn("no longer signing index checkpoints: checking the lock failed", "lock", name, "err", err)
 		} else {
-			l.logger.Info("no longer signing index checkpoints: the lock was lost", "lock", name)
+			k.logger.Info("no longer signing index checkpoints: the lock was lost", "lock", name)
 		}
-		l.dropIndexLock()
+		k.drop()
 	}
-	c, err := l.db.Conn(ctx)
+	c, err := k.db.Conn(ctx)
 	if err != nil {
-		l.lockTrouble("taking a connection for the index lock", err)
+		k.trouble("taking a connection for the index lock", err)
 		return false
 	}
 	var got sql.NullInt64
@@ -303,40 +363,40 @@ func (l *Log) indexLeader(ctx context.Context) bool {
 	if err != nil || got.Int64 != 1 {
 		c.Close()
 		if err != nil {
-			l.lockTrouble("taking the index lock", err)
+			k.trouble("taking the index lock", err)
 		} else {
-			l.lockErr = "" // held by another frontend
+			k.errLogged = "" // held by another frontend
 		}
 		return false
 	}
-	l.lockConn, l.lockErr = c, ""
-	l.logger.Info("signing index checkpoints (this frontend holds the lock)", "lock", name)
+	k.conn, k.errLogged = c, ""
+	k.logger.Info("signing index checkpoints (this frontend holds the lock)", "lock", name)
 	return true
 }
 
-// lockTrouble logs an error of the index lock, once until it changes:
+// trouble logs an error of the index lock, once until it changes:
 // indexLeader runs every checkpoint interval.
-func (l *Log) lockTrouble(doing string, err error) {
-	if s := doing + ": " + err.Error(); s != l.lockErr {
-		l.lockErr = s
-		l.logger.Warn("not signing index checkpoints: "+doing+" failed", "lock", l.indexLockName(), "err", err)
+func (k *indexLock) trouble(doing string, err error) {
+	if s := doing + ": " + err.Error(); s != k.errLogged {
+		k.errLogged = s
+		k.logger.Warn("not signing index checkpoints: "+doing+" failed", "lock", k.name, "err", err)
 	}
 }
 
-// dropIndexLock gives the index lock up: RELEASE_LOCK on its connection,
+// drop gives the lock up: RELEASE_LOCK on its connection,
 // which is then closed rather than pooled (a pooled connection would go
 // on holding the lock had RELEASE_LOCK failed).
-func (l *Log) dropIndexLock() {
-	c := l.lockConn
+func (k *indexLock) drop() {
+	c := k.conn
 	if c == nil {
 		return
 	}
-	l.lockConn = nil
+	k.conn = nil
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var released sql.NullInt64
-	if err := c.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", l.indexLockName()).Scan(&released); err != nil {
-		l.logger.Warn("releasing the index lock (closing its connection instead)", "lock", l.indexLockName(), "err", err)
+	if err := c.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", k.name).Scan(&released); err != nil {
+		k.logger.Warn("releasing the index lock (closing its connection instead)", "lock", k.name, "err", err)
 	}
 	c.Raw(func(any) error { return driver.ErrBadConn })
 	c.Close()

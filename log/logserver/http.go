@@ -119,7 +119,7 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNotWitnessed), errors.Is(err, os.ErrNotExist):
 		return http.StatusNotFound
-	case errors.Is(err, tessera.ErrPushback), errors.Is(err, ErrRetry), errors.Is(err, ErrUnavailable):
+	case errors.Is(err, tessera.ErrPushback), errors.Is(err, ErrRetry), errors.Is(err, ErrUnavailable), errors.Is(err, ErrSlow):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable

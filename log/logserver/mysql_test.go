@@ -159,11 +159,11 @@ func testFrontendsShare(t *testing.T, storage *Storage) {
 	}
 	// One signer of index checkpoints; the other proves against them.
 	signer, other := a, b
-	if b.lockConn != nil {
+	if b.lock.conn != nil {
 		signer, other = b, a
 	}
-	if signer.lockConn == nil || other.lockConn != nil {
-		t.Fatalf("index checkpoint signers: a %v, b %v; want exactly one", a.lockConn != nil, b.lockConn != nil)
+	if signer.lock.conn == nil || other.lock.conn != nil {
+		t.Fatalf("index checkpoint signers: a %v, b %v; want exactly one", a.lock.conn != nil, b.lock.conn != nil)
 	}
 	other.getIndexProof(t, snp(measurement(3)), 1)
 	// The signer stops; the other commits the next entries itself.
@@ -171,7 +171,7 @@ func testFrontendsShare(t *testing.T, storage *Storage) {
 	m := measurement(100)
 	other.add(t, release(t, other.operator, m))
 	other.getIndexProof(t, snp(m), 1)
-	if other.lockConn == nil {
+	if other.lock.conn == nil {
 		t.Error("the remaining frontend proves a new entry but holds no lock")
 	}
 }

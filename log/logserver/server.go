@@ -68,13 +68,11 @@ type Log struct {
 	// parsed maps the SHA-256 of entries in pending to their parse.
 	parsed map[[32]byte]admitted
 	// appended maps the index of each entry this process appended and
-	// the follower has not reached yet (at or past followNext) to its
-	// SHA-256, a key of parsed: the follower takes a run of them from
-	// memory instead of reading their entry bundle back from storage
-	// (entries another frontend appended it still reads). Both under
-	// pendingMu.
-	appended   map[uint64][32]byte
-	followNext uint64
+	// the follower has not taken yet to its SHA-256, a key of parsed
+	// (under pendingMu): the follower takes a run of them from memory
+	// instead of reading their entry bundle back from storage (entries
+	// another frontend appended it still reads).
+	appended map[uint64][32]byte
 
 	indexed chan struct{} // closed and replaced whenever the index advances
 	stop    context.CancelFunc
@@ -89,12 +87,11 @@ type Log struct {
 	publishedAt   atomic.Int64
 	publishedSize atomic.Uint64
 
-	// lockConn holds the MySQL named lock of the frontend that signs
-	// index checkpoints (nil when this one does not hold it); lockErr is
-	// the last error of the lock logged. Only the follower uses them
-	// (through indexLeader), and Close once it has stopped.
-	lockConn *sql.Conn
-	lockErr  string
+	// claims are duplicate detection across frontends, and lock is the
+	// named lock whose holder signs index checkpoints: both on the
+	// shared database (nil on POSIX).
+	claims *claims
+	lock   *indexLock
 
 	tesseraCancel context.CancelFunc
 	closeOnce     sync.Once
@@ -112,6 +109,8 @@ type Log struct {
 	// and Tessera's Add (a test's fault injection: a slow or failing
 	// append); its error fails the append.
 	appendHook func(ctx context.Context, h [32]byte) error
+	// admitWait bounds Admit (admitWait; tests shorten it).
+	admitWait time.Duration
 }
 
 // option sets what Open takes beyond Config: the seams tests inject
@@ -185,7 +184,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 		slots:    newFairSlots(int(cfg.Pushback)),
 		done:     make(chan struct{}),
 		metrics:  newMetrics(),
-		now:      time.Now, claimStale: defaultClaimStale,
+		now:      time.Now, claimStale: defaultClaimStale, admitWait: admitWait,
 	}
 	for _, o := range with {
 		o(l)
@@ -284,6 +283,10 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 	}
 	l.add, l.reader, l.shutdown = app.Add, reader, shutdown
 	l.vidx.keepRecent = l.db != nil
+	if l.db != nil {
+		l.claims = &claims{db: l.db, stale: l.claimStale, tree: l, logger: logger}
+		l.lock = newIndexLock(l.db, cfg.Origin, logger)
+	}
 
 	l.idx, err = index.Open(cfg.Index)
 	if err != nil {
@@ -337,7 +340,9 @@ func (l *Log) close(ctx context.Context) error {
 		errs = append(errs, l.shutdown(ctx))
 	}
 	l.tesseraCancel()
-	l.dropIndexLock()
+	if l.lock != nil {
+		l.lock.drop()
+	}
 	if l.idx != nil {
 		errs = append(errs, l.idx.Close())
 	}

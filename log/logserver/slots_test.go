@@ -3,11 +3,15 @@ package logserver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/attestlog/attestlog/log/api"
 	"github.com/attestlog/attestlog/log/statement"
 )
 
@@ -181,5 +185,46 @@ func TestAdmissionSharedFairly(t *testing.T) {
 	close(gate)
 	for range 3 * slots {
 		<-done // the greedy client's requests end (admitted or turned away)
+	}
+}
+
+// TestAdmitGivesUp: an append that does not complete (storage cut off)
+// makes POST /add answer 503 with Retry-After within admitWait, rather
+// than hold the request; a resubmission meanwhile gets 503 too, not a
+// second append; once the append completes, a resubmission is answered
+// with its index, as a duplicate, and the statement is in the log once.
+func TestAdmitGivesUp(t *testing.T) {
+	const wait = 500 * time.Millisecond
+	g := newGate(nil)
+	tl := newTestLogOpts(t, nil, nil, "quorum none\n", "", false,
+		func(l *Log) { l.admitWait = wait }, withAppendHook(g.hook))
+	e := release(t, tl.operator, measurement(1))
+	post := func() (int, string, string, time.Duration) {
+		start := time.Now()
+		resp, err := http.Post(tl.url+"/add", "application/json", bytes.NewReader(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Retry-After"), string(b), time.Since(start)
+	}
+	for _, what := range []string{"the first submission", "a resubmission while the append hangs"} {
+		code, ra, body, took := post()
+		if code != http.StatusServiceUnavailable || ra == "" || !strings.Contains(body, "not appended within") || took > 10*wait {
+			t.Fatalf("%s: %d (Retry-After %q) after %v: %s; want 503 with Retry-After within about %v", what, code, ra, took, body, wait)
+		}
+	}
+	close(g.open)
+	var r api.AddResponse
+	waitForCond(t, func() bool {
+		code, _, body, _ := post()
+		return code == 200 && json.Unmarshal([]byte(body), &r) == nil
+	}, "the resubmission to be acknowledged once the append completed")
+	if !r.Duplicate {
+		t.Errorf("resubmission after the append completed = %+v, want the original index as a duplicate", r)
+	}
+	if n := tl.size(t); n != 1 {
+		t.Errorf("log size %d, want 1: the statement appended once", n)
 	}
 }

@@ -1,0 +1,125 @@
+package logserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/attestlog/attestlog/internal/mariadbtest"
+	"github.com/attestlog/attestlog/log/internal/index"
+)
+
+// faultTree is a claimTree whose answers a test sets: the tree a stale
+// claim is settled against, without a log around it.
+type faultTree struct {
+	catchUpErr error
+	at         map[[32]byte]uint64
+	caughtUp   int
+}
+
+func (f *faultTree) indexOnce(context.Context) error {
+	f.caughtUp++
+	return f.catchUpErr
+}
+
+func (f *faultTree) payloadIndex(_ context.Context, h [32]byte) (uint64, error) {
+	if i, ok := f.at[h]; ok {
+		return i, nil
+	}
+	return 0, index.ErrNotFound
+}
+
+// TestClaimsStaleClaimSettledByTheTree: claims reach the log only through
+// claimTree, so what a stale claim's fate hangs on can be injected. A
+// claim whose owner stopped (never refreshed, never recorded) is taken
+// over only when the tree says the statement is not in it; if the tree
+// holds it, the answer is the duplicate at the tree's index (and the
+// claim row records it); if the tree cannot be read, nothing is taken
+// over (ErrUnavailable: no second append on a guess). A live claim is
+// never taken over, and a released one is claimed afresh.
+func TestClaimsStaleClaimSettledByTheTree(t *testing.T) {
+	dsn := mariadbtest.Start(t)
+	ctx := t.Context()
+	db, err := openClaimsDB(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	const stale = 300 * time.Millisecond
+	tree := &faultTree{at: map[[32]byte]uint64{}}
+	owner := &claims{db: db, stale: stale, tree: tree, logger: slog.New(slog.DiscardHandler)}
+	other := &claims{db: db, stale: stale, tree: tree, logger: slog.New(slog.DiscardHandler)}
+	claimOf := func(cs *claims, h [32]byte) (*claim, uint64, bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return cs.claim(ctx, h)
+	}
+
+	// The tree cannot be read: a stale claim stays its owner's.
+	h1 := sha256.Sum256([]byte("statement 1"))
+	if c, _, dup, err := claimOf(owner, h1); err != nil || dup || c == nil {
+		t.Fatalf("first claim: %v %v %v", c, dup, err)
+	}
+	time.Sleep(2 * stale)
+	tree.catchUpErr = errors.New("storage partitioned")
+	if c, _, dup, err := claimOf(other, h1); !errors.Is(err, ErrUnavailable) || c != nil || dup {
+		t.Fatalf("a stale claim with an unreadable tree: claim %v dup %v err %v; want ErrUnavailable and nothing taken", c, dup, err)
+	}
+	// The owner had appended it before it stopped: the tree says where.
+	tree.catchUpErr = nil
+	tree.at[h1] = 41
+	if c, idx, dup, err := claimOf(other, h1); err != nil || !dup || idx != 41 || c != nil {
+		t.Fatalf("a stale claim of a statement in the tree: claim %v idx %d dup %v err %v; want the duplicate at 41", c, idx, dup, err)
+	}
+	var recorded uint64
+	if err := db.QueryRowContext(ctx, "SELECT `idx` FROM `attestlog_payloads` WHERE `payload_hash` = ?", h1[:]).Scan(&recorded); err != nil || recorded != 41 {
+		t.Errorf("the claim row after settling: idx %d, %v; want 41", recorded, err)
+	}
+
+	// Not in the tree: the other frontend takes the stale claim over, and
+	// the first owner can no longer record its index.
+	h2 := sha256.Sum256([]byte("statement 2"))
+	first, _, _, err := claimOf(owner, h2)
+	if err != nil || first == nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * stale)
+	took, _, dup, err := claimOf(other, h2)
+	if err != nil || dup || took == nil {
+		t.Fatalf("a stale claim of a statement not in the tree: claim %v dup %v err %v; want it taken over", took, dup, err)
+	}
+	if ok, err := owner.setIndex(ctx, h2, first.token[:], 7); err != nil || ok {
+		t.Errorf("the first owner recorded its index on a claim taken over: %v %v", ok, err)
+	}
+	other.record(ctx, took, 8)
+	if c, idx, dup, err := claimOf(owner, h2); err != nil || !dup || idx != 8 || c != nil {
+		t.Errorf("after the new owner recorded it: claim %v idx %d dup %v err %v; want the duplicate at 8", c, idx, dup, err)
+	}
+
+	// A claim held fresh is waited for, never taken over, however long.
+	h3 := sha256.Sum256([]byte("statement 3"))
+	live, _, _, err := claimOf(owner, h3)
+	if err != nil || live == nil {
+		t.Fatal(err)
+	}
+	stop := owner.hold(live)
+	caught := tree.caughtUp
+	wctx, cancel := context.WithTimeout(ctx, 4*stale)
+	c, _, dup, err := other.claim(wctx, h3)
+	cancel()
+	stop()
+	if !errors.Is(err, context.DeadlineExceeded) || c != nil || dup {
+		t.Errorf("a held claim: claim %v dup %v err %v; want to wait until the deadline", c, dup, err)
+	}
+	if tree.caughtUp != caught {
+		t.Errorf("a held claim sent the other frontend to the tree %d times", tree.caughtUp-caught)
+	}
+	// Released after a failed append: claimed afresh at once.
+	owner.release(ctx, live)
+	if c, _, dup, err := claimOf(other, h3); err != nil || dup || c == nil {
+		t.Errorf("a released claim: claim %v dup %v err %v; want a new claim", c, dup, err)
+	}
+}

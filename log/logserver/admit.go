@@ -88,16 +88,39 @@ func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 		}
 	}()
 	// Answer a statement already in the log before it is even parsed,
-	// let alone verified: replaying the log's public entries costs a
-	// lookup (and the payload's hash), not a parse and a signature check.
-	if h, ok := statement.PayloadHashOf(body); ok {
+	// let alone verified: replaying the log's public entries costs the
+	// envelope's decoding, the payload's hash and a lookup, not a parse
+	// and a signature check. The envelope decoded here is the one the
+	// statement is then parsed from (not decoded twice); a submission
+	// that is no well-formed envelope (a Sigstore bundle, an index
+	// checkpoint, garbage) is probed for a payload instead, then parsed
+	// whole.
+	var env *statement.Envelope
+	h, ok := [32]byte{}, false
+	if len(body) <= statement.MaxEntrySize && !statement.IsIndexCheckpoint(body) {
+		if e, eh, err := statement.DecodeEnvelope(body); err == nil {
+			env, h, ok = e, eh, true
+		}
+	}
+	if env == nil {
+		h, ok = statement.PayloadHashOf(body)
+	}
+	if ok {
 		if idx, err := l.idx.ByPayload(ctx, h[:]); err == nil {
 			return Result{Index: idx, Duplicate: true}, nil
 		} else if !errors.Is(err, index.ErrNotFound) {
 			return Result{}, err
 		}
 	}
-	p, err := l.parse(body)
+	var p *statement.Parsed
+	var err error
+	if env != nil {
+		p, err = statement.ParseEnvelope(env, h)
+	}
+	if env == nil || (err != nil && statement.IsBundle(body)) {
+		// As ParseEntry: a bundle after an envelope that did not parse.
+		p, err = l.parse(body)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -160,7 +183,7 @@ func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 		l.pending[p.PayloadHash] = pa
 		// Hand the parsed statement to the indexer, which would otherwise
 		// parse the entry again.
-		l.parsed[entryHash] = admitted{p: p, signer: who}
+		l.parsed[entryHash] = admitted{p: p, signer: who, entry: entry, entryHash: entryHash}
 	}
 	l.pendingMu.Unlock()
 
@@ -171,6 +194,16 @@ func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 		slot = false
 		go func() {
 			pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
+			if pa.err == nil && !pa.idx.IsDup {
+				// Tessera stored entry at this index: the follower may
+				// take it from memory, unless it already read it back
+				// from storage (and took its parse).
+				l.pendingMu.Lock()
+				if _, ok := l.parsed[entryHash]; ok {
+					l.appended[pa.idx.Index] = entryHash
+				}
+				l.pendingMu.Unlock()
+			}
 			if errors.Is(pa.err, ErrUnavailable) {
 				l.metrics.storageErrors.WithLabelValues("append").Inc()
 			}
@@ -260,10 +293,13 @@ func (l *Log) check(ctx context.Context, body []byte) (*statement.Parsed, error)
 // signature again; zero when admission did not record it.
 type signer struct{ keyID, name string }
 
-// admitted is a statement admitted and being appended, for the indexer.
+// admitted is a statement admitted and being appended, for the indexer:
+// its parse, signer, and the entry stored with its SHA-256.
 type admitted struct {
-	p      *statement.Parsed
-	signer signer
+	p         *statement.Parsed
+	signer    signer
+	entry     []byte
+	entryHash [32]byte
 }
 
 // checkSigner is check, also returning the signer it verified.

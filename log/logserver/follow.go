@@ -129,6 +129,28 @@ func (l *Log) indexLocked(ctx context.Context) error {
 		return nil
 	}
 	for next < size {
+		// A run of entries this process appended is taken from memory:
+		// admission parsed and verified them, and Tessera stored them
+		// at these indices, so reading their bundle back would only
+		// cost the reads and the entries' hashes again.
+		if run := l.takeAppended(next, size, maxIndexBatch-len(recs)); len(run) > 0 {
+			for _, a := range run {
+				key, name := a.signer.keyID, a.signer.name
+				if key == "" {
+					key, name = l.signerOf(a.p)
+				}
+				recs = append(recs, index.RecordOf(next, a.entryHash, a.p, key, name))
+				hashes = append(hashes, a.p.PayloadHash)
+				l.vidx.mapEntrySum(next, a.entry, a.entryHash, a.p, false)
+				next++
+			}
+			if len(recs) >= maxIndexBatch {
+				if err := flush(next); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		bundleIdx := next / layout.EntryBundleWidth
 		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, size)
 		if err != nil {
@@ -138,6 +160,9 @@ func (l *Log) indexLocked(ctx context.Context) error {
 		end := next
 		for i := next - first; i < uint64(len(b.Entries)) && first+i < size; i++ {
 			idx := first + i
+			if i > next-first && l.hasAppended(idx) {
+				break // the rest of this run from memory
+			}
 			rec, h, p, err := l.recordOf(idx, b.Entries[i])
 			l.vidx.mapEntry(idx, b.Entries[i], p, false)
 			if err != nil {
@@ -172,11 +197,45 @@ func (l *Log) indexLocked(ctx context.Context) error {
 // maxIndexBatch is the most entries indexed in one transaction.
 const maxIndexBatch = 4096
 
+// takeAppended removes from memory and returns the entries this process
+// appended at next, next+1, … (below size, at most n of them), for the
+// follower; none if it did not append entry next (or admission has not
+// yet noted its index: the follower then reads it back).
+func (l *Log) takeAppended(next, size uint64, n int) []admitted {
+	l.pendingMu.Lock()
+	defer l.pendingMu.Unlock()
+	var run []admitted
+	for idx := next; idx < size && len(run) < n; idx++ {
+		h, ok := l.appended[idx]
+		if !ok {
+			break
+		}
+		delete(l.appended, idx)
+		a, ok := l.parsed[h]
+		if !ok {
+			break
+		}
+		delete(l.parsed, h)
+		run = append(run, a)
+	}
+	return run
+}
+
+// hasAppended reports whether admission noted entry idx as this
+// process's (takeAppended would take it).
+func (l *Log) hasAppended(idx uint64) bool {
+	l.pendingMu.Lock()
+	defer l.pendingMu.Unlock()
+	_, ok := l.appended[idx]
+	return ok
+}
+
 func (l *Log) recordOf(idx uint64, entry []byte) (index.Record, [32]byte, *statement.Parsed, error) {
 	h := sha256.Sum256(entry)
 	l.pendingMu.Lock()
 	a := l.parsed[h]
 	delete(l.parsed, h)
+	delete(l.appended, idx)
 	l.pendingMu.Unlock()
 	p := a.p
 	if p == nil { // added before a restart, or by another process

@@ -67,6 +67,12 @@ type Log struct {
 	wake chan struct{}
 	// parsed maps the SHA-256 of entries in pending to their parse.
 	parsed map[[32]byte]admitted
+	// appended maps the index of each entry this process appended and
+	// the follower has not taken yet to its SHA-256, a key of parsed
+	// (under pendingMu): the follower takes a run of them from memory
+	// instead of reading their entry bundle back from storage (entries
+	// another frontend appended it still reads).
+	appended map[uint64][32]byte
 
 	indexed chan struct{} // closed and replaced whenever the index advances
 	stop    context.CancelFunc
@@ -170,14 +176,15 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger, with ...option)
 	l := &Log{
 		tesseraCancel: l0cancel,
 		cfg:           cfg, logger: logger, policy: pol,
-		pending: map[[32]byte]*pendingAdd{},
-		parsed:  map[[32]byte]admitted{},
-		indexed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		slots:   newFairSlots(int(cfg.Pushback)),
-		done:    make(chan struct{}),
-		metrics: newMetrics(),
-		now:     time.Now, claimStale: defaultClaimStale, admitWait: admitWait,
+		pending:  map[[32]byte]*pendingAdd{},
+		parsed:   map[[32]byte]admitted{},
+		appended: map[uint64][32]byte{},
+		indexed:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		slots:    newFairSlots(int(cfg.Pushback)),
+		done:     make(chan struct{}),
+		metrics:  newMetrics(),
+		now:      time.Now, claimStale: defaultClaimStale, admitWait: admitWait,
 	}
 	for _, o := range with {
 		o(l)

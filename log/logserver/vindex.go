@@ -3,6 +3,7 @@ package logserver
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -217,6 +218,15 @@ func (v *vindexState) replay(ctx context.Context, end uint64, read client.EntryB
 // the map's size (a gap, which a replay fills) is not mapped. replaying
 // keeps a snapshot per size for recoverCommit.
 func (v *vindexState) mapEntry(idx uint64, entry []byte, p *statement.Parsed, replaying bool) {
+	var sum [32]byte
+	if p != nil && p.Kind == statement.KindRelease {
+		sum = sha256.Sum256(entry) // the only kind whose hash the map records
+	}
+	v.mapEntrySum(idx, entry, sum, p, replaying)
+}
+
+// mapEntrySum is mapEntry of entry whose SHA-256 is sum.
+func (v *vindexState) mapEntrySum(idx uint64, entry []byte, sum [32]byte, p *statement.Parsed, replaying bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if idx != v.b.Size() {
@@ -227,7 +237,7 @@ func (v *vindexState) mapEntry(idx uint64, entry []byte, p *statement.Parsed, re
 	} else {
 		v.contentEnd = idx + 1
 	}
-	keys, _ := v.b.AddParsed(idx, entry, p)
+	keys, _ := v.b.AddParsedSum(idx, sum, p)
 	if p != nil && p.Kind == statement.KindRevocation && len(keys) > 0 {
 		v.revokedMu.Lock()
 		if v.revoked == nil {

@@ -359,42 +359,67 @@ func (p *Parsed) Entry() ([]byte, error) {
 // Parse strictly parses a DSSE envelope carrying one of our statements.
 // Errors wrap ErrMalformed and name the offending field.
 func Parse(b []byte) (*Parsed, error) {
-	if len(b) > MaxEntrySize {
-		return nil, fmt.Errorf("%w: envelope is %d bytes, the limit is %d", ErrMalformed, len(b), MaxEntrySize)
-	}
-	var env Envelope
-	if err := decodeStrict(b, &env, "envelope"); err != nil {
-		return nil, err
-	}
-	if env.PayloadType != PayloadType {
-		return nil, fieldErr("payloadType", "must be %q, got %q", PayloadType, env.PayloadType)
-	}
-	if len(env.Signatures) == 0 {
-		return nil, fieldErr("signatures", "at least one signature is required")
-	}
-	if len(env.Signatures) > 8 {
-		return nil, fieldErr("signatures", "at most 8 signatures are allowed, got %d", len(env.Signatures))
-	}
-	for i, s := range env.Signatures {
-		if len(s.Sig) == 0 || len(s.Sig) > 512 {
-			return nil, fieldErr(fmt.Sprintf("signatures[%d].sig", i), "must be 1 to 512 bytes, got %d", len(s.Sig))
-		}
-		if len(s.KeyID) > 128 {
-			return nil, fieldErr(fmt.Sprintf("signatures[%d].keyid", i), "longer than 128 characters")
-		}
-	}
-	p, err := ParseStatement(env.Payload)
+	env, h, err := DecodeEnvelope(b)
 	if err != nil {
 		return nil, err
 	}
-	p.Envelope = &env
+	return ParseEnvelope(env, h)
+}
+
+// DecodeEnvelope is Parse's first half: it strictly decodes and checks
+// the DSSE envelope b (its type, its signatures' count and sizes), not
+// its payload, and returns it with the SHA-256 of its payload (the
+// statement's PayloadHash). Admission looks that hash up before it
+// parses the payload; ParseEnvelope finishes the parse.
+func DecodeEnvelope(b []byte) (*Envelope, [32]byte, error) {
+	if len(b) > MaxEntrySize {
+		return nil, [32]byte{}, fmt.Errorf("%w: envelope is %d bytes, the limit is %d", ErrMalformed, len(b), MaxEntrySize)
+	}
+	env := new(Envelope)
+	if err := decodeStrict(b, env, "envelope"); err != nil {
+		return nil, [32]byte{}, err
+	}
+	if env.PayloadType != PayloadType {
+		return nil, [32]byte{}, fieldErr("payloadType", "must be %q, got %q", PayloadType, env.PayloadType)
+	}
+	if len(env.Signatures) == 0 {
+		return nil, [32]byte{}, fieldErr("signatures", "at least one signature is required")
+	}
+	if len(env.Signatures) > 8 {
+		return nil, [32]byte{}, fieldErr("signatures", "at most 8 signatures are allowed, got %d", len(env.Signatures))
+	}
+	for i, s := range env.Signatures {
+		if len(s.Sig) == 0 || len(s.Sig) > 512 {
+			return nil, [32]byte{}, fieldErr(fmt.Sprintf("signatures[%d].sig", i), "must be 1 to 512 bytes, got %d", len(s.Sig))
+		}
+		if len(s.KeyID) > 128 {
+			return nil, [32]byte{}, fieldErr(fmt.Sprintf("signatures[%d].keyid", i), "longer than 128 characters")
+		}
+	}
+	return env, sha256.Sum256(env.Payload), nil
+}
+
+// ParseEnvelope is Parse's second half: it strictly parses and validates
+// the payload of env, an envelope DecodeEnvelope returned with h, its
+// payload's SHA-256 (not computed again).
+func ParseEnvelope(env *Envelope, h [32]byte) (*Parsed, error) {
+	p, err := parseStatement(env.Payload, h)
+	if err != nil {
+		return nil, err
+	}
+	p.Envelope = env
 	return p, nil
 }
 
 // ParseStatement strictly parses and validates an in-toto statement
 // payload, requiring it to be in canonical form.
 func ParseStatement(payload []byte) (*Parsed, error) {
-	p := &Parsed{PayloadHash: sha256.Sum256(payload)}
+	return parseStatement(payload, sha256.Sum256(payload))
+}
+
+// parseStatement is ParseStatement of payload whose SHA-256 is h.
+func parseStatement(payload []byte, h [32]byte) (*Parsed, error) {
+	p := &Parsed{PayloadHash: h}
 	in := statementIn{p: p}
 	in.Predicate.in = &in
 	if err := decodeStrict(payload, &in, "payload"); err != nil {

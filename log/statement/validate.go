@@ -103,10 +103,28 @@ func validateSubject(i int, s Subject) error {
 
 var memoryRE = regexp.MustCompile(`^[1-9][0-9]{0,12}([KMGTkmgt](iB|B)?)?$`)
 
-var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$`)
+// isVersion reports whether s is 1-128 characters of letters, digits and
+// ._+~- starting with a letter or digit (^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$,
+// checked without a regular expression: every admission checks several).
+func isVersion(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '+' && c != '~' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isAlnum reports whether c is an ASCII letter or digit.
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 func (r *Release) validate(f string) error {
-	if !versionRE.MatchString(r.Version) {
+	if !isVersion(r.Version) {
 		return fieldErr(f+".version", "must be 1-128 characters of letters, digits and ._+~- starting with a letter or digit, got %q", short(r.Version))
 	}
 	if err := checkTime(f+".time", r.Time); err != nil {
@@ -135,20 +153,32 @@ func (r *Release) validate(f string) error {
 	return nil
 }
 
-var gpuArchRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+// isGPUArch reports whether s is 1-32 letters, digits, _ or -
+// (^[A-Za-z0-9_-]{1,32}$).
+func isGPUArch(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 func (g *GPUs) validate(f string) error {
 	if g.Vendor != "nvidia" {
 		return fieldErr(f+".vendor", "must be nvidia, got %q", short(g.Vendor))
 	}
-	if !gpuArchRE.MatchString(g.Arch) {
+	if !isGPUArch(g.Arch) {
 		return fieldErr(f+".arch", "must be 1-32 letters, digits, _ or - (e.g. HOPPER), got %q", short(g.Arch))
 	}
 	if g.Count < 1 || g.Count > 16 {
 		return fieldErr(f+".count", "must be 1 to 16, got %d", g.Count)
 	}
 	for i, v := range append(append([]string{}, g.Drivers...), g.VBIOS...) {
-		if !versionRE.MatchString(v) {
+		if !isVersion(v) {
 			return fieldErr(fmt.Sprintf("%s.versions[%d]", f, i), "%q is not a version", short(v))
 		}
 	}
@@ -445,9 +475,20 @@ func checkTime(f string, t time.Time) error {
 	return nil
 }
 
-// envName is a portable environment variable name (POSIX: letters,
-// digits and underscores, not starting with a digit).
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// isEnvName reports whether s is a portable environment variable name
+// (POSIX: letters, digits and underscores, not starting with a digit;
+// ^[A-Za-z_][A-Za-z0-9_]*$).
+func isEnvName(s string) bool {
+	if len(s) == 0 || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
 
 // reservedEnv are the variables a recipe may not set: those that change
 // how programs are loaded or libraries behave (glibc's list of variables
@@ -470,28 +511,48 @@ func CheckRecipeEnv(f string, env map[string]string) error {
 	if len(env) > maxEnv {
 		return fieldErr(f, "at most %d variables", maxEnv)
 	}
+	// Each variable on its own: sorting the names first, so that the
+	// error names the first bad one, is only needed when there is one.
+	bad := false
+	for k, v := range env {
+		if checkEnvVar(f, k, v) != nil {
+			bad = true
+			break
+		}
+	}
+	if !bad {
+		return nil
+	}
 	names := make([]string, 0, len(env))
 	for k := range env {
 		names = append(names, k)
 	}
 	slices.Sort(names)
 	for _, k := range names {
-		if !envName.MatchString(k) || len(k) > maxNameLen {
-			return fieldErr(f, "bad variable name %q (want letters, digits and underscores, not starting with a digit)", short(k))
+		if err := checkEnvVar(f, k, env[k]); err != nil {
+			return err
 		}
-		why, reserved := reservedEnv[k]
-		switch {
-		case strings.HasPrefix(k, "LD_"):
-			why, reserved = "changes how programs are loaded", true
-		case strings.HasPrefix(k, "MALLOC_"):
-			why, reserved = "changes the C library", true
-		}
-		if reserved {
-			return fieldErr(f+"."+k, "a recipe may not set %s: it %s; a release that builds only with it is not reproducible", k, why)
-		}
-		if msg := textProblem(env[k], maxTextLen, false); msg != "" {
-			return fieldErr(f+"."+k, "%s", msg)
-		}
+	}
+	return nil
+}
+
+// checkEnvVar checks variable k=v of a recipe's environment (field f).
+func checkEnvVar(f, k, v string) error {
+	if !isEnvName(k) || len(k) > maxNameLen {
+		return fieldErr(f, "bad variable name %q (want letters, digits and underscores, not starting with a digit)", short(k))
+	}
+	why, reserved := reservedEnv[k]
+	switch {
+	case strings.HasPrefix(k, "LD_"):
+		why, reserved = "changes how programs are loaded", true
+	case strings.HasPrefix(k, "MALLOC_"):
+		why, reserved = "changes the C library", true
+	}
+	if reserved {
+		return fieldErr(f+"."+k, "a recipe may not set %s: it %s; a release that builds only with it is not reproducible", k, why)
+	}
+	if msg := textProblem(v, maxTextLen, false); msg != "" {
+		return fieldErr(f+"."+k, "%s", msg)
 	}
 	return nil
 }

@@ -116,6 +116,15 @@ func (b *Builder) Add(index uint64, entry []byte) ([][32]byte, error) {
 // AddParsed is Add for an entry already parsed with statement.ParseEntry
 // (p nil: it does not parse).
 func (b *Builder) AddParsed(index uint64, entry []byte, p *statement.Parsed) ([][32]byte, error) {
+	if p != nil && p.Kind == statement.KindRelease {
+		return b.AddParsedSum(index, sha256.Sum256(entry), p)
+	}
+	return b.AddParsedSum(index, [32]byte{}, p)
+}
+
+// AddParsedSum is AddParsed for a caller that has the entry's SHA-256,
+// sum, already (a release's is recorded; other kinds' is not read).
+func (b *Builder) AddParsedSum(index uint64, sum [32]byte, p *statement.Parsed) ([][32]byte, error) {
 	if index != b.size {
 		return nil, fmt.Errorf("vindex: entry %d added at size %d", index, b.size)
 	}
@@ -126,7 +135,7 @@ func (b *Builder) AddParsed(index uint64, entry []byte, p *statement.Parsed) ([]
 	switch p.Kind {
 	case statement.KindRelease:
 		keys := ReleaseKeys(p.Release, p.Statement.Subject)
-		r := release{sha256: sha256.Sum256(entry), off: b.keys.n, n: uint32(len(keys)), ok: 1}
+		r := release{sha256: sum, off: b.keys.n, n: uint32(len(keys)), ok: 1}
 		if _, ok := IdentityKey(p.Release); ok {
 			r.id = 1
 		}

@@ -440,6 +440,12 @@ func (s *azureVTPM) vcek(ctx context.Context, report []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return vcekOf(body, report)
+}
+
+// vcekOf reads THIM's answer body (JSON: vcekCert, a PEM certificate) and
+// returns the VCEK's DER if it signed report.
+func vcekOf(body, report []byte) ([]byte, error) {
 	var ans struct {
 		VCEK string `json:"vcekCert"`
 	}
@@ -468,6 +474,12 @@ func (s *azureVTPM) tdQuote(ctx context.Context, hcl *vtpm.HCLReport) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	return tdQuoteOf(body, hcl)
+}
+
+// tdQuoteOf reads IMDS's TD quote answer body (JSON: quote, base64url)
+// and returns the quote if it is of hcl's TDREPORT.
+func tdQuoteOf(body []byte, hcl *vtpm.HCLReport) ([]byte, error) {
 	var ans struct {
 		Quote string `json:"quote"`
 	}

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // The examples of RFC 9292 §5, as the RFC prints them (hex dumps).
@@ -327,4 +328,58 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("ParseResponse error %v wraps neither ErrInvalid nor ErrTooLarge", err)
 		}
 	})
+}
+
+// FuzzReadResponseFragmented: a response read as a stream arrives in
+// whatever pieces the network (or a JavaScript ReadableStream) cuts it
+// into; read a byte at a time, with the content read in small buffers,
+// it decodes exactly as the whole message does, or fails as it does.
+func FuzzReadResponseFragmented(f *testing.F) {
+	f.Add(unhex(f, rfcIndetResponse), uint8(3))
+	f.Add(unhex(f, rfcKnownResponse), uint8(1))
+	lim := Limits{MaxFieldSection: 4096, MaxFields: 32, MaxContent: 1 << 16}
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		if len(b) > 1<<16 {
+			return
+		}
+		whole, werr := ParseResponseLimits(b, lim)
+		sr, err := ReadResponse(iotest.OneByteReader(bytes.NewReader(b)), lim)
+		var got *Response
+		if err == nil {
+			var content []byte
+			buf := make([]byte, int(chunk)%7+1)
+			for err == nil {
+				var n int
+				n, err = sr.Body.Read(buf)
+				content = append(content, buf[:n]...)
+				if int64(len(content)) > lim.MaxContent {
+					err = ErrTooLarge
+				}
+			}
+			if err == io.EOF {
+				r := sr.Response
+				r.Content = content
+				if r.Trailer, err = sr.Trailer(); err == nil {
+					got = &r
+				}
+			}
+		}
+		switch {
+		case werr == nil && got == nil:
+			t.Fatalf("whole: %+v; in pieces: %v", whole, err)
+		case werr != nil && got != nil:
+			t.Fatalf("whole: %v; in pieces: %+v", werr, got)
+		case werr == nil && !reflect.DeepEqual(normal(whole), normal(got)):
+			t.Fatalf("whole: %+v; in pieces: %+v", whole, got)
+		}
+	})
+}
+
+// normal makes empty and nil content alike.
+func normal(r *Response) Response {
+	c := *r
+	if len(c.Content) == 0 {
+		c.Content = nil
+	}
+	return c
 }

@@ -951,7 +951,13 @@ func TestAuditHostileReleaseUnsandboxed(t *testing.T) {
 		t.Errorf("the hostile build's output does not show its reads of the key refused: %+v", ev.Result)
 	}
 	noKey(t, key, map[string][]byte{"alerts --json": []byte(alertsJSON), "audit --once": []byte(output)})
+	// The auditor logged the reproduction (appended); the log shows it on
+	// the release once its follower has indexed it (every 200 ms).
 	c, _ := client.New(u.info.URL, nil)
+	waitFor(t, func() bool {
+		e, err := c.Entry(t.Context(), iGood)
+		return err == nil && len(e.Reproductions) > 0
+	}, "the log to index the benign release's reproduction")
 	if e, err := c.Entry(t.Context(), iGood); err != nil || len(e.Reproductions) != 1 || e.Reproductions[0].Outcome != statement.OutcomeMatch {
 		t.Errorf("the benign release built unsandboxed: %+v, %v, want one matching reproduction\n%s", e, err, output)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -295,15 +296,22 @@ func importKey(r *Request, format string, key, importAlg js.Value) js.Value {
 		return p
 	}
 	p := subtle.Call("importKey", format, key, importAlg, false, js.ValueOf([]any{"verify"}))
-	var drop js.Func
-	drop = js.FuncOf(func(_ js.Value, a []js.Value) any {
+	// Both callbacks are released once either ran; a failed import is
+	// forgotten (from the map and the order both).
+	var kept, failed js.Func
+	release := func() { kept.Release(); failed.Release() }
+	kept = js.FuncOf(func(js.Value, []js.Value) any { release(); return nil })
+	failed = js.FuncOf(func(js.Value, []js.Value) any {
 		importedMu.Lock()
-		delete(imported, id)
+		if q, ok := imported[id]; ok && q.Equal(p) {
+			delete(imported, id)
+			importedOrder = slices.DeleteFunc(importedOrder, func(x string) bool { return x == id })
+		}
 		importedMu.Unlock()
-		drop.Release()
+		release()
 		return nil
 	})
-	p.Call("catch", drop)
+	p.Call("then", kept, failed)
 	if len(importedOrder) >= maxImported {
 		delete(imported, importedOrder[0])
 		importedOrder = importedOrder[1:]

@@ -60,7 +60,9 @@ func (l *Log) Admit(ctx context.Context, body []byte) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.admitWait)
 	defer cancel()
 	res, err := l.admit(ctx, body)
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	// Only an answer that is not final: a refusal (4xx) that came after
+	// the deadline is still the refusal.
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && statusOf(err) >= 500 {
 		return Result{Kind: res.Kind}, fmt.Errorf("%w: the statement was not appended within %v (%v); the append may still complete: retry, and a resubmission is answered with its index once it has", ErrSlow, l.admitWait, err)
 	}
 	return res, err
@@ -192,7 +194,9 @@ func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 		// (admitWait), keeping its slot until it ends, so that pending
 		// and the slots stay truthful.
 		slot = false
+		l.appends.Add(1)
 		go func() {
+			defer l.appends.Done()
 			pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
 			if pa.err == nil && !pa.idx.IsDup {
 				// Tessera stored entry at this index: the follower may

@@ -134,6 +134,7 @@ func (l *Log) indexLocked(ctx context.Context) error {
 		// at these indices, so reading their bundle back would only
 		// cost the reads and the entries' hashes again.
 		if run := l.takeAppended(next, size, maxIndexBatch-len(recs)); len(run) > 0 {
+			l.fromMemory.Add(uint64(len(run)))
 			for _, a := range run {
 				key, name := a.signer.keyID, a.signer.name
 				if key == "" {

@@ -39,6 +39,9 @@ func TestFollowerFromMemory(t *testing.T) {
 	if left != 0 || parsed != 0 {
 		t.Errorf("after indexing: %d appended and %d parsed entries left in memory, want none", left, parsed)
 	}
+	if m := tl.fromMemory.Load(); m == 0 {
+		t.Errorf("the follower took none of the %d entries this process appended from memory", n)
+	}
 	var before []any
 	for i := range size {
 		e, err := tl.idx.Get(ctx, i)

@@ -92,6 +92,12 @@ type Log struct {
 	// shared database (nil on POSIX).
 	claims *claims
 	lock   *indexLock
+	// fromMemory counts the entries the follower took from memory (what
+	// this process appended) instead of reading them back.
+	fromMemory atomic.Uint64
+	// appends are the appends running on their own (an admission may
+	// give up waiting for one, ErrSlow): Close waits for them.
+	appends sync.WaitGroup
 
 	tesseraCancel context.CancelFunc
 	closeOnce     sync.Once
@@ -331,6 +337,15 @@ func (l *Log) Close(ctx context.Context) error {
 }
 
 func (l *Log) close(ctx context.Context) error {
+	// Appends an admission gave up waiting for finish first (or ctx
+	// ends), so that they record their claims and Tessera integrates
+	// what it sequenced before it shuts down.
+	appended := make(chan struct{})
+	go func() { l.appends.Wait(); close(appended) }()
+	select {
+	case <-appended:
+	case <-ctx.Done():
+	}
 	if l.stop != nil {
 		l.stop()
 		<-l.done

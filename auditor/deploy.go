@@ -49,7 +49,10 @@ type deploymentWatch struct {
 // None is retried beyond SQLite's busy timeout: a poll that gets an
 // error returns it, and the next poll decides afresh, raising what it
 // finds (alerts are deduplicated by key, so one raised before is not
-// raised twice, and one not recorded is raised then).
+// raised twice, and one not recorded is raised then if the deployment
+// still shows what caused it; what it showed only on the poll whose
+// alert failed to record is in that poll's error and log line, not in
+// an alert).
 type watchStore interface {
 	alertStore
 	// DeploymentFailed counts one failed poll of deployment name at t,

@@ -314,6 +314,24 @@ func TestRebuilderFaults(t *testing.T) {
 		if s := state(); s != store.RebuildFailed {
 			t.Errorf("after the rebuild the release is %q, want %q", s, store.RebuildFailed)
 		}
+
+		// A lasting fault: the release is queued again maxRequeues times,
+		// then left running (until a restart), not rebuilt on every pass.
+		if err := fx.aud.st.Apply(ctx, fx.log.Origin, &store.Batch{Releases: []store.Release{{Index: 8, Rebuild: store.RebuildQueued, Entry: []byte("garbled too")}}}, 1); err != nil {
+			t.Fatal(err)
+		}
+		fs := &faultStore{Store: fx.aud.st, method: "FinishRebuild", n: 1, times: 1000}
+		fx.aud.rebuilds.st = fs
+		for range maxRequeues + 3 {
+			fx.aud.rebuilds.rebuildQueued(ctx)
+		}
+		r, err := fx.aud.st.Release(ctx, fx.log.Origin, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fs.calls != maxRequeues+1 || r.Rebuild != store.RebuildRunning {
+			t.Errorf("a lasting store fault: %d rebuilds, the release %q; want %d, then left %q", fs.calls, r.Rebuild, maxRequeues+1, store.RebuildRunning)
+		}
 	})
 }
 

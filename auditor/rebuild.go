@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/attestlog/attestlog/auditor/internal/rebuild"
@@ -29,7 +30,18 @@ type rebuilder struct {
 	builder *rebuild.Builder
 	signer  *statement.Signer
 	logs    []*followedLog
+	// requeued counts, per release (origin and index), how often a
+	// rebuild was queued again because the store failed to record it.
+	requeueMu sync.Mutex
+	requeued  map[string]int
 }
+
+// maxRequeues bounds how often one release is queued again after the
+// store failed to record its rebuild: past it, the release stays running
+// until a restart (as any other failed rebuild does), so that a lasting
+// store fault does not rebuild the same release on every pass ahead of
+// every other.
+const maxRequeues = 3
 
 // rebuildStore is what the rebuild worker asks of the state database
 // (the auditor's *store.Store implements it). No method takes a lock of
@@ -70,6 +82,21 @@ type rebuildStore interface {
 	RebuildCounts(ctx context.Context) (map[string]int64, error)
 }
 
+// countRequeue counts one more requeue of the release key, and says
+// whether it is within maxRequeues.
+func (rb *rebuilder) countRequeue(key string) bool {
+	rb.requeueMu.Lock()
+	defer rb.requeueMu.Unlock()
+	if rb.requeued == nil {
+		rb.requeued = map[string]int{}
+	}
+	if rb.requeued[key] >= maxRequeues {
+		return false
+	}
+	rb.requeued[key]++
+	return true
+}
+
 // refreshGauges sets the releases-by-state gauges from the store.
 func (rb *rebuilder) refreshGauges(ctx context.Context) {
 	if c, err := rb.st.RebuildCounts(ctx); err == nil {
@@ -98,11 +125,13 @@ func (rb *rebuilder) rebuildQueued(ctx context.Context) error {
 			}
 			// The store failed to record its outcome (or its alert):
 			// queued again for the next pass, not left running until a
-			// restart. The reproduction signed for it never left the
-			// process. (Any other failure, which the release itself may
-			// cause every time, leaves it running until a restart.)
+			// restart, up to maxRequeues times. The reproduction signed
+			// for it never left the process. (Any other failure, which
+			// the release itself may cause every time, leaves it running
+			// until a restart.)
 			var re *recordError
-			if errors.As(err, &re) {
+			key := fmt.Sprintf("%s/%d", r.Origin, r.Index)
+			if errors.As(err, &re) && rb.countRequeue(key) {
 				if qerr := rb.st.HoldRebuild(ctx, r.Origin, r.Index, store.RebuildQueued, r.Detail); qerr != nil {
 					return errors.Join(err, fmt.Errorf("requeueing the rebuild of entry %d: %w", r.Index, qerr))
 				}

@@ -449,6 +449,13 @@ export async function trustEnclave(enclaveURL, policyText, options) {
 // media types of RFC 9458.
 const RELAY_DOCUMENT = "/document";
 const RELAY_KEYS = "/keys";
+// abandoned forgets the module's handle of an answer whose body stream
+// was dropped unread (collected by the garbage collector).
+const abandoned = typeof FinalizationRegistry === "function" ? new FinalizationRegistry(({ m, handle, userSignal, stop }) => {
+  m.forget(handle);
+  if (userSignal) userSignal.removeEventListener("abort", stop);
+}) : null;
+
 const OHTTP_CHUNKED_REQ = "message/ohttp-chunked-req";
 const OHTTP_CHUNKED_RES = "message/ohttp-chunked-res";
 
@@ -580,6 +587,7 @@ export async function attestedFetch(url, init, options) {
           }
         } catch (e) {
           if (userSignal) userSignal.removeEventListener("abort", stop);
+          stop(); // the module forgets the answer (forgetting twice is harmless)
           ctl.error(userSignal && userSignal.aborted ? new AttestlogError(ErrorCode.ABORTED, "attestlog: aborted", { cause: userSignal.reason }) : e);
         }
       },
@@ -590,6 +598,10 @@ export async function attestedFetch(url, init, options) {
     });
     const nullBody = head.status === 204 || head.status === 304;
     if (nullBody) body.cancel();
+    // A body the page drops unread would hold its handle in the module
+    // (bounded there, then every new request refused): once nothing can
+    // read the stream any more, the module forgets it.
+    else if (abandoned) abandoned.register(body, { m, handle: s.handle, userSignal, stop });
     const out = new Response(nullBody ? null : body, { status: head.status, headers: head.headers });
     Object.defineProperty(out, "attestlog", { value: Object.freeze({ verdict, keySet: s.keySet, kem: s.kem, relay }), enumerable: false });
     return out;

@@ -250,7 +250,9 @@ func (rl *Relay) serveRequest(w http.ResponseWriter, r *http.Request) {
 	// the gateway never sees the client's pacing.
 	var in bytes.Buffer
 	if r.ContentLength > 0 {
-		in.Grow(int(r.ContentLength) + bytes.MinRead) // read in one go, not grown in steps
+		// Read in one go, not grown in steps; but a client's stated length
+		// reserves no more than a chunk before its bytes arrive.
+		in.Grow(int(min(r.ContentLength, 64<<10)) + bytes.MinRead)
 	}
 	_, err := in.ReadFrom(http.MaxBytesReader(w, r.Body, rl.o.MaxRequest))
 	body := in.Bytes()

@@ -227,6 +227,12 @@ func TestChunked(t *testing.T) {
 				t.Fatalf("a response cut at %d of %d read without error", i, len(full))
 			}
 		}
+		// Cut exactly before the final chunk (its zero length and the
+		// 16-byte tag of its empty plaintext): every chunk before it
+		// opens, and still the answer is refused as cut, not short.
+		if _, err := io.ReadAll(cr.OpenResponse(bytes.NewReader(full[:len(full)-17]))); !errors.Is(err, ErrTruncated) {
+			t.Errorf("a response cut before its final chunk: %v, want ErrTruncated", err)
+		}
 		// Reordered chunks: swap the two first sealed chunks.
 		n := responseNonceSize(s)
 		c1 := 1 + int(full[n]) // chunk 1: varint(len) ‖ ct; small chunks have 1-byte lengths

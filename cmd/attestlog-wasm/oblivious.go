@@ -358,11 +358,15 @@ func (j *jsStreamReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// ignoreRejection handles a promise's rejection by ignoring it (one
+// function for every use: a js.Func lives until released).
+var ignoreRejection = js.FuncOf(func(js.Value, []js.Value) any { return nil })
+
 // cancel stops the relay's response stream (its connection is let go).
 func (j *jsStreamReader) cancel() {
 	if !j.done {
 		j.done = true
-		j.r.Call("cancel").Call("catch", js.FuncOf(func(js.Value, []js.Value) any { return nil }))
+		j.r.Call("cancel").Call("catch", ignoreRejection)
 	}
 }
 

@@ -59,6 +59,20 @@ type frontendLoad struct {
 	fails    atomic.Int64
 }
 
+// loadStopper returns the stop channel of startLoad and watchCheckpoints
+// and halt, which closes it and waits for bg; halt also runs when the test
+// ends, so that a test failing early stops its writers and watchers too.
+func loadStopper(t *testing.T, bg *sync.WaitGroup) (stop chan struct{}, halt func()) {
+	stop = make(chan struct{})
+	var once sync.Once
+	halt = func() {
+		once.Do(func() { close(stop) })
+		bg.Wait()
+	}
+	t.Cleanup(halt)
+	return stop, halt
+}
+
 // startLoad starts the writers on bg; they stop when stop is closed.
 func startLoad(t *testing.T, urls []string, op *statement.Signer, stop chan struct{}, bg *sync.WaitGroup) *frontendLoad {
 	ld := &frontendLoad{}

@@ -62,8 +62,8 @@ func TestFrontendPartition(t *testing.T) {
 	})
 	urls := fes.urls
 
-	stop := make(chan struct{})
 	var bg sync.WaitGroup
+	stop, halt := loadStopper(t, &bg)
 	cps := watchCheckpoints(t, append([]string{sw.URL()}, urls...), clientPol, stop, &bg)
 	ld := startLoad(t, urls, op, stop, &bg)
 
@@ -106,8 +106,7 @@ func TestFrontendPartition(t *testing.T) {
 	}
 	resumed := time.Since(healed)
 	time.Sleep(2 * time.Second)
-	close(stop)
-	bg.Wait()
+	halt()
 
 	// While cut off, frontend 1 acknowledged nothing (but what it had
 	// finished as the partition began) and answered 503 to everything;

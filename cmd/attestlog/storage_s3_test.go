@@ -60,8 +60,8 @@ func testLogFrontendsOnS3(t *testing.T, name string, sw s3Store) {
 
 	// Checkpoints served, verified (log signature and witness
 	// cosignature), kept to check the final tree against.
-	stop := make(chan struct{})
 	var bg sync.WaitGroup
+	stop, halt := loadStopper(t, &bg)
 	cps := watchCheckpoints(t, append([]string{sw.URL()}, urls...), clientPol, stop, &bg)
 
 	ld := startLoad(t, urls, op, stop, &bg)
@@ -105,8 +105,7 @@ func testLogFrontendsOnS3(t *testing.T, name string, sw s3Store) {
 	t.Log("restarted MariaDB")
 	resumed("MariaDB restarted", dbBack)
 	time.Sleep(3 * time.Second)
-	close(stop)
-	bg.Wait()
+	halt()
 
 	after := ld.logAcks(t, "the database restart", dbBack)
 	if after[0] == 0 || after[1] == 0 || after[2] == 0 {

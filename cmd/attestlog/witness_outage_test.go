@@ -70,8 +70,8 @@ func TestWitnessOutage(t *testing.T) {
 	lg := startDaemon(t, "log", exec.Command(binary, "log", "serve", "--config", lcfg))
 	waitHTTP(t, lg, logURL+"/checkpoint")
 
-	stop := make(chan struct{})
 	var bg sync.WaitGroup
+	stop, halt := loadStopper(t, &bg)
 	cps := watchCheckpoints(t, []string{logURL}, clientPol, stop, &bg)
 	ld := startLoad(t, []string{logURL}, op, stop, &bg)
 
@@ -88,15 +88,28 @@ func TestWitnessOutage(t *testing.T) {
 		t.Fatalf("witness list-logs printed %q (%v)", out, err)
 	}
 	gauges := logGauges(t, logURL)
-	wit = st.startWitness(t, exec.Command)
+	// back is taken before the restart: a checkpoint the returning witness
+	// cosigned must not count as served while it was down.
 	back := time.Now()
+	wit = st.startWitness(t, exec.Command)
 	t.Logf("restarted the witness, which had cosigned size %d; log's gauges at the end of the outage: %v", cosigned.Size, gauges)
 	if gauges["attestlog_log_quorum_lag_entries"] <= 0 || uint64(gauges["attestlog_log_tree_size"]) > cosigned.Size {
 		t.Errorf("log's gauges at the end of the outage %v: want a quorum lag, and the published size at most the witness's %d", gauges, cosigned.Size)
 	}
-	time.Sleep(3 * time.Second)
-	close(stop)
-	bg.Wait()
+	// Publication catches up: a checkpoint beyond what the witness had
+	// cosigned is served (the load goes on meanwhile).
+	waitFor(t, func() bool {
+		cps.mu.Lock()
+		defer cps.mu.Unlock()
+		for _, s := range cps.history {
+			if s.at.After(back) && uint64(s.n) > cosigned.Size {
+				return true
+			}
+		}
+		return false
+	}, "publication to catch up once the witness is back")
+	time.Sleep(time.Second) // a little more load after it
+	halt()
 
 	// While the witness was down: every append acknowledged, some beyond
 	// what it had cosigned; nothing served beyond what it had cosigned.

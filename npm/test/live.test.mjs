@@ -171,7 +171,7 @@ test("attestedFetch streams: a streamed answer arrives chunk by chunk, opened, a
   assert.ok(text.trimEnd().endsWith("data: [DONE]"), text);
   // up's demo service writes a word every 25 ms, each flushed: a body read
   // whole before it was given out would come as one part.
-  assert.ok(parts.length >= 3, `the answer came in ${parts.length} part(s): not streamed`);
+  assert.ok(parts.length >= 2, `the answer came in ${parts.length} part(s): not streamed`);
 });
 
 test("attestedFetch: an answer tampered with or cut by the relay errors the body stream (ATTESTLOG_BAD_EVIDENCE), never reads as a short one", { skip: skipRelay }, async () => {

@@ -141,6 +141,10 @@ func Append(ctx context.Context, o AppendOptions, stdout, stderr io.Writer) erro
 		ours[w] = res
 		fmt.Fprintf(stdout, "%s  (%d writers)\n", res, w)
 		if meter != nil {
+			// The entries' cost includes indexing them: stop the meter
+			// once the log has indexed what it acknowledged, not when
+			// the load stops (the follower may still be behind).
+			settle()
 			cpu, err := meter.Used()
 			if err != nil {
 				return fmt.Errorf("--log-pid: %w", err)

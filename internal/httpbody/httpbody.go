@@ -30,7 +30,9 @@ var (
 func Read(r *http.Request) ([]byte, error) {
 	var buf bytes.Buffer
 	if n := r.ContentLength; n > 0 && n <= 1<<20 {
-		buf.Grow(int(n)) // one allocation instead of ReadAll's doubling
+		// One allocation instead of ReadAll's doubling; ReadFrom wants
+		// MinRead bytes free to see the end, or it grows the buffer again.
+		buf.Grow(int(n) + bytes.MinRead)
 	}
 	if _, err := buf.ReadFrom(r.Body); err != nil {
 		return nil, Classify(err)

@@ -2,7 +2,6 @@ package logserver
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -163,7 +162,10 @@ func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	entryHash := sha256.Sum256(entry)
+	// Tessera's entry hashes its data for its identity (SHA-256, held
+	// to that by TestTesseraIdentityIsSHA256); that is the entry's hash.
+	te := tessera.NewEntry(entry)
+	entryHash := [32]byte(te.Identity())
 	l.pendingMu.Lock()
 	pa, dup := l.pending[p.PayloadHash]
 	if !dup && l.indexGen != gen {
@@ -197,7 +199,7 @@ func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 		l.appends.Add(1)
 		go func() {
 			defer l.appends.Done()
-			pa.idx, pa.err = l.append(ctx, p.PayloadHash, entry)
+			pa.idx, pa.err = l.append(ctx, p.PayloadHash, te)
 			if pa.err == nil && !pa.idx.IsDup {
 				// Tessera stored entry at this index: the follower may
 				// take it from memory, unless it already read it back
@@ -245,7 +247,7 @@ func (l *Log) admit(ctx context.Context, body []byte) (Result, error) {
 // of the same database did. Outside pendingMu: Tessera's Add blocks while
 // its previous batch is being written. Once started, an append completes
 // even if the client goes away, so that pending stays truthful.
-func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
+func (l *Log) append(ctx context.Context, h [32]byte, entry *tessera.Entry) (tessera.Index, error) {
 	if l.claims == nil {
 		i, err := l.appendEntry(context.WithoutCancel(ctx), h, entry)
 		if err != nil {
@@ -273,13 +275,13 @@ func (l *Log) append(ctx context.Context, h [32]byte, entry []byte) (tessera.Ind
 
 // appendEntry is Tessera's Add of entry (payload hash h), after the
 // append hook if there is one.
-func (l *Log) appendEntry(ctx context.Context, h [32]byte, entry []byte) (tessera.Index, error) {
+func (l *Log) appendEntry(ctx context.Context, h [32]byte, entry *tessera.Entry) (tessera.Index, error) {
 	if l.appendHook != nil {
 		if err := l.appendHook(ctx, h); err != nil {
 			return tessera.Index{}, err
 		}
 	}
-	return l.add(ctx, tessera.NewEntry(entry))()
+	return l.add(ctx, entry)()
 }
 
 // check is admission without the append: it parses body with

@@ -1,9 +1,13 @@
 package logserver
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"reflect"
 	"sync"
 	"testing"
+
+	"github.com/transparency-dev/tessera"
 )
 
 // TestFollowerFromMemory: the follower takes the entries this log
@@ -70,5 +74,19 @@ func TestFollowerFromMemory(t *testing.T) {
 	}
 	if releases != n {
 		t.Errorf("%d releases indexed with a signer and hash, want %d", releases, n)
+	}
+}
+
+// TestTesseraIdentityIsSHA256 holds Tessera to what admission takes from
+// it: an entry's identity is the SHA-256 of its data, which is the entry
+// hash the index records and /entry answers (a Tessera that changed it
+// would make the index disagree with the tree's bytes).
+func TestTesseraIdentityIsSHA256(t *testing.T) {
+	for _, data := range [][]byte{nil, []byte("x"), make([]byte, 70000)} {
+		got := tessera.NewEntry(data).Identity()
+		want := sha256.Sum256(data)
+		if !bytes.Equal(got, want[:]) {
+			t.Fatalf("identity of %d bytes = %x, SHA-256 = %x", len(data), got, want)
+		}
 	}
 }

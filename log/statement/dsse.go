@@ -2,6 +2,7 @@ package statement
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -50,7 +51,68 @@ func (e *Envelope) Marshal() ([]byte, error) {
 		}
 		return bytes.Compare(a.Sig, b.Sig)
 	})
-	return json.Marshal(c)
+	if !plainJSONString(c.PayloadType) {
+		return json.Marshal(c)
+	}
+	for _, sg := range c.Signatures {
+		if !plainJSONString(sg.KeyID) {
+			return json.Marshal(c)
+		}
+	}
+	// What json.Marshal writes for these fields, without its reflection:
+	// admission encodes every envelope it appends. Strings that would
+	// need escaping took json.Marshal above.
+	n := 64 + len(c.PayloadType) + base64.StdEncoding.EncodedLen(len(c.Payload))
+	for _, sg := range c.Signatures {
+		n += 24 + len(sg.KeyID) + base64.StdEncoding.EncodedLen(len(sg.Sig))
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"payloadType":"`...)
+	b = append(b, c.PayloadType...)
+	b = append(b, `","payload":`...)
+	b = appendBase64(b, c.Payload)
+	b = append(b, `,"signatures":`...)
+	if c.Signatures == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, sg := range c.Signatures {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"keyid":"`...)
+			b = append(b, sg.KeyID...)
+			b = append(b, `","sig":`...)
+			b = appendBase64(b, sg.Sig)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), nil
+}
+
+// appendBase64 appends v as encoding/json writes a []byte: null when
+// nil, else its standard base64 in quotes.
+func appendBase64(b, v []byte) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, v)
+	return append(b, '"')
+}
+
+// plainJSONString reports whether encoding/json writes s as itself
+// between quotes: printable ASCII with no quote, backslash or character
+// it escapes for HTML.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // SignEnvelope wraps payload in a DSSE envelope signed by s.

@@ -3,12 +3,17 @@ package logserver
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/attestlog/attestlog/internal/mariadbtest"
+	"github.com/attestlog/attestlog/internal/testenv"
 	"github.com/attestlog/attestlog/log/internal/index"
 )
 
@@ -121,5 +126,122 @@ func TestClaimsStaleClaimSettledByTheTree(t *testing.T) {
 	owner.release(ctx, live)
 	if c, _, dup, err := claimOf(other, h3); err != nil || dup || c == nil {
 		t.Errorf("a released claim: claim %v dup %v err %v; want a new claim", c, dup, err)
+	}
+}
+
+// TestClaimsBatched: concurrent admissions claim and record in batches
+// (one INSERT, one UPDATE for many), and batching changes no outcome.
+// Two frontends claim the same 300 statements at once: each statement
+// is claimed by exactly one, the other answers it as the duplicate at
+// the index its owner recorded, and the database ran fewer INSERTs than
+// claims. A batch of records in which one claim was taken over records
+// the others and reports only that one as lost.
+func TestClaimsBatched(t *testing.T) {
+	dsn := mariadbtest.Start(t)
+	ctx := t.Context()
+	db, err := openClaimsDB(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tree := &faultTree{at: map[[32]byte]uint64{}}
+	var logs [2]testenv.Buffer
+	fe := [2]*claims{
+		{db: db, stale: 30 * time.Second, tree: tree, logger: slog.New(slog.NewTextHandler(&logs[0], nil))},
+		{db: db, stale: 30 * time.Second, tree: tree, logger: slog.New(slog.NewTextHandler(&logs[1], nil))},
+	}
+	inserts := func() int64 {
+		var name string
+		var n int64
+		if err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Com_insert'").Scan(&name, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const n = 300
+	before := inserts()
+	type outcome struct {
+		won bool
+		idx uint64
+		err error
+	}
+	var res [2][n]outcome
+	var wg sync.WaitGroup
+	for f := range fe {
+		for i := range n {
+			wg.Go(func() {
+				h := sha256.Sum256([]byte(fmt.Sprint("statement ", i)))
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				c, idx, dup, err := fe[f].claim(cctx, h)
+				switch {
+				case err != nil:
+					res[f][i] = outcome{err: err}
+				case dup:
+					res[f][i] = outcome{idx: idx}
+				default:
+					// The owner appends it at 1000+i and records that.
+					fe[f].record(cctx, c, uint64(1000+i))
+					res[f][i] = outcome{won: true, idx: uint64(1000 + i)}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for i := range n {
+		a, b := res[0][i], res[1][i]
+		if a.err != nil || b.err != nil {
+			t.Fatalf("statement %d: %v, %v", i, a.err, b.err)
+		}
+		if a.won == b.won {
+			t.Fatalf("statement %d: claimed by both or neither frontend (%v, %v)", i, a.won, b.won)
+		}
+		if a.idx != uint64(1000+i) || b.idx != uint64(1000+i) {
+			t.Fatalf("statement %d: indices %d and %d, want %d", i, a.idx, b.idx, 1000+i)
+		}
+	}
+	if got := inserts() - before; got >= 2*n {
+		t.Errorf("%d INSERTs for %d claims: not batched", got, 2*n)
+	} else {
+		t.Logf("%d INSERT statements for %d claims", got, 2*n)
+	}
+	for f := range logs {
+		if s := logs[f].String(); strings.Contains(s, "level=ERROR") {
+			t.Errorf("frontend %d logged an error:\n%s", f, s)
+		}
+	}
+
+	// A record batch with one claim lost to a takeover: the rest are
+	// recorded, and only the lost one is reported.
+	var mine []*claim
+	for i := range 20 {
+		c, _, dup, err := fe[0].claim(ctx, sha256.Sum256([]byte(fmt.Sprint("batch ", i))))
+		if err != nil || dup {
+			t.Fatalf("claim %d: %v %v", i, dup, err)
+		}
+		mine = append(mine, c)
+	}
+	lost := mine[7]
+	if _, err := db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `owner` = ? WHERE `payload_hash` = ?", make([]byte, 16), lost.h[:]); err != nil {
+		t.Fatal(err)
+	}
+	errs := fe[0].recordBatch(func() []recorded {
+		var rs []recorded
+		for i, c := range mine {
+			rs = append(rs, recorded{c, uint64(5000 + i)})
+		}
+		return rs
+	}())
+	for i, c := range mine {
+		var idx sql.NullInt64
+		if err := db.QueryRowContext(ctx, "SELECT `idx` FROM `attestlog_payloads` WHERE `payload_hash` = ?", c.h[:]).Scan(&idx); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case c == lost && (idx.Valid || !errors.Is(errs[i], errNotOurs)):
+			t.Errorf("the claim taken over: index %v, answer %v; want none and errNotOurs", idx, errs[i])
+		case c != lost && (!idx.Valid || idx.Int64 != int64(5000+i) || errs[i] != nil):
+			t.Errorf("claim %d: index %v, answer %v; want %d and nil", i, idx, errs[i], 5000+i)
+		}
 	}
 }

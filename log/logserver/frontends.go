@@ -77,7 +77,16 @@ type claims struct {
 	stale  time.Duration
 	tree   claimTree
 	logger *slog.Logger
+	// Claims and records of concurrent admissions go to the database
+	// together: one statement per batch, not per entry.
+	inserts group[*claim]
+	records group[recorded]
 }
+
+// claimBatchTimeout bounds one batched statement of the claim table: a
+// batch serves many admissions, so no one request's context can cancel
+// it, and a database that stopped answering must not hold them forever.
+const claimBatchTimeout = 10 * time.Second
 
 // claimTree is what claims need of the log: a stale claim's statement may
 // be in the tree already (its owner appended it, then stopped before
@@ -132,7 +141,14 @@ func payloadAttr(h [32]byte) slog.Attr {
 // wait for another frontend's claim.
 func (cs *claims) claim(ctx context.Context, h [32]byte) (c *claim, idx uint64, dup bool, err error) {
 	c = newClaim(h)
-	for insert := true; ; {
+	switch ours, err := cs.insert(c); {
+	case err != nil:
+		return nil, 0, false, fmt.Errorf("%w: claiming the statement: %v", ErrUnavailable, err)
+	case ours:
+		return c, 0, false, nil
+	}
+	// Claimed by another frontend (or released since): look at its claim.
+	for insert := false; ; {
 		if insert {
 			res, err := cs.db.ExecContext(ctx, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`, `owner`) VALUES (?, NULL, "+dbNowMillis+", ?)", h[:], c.token[:])
 			if err == nil {
@@ -174,6 +190,98 @@ func (cs *claims) claim(ctx context.Context, h [32]byte) (c *claim, idx uint64, 
 		case <-time.After(claimPoll):
 		}
 	}
+}
+
+// insert claims c.h for c if nobody holds it, in one INSERT with the
+// claims of concurrent admissions, and reports whether c holds it now.
+func (cs *claims) insert(c *claim) (ours bool, err error) {
+	err = cs.inserts.do(c, cs.insertBatch)
+	if errors.Is(err, errClaimedElsewhere) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// errClaimedElsewhere answers an item of insertBatch whose payload hash
+// another claim holds.
+var errClaimedElsewhere = errors.New("claimed by another")
+
+// insertBatch inserts a claim row for each of cs (nil for those now
+// theirs, errClaimedElsewhere for those another claim holds). When
+// every row went in, that is all; otherwise the rows say which are
+// whose.
+func (cs *claims) insertBatch(cs2 []*claim) []error {
+	ctx, cancel := context.WithTimeout(context.Background(), claimBatchTimeout)
+	defer cancel()
+	errs := make([]error, len(cs2))
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	q := make([]byte, 0, 128+len(cs2)*(len(dbNowMillis)+16))
+	q = append(q, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`, `owner`) VALUES "...)
+	args := make([]any, 0, 2*len(cs2))
+	for i, c := range cs2 {
+		if i > 0 {
+			q = append(q, ',')
+		}
+		q = append(q, "(?, NULL, "+dbNowMillis+", ?)"...)
+		args = append(args, c.h[:], c.token[:])
+	}
+	res, err := cs.db.ExecContext(ctx, string(q), args...)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if n == int64(len(cs2)) {
+		return errs
+	}
+	owners, err := cs.owners(ctx, cs2)
+	if err != nil {
+		return fail(err)
+	}
+	for i, c := range cs2 {
+		if o, ok := owners[c.h]; !ok || string(o) != string(c.token[:]) {
+			errs[i] = errClaimedElsewhere
+		}
+	}
+	return errs
+}
+
+// owners returns the owner of each claim row on the payload hashes of cs.
+func (cs *claims) owners(ctx context.Context, cs2 []*claim) (map[[32]byte][]byte, error) {
+	q := make([]byte, 0, 96+3*len(cs2))
+	q = append(q, "SELECT `payload_hash`, `owner` FROM `attestlog_payloads` WHERE `payload_hash` IN ("...)
+	args := make([]any, 0, len(cs2))
+	for i, c := range cs2 {
+		if i > 0 {
+			q = append(q, ',')
+		}
+		q = append(q, '?')
+		args = append(args, c.h[:])
+	}
+	q = append(q, ')')
+	rows, err := cs.db.QueryContext(ctx, string(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[[32]byte][]byte, len(cs2))
+	for rows.Next() {
+		var h, owner []byte
+		if err := rows.Scan(&h, &owner); err != nil {
+			return nil, err
+		}
+		if len(h) == 32 {
+			out[[32]byte(h)] = owner
+		}
+	}
+	return out, rows.Err()
 }
 
 // takeOver takes over for c the stale claim on c.h whose owner is owner.
@@ -266,15 +374,87 @@ func (cs *claims) setIndex(ctx context.Context, h [32]byte, owner []byte, idx ui
 
 // record records the index of the statement c claimed (best
 // effort: a claim left without one is resolved from the tree by the next
-// submitter after claimStale).
-func (cs *claims) record(ctx context.Context, c *claim, idx uint64) {
-	ok, err := cs.setIndex(ctx, c.h, c.token[:], idx)
+// submitter after claimStale), in one UPDATE with the records of
+// concurrent admissions.
+func (cs *claims) record(_ context.Context, c *claim, idx uint64) {
+	err := cs.records.do(recorded{c, idx}, cs.recordBatch)
 	switch {
+	case errors.Is(err, errNotOurs):
+		cs.logger.Error("appended a statement whose claim another frontend had taken over: it may be in the log twice", "index", idx, payloadAttr(c.h))
 	case err != nil:
 		cs.logger.Warn("recording a statement's index for duplicate detection", "index", idx, payloadAttr(c.h), "err", err)
-	case !ok:
-		cs.logger.Error("appended a statement whose claim another frontend had taken over: it may be in the log twice", "index", idx, payloadAttr(c.h))
 	}
+}
+
+// recorded is a claim with the index its statement was appended at.
+type recorded struct {
+	c   *claim
+	idx uint64
+}
+
+// errNotOurs answers an item of recordBatch whose claim is no longer its
+// own (taken over) or has an index already.
+var errNotOurs = errors.New("the claim is not ours")
+
+// recordBatch sets the index of each claim of rs still held by its
+// owner without one (nil for those it set, errNotOurs for the others):
+// one UPDATE, and, only when it changed fewer rows than given, a read of
+// the rows to tell which.
+func (cs *claims) recordBatch(rs []recorded) []error {
+	ctx, cancel := context.WithTimeout(context.Background(), claimBatchTimeout)
+	defer cancel()
+	errs := make([]error, len(rs))
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	// SET idx = CASE payload_hash WHEN h THEN idx … END
+	// WHERE payload_hash IN (h, …) AND idx IS NULL
+	//   AND owner = CASE payload_hash WHEN h THEN owner … END
+	var setIdx, inList, owner []byte
+	var argsIdx, argsIn, argsOwner []any
+	for i, r := range rs {
+		if i > 0 {
+			inList = append(inList, ',')
+		}
+		setIdx = append(setIdx, " WHEN ? THEN ?"...)
+		argsIdx = append(argsIdx, r.c.h[:], r.idx)
+		inList = append(inList, '?')
+		argsIn = append(argsIn, r.c.h[:])
+		owner = append(owner, " WHEN ? THEN ?"...)
+		argsOwner = append(argsOwner, r.c.h[:], r.c.token[:])
+	}
+	q := "UPDATE `attestlog_payloads` SET `idx` = CASE `payload_hash`" + string(setIdx) + " END WHERE `payload_hash` IN (" + string(inList) +
+		") AND `idx` IS NULL AND `owner` = CASE `payload_hash`" + string(owner) + " END"
+	res, err := cs.db.ExecContext(ctx, q, append(append(argsIdx, argsIn...), argsOwner...)...)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if n == int64(len(rs)) {
+		return errs
+	}
+	// Which claims did not take their index: read back each row's index
+	// and owner.
+	cl := make([]*claim, len(rs))
+	for i, r := range rs {
+		cl[i] = r.c
+	}
+	owners, err := cs.owners(ctx, cl)
+	if err != nil {
+		return fail(err)
+	}
+	for i, r := range rs {
+		if o, ok := owners[r.c.h]; !ok || string(o) != string(r.c.token[:]) {
+			errs[i] = errNotOurs
+		}
+	}
+	return errs
 }
 
 // release drops the claim c after a failed append, so that a retry

@@ -17,7 +17,7 @@ import (
 // bundle (256) and of the follower's largest batch (4096); ns/entry is the
 // cost of one.
 func BenchmarkAdd(b *testing.B) {
-	for _, batch := range []int{256, 4096} {
+	for _, batch := range []int{64, 256, 1024, 4096} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchmarkAdd(b, uint64(batch)) })
 	}
 }

@@ -1,6 +1,7 @@
 package logserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/attestlog/attestlog/log/internal/index"
 )
@@ -220,21 +224,21 @@ func (cs *claims) insertBatch(cs2 []*claim) []error {
 		}
 		return errs
 	}
+	// Rows in payload hash order: two frontends' batches over the same
+	// statements then lock them in the same order.
+	sorted := slices.Clone(cs2)
+	slices.SortFunc(sorted, func(a, b *claim) int { return bytes.Compare(a.h[:], b.h[:]) })
 	q := make([]byte, 0, 128+len(cs2)*(len(dbNowMillis)+16))
 	q = append(q, "INSERT IGNORE INTO `attestlog_payloads` (`payload_hash`, `idx`, `claimed`, `owner`) VALUES "...)
 	args := make([]any, 0, 2*len(cs2))
-	for i, c := range cs2 {
+	for i, c := range sorted {
 		if i > 0 {
 			q = append(q, ',')
 		}
 		q = append(q, "(?, NULL, "+dbNowMillis+", ?)"...)
 		args = append(args, c.h[:], c.token[:])
 	}
-	res, err := cs.db.ExecContext(ctx, string(q), args...)
-	var n int64
-	if err == nil {
-		n, err = res.RowsAffected()
-	}
+	n, err := execRetryingDeadlocks(ctx, cs.db, string(q), args)
 	if err != nil {
 		return fail(err)
 	}
@@ -251,6 +255,28 @@ func (cs *claims) insertBatch(cs2 []*claim) []error {
 		}
 	}
 	return errs
+}
+
+// execRetryingDeadlocks runs the statement q (one statement, its own
+// transaction) and returns the rows it changed; InnoDB's deadlock answer
+// (1213: it rolled the statement back) is retried a few times, as the
+// server asks, before it is returned.
+func execRetryingDeadlocks(ctx context.Context, db *sql.DB, q string, args []any) (int64, error) {
+	for try := 1; ; try++ {
+		res, err := db.ExecContext(ctx, q, args...)
+		if err == nil {
+			return res.RowsAffected()
+		}
+		var me *gomysql.MySQLError
+		if !errors.As(err, &me) || me.Number != 1213 || try == 5 {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-time.After(time.Duration(try) * 5 * time.Millisecond):
+		}
+	}
 }
 
 // owners returns the owner of each claim row on the payload hashes of cs.
@@ -428,11 +454,7 @@ func (cs *claims) recordBatch(rs []recorded) []error {
 	}
 	q := "UPDATE `attestlog_payloads` SET `idx` = CASE `payload_hash`" + string(setIdx) + " END WHERE `payload_hash` IN (" + string(inList) +
 		") AND `idx` IS NULL AND `owner` = CASE `payload_hash`" + string(owner) + " END"
-	res, err := cs.db.ExecContext(ctx, q, append(append(argsIdx, argsIn...), argsOwner...)...)
-	var n int64
-	if err == nil {
-		n, err = res.RowsAffected()
-	}
+	n, err := execRetryingDeadlocks(ctx, cs.db, q, append(append(argsIdx, argsIn...), argsOwner...))
 	if err != nil {
 		return fail(err)
 	}

@@ -252,7 +252,10 @@ func (v *vindexState) mapEntrySum(idx uint64, entry []byte, sum [32]byte, p *sta
 		if v.recent == nil {
 			v.recent = map[uint64]*vindex.Map{}
 		}
-		v.recent[v.b.Size()] = v.b.Map().Snapshot()
+		// Unhashed: of these, only those an index checkpoint names are
+		// ever hashed (recoverCommit, under v.mu like every Root of the
+		// live map), not one per entry.
+		v.recent[v.b.Size()] = v.b.Map().SnapshotUnhashed()
 		delete(v.recent, v.b.Size()-recentKept)
 	}
 	v.size.Set(float64(v.b.Size()))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -400,5 +401,105 @@ func TestSnapshotsConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSnapshotUnhashed: snapshots taken without hashing, one after every
+// insertion as a follower of several frontends takes them, have the
+// root from the definition at their size when asked for it later, in
+// any order and with the map grown meanwhile (also past hashed
+// snapshots and the map's own roots), and prove their keys; proofs from
+// a hashed snapshot go on verifying concurrently while later unhashed
+// ones are hashed under the lock the log holds for it (run with -race).
+func TestSnapshotUnhashed(t *testing.T) {
+	var m Map
+	var mu sync.Mutex // the log's v.mu: every Root of m and first Root of an unhashed snapshot
+	var keys [][32]byte
+	vals := map[[32]byte][]Item{}
+	want := map[int][32]byte{}
+	snaps := map[int]*Map{}
+	add := func(i int) {
+		k := randKey()
+		if i%5 == 0 && len(keys) > 0 {
+			k = keys[i%len(keys)] // a second item under a key
+		} else {
+			keys = append(keys, k)
+		}
+		it := Item{Index: uint64(i), Kind: KindRelease}
+		mu.Lock()
+		m.Add(k, it)
+		snaps[i+1] = m.SnapshotUnhashed()
+		mu.Unlock()
+		vals[k] = append(vals[k], it)
+		if i%37 == 0 {
+			sorted := append([][32]byte(nil), keys...)
+			want[i+1] = refRoot(sorted, vals, 0)
+		}
+	}
+	for i := range 300 {
+		add(i)
+	}
+	// A hashed snapshot, proved from other goroutines from now on.
+	mu.Lock()
+	hashed := m.Snapshot()
+	mu.Unlock()
+	hroot := hashed.Root()
+	hkeys := append([][32]byte(nil), keys...)
+	done := make(chan struct{})
+	errs := make(chan error, 2)
+	for w := range 2 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				k := hkeys[(i*3+w)%len(hkeys)]
+				items, pr := hashed.Prove(k)
+				if err := pr.Verify(hroot, k, items); err != nil || len(items) == 0 {
+					errs <- fmt.Errorf("a proof from the hashed snapshot: %v (%d items)", err, len(items))
+					return
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
+	for i := 300; i < 600; i++ {
+		add(i)
+		if i%50 == 0 {
+			mu.Lock()
+			m.Root()
+			mu.Unlock()
+		}
+	}
+	// Ask for the roots in shuffled order, the newest and oldest mixed.
+	sizes := make([]int, 0, len(want))
+	for n := range want {
+		sizes = append(sizes, n)
+	}
+	mrand.Shuffle(len(sizes), func(i, j int) { sizes[i], sizes[j] = sizes[j], sizes[i] })
+	for _, n := range sizes {
+		mu.Lock()
+		got := snaps[n].Root()
+		mu.Unlock()
+		if w := want[n]; got != w {
+			t.Fatalf("unhashed snapshot at size %d: root %x, the definition's %x", n, got[:8], w[:8])
+		}
+		k := keys[0]
+		items, pr := snaps[n].Prove(k)
+		if err := pr.Verify(got, k, items); err != nil {
+			t.Fatalf("size %d: %v", n, err)
+		}
+	}
+	close(done)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hashed.Root() != hroot {
+		t.Fatal("the hashed snapshot's root moved")
 	}
 }

@@ -37,6 +37,16 @@ func (f *faultTree) payloadIndex(_ context.Context, h [32]byte) (uint64, error) 
 	return 0, index.ErrNotFound
 }
 
+// claimsDB is the claim table on a MariaDB of the test's own.
+func claimsDB(t *testing.T) *sql.DB {
+	db, err := openClaimsDB(t.Context(), mariadbtest.Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestClaimsStaleClaimSettledByTheTree: claims reach the log only through
 // claimTree, so what a stale claim's fate hangs on can be injected. A
 // claim whose owner stopped (never refreshed, never recorded) is taken
@@ -46,13 +56,8 @@ func (f *faultTree) payloadIndex(_ context.Context, h [32]byte) (uint64, error) 
 // over (ErrUnavailable: no second append on a guess). A live claim is
 // never taken over, and a released one is claimed afresh.
 func TestClaimsStaleClaimSettledByTheTree(t *testing.T) {
-	dsn := mariadbtest.Start(t)
 	ctx := t.Context()
-	db, err := openClaimsDB(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := claimsDB(t)
 	const stale = 300 * time.Millisecond
 	tree := &faultTree{at: map[[32]byte]uint64{}}
 	owner := &claims{db: db, stale: stale, tree: tree, logger: slog.New(slog.DiscardHandler)}
@@ -137,13 +142,8 @@ func TestClaimsStaleClaimSettledByTheTree(t *testing.T) {
 // claims. A batch of records in which one claim was taken over records
 // the others and reports only that one as lost.
 func TestClaimsBatched(t *testing.T) {
-	dsn := mariadbtest.Start(t)
 	ctx := t.Context()
-	db, err := openClaimsDB(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := claimsDB(t)
 	tree := &faultTree{at: map[[32]byte]uint64{}}
 	var logs [2]testenv.Buffer
 	fe := [2]*claims{

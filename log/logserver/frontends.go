@@ -215,15 +215,6 @@ var errClaimedElsewhere = errors.New("claimed by another")
 // every row went in, that is all; otherwise the rows say which are
 // whose.
 func (cs *claims) insertBatch(cs2 []*claim) []error {
-	ctx, cancel := context.WithTimeout(context.Background(), claimBatchTimeout)
-	defer cancel()
-	errs := make([]error, len(cs2))
-	fail := func(err error) []error {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
 	// Rows in payload hash order: two frontends' batches over the same
 	// statements then lock them in the same order.
 	sorted := slices.Clone(cs2)
@@ -238,20 +229,32 @@ func (cs *claims) insertBatch(cs2 []*claim) []error {
 		q = append(q, "(?, NULL, "+dbNowMillis+", ?)"...)
 		args = append(args, c.h[:], c.token[:])
 	}
-	n, err := execRetryingDeadlocks(ctx, cs.db, string(q), args)
-	if err != nil {
-		return fail(err)
-	}
-	if n == int64(len(cs2)) {
+	return cs.batch(cs2, string(q), args, errClaimedElsewhere)
+}
+
+// batch runs q, a statement that changes the claim row of each of cl
+// that is its own, and answers each claim: nil where the row is its own
+// (every row changed, or the owners read back say so), notOurs where
+// another claim owns it or there is none, and the database's error for
+// all when it fails.
+func (cs *claims) batch(cl []*claim, q string, args []any, notOurs error) []error {
+	ctx, cancel := context.WithTimeout(context.Background(), claimBatchTimeout)
+	defer cancel()
+	errs := make([]error, len(cl))
+	n, err := execRetryingDeadlocks(ctx, cs.db, q, args)
+	if err == nil && n == int64(len(cl)) {
 		return errs
 	}
-	owners, err := cs.owners(ctx, cs2)
-	if err != nil {
-		return fail(err)
+	var owners map[[32]byte][]byte
+	if err == nil {
+		owners, err = cs.owners(ctx, cl)
 	}
-	for i, c := range cs2 {
-		if o, ok := owners[c.h]; !ok || string(o) != string(c.token[:]) {
-			errs[i] = errClaimedElsewhere
+	for i, c := range cl {
+		switch o, ok := owners[c.h]; {
+		case err != nil:
+			errs[i] = err
+		case !ok || string(o) != string(c.token[:]):
+			errs[i] = notOurs
 		}
 	}
 	return errs
@@ -427,20 +430,12 @@ var errNotOurs = errors.New("the claim is not ours")
 // one UPDATE, and, only when it changed fewer rows than given, a read of
 // the rows to tell which.
 func (cs *claims) recordBatch(rs []recorded) []error {
-	ctx, cancel := context.WithTimeout(context.Background(), claimBatchTimeout)
-	defer cancel()
-	errs := make([]error, len(rs))
-	fail := func(err error) []error {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
 	// SET idx = CASE payload_hash WHEN h THEN idx … END
 	// WHERE payload_hash IN (h, …) AND idx IS NULL
 	//   AND owner = CASE payload_hash WHEN h THEN owner … END
 	var setIdx, inList, owner []byte
 	var argsIdx, argsIn, argsOwner []any
+	cl := make([]*claim, len(rs))
 	for i, r := range rs {
 		if i > 0 {
 			inList = append(inList, ',')
@@ -451,32 +446,11 @@ func (cs *claims) recordBatch(rs []recorded) []error {
 		argsIn = append(argsIn, r.c.h[:])
 		owner = append(owner, " WHEN ? THEN ?"...)
 		argsOwner = append(argsOwner, r.c.h[:], r.c.token[:])
+		cl[i] = r.c
 	}
 	q := "UPDATE `attestlog_payloads` SET `idx` = CASE `payload_hash`" + string(setIdx) + " END WHERE `payload_hash` IN (" + string(inList) +
 		") AND `idx` IS NULL AND `owner` = CASE `payload_hash`" + string(owner) + " END"
-	n, err := execRetryingDeadlocks(ctx, cs.db, q, append(append(argsIdx, argsIn...), argsOwner...))
-	if err != nil {
-		return fail(err)
-	}
-	if n == int64(len(rs)) {
-		return errs
-	}
-	// Which claims did not take their index: read back each row's index
-	// and owner.
-	cl := make([]*claim, len(rs))
-	for i, r := range rs {
-		cl[i] = r.c
-	}
-	owners, err := cs.owners(ctx, cl)
-	if err != nil {
-		return fail(err)
-	}
-	for i, r := range rs {
-		if o, ok := owners[r.c.h]; !ok || string(o) != string(r.c.token[:]) {
-			errs[i] = errNotOurs
-		}
-	}
-	return errs
+	return cs.batch(cl, q, append(append(argsIdx, argsIn...), argsOwner...), errNotOurs)
 }
 
 // release drops the claim c after a failed append, so that a retry

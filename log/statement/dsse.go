@@ -43,14 +43,7 @@ func PAE(payloadType string, payload []byte) []byte {
 // Marshal returns the canonical encoding of e: the envelope JSON with
 // fields in a fixed order and signatures sorted by key ID.
 func (e *Envelope) Marshal() ([]byte, error) {
-	c := *e
-	c.Signatures = slices.Clone(e.Signatures)
-	slices.SortFunc(c.Signatures, func(a, b Signature) int {
-		if r := bytes.Compare([]byte(a.KeyID), []byte(b.KeyID)); r != 0 {
-			return r
-		}
-		return bytes.Compare(a.Sig, b.Sig)
-	})
+	c := e.sorted()
 	if !plainJSONString(c.PayloadType) {
 		return json.Marshal(c)
 	}
@@ -89,6 +82,20 @@ func (e *Envelope) Marshal() ([]byte, error) {
 		b = append(b, ']')
 	}
 	return append(b, '}'), nil
+}
+
+// sorted is a copy of e with its signatures sorted by key ID, then
+// signature.
+func (e *Envelope) sorted() Envelope {
+	c := *e
+	c.Signatures = slices.Clone(e.Signatures)
+	slices.SortFunc(c.Signatures, func(a, b Signature) int {
+		if r := bytes.Compare([]byte(a.KeyID), []byte(b.KeyID)); r != 0 {
+			return r
+		}
+		return bytes.Compare(a.Sig, b.Sig)
+	})
+	return c
 }
 
 // appendBase64 appends v as encoding/json writes a []byte: null when

@@ -31,11 +31,15 @@ const maxBatch = 256
 
 // do submits item and returns its result once a run of run has taken
 // it. run gets at most maxBatch items, none twice, and returns one
-// error per item (nil where it succeeded); it must not call do. A run
+// error per item (nil where it succeeded), or an error of the whole run
+// (the database did not answer): that error then also answers, at once,
+// every item queued behind the run, which would otherwise wait a run's
+// timeout each in turn (an outage fails fast, and a server stopping
+// during one is not held up by its queue). run must not call do. A run
 // is not cancelled when a caller gives up: do always returns run's
 // answer, so that a caller never loses track of what the run did on
 // its behalf (a claim it made, an index it recorded).
-func (g *group[T]) do(item T, run func([]T) []error) error {
+func (g *group[T]) do(item T, run func([]T) ([]error, error)) error {
 	c := &groupCall[T]{item: item, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
@@ -49,7 +53,7 @@ func (g *group[T]) do(item T, run func([]T) []error) error {
 }
 
 // drain runs the queue in batches until it is empty.
-func (g *group[T]) drain(run func([]T) []error) {
+func (g *group[T]) drain(run func([]T) ([]error, error)) {
 	for {
 		g.mu.Lock()
 		n := min(len(g.queue), maxBatch)
@@ -68,10 +72,21 @@ func (g *group[T]) drain(run func([]T) []error) {
 		for i, c := range calls {
 			items[i] = c.item
 		}
-		errs := run(items)
+		errs, err := run(items)
+		if err != nil {
+			g.mu.Lock()
+			calls = append(calls, g.queue...)
+			g.queue = nil
+			g.mu.Unlock()
+		}
 		for i, c := range calls {
-			if c.err = errBatchShort; i < len(errs) {
+			switch {
+			case err != nil:
+				c.err = err
+			case i < len(errs):
 				c.err = errs[i]
+			default:
+				c.err = errBatchShort
 			}
 			close(c.done)
 		}

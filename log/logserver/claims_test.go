@@ -225,13 +225,16 @@ func TestClaimsBatched(t *testing.T) {
 	if _, err := db.ExecContext(ctx, "UPDATE `attestlog_payloads` SET `owner` = ? WHERE `payload_hash` = ?", make([]byte, 16), lost.h[:]); err != nil {
 		t.Fatal(err)
 	}
-	errs := fe[0].recordBatch(func() []recorded {
+	errs, err := fe[0].recordBatch(func() []recorded {
 		var rs []recorded
 		for i, c := range mine {
 			rs = append(rs, recorded{c, uint64(5000 + i)})
 		}
 		return rs
 	}())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, c := range mine {
 		var idx sql.NullInt64
 		if err := db.QueryRowContext(ctx, "SELECT `idx` FROM `attestlog_payloads` WHERE `payload_hash` = ?", c.h[:]).Scan(&idx); err != nil {

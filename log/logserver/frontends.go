@@ -214,7 +214,7 @@ var errClaimedElsewhere = errors.New("claimed by another")
 // theirs, errClaimedElsewhere for those another claim holds). When
 // every row went in, that is all; otherwise the rows say which are
 // whose.
-func (cs *claims) insertBatch(cs2 []*claim) []error {
+func (cs *claims) insertBatch(cs2 []*claim) ([]error, error) {
 	// Rows in payload hash order: two frontends' batches over the same
 	// statements then lock them in the same order.
 	sorted := slices.Clone(cs2)
@@ -235,29 +235,29 @@ func (cs *claims) insertBatch(cs2 []*claim) []error {
 // batch runs q, a statement that changes the claim row of each of cl
 // that is its own, and answers each claim: nil where the row is its own
 // (every row changed, or the owners read back say so), notOurs where
-// another claim owns it or there is none, and the database's error for
-// all when it fails.
-func (cs *claims) batch(cl []*claim, q string, args []any, notOurs error) []error {
+// another claim owns it or there is none; or the database's error, for
+// the whole batch.
+func (cs *claims) batch(cl []*claim, q string, args []any, notOurs error) ([]error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), claimBatchTimeout)
 	defer cancel()
 	errs := make([]error, len(cl))
 	n, err := execRetryingDeadlocks(ctx, cs.db, q, args)
-	if err == nil && n == int64(len(cl)) {
-		return errs
+	if err != nil {
+		return nil, err
 	}
-	var owners map[[32]byte][]byte
-	if err == nil {
-		owners, err = cs.owners(ctx, cl)
+	if n == int64(len(cl)) {
+		return errs, nil
+	}
+	owners, err := cs.owners(ctx, cl)
+	if err != nil {
+		return nil, err
 	}
 	for i, c := range cl {
-		switch o, ok := owners[c.h]; {
-		case err != nil:
-			errs[i] = err
-		case !ok || string(o) != string(c.token[:]):
+		if o, ok := owners[c.h]; !ok || string(o) != string(c.token[:]) {
 			errs[i] = notOurs
 		}
 	}
-	return errs
+	return errs, nil
 }
 
 // execRetryingDeadlocks runs the statement q (one statement, its own
@@ -429,7 +429,7 @@ var errNotOurs = errors.New("the claim is not ours")
 // owner without one (nil for those it set, errNotOurs for the others):
 // one UPDATE, and, only when it changed fewer rows than given, a read of
 // the rows to tell which.
-func (cs *claims) recordBatch(rs []recorded) []error {
+func (cs *claims) recordBatch(rs []recorded) ([]error, error) {
 	// SET idx = CASE payload_hash WHEN h THEN idx … END
 	// WHERE payload_hash IN (h, …) AND idx IS NULL
 	//   AND owner = CASE payload_hash WHEN h THEN owner … END

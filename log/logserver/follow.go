@@ -38,9 +38,7 @@ func (l *Log) follow(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-	var lastPass time.Time
 	for {
-		lastPass = time.Now()
 		if err := l.indexOnce(ctx); err != nil && ctx.Err() == nil {
 			l.logger.Warn("indexing", "err", err)
 			l.metrics.storageErrors.WithLabelValues("follow").Inc()
@@ -72,29 +70,12 @@ func (l *Log) follow(ctx context.Context) {
 			case <-time.After(indexWakeDelay):
 			}
 		}
-		// Under load, pass at most every indexMinPass: the index's
-		// transactions then take about a second's worth of entries
-		// at a time, and its cost per entry falls with their size
-		// (each rewrites the B-tree pages its entries land on, however
-		// many landed on each).
-		if d := indexMinPass - time.Since(lastPass); d > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(d):
-			}
-		}
 	}
 }
 
 // indexWakeDelay is how long the follower waits after an append finished
 // before indexing, so that one pass takes a whole batch.
 const indexWakeDelay = 20 * time.Millisecond
-
-// indexMinPass is the least time between the starts of two passes of
-// the follower. Until indexed, an entry is known to duplicate detection
-// (pending) but not to lookups: under load, up to this much longer.
-const indexMinPass = 300 * time.Millisecond
 
 // indexOnce indexes every integrated entry not yet in the index.
 func (l *Log) indexOnce(ctx context.Context) error {

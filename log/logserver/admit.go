@@ -269,7 +269,7 @@ func (l *Log) append(ctx context.Context, h [32]byte, entry *tessera.Entry) (tes
 		l.claims.release(ctx, c)
 		return tessera.Index{}, fmt.Errorf("%w: appending: %v", ErrUnavailable, err)
 	}
-	l.claims.record(ctx, c, i.Index)
+	l.claims.record(c, i.Index)
 	return i, nil
 }
 

@@ -104,7 +104,7 @@ func TestClaimsStaleClaimSettledByTheTree(t *testing.T) {
 	if ok, err := owner.setIndex(ctx, h2, first.token[:], 7); err != nil || ok {
 		t.Errorf("the first owner recorded its index on a claim taken over: %v %v", ok, err)
 	}
-	other.record(ctx, took, 8)
+	other.record(took, 8)
 	if c, idx, dup, err := claimOf(owner, h2); err != nil || !dup || idx != 8 || c != nil {
 		t.Errorf("after the new owner recorded it: claim %v idx %d dup %v err %v; want the duplicate at 8", c, idx, dup, err)
 	}
@@ -181,7 +181,7 @@ func TestClaimsBatched(t *testing.T) {
 					res[f][i] = outcome{idx: idx}
 				default:
 					// The owner appends it at 1000+i and records that.
-					fe[f].record(cctx, c, uint64(1000+i))
+					fe[f].record(c, uint64(1000+i))
 					res[f][i] = outcome{won: true, idx: uint64(1000 + i)}
 				}
 			})

@@ -142,7 +142,8 @@ func payloadAttr(h [32]byte) slog.Attr {
 // taken over only when it went unrefreshed for claimStale by the
 // database's clock and the statement is not in the tree (takeOver).
 // Every database error is ErrUnavailable; nothing is retried but the
-// wait for another frontend's claim.
+// wait for another frontend's claim and InnoDB's deadlock answer to a
+// batch (execRetryingDeadlocks).
 func (cs *claims) claim(ctx context.Context, h [32]byte) (c *claim, idx uint64, dup bool, err error) {
 	c = newClaim(h)
 	switch ours, err := cs.insert(c); {
@@ -405,7 +406,7 @@ func (cs *claims) setIndex(ctx context.Context, h [32]byte, owner []byte, idx ui
 // effort: a claim left without one is resolved from the tree by the next
 // submitter after claimStale), in one UPDATE with the records of
 // concurrent admissions.
-func (cs *claims) record(_ context.Context, c *claim, idx uint64) {
+func (cs *claims) record(c *claim, idx uint64) {
 	err := cs.records.do(recorded{c, idx}, cs.recordBatch)
 	switch {
 	case errors.Is(err, errNotOurs):
@@ -421,8 +422,10 @@ type recorded struct {
 	idx uint64
 }
 
-// errNotOurs answers an item of recordBatch whose claim is no longer its
-// own (taken over) or has an index already.
+// errNotOurs answers an item of recordBatch whose claim row another
+// claim now owns (taken over) or that is gone. A row still its own
+// whose index was already recorded (from the tree, by a frontend that
+// found the claim stale) is answered nil: the index is recorded.
 var errNotOurs = errors.New("the claim is not ours")
 
 // recordBatch sets the index of each claim of rs still held by its

@@ -155,11 +155,11 @@ func (m *Map) Snapshot() *Map {
 
 // SnapshotUnhashed is Snapshot without computing the hashes first: the
 // snapshot's first Root computes them, so that of many snapshots only
-// those whose Root is asked for cost a hashing. Until then the snapshot is not safe for
-// concurrent use: its first Root must not run concurrently with any
-// other use of it, another snapshot's first Root, or m's Root (they may
-// share nodes whose hashes are not yet computed). After it, the
-// snapshot is as one Snapshot returns.
+// those whose Root is asked for cost a hashing. Until then the snapshot
+// is not safe for concurrent use: its first Root must not run
+// concurrently with any other use of it, another snapshot's first Root,
+// or m's Root (they may share nodes whose hashes are not yet computed).
+// After it, the snapshot is as one Snapshot returns.
 func (m *Map) SnapshotUnhashed() *Map {
 	if m.frozen {
 		return m

@@ -163,7 +163,7 @@ func (cs *claims) claim(ctx context.Context, h [32]byte) (c *claim, idx uint64, 
 				}
 			}
 			if err != nil {
-				return nil, 0, false, fmt.Errorf("%w: claiming the statement: %v", ErrUnavailable, err)
+				return nil, 0, false, dbErr(ctx, "claiming the statement", err)
 			}
 		}
 		var got sql.NullInt64
@@ -176,7 +176,7 @@ func (cs *claims) claim(ctx context.Context, h [32]byte) (c *claim, idx uint64, 
 			insert = true
 			continue
 		case err != nil:
-			return nil, 0, false, fmt.Errorf("%w: reading a claim: %v", ErrUnavailable, err)
+			return nil, 0, false, dbErr(ctx, "reading a claim", err)
 		case got.Valid:
 			return nil, uint64(got.Int64), true, nil
 		case stale:
@@ -195,6 +195,16 @@ func (cs *claims) claim(ctx context.Context, h [32]byte) (c *claim, idx uint64, 
 		case <-time.After(claimPoll):
 		}
 	}
+}
+
+// dbErr is a database error met while waiting on ctx: the caller's own
+// end (ctx.Err()) when ctx is done, which is not the database's fault and
+// must read as the caller's deadline; ErrUnavailable otherwise.
+func dbErr(ctx context.Context, doing string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w: %s: %v", ErrUnavailable, doing, err)
 }
 
 // insert claims c.h for c if nobody holds it, in one INSERT with the

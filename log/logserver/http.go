@@ -314,20 +314,14 @@ func (l *Log) handleProof(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		es, err := l.idx.Lookup(r.Context(), m)
+		rels, err := l.releasesWith(r.Context(), m)
 		if err != nil {
 			return err
 		}
-		found := false
-		for i := len(es) - 1; i >= 0; i-- { // the newest release with it
-			if es[i].Kind == statement.KindRelease {
-				idx, found = es[i].Index, true
-				break
-			}
-		}
-		if !found {
+		if len(rels) == 0 {
 			return fmt.Errorf("%w: no release with measurement %s has been logged", ErrNotFound, m)
 		}
+		idx = rels[len(rels)-1] // the newest release with it
 	default:
 		return fmt.Errorf("%w: give ?index=N or ?measurement=HEX", errBadRequest)
 	}
@@ -494,19 +488,35 @@ func (l *Log) Recent(ctx context.Context, n int, before uint64) ([]api.EntryInfo
 // Lookup returns the entries with the measurement or artifact digest v
 // (lowercase hex), oldest first, each described as by Describe.
 func (l *Log) Lookup(ctx context.Context, v string) ([]api.EntryInfo, error) {
-	es, err := l.idx.Lookup(ctx, v)
+	rels, err := l.releasesWith(ctx, v)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.EntryInfo, 0, len(es))
-	for _, e := range es {
-		info, err := l.Describe(ctx, e.Index)
+	out := make([]api.EntryInfo, 0, len(rels))
+	for _, idx := range rels {
+		info, err := l.Describe(ctx, idx)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// releasesWith returns the indices, ascending, of the indexed releases
+// that name v (hex, either case) as a measurement register or an artifact
+// digest. The verifiable index's map answers, below the entry index's
+// end, so that every index returned is described.
+func (l *Log) releasesWith(ctx context.Context, v string) ([]uint64, error) {
+	d, err := hex.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q is not hex", errBadRequest, v)
+	}
+	end, err := l.idx.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return l.vidx.releasesWith(ctx, d, end)
 }
 
 // Statement returns entry idx as logged and parsed. Only integrated

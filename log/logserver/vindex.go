@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -317,6 +318,47 @@ func (v *vindexState) revocations(key [32]byte) []vindex.Item {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.b.Map().Get(key)
+}
+
+// lookupWait bounds how long a lookup waits for the map to catch up with
+// the entry index after a start (a replay) before it answers 503.
+var lookupWait = 10 * time.Second
+
+// releasesWith returns the indices, ascending, of the releases below end
+// that name digest d as a measurement register or an artifact digest of
+// any type (vindex.LookupKeys). The map must have mapped every entry
+// below end: while it has not (a replay after a start) this waits, up to
+// lookupWait, and then answers ErrUnavailable. The follower maps an entry
+// before the entry index records it, so past the replay the map is ahead.
+func (v *vindexState) releasesWith(ctx context.Context, d []byte, end uint64) ([]uint64, error) {
+	keys := vindex.LookupKeys(d)
+	deadline := time.Now().Add(lookupWait)
+	for {
+		v.mu.Lock()
+		if mapped := v.b.Size(); mapped < end {
+			v.mu.Unlock()
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("%w: the verifiable index is being rebuilt after a start (%d of %d entries mapped); retry shortly", ErrUnavailable, mapped, end)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		var out []uint64
+		for _, k := range keys {
+			for _, it := range v.b.Map().Get(k) {
+				if it.Kind == vindex.KindRelease && it.Index < end {
+					out = append(out, it.Index)
+				}
+			}
+		}
+		v.mu.Unlock()
+		slices.Sort(out)
+		return slices.Compact(out), nil
+	}
 }
 
 // staleCommit is how old the newest commit may be before IndexProof

@@ -222,6 +222,22 @@ func ReleaseKeys(rel *statement.Release, subjects []statement.Subject) [][32]byt
 	return keys
 }
 
+// LookupKeys are the keys digest d is filed under by any release that
+// names it: one per lookup key type of its size (every type but the
+// identity). None when d is all zeros, which LookupDigests never files.
+func LookupKeys(d []byte) [][32]byte {
+	if len(d) == 0 || allZero(d) {
+		return nil
+	}
+	var keys [][32]byte
+	for _, t := range KeyTypes {
+		if t != KeyIdentity && t.CheckDigest(d) == nil {
+			keys = append(keys, Key(t, d))
+		}
+	}
+	return keys
+}
+
 func allZero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/tessera"
 )
@@ -37,9 +38,18 @@ func TestFollowerFromMemory(t *testing.T) {
 	if err := tl.waitIndexed(ctx, size-1); err != nil {
 		t.Fatal(err)
 	}
-	tl.pendingMu.Lock()
-	left, parsed := len(tl.appended), len(tl.parsed)
-	tl.pendingMu.Unlock()
+	// An index checkpoint the follower appends is handed over in memory
+	// too: one may be on its way (appended after size was read) until
+	// the next pass indexes it.
+	var left, parsed int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		tl.pendingMu.Lock()
+		left, parsed = len(tl.appended), len(tl.parsed)
+		tl.pendingMu.Unlock()
+		if left == 0 && parsed == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if left != 0 || parsed != 0 {
 		t.Errorf("after indexing: %d appended and %d parsed entries left in memory, want none", left, parsed)
 	}

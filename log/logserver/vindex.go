@@ -492,7 +492,26 @@ func (l *Log) handleIndexProof(w http.ResponseWriter, r *http.Request) error {
 
 // appendIndexCheckpoint implements indexLog: Tessera's Add, waiting for the index.
 func (l *Log) appendIndexCheckpoint(ctx context.Context, entry []byte) (uint64, error) {
-	idx, err := l.add(ctx, tessera.NewEntry(entry))()
+	te := tessera.NewEntry(entry)
+	h := [32]byte(te.Identity())
+	// Handed to the follower as admission hands it statements, so that it
+	// does not read the entry's bundle back (up to 256 entries) for it.
+	p, perr := statement.ParseEntry(entry)
+	if perr == nil {
+		l.pendingMu.Lock()
+		l.parsed[h] = admitted{p: p, entry: entry, entryHash: h}
+		l.pendingMu.Unlock()
+	}
+	idx, err := l.add(ctx, te)()
+	l.pendingMu.Lock()
+	if perr == nil {
+		if _, ok := l.parsed[h]; ok && err == nil && !idx.IsDup {
+			l.appended[idx.Index] = h
+		} else {
+			delete(l.parsed, h) // not appended here (or taken already)
+		}
+	}
+	l.pendingMu.Unlock()
 	return idx.Index, err
 }
 

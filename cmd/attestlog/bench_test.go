@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -66,6 +67,8 @@ func TestBenchAppend(t *testing.T) {
 	// index to reach the last one, so the tree covers it).
 	waitFor(t, func() bool { return treeSize(t, u.info.URL) >= before+uint64(got["attestlog"]) }, "the tree to cover the bench's entries")
 
+	checkBenchRounds(t, u)
+
 	if _, stderr, err := tryCmd(t, "bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key, "--baseline", "nginx"); err == nil || !strings.Contains(stderr, "the baselines are tessera, floor and rekor") {
 		t.Errorf("--baseline nginx: err %v, stderr %q", err, stderr)
 	}
@@ -77,11 +80,74 @@ func TestBenchAppend(t *testing.T) {
 		{[]string{"--storage", "s3", "--s3-bucket", "b", "--mysql-dsn", "x", "--baseline", "tessera"}, "--baseline tessera runs on POSIX only"},
 		{[]string{"--storage", "gcs"}, "--storage \"gcs\": posix or s3"},
 		{[]string{"--log-pid", "0"}, "--log-pid \"0\": want process IDs"},
+		{[]string{"--rounds", "2", "--baseline", "rekor", "--log-pid", strconv.Itoa(u.cmd.Process.Pid)}, "more than one round alternates the log and the floor"},
+		{[]string{"--rounds", "2", "--baseline", "floor"}, "give --baseline floor and --log-pid"},
+		{[]string{"--rounds", "0"}, "--rounds N (N ≥ 1)"},
 	} {
 		args := append([]string{"bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key}, tc.args...)
 		if _, stderr, err := tryCmd(t, args...); err == nil || !strings.Contains(stderr, tc.want) {
 			t.Errorf("bench append %v: err %v, stderr %q, want %q", tc.args, err, stderr, tc.want)
 		}
+	}
+}
+
+// checkBenchRounds runs 'bench append --rounds 3': the log and the floor
+// alternate, each round says what each did, and the totals are the sums of
+// the rounds, with the CPU ratio of the totals.
+func checkBenchRounds(t *testing.T, u *upProc) {
+	t.Helper()
+	out := runCmd(t, "bench", "append", "--log", u.info.URL, "--key", u.info.Operator.Key, "--writers", "4", "--duration", "3s",
+		"--entries", "600", "--baseline", "floor", "--rounds", "3", "--log-pid", strconv.Itoa(u.cmd.Process.Pid))
+	round := regexp.MustCompile(`(?m)^round (\d)/3  attestlog (\d+) entries, (\d+) µs per entry; floor (\d+) entries, (\d+) µs per entry; ratio (\d+\.\d+)×$`)
+	rounds := round.FindAllStringSubmatch(out, -1)
+	if len(rounds) != 3 {
+		t.Fatalf("%d round lines, want 3:\n%s", len(rounds), out)
+	}
+	var logN, floorN int
+	var logUS, floorUS float64 // CPU of the rounds, from their per-entry figures
+	for i, m := range rounds {
+		if m[1] != strconv.Itoa(i+1) {
+			t.Errorf("round %d is numbered %s", i+1, m[1])
+		}
+		l, _ := strconv.Atoi(m[2])
+		f, _ := strconv.Atoi(m[4])
+		if l == 0 || f == 0 {
+			t.Errorf("round %d: attestlog %d, floor %d entries; want both loaded:\n%s", i+1, l, f, out)
+		}
+		logN, floorN = logN+l, floorN+f
+		lus, _ := strconv.Atoi(m[3])
+		fus, _ := strconv.Atoi(m[5])
+		logUS, floorUS = logUS+float64(lus*l), floorUS+float64(fus*f)
+	}
+	cpu := regexp.MustCompile(`(?m)^cpu +(attestlog|floor): \d+ µs per acknowledged entry  \((\d+\.\d+) s of CPU for (\d+) entries.*, 3 rounds\)$`)
+	totals := map[string][2]float64{}
+	for _, m := range cpu.FindAllStringSubmatch(out, -1) {
+		sec, _ := strconv.ParseFloat(m[2], 64)
+		n, _ := strconv.ParseFloat(m[3], 64)
+		totals[m[1]] = [2]float64{sec, n}
+	}
+	if totals["attestlog"][1] != float64(logN) || totals["floor"][1] != float64(floorN) {
+		t.Errorf("totals %v; want the rounds' sums, attestlog %d and floor %d entries:\n%s", totals, logN, floorN, out)
+	}
+	// Each round's figure is truncated to a µs and the totals to 10 ms.
+	for name, us := range map[string]float64{"attestlog": logUS, "floor": floorUS} {
+		if tot := totals[name]; math.Abs(tot[0]*1e6-us) > tot[1]+10_000 {
+			t.Errorf("%s: %.2f s of CPU in the totals, %.3f s in the rounds", name, tot[0], us/1e6)
+		}
+	}
+	m := regexp.MustCompile(`(?m)^ratio +attestlog/floor CPU per acknowledged entry at 4 writers = (\d+\.\d+)×  \(of the totals; rounds (\d+\.\d+)–(\d+\.\d+)×, median (\d+\.\d+)×\)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no ratio of the totals:\n%s", out)
+	}
+	got, _ := strconv.ParseFloat(m[1], 64)
+	a, f := totals["attestlog"], totals["floor"]
+	if want := (a[0] / a[1]) / (f[0] / f[1]); math.Abs(got-want) > 0.01*want+0.01 {
+		t.Errorf("ratio of the totals printed %.2f, from the printed totals %.3f", got, want)
+	}
+	lo, _ := strconv.ParseFloat(m[2], 64)
+	hi, _ := strconv.ParseFloat(m[3], 64)
+	if lo > hi {
+		t.Errorf("round ratios %v–%v are not a range", lo, hi)
 	}
 }
 

@@ -56,7 +56,7 @@ func addStorageFlags(fs *flag.FlagSet, what, note, whose string) *bench.Storage 
 }
 
 func runBenchAppend(args []string) error {
-	fs := newFlagSet("bench append", "--log URL --key operator.key [--writers N | --sweep N,N,…] [--duration D] [--entries N] [--baseline tessera,floor,rekor] [--rate R] [--proof-latency]")
+	fs := newFlagSet("bench append", "--log URL --key operator.key [--writers N | --sweep N,N,…] [--duration D] [--entries N] [--baseline tessera,floor,rekor] [--rate R] [--proof-latency] [--log-pid PID [--rounds N]]")
 	var o bench.AppendOptions
 	fs.StringVar(&o.Log, "log", "", "URL of the log to load (e.g. the one 'attestlog up' runs)")
 	fs.StringVar(&o.Key, "key", "", "operator key the log trusts (e.g. attestlog-data/operator.key)")
@@ -72,6 +72,7 @@ func runBenchAppend(args []string) error {
 	fs.Float64Var(&o.Rate, "rate", 0, "offer at most this many entries per second to the log in all (an open-loop load; 0: as fast as the writers go); the baselines are not paced")
 	fs.BoolVar(&o.ProofLatency, "proof-latency", false, "also measure, for the first and every 100th acknowledged entry of a run, the time from the POST to a witnessed inclusion proof (as publish --wait gets it); Rekor answers with its proof, so its latency to a proof is its latency to the acknowledgement")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of this (client) process's load run against the log to `FILE`")
+	fs.IntVar(&o.Rounds, "rounds", 1, "with --baseline floor and --log-pid: run the log and the floor in `N` alternating rounds of --duration/N each (log, floor, log, floor, …), so that both see the same machine, and give the CPU ratio of their totals beside each round's")
 	logPIDs := fs.String("log-pid", "", "`LIST` of the log's process IDs (its frontends on this machine): report the CPU time they use per acknowledged entry (/proc/PID/stat, user + system), beside the floor's (measured the same way in its own process)")
 	bs := addBenchStorageFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -116,6 +117,10 @@ func runBenchAppend(args []string) error {
 			o.LogPIDs = append(o.LogPIDs, n)
 		}
 	}
+	if o.Rounds < 1 || o.Rounds > 1 && (!slices.Contains(o.Baselines, "floor") || len(o.LogPIDs) == 0) {
+		fmt.Fprintln(fs.Output(), "--rounds N (N ≥ 1): more than one round alternates the log and the floor; give --baseline floor and --log-pid")
+		return errUsage
+	}
 	if bs.Kind == "s3" && slices.Contains(o.Baselines, "tessera") {
 		fmt.Fprintln(fs.Output(), "--baseline tessera runs on POSIX only; with --storage s3 the floor is the baseline on the same storage")
 		return errUsage
@@ -146,6 +151,16 @@ func runBenchFloorServe(args []string) error {
 		return errUsage
 	}
 	o := bench.FloorOptions{Operator: key, Dir: *dir, Storage: *bs}
+	// The floor runs with the log server's garbage collector setting, so
+	// that the two spend alike on collection (its CPU is the baseline of
+	// the log's). ATTESTLOG_CPUPROFILE (here set on 'bench append', whose
+	// environment the floor inherits) profiles it, as it does the log.
+	serverGC()
+	stop, err := envCPUProfile()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return runBench(func(ctx context.Context) error { return bench.FloorServe(ctx, o, os.Stdout) })
 }
 

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/attestlog/attestlog/internal/httpserve"
@@ -75,17 +74,11 @@ func runLogServe(args []string) error {
 	logger := newLogger()
 	// ATTESTLOG_CPUPROFILE=FILE profiles the log's CPU until it stops
 	// (docs/storage.md: where the CPU per entry goes).
-	if p := os.Getenv("ATTESTLOG_CPUPROFILE"); p != "" {
-		f, err := os.Create(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := envCPUProfile()
+	if err != nil {
+		return err
 	}
+	defer stop()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -58,6 +59,24 @@ func serverGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
+}
+
+// envCPUProfile starts a CPU profile into the file ATTESTLOG_CPUPROFILE
+// names, if it names one; stop ends it.
+func envCPUProfile() (stop func(), err error) {
+	p := os.Getenv("ATTESTLOG_CPUPROFILE")
+	if p == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // signalContext is cancelled on SIGINT or SIGTERM.

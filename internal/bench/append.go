@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"runtime/pprof"
@@ -55,6 +56,12 @@ type AppendOptions struct {
 	LogPIDs []int
 	// Storage is the storage of the floor (and the kind the log has).
 	Storage Storage
+	// Rounds, above 1, alternates the log and the floor (which must be a
+	// baseline, with LogPIDs given) in Rounds rounds of Duration/Rounds
+	// each, so that both see the same machine: on a shared one the speed
+	// of a core moves by half from one run to the next, and a ratio of two
+	// runs made minutes apart moved with it. The ratio is of the totals.
+	Rounds int
 }
 
 // Append loads the log at o.Log with signed releases and reports entries/s
@@ -111,7 +118,34 @@ func Append(ctx context.Context, o AppendOptions, stdout, stderr io.Writer) erro
 	ours := map[int]loadtest.Result{}
 	oursCPU := map[int]time.Duration{}
 	used := 0
+	if o.Rounds > 1 {
+		if !slices.Contains(o.Baselines, "floor") || len(pids) == 0 {
+			return fmt.Errorf("rounds: alternating rounds compare the log with the floor: give --baseline floor and --log-pid")
+		}
+		fdir, err := os.MkdirTemp("", "attestlog-bench-floor-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(fdir)
+		fp, err := startFloor(ctx, fdir, signer.Public(), bs, stderr)
+		if err != nil {
+			return fmt.Errorf("--baseline floor: %w", err)
+		}
+		defer fp.Close()
+		for _, w := range counts {
+			res, cpu, err := appendRounds(ctx, o, w, c, fp, entries[used:], settle, &maxIdx, stdout, stderr)
+			if err != nil {
+				return err
+			}
+			used += res.Sent
+			ours[w], oursCPU[w] = res, cpu
+		}
+		o.Baselines = slices.DeleteFunc(slices.Clone(o.Baselines), func(b string) bool { return b == "floor" })
+	}
 	for _, w := range counts {
+		if o.Rounds > 1 {
+			break // the log ran in the rounds
+		}
 		settle()
 		if used >= len(entries) {
 			return fmt.Errorf("the log has had all %d entries; give more with --entries", len(entries))
@@ -206,10 +240,12 @@ func Append(ctx context.Context, o AppendOptions, stdout, stderr io.Writer) erro
 					return loadtest.Result{}, err
 				}
 				fmt.Fprintf(stderr, "loading the floor (HTTP + envelope decode + one signature check + bare Tessera, %s storage, its own process) with %d writers for %v…\n", bs.Kind, w, o.Duration)
-				return loadtest.Run(ctx, "floor", w, o.Duration, entries, true, func(ctx context.Context, e []byte) error {
+				res := loadtest.Run(ctx, "floor", w, o.Duration, entries, true, func(ctx context.Context, e []byte) error {
 					_, err := fc.Add(ctx, e)
 					return err
-				}), nil
+				})
+				time.Sleep(floorSettle(bs))
+				return res, nil
 			}
 			baselineCPU = func() (time.Duration, error) { return meter.Used() }
 		case "rekor":
@@ -266,6 +302,93 @@ func Append(ctx context.Context, o AppendOptions, stdout, stderr io.Writer) erro
 		}
 	}
 	return nil
+}
+
+// appendRounds runs the log (c, its processes o.LogPIDs) and the floor fp
+// at w writers in o.Rounds alternating rounds of o.Duration/o.Rounds,
+// log first, printing each round and the totals with the ratio of their
+// CPU per acknowledged entry. It returns the log's total result (P50 the
+// median of its rounds', P99 the highest) and CPU.
+func appendRounds(ctx context.Context, o AppendOptions, w int, c *client.Client, fp *floorProcess, entries [][]byte, settle func(), maxIdx *atomic.Uint64, stdout, stderr io.Writer) (loadtest.Result, time.Duration, error) {
+	d := o.Duration / time.Duration(o.Rounds)
+	fhc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: w, MaxConnsPerHost: w}, Timeout: time.Minute}
+	defer fhc.CloseIdleConnections()
+	fc, err := client.New(fp.URL, fhc)
+	if err != nil {
+		return loadtest.Result{}, 0, err
+	}
+	var total [2]loadtest.Result // the log's, the floor's
+	var cpu [2]time.Duration
+	var p50s [2][]time.Duration
+	var ratios []float64
+	used := 0
+	for r := range o.Rounds {
+		settle()
+		meter, err := loadtest.StartCPU(o.LogPIDs...)
+		if err != nil {
+			return loadtest.Result{}, 0, err
+		}
+		fmt.Fprintf(stderr, "round %d/%d: loading %s with %d writers for %v…\n", r+1, o.Rounds, o.Log, w, d)
+		lr := loadtest.RunRate(ctx, "attestlog", w, d, o.Rate, entries[used:], false, func(ctx context.Context, e []byte) error {
+			res, err := c.Add(ctx, e)
+			if err == nil {
+				for old := maxIdx.Load(); res.Index > old && !maxIdx.CompareAndSwap(old, res.Index); old = maxIdx.Load() {
+				}
+			}
+			return err
+		})
+		used += lr.Sent
+		settle() // the entries' cost includes indexing them
+		lc, err := meter.Used()
+		if err != nil {
+			return loadtest.Result{}, 0, fmt.Errorf("--log-pid: %w", err)
+		}
+		if meter, err = loadtest.StartCPU(fp.cmd.Process.Pid); err != nil {
+			return loadtest.Result{}, 0, err
+		}
+		fmt.Fprintf(stderr, "round %d/%d: loading the floor with %d writers for %v…\n", r+1, o.Rounds, w, d)
+		fr := loadtest.Run(ctx, "floor", w, d, entries, true, func(ctx context.Context, e []byte) error {
+			_, err := fc.Add(ctx, e)
+			return err
+		})
+		time.Sleep(floorSettle(o.Storage))
+		fcpu, err := meter.Used()
+		if err != nil {
+			return loadtest.Result{}, 0, err
+		}
+		ratio := math.NaN()
+		if lr.Entries > 0 && fr.Entries > 0 && fcpu > 0 {
+			ratio = (lc.Seconds() / float64(lr.Entries)) / (fcpu.Seconds() / float64(fr.Entries))
+			ratios = append(ratios, ratio)
+		}
+		fmt.Fprintf(stdout, "round %d/%d  attestlog %d entries, %s per entry; floor %d entries, %s per entry; ratio %.2f×\n",
+			r+1, o.Rounds, lr.Entries, loadtest.PerEntry(lc, lr.Entries), fr.Entries, loadtest.PerEntry(fcpu, fr.Entries), ratio)
+		for i, x := range []loadtest.Result{lr, fr} {
+			t := &total[i]
+			t.Name, t.Entries, t.Errors, t.Duration, t.Bytes, t.Sent = x.Name, t.Entries+x.Entries, t.Errors+x.Errors, t.Duration+x.Duration, t.Bytes+x.Bytes, t.Sent+x.Sent
+			t.RanOut = t.RanOut || x.RanOut
+			t.P99 = max(t.P99, x.P99)
+			p50s[i] = append(p50s[i], x.P50)
+		}
+		cpu[0] += lc
+		cpu[1] += fcpu
+	}
+	for i := range total {
+		slices.Sort(p50s[i])
+		total[i].P50 = p50s[i][len(p50s[i])/2]
+	}
+	lt, ft := total[0], total[1]
+	fmt.Fprintf(stdout, "%s  (%d writers, %d rounds: p50 the median round's, p99 the highest)\n", lt, w, o.Rounds)
+	fmt.Fprintf(stdout, "%s  (%d writers, %d rounds)\n", ft, w, o.Rounds)
+	fmt.Fprintf(stdout, "ratio      attestlog/floor throughput at %d writers = %.2f×\n", w, lt.Rate()/ft.Rate())
+	fmt.Fprintf(stdout, "cpu        attestlog: %s per acknowledged entry  (%.2f s of CPU for %d entries, %d processes, %d rounds)\n", loadtest.PerEntry(cpu[0], lt.Entries), cpu[0].Seconds(), lt.Entries, len(o.LogPIDs), o.Rounds)
+	fmt.Fprintf(stdout, "cpu        floor: %s per acknowledged entry  (%.2f s of CPU for %d entries, %s storage, %d rounds)\n", loadtest.PerEntry(cpu[1], ft.Entries), cpu[1].Seconds(), ft.Entries, o.Storage.Kind, o.Rounds)
+	if lt.Entries > 0 && ft.Entries > 0 && cpu[1] > 0 && len(ratios) > 0 {
+		slices.Sort(ratios)
+		fmt.Fprintf(stdout, "ratio      attestlog/floor CPU per acknowledged entry at %d writers = %.2f×  (of the totals; rounds %.2f–%.2f×, median %.2f×)\n", w,
+			(cpu[0].Seconds()/float64(lt.Entries))/(cpu[1].Seconds()/float64(ft.Entries)), ratios[0], ratios[len(ratios)-1], ratios[len(ratios)/2])
+	}
+	return lt, cpu[0], nil
 }
 
 // startRekorBaseline builds (unless bin names one) and starts Rekor v2's

@@ -122,6 +122,19 @@ func floorHandler(app *tessera.Appender, key statement.PublicKey) http.Handler {
 	return mux
 }
 
+// floorSettle is how long the floor's CPU meter runs on after its load
+// stops: two of its checkpoint intervals and a half second, for Tessera to
+// integrate what it sequenced (the log's meter likewise runs until the
+// log has indexed what it acknowledged, which it does only once
+// integrated). Idle, the floor spends next to nothing in that time.
+func floorSettle(bs Storage) time.Duration {
+	interval := logserver.DefaultCheckpointInterval
+	if bs.Kind == "s3" {
+		interval = logserver.DefaultMySQLCheckpointInterval
+	}
+	return 2*interval + 500*time.Millisecond
+}
+
 // floorProcess is the floor running in a process of its own, so that
 // its CPU is its own (/proc/PID), not shared with the load generator.
 type floorProcess struct {

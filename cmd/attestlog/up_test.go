@@ -287,7 +287,9 @@ func TestCrashLosesNothing(t *testing.T) {
 				payload, err := statement.EncodeRelease(subj, &statement.Release{
 					Version: fmt.Sprintf("%d.%d", w, i), Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 					Platform:     statement.PlatformTDX,
-					Measurements: statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: fmt.Sprintf("%048x%048x", w, i)}},
+					// w+1: never all zeros, which measure nothing and which no
+					// lookup finds (the verifiable index files no such value).
+					Measurements: statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: fmt.Sprintf("%048x%048x", w+1, i)}},
 					Source:       statement.Source{Repo: "https://example.com/e", Commit: strings.Repeat("b", 40)},
 					Recipe:       statement.Recipe{Argv: []string{"build"}},
 				})

@@ -5,13 +5,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/attestlog/attestlog/log/statement"
+	"github.com/attestlog/attestlog/log/tlogproof"
 	"github.com/attestlog/attestlog/log/vindex"
 )
 
@@ -170,5 +174,80 @@ func TestLookupWaitsForTheReplay(t *testing.T) {
 	cancel()
 	if _, err := v.releasesWith(ctx, d, 4); !errors.Is(err, context.Canceled) {
 		t.Errorf("releasesWith(cancelled) = %v; want context.Canceled", err)
+	}
+}
+
+// leaderLog is an indexLog whose lock is held or not as the test says,
+// and whose appends are numbered from 1000.
+type leaderLog struct {
+	leader  bool
+	next    uint64
+	appends int
+}
+
+func (f *leaderLog) appendIndexCheckpoint(context.Context, []byte) (uint64, error) {
+	f.appends++
+	f.next++
+	return 1000 + f.next, nil
+}
+func (f *leaderLog) indexLeader(context.Context) bool { return f.leader }
+func (f *leaderLog) proveEntry(context.Context, uint64, []byte) (*tlogproof.Proof, error) {
+	return nil, errors.New("not here")
+}
+
+// With several frontends a follower keeps a snapshot of the map at each
+// recent size, to recover the index checkpoints another frontend
+// appends; the frontend that holds the lock commits itself and keeps
+// none, and keeps them again once it has lost the lock.
+func TestLeaderKeepsNoRecentSnapshots(t *testing.T) {
+	skey, _, err := note.GenerateKey(nil, testOrigin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	met := newMetrics()
+	fl := &leaderLog{}
+	v := &vindexState{b: vindex.NewBuilder(), size: met.vindexSize, committedSize: met.vindexCommitted,
+		keepRecent: true, enabled: true, log: fl, signer: signer, origin: testOrigin, logger: slog.New(slog.DiscardHandler)}
+	operator, _ := statement.GenerateSigner(statement.AlgEd25519)
+	n := uint64(0)
+	mapN := func(k int) {
+		for range k {
+			body := releaseOf(t, operator, statement.PlatformSNP, statement.Measurements{SNP: &statement.SNPMeasurements{LaunchDigest: fmt.Sprintf("%096x", 7000+n)}}, statement.Digest{SHA256: fmt.Sprintf("%064x", 7000+n)})
+			p, err := statement.ParseEntry(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.mapEntry(n, body, p, false)
+			n++
+		}
+	}
+	recent := func() int { v.mu.Lock(); defer v.mu.Unlock(); return len(v.recent) }
+	mapN(3)
+	if err := v.commit(t.Context()); err != nil || fl.appends != 0 {
+		t.Fatalf("commit without the lock: %v, %d appends; want none", err, fl.appends)
+	}
+	mapN(2)
+	if got := recent(); got != 5 {
+		t.Errorf("not the leader: %d recent snapshots after 5 entries, want 5", got)
+	}
+	fl.leader = true
+	if err := v.commit(t.Context()); err != nil || fl.appends != 1 {
+		t.Fatalf("commit with the lock: %v, %d appends; want 1", err, fl.appends)
+	}
+	mapN(4)
+	if got := recent(); got != 0 {
+		t.Errorf("the leader keeps %d recent snapshots, want none", got)
+	}
+	fl.leader = false
+	if err := v.commit(t.Context()); err != nil || fl.appends != 1 {
+		t.Fatalf("commit after losing the lock: %v, %d appends; want still 1", err, fl.appends)
+	}
+	mapN(3)
+	if got := recent(); got != 3 {
+		t.Errorf("after losing the lock: %d recent snapshots after 3 entries, want 3", got)
 	}
 }

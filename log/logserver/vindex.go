@@ -61,6 +61,14 @@ type vindexState struct {
 	// where another frontend may be the one that commits.
 	recent     map[uint64]*vindex.Map
 	keepRecent bool
+	// leading is whether this frontend held the index-checkpoint lock
+	// when it last asked (commit): the leader commits itself, so it keeps
+	// no recent snapshots, which cost a copy of every path a later entry
+	// changes (the map's CPU per entry on S3 was a third above POSIX's).
+	// Should it lose the lock, it keeps them again from then on; a commit
+	// of the next leader's at a size before that is not recovered, and a
+	// later one is.
+	leading bool
 	// revoked are the identity keys with a revocation among their items:
 	// admission asks it for every release without waiting for mu, which
 	// the follower holds while it maps (revocations are rare; this is the
@@ -249,7 +257,7 @@ func (v *vindexState) mapEntrySum(idx uint64, entry []byte, sum [32]byte, p *sta
 		}
 		v.revokedMu.Unlock()
 	}
-	if replaying || v.keepRecent {
+	if replaying || v.keepRecent && !v.leading {
 		if v.recent == nil {
 			v.recent = map[uint64]*vindex.Map{}
 		}
@@ -274,9 +282,16 @@ func (v *vindexState) commit(ctx context.Context) error {
 	// holder); asking may block on the database, so not under v.mu.
 	v.mu.Unlock()
 	if !v.log.indexLeader(ctx) {
+		v.mu.Lock()
+		v.leading = false
+		v.mu.Unlock()
 		return nil
 	}
 	v.mu.Lock()
+	if !v.leading {
+		v.leading = true
+		v.recent = nil // this frontend commits: no other's to recover
+	}
 	if v.contentEnd <= v.committed {
 		v.mu.Unlock()
 		return nil

@@ -284,11 +284,11 @@ func TestCrashLosesNothing(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 200 && ctx.Err() == nil; i++ {
 				subj := []statement.Subject{{Name: "img", Digest: statement.Digest{SHA256: fmt.Sprintf("%032x%032x", w, i)}}}
+				// MRTD w+1: never all zeros, which measure nothing and which
+				// no lookup finds (the verifiable index files no such value).
 				payload, err := statement.EncodeRelease(subj, &statement.Release{
 					Version: fmt.Sprintf("%d.%d", w, i), Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 					Platform:     statement.PlatformTDX,
-					// w+1: never all zeros, which measure nothing and which no
-					// lookup finds (the verifiable index files no such value).
 					Measurements: statement.Measurements{TDX: &statement.TDXMeasurements{MRTD: fmt.Sprintf("%048x%048x", w+1, i)}},
 					Source:       statement.Source{Repo: "https://example.com/e", Commit: strings.Repeat("b", 40)},
 					Recipe:       statement.Recipe{Argv: []string{"build"}},

@@ -142,10 +142,11 @@ func Append(ctx context.Context, o AppendOptions, stdout, stderr io.Writer) erro
 		}
 		o.Baselines = slices.DeleteFunc(slices.Clone(o.Baselines), func(b string) bool { return b == "floor" })
 	}
-	for _, w := range counts {
-		if o.Rounds > 1 {
-			break // the log ran in the rounds
-		}
+	logRuns := counts
+	if o.Rounds > 1 {
+		logRuns = nil // the log ran in the rounds
+	}
+	for _, w := range logRuns {
 		settle()
 		if used >= len(entries) {
 			return fmt.Errorf("the log has had all %d entries; give more with --entries", len(entries))
@@ -163,8 +164,7 @@ func Append(ctx context.Context, o AppendOptions, stdout, stderr io.Writer) erro
 			t0 := time.Now()
 			r, err := c.Add(ctx, e)
 			if err == nil {
-				for old := maxIdx.Load(); r.Index > old && !maxIdx.CompareAndSwap(old, r.Index); old = maxIdx.Load() {
-				}
+				storeMax(&maxIdx, r.Index)
 				if o.ProofLatency && (acks.Add(1)-1)%100 == 0 {
 					proofs.wait(c, r.Index, t0)
 				}
@@ -304,6 +304,12 @@ func Append(ctx context.Context, o AppendOptions, stdout, stderr io.Writer) erro
 	return nil
 }
 
+// storeMax raises a to v if v is higher.
+func storeMax(a *atomic.Uint64, v uint64) {
+	for old := a.Load(); v > old && !a.CompareAndSwap(old, v); old = a.Load() {
+	}
+}
+
 // appendRounds runs the log (c, its processes o.LogPIDs) and the floor fp
 // at w writers in o.Rounds alternating rounds of o.Duration/o.Rounds,
 // log first, printing each round and the totals with the ratio of their
@@ -332,8 +338,7 @@ func appendRounds(ctx context.Context, o AppendOptions, w int, c *client.Client,
 		lr := loadtest.RunRate(ctx, "attestlog", w, d, o.Rate, entries[used:], false, func(ctx context.Context, e []byte) error {
 			res, err := c.Add(ctx, e)
 			if err == nil {
-				for old := maxIdx.Load(); res.Index > old && !maxIdx.CompareAndSwap(old, res.Index); old = maxIdx.Load() {
-				}
+				storeMax(maxIdx, res.Index)
 			}
 			return err
 		})

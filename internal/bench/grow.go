@@ -97,7 +97,8 @@ func Grow(ctx context.Context, o GrowOptions, stdout, stderr io.Writer) error {
 		cpu0 := cpuTime()
 		res := loadtest.Run(ctx, "grow", o.Writers, 24*time.Hour, entries, false, func(ctx context.Context, e []byte) error {
 			r, err := c.Add(ctx, e)
-			for old := top.Load(); err == nil && r.Index > old && !top.CompareAndSwap(old, r.Index); old = top.Load() {
+			if err == nil {
+				storeMax(&top, r.Index)
 			}
 			return err
 		})

@@ -11,6 +11,7 @@ package index
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -450,9 +451,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, prefix string, rows [][]any) er
 // the whole hash too, so hashes that share a prefix (which anyone can
 // make, 2^32 tries for a pair) only cost a scan of the few rows that do.
 func payloadKey(h []byte) int64 {
-	var k uint64
-	for i := 0; i < 8 && i < len(h); i++ {
-		k = k<<8 | uint64(h[i])
-	}
-	return int64(k)
+	var b [8]byte
+	copy(b[:], h)
+	return int64(binary.BigEndian.Uint64(b[:]))
 }
